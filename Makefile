@@ -1,0 +1,194 @@
+# SPDX-License-Identifier: MIT
+#
+# ringfiber top-level Makefile.
+#
+#   make            library (static + shared), examples, benchmarks, tests
+#   make check      every test (TAP, under prove), then the unit tests again
+#                   with ASan+UBSan, then the aarch64 tests under qemu-user
+#   make bench      rf-bench
+#   make demo       echo server + load client, then the benchmark table
+#   make V=1        show full commands
+#
+# The kernel module is built by Kbuild (see Kbuild and module/); this file
+# only hands `make module` to it once the module exists.
+
+VERSION_MAJOR := 0
+VERSION_MINOR := 1
+VERSION := $(VERSION_MAJOR).$(VERSION_MINOR).0
+
+CC ?= cc
+AR ?= ar
+B ?= build
+AARCH64_CC ?= aarch64-linux-gnu-gcc
+
+# Quiet by default, like liburing's Makefile.quiet and Kbuild.
+ifeq ($(V),1)
+Q :=
+quiet = @true
+else
+Q := @
+quiet = @printf '  %-7s %s\n'
+endif
+MAKEFLAGS += --no-print-directory
+
+ARCH := $(shell $(CC) -dumpmachine | cut -d- -f1)
+
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+	-Wno-unused-parameter -Wpointer-arith -Wformat=2
+CFLAGS ?= -O2 -g
+BASE_CFLAGS := -std=gnu11 $(WARN) -D_GNU_SOURCE -Iuserspace/include -Iuserspace/src
+NATIVE_CFLAGS := $(BASE_CFLAGS) -Iuserspace/src/arch/$(ARCH)
+A64_CFLAGS := $(BASE_CFLAGS) -Iuserspace/src/arch/aarch64
+LIB_CFLAGS := -fPIC -fvisibility=hidden
+URING_LIBS := -luring
+
+LIB_SRCS := userspace/src/runtime.c userspace/src/sched.c \
+	userspace/src/stack.c userspace/src/io.c userspace/src/acceptor.c
+ARCH_SRCS = userspace/src/arch/$(1)/switch.S
+
+# --------------------------------------------------------------- native build
+LIB_OBJS := $(patsubst userspace/src/%,$(B)/obj/%.o,$(LIB_SRCS) $(call ARCH_SRCS,$(ARCH)))
+STATIC_LIB := $(B)/libringfiber.a
+SHARED_LIB := $(B)/libringfiber.so.$(VERSION)
+SONAME := libringfiber.so.$(VERSION_MAJOR)
+
+TEST_SRCS := $(sort $(wildcard tests/*.c))
+TEST_BINS := $(patsubst tests/%.c,$(B)/tests/%,$(TEST_SRCS))
+TEST_SCRIPTS := $(sort $(wildcard tests/*.sh))
+ASAN_BINS := $(patsubst tests/%.c,$(B)/asan/tests/%,$(TEST_SRCS))
+ASAN_LIB := $(B)/asan/libringfiber.a
+ASAN_OBJS := $(patsubst userspace/src/%,$(B)/asan/obj/%.o,$(LIB_SRCS) $(call ARCH_SRCS,$(ARCH)))
+ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+
+# Tests that need no io_uring; they also run on aarch64 under qemu-user.
+PORTABLE_TESTS := switch sched
+AARCH64_OBJS := $(patsubst userspace/src/%,$(B)/aarch64/obj/%.o,$(LIB_SRCS) $(call ARCH_SRCS,aarch64))
+AARCH64_BINS := $(patsubst %,$(B)/aarch64/tests/%,$(PORTABLE_TESTS))
+
+EXAMPLES := $(B)/examples/echo-server $(B)/examples/echo-client
+BENCH := $(B)/bench/rf-bench
+PROGRAM_LIBS := $(STATIC_LIB) $(URING_LIBS)
+
+.PHONY: all lib check check-unit check-asan check-aarch64 bench demo deps \
+	clean module install-deps
+.DEFAULT_GOAL := all
+
+all: deps lib $(EXAMPLES) $(BENCH) $(TEST_BINS) 
+
+lib: $(STATIC_LIB) $(SHARED_LIB)
+
+# Install what is missing (apt-get as root; prints the command otherwise).
+deps:
+	$(Q)tools/install-deps
+
+$(B)/obj/%.c.o: userspace/src/%.c userspace/include/ringfiber.h $(wildcard userspace/src/*.h)
+	@mkdir -p $(dir $@)
+	$(quiet) CC $@
+	$(Q)$(CC) $(NATIVE_CFLAGS) $(LIB_CFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(B)/obj/%.S.o: userspace/src/%.S
+	@mkdir -p $(dir $@)
+	$(quiet) AS $@
+	$(Q)$(CC) $(LIB_CFLAGS) -c -o $@ $<
+
+$(STATIC_LIB): $(LIB_OBJS)
+	$(quiet) AR $@
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
+
+$(SHARED_LIB): $(LIB_OBJS) userspace/src/ringfiber.map
+	$(quiet) LD $@
+	$(Q)$(CC) -shared -Wl,-soname,$(SONAME) \
+		-Wl,--version-script=userspace/src/ringfiber.map \
+		-o $@ $(LIB_OBJS) $(URING_LIBS)
+	$(Q)ln -sf $(notdir $@) $(B)/$(SONAME)
+	$(Q)ln -sf $(SONAME) $(B)/libringfiber.so
+
+$(B)/tests/%: tests/%.c tests/tap.h $(STATIC_LIB)
+	@mkdir -p $(dir $@)
+	$(quiet) CC $@
+	$(Q)$(CC) $(NATIVE_CFLAGS) $(CFLAGS) -o $@ $< $(PROGRAM_LIBS) -lpthread
+
+$(B)/examples/echo-%: userspace/examples/echo/echo-%.c userspace/examples/echo/*.h $(STATIC_LIB)
+	@mkdir -p $(dir $@)
+	$(quiet) CC $@
+	$(Q)$(CC) $(NATIVE_CFLAGS) $(CFLAGS) -o $@ $< $(PROGRAM_LIBS) -lm
+
+# rf-bench measures Boost.Context's fcontext switch as its peer in the same run.
+$(BENCH): userspace/bench/rf-bench.c $(STATIC_LIB)
+	@mkdir -p $(dir $@)
+	$(quiet) CC $@
+	$(Q)$(CC) $(NATIVE_CFLAGS) $(CFLAGS) -o $@ $< $(PROGRAM_LIBS) -lboost_context
+
+# ------------------------------------------------------- ASan + UBSan build
+$(B)/asan/obj/%.c.o: userspace/src/%.c userspace/include/ringfiber.h $(wildcard userspace/src/*.h)
+	@mkdir -p $(dir $@)
+	$(quiet) CC $@
+	$(Q)$(CC) $(NATIVE_CFLAGS) $(LIB_CFLAGS) $(CFLAGS) $(ASAN_FLAGS) -c -o $@ $<
+
+$(B)/asan/obj/%.S.o: userspace/src/%.S
+	@mkdir -p $(dir $@)
+	$(quiet) AS $@
+	$(Q)$(CC) $(LIB_CFLAGS) -c -o $@ $<
+
+$(ASAN_LIB): $(ASAN_OBJS)
+	$(quiet) AR $@
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
+
+$(B)/asan/tests/%: tests/%.c tests/tap.h $(ASAN_LIB)
+	@mkdir -p $(dir $@)
+	$(quiet) CC $@
+	$(Q)$(CC) $(NATIVE_CFLAGS) $(CFLAGS) $(ASAN_FLAGS) -o $@ $< $(ASAN_LIB) $(URING_LIBS) -lpthread
+
+# ------------------------------------------------ aarch64 cross build
+$(B)/aarch64/obj/%.c.o: userspace/src/%.c userspace/include/ringfiber.h $(wildcard userspace/src/*.h)
+	@mkdir -p $(dir $@)
+	$(quiet) CC-A64 $@
+	$(Q)$(AARCH64_CC) $(A64_CFLAGS) $(LIB_CFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(B)/aarch64/obj/%.S.o: userspace/src/%.S
+	@mkdir -p $(dir $@)
+	$(quiet) AS-A64 $@
+	$(Q)$(AARCH64_CC) -c -o $@ $<
+
+$(B)/aarch64/libringfiber.a: $(AARCH64_OBJS)
+	$(quiet) AR-A64 $@
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
+
+$(B)/aarch64/tests/%: tests/%.c tests/tap.h $(B)/aarch64/libringfiber.a
+	@mkdir -p $(dir $@)
+	$(quiet) CC-A64 $@
+	$(Q)$(AARCH64_CC) $(A64_CFLAGS) $(CFLAGS) -static -o $@ $< \
+		$(B)/aarch64/libringfiber.a $(URING_LIBS) -lpthread
+
+# ------------------------------------------------------------------ checks
+TEST_TIMEOUT ?= 300
+PROVE := prove --timer -e 'tools/run-test $(TEST_TIMEOUT)'
+
+check: all
+	$(Q)$(MAKE) check-unit check-asan check-aarch64
+
+check-unit: all
+	@echo "== tests ($(ARCH))"
+	$(Q)RF_BUILD=$(B) $(PROVE) $(TEST_BINS) $(TEST_SCRIPTS)
+
+check-asan: deps $(ASAN_BINS)
+	@echo "== unit tests under AddressSanitizer + UndefinedBehaviorSanitizer"
+	$(Q)RF_BUILD=$(B) RF_SANITIZED=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $(PROVE) $(ASAN_BINS)
+
+check-aarch64: deps $(AARCH64_BINS)
+	@echo "== aarch64 switch/scheduler tests under qemu-user"
+	$(Q)RF_BUILD=$(B) $(PROVE) -e 'tools/run-test $(TEST_TIMEOUT) qemu-aarch64' $(AARCH64_BINS)
+
+bench: all
+	$(Q)$(BENCH)
+
+demo: all
+	$(Q)tools/demo $(B)
+
+module:
+	@echo "module: rfwake is not written yet (issue 4); see module/README.md"
+
+clean:
+	$(quiet) CLEAN $(B)
+	$(Q)rm -rf $(B)

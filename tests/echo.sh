@@ -1,0 +1,306 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# echo.sh - integration test of the echo example: echo-server and echo-client
+# against each other on 127.0.0.1.
+#
+# Checks the command lines (bad ones exit 2 with a usage message), a small
+# run, 1,000 concurrent connections, the server's -n exit, and that the
+# client reports a dead server as a failure.  TAP on stdout, like the C
+# tests; the binaries come from $RF_BUILD (default build).  A trap kills the
+# server whatever happens, so no run leaves one behind.
+
+set -u
+
+B=${RF_BUILD:-build}
+SERVER=$B/examples/echo-server
+CLIENT=$B/examples/echo-client
+
+# Descriptors the 1,000-connection case needs in each process, with margin.
+NEED_FDS=1100
+
+# No single step may hang the test: a stuck program is killed after this.
+STEP_TIMEOUT=20
+
+tmp=
+server_pid=
+client_pid=
+
+cleanup() {
+	# client_pid is timeout(1), which passes SIGTERM on to the client.
+	if [ -n "$client_pid" ] && kill -0 "$client_pid" 2>/dev/null; then
+		kill -TERM "$client_pid" 2>/dev/null
+		wait "$client_pid" 2>/dev/null
+	fi
+	if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
+		kill -KILL "$server_pid" 2>/dev/null
+		wait "$server_pid" 2>/dev/null
+	fi
+	[ -n "$tmp" ] && rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+for prog in "$SERVER" "$CLIENT"; do
+	if [ ! -x "$prog" ]; then
+		echo "Bail out! $prog is not built (run make)"
+		exit 1
+	fi
+done
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/rf-echo.XXXXXX") || exit 1
+
+n=0
+failures=0
+
+# tap_ok STATUS DESCRIPTION: STATUS 0 passes.
+tap_ok() {
+	n=$((n + 1))
+	if [ "$1" -eq 0 ]; then
+		echo "ok $n - $2"
+	else
+		echo "not ok $n - $2"
+		failures=$((failures + 1))
+	fi
+}
+
+tap_skip() {
+	n=$((n + 1))
+	echo "ok $n # SKIP $1"
+}
+
+# Show a file as TAP comments, for the reader of a failure.
+diag_file() {
+	sed 's/^/#   /' "$1"
+}
+
+# json_get JSON KEY: the number stored under KEY, or nothing.
+json_get() {
+	sed -n 's/.*"'"$2"'": *\(-\{0,1\}[0-9][0-9.eE+-]*\).*/\1/p' <<<"$1"
+}
+
+# expect_usage DESCRIPTION PROGRAM ARGS...: exit status 2 and a usage line.
+expect_usage() {
+	local desc=$1 rc
+	shift
+	timeout "$STEP_TIMEOUT" "$@" >"$tmp/out" 2>"$tmp/err"
+	rc=$?
+	if [ "$rc" -eq 2 ] && grep -q '^usage: ' "$tmp/err"; then
+		tap_ok 0 "$desc"
+	else
+		tap_ok 1 "$desc"
+		echo "#   exit status $rc, stderr:"
+		diag_file "$tmp/err"
+	fi
+}
+
+# start_server ARGS...: run echo-server in the background; sets server_pid
+# and port.  Returns 1 if it did not print its listening line in 5 s.
+start_server() {
+	port=
+	"$SERVER" "$@" >"$tmp/server.out" 2>"$tmp/server.err" &
+	server_pid=$!
+	for _ in $(seq 50); do
+		port=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' \
+			"$tmp/server.out")
+		[ -n "$port" ] && return 0
+		kill -0 "$server_pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	echo "#   server did not start; stdout, then stderr:"
+	diag_file "$tmp/server.out"
+	diag_file "$tmp/server.err"
+	return 1
+}
+
+# run_client ARGS...: echo-client under a timeout; sets rc and out.  It
+# runs in the background so that a signal to the test runs the trap now,
+# not once the client is done.
+run_client() {
+	timeout "$STEP_TIMEOUT" "$CLIENT" "$@" >"$tmp/client.out" \
+		2>"$tmp/client.err" &
+	client_pid=$!
+	wait "$client_pid"
+	rc=$?
+	client_pid=
+	out=$(cat "$tmp/client.out")
+}
+
+client_diag() {
+	echo "#   echo-client $* exited $rc; stdout, then stderr:"
+	diag_file "$tmp/client.out"
+	diag_file "$tmp/client.err"
+}
+
+# Bad command lines: each one is a separate check.
+server_usage=(
+	"no arguments|"
+	"unknown option|-x 0"
+	"port out of range|70000"
+	"port not a number|http"
+	"bad address|256.1.1.1:80"
+	"extra argument|0 1"
+	"-n 0|-n 0 0"
+	"-n not a number|-n many 0"
+)
+client_usage=(
+	"no arguments|"
+	"unknown option|--bogus 127.0.0.1:7"
+	"-c 0|-c 0 127.0.0.1:7"
+	"-c not a number|-c 10k 127.0.0.1:7"
+	"-d 0|-d 0 127.0.0.1:7"
+	"-d not a number|-d soon 127.0.0.1:7"
+	"-s 0|-s 0 127.0.0.1:7"
+	"-s too large|-s 1000000 127.0.0.1:7"
+	"port 0|127.0.0.1:0"
+	"address without port|127.0.0.1:"
+	"extra argument|127.0.0.1:7 127.0.0.1:8"
+)
+
+# The usage cases, the two -h checks, and the 18 checks from the server on.
+plan=$((${#server_usage[@]} + ${#client_usage[@]} + 2 + 18))
+echo "1..$plan"
+
+for c in "${server_usage[@]}"; do
+	# shellcheck disable=SC2086 # the arguments are meant to split
+	expect_usage "echo-server usage error: ${c%%|*}" "$SERVER" ${c#*|}
+done
+for c in "${client_usage[@]}"; do
+	# shellcheck disable=SC2086
+	expect_usage "echo-client usage error: ${c%%|*}" "$CLIENT" ${c#*|}
+done
+
+"$SERVER" -h 2>&1 | grep -q '^usage: '
+tap_ok $? "echo-server -h prints the usage"
+"$CLIENT" --help 2>&1 | grep -q '^usage: '
+tap_ok $? "echo-client --help prints the usage"
+
+# -- The server on port 0 tells the port it got.
+if start_server 0; then
+	tap_ok 0 "echo-server on port 0 listens on 127.0.0.1:$port"
+else
+	tap_ok 1 "echo-server on port 0 prints its port"
+	# Everything below needs the server.
+	while [ "$n" -lt "$plan" ]; do
+		tap_ok 1 "no server to test"
+	done
+	exit 1
+fi
+
+# -- A small run: 8 connections for a second.
+run_client -c 8 -d 1 --json "127.0.0.1:$port"
+tap_ok "$rc" "echo-client -c 8 -d 1 exits 0"
+[ "$rc" -ne 0 ] && client_diag -c 8 -d 1 --json
+missing=
+for key in connections failed requests errors seconds rps p50_us p99_us \
+	p999_us max_us; do
+	[ -n "$(json_get "$out" "$key")" ] || missing="$missing $key"
+done
+[ "$(wc -l <"$tmp/client.out")" -eq 1 ] && [[ $out == "{"*"}" ]] &&
+	[ -z "$missing" ]
+tap_ok $? "--json prints one object with every key${missing:+ (missing:$missing)}"
+requests=$(json_get "$out" requests)
+[ "${requests:-0}" -gt 0 ]
+tap_ok $? "8 connections completed ${requests:-no} requests"
+[ "$(json_get "$out" errors)" = 0 ] && [ "$(json_get "$out" failed)" = 0 ] &&
+	[ "$(json_get "$out" connections)" = 8 ]
+tap_ok $? "8 connections: all established, no errors"
+echo "#   $out"
+
+# -- The text report.
+run_client -c 2 -d 0.2 -s 3000 "127.0.0.1:$port"
+grep -q '^requests .* completed, 0 errors' "$tmp/client.out" &&
+	grep -q '^latency .*p99' "$tmp/client.out"
+tap_ok $((rc + $?)) "text report, 3000-byte messages"
+[ "$rc" -ne 0 ] && client_diag -c 2 -d 0.2 -s 3000
+
+# -- 1,000 concurrent connections.
+hard=$(ulimit -Hn)
+if [ "$hard" != unlimited ] && [ "$hard" -lt "$NEED_FDS" ]; then
+	for _ in 1 2 3; do
+		tap_skip "ulimit -Hn is $hard, 1,000 connections need $NEED_FDS"
+	done
+else
+	run_client -c 1000 -d 2 --json "127.0.0.1:$port"
+	tap_ok "$rc" "echo-client -c 1000 -d 2 exits 0"
+	[ "$rc" -ne 0 ] && client_diag -c 1000 -d 2 --json
+	[ "$(json_get "$out" connections)" = 1000 ] &&
+		[ "$(json_get "$out" failed)" = 0 ]
+	tap_ok $? "1000 connections established, none failed"
+	requests=$(json_get "$out" requests)
+	[ "$(json_get "$out" errors)" = 0 ] && [ "${requests:-0}" -ge 1000 ]
+	tap_ok $? "1000 connections echoed ${requests:-no} requests without error"
+	echo "#   $out"
+fi
+
+# -- The server survived all that, still serves, and said nothing alarming.
+kill -0 "$server_pid" 2>/dev/null
+tap_ok $? "echo-server still running"
+run_client -c 1 -d 0.1 "127.0.0.1:$port"
+tap_ok "$rc" "echo-server still echoes"
+if grep -qE 'accept:|connection:|rf_' "$tmp/server.err"; then
+	tap_ok 1 "echo-server reported no errors"
+	diag_file "$tmp/server.err"
+else
+	tap_ok 0 "echo-server reported no errors"
+fi
+
+# -- SIGTERM kills it (graceful shutdown is not implemented yet).
+kill -TERM "$server_pid"
+for _ in $(seq 50); do
+	kill -0 "$server_pid" 2>/dev/null || break
+	sleep 0.1
+done
+! kill -0 "$server_pid" 2>/dev/null
+tap_ok $? "echo-server exits on SIGTERM"
+wait "$server_pid" 2>/dev/null
+server_pid=
+
+# -- A dead server is a failed run, not a hang and not a success.  The
+# listening socket may outlive the process for a moment (the kernel tears
+# the ring down, and with it the socket's last reference, asynchronously),
+# so a connection may be refused or may be reset: either way it must count.
+run_client -c 2 -d 0.2 --json "127.0.0.1:$port"
+desc="echo-client against a dead server exits 1, both connections count as failures"
+failed=$(json_get "$out" failed)
+errors=$(json_get "$out" errors)
+if [ "$rc" -eq 1 ] && [ "$(json_get "$out" requests)" = 0 ] &&
+	[ $((${failed:-0} + ${errors:-0})) -eq 2 ]; then
+	tap_ok 0 "$desc"
+else
+	tap_ok 1 "$desc"
+	client_diag -c 2 -d 0.2 --json
+fi
+
+# -- With -n the server exits by itself once that many connections closed.
+if start_server -q -n 3 0; then
+	tap_ok 0 "echo-server -n 3 started"
+	run_client -c 3 -d 0.2 "127.0.0.1:$port"
+	tap_ok "$rc" "3 connections to echo-server -n 3"
+	for _ in $(seq 50); do
+		kill -0 "$server_pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$server_pid" 2>/dev/null; then
+		tap_ok 1 "echo-server -n 3 exits after 3 connections"
+	else
+		wait "$server_pid"
+		src=$?
+		tap_ok "$src" "echo-server -n 3 exits 0 after 3 connections"
+		[ "$src" -ne 0 ] && diag_file "$tmp/server.err"
+	fi
+	server_pid=
+	# Only the open file limit warning may remain, where ulimit -Hn is low.
+	if grep -qv 'warning:' "$tmp/server.err"; then
+		tap_ok 1 "echo-server -q prints only warnings on stderr"
+		diag_file "$tmp/server.err"
+	else
+		tap_ok 0 "echo-server -q prints only warnings on stderr"
+	fi
+else
+	for _ in 1 2 3 4; do
+		tap_ok 1 "echo-server -n 3 did not start"
+	done
+fi
+
+[ "$failures" -eq 0 ]

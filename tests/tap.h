@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tap.h - the Test Anything Protocol for ringfiber's test programs.
+ *
+ * Each test is its own program: it prints "1..N", one "ok"/"not ok" line per
+ * check, and exits 0 only if every check passed (prove reads the lines, the
+ * exit status catches a crash).  A whole program that cannot run here prints
+ * "1..0 # SKIP reason" through tap_skip_all() and exits 0, so prove counts it
+ * as skipped, never as passed.  Checks print both operands on failure.
+ */
+#ifndef RF_TESTS_TAP_H
+#define RF_TESTS_TAP_H
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int tap__n;
+static int tap__failed;
+
+static inline void tap_plan(int n)
+{
+	printf("1..%d\n", n);
+	fflush(stdout);
+}
+
+static inline void tap_skip_all(const char *why)
+{
+	printf("1..0 # SKIP %s\n", why);
+	fflush(stdout);
+	exit(0);
+}
+
+static inline int tap_ok(int pass, const char *file, int line, const char *fmt, ...)
+{
+	va_list ap;
+
+	tap__n++;
+	if (!pass)
+		tap__failed++;
+	printf("%s %d - ", pass ? "ok" : "not ok", tap__n);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+	if (!pass)
+		printf("#   failed at %s:%d\n", file, line);
+	fflush(stdout);
+	return pass;
+}
+
+static inline void tap_skip(int count, const char *why)
+{
+	while (count-- > 0) {
+		tap__n++;
+		printf("ok %d # SKIP %s\n", tap__n, why);
+	}
+	fflush(stdout);
+}
+
+static inline void tap_diag(const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("# ");
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+	fflush(stdout);
+}
+
+/* Exit status for the end of main(): 0 only if every check passed. */
+static inline int tap_done(void)
+{
+	if (tap__failed)
+		tap_diag("%d of %d checks failed", tap__failed, tap__n);
+	return tap__failed ? 1 : 0;
+}
+
+#define ok(cond, ...) tap_ok(!!(cond), __FILE__, __LINE__, __VA_ARGS__)
+
+/* Integer equality that prints both sides when it fails. */
+#define is_int(got, want, name)                                               \
+	do {                                                                  \
+		long long tap_g_ = (long long)(got), tap_w_ = (long long)(want); \
+		if (!tap_ok(tap_g_ == tap_w_, __FILE__, __LINE__, "%s", name)) \
+			tap_diag("  got %lld, want %lld (%s)", tap_g_, tap_w_, #got); \
+	} while (0)
+
+#define is_str(got, want, name)                                               \
+	do {                                                                  \
+		const char *tap_g_ = (got), *tap_w_ = (want);                 \
+		if (!tap_ok(tap_g_ && tap_w_ && strcmp(tap_g_, tap_w_) == 0,  \
+			    __FILE__, __LINE__, "%s", name))                  \
+			tap_diag("  got \"%s\", want \"%s\"",                  \
+				 tap_g_ ? tap_g_ : "(null)", tap_w_ ? tap_w_ : "(null)"); \
+	} while (0)
+
+#endif /* RF_TESTS_TAP_H */

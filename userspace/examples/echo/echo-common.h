@@ -1,0 +1,292 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * echo-common.h - what echo-server.c and echo-client.c share: the open file
+ * limit, "ADDR:PORT" parsing and printing, strict number parsing and a rate
+ * limit for error messages.
+ *
+ * Each example is one translation unit that includes this file, so every
+ * function is static inline: a program that does not use one gets no
+ * warning and no copy.
+ */
+#ifndef ECHO_COMMON_H
+#define ECHO_COMMON_H
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+
+#include "ringfiber.h"
+
+/*
+ * The server is meant to hold 10,000 connections; each is one descriptor,
+ * and the process needs a few more of its own (stdio, the listening socket,
+ * the ring), hence the margin.
+ */
+#define ECHO_TARGET_CONNECTIONS	10000
+#define ECHO_FD_MARGIN		100
+
+#define ECHO_NSEC_PER_SEC	1000000000LL
+
+/* Used when /proc/sys/fs/nr_open cannot be read: the kernel's default. */
+#define ECHO_NR_OPEN_DEFAULT	1048576
+
+/*
+ * The kernel refuses a RLIMIT_NOFILE above fs.nr_open even when the hard
+ * limit says "unlimited", so that is as far as raising can go.
+ */
+static inline rlim_t echo_nr_open(void)
+{
+	unsigned long long n;
+	FILE *f;
+	int ok;
+
+	f = fopen("/proc/sys/fs/nr_open", "re");
+	if (!f)
+		return ECHO_NR_OPEN_DEFAULT;
+	ok = fscanf(f, "%llu", &n) == 1 && n > 0;
+	fclose(f);
+	return ok ? (rlim_t)n : ECHO_NR_OPEN_DEFAULT;
+}
+
+/**
+ * echo_raise_nofile() - raise the RLIMIT_NOFILE soft limit to the hard limit.
+ * @prog:    program name for messages.
+ * @need:    descriptors the program wants; a warning is printed below this.
+ * @purpose: what @need descriptors are for, for the warning.
+ * @verbose: print the limit obtained on stderr.
+ *
+ * Only the soft limit is raised: raising the hard one needs privileges that
+ * an example should not assume.  Messages go to stderr so that stdout stays
+ * machine-readable.
+ *
+ * Return: the soft limit now in force.
+ */
+static inline rlim_t echo_raise_nofile(const char *prog, rlim_t need,
+					 const char *purpose, int verbose)
+{
+	struct rlimit rl;
+	rlim_t old, want;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+		fprintf(stderr, "%s: getrlimit(RLIMIT_NOFILE): %s\n",
+			prog, strerror(errno));
+		return 0;
+	}
+	old = rl.rlim_cur;
+	want = rl.rlim_max;
+	if (want == RLIM_INFINITY || want > echo_nr_open())
+		want = echo_nr_open();
+	if (want > rl.rlim_cur) {
+		rl.rlim_cur = want;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+			fprintf(stderr, "%s: setrlimit(RLIMIT_NOFILE, %llu): %s\n",
+				prog, (unsigned long long)want, strerror(errno));
+			rl.rlim_cur = old;
+		}
+	}
+	if (verbose) {
+		fprintf(stderr, "%s: open file limit %llu (was %llu, hard limit ",
+			prog, (unsigned long long)rl.rlim_cur,
+			(unsigned long long)old);
+		if (rl.rlim_max == RLIM_INFINITY)
+			fprintf(stderr, "unlimited)\n");
+		else
+			fprintf(stderr, "%llu)\n", (unsigned long long)rl.rlim_max);
+	}
+	if (rl.rlim_cur < need)
+		fprintf(stderr,
+			"%s: warning: open file limit is %llu, but %s need about %llu;\n"
+			"%s: warning: connections beyond the limit fail with EMFILE.\n"
+			"%s: warning: raise the hard limit (ulimit -Hn, or nofile in /etc/security/limits.conf).\n",
+			prog, (unsigned long long)rl.rlim_cur, purpose,
+			(unsigned long long)need, prog, prog);
+	return rl.rlim_cur;
+}
+
+/*
+ * Strict number parsing: the whole string must be a number in range, so
+ * that "-c 10k" or "-c ''" is a usage error instead of a silent 10 or 0.
+ */
+static inline int echo_parse_ulong(const char *s, unsigned long min,
+				   unsigned long max, unsigned long *out)
+{
+	unsigned long v;
+	char *end;
+
+	if (!s || *s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || *end || v < min || v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+static inline int echo_parse_seconds(const char *s, double max, double *out)
+{
+	char *end;
+	double v;
+
+	if (!s || !*s || (*s != '.' && (*s < '0' || *s > '9')))
+		return -EINVAL;
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || *end || !isfinite(v) || v <= 0 || v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+/**
+ * echo_parse_addr() - parse "[ADDR:]PORT" into a socket address.
+ * @s:          the text; ADDR is a numeric IPv4 address or an IPv6 address
+ *              in brackets ("[::1]:7"); without ADDR, 127.0.0.1.
+ * @ss:         filled in.
+ * @len:        receives the length of the address.
+ * @allow_zero: accept port 0 ("any free port", for a server).
+ *
+ * Only numeric addresses: a name would need a resolver, and the resolver's
+ * blocking I/O would bypass the ring.
+ *
+ * Return: 0, or -EINVAL.
+ */
+static inline int echo_parse_addr(const char *s, struct sockaddr_storage *ss,
+				  socklen_t *len, int allow_zero)
+{
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+	char host[INET6_ADDRSTRLEN + 2];
+	const char *port_str, *colon;
+	unsigned long port;
+	size_t hlen;
+
+	memset(ss, 0, sizeof(*ss));
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+
+		if (!close || close[1] != ':')
+			return -EINVAL;
+		hlen = (size_t)(close - s - 1);
+		if (hlen == 0 || hlen >= sizeof(host))
+			return -EINVAL;
+		memcpy(host, s + 1, hlen);
+		host[hlen] = '\0';
+		port_str = close + 2;
+		if (inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1)
+			return -EINVAL;
+		sin6->sin6_family = AF_INET6;
+		*len = sizeof(*sin6);
+	} else {
+		colon = strrchr(s, ':');
+		if (colon) {
+			hlen = (size_t)(colon - s);
+			if (hlen == 0 || hlen >= sizeof(host))
+				return -EINVAL;
+			memcpy(host, s, hlen);
+			host[hlen] = '\0';
+			port_str = colon + 1;
+		} else {
+			strcpy(host, "127.0.0.1");
+			port_str = s;
+		}
+		if (inet_pton(AF_INET, host, &sin->sin_addr) != 1)
+			return -EINVAL;
+		sin->sin_family = AF_INET;
+		*len = sizeof(*sin);
+	}
+	if (echo_parse_ulong(port_str, allow_zero ? 0 : 1, 65535, &port) < 0)
+		return -EINVAL;
+	if (ss->ss_family == AF_INET6)
+		sin6->sin6_port = htons((uint16_t)port);
+	else
+		sin->sin_port = htons((uint16_t)port);
+	return 0;
+}
+
+/* "ADDR:PORT", or "[ADDR]:PORT" for IPv6: what echo_parse_addr() reads. */
+#define ECHO_ADDRSTRLEN (INET6_ADDRSTRLEN + 8)
+
+static inline const char *echo_format_addr(const struct sockaddr_storage *ss,
+					   char *buf, size_t size)
+{
+	const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ss;
+	const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
+	char host[INET6_ADDRSTRLEN];
+
+	if (ss->ss_family == AF_INET6) {
+		inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host));
+		snprintf(buf, size, "[%s]:%u", host, ntohs(sin6->sin6_port));
+	} else {
+		inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host));
+		snprintf(buf, size, "%s:%u", host, ntohs(sin->sin_port));
+	}
+	return buf;
+}
+
+/*
+ * struct echo_ratelimit - let through a burst of messages per second.
+ *
+ * When 10,000 connections fail at once (the server died, the descriptor
+ * limit was hit) one line each would bury the first, most useful one, and
+ * writing them would slow the worker down; the count of those dropped is
+ * printed with the next one let through.
+ */
+#define ECHO_RATELIMIT_BURST 5
+
+struct echo_ratelimit {
+	int64_t window_end;		/* rf_now() when a new burst may start */
+	unsigned int printed;		/* messages in the current window */
+	unsigned long suppressed;	/* messages dropped since last printed */
+};
+
+static inline void echo_ratelimited(struct echo_ratelimit *rl,
+				    const char *prog, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static inline void echo_ratelimited(struct echo_ratelimit *rl,
+				    const char *prog, const char *fmt, ...)
+{
+	int64_t now = rf_now();
+	va_list ap;
+
+	if (now >= rl->window_end) {
+		rl->window_end = now + ECHO_NSEC_PER_SEC;
+		rl->printed = 0;
+	}
+	if (rl->printed >= ECHO_RATELIMIT_BURST) {
+		rl->suppressed++;
+		return;
+	}
+	rl->printed++;
+	fprintf(stderr, "%s: ", prog);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	if (rl->suppressed)
+		fprintf(stderr, " (%lu similar messages suppressed)",
+			rl->suppressed);
+	fputc('\n', stderr);
+	rl->suppressed = 0;
+}
+
+/* At exit: say how many messages the last window dropped. */
+static inline void echo_ratelimit_flush(struct echo_ratelimit *rl,
+					const char *prog, const char *what)
+{
+	if (rl->suppressed)
+		fprintf(stderr, "%s: %lu more %s messages suppressed\n",
+			prog, rl->suppressed, what);
+	rl->suppressed = 0;
+}
+
+#endif /* ECHO_COMMON_H */

@@ -1,0 +1,284 @@
+// SPDX-License-Identifier: MIT
+/*
+ * acceptor.c - a multishot accept kept armed on a listening socket.
+ *
+ * One IORING_OP_ACCEPT with IORING_ACCEPT_MULTISHOT produces a completion
+ * per connection until it is cancelled or fails, so a server pays one
+ * submission for all its connections.  Connections that complete while no
+ * fiber waits are queued here; none is ever dropped.  The request carries no
+ * address buffer, so the kernel never writes into the acceptor's memory.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/* A waiter's result meaning "multishot is unsupported: accept one-shot". */
+#define RF__ACCEPT_ONE_SHOT (-0x7fff)
+
+struct rf_acceptor {
+	struct rf_runtime *rt;
+	struct rf_acceptor *prev, *next;	/* the runtime's open acceptors */
+	int fd;
+	int flags;
+	bool armed;		/* a multishot request is in the kernel */
+	bool confirmed;		/* the kernel delivered a connection: multishot works */
+	bool closing;
+	bool busy;		/* a fiber is in rf_acceptor_next() */
+	int error;		/* an accept error for the next caller */
+	int *queue;		/* accepted, not yet taken: a ring buffer */
+	unsigned int head, count, cap;
+	struct rf__wait *waiter;	/* fiber in rf_acceptor_next() */
+	struct rf__wait *closer;	/* fiber in rf_acceptor_close() */
+};
+
+static int rf__acceptor_push(struct rf_acceptor *a, int fd)
+{
+	if (a->count == a->cap) {
+		unsigned int cap = a->cap ? a->cap * 2 : 16;
+		int *q = malloc(cap * sizeof(*q));
+
+		if (!q)
+			return -ENOMEM;
+		for (unsigned int i = 0; i < a->count; i++)
+			q[i] = a->queue[(a->head + i) % a->cap];
+		free(a->queue);
+		a->queue = q;
+		a->head = 0;
+		a->cap = cap;
+	}
+	a->queue[(a->head + a->count) % a->cap] = fd;
+	a->count++;
+	return 0;
+}
+
+static int rf__acceptor_pop(struct rf_acceptor *a)
+{
+	int fd = a->queue[a->head];
+
+	a->head = (a->head + 1) % a->cap;
+	a->count--;
+	return fd;
+}
+
+static void rf__acceptor_deliver(struct rf_acceptor *a, int res)
+{
+	struct rf__wait *w = a->waiter;
+
+	a->waiter = NULL;
+	rf__wait_event_wake(w, res);
+}
+
+void rf__acceptor_complete(struct rf_runtime *rt, struct rf_acceptor *a,
+			   const struct io_uring_cqe *cqe)
+{
+	int res = cqe->res;
+
+	if (!(cqe->flags & IORING_CQE_F_MORE)) {
+		/* the request is over: the next rf_acceptor_next() re-arms */
+		a->armed = false;
+		rt->inflight--;
+	}
+	if (res >= 0) {
+		a->confirmed = true;
+		if (a->waiter && !a->count) {
+			rf__acceptor_deliver(a, res);
+		} else if (rf__acceptor_push(a, res)) {
+			close(res);	/* no memory to queue it: refuse it */
+			a->error = -ENOMEM;
+		}
+	} else if (res == -EINVAL && !a->confirmed) {
+		/*
+		 * The socket is known to listen (rf_acceptor_open checked), so
+		 * EINVAL here means the kernel predates multishot accept.
+		 */
+		rt->features &= ~RF_FEAT_MULTISHOT_ACCEPT;
+		if (a->waiter)
+			rf__acceptor_deliver(a, RF__ACCEPT_ONE_SHOT);
+	} else if (!(res == -ECANCELED && a->closing)) {
+		if (a->waiter)
+			rf__acceptor_deliver(a, res);
+		else
+			a->error = res;
+	}
+	if (!a->armed && a->closer) {
+		struct rf__wait *w = a->closer;
+
+		a->closer = NULL;
+		rf__wait_event_wake(w, 0);
+	}
+}
+
+static int rf__acceptor_arm(struct rf_runtime *rt, struct rf_acceptor *a)
+{
+	struct io_uring_sqe *sqe = rf__get_sqe(rt);
+
+	if (!sqe)
+		return -EBUSY;
+	io_uring_prep_multishot_accept(sqe, a->fd, NULL, NULL, a->flags);
+	sqe->user_data = rf__ud(a, RF__UD_ACCEPT);
+	a->armed = true;
+	return 0;
+}
+
+RF_EXPORT int rf_acceptor_open(struct rf_acceptor **ap, int fd, int flags)
+{
+	struct rf_runtime *rt = rf__tls_rt;
+	struct rf_acceptor *a;
+	int listening = 0;
+	socklen_t len = sizeof(listening);
+
+	if (!rt || !rt->current)
+		return -EPERM;
+	if (!(rt->features & RF_FEAT_RING))
+		return -ENOSYS;
+	if (!ap || fd < 0 || (flags & ~(SOCK_CLOEXEC | SOCK_NONBLOCK)))
+		return -EINVAL;
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0)
+		return -errno;
+	if (!listening)
+		return -EINVAL;
+	a = calloc(1, sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	a->rt = rt;
+	a->fd = fd;
+	a->flags = flags;
+	if (rt->features & RF_FEAT_MULTISHOT_ACCEPT) {
+		/* Armed now: connections queue even before the first next(). */
+		int ret = rf__acceptor_arm(rt, a);
+
+		if (ret) {
+			free(a);
+			return ret;
+		}
+	}
+	a->next = rt->acceptors;
+	if (a->next)
+		a->next->prev = a;
+	rt->acceptors = a;
+	*ap = a;
+	return 0;
+}
+
+static void rf__acceptor_unlink_waiter(struct rf__wait *w)
+{
+	struct rf_acceptor *a = w->source;
+
+	a->waiter = NULL;
+}
+
+RF_EXPORT int rf_acceptor_next(struct rf_acceptor *a, int64_t deadline)
+{
+	struct rf_runtime *rt = rf__tls_rt;
+	struct rf_fiber *cur = rt ? rt->current : NULL;
+	struct rf__wait w;
+	int ret;
+
+	if (!cur)
+		return -EPERM;
+	if (!a || a->rt != rt || a->closing)
+		return -EINVAL;
+	if (a->busy)
+		return -EBUSY;
+	if (cur->cancelled)
+		return -ECANCELED;
+	if (a->count)
+		return rf__acceptor_pop(a);
+	if (a->error) {
+		ret = a->error;
+		a->error = 0;
+		return ret;
+	}
+	a->busy = true;
+	if (!(rt->features & RF_FEAT_MULTISHOT_ACCEPT)) {
+		ret = rf_accept(a->fd, NULL, NULL, a->flags, deadline);
+		goto out;
+	}
+	if (!a->armed) {
+		ret = rf__acceptor_arm(rt, a);
+		if (ret)
+			goto out;
+	}
+	rf__wait_init(&w, cur, RF__WAIT_EVENT);
+	w.unlink = rf__acceptor_unlink_waiter;
+	w.source = a;
+	a->waiter = &w;
+	ret = rf__wait_event(rt, &w, deadline);
+	if (ret == RF__ACCEPT_ONE_SHOT)
+		ret = rf_accept(a->fd, NULL, NULL, a->flags, deadline);
+out:
+	a->busy = false;
+	return ret;
+}
+
+static void rf__acceptor_free(struct rf_runtime *rt, struct rf_acceptor *a)
+{
+	if (a->prev)
+		a->prev->next = a->next;
+	else
+		rt->acceptors = a->next;
+	if (a->next)
+		a->next->prev = a->prev;
+	while (a->count)
+		close(rf__acceptor_pop(a));
+	free(a->queue);
+	free(a);
+}
+
+static void rf__acceptor_unlink_closer(struct rf__wait *w)
+{
+	struct rf_acceptor *a = w->source;
+
+	a->closer = NULL;
+}
+
+RF_EXPORT int rf_acceptor_close(struct rf_acceptor *a)
+{
+	struct rf_runtime *rt = rf__tls_rt;
+	struct rf_fiber *cur = rt ? rt->current : NULL;
+
+	if (!a)
+		return 0;
+	if (!cur)
+		return -EPERM;
+	if (a->rt != rt || a->closing)
+		return -EINVAL;
+	if (a->busy)
+		return -EBUSY;
+	a->closing = true;
+	if (a->armed) {
+		struct io_uring_sqe *sqe = rf__get_sqe(rt);
+
+		if (sqe) {
+			io_uring_prep_cancel64(sqe, rf__ud(a, RF__UD_ACCEPT), 0);
+			sqe->user_data = 0;
+		}
+		/* Wait for the request's last completion, even if cancelled. */
+		while (a->armed) {
+			struct rf__wait w;
+
+			rf__wait_init(&w, cur, RF__WAIT_EVENT);
+			w.unlink = rf__acceptor_unlink_closer;
+			w.source = a;
+			a->closer = &w;
+			rf__wait_event(rt, &w, RF_NO_DEADLINE);
+			a->closer = NULL;
+		}
+	}
+	rf__acceptor_free(rt, a);
+	return 0;
+}
+
+/*
+ * rf_runtime_destroy(): the ring is gone (its exit cancelled what acceptors
+ * had armed; with no address buffer the kernel writes nothing of ours), so
+ * only the queued connections and the memory remain.
+ */
+void rf__acceptors_destroy(struct rf_runtime *rt)
+{
+	while (rt->acceptors)
+		rf__acceptor_free(rt, rt->acceptors);
+}

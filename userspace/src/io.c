@@ -1,0 +1,398 @@
+// SPDX-License-Identifier: MIT
+/*
+ * io.c - blocking calls as io_uring requests, and how completions become
+ * wake-ups.
+ *
+ * A blocking call prepares its request (and, with a deadline, an
+ * IORING_OP_LINK_TIMEOUT linked to it) in the ring's submission queue and
+ * parks.  It does not enter the kernel: the worker loop submits every
+ * prepared request of every fiber in one io_uring_enter() when the run queue
+ * runs dry.  Each request's user_data points at a struct rf__wait on the
+ * parked fiber's stack; the loop counts the completions down and makes the
+ * fiber ready when the kernel owes it none, so nothing is pending when the
+ * call returns.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+struct io_uring_sqe *rf__get_sqe(struct rf_runtime *rt)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&rt->ring);
+
+	if (rf__unlikely(!sqe)) {
+		/* The submission queue is full: hand it to the kernel now. */
+		rf__flush(rt, false);
+		sqe = io_uring_get_sqe(&rt->ring);
+	}
+	if (sqe) {
+		rt->inflight++;
+		rt->unsubmitted++;
+		rt->sqes++;
+	}
+	return sqe;
+}
+
+/*
+ * Enter the kernel once: submit what is prepared and, if @wait, sleep until
+ * at least one completion arrives.
+ */
+void rf__flush(struct rf_runtime *rt, bool wait)
+{
+	int ret;
+
+	rt->enters++;
+	if (wait)
+		ret = io_uring_submit_and_wait(&rt->ring, 1);
+	else if (rt->unsubmitted)
+		ret = io_uring_submit(&rt->ring);
+	else
+		ret = io_uring_get_events(&rt->ring);
+	(void)ret;	/* -EINTR, -EBUSY: the loop simply comes back */
+	rt->unsubmitted = io_uring_sq_ready(&rt->ring);
+}
+
+static void rf__timer_complete(struct rf_runtime *rt, struct rf__wait *w, int res)
+{
+	w->pending--;
+	if (w->kind == RF__WAIT_RING) {
+		/* a linked timeout: -ETIME means it fired and cancelled the op */
+		if (res == -ETIME)
+			w->timed_out = true;
+		if (!w->pending)
+			rf__wake(w->fiber);
+		return;
+	}
+	if (!w->woken) {
+		if (w->unlink)
+			w->unlink(w);
+		w->timed_out = true;
+		rf__wait_event_wake(w, -ETIMEDOUT);
+	} else if (!w->pending && w->draining) {
+		rf__wake(w->fiber);
+	}
+}
+
+void rf__reap(struct rf_runtime *rt)
+{
+	struct io_uring_cqe *cqe;
+	unsigned int head, n = 0;
+
+	io_uring_for_each_cqe(&rt->ring, head, cqe) {
+		uint64_t ud = cqe->user_data;
+		void *p = (void *)(uintptr_t)(ud & ~(uint64_t)RF__UD_MASK);
+		struct rf__wait *w = p;
+
+		n++;
+		switch (ud & RF__UD_MASK) {
+		case RF__UD_OP:
+			rt->inflight--;
+			if (!p)
+				break;	/* a cancellation's own completion */
+			w->res = cqe->res;
+			w->cqe_flags = cqe->flags;
+			if (!--w->pending)
+				rf__wake(w->fiber);
+			break;
+		case RF__UD_TIMER:
+			rt->inflight--;
+			rf__timer_complete(rt, w, cqe->res);
+			break;
+		case RF__UD_ACCEPT:
+			rf__acceptor_complete(rt, p, cqe);
+			break;
+		}
+	}
+	io_uring_cq_advance(&rt->ring, n);
+	rt->cqes += n;
+}
+
+void rf__wait_init(struct rf__wait *w, struct rf_fiber *f, enum rf__wait_kind kind)
+{
+	memset(w, 0, sizeof(*w));
+	w->fiber = f;
+	w->kind = kind;
+}
+
+static void rf__set_ts(struct __kernel_timespec *ts, int64_t deadline)
+{
+	if (deadline < 0)
+		deadline = 0;
+	ts->tv_sec = deadline / 1000000000;
+	ts->tv_nsec = deadline % 1000000000;
+}
+
+/* Make an event wait ready with @res, unless something else already did. */
+void rf__wait_event_wake(struct rf__wait *w, int res)
+{
+	if (w->woken)
+		return;
+	w->woken = true;
+	w->res = res;
+	rf__wake(w->fiber);
+}
+
+/*
+ * Park on an event (a fiber's exit, a connection) with a deadline: the
+ * deadline is an IORING_OP_TIMEOUT.  Whatever wakes us first, the timer is
+ * removed and its completion awaited before returning.
+ */
+int rf__wait_event(struct rf_runtime *rt, struct rf__wait *w, int64_t deadline)
+{
+	struct rf_fiber *cur = rt->current;
+
+	if (deadline != RF_NO_DEADLINE) {
+		struct io_uring_sqe *sqe;
+
+		if (!(rt->features & RF_FEAT_RING) || !(sqe = rf__get_sqe(rt))) {
+			if (w->unlink)
+				w->unlink(w);
+			return (rt->features & RF_FEAT_RING) ? -EBUSY : -ENOSYS;
+		}
+		rf__set_ts(&w->ts, deadline);
+		io_uring_prep_timeout(sqe, &w->ts, 0, IORING_TIMEOUT_ABS);
+		sqe->user_data = rf__ud(w, RF__UD_TIMER);
+		w->pending = 1;
+	}
+	cur->wait = w;
+	cur->state = RF__PARKED;
+	rf__park(rt);
+	if (w->pending) {
+		struct io_uring_sqe *sqe = rf__get_sqe(rt);
+
+		if (sqe) {
+			io_uring_prep_timeout_remove(sqe, rf__ud(w, RF__UD_TIMER), 0);
+			sqe->user_data = 0;
+		}
+		/* If no SQE could be had, the timer fires by itself in time. */
+		w->draining = true;
+		while (w->pending) {
+			cur->state = RF__PARKED;
+			rf__park(rt);
+		}
+	}
+	cur->wait = NULL;
+	return w->res;
+}
+
+/* rf_cancel() of a fiber parked in a ring request: ask the kernel to stop it. */
+void rf__cancel_wait(struct rf_runtime *rt, struct rf__wait *w)
+{
+	struct io_uring_sqe *sqe;
+
+	if (w->cancel_sent || !w->pending)
+		return;
+	sqe = rf__get_sqe(rt);
+	if (!sqe)
+		return;
+	io_uring_prep_cancel64(sqe, rf__ud(w, RF__UD_OP), 0);
+	sqe->user_data = 0;
+	w->cancel_sent = true;
+}
+
+/* ---------------------------------------------------------- blocking calls */
+
+/*
+ * Start a call: the calling fiber, or an error for calls that cannot be
+ * made.  @nsqe is 2 with a deadline: the request and its linked timeout must
+ * be adjacent in the queue, so make room for both first.
+ */
+static struct io_uring_sqe *rf__op_begin_ex(struct rf_runtime **rtp, struct rf__wait *w,
+					    int64_t deadline, int *err, bool cancellable)
+{
+	struct rf_runtime *rt = rf__tls_rt;
+	struct rf_fiber *cur = rt ? rt->current : NULL;
+	struct io_uring_sqe *sqe;
+
+	*rtp = rt;
+	if (rf__unlikely(!cur)) {
+		*err = -EPERM;
+		return NULL;
+	}
+	if (rf__unlikely(!(rt->features & RF_FEAT_RING))) {
+		*err = -ENOSYS;
+		return NULL;
+	}
+	if (rf__unlikely(cur->cancelled && cancellable)) {
+		*err = -ECANCELED;
+		return NULL;
+	}
+	if (deadline != RF_NO_DEADLINE && io_uring_sq_space_left(&rt->ring) < 2)
+		rf__flush(rt, false);
+	sqe = rf__get_sqe(rt);
+	if (rf__unlikely(!sqe)) {
+		*err = -EBUSY;
+		return NULL;
+	}
+	rf__wait_init(w, cur, RF__WAIT_RING);
+	return sqe;
+}
+
+static inline struct io_uring_sqe *rf__op_begin(struct rf_runtime **rtp, struct rf__wait *w,
+					       int64_t deadline, int *err)
+{
+	return rf__op_begin_ex(rtp, w, deadline, err, true);
+}
+
+/* Park until every completion of the request (and its timeout) is in. */
+static int rf__op_wait(struct rf_runtime *rt, struct rf__wait *w, struct io_uring_sqe *sqe,
+		       int64_t deadline)
+{
+	struct rf_fiber *cur = rt->current;
+
+	sqe->user_data = rf__ud(w, RF__UD_OP);
+	w->pending = 1;
+	if (deadline != RF_NO_DEADLINE) {
+		struct io_uring_sqe *tsqe;
+
+		sqe->flags |= IOSQE_IO_LINK;
+		tsqe = rf__get_sqe(rt);	/* room was made in rf__op_begin */
+		rf__set_ts(&w->ts, deadline);
+		io_uring_prep_link_timeout(tsqe, &w->ts, IORING_TIMEOUT_ABS);
+		tsqe->user_data = rf__ud(w, RF__UD_TIMER);
+		w->pending = 2;
+	}
+	cur->wait = w;
+	cur->state = RF__PARKED;
+	rf__park(rt);
+	cur->wait = NULL;
+	if (w->res == -ECANCELED && w->timed_out)
+		return -ETIMEDOUT;
+	return w->res;
+}
+
+#define RF__OP(prep)							\
+	do {								\
+		struct rf_runtime *rt;					\
+		struct rf__wait w;					\
+		int err;						\
+		struct io_uring_sqe *sqe = rf__op_begin(&rt, &w, deadline, &err); \
+		if (!sqe)						\
+			return err;					\
+		prep;							\
+		return rf__op_wait(rt, &w, sqe, deadline);		\
+	} while (0)
+
+/* read(2) never moves more than this in one call either */
+#define RF__MAX_RW 0x7ffff000u
+
+static unsigned int rf__rw_len(size_t len)
+{
+	return len > RF__MAX_RW ? RF__MAX_RW : (unsigned int)len;
+}
+
+RF_EXPORT int rf_nop(int64_t deadline)
+{
+	RF__OP(io_uring_prep_nop(sqe));
+}
+
+RF_EXPORT int rf_sleep(int64_t deadline)
+{
+	struct rf_runtime *rt;
+	struct rf__wait w;
+	struct io_uring_sqe *sqe;
+	int err, ret;
+
+	if (deadline == RF_NO_DEADLINE)
+		return rf_self() ? -EINVAL : -EPERM;
+	sqe = rf__op_begin(&rt, &w, RF_NO_DEADLINE, &err);
+	if (!sqe)
+		return err;
+	rf__set_ts(&w.ts, deadline);
+	io_uring_prep_timeout(sqe, &w.ts, 0, IORING_TIMEOUT_ABS);
+	ret = rf__op_wait(rt, &w, sqe, RF_NO_DEADLINE);
+	return ret == -ETIME ? 0 : ret;
+}
+
+RF_EXPORT ssize_t rf_read(int fd, void *buf, size_t len, off_t off, int64_t deadline)
+{
+	RF__OP(io_uring_prep_read(sqe, fd, buf, rf__rw_len(len), (__u64)off));
+}
+
+RF_EXPORT ssize_t rf_write(int fd, const void *buf, size_t len, off_t off, int64_t deadline)
+{
+	RF__OP(io_uring_prep_write(sqe, fd, buf, rf__rw_len(len), (__u64)off));
+}
+
+static bool rf__iov_ok(const struct iovec *iov, int iovcnt)
+{
+	return iovcnt >= 0 && iovcnt <= IOV_MAX && (iov || !iovcnt);
+}
+
+RF_EXPORT ssize_t rf_readv(int fd, const struct iovec *iov, int iovcnt, off_t off, int64_t deadline)
+{
+	if (!rf__iov_ok(iov, iovcnt))
+		return -EINVAL;
+	RF__OP(io_uring_prep_readv(sqe, fd, iov, (unsigned int)iovcnt, (__u64)off));
+}
+
+RF_EXPORT ssize_t rf_writev(int fd, const struct iovec *iov, int iovcnt, off_t off, int64_t deadline)
+{
+	if (!rf__iov_ok(iov, iovcnt))
+		return -EINVAL;
+	RF__OP(io_uring_prep_writev(sqe, fd, iov, (unsigned int)iovcnt, (__u64)off));
+}
+
+RF_EXPORT ssize_t rf_recv(int fd, void *buf, size_t len, int flags, int64_t deadline)
+{
+	RF__OP(io_uring_prep_recv(sqe, fd, buf, rf__rw_len(len), flags));
+}
+
+RF_EXPORT ssize_t rf_send(int fd, const void *buf, size_t len, int flags, int64_t deadline)
+{
+	RF__OP(io_uring_prep_send(sqe, fd, buf, rf__rw_len(len), flags | MSG_NOSIGNAL));
+}
+
+RF_EXPORT int rf_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags,
+			int64_t deadline)
+{
+	if (!addr != !addrlen)
+		return -EINVAL;
+	RF__OP(io_uring_prep_accept(sqe, fd, addr, addrlen, flags));
+}
+
+RF_EXPORT int rf_connect(int fd, const struct sockaddr *addr, socklen_t addrlen, int64_t deadline)
+{
+	if (!addr)
+		return -EINVAL;
+	RF__OP(io_uring_prep_connect(sqe, fd, addr, addrlen));
+}
+
+RF_EXPORT int rf_openat(int dirfd, const char *path, int flags, mode_t mode, int64_t deadline)
+{
+	if (!path)
+		return -EINVAL;
+	RF__OP(io_uring_prep_openat(sqe, dirfd, path, flags, mode));
+}
+
+/*
+ * A close must happen even in a cancelled fiber, or the descriptor leaks;
+ * without a ring (or outside a fiber) it falls back to close(2).
+ */
+RF_EXPORT int rf_close(int fd)
+{
+	struct rf_runtime *rt;
+	struct rf__wait w;
+	struct io_uring_sqe *sqe;
+	int err;
+
+	sqe = rf__op_begin_ex(&rt, &w, RF_NO_DEADLINE, &err, false);
+	if (!sqe)
+		return close(fd) == 0 ? 0 : -errno;
+	io_uring_prep_close(sqe, fd);
+	return rf__op_wait(rt, &w, sqe, RF_NO_DEADLINE);
+}
+
+RF_EXPORT int rf_fsync(int fd, int datasync, int64_t deadline)
+{
+	RF__OP(io_uring_prep_fsync(sqe, fd, datasync ? IORING_FSYNC_DATASYNC : 0));
+}
+
+RF_EXPORT int rf_poll(int fd, unsigned int events, int64_t deadline)
+{
+	RF__OP(io_uring_prep_poll_add(sqe, fd, events));
+}
