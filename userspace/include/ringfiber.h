@@ -85,7 +85,7 @@ enum {
  *               committed only when touched.
  * @stack_pool:  how many free stacks the runtime keeps for reuse (default 256).
  * @ring_entries: submission queue size (default 256, a power of two <= 32768);
- *               the completion queue is four times larger.
+ *               the completion queue is four times larger (at most 65536).
  * @flags:       RF_RT_* switches.
  */
 struct rf_runtime_opts {

@@ -53,7 +53,8 @@ static int rf__ring_setup(struct rf_runtime *rt, unsigned int entries)
 			continue;
 		memset(&p, 0, sizeof(p));
 		p.flags = tries[i].setup | IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL;
-		p.cq_entries = entries * 4;
+		/* the kernel caps the CQ at 2 * IORING_MAX_ENTRIES (65536) */
+		p.cq_entries = entries * 4 > 65536 ? 65536 : entries * 4;
 		ret = io_uring_queue_init_params(entries, &rt->ring, &p);
 		if (ret == -EINVAL) {
 			/* SUBMIT_ALL is 5.18: try once more without it */
@@ -99,7 +100,7 @@ RF_EXPORT int rf_runtime_create(struct rf_runtime **rtp, const struct rf_runtime
 		o.ring_entries = RF__DEFAULT_RING_ENTRIES;
 	if (o.ring_entries > RF__MAX_RING_ENTRIES || (o.ring_entries & (o.ring_entries - 1)))
 		return -EINVAL;
-	if (!o.stack_pool && !(opts && opts->stack_pool))
+	if (!o.stack_pool)
 		o.stack_pool = RF__DEFAULT_STACK_POOL;
 
 	rt = calloc(1, sizeof(*rt));
