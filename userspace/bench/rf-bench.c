@@ -361,7 +361,6 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	double rf_sw = 1e30, boost_sw = 1e30, rf_main = 1e30, boost_main_sw = 1e30, yield = 1e30, sj = 1e30, nop = 1e30, epo = 0;
-	struct rf_runtime_opts parked_opts = { .stack_pool = 1 };
 	struct sched_bench b;
 	long parked = 100000;
 	char *stack1, *stack2, *stack3, *stack4, *end;
@@ -422,7 +421,7 @@ int main(int argc, char **argv)
 	}
 	memset(&b, 0, sizeof(b));
 	b.n = parked;
-	if ((ret = run_sched(parked_main, &b, &parked_opts)))
+	if ((ret = run_sched(parked_main, &b, NULL)))
 		die("parked fibers", ret);
 
 	add("switch_ns", rf_sw, "ns");
