@@ -103,7 +103,7 @@ $(SHARED_LIB): $(LIB_OBJS) userspace/src/ringfiber.map
 	$(Q)ln -sf $(notdir $@) $(B)/$(SONAME)
 	$(Q)ln -sf $(SONAME) $(B)/libringfiber.so
 
-$(B)/tests/%: tests/%.c tests/tap.h $(STATIC_LIB)
+$(B)/tests/%: tests/%.c tests/tap.h tests/helpers.h $(STATIC_LIB)
 	@mkdir -p $(dir $@)
 	$(quiet) CC $@
 	$(Q)$(CC) $(NATIVE_CFLAGS) $(CFLAGS) -o $@ $< $(PROGRAM_LIBS) -lpthread
@@ -134,7 +134,7 @@ $(ASAN_LIB): $(ASAN_OBJS)
 	$(quiet) AR $@
 	$(Q)rm -f $@ && $(AR) rcs $@ $^
 
-$(B)/asan/tests/%: tests/%.c tests/tap.h $(ASAN_LIB)
+$(B)/asan/tests/%: tests/%.c tests/tap.h tests/helpers.h $(ASAN_LIB)
 	@mkdir -p $(dir $@)
 	$(quiet) CC $@
 	$(Q)$(CC) $(NATIVE_CFLAGS) $(CFLAGS) $(ASAN_FLAGS) -o $@ $< $(ASAN_LIB) $(URING_LIBS) -lpthread
@@ -154,7 +154,7 @@ $(B)/aarch64/libringfiber.a: $(AARCH64_OBJS)
 	$(quiet) AR-A64 $@
 	$(Q)rm -f $@ && $(AR) rcs $@ $^
 
-$(B)/aarch64/tests/%: tests/%.c tests/tap.h $(B)/aarch64/libringfiber.a
+$(B)/aarch64/tests/%: tests/%.c tests/tap.h tests/helpers.h $(B)/aarch64/libringfiber.a
 	@mkdir -p $(dir $@)
 	$(quiet) CC-A64 $@
 	$(Q)$(AARCH64_CC) $(A64_CFLAGS) $(CFLAGS) -static -o $@ $< \

@@ -36,7 +36,8 @@ static void test_runtime_create(void)
 		{ "stack_size RF_MAX_STACK_SIZE + 1", { .stack_size = RF_MAX_STACK_SIZE + 1 } },
 		{ "stack_size 1 TiB", { .stack_size = (size_t)1 << 40 } },
 		{ "stack_size SIZE_MAX", { .stack_size = SIZE_MAX } },
-		{ "stack_size SIZE_MAX - 100 (overflows page rounding)", { .stack_size = SIZE_MAX - 100 } },
+		{ "stack_size SIZE_MAX - 100 (overflows page rounding)",
+		  { .stack_size = SIZE_MAX - 100 } },
 		{ "ring_entries 3", { .ring_entries = 3 } },
 		{ "ring_entries 100", { .ring_entries = 100 } },
 		{ "ring_entries 65536", { .ring_entries = 65536 } },
@@ -54,9 +55,10 @@ static void test_runtime_create(void)
 		{ "ring_entries 16384", { .ring_entries = 16384 } },
 		{ "ring_entries 32768 (the largest)", { .ring_entries = 32768 } },
 		{ "ring_entries 2", { .ring_entries = 2 } },
-		{ "every known flag", { .flags = RF_RT_NO_DEFER_TASKRUN | RF_RT_NO_COOP_TASKRUN |
-				 RF_RT_NO_MULTISHOT_ACCEPT | RF_RT_NO_GUARD_MADVISE |
-				 RF_RT_NO_OVERFLOW_HANDLER | RF_RT_NO_RING } },
+		{ "every known flag",
+		  { .flags = RF_RT_NO_DEFER_TASKRUN | RF_RT_NO_COOP_TASKRUN |
+			     RF_RT_NO_MULTISHOT_ACCEPT | RF_RT_NO_GUARD_MADVISE |
+			     RF_RT_NO_OVERFLOW_HANDLER | RF_RT_NO_RING } },
 	};
 	struct rf_runtime *rt;
 	size_t i;
@@ -75,7 +77,8 @@ static void test_runtime_create(void)
 		rc = rf_runtime_create(&rt, &good[i].opts);
 		is_int(rc, 0, tn("rf_runtime_create() with %s -> 0", good[i].what));
 		if (rc == 0) {
-			is_int(rf_runtime_run(rt, return_arg, NULL, NULL), 0, tn("and it runs a fiber"));
+			is_int(rf_runtime_run(rt, return_arg, NULL, NULL), 0,
+			       tn("and it runs a fiber"));
 			rf_runtime_destroy(rt);
 		}
 	}
@@ -94,7 +97,8 @@ static void test_outside_fiber(void)
 	rc = rf_runtime_create(&rt, NULL);
 	is_int(rc, 0, "rf_runtime_create()");
 	if (rc == 0) {
-		is_int(rf_runtime_stats(rt, NULL), -EINVAL, "rf_runtime_stats(rt, NULL) -> -EINVAL");
+		is_int(rf_runtime_stats(rt, NULL), -EINVAL,
+		       "rf_runtime_stats(rt, NULL) -> -EINVAL");
 		is_int(rf_runtime_run(rt, NULL, NULL, NULL), -EINVAL,
 		       "rf_runtime_run() with a NULL fn -> -EINVAL");
 		rf_runtime_destroy(rt);
@@ -110,7 +114,8 @@ static void test_outside_fiber(void)
 	is_int(rf_read(0, &c, 1, -1, ND), -EPERM, "rf_read() outside a fiber -> -EPERM");
 	is_int(rf_acceptor_open(&a, 0, 0), -EPERM, "rf_acceptor_open() outside a fiber -> -EPERM");
 
-	ok(rf_deadline_after(-1) == RF_NO_DEADLINE, "rf_deadline_after(negative) is RF_NO_DEADLINE");
+	ok(rf_deadline_after(-1) == RF_NO_DEADLINE,
+	   "rf_deadline_after(negative) is RF_NO_DEADLINE");
 	{
 		int64_t t0 = rf_now(), d = rf_deadline_after(5 * MSEC), t1 = rf_now();
 
@@ -136,7 +141,8 @@ static void test_spawn_args(void)
 	is_int(rf_spawn(&f, NULL, NULL, NULL), -EINVAL, "rf_spawn() with a NULL fn -> -EINVAL");
 	is_int(rf_spawn(NULL, return_arg, NULL, NULL), -EINVAL,
 	       "rf_spawn() of a joinable fiber with a NULL handle pointer -> -EINVAL");
-	is_int(rf_spawn(&f, return_arg, NULL, &tiny), -EINVAL, "rf_spawn() with stack_size 1 -> -EINVAL");
+	is_int(rf_spawn(&f, return_arg, NULL, &tiny), -EINVAL,
+	       "rf_spawn() with stack_size 1 -> -EINVAL");
 	is_int(rf_spawn(&f, return_arg, NULL, &small), -EINVAL,
 	       "rf_spawn() with stack_size RF_MIN_STACK_SIZE - 1 -> -EINVAL");
 	is_int(rf_spawn(&f, return_arg, NULL, &over), -EINVAL,
@@ -223,8 +229,10 @@ static void *no_ring_main(void *arg)
 	is_int(rf_nop(ND), -ENOSYS, "RF_RT_NO_RING: rf_nop() -> -ENOSYS");
 	is_int(rf_sleep(rf_deadline_after(MSEC)), -ENOSYS, "RF_RT_NO_RING: rf_sleep() -> -ENOSYS");
 	if (ok(pipe2(pfd, O_CLOEXEC) == 0, "pipe2()")) {
-		is_int(rf_write(pfd[1], "x", 1, -1, ND), -ENOSYS, "RF_RT_NO_RING: rf_write() -> -ENOSYS");
-		is_int(rf_read(pfd[0], &c, 1, -1, ND), -ENOSYS, "RF_RT_NO_RING: rf_read() -> -ENOSYS");
+		is_int(rf_write(pfd[1], "x", 1, -1, ND), -ENOSYS,
+		       "RF_RT_NO_RING: rf_write() -> -ENOSYS");
+		is_int(rf_read(pfd[0], &c, 1, -1, ND), -ENOSYS,
+		       "RF_RT_NO_RING: rf_read() -> -ENOSYS");
 		is_int(rf_poll(pfd[0], 1, ND), -ENOSYS, "RF_RT_NO_RING: rf_poll() -> -ENOSYS");
 		close(pfd[0]);
 		close(pfd[1]);
@@ -236,13 +244,15 @@ static void *no_ring_main(void *arg)
 	sa.sin_family = AF_INET;
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (ok(lfd >= 0 && bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) == 0 && listen(lfd, 8) == 0 &&
-	       getsockname(lfd, (struct sockaddr *)&sa, &len) == 0, "a listening socket")) {
+	if (ok(lfd >= 0 && bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+		   listen(lfd, 8) == 0 && getsockname(lfd, (struct sockaddr *)&sa, &len) == 0,
+	       "a listening socket")) {
 		rc = rf_acceptor_open(&a, lfd, 0);
 		is_int(rc, -ENOSYS, "RF_RT_NO_RING: rf_acceptor_open() -> -ENOSYS");
 		if (rc == 0)
 			rf_acceptor_close(a);
-		is_int(rf_accept(lfd, NULL, NULL, 0, ND), -ENOSYS, "RF_RT_NO_RING: rf_accept() -> -ENOSYS");
+		is_int(rf_accept(lfd, NULL, NULL, 0, ND), -ENOSYS,
+		       "RF_RT_NO_RING: rf_accept() -> -ENOSYS");
 	}
 	if (lfd >= 0)
 		close(lfd);

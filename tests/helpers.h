@@ -43,8 +43,7 @@ static const char *test_config_name;
  * The result lives in one of a few rotating static buffers: good for the
  * name argument of ok()/is_int()/is_str(), not for keeping.
  */
-static inline const char *tn(const char *fmt, ...)
-	__attribute__((format(printf, 1, 2)));
+static inline const char *tn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static inline const char *tn(const char *fmt, ...)
 {
 	static char bufs[4][256];
@@ -105,8 +104,8 @@ static inline int done_testing(void)
  * Return: what rf_runtime_run() returned, or rf_runtime_create()'s error
  * (reported as a failed check, since no test expects it).
  */
-static inline int run_main(const struct rf_runtime_opts *opts, rf_fn fn,
-			   void *arg, void **result, struct rf_stats *after)
+static inline int run_main(const struct rf_runtime_opts *opts, rf_fn fn, void *arg, void **result,
+			   struct rf_stats *after)
 {
 	struct rf_runtime *rt = NULL;
 	int rc;
@@ -125,8 +124,8 @@ static inline int run_main(const struct rf_runtime_opts *opts, rf_fn fn,
 }
 
 /* Same, with only flags set. */
-static inline int run_flags(unsigned int flags, rf_fn fn, void *arg,
-			    void **result, struct rf_stats *after)
+static inline int run_flags(unsigned int flags, rf_fn fn, void *arg, void **result,
+			    struct rf_stats *after)
 {
 	struct rf_runtime_opts opts = { .flags = flags };
 
@@ -146,15 +145,18 @@ static inline struct rf_stats my_stats(void)
 /*
  * is_seq() - check that an event log equals @want, printing both on failure.
  */
-static inline int is_seq(const int *got, int ngot, const int *want, int nwant,
-			 const char *name)
+#define is_seq(got, ngot, want, nwant, name) \
+	is_seq_at(__FILE__, __LINE__, got, ngot, want, nwant, name)
+
+static inline int is_seq_at(const char *file, int line, const int *got, int ngot, const int *want,
+			    int nwant, const char *name)
 {
 	int pass = ngot == nwant && memcmp(got, want, sizeof(*got) * (size_t)nwant) == 0;
 	char g[512], w[512];
 	size_t gl = 0, wl = 0;
 	int i;
 
-	if (ok(pass, "%s", name))
+	if (tap_ok(pass, file, line, "%s", name))
 		return 1;
 	g[0] = w[0] = '\0';
 	for (i = 0; i < ngot && gl < sizeof(g) - 16; i++)
@@ -201,8 +203,7 @@ static inline void ring_or_skip_all(void)
 	rc = rf_runtime_stats(rt, &st);
 	rf_runtime_destroy(rt);
 	if (rc == 0 && !(st.features & RF_FEAT_RING)) {
-		snprintf(why, sizeof(why),
-			 "the runtime has no io_uring ring here (features 0x%x)",
+		snprintf(why, sizeof(why), "the runtime has no io_uring ring here (features 0x%x)",
 			 st.features);
 		tap_skip_all(why);
 	}

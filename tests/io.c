@@ -19,8 +19,7 @@
 static const struct rt_config configs[] = {
 	{ "default", 0 },
 	{ "no DEFER_TASKRUN", RF_RT_NO_DEFER_TASKRUN },
-	{ "no DEFER_TASKRUN, no COOP_TASKRUN",
-	  RF_RT_NO_DEFER_TASKRUN | RF_RT_NO_COOP_TASKRUN },
+	{ "no DEFER_TASKRUN, no COOP_TASKRUN", RF_RT_NO_DEFER_TASKRUN | RF_RT_NO_COOP_TASKRUN },
 };
 
 /* Made by main() before any runtime runs; holds this program's files. */
@@ -37,12 +36,8 @@ static const char *tmp_path(const char *name)
 	return p;
 }
 
-static void no_inflight(const char *after)
-{
-	struct rf_stats st = my_stats();
-
-	is_int(st.inflight, 0, tn("nothing in flight after %s", after));
-}
+/* After a call returns, the kernel holds nothing of it. */
+#define no_inflight(after) is_int(my_stats().inflight, 0, tn("nothing in flight after %s", after))
 
 static int64_t ms_since(int64_t t0)
 {
@@ -83,7 +78,8 @@ static void test_read_write(void)
 	is_int(rf_read(fd, buf, sizeof(buf), 4096, ND), 2, tn("rf_read() near the end is short"));
 	is_str(buf, "XY", tn("and reads the last bytes"));
 	is_int(rf_read(fd, buf, sizeof(buf), 8192, ND), 0, tn("rf_read() past the end -> 0"));
-	is_int(lseek(fd, 0, SEEK_CUR), 0, tn("reads and writes at offsets leave the position alone"));
+	is_int(lseek(fd, 0, SEEK_CUR), 0,
+	       tn("reads and writes at offsets leave the position alone"));
 
 	/* Offset -1: the file position, which advances. */
 	is_int(rf_write(fd, "abc", 3, -1, ND), 3, tn("rf_write() at the position"));
@@ -151,12 +147,13 @@ static void test_open_close_fsync(void)
 
 	for (i = 0; i < sizeof(data); i++)
 		data[i] = (char)(i * 7 + 1);
-	fd = rf_openat(AT_FDCWD, tmp_path("sync"), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640, ND);
+	fd = rf_openat(AT_FDCWD, tmp_path("sync"), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640,
+		       ND);
 	ok(fd >= 0, "%s", tn("rf_openat(O_CREAT|O_EXCL) (%d)", fd));
 	if (fd < 0)
 		return;
-	ok(fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && (sb.st_mode & 0777) == 0640,
-	   "%s", tn("the file was created with mode 0640 (0%o)", (unsigned int)sb.st_mode & 0777));
+	ok(fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && (sb.st_mode & 0777) == 0640, "%s",
+	   tn("the file was created with mode 0640 (0%o)", (unsigned int)sb.st_mode & 0777));
 	ok(fcntl(fd, F_GETFD) & FD_CLOEXEC, "%s", tn("O_CLOEXEC was applied"));
 	is_int(rf_write(fd, data, sizeof(data), 0, ND), (long long)sizeof(data), tn("write 4 KiB"));
 	is_int(rf_fsync(fd, 0, ND), 0, tn("rf_fsync(datasync 0)"));
@@ -184,7 +181,8 @@ static void test_open_close_fsync(void)
 	ok(rfd >= 0, "%s", tn("rf_openat() relative to a directory descriptor (%d)", rfd));
 	if (rfd >= 0) {
 		memset(back, 0, sizeof(back));
-		is_int(rf_read(rfd, back, sizeof(back), 0, ND), (long long)sizeof(back), tn("read it back"));
+		is_int(rf_read(rfd, back, sizeof(back), 0, ND), (long long)sizeof(back),
+		       tn("read it back"));
 		ok(memcmp(back, data, sizeof(data)) == 0, "%s", tn("the data survived"));
 		is_int(rf_close(rfd), 0, tn("rf_close() it"));
 	}
@@ -222,7 +220,8 @@ static void test_poll(void)
 		return;
 	t0 = rf_now();
 	dl = rf_deadline_after(20 * MSEC);
-	is_int(rf_poll(pfd[0], POLLIN, dl), -ETIMEDOUT, tn("rf_poll(POLLIN) on an empty pipe -> -ETIMEDOUT"));
+	is_int(rf_poll(pfd[0], POLLIN, dl), -ETIMEDOUT,
+	       tn("rf_poll(POLLIN) on an empty pipe -> -ETIMEDOUT"));
 	ok(rf_now() >= dl, "%s", tn("not before the deadline (%" PRId64 " ms)", ms_since(t0)));
 	no_inflight("a timed-out rf_poll()");
 
@@ -243,7 +242,8 @@ static void test_poll(void)
 		is_int(rf_write(pfd[1], "y", 1, -1, ND), 1, tn("write while it is parked"));
 		is_int(rf_join(f, NULL, ND), 0, tn("join the poller"));
 		ok(p.rc > 0 && (p.rc & POLLIN), "%s", tn("its rf_poll() saw POLLIN (0x%x)", p.rc));
-		ok(p.ms < 4000, "%s", tn("at the write, not at its deadline (%" PRId64 " ms)", p.ms));
+		ok(p.ms < 4000, "%s",
+		   tn("at the write, not at its deadline (%" PRId64 " ms)", p.ms));
 	}
 	close(pfd[0]);
 	close(pfd[1]);
@@ -303,12 +303,14 @@ static void test_sleep(void)
 	t0 = rf_now();
 	dl = rf_deadline_after(15 * MSEC);
 	is_int(rf_sleep(dl), 0, tn("rf_sleep(15 ms)"));
-	ok(rf_now() >= dl, "%s", tn("slept at least until the deadline (%" PRId64 " ms)", ms_since(t0)));
+	ok(rf_now() >= dl, "%s",
+	   tn("slept at least until the deadline (%" PRId64 " ms)", ms_since(t0)));
 
 	t0 = rf_now();
 	is_int(rf_sleep(rf_now() - 1000), 0, tn("rf_sleep() of a past deadline -> 0"));
 	is_int(rf_sleep(0), 0, tn("rf_sleep(0) -> 0"));
-	ok(ms_since(t0) < 100, "%s", tn("past deadlines return at once (%" PRId64 " ms)", ms_since(t0)));
+	ok(ms_since(t0) < 100, "%s",
+	   tn("past deadlines return at once (%" PRId64 " ms)", ms_since(t0)));
 	is_int(rf_sleep(ND), -EINVAL, tn("rf_sleep(RF_NO_DEADLINE) -> -EINVAL"));
 	no_inflight("rf_sleep()");
 }
@@ -328,8 +330,8 @@ static void test_read_deadline(void)
 	dl = rf_deadline_after(20 * MSEC);
 	n = rf_read(pfd[0], buf, sizeof(buf), -1, dl);
 	is_int(n, -ETIMEDOUT, tn("rf_read() of an empty pipe with a 20 ms deadline -> -ETIMEDOUT"));
-	ok(rf_now() >= dl && ms_since(t0) >= 20,
-	   "%s", tn("not before the deadline (%" PRId64 " ms)", ms_since(t0)));
+	ok(rf_now() >= dl && ms_since(t0) >= 20, "%s",
+	   tn("not before the deadline (%" PRId64 " ms)", ms_since(t0)));
 	no_inflight("a timed-out rf_read()");
 
 	/* The timed-out read is gone: it does not take the next byte. */
@@ -378,7 +380,8 @@ static void test_join_deadline(void)
 		return;
 	t0 = rf_now();
 	dl = rf_deadline_after(10 * MSEC);
-	is_int(rf_join(f, &res, dl), -ETIMEDOUT, tn("rf_join() with a 10 ms deadline -> -ETIMEDOUT"));
+	is_int(rf_join(f, &res, dl), -ETIMEDOUT,
+	       tn("rf_join() with a 10 ms deadline -> -ETIMEDOUT"));
 	ok(rf_now() >= dl, "%s", tn("not before the deadline (%" PRId64 " ms)", ms_since(t0)));
 	is_int(rf_join(f, &res, ND), 0, tn("then rf_join() without a deadline succeeds"));
 	ok(res == (void *)7, "%s", tn("with the result (%p)", res));
@@ -389,7 +392,24 @@ static void test_join_deadline(void)
 		t0 = rf_now();
 		is_int(rf_join(f, &res, rf_deadline_after(3000 * MSEC)), 0,
 		       tn("rf_join() with a deadline not reached -> 0"));
-		ok(res == (void *)7 && ms_since(t0) < 2000, "%s", tn("result %p after %" PRId64 " ms", res, ms_since(t0)));
+		ok(res == (void *)7 && ms_since(t0) < 2000, "%s",
+		   tn("result %p after %" PRId64 " ms", res, ms_since(t0)));
+	}
+
+	/*
+	 * A timed-out join leaves no waiter behind: the target ending later
+	 * does not cut the joiner's next sleep short.
+	 */
+	rc = rf_spawn(&f, sleep_then_return, (void *)20, NULL);
+	if (rc == 0) {
+		is_int(rf_join(f, &res, rf_deadline_after(5 * MSEC)), -ETIMEDOUT,
+		       tn("rf_join() of a 20 ms sleeper with a 5 ms deadline -> -ETIMEDOUT"));
+		t0 = rf_now();
+		dl = rf_deadline_after(60 * MSEC);
+		is_int(rf_sleep(dl), 0, tn("then rf_sleep(60 ms) while the target ends"));
+		ok(rf_now() >= dl, "%s",
+		   tn("sleeps its whole time (%" PRId64 " ms)", ms_since(t0)));
+		is_int(rf_join(f, &res, ND), 0, tn("then the join succeeds"));
 	}
 	no_inflight("rf_join() with deadlines");
 }
@@ -398,7 +418,8 @@ static void test_join_deadline(void)
 
 struct reader {
 	int fd;
-	int64_t delay_ms;    /* for the canceller */
+	int64_t delay_ms;  /* for the canceller */
+	int with_deadline; /* the read has a (far) deadline */
 	struct rf_fiber *target;
 	ssize_t rc_read;
 	int rc_nop;
@@ -413,7 +434,8 @@ static void *reader_fiber(void *arg)
 	struct reader *r = arg;
 	int64_t t0;
 
-	r->rc_read = rf_read(r->fd, r->buf, sizeof(r->buf), -1, ND);
+	r->rc_read = rf_read(r->fd, r->buf, sizeof(r->buf), -1,
+			     r->with_deadline ? rf_deadline_after(5000 * MSEC) : ND);
 	r->rc_nop = rf_nop(ND);
 	t0 = rf_now();
 	r->rc_sleep = rf_sleep(rf_deadline_after(2000 * MSEC));
@@ -431,7 +453,7 @@ static void *canceller_fiber(void *arg)
 	return NULL;
 }
 
-static void test_cancel_read(int64_t delay_ms)
+static void test_cancel_read(int64_t delay_ms, int with_deadline)
 {
 	struct reader r = { 0 };
 	struct rf_fiber *fa, *fb;
@@ -442,6 +464,7 @@ static void test_cancel_read(int64_t delay_ms)
 		return;
 	r.fd = pfd[0];
 	r.delay_ms = delay_ms;
+	r.with_deadline = with_deadline;
 	r.rc_read = r.rc_nop = r.rc_sleep = r.rc_cancel = 1;
 	rc = rf_spawn(&fa, reader_fiber, &r, NULL);
 	if (rc == 0) {
@@ -454,9 +477,14 @@ static void test_cancel_read(int64_t delay_ms)
 	if (rc == 0) {
 		rf_join(fa, NULL, ND);
 		rf_join(fb, NULL, ND);
-		is_int(r.rc_cancel, 0, tn("rf_cancel() of the reader %s", delay_ms ? "after it parked" : "at once"));
-		is_int(r.rc_read, -ECANCELED, tn("the parked rf_read() -> -ECANCELED"));
-		is_int(r.rc_nop, -ECANCELED, tn("cancel is sticky: a later rf_nop() -> -ECANCELED"));
+		is_int(r.rc_cancel, 0,
+		       tn("rf_cancel() of the reader %s",
+			  delay_ms ? "after it parked" : "at once"));
+		is_int(r.rc_read, -ECANCELED,
+		       tn("the parked rf_read()%s -> -ECANCELED",
+			  with_deadline ? " with a deadline" : ""));
+		is_int(r.rc_nop, -ECANCELED,
+		       tn("cancel is sticky: a later rf_nop() -> -ECANCELED"));
 		is_int(r.rc_sleep, -ECANCELED, tn("and a later rf_sleep() -> -ECANCELED"));
 		ok(r.sleep_ms < 1000, "%s", tn("at once (%" PRId64 " ms)", r.sleep_ms));
 	}
@@ -603,7 +631,8 @@ static int outlive_joinable_done;
 
 static void *outlive_reader(void *arg)
 {
-	outlive_read_rc = rf_read(outlive_pipe[0], &outlive_byte, 1, -1, rf_deadline_after(5000 * MSEC));
+	outlive_read_rc =
+	    rf_read(outlive_pipe[0], &outlive_byte, 1, -1, rf_deadline_after(5000 * MSEC));
 	return NULL;
 }
 
@@ -654,6 +683,57 @@ static void test_outliving(void)
 	is_int(st.inflight, 0, tn("nothing in flight"));
 	close(outlive_pipe[0]);
 	close(outlive_pipe[1]);
+}
+
+/* ------------------------------------------------ deadlock with a ring */
+
+static struct rf_fiber *cyc_a, *cyc_b;
+static int cyc_rc_a, cyc_rc_b, cyc_sleep_rc;
+
+static void *cyc_a_fn(void *arg)
+{
+	cyc_rc_a = rf_join(cyc_b, NULL, ND);
+	return NULL;
+}
+
+static void *cyc_b_fn(void *arg)
+{
+	cyc_rc_b = rf_join(cyc_a, NULL, ND);
+	return NULL;
+}
+
+static void *cyc_sleeper(void *arg)
+{
+	cyc_sleep_rc = rf_sleep(rf_deadline_after(20 * MSEC));
+	return NULL;
+}
+
+static void *cycle_main(void *arg)
+{
+	struct rf_spawn_attr det = { .detached = 1 };
+	int rc;
+
+	rc = rf_spawn(&cyc_a, cyc_a_fn, NULL, NULL);
+	rc |= rf_spawn(&cyc_b, cyc_b_fn, NULL, NULL);
+	rc |= rf_spawn(NULL, cyc_sleeper, NULL, &det);
+	is_int(rc, 0, tn("spawn a join cycle and a 20 ms sleeper"));
+	return NULL;
+}
+
+/*
+ * A join cycle is a deadlock only once nothing else can happen: the
+ * sleeper's timer must finish first, untouched.
+ */
+static void test_deadlock(void)
+{
+	int rc;
+
+	cyc_rc_a = cyc_rc_b = cyc_sleep_rc = 1;
+	rc = run_flags(cur_flags, cycle_main, NULL, NULL, NULL);
+	is_int(rc, -EDEADLK, tn("a join cycle on a runtime with a ring: run -> -EDEADLK"));
+	is_int(cyc_sleep_rc, 0, tn("the sleeper was not taken for part of the deadlock"));
+	is_int(cyc_rc_a, -ECANCELED, tn("the first fiber of the cycle was cancelled"));
+	is_int(cyc_rc_b, -ECANCELED, tn("the second fiber of the cycle was cancelled"));
 }
 
 /* ------------------------------------------------------------- tiny ring */
@@ -720,9 +800,11 @@ static void *io_main(void *arg)
 	tap_diag("%s: features 0x%x", tn("ring"), st.features);
 	ok(st.features & RF_FEAT_RING, "%s", tn("the runtime has a ring"));
 	if ((cur_flags & RF_RT_NO_DEFER_TASKRUN))
-		is_int(st.features & RF_FEAT_DEFER_TASKRUN, 0, tn("RF_RT_NO_DEFER_TASKRUN: no RF_FEAT_DEFER_TASKRUN"));
+		is_int(st.features & RF_FEAT_DEFER_TASKRUN, 0,
+		       tn("RF_RT_NO_DEFER_TASKRUN: no RF_FEAT_DEFER_TASKRUN"));
 	if ((cur_flags & RF_RT_NO_COOP_TASKRUN))
-		is_int(st.features & RF_FEAT_COOP_TASKRUN, 0, tn("RF_RT_NO_COOP_TASKRUN: no RF_FEAT_COOP_TASKRUN"));
+		is_int(st.features & RF_FEAT_COOP_TASKRUN, 0,
+		       tn("RF_RT_NO_COOP_TASKRUN: no RF_FEAT_COOP_TASKRUN"));
 
 	test_read_write();
 	test_vectored();
@@ -731,8 +813,9 @@ static void *io_main(void *arg)
 	test_sleep();
 	test_read_deadline();
 	test_join_deadline();
-	test_cancel_read(0);
-	test_cancel_read(10);
+	test_cancel_read(0, 0);
+	test_cancel_read(10, 0);
+	test_cancel_read(10, 1);
 	test_cancel_poll();
 	test_cancel_sleep();
 	test_batching();
@@ -774,6 +857,7 @@ int main(void)
 		is_int(st.fibers, 0, tn("no fiber left after the run"));
 		is_int(st.inflight, 0, tn("nothing in flight after the run"));
 		test_outliving();
+		test_deadlock();
 		test_tiny_ring();
 	}
 	test_config_name = NULL;

@@ -16,7 +16,7 @@
 #include "helpers.h"
 
 #define ND RF_NO_DEADLINE
-#define SOON(ms) rf_deadline_after((ms) * MSEC)
+#define SOON(ms) rf_deadline_after((ms)*MSEC)
 
 static const struct rt_config configs[] = {
 	{ "default", 0 },
@@ -41,10 +41,8 @@ static uint64_t inflight_now(void)
 	return my_stats().inflight;
 }
 
-static void no_inflight(const char *after)
-{
-	is_int(inflight_now(), 0, tn("nothing in flight after %s", after));
-}
+/* After a call returns, the kernel holds nothing of it. */
+#define no_inflight(after) is_int(my_stats().inflight, 0, tn("nothing in flight after %s", after))
 
 static struct sockaddr_in loopback(uint16_t port)
 {
@@ -264,7 +262,8 @@ static void test_echo(void)
 	for (i = 0; i < n; i++) {
 		rf_join(fc[i], NULL, ND);
 		if (c[i].err || c[i].verified != CHUNK * NCHUNKS) {
-			tap_diag("  client %d: error %d, %ld bytes verified", i, c[i].err, c[i].verified);
+			tap_diag("  client %d: error %d, %ld bytes verified", i, c[i].err,
+				 c[i].verified);
 			bad++;
 		}
 		verified += c[i].verified;
@@ -379,13 +378,33 @@ static void test_acceptor_waiting(void)
 	/* A deadline with nobody connecting. */
 	rf_nop(ND); /* the armed request, if any, is in the kernel now */
 	before = inflight_now();
-	tap_diag("%s: %" PRIu64 " request(s) in flight for an idle acceptor", tn("acceptor"), before);
+	tap_diag("%s: %" PRIu64 " request(s) in flight for an idle acceptor", tn("acceptor"),
+		 before);
 	t0 = rf_now();
 	dl = SOON(20);
-	is_int(rf_acceptor_next(a, dl), -ETIMEDOUT, tn("rf_acceptor_next() with no client -> -ETIMEDOUT"));
+	is_int(rf_acceptor_next(a, dl), -ETIMEDOUT,
+	       tn("rf_acceptor_next() with no client -> -ETIMEDOUT"));
 	ok(rf_now() >= dl, "%s", tn("not before the deadline (%" PRId64 " ms)", ms_since(t0)));
 	after = inflight_now();
 	is_int(after, before, tn("only the acceptor's own request is left in flight"));
+
+	/*
+	 * The timed-out wait left no waiter behind: a connection arriving now
+	 * queues (it does not wake this fiber's next sleep) and is handed
+	 * over by the next call.
+	 */
+	cfd = connect_to(port);
+	ok(cfd >= 0, "%s", tn("connect after the timeout (%d)", cfd));
+	t0 = rf_now();
+	dl = SOON(30);
+	is_int(rf_sleep(dl), 0, tn("rf_sleep(30 ms) meanwhile"));
+	ok(rf_now() >= dl, "%s", tn("sleeps its whole time (%" PRId64 " ms)", ms_since(t0)));
+	fd = rf_acceptor_next(a, SOON(5000));
+	ok(fd >= 0, "%s", tn("rf_acceptor_next() hands the connection over (%d)", fd));
+	if (fd >= 0)
+		rf_close(fd);
+	if (cfd >= 0)
+		rf_close(cfd);
 
 	/* Two waiters: the second is refused; close is refused while one waits. */
 	w1.a = a;
@@ -396,7 +415,8 @@ static void test_acceptor_waiting(void)
 		rc = rf_spawn(&f2, acceptor_waiter, &w2, NULL);
 		is_int(rc, 0, tn("spawn a second waiter"));
 		rf_yield(); /* the first parks, the second is refused */
-		is_int(rf_acceptor_close(a), -EBUSY, tn("rf_acceptor_close() while a fiber waits -> -EBUSY"));
+		is_int(rf_acceptor_close(a), -EBUSY,
+		       tn("rf_acceptor_close() while a fiber waits -> -EBUSY"));
 		cfd = connect_to(port);
 		ok(cfd >= 0, "%s", tn("connect a client (%d)", cfd));
 		rf_join(f1, NULL, ND);
@@ -420,7 +440,8 @@ static void test_acceptor_waiting(void)
 		is_int(rf_cancel(fc), 0, tn("rf_cancel() it"));
 		rf_join(fc, NULL, ND);
 		is_int(wc.rc, -ECANCELED, tn("its rf_acceptor_next() -> -ECANCELED"));
-		is_int(inflight_now(), before, tn("only the acceptor's own request is left in flight"));
+		is_int(inflight_now(), before,
+		       tn("only the acceptor's own request is left in flight"));
 	}
 	cfd = connect_to(port);
 	fd = rf_acceptor_next(a, SOON(5000));
@@ -484,7 +505,8 @@ static void test_acceptor_emfile(void)
 		rf_close(fd);
 
 	fd = a ? rf_acceptor_next(a, SOON(2000)) : -EBADF;
-	ok(fd >= 0, "%s", tn("with descriptors free again the acceptor hands the connection over (%d)", fd));
+	ok(fd >= 0, "%s",
+	   tn("with descriptors free again the acceptor hands the connection over (%d)", fd));
 	if (fd >= 0) {
 		rf_send(cfd, "e", 1, 0, SOON(2000));
 		is_int(rf_recv(fd, &b, 1, 0, SOON(2000)), 1, tn("and it works"));
@@ -562,7 +584,8 @@ static void *accept_fiber(void *arg)
 	struct accepter *ac = arg;
 
 	ac->len = sizeof(ac->peer);
-	ac->rc = rf_accept(ac->lfd, (struct sockaddr *)&ac->peer, &ac->len, SOCK_CLOEXEC, SOON(5000));
+	ac->rc =
+	    rf_accept(ac->lfd, (struct sockaddr *)&ac->peer, &ac->len, SOCK_CLOEXEC, SOON(5000));
 	return NULL;
 }
 
@@ -613,7 +636,8 @@ static void test_streams(void)
 	}
 	getsockname(cfd, (struct sockaddr *)&local, &len);
 	ok(ac.len == sizeof(struct sockaddr_in) && ac.peer.sin_family == AF_INET &&
-	   ac.peer.sin_addr.s_addr == htonl(INADDR_LOOPBACK) && ac.peer.sin_port == local.sin_port,
+	       ac.peer.sin_addr.s_addr == htonl(INADDR_LOOPBACK) &&
+	       ac.peer.sin_port == local.sin_port,
 	   "%s", tn("rf_accept() reports the client's address"));
 	ok(fcntl(sfd, F_GETFD) & FD_CLOEXEC, "%s", tn("rf_accept() applied SOCK_CLOEXEC"));
 
@@ -635,7 +659,8 @@ static void test_streams(void)
 
 	/* Peer close: end of stream. */
 	is_int(rf_close(cfd), 0, tn("the client closes"));
-	is_int(rf_recv(sfd, buf, sizeof(buf), 0, SOON(5000)), 0, tn("rf_recv() after the peer closed -> 0"));
+	is_int(rf_recv(sfd, buf, sizeof(buf), 0, SOON(5000)), 0,
+	       tn("rf_recv() after the peer closed -> 0"));
 	rf_close(sfd);
 
 	/* Sending to a closed peer fails with an error, not SIGPIPE. */
@@ -650,8 +675,12 @@ static void test_streams(void)
 				break;
 			rf_sleep(SOON(1));
 		}
-		ok(n == -EPIPE || n == -ECONNRESET,
-		   "%s", tn("rf_send() to a closed peer -> -EPIPE or -ECONNRESET (%zd after %d sends)", n, i));
+		ok(n == -EPIPE || n == -ECONNRESET, "%s",
+		   tn("rf_send() to a closed peer -> -EPIPE or -ECONNRESET (%zd after %d sends)", n,
+		      i));
+		/* After the reset is reported, sends fail with EPIPE (SIGPIPE's case). */
+		n = rf_send(cfd, buf, sizeof(buf), 0, SOON(5000));
+		is_int(n, -EPIPE, tn("the next rf_send() -> -EPIPE"));
 		is_int(sigpipes, 0, tn("no SIGPIPE was raised (MSG_NOSIGNAL)"));
 		rf_close(cfd);
 	}
@@ -668,7 +697,8 @@ static void test_refused(void)
 	/* A port that was just bound and let go has no listener. */
 	s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (!ok(s >= 0 && bind(s, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
-		getsockname(s, (struct sockaddr *)&sa, &len) == 0, "%s", tn("find a free port"))) {
+		    getsockname(s, (struct sockaddr *)&sa, &len) == 0,
+		"%s", tn("find a free port"))) {
 		if (s >= 0)
 			close(s);
 		return;

@@ -124,9 +124,9 @@ static void test_yield_rounds(void)
 	is_seq(evlog, nev, want, ARRAY_SIZE(want),
 	       tn("rf_yield() rounds run every ready fiber once, FIFO"));
 	st1 = my_stats();
-	ok(st1.switches >= st0.switches + 12,
-	   "%s", tn("stats.switches grows with the switches (%" PRIu64 " -> %" PRIu64 ")",
-		    st0.switches, st1.switches));
+	ok(st1.switches >= st0.switches + 12, "%s",
+	   tn("stats.switches grows with the switches (%" PRIu64 " -> %" PRIu64 ")", st0.switches,
+	      st1.switches));
 	is_int(rf_yield(), 0, tn("rf_yield() with nobody else ready returns 0"));
 }
 
@@ -169,7 +169,8 @@ static void test_join_results(void)
 	is_int(rc, 0, tn("spawn a fiber that calls rf_exit() three calls deep"));
 	if (rc == 0) {
 		is_int(rf_join(f, &res, ND), 0, tn("join it"));
-		ok(res == (void *)0x4321, "%s", tn("rf_join() reports rf_exit()'s value (%p)", res));
+		ok(res == (void *)0x4321, "%s",
+		   tn("rf_join() reports rf_exit()'s value (%p)", res));
 		is_int(after_exit_ran, 0, tn("nothing after rf_exit() ran"));
 	}
 
@@ -232,13 +233,15 @@ static void test_names(void)
 			rf_join(f[i], NULL, ND);
 
 	is_str(p[0].name, "worker-7", tn("the fiber sees its own name; the name was copied"));
-	ok(f[0] && p[0].self == f[0], "%s", tn("rf_self() in a fiber is the handle rf_spawn() gave"));
+	ok(f[0] && p[0].self == f[0], "%s",
+	   tn("rf_self() in a fiber is the handle rf_spawn() gave"));
 	memcpy(want_long, long_name, RF_NAME_MAX - 1);
 	want_long[RF_NAME_MAX - 1] = '\0';
 	is_str(p[1].name, want_long, tn("a long name keeps RF_NAME_MAX - 1 bytes"));
 	is_str(p[2].name, "fiber", tn("a NULL name gives \"fiber\""));
 	is_str(p[3].name, "fiber", tn("NULL attributes give \"fiber\""));
-	ok(rf_self() != NULL && rf_self() != p[0].self, "%s", tn("rf_self() in main is main's own handle"));
+	ok(rf_self() != NULL && rf_self() != p[0].self, "%s",
+	   tn("rf_self() in main is main's own handle"));
 }
 
 /* --------------------------------------------------------------- detached */
@@ -288,7 +291,8 @@ static void test_detached(void)
 	if (rc == 0) {
 		is_int(rf_detach(f), 0, tn("rf_detach() a joinable fiber"));
 		is_int(rf_detach(f), -EINVAL, tn("rf_detach() twice -> -EINVAL"));
-		is_int(rf_join(f, NULL, ND), -EINVAL, tn("rf_join() of a detached fiber -> -EINVAL"));
+		is_int(rf_join(f, NULL, ND), -EINVAL,
+		       tn("rf_join() of a detached fiber -> -EINVAL"));
 		for (i = 0; i < 10 && !detached_done; i++)
 			rf_yield();
 		is_int(detached_done, 1, tn("the rf_detach()ed fiber ran"));
@@ -308,6 +312,17 @@ static void test_detached(void)
 		rf_yield();
 	st = my_stats();
 	is_int(st.fibers, st0.fibers, tn("it exited and was freed"));
+
+	/* rf_detach() of a fiber that already exited frees it. */
+	rc = rf_spawn(&f, return_arg, NULL, NULL);
+	is_int(rc, 0, tn("spawn a fiber that returns at once"));
+	if (rc == 0) {
+		rf_yield();
+		is_int(rf_detach(f), 0, tn("rf_detach() it after it exited"));
+		rf_yield();
+		st = my_stats();
+		is_int(st.fibers, st0.fibers, tn("that frees it"));
+	}
 }
 
 /* ------------------------------------------------------------ join errors */
@@ -362,6 +377,22 @@ static void test_join_errors(void)
 	is_int(j1.rc, 0, tn("the first joiner's rf_join() succeeds"));
 	ok(j1.res == (void *)0x55, "%s", tn("and reports the target's result (%p)", j1.res));
 	is_int(j2.rc, -EINVAL, tn("a second joiner of the same fiber -> -EINVAL"));
+
+	/* A fiber somebody is joining cannot be detached. */
+	released = 0;
+	rc = rf_spawn(&t, spin_until_released, (void *)0x58, NULL);
+	j1 = (struct joiner){ .target = t, .rc = 1 };
+	if (rc == 0)
+		rc = rf_spawn(&fj1, joiner_fiber, &j1, NULL);
+	is_int(rc, 0, tn("spawn a target and a joiner"));
+	if (rc)
+		return;
+	rf_yield(); /* the joiner parks in rf_join(t) */
+	is_int(rf_detach(t), -EINVAL, tn("rf_detach() of a fiber being joined -> -EINVAL"));
+	released = 1;
+	is_int(rf_join(fj1, NULL, ND), 0, tn("join the joiner"));
+	is_int(j1.rc, 0, tn("its join still succeeds"));
+	ok(j1.res == (void *)0x58, "%s", tn("with the result (%p)", j1.res));
 }
 
 /* ----------------------------------------------------------- cancellation */
@@ -370,6 +401,7 @@ static void test_cancel(void)
 {
 	struct joiner w = { 0 }, x = { 0 }, y = { 0 };
 	struct rf_fiber *t, *fw, *fx, *fy, *z;
+	struct rf_stats st0;
 	void *res = NULL;
 	int rc;
 
@@ -423,14 +455,18 @@ static void test_cancel(void)
 	ok(res == (void *)0x56, "%s", tn("and reports its result (%p)", res));
 
 	/* Cancel of a fiber that exited (not yet joined) -> -EINVAL. */
+	st0 = my_stats();
 	rc = rf_spawn(&z, return_arg, (void *)0x57, NULL);
 	is_int(rc, 0, tn("spawn a fiber that returns at once"));
 	if (rc == 0) {
 		rf_yield();
+		is_int(my_stats().fibers, st0.fibers + 1,
+		       tn("an exited, unjoined fiber still counts in stats.fibers"));
 		is_int(rf_cancel(z), -EINVAL, tn("rf_cancel() of an exited fiber -> -EINVAL"));
 		res = NULL;
 		is_int(rf_join(z, &res, ND), 0, tn("it can still be joined"));
 		ok(res == (void *)0x57, "%s", tn("with its result (%p)", res));
+		is_int(my_stats().fibers, st0.fibers, tn("joining it frees it"));
 	}
 }
 
@@ -616,7 +652,8 @@ static void test_runtime(const struct rt_config *cfg)
 	is_int(rc, 0, tn("rf_runtime_create()"));
 	if (rc)
 		return;
-	is_int(rf_runtime_run(rt, NULL, NULL, NULL), -EINVAL, tn("rf_runtime_run(NULL fn) -> -EINVAL"));
+	is_int(rf_runtime_run(rt, NULL, NULL, NULL), -EINVAL,
+	       tn("rf_runtime_run(NULL fn) -> -EINVAL"));
 	rc = rf_runtime_run(rt, sched_main, rt, &res);
 	is_int(rc, 0, tn("rf_runtime_run() returns 0"));
 	ok(res == (void *)0xfeed, "%s", tn("and reports the main fiber's result (%p)", res));
@@ -632,7 +669,8 @@ static void test_runtime(const struct rt_config *cfg)
 	ok(res == (void *)0x99, "%s", tn("reports rf_exit()'s value of main (%p)", res));
 	res = NULL;
 	rc = rf_runtime_run(rt, name_of_main, NULL, &res);
-	ok(rc == 0 && res == (void *)1, "%s", tn("the main fiber of a later run is named \"main\" too"));
+	ok(rc == 0 && res == (void *)1, "%s",
+	   tn("the main fiber of a later run is named \"main\" too"));
 	rf_runtime_destroy(rt);
 
 	/* Deadlock: the runtime cancels the cycle once and says -EDEADLK. */
@@ -727,7 +765,8 @@ static void test_threads(const struct rt_config *cfg)
 	for (i = 0; i < started; i++) {
 		is_int(tr[i].rc, 0, tn("thread %d: its runtime ran", i));
 		is_int(tr[i].sum, want, tn("thread %d: every fiber's rounds were counted", i));
-		ok(tr[i].self_was_null, "%s", tn("thread %d: rf_self() was NULL before its run", i));
+		ok(tr[i].self_was_null, "%s",
+		   tn("thread %d: rf_self() was NULL before its run", i));
 	}
 }
 
@@ -744,7 +783,8 @@ static void test_outside_fiber(void)
 
 	ok(rf_self() == NULL, "rf_self() outside a fiber is NULL");
 	is_int(rf_yield(), -EPERM, "rf_yield() outside a fiber -> -EPERM");
-	is_int(rf_spawn(&f, return_arg, NULL, NULL), -EPERM, "rf_spawn() outside a fiber -> -EPERM");
+	is_int(rf_spawn(&f, return_arg, NULL, NULL), -EPERM,
+	       "rf_spawn() outside a fiber -> -EPERM");
 	ok(f == NULL, "and gives no handle");
 	is_int(rf_join(bogus, NULL, ND), -EPERM, "rf_join() outside a fiber -> -EPERM");
 	is_int(rf_cancel(bogus), -EPERM, "rf_cancel() outside a fiber -> -EPERM");

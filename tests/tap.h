@@ -33,7 +33,8 @@ static inline void tap_skip_all(const char *why)
 	exit(0);
 }
 
-static inline int tap_ok(int pass, const char *file, int line, const char *fmt, ...)
+static inline __attribute__((format(printf, 4, 5)))
+int tap_ok(int pass, const char *file, int line, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -60,7 +61,8 @@ static inline void tap_skip(int count, const char *why)
 	fflush(stdout);
 }
 
-static inline void tap_diag(const char *fmt, ...)
+static inline __attribute__((format(printf, 1, 2)))
+void tap_diag(const char *fmt, ...)
 {
 	va_list ap;
 
