@@ -443,7 +443,7 @@ int main(int argc, char **argv)
 		printf("}\n");
 	} else {
 		for (int i = 0; i < nfigures; i++)
-			printf("%-22s %10.4g %s\n", figures[i].name, figures[i].value, figures[i].unit);
+			printf("%-22s %10.6g %s\n", figures[i].name, figures[i].value, figures[i].unit);
 	}
 	return 0;
 }
