@@ -8,6 +8,7 @@
  *
  * Needs io_uring; skipped as a whole where the runtime gets no ring.
  */
+#include <pthread.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/stat.h>
@@ -832,6 +833,52 @@ static void cleanup_tmpdir(void)
 	rmdir(tmpdir);
 }
 
+static void *nothing_main(void *arg)
+{
+	return arg;
+}
+
+struct other_thread_run {
+	struct rf_runtime *rt;
+	int rc;
+};
+
+static void *run_from_other_thread(void *arg)
+{
+	struct other_thread_run *o = arg;
+
+	o->rc = rf_runtime_run(o->rt, nothing_main, NULL, NULL);
+	return NULL;
+}
+
+/*
+ * A SINGLE_ISSUER ring belongs to the thread that first ran the runtime:
+ * a run from another thread must be refused, not spin on -EEXIST.
+ */
+static void test_single_issuer_owner(void)
+{
+	struct other_thread_run o = { 0 };
+	struct rf_stats st;
+	pthread_t th;
+
+	if (rf_runtime_create(&o.rt, NULL) != 0) {
+		ok(0, "rf_runtime_create() for the owner test");
+		return;
+	}
+	rf_runtime_stats(o.rt, &st);
+	if (!(st.features & RF_FEAT_SINGLE_ISSUER)) {
+		tap_skip(3, "the kernel has no IORING_SETUP_SINGLE_ISSUER");
+		rf_runtime_destroy(o.rt);
+		return;
+	}
+	is_int(rf_runtime_run(o.rt, nothing_main, NULL, NULL), 0, "first run binds the ring to this thread");
+	pthread_create(&th, NULL, run_from_other_thread, &o);
+	pthread_join(th, NULL);
+	is_int(o.rc, -EINVAL, "a run from another thread -> -EINVAL");
+	is_int(rf_runtime_run(o.rt, nothing_main, NULL, NULL), 0, "the owner thread can run it again");
+	rf_runtime_destroy(o.rt);
+}
+
 int main(void)
 {
 	struct rf_stats st;
@@ -861,6 +908,7 @@ int main(void)
 		test_tiny_ring();
 	}
 	test_config_name = NULL;
+	test_single_issuer_owner();
 	cleanup_tmpdir();
 	return done_testing();
 }

@@ -177,8 +177,12 @@ int rf_runtime_create(struct rf_runtime **rtp, const struct rf_runtime_opts *opt
  * acceptor nobody connects to is *not* such a case), the runtime cancels
  * them all once; the call then returns -EDEADLK after they finish.
  *
- * Return: 0, -EINVAL, -EBUSY if @rt is already running, -EDEADLK, or the
- * error of spawning the main fiber.
+ * With IORING_SETUP_SINGLE_ISSUER (RF_FEAT_SINGLE_ISSUER) the ring belongs
+ * to the thread that first runs it: later runs must use the same thread.
+ *
+ * Return: 0, -EINVAL (NULL @rt or @fn, or a thread other than the ring's
+ * owner), -EBUSY if @rt (or another runtime) is already running on this
+ * thread, -EDEADLK, or the error of spawning the main fiber.
  */
 int rf_runtime_run(struct rf_runtime *rt, rf_fn fn, void *arg, void **result);
 
@@ -277,7 +281,10 @@ const char *rf_fiber_name(const struct rf_fiber *f);
  *
  * Sticky: the blocking call @f is parked in returns -ECANCELED as soon as
  * the kernel has released it, and every later blocking call of @f returns
- * -ECANCELED at once.  A fiber that is running or ready is only marked.
+ * -ECANCELED at once (rf_close() excepted: it still closes).  If the
+ * parked request completed before the cancellation reached it, its result
+ * is returned instead, so no transferred data is lost.  A fiber that is
+ * running or ready is only marked.
  *
  * Return: 0, -EINVAL if @f has already exited, -EPERM.
  */
@@ -332,7 +339,11 @@ int rf_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags, int6
 int rf_connect(int fd, const struct sockaddr *addr, socklen_t addrlen, int64_t deadline);
 /** rf_openat() - openat(2) through io_uring. */
 int rf_openat(int dirfd, const char *path, int flags, mode_t mode, int64_t deadline);
-/** rf_close() - close(2) through io_uring; no deadline: a close always completes. */
+/**
+ * rf_close() - close(2) through io_uring; no deadline: a close always
+ * completes, even in a cancelled fiber.  Outside a fiber or without a ring
+ * it calls close(2) directly, so a descriptor is never leaked.
+ */
 int rf_close(int fd);
 /** rf_fsync() - fsync(2) (or fdatasync(2) if @datasync) through io_uring. */
 int rf_fsync(int fd, int datasync, int64_t deadline);

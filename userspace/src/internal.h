@@ -153,6 +153,7 @@ struct rf_runtime {
 	struct rf_acceptor *acceptors;	/* open acceptors */
 	bool running;
 	bool deadlock_cancelled;
+	pid_t owner_tid;		/* SINGLE_ISSUER: the thread that runs us */
 	void *main_result;
 
 	size_t stack_size;		/* usable bytes per fiber by default */

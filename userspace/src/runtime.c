@@ -212,12 +212,16 @@ RF_EXPORT int rf_runtime_run(struct rf_runtime *rt, rf_fn fn, void *arg, void **
 		return -EINVAL;
 	if (rt->running || rf__tls_rt)
 		return -EBUSY;
+	/* The kernel would refuse every submission from another thread. */
+	if ((rt->features & RF_FEAT_SINGLE_ISSUER) && rt->owner_tid && rt->owner_tid != gettid())
+		return -EINVAL;
 	if ((rt->features & RF_FEAT_SINGLE_ISSUER) && (rt->ring.flags & IORING_SETUP_R_DISABLED)) {
 		/* liburing 2.3 has no io_uring_enable_rings(): register directly */
 		if (syscall(__NR_io_uring_register, rt->ring.ring_fd,
 			    IORING_REGISTER_ENABLE_RINGS, NULL, 0) != 0)
 			return -errno;
 		rt->ring.flags &= ~IORING_SETUP_R_DISABLED;
+		rt->owner_tid = gettid();
 	}
 	ret = rf__spawn(rt, NULL, fn, arg, NULL, true);
 	if (ret)
