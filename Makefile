@@ -42,8 +42,12 @@ A64_CFLAGS := $(BASE_CFLAGS) -Iuserspace/src/arch/aarch64
 LIB_CFLAGS := -fPIC -fvisibility=hidden
 URING_LIBS := -luring
 
-LIB_SRCS := userspace/src/runtime.c userspace/src/sched.c \
-	userspace/src/stack.c userspace/src/io.c userspace/src/acceptor.c
+LIB_SRCS := userspace/src/runtime.c userspace/src/sched.c userspace/src/steal.c \
+	userspace/src/watchdog.c userspace/src/stack.c userspace/src/io.c \
+	userspace/src/acceptor.c userspace/src/wq.c userspace/src/sync.c \
+	userspace/src/chan.c userspace/src/group.c userspace/src/blocking.c \
+	userspace/src/fls.c userspace/src/wake/msg_ring.c \
+	userspace/src/wake/eventfd.c userspace/src/wake/futex.c
 ARCH_SRCS = userspace/src/arch/$(1)/switch.S
 
 # --------------------------------------------------------------- native build
@@ -60,16 +64,24 @@ ASAN_LIB := $(B)/asan/libringfiber.a
 ASAN_OBJS := $(patsubst userspace/src/%,$(B)/asan/obj/%.o,$(LIB_SRCS) $(call ARCH_SRCS,$(ARCH)))
 ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
+# Concurrency tests, again under ThreadSanitizer (make check-tsan).
+TSAN_TESTS := stress toolkit blocking fls
+TSAN_LIB := $(B)/tsan/libringfiber.a
+TSAN_OBJS := $(patsubst userspace/src/%,$(B)/tsan/obj/%.o,$(LIB_SRCS) $(call ARCH_SRCS,$(ARCH)))
+TSAN_BINS := $(patsubst %,$(B)/tsan/tests/%,$(TSAN_TESTS))
+TSAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer
+
 # Tests that need no io_uring; they also run on aarch64 under qemu-user.
 PORTABLE_TESTS := switch sched
 AARCH64_OBJS := $(patsubst userspace/src/%,$(B)/aarch64/obj/%.o,$(LIB_SRCS) $(call ARCH_SRCS,aarch64))
 AARCH64_BINS := $(patsubst %,$(B)/aarch64/tests/%,$(PORTABLE_TESTS))
 
-EXAMPLES := $(B)/examples/echo-server $(B)/examples/echo-client
+EXAMPLES := $(B)/examples/echo-server $(B)/examples/echo-client \
+	$(B)/examples/fibserver $(B)/examples/hogclient
 BENCH := $(B)/bench/rf-bench
 PROGRAM_LIBS := $(STATIC_LIB) $(URING_LIBS)
 
-.PHONY: all lib check check-unit check-asan check-aarch64 bench demo deps \
+.PHONY: all lib check check-unit check-asan check-tsan check-aarch64 bench demo deps \
 	clean module install-deps
 .DEFAULT_GOAL := all
 
@@ -113,11 +125,16 @@ $(B)/examples/echo-%: userspace/examples/echo/echo-%.c userspace/examples/echo/*
 	$(quiet) CC $@
 	$(Q)$(CC) $(NATIVE_CFLAGS) $(CFLAGS) -o $@ $< $(PROGRAM_LIBS) -lm
 
+$(B)/examples/%: userspace/examples/fibserver/%.c userspace/examples/fibserver/*.h $(STATIC_LIB)
+	@mkdir -p $(dir $@)
+	$(quiet) CC $@
+	$(Q)$(CC) $(NATIVE_CFLAGS) $(CFLAGS) -o $@ $< $(PROGRAM_LIBS) -lpthread -lm
+
 # rf-bench measures Boost.Context's fcontext switch as its peer in the same run.
 $(BENCH): userspace/bench/rf-bench.c $(STATIC_LIB)
 	@mkdir -p $(dir $@)
 	$(quiet) CC $@
-	$(Q)$(CC) $(NATIVE_CFLAGS) $(CFLAGS) -o $@ $< $(PROGRAM_LIBS) -lboost_context
+	$(Q)$(CC) $(NATIVE_CFLAGS) $(CFLAGS) -o $@ $< $(PROGRAM_LIBS) -lboost_context -lpthread
 
 # ------------------------------------------------------- ASan + UBSan build
 $(B)/asan/obj/%.c.o: userspace/src/%.c userspace/include/ringfiber.h $(wildcard userspace/src/*.h)
@@ -138,6 +155,26 @@ $(B)/asan/tests/%: tests/%.c tests/tap.h tests/helpers.h $(ASAN_LIB)
 	@mkdir -p $(dir $@)
 	$(quiet) CC $@
 	$(Q)$(CC) $(NATIVE_CFLAGS) $(CFLAGS) $(ASAN_FLAGS) -o $@ $< $(ASAN_LIB) $(URING_LIBS) -lpthread
+
+# ------------------------------------------------------ ThreadSanitizer build
+$(B)/tsan/obj/%.c.o: userspace/src/%.c userspace/include/ringfiber.h $(wildcard userspace/src/*.h)
+	@mkdir -p $(dir $@)
+	$(quiet) CC $@
+	$(Q)$(CC) $(NATIVE_CFLAGS) $(LIB_CFLAGS) $(CFLAGS) $(TSAN_FLAGS) -c -o $@ $<
+
+$(B)/tsan/obj/%.S.o: userspace/src/%.S
+	@mkdir -p $(dir $@)
+	$(quiet) AS $@
+	$(Q)$(CC) $(LIB_CFLAGS) -c -o $@ $<
+
+$(TSAN_LIB): $(TSAN_OBJS)
+	$(quiet) AR $@
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
+
+$(B)/tsan/tests/%: tests/%.c tests/tap.h tests/helpers.h $(TSAN_LIB)
+	@mkdir -p $(dir $@)
+	$(quiet) CC $@
+	$(Q)$(CC) $(NATIVE_CFLAGS) $(CFLAGS) $(TSAN_FLAGS) -o $@ $< $(TSAN_LIB) $(URING_LIBS) -lpthread
 
 # ------------------------------------------------ aarch64 cross build
 $(B)/aarch64/obj/%.c.o: userspace/src/%.c userspace/include/ringfiber.h $(wildcard userspace/src/*.h)
@@ -165,7 +202,7 @@ TEST_TIMEOUT ?= 300
 PROVE := prove --timer -e 'tools/run-test $(TEST_TIMEOUT)'
 
 check: all
-	$(Q)$(MAKE) check-unit check-asan check-aarch64
+	$(Q)$(MAKE) check-unit check-asan check-tsan check-aarch64
 
 check-unit: all
 	@echo "== tests ($(ARCH))"
@@ -175,6 +212,11 @@ check-asan: deps $(ASAN_BINS)
 	@echo "== unit tests under AddressSanitizer + UndefinedBehaviorSanitizer"
 	$(Q)RF_BUILD=$(B) RF_SANITIZED=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $(PROVE) $(ASAN_BINS)
+
+check-tsan: deps $(TSAN_BINS)
+	@echo "== concurrency tests under ThreadSanitizer"
+	$(Q)RF_BUILD=$(B) RF_SANITIZED=1 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+		$(PROVE) $(TSAN_BINS)
 
 check-aarch64: deps $(AARCH64_BINS)
 	@echo "== aarch64 switch/scheduler tests under qemu-user"

@@ -27,6 +27,7 @@ static void *return_arg(void *arg)
 
 static void test_runtime_create(void)
 {
+	static const int cpu_zero[] = { 0 }, cpu_negative[] = { -1 }, cpu_huge[] = { 1 << 20 };
 	static const struct {
 		const char *what;
 		struct rf_runtime_opts opts;
@@ -42,7 +43,14 @@ static void test_runtime_create(void)
 		{ "ring_entries 100", { .ring_entries = 100 } },
 		{ "ring_entries 65536", { .ring_entries = 65536 } },
 		{ "ring_entries 0x80000000", { .ring_entries = 0x80000000u } },
-		{ "flags bit 6 (unknown)", { .flags = 1u << 6 } },
+		{ "flags bit 8 (unknown)", { .flags = 1u << 8 } },
+		{ "workers RF_MAX_WORKERS + 1", { .workers = RF_MAX_WORKERS + 1 } },
+		{ "wake_backend RF_WAKE_NR", { .wake_backend = RF_WAKE_NR } },
+		{ "cpus NULL with ncpus 2", { .ncpus = 2 } },
+		{ "cpus without ncpus", { .cpus = cpu_zero } },
+		{ "a negative CPU", { .cpus = cpu_negative, .ncpus = 1 } },
+		{ "CPU 1 << 20", { .cpus = cpu_huge, .ncpus = 1 } },
+		{ "blocking_threads 100000", { .blocking_threads = 100000 } },
 		{ "flags bit 31 (unknown)", { .flags = 1u << 31 } },
 	};
 	static const struct {
@@ -58,7 +66,13 @@ static void test_runtime_create(void)
 		{ "every known flag",
 		  { .flags = RF_RT_NO_DEFER_TASKRUN | RF_RT_NO_COOP_TASKRUN |
 			     RF_RT_NO_MULTISHOT_ACCEPT | RF_RT_NO_GUARD_MADVISE |
-			     RF_RT_NO_OVERFLOW_HANDLER | RF_RT_NO_RING } },
+			     RF_RT_NO_OVERFLOW_HANDLER | RF_RT_NO_RING | RF_RT_NO_PIN |
+			     RF_RT_SHUTDOWN_ON_SIGNAL } },
+		{ "one worker", { .workers = 1 } },
+		{ "RF_MAX_WORKERS workers", { .workers = RF_MAX_WORKERS } },
+		{ "three workers on CPU 0", { .workers = 3, .cpus = cpu_zero, .ncpus = 1 } },
+		{ "the eventfd back-end", { .wake_backend = RF_WAKE_EVENTFD } },
+		{ "no idle spin, no watchdog", { .idle_spin_ns = -1, .hog_ns = -1 } },
 	};
 	struct rf_runtime *rt;
 	size_t i;

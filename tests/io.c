@@ -852,8 +852,9 @@ static void *run_from_other_thread(void *arg)
 }
 
 /*
- * A SINGLE_ISSUER ring belongs to the thread that first ran the runtime:
- * a run from another thread must be refused, not spin on -EEXIST.
+ * A SINGLE_ISSUER ring belongs to the thread that made it.  Each worker
+ * makes its ring at the start of a run, so a runtime can be run from one
+ * thread, then another, then the first again.
  */
 static void test_single_issuer_owner(void)
 {
@@ -871,11 +872,11 @@ static void test_single_issuer_owner(void)
 		rf_runtime_destroy(o.rt);
 		return;
 	}
-	is_int(rf_runtime_run(o.rt, nothing_main, NULL, NULL), 0, "first run binds the ring to this thread");
+	is_int(rf_runtime_run(o.rt, nothing_main, NULL, NULL), 0, "a run on this thread");
 	pthread_create(&th, NULL, run_from_other_thread, &o);
 	pthread_join(th, NULL);
-	is_int(o.rc, -EINVAL, "a run from another thread -> -EINVAL");
-	is_int(rf_runtime_run(o.rt, nothing_main, NULL, NULL), 0, "the owner thread can run it again");
+	is_int(o.rc, 0, "then a run on another thread");
+	is_int(rf_runtime_run(o.rt, nothing_main, NULL, NULL), 0, "then this thread again");
 	rf_runtime_destroy(o.rt);
 }
 

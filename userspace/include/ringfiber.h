@@ -2,11 +2,14 @@
 /*
  * ringfiber.h - fibers (green threads) whose every I/O goes through io_uring.
  *
- * A runtime owns one worker: a run queue of fibers and one io_uring ring.
- * Fibers are cooperatively scheduled in FIFO order; a fiber that starts an
- * I/O operation parks until the operation's completion arrives, and the
- * worker runs the next ready fiber meanwhile.  When no fiber is ready the
- * worker submits every prepared request in one io_uring_enter() and waits.
+ * A runtime owns one worker per CPU (configurable): an OS thread pinned to
+ * its CPU, with its own run queue of fibers and its own io_uring ring.
+ * Fibers are cooperatively scheduled in FIFO order on their worker; a fiber
+ * that starts an I/O operation parks until the operation's completion
+ * arrives, and the worker runs the next ready fiber meanwhile.  When no
+ * fiber is ready the worker takes ready fibers from a busy worker (work
+ * stealing), spins briefly, then submits every prepared request in one
+ * io_uring_enter() and sleeps.
  *
  * Conventions (the same for every function below):
  *  - errors are returned as negative errno values, never through errno;
@@ -19,7 +22,8 @@
  *    the kernel has let go of every request it made: nothing stays pending
  *    in the ring and no buffer of the caller is touched afterwards.
  *
- * The design is described in Documentation/fiber-core.md.
+ * The design is described in Documentation/fiber-core.md (one worker) and
+ * Documentation/scheduler.md (workers, wake-ups, stealing, the toolkit).
  */
 #ifndef RINGFIBER_H
 #define RINGFIBER_H
@@ -52,6 +56,8 @@ extern "C" {
 struct rf_runtime;
 struct rf_fiber;
 struct rf_acceptor;
+struct rf_group;
+struct rf_chan;
 
 /** Entry point of a fiber; its return value is what rf_join() reports. */
 typedef void *(*rf_fn)(void *arg);
@@ -75,6 +81,28 @@ enum {
 	RF_RT_NO_OVERFLOW_HANDLER = 1u << 4,
 	/** Run without an io_uring ring: every I/O call returns -ENOSYS. */
 	RF_RT_NO_RING = 1u << 5,
+	/** Do not pin worker threads to CPUs. */
+	RF_RT_NO_PIN = 1u << 6,
+	/**
+	 * Graceful shutdown: while rf_runtime_run() runs, SIGINT and SIGTERM
+	 * are blocked in every thread of the process and read through the
+	 * ring (a signalfd); the first one cancels every fiber, as
+	 * rf_runtime_shutdown() does.
+	 */
+	RF_RT_SHUTDOWN_ON_SIGNAL = 1u << 7,
+};
+
+/*
+ * Cross-worker wake-up back-ends (struct rf_runtime_opts.wake_backend): how
+ * a worker that sleeps in io_uring_enter() is woken when another thread
+ * makes one of its fibers ready.  See Documentation/scheduler.md.
+ */
+enum {
+	RF_WAKE_AUTO = 0,	/* the best one this kernel has (MSG_RING first) */
+	RF_WAKE_MSG_RING,	/* IORING_OP_MSG_RING from the waker's ring (5.18) */
+	RF_WAKE_EVENTFD,	/* eventfd read kept armed in the ring */
+	RF_WAKE_FUTEX,		/* IORING_OP_FUTEX_WAIT kept armed (6.7) */
+	RF_WAKE_NR,
 };
 
 /**
@@ -87,13 +115,45 @@ enum {
  * @ring_entries: submission queue size (default 256, a power of two <= 32768);
  *               the completion queue is four times larger (at most 65536).
  * @flags:       RF_RT_* switches.
+ * @workers:     how many workers (default: one per CPU in @cpus, or per CPU
+ *               the process may run on); at most RF_MAX_WORKERS.
+ * @cpus:        the CPU of each worker (worker i runs on @cpus[i % @ncpus]);
+ *               NULL: the CPUs of the process's affinity mask, in order.
+ * @ncpus:       entries in @cpus.
+ * @wake_backend: RF_WAKE_*; one the kernel lacks makes rf_runtime_create()
+ *               fail with -EOPNOTSUPP.
+ * @idle_spin_ns: how long an idle worker polls for work before it sleeps
+ *               in the kernel; 0 = the default (RF_DEFAULT_IDLE_SPIN_NS),
+ *               negative = never poll.
+ * @hog_ns:      a fiber running this long without giving up the CPU is
+ *               reported once and counted (stats.hogs), and the fibers
+ *               queued behind it are handed to other workers; 0 = the
+ *               default (RF_DEFAULT_HOG_NS), negative = no watchdog.
+ * @blocking_threads: threads of the rf_blocking() pool (default 4), started
+ *               on first use.
  */
 struct rf_runtime_opts {
 	size_t stack_size;
 	unsigned int stack_pool;
 	unsigned int ring_entries;
 	unsigned int flags;
+	unsigned int workers;
+	const int *cpus;
+	unsigned int ncpus;
+	unsigned int wake_backend;
+	int64_t idle_spin_ns;
+	int64_t hog_ns;
+	unsigned int blocking_threads;
 };
+
+/** Most workers one runtime may have. */
+#define RF_MAX_WORKERS 256
+
+/** Default idle polling time of a worker before it sleeps (see scheduler.md). */
+#define RF_DEFAULT_IDLE_SPIN_NS (50 * 1000)
+
+/** Default hog threshold: 10 ms without a switch. */
+#define RF_DEFAULT_HOG_NS (10 * 1000 * 1000)
 
 /**
  * struct rf_spawn_attr - per-fiber settings for rf_spawn(); zero = default.
@@ -102,11 +162,14 @@ struct rf_runtime_opts {
  * @stack_size: usable stack bytes for this fiber; 0 = the runtime's size.
  * @detached:   non-zero: nobody joins this fiber; its resources are freed
  *              when it exits, and rf_spawn() may be given a NULL @fp.
+ * @pinned:     non-zero: the fiber always runs on the worker it was placed
+ *              on; idle workers never steal it.
  */
 struct rf_spawn_attr {
 	const char *name;
 	size_t stack_size;
 	int detached;
+	int pinned;
 };
 
 /*
@@ -121,6 +184,8 @@ enum {
 	RF_FEAT_GUARD_MADVISE = 1u << 5,   /* MADV_GUARD_INSTALL guard pages */
 	RF_FEAT_CQE_SKIP = 1u << 6,        /* IOSQE_CQE_SKIP_SUCCESS */
 	RF_FEAT_SUBMIT_ALL = 1u << 7,      /* IORING_SETUP_SUBMIT_ALL */
+	RF_FEAT_MSG_RING = 1u << 8,        /* IORING_OP_MSG_RING */
+	RF_FEAT_FUTEX_WAIT = 1u << 9,      /* IORING_OP_FUTEX_WAIT */
 };
 
 /**
@@ -136,6 +201,19 @@ enum {
  * @cqes:      completions reaped.
  * @stacks_mapped: stacks mapped now (in use plus pooled).
  * @stacks_pooled: stacks waiting in the pool.
+ * @workers:   workers of the runtime.
+ * @wake_backend: the RF_WAKE_* back-end in use.
+ * @remote_wakes: fibers made ready by another thread than their worker's.
+ * @wake_calls: of those, how many had to wake a sleeping worker through the
+ *             back-end (the rest found it awake and cost no system call).
+ * @sleeps:    times a worker went to sleep in the kernel with nothing to do.
+ * @steals:    fibers taken by an idle worker from another worker.
+ * @hogs:      fibers reported by the watchdog for running too long.
+ * @blocking_calls: rf_blocking() calls completed.
+ * @signal:    the signal that shut the last run down, or 0.
+ *
+ * Every counter is the sum over the workers; the rf_stats of a running
+ * runtime read from another thread are approximate.
  */
 struct rf_stats {
 	unsigned int features;
@@ -147,6 +225,15 @@ struct rf_stats {
 	uint64_t cqes;
 	uint64_t stacks_mapped;
 	uint64_t stacks_pooled;
+	unsigned int workers;
+	unsigned int wake_backend;
+	uint64_t remote_wakes;
+	uint64_t wake_calls;
+	uint64_t sleeps;
+	uint64_t steals;
+	uint64_t hogs;
+	uint64_t blocking_calls;
+	int signal;
 };
 
 /* ---------------------------------------------------------------- runtime */
@@ -168,21 +255,26 @@ int rf_runtime_create(struct rf_runtime **rtp, const struct rf_runtime_opts *opt
 /**
  * rf_runtime_run() - run @fn as the main fiber until every fiber is done.
  * @rt:     the runtime; must not already be running.
- * @fn:     entry point of the main fiber, named "main".
+ * @fn:     entry point of the main fiber, named "main", on worker 0.
  * @arg:    passed to @fn.
  * @result: if not NULL, receives the main fiber's result.
  *
- * Returns when no fiber is left, detached ones included.  If every remaining
- * fiber is parked on something that can never happen (a join cycle, an
- * acceptor nobody connects to is *not* such a case), the runtime cancels
- * them all once; the call then returns -EDEADLK after they finish.
+ * The calling thread becomes worker 0; the other workers are threads
+ * started for the run.  Every worker sets up its ring when the run starts
+ * and tears it down when it ends, so any thread may run a runtime, one run
+ * after another.  Returns when no fiber is left, detached ones included.
+ * If every remaining fiber is parked on something that can never happen (a
+ * join cycle; an acceptor nobody connects to is *not* such a case), the
+ * runtime cancels them all once; the call then returns -EDEADLK after they
+ * finish.  The runtime knows its own wakers (fibers, the rf_blocking() pool,
+ * the ring): a program whose own threads wake fibers (rf_event_set() from a
+ * pthread) must keep something in flight meanwhile, or it is taken for a
+ * deadlock.
  *
- * With IORING_SETUP_SINGLE_ISSUER (RF_FEAT_SINGLE_ISSUER) the ring belongs
- * to the thread that first runs it: later runs must use the same thread.
- *
- * Return: 0, -EINVAL (NULL @rt or @fn, or a thread other than the ring's
- * owner), -EBUSY if @rt (or another runtime) is already running on this
- * thread, -EDEADLK, or the error of spawning the main fiber.
+ * Return: 0, -EINVAL (NULL @rt or @fn), -EBUSY if @rt (or another runtime)
+ * is already running on this thread, -EDEADLK, -EAGAIN/-ENOMEM when a
+ * worker's thread or ring could not be made, or the error of spawning the
+ * main fiber.
  */
 int rf_runtime_run(struct rf_runtime *rt, rf_fn fn, void *arg, void **result);
 
@@ -203,6 +295,31 @@ void rf_runtime_destroy(struct rf_runtime *rt);
  */
 int rf_runtime_stats(struct rf_runtime *rt, struct rf_stats *st);
 
+/**
+ * rf_runtime_shutdown() - cancel every fiber of a running runtime.
+ * @rt: the runtime, or NULL for the calling fiber's.
+ *
+ * Callable from any thread.  Every fiber's blocking call returns
+ * -ECANCELED, and so does every later one; the fibers finish, the workers
+ * drain and tear their rings down, and rf_runtime_run() returns.  This is
+ * what SIGINT/SIGTERM do under RF_RT_SHUTDOWN_ON_SIGNAL.
+ *
+ * Return: 0, -EINVAL (no runtime), -ESRCH (not running).
+ */
+int rf_runtime_shutdown(struct rf_runtime *rt);
+
+/**
+ * rf_worker_id() - index of the worker the calling fiber runs on (0 for the
+ * first), or -EPERM outside a fiber.  A fiber that is not pinned may run
+ * on another worker after any blocking call or yield.
+ */
+int rf_worker_id(void);
+
+/**
+ * rf_worker_count() - workers of the calling fiber's runtime, or -EPERM.
+ */
+int rf_worker_count(void);
+
 /* --------------------------------------------------------------- lifecycle */
 
 /**
@@ -222,8 +339,20 @@ int rf_runtime_stats(struct rf_runtime *rt, struct rf_stats *st);
 int rf_spawn(struct rf_fiber **fp, rf_fn fn, void *arg, const struct rf_spawn_attr *attr);
 
 /**
+ * rf_spawn_on() - rf_spawn() onto worker @worker (fiber context).
+ * @worker: index from 0 to rf_worker_count() - 1.
+ *
+ * The fiber is queued on that worker (woken if it sleeps).  Unless
+ * @attr->pinned, an idle worker may still steal it before it runs.
+ *
+ * Return: as rf_spawn(), and -EINVAL for a worker that does not exist.
+ */
+int rf_spawn_on(unsigned int worker, struct rf_fiber **fp, rf_fn fn, void *arg,
+		const struct rf_spawn_attr *attr);
+
+/**
  * rf_join() - wait for a fiber to finish and free it (fiber context).
- * @f:        a joinable fiber of the same runtime.
+ * @f:        a joinable fiber of the same runtime (on any worker).
  * @result:   if not NULL, receives what the fiber returned or passed to
  *            rf_exit().
  * @deadline: absolute rf_now() time, or RF_NO_DEADLINE.
@@ -277,14 +406,16 @@ const char *rf_fiber_name(const struct rf_fiber *f);
 
 /**
  * rf_cancel() - cancel a fiber of the calling fiber's runtime (fiber context).
- * @f: the fiber; may be the caller.
+ * @f: the fiber, on any worker; may be the caller.
  *
  * Sticky: the blocking call @f is parked in returns -ECANCELED as soon as
  * the kernel has released it, and every later blocking call of @f returns
  * -ECANCELED at once (rf_close() excepted: it still closes).  If the
  * parked request completed before the cancellation reached it, its result
  * is returned instead, so no transferred data is lost.  A fiber that is
- * running or ready is only marked.
+ * running or ready is only marked.  A fiber parked on another worker's
+ * ring is cancelled by that worker, which the call asks to do and does not
+ * wait for.
  *
  * Return: 0, -EINVAL if @f has already exited, -EPERM.
  */
@@ -374,6 +505,13 @@ int rf_nop(int64_t deadline);
  * @fd:    a listening socket; it stays owned by the caller.
  * @flags: accept4(2) flags for new sockets (SOCK_CLOEXEC, SOCK_NONBLOCK).
  *
+ * The acceptor lives on the calling fiber's worker (its request is in that
+ * worker's ring), so the calling fiber is pinned there from now on, and a
+ * fiber on another worker that calls rf_acceptor_next() or
+ * rf_acceptor_close() moves to that worker first (-EINVAL if it is pinned
+ * elsewhere).  Other workers may open acceptors of their own on the same
+ * socket: the kernel gives each connection to one of them.
+ *
  * Return: 0, -EINVAL, -ENOMEM, -EPERM, -ENOSYS.
  */
 int rf_acceptor_open(struct rf_acceptor **ap, int fd, int flags);
@@ -403,6 +541,256 @@ int rf_acceptor_next(struct rf_acceptor *a, int64_t deadline);
  * Return: 0, -EBUSY if a fiber is waiting in rf_acceptor_next(), -EPERM.
  */
 int rf_acceptor_close(struct rf_acceptor *a);
+
+
+/* ------------------------------------------------------ concurrency toolkit */
+/*
+ * Fiber-blocking synchronization: a call that has to wait parks the calling
+ * fiber, never the worker thread, and works between fibers on different
+ * workers.  Every waiting call has a try variant (never waits, -EBUSY or
+ * -EAGAIN instead) and takes an absolute @deadline (-ETIMEDOUT when it is
+ * reached; RF_NO_DEADLINE waits for as long as it takes).  A waiting call of
+ * a cancelled fiber returns -ECANCELED.  Waiters are woken in FIFO order.
+ *
+ * The objects below may live anywhere (static, on a fiber's stack, in the
+ * heap); zero-filled (or RF_*_INIT) is a valid initial state, nothing needs
+ * destroying, and their fields are private.  They must not be copied or
+ * freed while a fiber waits on them.  The semantics are in
+ * Documentation/scheduler.md.
+ */
+
+/** struct rf_waitq - a lock and a FIFO of parked fibers (private). */
+struct rf_waitq {
+	unsigned int lock;
+	unsigned int len;
+	void *head, *tail;
+};
+
+/**
+ * struct rf_mutex - a mutual exclusion lock for fibers.
+ *
+ * Fair: rf_mutex_unlock() hands the mutex to the longest waiter, so no
+ * fiber starves.  Not recursive; any fiber may unlock it.
+ */
+struct rf_mutex {
+	struct rf_waitq q;
+	unsigned int locked;
+};
+#define RF_MUTEX_INIT { { 0, 0, 0, 0 }, 0 }
+
+/** rf_mutex_init() - make @m an unlocked mutex. */
+void rf_mutex_init(struct rf_mutex *m);
+/** rf_mutex_lock() - lock @m, parking while another fiber holds it.
+ * Return: 0, -ETIMEDOUT, -ECANCELED, -EINVAL (NULL), -EPERM. */
+int rf_mutex_lock(struct rf_mutex *m, int64_t deadline);
+/** rf_mutex_trylock() - lock @m if nobody holds it.
+ * Return: 0, -EBUSY, -EINVAL. Callable from any thread. */
+int rf_mutex_trylock(struct rf_mutex *m);
+/** rf_mutex_unlock() - unlock @m, or hand it to the first waiter.
+ * Return: 0, -EPERM if @m is not locked, -EINVAL. Callable from any thread. */
+int rf_mutex_unlock(struct rf_mutex *m);
+
+/** struct rf_cond - a condition variable used with an rf_mutex. */
+struct rf_cond {
+	struct rf_waitq q;
+};
+#define RF_COND_INIT { { 0, 0, 0, 0 } }
+
+/** rf_cond_init() - make @c a condition variable with no waiters. */
+void rf_cond_init(struct rf_cond *c);
+/**
+ * rf_cond_wait() - unlock @m, park until signalled, lock @m again.
+ * The mutex is held again when the call returns, whatever it returns (as
+ * with pthread_cond_timedwait).  Spurious wake-ups do not happen, but as
+ * always the predicate must be checked in a loop.
+ * Return: 0, -ETIMEDOUT, -ECANCELED, -EINVAL, -EPERM (@m not locked or
+ * outside a fiber).
+ */
+int rf_cond_wait(struct rf_cond *c, struct rf_mutex *m, int64_t deadline);
+/** rf_cond_signal() - wake the longest waiter, if any. Return: 0, -EINVAL. */
+int rf_cond_signal(struct rf_cond *c);
+/** rf_cond_broadcast() - wake every waiter. Return: 0, -EINVAL. */
+int rf_cond_broadcast(struct rf_cond *c);
+
+/**
+ * struct rf_sem - a counting semaphore (the seeds' backpressure pattern:
+ * at most N fibers inside a section).
+ */
+struct rf_sem {
+	struct rf_waitq q;
+	int64_t count;
+};
+#define RF_SEM_INIT(n) { { 0, 0, 0, 0 }, (n) }
+
+/** rf_sem_init() - a semaphore with @count permits (>= 0). Return: 0, -EINVAL. */
+int rf_sem_init(struct rf_sem *s, int64_t count);
+/** rf_sem_acquire() - take a permit, parking until one is free.
+ * Return: 0, -ETIMEDOUT, -ECANCELED, -EINVAL, -EPERM. */
+int rf_sem_acquire(struct rf_sem *s, int64_t deadline);
+/** rf_sem_tryacquire() - take a permit if one is free. Return: 0, -EAGAIN, -EINVAL. */
+int rf_sem_tryacquire(struct rf_sem *s);
+/** rf_sem_release() - give a permit back (to the longest waiter, if any).
+ * Return: 0, -EINVAL, -EOVERFLOW. Callable from any thread. */
+int rf_sem_release(struct rf_sem *s);
+
+/**
+ * struct rf_waitgroup - wait for a set of tasks to finish (Go's
+ * sync.WaitGroup): rf_wg_add() before starting them, rf_wg_done() as each
+ * ends, rf_wg_wait() until the count is zero.
+ */
+struct rf_waitgroup {
+	struct rf_waitq q;
+	int64_t count;
+};
+#define RF_WAITGROUP_INIT { { 0, 0, 0, 0 }, 0 }
+
+/** rf_wg_init() - a wait group with a count of zero. */
+void rf_wg_init(struct rf_waitgroup *wg);
+/** rf_wg_add() - add @delta (may be negative) to the count; at zero every
+ * waiter is woken. Return: 0, -EINVAL (count would go negative; unchanged). */
+int rf_wg_add(struct rf_waitgroup *wg, int64_t delta);
+/** rf_wg_done() - rf_wg_add(@wg, -1). */
+int rf_wg_done(struct rf_waitgroup *wg);
+/** rf_wg_wait() - park until the count is zero.
+ * Return: 0, -ETIMEDOUT, -ECANCELED, -EINVAL, -EPERM. */
+int rf_wg_wait(struct rf_waitgroup *wg, int64_t deadline);
+
+/**
+ * struct rf_event - a flag fibers wait for (asyncio.Event): set wakes every
+ * waiter and stays set until cleared.
+ */
+struct rf_event {
+	struct rf_waitq q;
+	unsigned int set;
+};
+#define RF_EVENT_INIT { { 0, 0, 0, 0 }, 0 }
+
+/** rf_event_init() - an event that is not set. */
+void rf_event_init(struct rf_event *e);
+/** rf_event_set() - set @e and wake every waiter. Return: 0, -EINVAL. */
+int rf_event_set(struct rf_event *e);
+/** rf_event_clear() - clear @e. Return: 0, -EINVAL. */
+int rf_event_clear(struct rf_event *e);
+/** rf_event_is_set() - 1 if set, 0 if not, -EINVAL. */
+int rf_event_is_set(struct rf_event *e);
+/** rf_event_wait() - park until @e is set (returns at once if it is).
+ * Return: 0, -ETIMEDOUT, -ECANCELED, -EINVAL, -EPERM. */
+int rf_event_wait(struct rf_event *e, int64_t deadline);
+
+/*
+ * Channels: a bounded FIFO of pointers between fibers (the seeds'
+ * producer/consumer Queue, Go's chan).  Capacity 0 is a rendezvous: a send
+ * completes only when a receiver takes the value.  After rf_chan_close(),
+ * sends fail with -EPIPE and receives drain what is buffered, then fail
+ * with -EPIPE.
+ */
+
+/** rf_chan_create() - a channel holding up to @capacity values (< 2^31).
+ * Return: 0, -EINVAL, -ENOMEM. */
+int rf_chan_create(struct rf_chan **chp, unsigned int capacity);
+/** rf_chan_send() - send @value, parking while the channel is full.
+ * Return: 0, -EPIPE (closed), -ETIMEDOUT, -ECANCELED, -EINVAL, -EPERM. */
+int rf_chan_send(struct rf_chan *ch, void *value, int64_t deadline);
+/** rf_chan_trysend() - send if it needs no waiting. Return: 0, -EAGAIN, -EPIPE, -EINVAL. */
+int rf_chan_trysend(struct rf_chan *ch, void *value);
+/** rf_chan_recv() - receive into *@value, parking while the channel is empty.
+ * Return: 0, -EPIPE (closed and drained), -ETIMEDOUT, -ECANCELED, -EINVAL, -EPERM. */
+int rf_chan_recv(struct rf_chan *ch, void **value, int64_t deadline);
+/** rf_chan_tryrecv() - receive if a value is ready. Return: 0, -EAGAIN, -EPIPE, -EINVAL. */
+int rf_chan_tryrecv(struct rf_chan *ch, void **value);
+/** rf_chan_close() - close @ch: wakes every waiter. Return: 0, -EPIPE (already), -EINVAL. */
+int rf_chan_close(struct rf_chan *ch);
+/** rf_chan_destroy() - free @ch (NULL is fine). Return: 0, -EBUSY while a fiber waits. */
+int rf_chan_destroy(struct rf_chan *ch);
+
+/* ---------------------------------------------------- structured concurrency */
+/*
+ * A group owns the fibers spawned into it (the seeds' TaskGroup): waiting on
+ * the group joins them all; when one fails (returns non-zero) or the group
+ * is cancelled, the others are cancelled.  A group's deadline cancels it
+ * when reached, and bounds every blocking call of its fibers: a fiber's
+ * calls, and the groups it creates, never wait past the deadlines of the
+ * groups it belongs to (asyncio.timeout nested in a TaskGroup).
+ */
+
+/** Entry point of a group fiber: 0 for success, a negative errno for failure. */
+typedef int (*rf_task_fn)(void *arg);
+
+/**
+ * rf_group_create() - a new empty group (fiber context).
+ * @gp:       receives the group.
+ * @deadline: absolute deadline of the group, or RF_NO_DEADLINE; capped by
+ *            the calling fiber's own deadline.
+ * Return: 0, -EINVAL, -ENOMEM, -EPERM.
+ */
+int rf_group_create(struct rf_group **gp, int64_t deadline);
+
+/**
+ * rf_group_spawn() - start @fn(@arg) as a fiber of @g (fiber context).
+ * @attr: as for rf_spawn(); its @detached is ignored (the group joins).
+ * Return: 0, -ECANCELED (the group is already cancelled or waited on),
+ * and rf_spawn()'s errors.
+ */
+int rf_group_spawn(struct rf_group *g, rf_task_fn fn, void *arg, const struct rf_spawn_attr *attr);
+
+/**
+ * rf_group_cancel() - cancel every fiber of @g (any fiber may call it).
+ * Return: 0, -EINVAL.
+ */
+int rf_group_cancel(struct rf_group *g);
+
+/**
+ * rf_group_wait() - wait until every fiber of @g has finished, then free @g.
+ * @g: the group; only its creator may wait, once.
+ *
+ * Return: 0 if every fiber returned 0; otherwise the first failure: a
+ * fiber's non-zero result, -ETIMEDOUT if the group's deadline was reached,
+ * -ECANCELED if it was cancelled (by rf_group_cancel() or because the
+ * waiting fiber was).  -EINVAL or -EPERM leave @g alone.
+ */
+int rf_group_wait(struct rf_group *g);
+
+/* ------------------------------------------------------------ blocking work */
+
+/**
+ * rf_blocking() - run @fn(@arg) on the runtime's thread pool and park the
+ * calling fiber until it returns (asyncio's run_in_executor).
+ * @result: if not NULL, receives @fn's return value.
+ *
+ * For calls that block a thread and have no io_uring form (getaddrinfo, a
+ * legacy library, a long computation): the workers keep running fibers.
+ * @fn runs to completion even if the fiber is cancelled meanwhile (nothing
+ * can stop a blocked thread safely); the cancellation shows at the fiber's
+ * next blocking call.  The pool's threads start on first use and end with
+ * the run.
+ *
+ * Return: 0 once @fn has returned, -EINVAL (NULL @fn), -EPERM, -EAGAIN or
+ * -ENOMEM when no pool thread could be started.
+ */
+int rf_blocking(rf_fn fn, void *arg, void **result);
+
+/* ------------------------------------------------------ fiber-local storage */
+
+/** How many fiber-local keys may exist at once in the process. */
+#define RF_KEYS_MAX 16
+
+/** A fiber-local storage key (threading.local, pthread_key_t for fibers). */
+typedef unsigned int rf_key_t;
+
+/**
+ * rf_key_create() - a new key; every fiber's value for it starts as NULL.
+ * @destructor: if not NULL, called with a fiber's non-NULL value when that
+ *              fiber finishes (in the fiber, before it is joined).
+ * Return: 0, -EINVAL, -EAGAIN (RF_KEYS_MAX keys exist, or a deleted key's
+ * slot cannot be reused yet because some fiber still holds a value in it).
+ */
+int rf_key_create(rf_key_t *key, void (*destructor)(void *));
+/** rf_key_delete() - free @key; values are not destroyed. Return: 0, -EINVAL. */
+int rf_key_delete(rf_key_t key);
+/** rf_getspecific() - the calling fiber's value for @key (NULL outside a fiber). */
+void *rf_getspecific(rf_key_t key);
+/** rf_setspecific() - set the calling fiber's value. Return: 0, -EINVAL, -EPERM. */
+int rf_setspecific(rf_key_t key, const void *value);
 
 #ifdef __cplusplus
 }

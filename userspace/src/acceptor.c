@@ -19,7 +19,7 @@
 #define RF__ACCEPT_ONE_SHOT (-0x7fff)
 
 struct rf_acceptor {
-	struct rf_runtime *rt;
+	struct rf__worker *wk;		/* the worker whose ring holds the request */
 	struct rf_acceptor *prev, *next;	/* the runtime's open acceptors */
 	int fd;
 	int flags;
@@ -71,15 +71,22 @@ static void rf__acceptor_deliver(struct rf_acceptor *a, int res)
 	rf__wait_event_wake(w, res);
 }
 
-void rf__acceptor_complete(struct rf_runtime *rt, struct rf_acceptor *a,
+/*
+ * Returns false, taking nothing, when a connection cannot be queued without
+ * allocating and we run in the hog rescue (a signal handler: no malloc).
+ */
+bool rf__acceptor_complete(struct rf__worker *wk, struct rf_acceptor *a,
 			   const struct io_uring_cqe *cqe)
 {
 	int res = cqe->res;
 
+	if (wk->in_signal && res >= 0 && !(a->waiter && !a->count) && a->count == a->cap)
+		return false;
+
 	if (!(cqe->flags & IORING_CQE_F_MORE)) {
 		/* the request is over: the next rf_acceptor_next() re-arms */
 		a->armed = false;
-		rt->inflight--;
+		rf__count(&wk->inflight, -1);
 	}
 	if (res >= 0) {
 		a->confirmed = true;
@@ -94,7 +101,7 @@ void rf__acceptor_complete(struct rf_runtime *rt, struct rf_acceptor *a,
 		 * The socket is known to listen (rf_acceptor_open checked), so
 		 * EINVAL here means the kernel predates multishot accept.
 		 */
-		rt->features &= ~RF_FEAT_MULTISHOT_ACCEPT;
+		__atomic_fetch_and(&wk->rt->features, ~RF_FEAT_MULTISHOT_ACCEPT, __ATOMIC_RELAXED);
 		if (a->waiter)
 			rf__acceptor_deliver(a, RF__ACCEPT_ONE_SHOT);
 	} else if (!(res == -ECANCELED && a->closing)) {
@@ -109,11 +116,12 @@ void rf__acceptor_complete(struct rf_runtime *rt, struct rf_acceptor *a,
 		a->closer = NULL;
 		rf__wait_event_wake(w, 0);
 	}
+	return true;
 }
 
-static int rf__acceptor_arm(struct rf_runtime *rt, struct rf_acceptor *a)
+static int rf__acceptor_arm(struct rf__worker *wk, struct rf_acceptor *a)
 {
-	struct io_uring_sqe *sqe = rf__get_sqe(rt);
+	struct io_uring_sqe *sqe = rf__get_sqe(wk);
 
 	if (!sqe)
 		return -EBUSY;
@@ -125,14 +133,15 @@ static int rf__acceptor_arm(struct rf_runtime *rt, struct rf_acceptor *a)
 
 RF_EXPORT int rf_acceptor_open(struct rf_acceptor **ap, int fd, int flags)
 {
-	struct rf_runtime *rt = rf__tls_rt;
+	RF__GUARD();
+	struct rf__worker *wk = rf__tls_wk;
 	struct rf_acceptor *a;
 	int listening = 0;
 	socklen_t len = sizeof(listening);
 
-	if (!rt || !rt->current)
+	if (!wk || !wk->current)
 		return -EPERM;
-	if (!(rt->features & RF_FEAT_RING))
+	if (!wk->has_ring)
 		return -ENOSYS;
 	if (!ap || fd < 0 || (flags & ~(SOCK_CLOEXEC | SOCK_NONBLOCK)))
 		return -EINVAL;
@@ -143,22 +152,24 @@ RF_EXPORT int rf_acceptor_open(struct rf_acceptor **ap, int fd, int flags)
 	a = calloc(1, sizeof(*a));
 	if (!a)
 		return -ENOMEM;
-	a->rt = rt;
+	a->wk = wk;
 	a->fd = fd;
 	a->flags = flags;
-	if (rt->features & RF_FEAT_MULTISHOT_ACCEPT) {
+	if (rf__load_relaxed(&wk->rt->features) & RF_FEAT_MULTISHOT_ACCEPT) {
 		/* Armed now: connections queue even before the first next(). */
-		int ret = rf__acceptor_arm(rt, a);
+		int ret = rf__acceptor_arm(wk, a);
 
 		if (ret) {
 			free(a);
 			return ret;
 		}
 	}
-	a->next = rt->acceptors;
+	a->next = wk->acceptors;
 	if (a->next)
 		a->next->prev = a;
-	rt->acceptors = a;
+	wk->acceptors = a;
+	/* the request is in this worker's ring: the fiber stays here */
+	wk->current->pinned = true;
 	*ap = a;
 	return 0;
 }
@@ -172,18 +183,28 @@ static void rf__acceptor_unlink_waiter(struct rf__wait *w)
 
 RF_EXPORT int rf_acceptor_next(struct rf_acceptor *a, int64_t deadline)
 {
-	struct rf_runtime *rt = rf__tls_rt;
-	struct rf_fiber *cur = rt ? rt->current : NULL;
+	RF__GUARD();
+	struct rf__worker *wk = rf__tls_wk;
+	struct rf_fiber *cur = wk ? wk->current : NULL;
 	struct rf__wait w;
 	int ret;
 
 	if (!cur)
 		return -EPERM;
-	if (!a || a->rt != rt || a->closing)
+	if (!a || a->wk->rt != wk->rt)
+		return -EINVAL;
+	/* the acceptor's request is in its worker's ring: go there */
+	if (a->wk != wk) {
+		ret = rf__migrate(wk, a->wk);
+		if (ret)
+			return ret;
+		wk = rf__tls_wk;
+	}
+	if (a->closing)
 		return -EINVAL;
 	if (a->busy)
 		return -EBUSY;
-	if (cur->cancelled)
+	if (rf__load_relaxed(&cur->cancelled))
 		return -ECANCELED;
 	if (a->count)
 		return rf__acceptor_pop(a);
@@ -193,12 +214,12 @@ RF_EXPORT int rf_acceptor_next(struct rf_acceptor *a, int64_t deadline)
 		return ret;
 	}
 	a->busy = true;
-	if (!(rt->features & RF_FEAT_MULTISHOT_ACCEPT)) {
+	if (!(rf__load_relaxed(&wk->rt->features) & RF_FEAT_MULTISHOT_ACCEPT)) {
 		ret = rf_accept(a->fd, NULL, NULL, a->flags, deadline);
 		goto out;
 	}
 	if (!a->armed) {
-		ret = rf__acceptor_arm(rt, a);
+		ret = rf__acceptor_arm(wk, a);
 		if (ret)
 			goto out;
 	}
@@ -206,7 +227,7 @@ RF_EXPORT int rf_acceptor_next(struct rf_acceptor *a, int64_t deadline)
 	w.unlink = rf__acceptor_unlink_waiter;
 	w.source = a;
 	a->waiter = &w;
-	ret = rf__wait_event(rt, &w, deadline);
+	ret = rf__wait_event(wk, &w, deadline);
 	if (ret == RF__ACCEPT_ONE_SHOT)
 		ret = rf_accept(a->fd, NULL, NULL, a->flags, deadline);
 out:
@@ -214,12 +235,12 @@ out:
 	return ret;
 }
 
-static void rf__acceptor_free(struct rf_runtime *rt, struct rf_acceptor *a)
+static void rf__acceptor_free(struct rf__worker *wk, struct rf_acceptor *a)
 {
 	if (a->prev)
 		a->prev->next = a->next;
 	else
-		rt->acceptors = a->next;
+		wk->acceptors = a->next;
 	if (a->next)
 		a->next->prev = a->prev;
 	while (a->count)
@@ -237,20 +258,30 @@ static void rf__acceptor_unlink_closer(struct rf__wait *w)
 
 RF_EXPORT int rf_acceptor_close(struct rf_acceptor *a)
 {
-	struct rf_runtime *rt = rf__tls_rt;
-	struct rf_fiber *cur = rt ? rt->current : NULL;
+	RF__GUARD();
+	struct rf__worker *wk = rf__tls_wk;
+	struct rf_fiber *cur = wk ? wk->current : NULL;
 
 	if (!a)
 		return 0;
 	if (!cur)
 		return -EPERM;
-	if (a->rt != rt || a->closing)
+	if (a->wk->rt != wk->rt)
+		return -EINVAL;
+	if (a->wk != wk) {
+		int ret = rf__migrate(wk, a->wk);
+
+		if (ret)
+			return ret;
+		wk = rf__tls_wk;
+	}
+	if (a->closing)
 		return -EINVAL;
 	if (a->busy)
 		return -EBUSY;
 	a->closing = true;
 	if (a->armed) {
-		struct io_uring_sqe *sqe = rf__get_sqe(rt);
+		struct io_uring_sqe *sqe = rf__get_sqe(wk);
 
 		if (sqe) {
 			io_uring_prep_cancel64(sqe, rf__ud(a, RF__UD_ACCEPT), 0);
@@ -264,21 +295,21 @@ RF_EXPORT int rf_acceptor_close(struct rf_acceptor *a)
 			w.unlink = rf__acceptor_unlink_closer;
 			w.source = a;
 			a->closer = &w;
-			rf__wait_event(rt, &w, RF_NO_DEADLINE);
+			rf__wait_event(wk, &w, RF_NO_DEADLINE);
 			a->closer = NULL;
 		}
 	}
-	rf__acceptor_free(rt, a);
+	rf__acceptor_free(wk, a);
 	return 0;
 }
 
 /*
- * rf_runtime_destroy(): the ring is gone (its exit cancelled what acceptors
+ * The end of a run: the worker's ring is gone (its exit cancelled what acceptors
  * had armed; with no address buffer the kernel writes nothing of ours), so
  * only the queued connections and the memory remain.
  */
-void rf__acceptors_destroy(struct rf_runtime *rt)
+void rf__acceptors_destroy(struct rf__worker *wk)
 {
-	while (rt->acceptors)
-		rf__acceptor_free(rt, rt->acceptors);
+	while (wk->acceptors)
+		rf__acceptor_free(wk, wk->acceptors);
 }

@@ -5,6 +5,12 @@
  * Names with a double underscore (rf__x) are internal but not static, as in
  * libuv: they are hidden from the shared library's symbol table.
  *
+ * A runtime (struct rf_runtime) is a set of workers (struct rf__worker), one
+ * OS thread each, with its own ring, run queue and stack pool.  What only a
+ * worker's own thread touches is plain memory; what other threads touch (its
+ * inbox, its parked flag, its stealable queue) is accessed with atomics and
+ * kept on cache lines of its own.  Documentation/scheduler.md has the rules.
+ *
  * A fiber's stack mapping (one mmap per fiber, pooled after use):
  *
  *   high addresses
@@ -25,8 +31,10 @@
 #define RF_INTERNAL_H
 
 #include <liburing.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "ringfiber.h"
 #include "switch.h"
@@ -34,30 +42,55 @@
 #define RF_EXPORT __attribute__((visibility("default")))
 #define rf__likely(x) __builtin_expect(!!(x), 1)
 #define rf__unlikely(x) __builtin_expect(!!(x), 0)
+#define RF__CACHELINE 64
+#define rf__container_of(ptr, type, member) \
+	((type *)(void *)((char *)(ptr) - __builtin_offsetof(type, member)))
 
+/* Shorthands for the atomics other threads see (GCC builtins, as liburing). */
+#define rf__load(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define rf__load_relaxed(p) __atomic_load_n((p), __ATOMIC_RELAXED)
+#define rf__store(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+#define rf__store_relaxed(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
+/* A counter only its owner writes but others read. */
+#define rf__count(p, n) rf__store_relaxed((p), rf__load_relaxed(p) + (n))
+
+static inline void rf__cpu_relax(void)
+{
+#if defined(__x86_64__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield" ::: "memory");
+#endif
+}
 
 /*
  * How many fiber-to-fiber switches may happen before the worker loop runs
- * again to reap completions and flush prepared requests.  Fibers that park
- * on I/O drain the run queue and reach the loop sooner; this bounds how long
- * fibers that only yield can delay I/O (128 switches: about a microsecond).
+ * again to reap completions, drain the inbox and flush prepared requests.
+ * Fibers that park on I/O drain the run queue and reach the loop sooner;
+ * this bounds how long fibers that only yield can delay I/O (128 switches:
+ * about a microsecond).
  */
 #define RF__SWITCH_BUDGET 128
 
 /*
  * io_uring user_data: a pointer with a tag in its low bits (all tagged
- * objects are 8-byte aligned).  0 marks requests whose completion carries
- * nothing to deliver (cancellations, timeout removals).
+ * objects are 8-byte aligned).  A NULL pointer with RF__UD_OP marks a
+ * request whose completion carries nothing to deliver but is counted in
+ * inflight (cancellations, timeout removals); RF__UD_IGNORE marks internal
+ * requests that are not counted (wake-ups sent with MSG_RING).
  */
 enum {
 	RF__UD_OP = 0,		/* struct rf__wait: the operation itself */
 	RF__UD_TIMER = 1,	/* struct rf__wait: its deadline timer */
 	RF__UD_ACCEPT = 2,	/* struct rf_acceptor: multishot accept */
+	RF__UD_WAKE = 3,	/* the wake back-end's request or message */
+	RF__UD_SIGNAL = 4,	/* the shutdown signalfd read */
+	RF__UD_IGNORE = 5,	/* internal, not counted in inflight */
 	RF__UD_MASK = 7,
 };
 
 enum rf__fiber_state {
-	RF__READY,		/* in the run queue */
+	RF__READY,		/* in a run queue, inbox or stealable queue */
 	RF__RUNNING,
 	RF__PARKED,		/* waiting for a wake-up */
 	RF__DONE,		/* finished; waits to be joined */
@@ -66,7 +99,7 @@ enum rf__fiber_state {
 enum rf__wait_kind {
 	/* Woken when the kernel has delivered every completion it owes. */
 	RF__WAIT_RING,
-	/* Woken by an event (join, acceptor), its timer or a cancel. */
+	/* Woken by an event (join, lock, channel, acceptor), its timer or a cancel. */
 	RF__WAIT_EVENT,
 };
 
@@ -77,6 +110,11 @@ typedef void (*rf__unlink_fn)(struct rf__wait *w);
  * struct rf__wait - one blocking call of a parked fiber; lives on its stack.
  * Everything the kernel may read after submission (the deadline's timespec)
  * lives here too, so it stays valid until the last completion.
+ *
+ * Ring waits are only ever touched by the worker whose ring holds the
+ * request.  Event waits may be woken from any thread: whoever wins the
+ * @woken exchange (0 -> 1) delivers the result and makes the fiber ready;
+ * everyone else leaves the wait alone.
  */
 struct rf__wait {
 	struct rf_fiber *fiber;
@@ -85,33 +123,68 @@ struct rf__wait {
 	uint8_t kind;			/* enum rf__wait_kind */
 	uint8_t pending;		/* completions the kernel still owes */
 	bool timed_out;			/* the deadline timer fired */
-	bool woken;			/* event waits: already made ready */
+	uint8_t woken;			/* event waits: atomic, see above */
 	bool cancel_sent;		/* an async cancel targets this wait */
 	bool draining;			/* parked until the timer is released */
+	bool nocancel;			/* rf_cancel() leaves this wait alone */
 	rf__unlink_fn unlink;		/* event waits: detach from the source */
 	void *source;			/* event waits: what we wait on */
 	struct __kernel_timespec ts;	/* the deadline, read by the kernel */
 };
 
+/*
+ * A message in a worker's inbox.  Each fiber embeds two: the one that makes
+ * it ready there, and the one that asks its worker to cancel it.
+ */
+enum { RF__MSG_WAKE, RF__MSG_CANCEL };
+
+struct rf__msg {
+	struct rf__msg *next;
+	uint8_t kind;
+};
+
+struct rf__worker;
+
 struct rf_fiber {
 	void *sp;			/* saved stack pointer while not running */
-	struct rf_fiber *next;		/* run queue link */
+	struct rf_fiber *next;		/* run queue / stealable queue link */
+	struct rf__worker *wk;		/* the worker it runs (or last ran) on */
 	struct rf_runtime *rt;
 	rf_fn fn;
 	void *arg;
 	void *result;
-	struct rf_fiber *joiner;	/* the fiber parked in rf_join() on us */
-	struct rf__wait *wait;		/* what we are parked on, if cancellable */
-	struct rf_fiber *all_prev, *all_next;	/* every live fiber */
+	struct rf_waitq join_q;		/* the fiber in rf_join(), at most one */
+	bool finished;			/* under join_q's lock: has exited */
+	bool detached;			/* under join_q's lock */
+	struct rf__wait *wait;		/* what we are parked on (own worker only) */
+	struct rf_fiber *all_prev, *all_next;	/* the list of list_wk */
+	struct rf__worker *list_wk;	/* whose all-list holds us */
 	char *map_base;			/* the stack mapping */
 	size_t map_size;
-	uint8_t state;			/* enum rf__fiber_state */
-	bool detached;
-	bool cancelled;
+	struct rf__msg wake_msg, cancel_msg;
+	/*
+	 * atomic: one for the handle (dropped by join, detach or a detached
+	 * exit), one while the stack is in use (dropped after the fiber has
+	 * switched away for the last time), one per queued cancel_msg.  The
+	 * stack is freed when the last goes.
+	 */
+	uint32_t refs;
+	uint32_t cancel_queued;		/* atomic: cancel_msg is in an inbox */
+	uint8_t state;			/* atomic: enum rf__fiber_state */
+	uint8_t cancelled;		/* atomic */
 	bool is_main;
+	bool pinned;			/* never stolen */
+	bool bound;			/* a request on wk's ring still owes us */
+	int64_t deadline;		/* cap of every blocking call (groups) */
+	struct rf_group *group;		/* the group we belong to, or NULL */
+	struct rf_fiber *grp_prev, *grp_next;
+	void *fls[RF_KEYS_MAX];		/* fiber-local storage */
 	char name[RF_NAME_MAX];
 #ifdef __SANITIZE_ADDRESS__
 	void *asan_fake_stack;
+#endif
+#ifdef __SANITIZE_THREAD__
+	void *tsan_fiber;
 #endif
 };
 
@@ -129,86 +202,312 @@ struct rf__stack_bucket {
 
 #define RF__STACK_BUCKETS 4
 
+/* A spinlock: every critical section guarded by one is a few instructions. */
+typedef unsigned int rf__spinlock_t;
+
+static inline void rf__spin_lock(rf__spinlock_t *l)
+{
+	while (__atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE))
+		while (rf__load_relaxed(l))
+			rf__cpu_relax();
+}
+
+static inline bool rf__spin_trylock(rf__spinlock_t *l)
+{
+	return !rf__load_relaxed(l) && !__atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE);
+}
+
+static inline void rf__spin_unlock(rf__spinlock_t *l)
+{
+	__atomic_store_n(l, 0, __ATOMIC_RELEASE);
+}
+
 /*
- * struct rf_runtime - one worker: its ring, its run queue, its stacks.
- * Everything a worker owns is here, so that more workers (one per core) are
- * more of these plus what they share.
+ * struct rf__worker - one worker: its thread, ring, run queue and stacks.
  */
-struct rf_runtime {
+struct rf__worker {
+	/* --- the worker's own thread only --- */
 	struct rf_fiber *current;	/* running fiber; NULL in the loop */
 	void *loop_sp;			/* the worker loop's saved context */
 	struct rf__runq runq;
 	unsigned int budget;		/* switches left before the loop runs */
-	struct rf_fiber *zombie;	/* finished detached fiber to unmap */
+	struct rf_fiber *zombie;	/* finished fiber whose stack to release */
+	struct rf_fiber *handoff;	/* fiber moving to another worker */
+	struct rf_runtime *rt;
+	unsigned int id;
 
 	struct io_uring ring;
-	unsigned int features;		/* RF_FEAT_* */
-	unsigned int flags;		/* RF_RT_* */
+	bool has_ring;
 	uint64_t inflight;		/* requests whose completion is owed */
 	uint64_t unsubmitted;		/* prepared, not yet handed to the kernel */
-
-	struct rf_fiber *all;		/* every fiber not yet freed */
-	uint64_t nfibers;		/* ... how many */
-	uint64_t nlive;			/* ... of which not finished */
 	struct rf_acceptor *acceptors;	/* open acceptors */
-	bool running;
-	bool deadlock_cancelled;
-	pid_t owner_tid;		/* SINGLE_ISSUER: the thread that runs us */
-	void *main_result;
 
-	size_t stack_size;		/* usable bytes per fiber by default */
 	size_t page_size;
 	unsigned int stack_pool_max;
 	unsigned int stacks_pooled;
-	uint64_t stacks_mapped;
 	struct rf__stack_bucket buckets[RF__STACK_BUCKETS];
 
 	void *altstack;			/* signal stack for overflow reports */
 	size_t altstack_size;
+	bool in_signal;			/* the hog rescue is running */
+	/*
+	 * The fiber running now is in its own code, not the library's: the
+	 * hog rescue may interrupt it (see rf__guard_enter()).
+	 */
+	volatile bool in_user;
+	uint64_t wake_buf;		/* eventfd back-end: the read's buffer */
+	int efd;			/* eventfd back-end: the eventfd */
+	int sigfd;			/* worker 0 with RF_RT_SHUTDOWN_ON_SIGNAL */
+	uint64_t sigbuf[16];		/* signalfd_siginfo */
+	unsigned int steal_from;	/* where the next steal attempt starts */
+	uint64_t hog_reported_seq;	/* run_seq of the last hog reported */
 #ifdef __SANITIZE_ADDRESS__
 	void *asan_fake_stack;
 	const void *thread_stack_bottom;
 	size_t thread_stack_size;
 #endif
+#ifdef __SANITIZE_THREAD__
+	void *tsan_loop_fiber;
+#endif
 
-	uint64_t switches, enters, sqes, cqes;
+	/* --- read by other threads (owner writes with rf__count) --- */
+	uint64_t switches, enters, sqes, cqes, sleeps, steals, remote_wakes;
+	uint64_t stacks_mapped, nfibers;
+	uint64_t run_seq;		/* bumped at every switch (hog watchdog) */
+	uint64_t hog_ns_seen;		/* watchdog -> rescue: how long it ran */
+	pthread_t thread;
+	pid_t tid;
+	int cpu;
+
+	/* --- written by other threads --- */
+	struct rf__msg *inbox __attribute__((aligned(RF__CACHELINE)));
+	uint64_t wake_calls;
+
+	/* The parking protocol: see rf__kick() and Documentation/scheduler.md. */
+	uint32_t parked __attribute__((aligned(RF__CACHELINE)));
+	uint32_t wake_pending;
+	uint32_t futex_word;		/* futex back-end */
+
+	/* Fibers any idle worker may take. */
+	rf__spinlock_t steal_lock __attribute__((aligned(RF__CACHELINE)));
+	uint32_t steal_len;		/* atomic, read without the lock */
+	struct rf_fiber *steal_head, *steal_tail;
+
+	/* The list of every fiber spawned here (join, deadlock, teardown). */
+	rf__spinlock_t all_lock __attribute__((aligned(RF__CACHELINE)));
+	struct rf_fiber *all;
 };
 
-/* The runtime running on this thread, or NULL. */
-extern __thread struct rf_runtime *rf__tls_rt __attribute__((tls_model("initial-exec")));
+/*
+ * struct rf__wake_ops - a cross-worker wake-up back-end (userspace/src/wake/).
+ *
+ * A worker that has nothing to do sleeps in io_uring_enter(); a back-end is
+ * the way another thread makes that call return.
+ * @name:      "msg_ring", "eventfd", "futex".
+ * @available: can this kernel do it (rt->features is probed)?
+ * @setup:     on the worker's thread, after its ring exists: make what it
+ *             needs and arm its request.  0 or a negative errno.
+ * @teardown:  undo @setup (the ring is still there).
+ * @kick:      wake worker @to; @from is the calling thread's worker, or
+ *             NULL on a thread that is none (the rf_blocking() pool).
+ * @complete:  the worker reaped a completion tagged RF__UD_WAKE: re-arm.
+ */
+struct rf__wake_ops {
+	const char *name;
+	bool (*available)(const struct rf_runtime *rt);
+	int (*setup)(struct rf__worker *wk);
+	void (*teardown)(struct rf__worker *wk);
+	void (*kick)(struct rf__worker *from, struct rf__worker *to);
+	void (*complete)(struct rf__worker *wk, const struct io_uring_cqe *cqe);
+};
+
+extern const struct rf__wake_ops rf__wake_msg_ring;
+extern const struct rf__wake_ops rf__wake_eventfd;
+extern const struct rf__wake_ops rf__wake_futex;
+
+struct rf__pool;
+
+/*
+ * struct rf_runtime - the workers and what they share.
+ */
+struct rf_runtime {
+	unsigned int nworkers;
+	struct rf__worker **workers;
+	int *cpus;			/* cpus[i]: worker i's CPU, -1 unpinned */
+	unsigned int features;		/* RF_FEAT_*, probed at create */
+	unsigned int flags;		/* RF_RT_* */
+	unsigned int ring_entries;
+	size_t stack_size;		/* usable bytes per fiber by default */
+	size_t page_size;
+	int64_t idle_spin_ns;		/* < 0: never */
+	int64_t hog_ns;			/* < 0: no watchdog */
+	unsigned int blocking_threads;
+	unsigned int wake_id;		/* RF_WAKE_* */
+	const struct rf__wake_ops *wake;
+
+	bool running;
+	void *main_result;
+	void *start;			/* rf_runtime_run()'s start barrier */
+
+	/* shared while running */
+	uint64_t nlive __attribute__((aligned(RF__CACHELINE)));	/* atomic */
+	uint32_t done;			/* atomic: the run is over */
+	uint32_t nidle __attribute__((aligned(RF__CACHELINE)));	/* atomic */
+	uint32_t shutdown;		/* atomic: rf_runtime_shutdown() called */
+	int signal;			/* the signal that shut us down */
+
+	/* deadlock detection: workers asleep with nothing in flight */
+	pthread_mutex_t quiet_lock;
+	unsigned int nquiet;
+	bool deadlock_cancelled;
+	bool deadlocked;
+
+	/* hog watchdog */
+	pthread_t monitor;
+	bool monitor_started;
+	pthread_mutex_t monitor_lock;
+	pthread_cond_t monitor_cond;
+	uint64_t hogs;			/* atomic */
+
+	struct rf__pool *pool;		/* rf_blocking() threads */
+	pthread_mutex_t pool_lock;
+	uint64_t blocking_calls;	/* atomic */
+	uint64_t blocking_busy;		/* atomic: jobs queued or running */
+
+	/* counters of the workers of runs that are over */
+	struct rf_stats past;
+};
+
+/* The worker running on this thread, or NULL. */
+extern __thread struct rf__worker *rf__tls_wk __attribute__((tls_model("initial-exec")));
+
+/*
+ * Entering the library from a fiber's own code: mark the worker "not in
+ * user code" so the hog rescue (a signal handler, runtime.c) leaves its
+ * state alone; on leaving, restore what it was.  Every exported function
+ * that touches a worker's state starts with RF__GUARD().
+ */
+static inline bool rf__guard_enter(void)
+{
+	struct rf__worker *wk = rf__tls_wk;
+	bool prev = false;
+
+	if (wk) {
+		prev = wk->in_user;
+		wk->in_user = false;
+		__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	}
+	return prev;
+}
+
+static inline void rf__guard_leave(const bool *prev)
+{
+	struct rf__worker *wk = rf__tls_wk;	/* we may have moved */
+
+	if (wk) {
+		__atomic_signal_fence(__ATOMIC_SEQ_CST);
+		wk->in_user = *prev;
+	}
+}
+
+#define RF__GUARD() \
+	bool rf__guard_prev __attribute__((cleanup(rf__guard_leave), unused)) = rf__guard_enter()
 
 /* sched.c */
-void rf__wake(struct rf_fiber *f);
-void rf__park(struct rf_runtime *rt);
-void rf__loop_switch_to(struct rf_runtime *rt, struct rf_fiber *f);
-void rf__release_zombie(struct rf_runtime *rt);
-void rf__all_unlink(struct rf_runtime *rt, struct rf_fiber *f);
-void rf__cancel_fiber(struct rf_runtime *rt, struct rf_fiber *f);
-int rf__spawn(struct rf_runtime *rt, struct rf_fiber **fp, rf_fn fn, void *arg,
-	      const struct rf_spawn_attr *attr, bool is_main);
+void rf__ready(struct rf_fiber *f);
+void rf__park(struct rf__worker *wk);
+void rf__loop_switch_to(struct rf__worker *wk, struct rf_fiber *f);
+void rf__after_switch(struct rf__worker *wk);
+int rf__migrate(struct rf__worker *wk, struct rf__worker *to);
+void rf__all_unlink(struct rf_fiber *f);
+void rf__fiber_put(struct rf__worker *wk, struct rf_fiber *f);
+void rf__cancel_fiber(struct rf__worker *wk, struct rf_fiber *f);
+void rf__cancel_here(struct rf__worker *wk, struct rf_fiber *f);
+void rf__inbox_drain(struct rf__worker *wk);
+bool rf__inbox_push(struct rf__worker *to, struct rf__msg *m);
+void rf__kick(struct rf__worker *from, struct rf__worker *to);
+int rf__spawn(struct rf__worker *wk, struct rf__worker *on, struct rf_fiber **fp, rf_fn fn,
+	      void *arg, const struct rf_spawn_attr *attr, bool is_main);
+int64_t rf__fiber_deadline(const struct rf_fiber *f, int64_t deadline);
+
+/* steal.c */
+void rf__publish(struct rf__worker *wk, bool all);
+bool rf__steal(struct rf__worker *wk);
+bool rf__stealable_anywhere(struct rf_runtime *rt);
+void rf__kick_idle(struct rf__worker *from);
 
 /* stack.c */
-int rf__stack_alloc(struct rf_runtime *rt, size_t usable, struct rf_fiber **fp);
-void rf__stack_free(struct rf_runtime *rt, struct rf_fiber *f);
-void rf__stack_pool_drain(struct rf_runtime *rt);
+int rf__stack_alloc(struct rf__worker *wk, size_t usable, struct rf_fiber **fp);
+void rf__stack_free(struct rf__worker *wk, struct rf_fiber *f);
+void rf__stack_pool_drain(struct rf__worker *wk);
 bool rf__guard_madvise_works(void);
+void rf__put(const char *s);
+void rf__put_num(unsigned long long v, unsigned int radix);
 int rf__overflow_handler_install(void);
-int rf__altstack_enter(struct rf_runtime *rt);
-void rf__altstack_leave(struct rf_runtime *rt);
+int rf__altstack_enter(struct rf__worker *wk);
+void rf__altstack_leave(struct rf__worker *wk);
 
 /* io.c */
-struct io_uring_sqe *rf__get_sqe(struct rf_runtime *rt);
-void rf__flush(struct rf_runtime *rt, bool wait);
-void rf__reap(struct rf_runtime *rt);
+struct io_uring_sqe *rf__get_sqe(struct rf__worker *wk);
+struct io_uring_sqe *rf__get_sqe_internal(struct rf__worker *wk);
+void rf__flush(struct rf__worker *wk, bool wait);
+void rf__reap(struct rf__worker *wk);
 void rf__wait_init(struct rf__wait *w, struct rf_fiber *f, enum rf__wait_kind kind);
-int rf__wait_event(struct rf_runtime *rt, struct rf__wait *w, int64_t deadline);
-void rf__wait_event_wake(struct rf__wait *w, int res);
-void rf__cancel_wait(struct rf_runtime *rt, struct rf__wait *w);
+int rf__wait_event_prepare(struct rf__worker *wk, struct rf__wait *w, int64_t deadline);
+int rf__wait_event_finish(struct rf__worker *wk, struct rf__wait *w);
+int rf__wait_event(struct rf__worker *wk, struct rf__wait *w, int64_t deadline);
+bool rf__wait_claim(struct rf__wait *w);
+void rf__wait_deliver(struct rf__wait *w, int res);
+bool rf__wait_event_wake(struct rf__wait *w, int res);
+void rf__cancel_wait(struct rf__worker *wk, struct rf__wait *w);
 
 /* acceptor.c */
-void rf__acceptor_complete(struct rf_runtime *rt, struct rf_acceptor *a,
+bool rf__acceptor_complete(struct rf__worker *wk, struct rf_acceptor *a,
 			   const struct io_uring_cqe *cqe);
-void rf__acceptors_destroy(struct rf_runtime *rt);
+void rf__acceptors_destroy(struct rf__worker *wk);
+
+/* watchdog.c */
+int rf__watchdog_start(struct rf_runtime *rt);
+void rf__watchdog_stop(struct rf_runtime *rt);
+
+/* runtime.c */
+void rf__run_over(struct rf_runtime *rt);
+void rf__signal_complete(struct rf__worker *wk, const struct io_uring_cqe *cqe);
+
+/* blocking.c */
+void rf__pool_stop(struct rf_runtime *rt);
+
+/* fls.c */
+void rf__fls_destroy(struct rf_fiber *f);
+
+/* group.c */
+void rf__group_fiber_done(struct rf_fiber *f);
+
+/*
+ * struct rf__waiter - a fiber parked in a struct rf_waitq (sync.c, chan.c).
+ * Lives on the parked fiber's stack.
+ * @w:     the event wait; whoever wins w.woken owns the hand-off.
+ * @next, @prev: the queue links (under the queue's lock).
+ * @q:     the queue, or NULL once taken off it.
+ * @value: what a channel hands over, or any per-primitive datum.
+ */
+struct rf__waiter {
+	struct rf__wait w;
+	struct rf__waiter *next, *prev;
+	struct rf_waitq *q;
+	void *value;
+};
+
+/* wq.c: the queue of parked fibers every primitive is built on. */
+void rf__wq_lock(struct rf_waitq *q);
+void rf__wq_unlock(struct rf_waitq *q);
+struct rf__waiter *rf__wq_first(struct rf_waitq *q);
+void rf__wq_remove(struct rf_waitq *q, struct rf__waiter *wt);
+int rf__wq_park(struct rf_waitq *q, struct rf__waiter *wt, int64_t deadline);
+bool rf__wq_claim(struct rf__waiter *wt);
+void rf__wq_deliver(struct rf__waiter *wt, int res);
+bool rf__wq_wake(struct rf__waiter *wt, int res);
+struct rf__waiter *rf__wq_wake_first(struct rf_waitq *q, int res);
 
 static inline struct rf_fiber *rf__runq_pop(struct rf__runq *q)
 {
@@ -237,6 +536,16 @@ static inline void rf__runq_push(struct rf__runq *q, struct rf_fiber *f)
 static inline uint64_t rf__ud(const void *p, unsigned int tag)
 {
 	return (uint64_t)(uintptr_t)p | tag;
+}
+
+static inline uint8_t rf__state(const struct rf_fiber *f)
+{
+	return rf__load(&f->state);
+}
+
+static inline void rf__set_state(struct rf_fiber *f, uint8_t s)
+{
+	rf__store(&f->state, s);
 }
 
 #endif /* RF_INTERNAL_H */

@@ -20,19 +20,35 @@
 
 #include "internal.h"
 
-struct io_uring_sqe *rf__get_sqe(struct rf_runtime *rt)
+struct io_uring_sqe *rf__get_sqe(struct rf__worker *wk)
 {
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&rt->ring);
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&wk->ring);
 
 	if (rf__unlikely(!sqe)) {
 		/* The submission queue is full: hand it to the kernel now. */
-		rf__flush(rt, false);
-		sqe = io_uring_get_sqe(&rt->ring);
+		rf__flush(wk, false);
+		sqe = io_uring_get_sqe(&wk->ring);
 	}
 	if (sqe) {
-		rt->inflight++;
-		rt->unsubmitted++;
-		rt->sqes++;
+		rf__count(&wk->inflight, 1);
+		wk->unsubmitted++;
+		rf__count(&wk->sqes, 1);
+	}
+	return sqe;
+}
+
+/* A request of the runtime's own (wake-ups): not counted in inflight. */
+struct io_uring_sqe *rf__get_sqe_internal(struct rf__worker *wk)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&wk->ring);
+
+	if (rf__unlikely(!sqe)) {
+		rf__flush(wk, false);
+		sqe = io_uring_get_sqe(&wk->ring);
+	}
+	if (sqe) {
+		wk->unsubmitted++;
+		rf__count(&wk->sqes, 1);
 	}
 	return sqe;
 }
@@ -41,22 +57,22 @@ struct io_uring_sqe *rf__get_sqe(struct rf_runtime *rt)
  * Enter the kernel once: submit what is prepared and, if @wait, sleep until
  * at least one completion arrives.
  */
-void rf__flush(struct rf_runtime *rt, bool wait)
+void rf__flush(struct rf__worker *wk, bool wait)
 {
 	int ret;
 
-	rt->enters++;
+	rf__count(&wk->enters, 1);
 	if (wait)
-		ret = io_uring_submit_and_wait(&rt->ring, 1);
-	else if (rt->unsubmitted)
-		ret = io_uring_submit(&rt->ring);
+		ret = io_uring_submit_and_wait(&wk->ring, 1);
+	else if (wk->unsubmitted)
+		ret = io_uring_submit(&wk->ring);
 	else
-		ret = io_uring_get_events(&rt->ring);
+		ret = io_uring_get_events(&wk->ring);
 	(void)ret;	/* -EINTR, -EBUSY: the loop simply comes back */
-	rt->unsubmitted = io_uring_sq_ready(&rt->ring);
+	wk->unsubmitted = io_uring_sq_ready(&wk->ring);
 }
 
-static void rf__timer_complete(struct rf_runtime *rt, struct rf__wait *w, int res)
+static void rf__timer_complete(struct rf__worker *wk, struct rf__wait *w, int res)
 {
 	w->pending--;
 	if (w->kind == RF__WAIT_RING) {
@@ -64,51 +80,65 @@ static void rf__timer_complete(struct rf_runtime *rt, struct rf__wait *w, int re
 		if (res == -ETIME)
 			w->timed_out = true;
 		if (!w->pending)
-			rf__wake(w->fiber);
+			rf__ready(w->fiber);
 		return;
 	}
-	if (!w->woken) {
+	if (rf__wait_claim(w)) {
+		/* the deadline came first: detach before the fiber can run */
 		if (w->unlink)
 			w->unlink(w);
 		w->timed_out = true;
-		rf__wait_event_wake(w, -ETIMEDOUT);
+		rf__wait_deliver(w, -ETIMEDOUT);
 	} else if (!w->pending && w->draining) {
-		rf__wake(w->fiber);
+		rf__ready(w->fiber);
 	}
 }
 
-void rf__reap(struct rf_runtime *rt)
+void rf__reap(struct rf__worker *wk)
 {
 	struct io_uring_cqe *cqe;
 	unsigned int head, n = 0;
 
-	io_uring_for_each_cqe(&rt->ring, head, cqe) {
+	io_uring_for_each_cqe(&wk->ring, head, cqe) {
 		uint64_t ud = cqe->user_data;
 		void *p = (void *)(uintptr_t)(ud & ~(uint64_t)RF__UD_MASK);
 		struct rf__wait *w = p;
 
-		n++;
 		switch (ud & RF__UD_MASK) {
 		case RF__UD_OP:
-			rt->inflight--;
+			rf__count(&wk->inflight, -1);
 			if (!p)
 				break;	/* a cancellation's own completion */
 			w->res = cqe->res;
 			w->cqe_flags = cqe->flags;
 			if (!--w->pending)
-				rf__wake(w->fiber);
+				rf__ready(w->fiber);
 			break;
 		case RF__UD_TIMER:
-			rt->inflight--;
-			rf__timer_complete(rt, w, cqe->res);
+			rf__count(&wk->inflight, -1);
+			rf__timer_complete(wk, w, cqe->res);
 			break;
 		case RF__UD_ACCEPT:
-			rf__acceptor_complete(rt, p, cqe);
+			/* the hog rescue cannot take it now: leave it and the rest */
+			if (!rf__acceptor_complete(wk, p, cqe))
+				goto out;
+			break;
+		case RF__UD_WAKE:
+			/* re-arm first: a kick after the reset must find it armed */
+			wk->rt->wake->complete(wk, cqe);
+			__atomic_store_n(&wk->wake_pending, 0, __ATOMIC_SEQ_CST);
+			break;
+		case RF__UD_SIGNAL:
+			rf__signal_complete(wk, cqe);
+			break;
+		default:
 			break;
 		}
+		n++;
 	}
-	io_uring_cq_advance(&rt->ring, n);
-	rt->cqes += n;
+out:
+	io_uring_cq_advance(&wk->ring, n);
+	rf__count(&wk->cqes, n);
 }
 
 void rf__wait_init(struct rf__wait *w, struct rf_fiber *f, enum rf__wait_kind kind)
@@ -126,43 +156,71 @@ static void rf__set_ts(struct __kernel_timespec *ts, int64_t deadline)
 	ts->tv_nsec = deadline % 1000000000;
 }
 
-/* Make an event wait ready with @res, unless something else already did. */
-void rf__wait_event_wake(struct rf__wait *w, int res)
+/*
+ * Claim an event wait: the first caller (its waker, its timer or a
+ * cancellation, from any thread) gets true and must deliver; the others get
+ * false and must leave the wait alone.
+ */
+bool rf__wait_claim(struct rf__wait *w)
 {
-	if (w->woken)
-		return;
-	w->woken = true;
+	return !__atomic_exchange_n(&w->woken, 1, __ATOMIC_ACQ_REL);
+}
+
+/* Deliver @res to a claimed wait and make its fiber ready. */
+void rf__wait_deliver(struct rf__wait *w, int res)
+{
 	w->res = res;
-	rf__wake(w->fiber);
+	rf__ready(w->fiber);
+}
+
+bool rf__wait_event_wake(struct rf__wait *w, int res)
+{
+	if (!rf__wait_claim(w))
+		return false;
+	rf__wait_deliver(w, res);
+	return true;
 }
 
 /*
- * Park on an event (a fiber's exit, a connection) with a deadline: the
- * deadline is an IORING_OP_TIMEOUT.  Whatever wakes us first, the timer is
- * removed and its completion awaited before returning.
+ * Park on an event (a fiber's exit, a lock, a connection) with a deadline,
+ * in two steps: prepare (arm the deadline as an IORING_OP_TIMEOUT and mark
+ * the fiber parked) before the wait is made visible to wakers, finish
+ * (switch away, then release the timer) after.  A waker may claim the wait
+ * in between, from another thread: the fiber then simply does not stay
+ * parked.  While the timer is armed the fiber is bound to this worker's
+ * ring, so it is never stolen before its timer is released.
  */
-int rf__wait_event(struct rf_runtime *rt, struct rf__wait *w, int64_t deadline)
+int rf__wait_event_prepare(struct rf__worker *wk, struct rf__wait *w, int64_t deadline)
 {
-	struct rf_fiber *cur = rt->current;
+	struct rf_fiber *cur = wk->current;
 
+	/* a wait that must not end early (rf_blocking()) ignores the group's deadline */
+	if (!w->nocancel)
+		deadline = rf__fiber_deadline(cur, deadline);
 	if (deadline != RF_NO_DEADLINE) {
 		struct io_uring_sqe *sqe;
 
-		if (!(rt->features & RF_FEAT_RING) || !(sqe = rf__get_sqe(rt))) {
-			if (w->unlink)
-				w->unlink(w);
-			return (rt->features & RF_FEAT_RING) ? -EBUSY : -ENOSYS;
-		}
+		if (!wk->has_ring || !(sqe = rf__get_sqe(wk)))
+			return wk->has_ring ? -EBUSY : -ENOSYS;
 		rf__set_ts(&w->ts, deadline);
 		io_uring_prep_timeout(sqe, &w->ts, 0, IORING_TIMEOUT_ABS);
 		sqe->user_data = rf__ud(w, RF__UD_TIMER);
 		w->pending = 1;
+		cur->bound = true;
 	}
 	cur->wait = w;
-	cur->state = RF__PARKED;
-	rf__park(rt);
+	rf__set_state(cur, RF__PARKED);
+	return 0;
+}
+
+int rf__wait_event_finish(struct rf__worker *wk, struct rf__wait *w)
+{
+	struct rf_fiber *cur = wk->current;
+
+	rf__park(wk);
+	wk = rf__tls_wk;	/* moved only if no timer was armed */
 	if (w->pending) {
-		struct io_uring_sqe *sqe = rf__get_sqe(rt);
+		struct io_uring_sqe *sqe = rf__get_sqe(wk);
 
 		if (sqe) {
 			io_uring_prep_timeout_remove(sqe, rf__ud(w, RF__UD_TIMER), 0);
@@ -171,22 +229,35 @@ int rf__wait_event(struct rf_runtime *rt, struct rf__wait *w, int64_t deadline)
 		/* If no SQE could be had, the timer fires by itself in time. */
 		w->draining = true;
 		while (w->pending) {
-			cur->state = RF__PARKED;
-			rf__park(rt);
+			rf__set_state(cur, RF__PARKED);
+			rf__park(wk);
 		}
 	}
+	cur->bound = false;
 	cur->wait = NULL;
 	return w->res;
 }
 
+int rf__wait_event(struct rf__worker *wk, struct rf__wait *w, int64_t deadline)
+{
+	int ret = rf__wait_event_prepare(wk, w, deadline);
+
+	if (ret) {
+		if (w->unlink)
+			w->unlink(w);
+		return ret;
+	}
+	return rf__wait_event_finish(wk, w);
+}
+
 /* rf_cancel() of a fiber parked in a ring request: ask the kernel to stop it. */
-void rf__cancel_wait(struct rf_runtime *rt, struct rf__wait *w)
+void rf__cancel_wait(struct rf__worker *wk, struct rf__wait *w)
 {
 	struct io_uring_sqe *sqe;
 
 	if (w->cancel_sent || !w->pending)
 		return;
-	sqe = rf__get_sqe(rt);
+	sqe = rf__get_sqe(wk);
 	if (!sqe)
 		return;
 	io_uring_prep_cancel64(sqe, rf__ud(w, RF__UD_OP), 0);
@@ -201,29 +272,29 @@ void rf__cancel_wait(struct rf_runtime *rt, struct rf__wait *w)
  * made.  @nsqe is 2 with a deadline: the request and its linked timeout must
  * be adjacent in the queue, so make room for both first.
  */
-static struct io_uring_sqe *rf__op_begin_ex(struct rf_runtime **rtp, struct rf__wait *w,
+static struct io_uring_sqe *rf__op_begin_ex(struct rf__worker **wkp, struct rf__wait *w,
 					    int64_t deadline, int *err, bool cancellable)
 {
-	struct rf_runtime *rt = rf__tls_rt;
-	struct rf_fiber *cur = rt ? rt->current : NULL;
+	struct rf__worker *wk = rf__tls_wk;
+	struct rf_fiber *cur = wk ? wk->current : NULL;
 	struct io_uring_sqe *sqe;
 
-	*rtp = rt;
+	*wkp = wk;
 	if (rf__unlikely(!cur)) {
 		*err = -EPERM;
 		return NULL;
 	}
-	if (rf__unlikely(!(rt->features & RF_FEAT_RING))) {
+	if (rf__unlikely(!wk->has_ring)) {
 		*err = -ENOSYS;
 		return NULL;
 	}
-	if (rf__unlikely(cur->cancelled && cancellable)) {
+	if (rf__unlikely(rf__load_relaxed(&cur->cancelled) && cancellable)) {
 		*err = -ECANCELED;
 		return NULL;
 	}
-	if (deadline != RF_NO_DEADLINE && io_uring_sq_space_left(&rt->ring) < 2)
-		rf__flush(rt, false);
-	sqe = rf__get_sqe(rt);
+	if (deadline != RF_NO_DEADLINE && io_uring_sq_space_left(&wk->ring) < 2)
+		rf__flush(wk, false);
+	sqe = rf__get_sqe(wk);
 	if (rf__unlikely(!sqe)) {
 		*err = -EBUSY;
 		return NULL;
@@ -232,17 +303,17 @@ static struct io_uring_sqe *rf__op_begin_ex(struct rf_runtime **rtp, struct rf__
 	return sqe;
 }
 
-static inline struct io_uring_sqe *rf__op_begin(struct rf_runtime **rtp, struct rf__wait *w,
+static inline struct io_uring_sqe *rf__op_begin(struct rf__worker **wkp, struct rf__wait *w,
 					       int64_t deadline, int *err)
 {
-	return rf__op_begin_ex(rtp, w, deadline, err, true);
+	return rf__op_begin_ex(wkp, w, deadline, err, true);
 }
 
 /* Park until every completion of the request (and its timeout) is in. */
-static int rf__op_wait(struct rf_runtime *rt, struct rf__wait *w, struct io_uring_sqe *sqe,
+static int rf__op_wait(struct rf__worker *wk, struct rf__wait *w, struct io_uring_sqe *sqe,
 		       int64_t deadline)
 {
-	struct rf_fiber *cur = rt->current;
+	struct rf_fiber *cur = wk->current;
 
 	sqe->user_data = rf__ud(w, RF__UD_OP);
 	w->pending = 1;
@@ -250,15 +321,15 @@ static int rf__op_wait(struct rf_runtime *rt, struct rf__wait *w, struct io_urin
 		struct io_uring_sqe *tsqe;
 
 		sqe->flags |= IOSQE_IO_LINK;
-		tsqe = rf__get_sqe(rt);	/* room was made in rf__op_begin */
+		tsqe = rf__get_sqe(wk);	/* room was made in rf__op_begin */
 		rf__set_ts(&w->ts, deadline);
 		io_uring_prep_link_timeout(tsqe, &w->ts, IORING_TIMEOUT_ABS);
 		tsqe->user_data = rf__ud(w, RF__UD_TIMER);
 		w->pending = 2;
 	}
 	cur->wait = w;
-	cur->state = RF__PARKED;
-	rf__park(rt);
+	rf__set_state(cur, RF__PARKED);
+	rf__park(wk);
 	cur->wait = NULL;
 	if (w->res == -ECANCELED && w->timed_out)
 		return -ETIMEDOUT;
@@ -267,14 +338,18 @@ static int rf__op_wait(struct rf_runtime *rt, struct rf__wait *w, struct io_urin
 
 #define RF__OP(prep)							\
 	do {								\
-		struct rf_runtime *rt;					\
+		RF__GUARD();						\
+		struct rf__worker *wk;					\
 		struct rf__wait w;					\
 		int err;						\
-		struct io_uring_sqe *sqe = rf__op_begin(&rt, &w, deadline, &err); \
+		struct io_uring_sqe *sqe;				\
+		if (rf__tls_wk && rf__tls_wk->current)			\
+			deadline = rf__fiber_deadline(rf__tls_wk->current, deadline); \
+		sqe = rf__op_begin(&wk, &w, deadline, &err);		\
 		if (!sqe)						\
 			return err;					\
 		prep;							\
-		return rf__op_wait(rt, &w, sqe, deadline);		\
+		return rf__op_wait(wk, &w, sqe, deadline);		\
 	} while (0)
 
 /* read(2) never moves more than this in one call either */
@@ -292,20 +367,26 @@ RF_EXPORT int rf_nop(int64_t deadline)
 
 RF_EXPORT int rf_sleep(int64_t deadline)
 {
-	struct rf_runtime *rt;
+	RF__GUARD();
+	struct rf__worker *wk;
+	int64_t cap;
 	struct rf__wait w;
 	struct io_uring_sqe *sqe;
 	int err, ret;
 
 	if (deadline == RF_NO_DEADLINE)
 		return rf_self() ? -EINVAL : -EPERM;
-	sqe = rf__op_begin(&rt, &w, RF_NO_DEADLINE, &err);
+	sqe = rf__op_begin(&wk, &w, RF_NO_DEADLINE, &err);
 	if (!sqe)
 		return err;
-	rf__set_ts(&w.ts, deadline);
+	/* a group's deadline cuts the sleep short, with -ETIMEDOUT */
+	cap = rf__fiber_deadline(wk->current, deadline);
+	rf__set_ts(&w.ts, cap);
 	io_uring_prep_timeout(sqe, &w.ts, 0, IORING_TIMEOUT_ABS);
-	ret = rf__op_wait(rt, &w, sqe, RF_NO_DEADLINE);
-	return ret == -ETIME ? 0 : ret;
+	ret = rf__op_wait(wk, &w, sqe, RF_NO_DEADLINE);
+	if (ret == -ETIME)
+		return cap == deadline ? 0 : -ETIMEDOUT;
+	return ret;
 }
 
 RF_EXPORT ssize_t rf_read(int fd, void *buf, size_t len, off_t off, int64_t deadline)
@@ -375,16 +456,17 @@ RF_EXPORT int rf_openat(int dirfd, const char *path, int flags, mode_t mode, int
  */
 RF_EXPORT int rf_close(int fd)
 {
-	struct rf_runtime *rt;
+	RF__GUARD();
+	struct rf__worker *wk;
 	struct rf__wait w;
 	struct io_uring_sqe *sqe;
 	int err;
 
-	sqe = rf__op_begin_ex(&rt, &w, RF_NO_DEADLINE, &err, false);
+	sqe = rf__op_begin_ex(&wk, &w, RF_NO_DEADLINE, &err, false);
 	if (!sqe)
 		return close(fd) == 0 ? 0 : -errno;
 	io_uring_prep_close(sqe, fd);
-	return rf__op_wait(rt, &w, sqe, RF_NO_DEADLINE);
+	return rf__op_wait(wk, &w, sqe, RF_NO_DEADLINE);
 }
 
 RF_EXPORT int rf_fsync(int fd, int datasync, int64_t deadline)

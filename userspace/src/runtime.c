@@ -1,77 +1,107 @@
 // SPDX-License-Identifier: MIT
 /*
- * runtime.c - creating a runtime (probing io_uring), its worker loop, and
- * tearing it down.
+ * runtime.c - creating a runtime (probing io_uring), running its workers,
+ * the worker loop, idling and sleeping, deadlock detection, shutdown.
  */
 #include <errno.h>
+#include <linux/futex.h>
 #include <pthread.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
 
+#ifdef __SANITIZE_THREAD__
+#include <sanitizer/tsan_interface.h>
+#endif
+
 #define RF__DEFAULT_RING_ENTRIES 256
 #define RF__MAX_RING_ENTRIES 32768
 #define RF__DEFAULT_STACK_POOL 256
+#define RF__DEFAULT_BLOCKING_THREADS 4
+
+#ifndef IORING_OP_FUTEX_WAIT
+#define IORING_OP_FUTEX_WAIT 51
+#endif
 
 #define RF__KNOWN_FLAGS (RF_RT_NO_DEFER_TASKRUN | RF_RT_NO_COOP_TASKRUN | \
 			 RF_RT_NO_MULTISHOT_ACCEPT | RF_RT_NO_GUARD_MADVISE | \
-			 RF_RT_NO_OVERFLOW_HANDLER | RF_RT_NO_RING)
+			 RF_RT_NO_OVERFLOW_HANDLER | RF_RT_NO_RING | RF_RT_NO_PIN | \
+			 RF_RT_SHUTDOWN_ON_SIGNAL)
+
+static const struct {
+	unsigned int setup, features, unless;
+} rf__ring_tries[] = {
+	/*
+	 * 1. SINGLE_ISSUER + DEFER_TASKRUN (6.1): completions are processed
+	 *    only when the worker asks, in its own context, never by
+	 *    interrupting it;
+	 * 2. COOP_TASKRUN (5.19): no inter-processor interrupt to run task work;
+	 * 3. nothing: plain ring (5.5+; IORING_FEAT_NODROP is required).
+	 * TASKRUN_FLAG goes with 1 and 2: the kernel raises IORING_SQ_TASKRUN
+	 * when completions wait to be processed, so the loop enters only when
+	 * needed.  Each worker makes its own ring, on its own thread, at the
+	 * start of a run: SINGLE_ISSUER then binds it to that thread.
+	 */
+	{ IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
+	  RF_FEAT_SINGLE_ISSUER | RF_FEAT_DEFER_TASKRUN, RF_RT_NO_DEFER_TASKRUN },
+	{ IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
+	  RF_FEAT_COOP_TASKRUN, RF_RT_NO_COOP_TASKRUN },
+	{ 0, 0, 0 },
+};
+
+#define RF__FEAT_SETUP_MASK (RF_FEAT_SINGLE_ISSUER | RF_FEAT_DEFER_TASKRUN | \
+			     RF_FEAT_COOP_TASKRUN | RF_FEAT_SUBMIT_ALL)
 
 /*
- * Ask for the best ring the kernel has, dropping one feature at a time:
- *  1. SINGLE_ISSUER + DEFER_TASKRUN (6.1): completions are processed only
- *     when the worker asks, in its own context, never by interrupting it;
- *  2. COOP_TASKRUN (5.19): no inter-processor interrupt to run task work;
- *  3. nothing: plain ring (5.5+; IORING_FEAT_NODROP is required).
- * TASKRUN_FLAG goes with 1 and 2: the kernel raises IORING_SQ_TASKRUN when
- * completions wait to be processed, so the loop enters only when needed.
- * R_DISABLED keeps the ring off until rf_runtime_run(): SINGLE_ISSUER then
- * binds it to the thread that runs the runtime, not the one that made it.
+ * Make a ring with the best setup the kernel takes; with @features already
+ * probed, make exactly that one again.
  */
-static int rf__ring_setup(struct rf_runtime *rt, unsigned int entries)
+static int rf__ring_init(struct io_uring *ring, unsigned int entries, unsigned int flags,
+			 unsigned int *features, bool probe)
 {
-	static const struct {
-		unsigned int setup, features, unless;
-	} tries[] = {
-		{ IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
-		  IORING_SETUP_TASKRUN_FLAG | IORING_SETUP_R_DISABLED,
-		  RF_FEAT_SINGLE_ISSUER | RF_FEAT_DEFER_TASKRUN, RF_RT_NO_DEFER_TASKRUN },
-		{ IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
-		  RF_FEAT_COOP_TASKRUN, RF_RT_NO_COOP_TASKRUN },
-		{ 0, 0, 0 },
-	};
 	int ret = -EINVAL;
 
-	for (size_t i = 0; i < sizeof(tries) / sizeof(tries[0]); i++) {
+	for (size_t i = 0; i < sizeof(rf__ring_tries) / sizeof(rf__ring_tries[0]); i++) {
+		unsigned int want = rf__ring_tries[i].features;
 		struct io_uring_params p;
 
-		if (rt->flags & tries[i].unless)
+		if (flags & rf__ring_tries[i].unless)
+			continue;
+		if (!probe && (*features & (RF_FEAT_SINGLE_ISSUER | RF_FEAT_COOP_TASKRUN)) !=
+			      (want & (RF_FEAT_SINGLE_ISSUER | RF_FEAT_COOP_TASKRUN)))
 			continue;
 		memset(&p, 0, sizeof(p));
-		p.flags = tries[i].setup | IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL;
+		p.flags = rf__ring_tries[i].setup | IORING_SETUP_CQSIZE;
+		if (probe || (*features & RF_FEAT_SUBMIT_ALL))
+			p.flags |= IORING_SETUP_SUBMIT_ALL;
 		/* the kernel caps the CQ at 2 * IORING_MAX_ENTRIES (65536) */
 		p.cq_entries = entries * 4 > 65536 ? 65536 : entries * 4;
-		ret = io_uring_queue_init_params(entries, &rt->ring, &p);
-		if (ret == -EINVAL) {
+		ret = io_uring_queue_init_params(entries, ring, &p);
+		if (ret == -EINVAL && probe) {
 			/* SUBMIT_ALL is 5.18: try once more without it */
 			p.flags &= ~IORING_SETUP_SUBMIT_ALL;
-			ret = io_uring_queue_init_params(entries, &rt->ring, &p);
-		} else if (ret == 0) {
-			rt->features |= RF_FEAT_SUBMIT_ALL;
+			ret = io_uring_queue_init_params(entries, ring, &p);
+		} else if (ret == 0 && probe) {
+			*features |= RF_FEAT_SUBMIT_ALL;
 		}
 		if (ret == 0) {
 			if (!(p.features & IORING_FEAT_NODROP)) {
 				/* Before 5.5 a full CQ drops completions: fibers would hang. */
-				io_uring_queue_exit(&rt->ring);
+				io_uring_queue_exit(ring);
 				return -ENOSYS;
 			}
-			rt->features |= RF_FEAT_RING | tries[i].features;
-			if (p.features & IORING_FEAT_CQE_SKIP)
-				rt->features |= RF_FEAT_CQE_SKIP;
+			if (probe) {
+				*features |= RF_FEAT_RING | want;
+				if (p.features & IORING_FEAT_CQE_SKIP)
+					*features |= RF_FEAT_CQE_SKIP;
+			}
 			return 0;
 		}
 		if (ret == -ENOSYS || ret == -EPERM)
@@ -80,10 +110,99 @@ static int rf__ring_setup(struct rf_runtime *rt, unsigned int entries)
 	return ret;
 }
 
+/* Learn what the kernel has, with a ring made for the purpose. */
+static int rf__probe(struct rf_runtime *rt)
+{
+	struct io_uring ring;
+	struct io_uring_probe *probe;
+	int ret = rf__ring_init(&ring, 8, rt->flags, &rt->features, true);
+
+	if (ret)
+		return ret;
+	probe = io_uring_get_probe_ring(&ring);
+	if (probe) {
+		if (io_uring_opcode_supported(probe, IORING_OP_MSG_RING))
+			rt->features |= RF_FEAT_MSG_RING;
+		if (io_uring_opcode_supported(probe, IORING_OP_FUTEX_WAIT))
+			rt->features |= RF_FEAT_FUTEX_WAIT;
+		io_uring_free_probe(probe);
+	}
+	io_uring_queue_exit(&ring);
+	return 0;
+}
+
+static const struct rf__wake_ops *rf__wake_backends[RF_WAKE_NR] = {
+	[RF_WAKE_MSG_RING] = &rf__wake_msg_ring,
+	[RF_WAKE_EVENTFD] = &rf__wake_eventfd,
+	[RF_WAKE_FUTEX] = &rf__wake_futex,
+};
+
+static int rf__pick_wake(struct rf_runtime *rt, unsigned int want)
+{
+	if (want >= RF_WAKE_NR)
+		return -EINVAL;
+	if (!(rt->features & RF_FEAT_RING)) {
+		/* no ring to sleep in: workers sleep on their futex word */
+		rt->wake_id = RF_WAKE_FUTEX;
+		rt->wake = &rf__wake_futex;
+		return 0;
+	}
+	if (want == RF_WAKE_AUTO) {
+		for (unsigned int id = RF_WAKE_MSG_RING; id < RF_WAKE_NR; id++) {
+			if (rf__wake_backends[id]->available(rt)) {
+				want = id;
+				break;
+			}
+		}
+	}
+	if (want == RF_WAKE_AUTO || !rf__wake_backends[want]->available(rt))
+		return -EOPNOTSUPP;
+	rt->wake_id = want;
+	rt->wake = rf__wake_backends[want];
+	return 0;
+}
+
+/* The CPUs of the process's affinity mask, in order. */
+static int rf__default_cpus(int **cpusp, unsigned int *np)
+{
+	cpu_set_t set;
+	unsigned int n = 0;
+	int *cpus;
+
+	if (sched_getaffinity(0, sizeof(set), &set) != 0)
+		return -errno;
+	cpus = calloc(CPU_SETSIZE, sizeof(*cpus));
+	if (!cpus)
+		return -ENOMEM;
+	for (int c = 0; c < CPU_SETSIZE; c++)
+		if (CPU_ISSET(c, &set))
+			cpus[n++] = c;
+	*cpusp = cpus;
+	*np = n;
+	return 0;
+}
+
+static void rf__free_runtime(struct rf_runtime *rt)
+{
+	if (rt->workers) {
+		for (unsigned int i = 0; i < rt->nworkers; i++)
+			free(rt->workers[i]);
+		free(rt->workers);
+	}
+	free(rt->cpus);
+	pthread_mutex_destroy(&rt->quiet_lock);
+	pthread_mutex_destroy(&rt->pool_lock);
+	pthread_mutex_destroy(&rt->monitor_lock);
+	pthread_cond_destroy(&rt->monitor_cond);
+	free(rt);
+}
+
 RF_EXPORT int rf_runtime_create(struct rf_runtime **rtp, const struct rf_runtime_opts *opts)
 {
 	struct rf_runtime_opts o = { 0 };
 	struct rf_runtime *rt;
+	int *cpus = NULL;
+	unsigned int ncpus = 0;
 	int ret;
 
 	if (!rtp)
@@ -102,194 +221,637 @@ RF_EXPORT int rf_runtime_create(struct rf_runtime **rtp, const struct rf_runtime
 		return -EINVAL;
 	if (!o.stack_pool)
 		o.stack_pool = RF__DEFAULT_STACK_POOL;
+	if (o.workers > RF_MAX_WORKERS || o.wake_backend >= RF_WAKE_NR ||
+	    (o.ncpus && !o.cpus) || (o.cpus && !o.ncpus) || o.ncpus > CPU_SETSIZE)
+		return -EINVAL;
+	for (unsigned int i = 0; i < o.ncpus; i++)
+		if (o.cpus[i] < 0 || o.cpus[i] >= CPU_SETSIZE)
+			return -EINVAL;
+	if (!o.blocking_threads)
+		o.blocking_threads = RF__DEFAULT_BLOCKING_THREADS;
+	if (o.blocking_threads > 1024)
+		return -EINVAL;
+
+	if (o.cpus) {
+		cpus = malloc(o.ncpus * sizeof(*cpus));
+		if (!cpus)
+			return -ENOMEM;
+		memcpy(cpus, o.cpus, o.ncpus * sizeof(*cpus));
+		ncpus = o.ncpus;
+	} else {
+		ret = rf__default_cpus(&cpus, &ncpus);
+		if (ret)
+			return ret;
+	}
+	if (!o.workers)
+		o.workers = ncpus ? (ncpus > RF_MAX_WORKERS ? RF_MAX_WORKERS : ncpus) : 1;
 
 	rt = calloc(1, sizeof(*rt));
-	if (!rt)
+	if (!rt) {
+		free(cpus);
 		return -ENOMEM;
+	}
+	pthread_mutex_init(&rt->quiet_lock, NULL);
+	pthread_mutex_init(&rt->pool_lock, NULL);
+	pthread_mutex_init(&rt->monitor_lock, NULL);
+	pthread_cond_init(&rt->monitor_cond, NULL);
 	rt->flags = o.flags;
 	rt->page_size = (size_t)sysconf(_SC_PAGESIZE);
 	rt->stack_size = (o.stack_size + rt->page_size - 1) / rt->page_size * rt->page_size;
-	rt->stack_pool_max = o.stack_pool;
+	rt->ring_entries = o.ring_entries;
+	rt->idle_spin_ns = o.idle_spin_ns ? o.idle_spin_ns : RF_DEFAULT_IDLE_SPIN_NS;
+	rt->hog_ns = o.hog_ns ? o.hog_ns : RF_DEFAULT_HOG_NS;
+	rt->blocking_threads = o.blocking_threads;
+	rt->nworkers = o.workers;
+	rt->cpus = cpus;
+
+	rt->workers = calloc(rt->nworkers, sizeof(*rt->workers));
+	if (!rt->workers) {
+		ret = -ENOMEM;
+		goto err;
+	}
+	for (unsigned int i = 0; i < rt->nworkers; i++) {
+		struct rf__worker *wk = aligned_alloc(RF__CACHELINE,
+						      (sizeof(*wk) + RF__CACHELINE - 1) &
+						      ~(size_t)(RF__CACHELINE - 1));
+
+		if (!wk) {
+			ret = -ENOMEM;
+			goto err;
+		}
+		memset(wk, 0, sizeof(*wk));
+		wk->rt = rt;
+		wk->id = i;
+		wk->page_size = rt->page_size;
+		wk->stack_pool_max = o.stack_pool;
+		wk->efd = -1;
+		wk->sigfd = -1;
+		wk->steal_from = i + 1;
+		wk->cpu = (rt->flags & RF_RT_NO_PIN) || !ncpus ? -1 : cpus[i % ncpus];
+		rt->workers[i] = wk;
+	}
 
 	if (!(o.flags & RF_RT_NO_GUARD_MADVISE) && rf__guard_madvise_works())
 		rt->features |= RF_FEAT_GUARD_MADVISE;
 	if (!(o.flags & RF_RT_NO_OVERFLOW_HANDLER)) {
 		ret = rf__overflow_handler_install();
 		if (ret)
-			goto err_free;
+			goto err;
 	}
 	if (!(o.flags & RF_RT_NO_RING)) {
-		ret = rf__ring_setup(rt, o.ring_entries);
+		ret = rf__probe(rt);
 		if (ret && ret != -ENOSYS && ret != -EPERM)
-			goto err_free;
+			goto err;
 		/* no io_uring: schedule fibers anyway; I/O returns -ENOSYS */
 		if (ret == 0 && !(o.flags & RF_RT_NO_MULTISHOT_ACCEPT))
 			rt->features |= RF_FEAT_MULTISHOT_ACCEPT;	/* confirmed on first use */
 	}
+	ret = rf__pick_wake(rt, o.wake_backend);
+	if (ret)
+		goto err;
 	*rtp = rt;
 	return 0;
 
-err_free:
-	free(rt);
+err:
+	rf__free_runtime(rt);
 	return ret;
 }
 
+/* ------------------------------------------------------ a worker's life */
+
 /* Completions are waiting in the kernel (deferred task work, CQ overflow). */
-static bool rf__kernel_has_completions(struct rf_runtime *rt)
+static bool rf__kernel_has_completions(struct rf__worker *wk)
 {
-	return IO_URING_READ_ONCE(*rt->ring.sq.kflags) &
+	return IO_URING_READ_ONCE(*wk->ring.sq.kflags) &
 	       (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW);
 }
 
-static void rf__cancel_all(struct rf_runtime *rt)
+/* Anything for an idle worker to do? */
+static bool rf__has_work(struct rf__worker *wk)
 {
-	for (struct rf_fiber *f = rt->all; f; f = f->all_next)
-		if (f->state != RF__DONE)
-			rf__cancel_fiber(rt, f);
+	struct rf_runtime *rt = wk->rt;
+
+	if (rf__load_relaxed(&wk->inbox) || rf__load_relaxed(&rt->done))
+		return true;
+	if (wk->has_ring && (io_uring_cq_ready(&wk->ring) || rf__kernel_has_completions(wk)))
+		return true;
+	return rt->nworkers > 1 && rf__stealable_anywhere(rt);
+}
+
+static void rf__for_each_fiber(struct rf_runtime *rt, struct rf__worker *self,
+			       void (*fn)(struct rf__worker *, struct rf_fiber *))
+{
+	for (unsigned int i = 0; i < rt->nworkers; i++) {
+		struct rf__worker *wk = rt->workers[i];
+
+		rf__spin_lock(&wk->all_lock);
+		for (struct rf_fiber *f = wk->all; f; f = f->all_next)
+			fn(self, f);
+		rf__spin_unlock(&wk->all_lock);
+	}
+}
+
+static void rf__cancel_one(struct rf__worker *self, struct rf_fiber *f)
+{
+	if (rf__state(f) != RF__DONE)
+		rf__cancel_fiber(self, f);
+}
+
+void rf__run_over(struct rf_runtime *rt)
+{
+	struct rf__worker *self = rf__tls_wk;
+
+	__atomic_store_n(&rt->done, 1, __ATOMIC_SEQ_CST);
+	for (unsigned int i = 0; i < rt->nworkers; i++)
+		if (rt->workers[i] != self)
+			rf__kick(self, rt->workers[i]);
+}
+
+/*
+ * About to sleep with no request in flight.  If every worker is in the same
+ * state, nothing queued anywhere and no rf_blocking() call running, no
+ * fiber can ever be woken: cancel them all once; the second time, end the
+ * run.  Returns true if it did either (the caller must not sleep).
+ */
+static bool rf__quiet_enter(struct rf__worker *wk)
+{
+	struct rf_runtime *rt = wk->rt;
+	bool acted = false;
+
+	pthread_mutex_lock(&rt->quiet_lock);
+	rt->nquiet++;
+	if (rt->nquiet == rt->nworkers && !__atomic_load_n(&rt->blocking_busy, __ATOMIC_SEQ_CST) &&
+	    !rf__load_relaxed(&rt->done)) {
+		bool queued = false;
+
+		for (unsigned int i = 0; i < rt->nworkers; i++)
+			if (rf__load(&rt->workers[i]->inbox))
+				queued = true;
+		if (!queued && !rf__stealable_anywhere(rt)) {
+			if (!rt->deadlock_cancelled) {
+				rt->deadlock_cancelled = true;
+				rf__for_each_fiber(rt, wk, rf__cancel_one);
+			} else {
+				rt->deadlocked = true;
+				rf__run_over(rt);
+			}
+			acted = true;
+		}
+	}
+	if (acted)
+		rt->nquiet--;
+	pthread_mutex_unlock(&rt->quiet_lock);
+	return acted;
+}
+
+static void rf__quiet_leave(struct rf__worker *wk)
+{
+	pthread_mutex_lock(&wk->rt->quiet_lock);
+	wk->rt->nquiet--;
+	pthread_mutex_unlock(&wk->rt->quiet_lock);
+}
+
+/* Sleep until kicked (or a completion arrives). */
+static void rf__sleep(struct rf__worker *wk)
+{
+	if (wk->has_ring) {
+		rf__flush(wk, true);
+		return;
+	}
+	/* no ring: the futex word is the whole back-end */
+	syscall(SYS_futex, &wk->futex_word, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
+	__atomic_store_n(&wk->futex_word, 0, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&wk->wake_pending, 0, __ATOMIC_SEQ_CST);
+}
+
+/*
+ * Nothing ready: poll for work for idle_spin_ns (a kick then costs the
+ * waker no system call and us no wake-up latency), then park: raise the
+ * parked flag, look once more, and sleep in the kernel.
+ */
+static void rf__idle(struct rf__worker *wk)
+{
+	struct rf_runtime *rt = wk->rt;
+	bool quiet;
+
+	__atomic_add_fetch(&rt->nidle, 1, __ATOMIC_SEQ_CST);
+	if (rt->idle_spin_ns > 0 && wk->has_ring) {
+		int64_t end = rf_now() + rt->idle_spin_ns;
+		unsigned int spins = 0;
+
+		while (!rf__has_work(wk)) {
+			rf__cpu_relax();
+			if (!(++spins & 63) && rf_now() >= end)
+				break;
+		}
+	}
+	if (rf__has_work(wk))
+		goto out;
+	__atomic_store_n(&wk->parked, 1, __ATOMIC_SEQ_CST);
+	if (rf__has_work(wk)) {
+		__atomic_store_n(&wk->parked, 0, __ATOMIC_SEQ_CST);
+		goto out;
+	}
+	quiet = !wk->inflight;
+	if (quiet && rf__quiet_enter(wk)) {
+		__atomic_store_n(&wk->parked, 0, __ATOMIC_SEQ_CST);
+		goto out;
+	}
+	rf__sleep(wk);
+	__atomic_store_n(&wk->parked, 0, __ATOMIC_SEQ_CST);
+	if (quiet)
+		rf__quiet_leave(wk);
+	rf__count(&wk->sleeps, 1);
+out:
+	__atomic_sub_fetch(&rt->nidle, 1, __ATOMIC_SEQ_CST);
 }
 
 /*
  * The worker loop: runs on the thread's own stack whenever the run queue is
- * empty or the switch budget is spent.  It never blocks while a fiber is
- * ready; when none is, it submits and waits in one io_uring_enter().
+ * empty or the switch budget is spent.
  */
-static int rf__loop(struct rf_runtime *rt)
+static void rf__loop(struct rf__worker *wk)
 {
-	bool has_ring = rt->features & RF_FEAT_RING;
-	int ret = 0;
+	struct rf_runtime *rt = wk->rt;
 
-	while (rt->nlive) {
-		if (has_ring)
-			rf__reap(rt);
-		if (!rt->runq.head) {
-			if (!rt->inflight) {
-				/*
-				 * Every fiber is parked on another fiber and no
-				 * request is out: nothing can ever wake them.
-				 */
-				ret = -EDEADLK;
-				if (rt->deadlock_cancelled)
-					break;
-				rt->deadlock_cancelled = true;
-				rf__cancel_all(rt);
+	while (!rf__load(&rt->done)) {
+		rf__inbox_drain(wk);
+		if (wk->has_ring) {
+			/* submit what fibers prepared; run deferred completions */
+			if (wk->unsubmitted || rf__kernel_has_completions(wk))
+				rf__flush(wk, false);
+			rf__reap(wk);
+		}
+		if (!wk->runq.head) {
+			if (rt->nworkers > 1 && rf__steal(wk))
 				continue;
-			}
-			rf__flush(rt, true);
+			rf__idle(wk);
 			continue;
 		}
-		if (has_ring && (rt->unsubmitted || rf__kernel_has_completions(rt))) {
-			rf__flush(rt, false);
-			rf__reap(rt);
-		}
-		rt->budget = RF__SWITCH_BUDGET;
-		rf__loop_switch_to(rt, rf__runq_pop(&rt->runq));
-	}
-	return ret;
-}
-
-/*
- * Once the run is over no fiber is left to call rf_join(): free the
- * finished fibers nobody joined.
- */
-static void rf__free_unjoined(struct rf_runtime *rt)
-{
-	struct rf_fiber *f = rt->all, *next;
-
-	for (; f; f = next) {
-		next = f->all_next;
-		if (f->state == RF__DONE) {
-			rf__all_unlink(rt, f);
-			rf__stack_free(rt, f);
-		}
+		/* someone is idle: offer it half of our queue */
+		if (wk->runq.len > 1 && rf__load_relaxed(&rt->nidle))
+			rf__publish(wk, false);
+		wk->budget = RF__SWITCH_BUDGET;
+		rf__loop_switch_to(wk, rf__runq_pop(&wk->runq));
 	}
 }
 
-RF_EXPORT int rf_runtime_run(struct rf_runtime *rt, rf_fn fn, void *arg, void **result)
+static int rf__pin(struct rf__worker *wk)
 {
+	cpu_set_t set;
+
+	if (wk->cpu < 0)
+		return 0;
+	CPU_ZERO(&set);
+	CPU_SET(wk->cpu, &set);
+	return -pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
+static int rf__signal_arm(struct rf__worker *wk)
+{
+	struct io_uring_sqe *sqe = rf__get_sqe_internal(wk);
+
+	if (!sqe)
+		return -EBUSY;
+	io_uring_prep_read(sqe, wk->sigfd, wk->sigbuf, sizeof(struct signalfd_siginfo), 0);
+	sqe->user_data = rf__ud(NULL, RF__UD_SIGNAL);
+	return 0;
+}
+
+void rf__signal_complete(struct rf__worker *wk, const struct io_uring_cqe *cqe)
+{
+	struct rf_runtime *rt = wk->rt;
+	const struct signalfd_siginfo *si = (const void *)wk->sigbuf;
+
+	if (cqe->res == (int)sizeof(*si)) {
+		if (!rt->signal)
+			rt->signal = (int)si->ssi_signo;
+		rf_runtime_shutdown(rt);
+	}
+	if (!rf__load_relaxed(&rt->done) && cqe->res != -ECANCELED)
+		rf__signal_arm(wk);
+}
+
+/* On the worker's own thread: its ring, back-end, signal stack. */
+static int rf__worker_setup(struct rf__worker *wk)
+{
+	struct rf_runtime *rt = wk->rt;
 	int ret;
 
-	if (!rt || !fn)
-		return -EINVAL;
-	if (rt->running || rf__tls_rt)
-		return -EBUSY;
-	/* The kernel would refuse every submission from another thread. */
-	if ((rt->features & RF_FEAT_SINGLE_ISSUER) && rt->owner_tid && rt->owner_tid != gettid())
-		return -EINVAL;
-	if ((rt->features & RF_FEAT_SINGLE_ISSUER) && (rt->ring.flags & IORING_SETUP_R_DISABLED)) {
-		/* liburing 2.3 has no io_uring_enable_rings(): register directly */
-		if (syscall(__NR_io_uring_register, rt->ring.ring_fd,
-			    IORING_REGISTER_ENABLE_RINGS, NULL, 0) != 0)
-			return -errno;
-		rt->ring.flags &= ~IORING_SETUP_R_DISABLED;
-		rt->owner_tid = gettid();
-	}
-	ret = rf__spawn(rt, NULL, fn, arg, NULL, true);
+	rf__tls_wk = wk;
+	wk->tid = gettid();
+	wk->thread = pthread_self();
+	wk->in_user = false;
+	ret = rf__pin(wk);
 	if (ret)
 		return ret;
-	if (!(rt->flags & RF_RT_NO_OVERFLOW_HANDLER)) {
-		ret = rf__altstack_enter(rt);
-		if (ret)
-			return ret;
-	}
 #ifdef __SANITIZE_ADDRESS__
 	{
 		pthread_attr_t attr;
 		void *addr;
 
 		if (pthread_getattr_np(pthread_self(), &attr) == 0) {
-			pthread_attr_getstack(&attr, &addr, &rt->thread_stack_size);
-			rt->thread_stack_bottom = addr;
+			pthread_attr_getstack(&attr, &addr, &wk->thread_stack_size);
+			wk->thread_stack_bottom = addr;
 			pthread_attr_destroy(&attr);
 		}
 	}
 #endif
+#ifdef __SANITIZE_THREAD__
+	wk->tsan_loop_fiber = __tsan_get_current_fiber();
+#endif
+	if (!(rt->flags & RF_RT_NO_OVERFLOW_HANDLER)) {
+		ret = rf__altstack_enter(wk);
+		if (ret)
+			return ret;
+	}
+	if (rt->features & RF_FEAT_RING) {
+		ret = rf__ring_init(&wk->ring, rt->ring_entries, rt->flags, &rt->features, false);
+		if (ret)
+			return ret;
+		wk->has_ring = true;
+		ret = rt->wake->setup(wk);
+		if (ret)
+			return ret;
+		if (wk->id == 0 && (rt->flags & RF_RT_SHUTDOWN_ON_SIGNAL)) {
+			sigset_t set;
+
+			sigemptyset(&set);
+			sigaddset(&set, SIGINT);
+			sigaddset(&set, SIGTERM);
+			wk->sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+			if (wk->sigfd < 0)
+				return -errno;
+			ret = rf__signal_arm(wk);
+			if (ret)
+				return ret;
+		}
+	}
+	return 0;
+}
+
+static void rf__worker_teardown(struct rf__worker *wk)
+{
+	struct rf_runtime *rt = wk->rt;
+
+	if (wk->has_ring) {
+		rt->wake->teardown(wk);
+		/* cancels what is still armed: acceptors, the signal read */
+		io_uring_queue_exit(&wk->ring);
+		wk->has_ring = false;
+		rf__acceptors_destroy(wk);
+	}
+	if (wk->sigfd >= 0) {
+		close(wk->sigfd);
+		wk->sigfd = -1;
+	}
+	wk->inflight = 0;
+	wk->unsubmitted = 0;
+	__atomic_store_n(&wk->parked, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&wk->wake_pending, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&wk->futex_word, 0, __ATOMIC_RELAXED);
+	rf__altstack_leave(wk);
+	rf__tls_wk = NULL;
+}
+
+/* Every worker thread waits here until all rings are up. */
+struct rf__start {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	unsigned int ready;
+	int error;
+	bool go;
+	unsigned int started;	/* worker threads, worker 0 included */
+	unsigned int stopped;	/* of which out of their loops */
+};
+
+/*
+ * Wait until every worker has left its loop.  Only then may a worker close
+ * what its back-end needs: until then another worker may still kick it
+ * (the last fiber's exit kicks every worker).
+ */
+static void rf__stop_barrier(struct rf__start *st)
+{
+	pthread_mutex_lock(&st->lock);
+	st->stopped++;
+	pthread_cond_broadcast(&st->cond);
+	while (st->stopped < st->started)
+		pthread_cond_wait(&st->cond, &st->lock);
+	pthread_mutex_unlock(&st->lock);
+}
+
+static struct rf__start *rf__start_of(struct rf_runtime *rt)
+{
+	return (struct rf__start *)rt->start;
+}
+
+static void *rf__worker_thread(void *arg)
+{
+	struct rf__worker *wk = arg;
+	struct rf__start *st = rf__start_of(wk->rt);
+	int ret = rf__worker_setup(wk);
+	bool go;
+
+	pthread_mutex_lock(&st->lock);
+	if (ret && !st->error)
+		st->error = ret;
+	st->ready++;
+	pthread_cond_broadcast(&st->cond);
+	while (!st->go)
+		pthread_cond_wait(&st->cond, &st->lock);
+	go = !st->error;
+	pthread_mutex_unlock(&st->lock);
+	if (go)
+		rf__loop(wk);
+	rf__stop_barrier(st);
+	rf__worker_teardown(wk);
+	return NULL;
+}
+
+/*
+ * Once the run is over no fiber is left to call rf_join(): free the
+ * finished fibers nobody joined.  Fibers a deadlock left parked stay for
+ * rf_runtime_destroy().
+ */
+static void rf__free_unjoined(struct rf_runtime *rt)
+{
+	for (unsigned int i = 0; i < rt->nworkers; i++) {
+		struct rf__worker *wk = rt->workers[i];
+		struct rf_fiber *f = wk->all, *next;
+
+		for (; f; f = next) {
+			next = f->all_next;
+			if (rf__state(f) == RF__DONE) {
+				rf__all_unlink(f);
+				rf__fiber_put(wk, f);
+			}
+		}
+	}
+}
+
+static void rf__block_signals(const struct rf_runtime *rt, sigset_t *old)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	if (rt->flags & RF_RT_SHUTDOWN_ON_SIGNAL) {
+		sigaddset(&set, SIGINT);
+		sigaddset(&set, SIGTERM);
+	}
+	pthread_sigmask(SIG_BLOCK, &set, old);
+}
+
+RF_EXPORT int rf_runtime_run(struct rf_runtime *rt, rf_fn fn, void *arg, void **result)
+{
+	struct rf__start st = { .error = 0 };
+	struct rf__worker *wk0;
+	sigset_t oldmask;
+	cpu_set_t oldcpus;
+	bool restore_cpus;
+	unsigned int started = 1;
+	int ret;
+
+	if (!rt || !fn)
+		return -EINVAL;
+	if (rt->running || rf__tls_wk)
+		return -EBUSY;
+	wk0 = rt->workers[0];
 	rt->running = true;
+	rt->done = 0;
+	rt->nlive = 0;
+	rt->nidle = 0;
+	rt->nquiet = 0;
+	rt->shutdown = 0;
+	rt->signal = 0;
 	rt->deadlock_cancelled = false;
-	rf__tls_rt = rt;
-	ret = rf__loop(rt);
+	rt->deadlocked = false;
+	rt->main_result = NULL;
+	pthread_mutex_init(&st.lock, NULL);
+	pthread_cond_init(&st.cond, NULL);
+	rt->start = &st;
+
+	restore_cpus = wk0->cpu >= 0 &&
+		       pthread_getaffinity_np(pthread_self(), sizeof(oldcpus), &oldcpus) == 0;
+	rf__block_signals(rt, &oldmask);
+	ret = rf__worker_setup(wk0);
+	if (ret)
+		goto out;
+	for (unsigned int i = 1; i < rt->nworkers; i++) {
+		struct rf__worker *wk = rt->workers[i];
+		int err = -pthread_create(&wk->thread, NULL, rf__worker_thread, wk);
+
+		if (err) {
+			ret = err;
+			break;
+		}
+		started++;
+	}
+	pthread_mutex_lock(&st.lock);
+	st.started = started;
+	while (st.ready < started - 1)
+		pthread_cond_wait(&st.cond, &st.lock);
+	if (!ret)
+		ret = st.error;
+	if (!ret)
+		ret = rf__spawn(wk0, wk0, NULL, fn, arg, NULL, true);
+	if (ret)
+		st.error = ret;
+	st.go = true;
+	pthread_cond_broadcast(&st.cond);
+	pthread_mutex_unlock(&st.lock);
+
+	if (!ret) {
+		if (rt->hog_ns > 0 && rt->nworkers > 0)
+			rf__watchdog_start(rt);
+		rf__loop(wk0);
+	}
+	/* the others leave their loops too (rt->done), or never entered them */
+	rf__run_over(rt);
+	rf__stop_barrier(&st);
+	for (unsigned int i = 1; i < started; i++)
+		pthread_join(rt->workers[i]->thread, NULL);
+	rf__watchdog_stop(rt);
+	rf__pool_stop(rt);
 	rf__free_unjoined(rt);
-	rf__tls_rt = NULL;
+	if (!ret && rt->deadlock_cancelled)
+		ret = -EDEADLK;
+out:
+	rf__worker_teardown(wk0);
+	pthread_sigmask(SIG_SETMASK, &oldmask, NULL);
+	if (restore_cpus)
+		pthread_setaffinity_np(pthread_self(), sizeof(oldcpus), &oldcpus);
+	rt->start = NULL;
+	pthread_cond_destroy(&st.cond);
+	pthread_mutex_destroy(&st.lock);
 	rt->running = false;
-	rf__altstack_leave(rt);
 	if (result)
 		*result = rt->main_result;
 	return ret;
+}
+
+RF_EXPORT int rf_runtime_shutdown(struct rf_runtime *rt)
+{
+	if (!rt)
+		rt = rf__tls_wk ? rf__tls_wk->rt : NULL;
+	if (!rt)
+		return -EINVAL;
+	if (!rt->running)
+		return -ESRCH;
+	if (__atomic_exchange_n(&rt->shutdown, 1, __ATOMIC_SEQ_CST))
+		return 0;
+	rf__for_each_fiber(rt, rf__tls_wk && rf__tls_wk->rt == rt ? rf__tls_wk : NULL,
+			   rf__cancel_one);
+	return 0;
 }
 
 RF_EXPORT void rf_runtime_destroy(struct rf_runtime *rt)
 {
 	if (!rt || rt->running)
 		return;
-	if (rt->features & RF_FEAT_RING) {
-		io_uring_queue_exit(&rt->ring);
-		rf__acceptors_destroy(rt);
-	}
-	/* Fibers left by a deadlocked run: nothing will ever resume them. */
-	while (rt->all) {
-		struct rf_fiber *f = rt->all;
+	for (unsigned int i = 0; i < rt->nworkers; i++) {
+		struct rf__worker *wk = rt->workers[i];
 
-		rt->all = f->all_next;
-		rf__stack_free(rt, f);
+		/* Fibers left by a deadlocked run: nothing will ever resume them. */
+		while (wk->all) {
+			struct rf_fiber *f = wk->all;
+
+			wk->all = f->all_next;
+			rf__stack_free(wk, f);
+		}
+		rf__stack_pool_drain(wk);
 	}
-	rf__stack_pool_drain(rt);
-	free(rt);
+	rf__free_runtime(rt);
 }
 
 RF_EXPORT int rf_runtime_stats(struct rf_runtime *rt, struct rf_stats *st)
 {
 	if (!rt)
-		rt = rf__tls_rt;
+		rt = rf__tls_wk ? rf__tls_wk->rt : NULL;
 	if (!rt || !st)
 		return -EINVAL;
-	st->features = rt->features;
-	st->fibers = rt->nfibers;
-	st->inflight = rt->inflight;
-	st->switches = rt->switches;
-	st->enters = rt->enters;
-	st->sqes = rt->sqes;
-	st->cqes = rt->cqes;
-	st->stacks_mapped = rt->stacks_mapped;
-	st->stacks_pooled = rt->stacks_pooled;
+	memset(st, 0, sizeof(*st));
+	st->features = rf__load_relaxed(&rt->features);
+	st->workers = rt->nworkers;
+	st->wake_backend = rt->wake_id;
+	for (unsigned int i = 0; i < rt->nworkers; i++) {
+		struct rf__worker *wk = rt->workers[i];
+
+		st->fibers += rf__load_relaxed(&wk->nfibers);
+		st->inflight += rf__load_relaxed(&wk->inflight);
+		st->switches += rf__load_relaxed(&wk->switches);
+		st->enters += rf__load_relaxed(&wk->enters);
+		st->sqes += rf__load_relaxed(&wk->sqes);
+		st->cqes += rf__load_relaxed(&wk->cqes);
+		st->stacks_mapped += rf__load_relaxed(&wk->stacks_mapped);
+		st->stacks_pooled += rf__load_relaxed(&wk->stacks_pooled);
+		st->remote_wakes += rf__load_relaxed(&wk->remote_wakes);
+		st->wake_calls += rf__load_relaxed(&wk->wake_calls);
+		st->sleeps += rf__load_relaxed(&wk->sleeps);
+		st->steals += rf__load_relaxed(&wk->steals);
+	}
+	st->hogs = rf__load_relaxed(&rt->hogs);
+	st->blocking_calls = rf__load_relaxed(&rt->blocking_calls);
+	st->signal = rt->signal;
 	return 0;
 }
 

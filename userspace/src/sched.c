@@ -1,12 +1,20 @@
 // SPDX-License-Identifier: MIT
 /*
- * sched.c - fibers: spawn, switch, park/wake, join, exit, cancel.
+ * sched.c - fibers: spawn, switch, park/ready, inboxes, join, exit, cancel.
  *
  * A fiber that stops running (it yields, parks on I/O or exits) switches
- * straight to the next ready fiber: one rf__switch, no trip through the
- * worker loop.  Only when the run queue is empty, or RF__SWITCH_BUDGET
- * switches have passed, does it switch to the loop (runtime.c), which reaps
- * completions, submits what fibers prepared, and waits when nothing is ready.
+ * straight to the next ready fiber of its worker: one rf__switch, no trip
+ * through the worker loop.  Only when the run queue is empty, or
+ * RF__SWITCH_BUDGET switches have passed, does it switch to the loop
+ * (runtime.c), which drains the inbox, reaps completions, submits what
+ * fibers prepared, steals, and sleeps when nothing is ready.
+ *
+ * The one rule for where a fiber runs next: a fiber is made ready on the
+ * worker it parked on (f->wk).  If that is the calling thread's worker, it
+ * goes on the run queue; otherwise into that worker's inbox, a lock-free
+ * stack the worker drains between fibers, and the worker is woken through
+ * the wake back-end only if it sleeps (rf__kick()).  Idle workers may then
+ * steal it (steal.c).
  */
 #include <errno.h>
 #include <string.h>
@@ -16,137 +24,350 @@
 #ifdef __SANITIZE_ADDRESS__
 #include <sanitizer/common_interface_defs.h>
 #endif
+#ifdef __SANITIZE_THREAD__
+#include <sanitizer/tsan_interface.h>
+#endif
 
-__thread struct rf_runtime *rf__tls_rt __attribute__((tls_model("initial-exec")));
+__thread struct rf__worker *rf__tls_wk __attribute__((tls_model("initial-exec")));
 
 #ifdef __SANITIZE_ADDRESS__
 /*
  * AddressSanitizer must be told which stack is in use, or it takes a fiber
  * stack for garbage and reports false errors.
  */
-static void rf__asan_start(struct rf_runtime *rt, struct rf_fiber *from, struct rf_fiber *to)
+static void rf__asan_start(struct rf__worker *wk, struct rf_fiber *from, struct rf_fiber *to)
 {
-	void **fake = from ? &from->asan_fake_stack : &rt->asan_fake_stack;
+	void **fake = from ? &from->asan_fake_stack : &wk->asan_fake_stack;
 
-	if (from && from->state == RF__DONE)
+	if (from && rf__state(from) == RF__DONE)
 		fake = NULL;	/* this stack is going away for good */
 	if (to)
-		__sanitizer_start_switch_fiber(fake, to->map_base + rt->page_size,
-					       to->map_size - rt->page_size);
+		__sanitizer_start_switch_fiber(fake, to->map_base + wk->page_size,
+					       to->map_size - wk->page_size);
 	else
-		__sanitizer_start_switch_fiber(fake, rt->thread_stack_bottom,
-					       rt->thread_stack_size);
+		__sanitizer_start_switch_fiber(fake, wk->thread_stack_bottom,
+					       wk->thread_stack_size);
 }
 
-static void rf__asan_finish(struct rf_runtime *rt, struct rf_fiber *self)
+static void rf__asan_finish(struct rf__worker *wk, struct rf_fiber *self)
 {
-	__sanitizer_finish_switch_fiber(self ? self->asan_fake_stack : rt->asan_fake_stack,
+	__sanitizer_finish_switch_fiber(self ? self->asan_fake_stack : wk->asan_fake_stack,
 					NULL, NULL);
 }
 #else
-static inline void rf__asan_start(struct rf_runtime *rt, struct rf_fiber *from, struct rf_fiber *to) {}
-static inline void rf__asan_finish(struct rf_runtime *rt, struct rf_fiber *self) {}
+static inline void rf__asan_start(struct rf__worker *wk, struct rf_fiber *from, struct rf_fiber *to) {}
+static inline void rf__asan_finish(struct rf__worker *wk, struct rf_fiber *self) {}
 #endif
 
-/* Switch from @from (NULL: the loop) to @to (NULL: the loop). */
-static inline void rf__context_switch(struct rf_runtime *rt, struct rf_fiber *from,
+/* ThreadSanitizer follows stacks switched by hand only when told. */
+static inline void rf__tsan_switch(struct rf__worker *wk, struct rf_fiber *to)
+{
+#ifdef __SANITIZE_THREAD__
+	__tsan_switch_to_fiber(to ? to->tsan_fiber : wk->tsan_loop_fiber, 0);
+#endif
+}
+
+/*
+ * Switch from @from (NULL: the loop) to @to (NULL: the loop).  When it
+ * returns, @from runs again, perhaps on another worker (it was stolen).
+ */
+static inline void rf__context_switch(struct rf__worker *wk, struct rf_fiber *from,
 				      struct rf_fiber *to)
 {
-	void **save = from ? &from->sp : &rt->loop_sp;
-	void *load = to ? to->sp : rt->loop_sp;
+	void **save = from ? &from->sp : &wk->loop_sp;
+	void *load = to ? to->sp : wk->loop_sp;
 
-	rt->current = to;
+	rf__store_relaxed(&wk->current, to);	/* the watchdog reads it */
 	if (to)
-		to->state = RF__RUNNING;
-	rt->switches++;
-	rf__asan_start(rt, from, to);
+		rf__set_state(to, RF__RUNNING);
+	rf__count(&wk->switches, 1);
+	rf__store_relaxed(&wk->run_seq, wk->run_seq + 1);
+	rf__asan_start(wk, from, to);
+	rf__tsan_switch(wk, to);
 	rf__switch(save, load);
-	/* Running as @from again, resumed by some other context. */
-	rf__asan_finish(rt, from);
-	if (rt->zombie)
-		rf__release_zombie(rt);
+	/* Running as @from again, resumed by some worker's thread. */
+	wk = rf__tls_wk;
+	rf__asan_finish(wk, from);
+	if (wk->zombie || wk->handoff)
+		rf__after_switch(wk);
 }
 
-void rf__release_zombie(struct rf_runtime *rt)
+void rf__fiber_put(struct rf__worker *wk, struct rf_fiber *f)
 {
-	struct rf_fiber *f = rt->zombie;
-
-	rt->zombie = NULL;
-	rf__stack_free(rt, f);
+	if (__atomic_sub_fetch(&f->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+#ifdef __SANITIZE_THREAD__
+		__tsan_destroy_fiber(f->tsan_fiber);
+#endif
+		rf__stack_free(wk, f);
+	}
 }
 
-void rf__loop_switch_to(struct rf_runtime *rt, struct rf_fiber *f)
+/*
+ * What the previous context left to do once its stack was no longer in
+ * use: release a finished fiber, or hand a migrating one to its new worker
+ * (not before: that worker could resume it while it was still switching).
+ */
+void rf__after_switch(struct rf__worker *wk)
 {
-	rf__context_switch(rt, NULL, f);
+	struct rf_fiber *f = wk->zombie;
+
+	if (f) {
+		wk->zombie = NULL;
+		rf__fiber_put(wk, f);
+	}
+	f = wk->handoff;
+	if (f) {
+		struct rf__worker *to = f->wk;
+
+		wk->handoff = NULL;
+		f->wake_msg.kind = RF__MSG_WAKE;
+		rf__inbox_push(to, &f->wake_msg);
+		rf__kick(wk, to);
+	}
+}
+
+/* Move the calling fiber to worker @to; returns running there. */
+int rf__migrate(struct rf__worker *wk, struct rf__worker *to)
+{
+	struct rf_fiber *cur = wk->current;
+
+	if (to == wk)
+		return 0;
+	if (cur->pinned || cur->bound)
+		return -EINVAL;
+	rf__store(&cur->wk, to);
+	rf__set_state(cur, RF__READY);
+	wk->handoff = cur;
+	rf__park(wk);
+	return 0;
+}
+
+void rf__loop_switch_to(struct rf__worker *wk, struct rf_fiber *f)
+{
+	rf__context_switch(wk, NULL, f);
 }
 
 /*
  * Give the CPU away: the caller has already queued itself (yield), put
  * itself where a wake-up will find it (park), or finished (exit).
  */
-void rf__park(struct rf_runtime *rt)
+void rf__park(struct rf__worker *wk)
 {
-	struct rf_fiber *cur = rt->current, *next = NULL;
+	struct rf_fiber *cur = wk->current, *next = NULL;
 
-	if (rt->budget)
-		next = rf__runq_pop(&rt->runq);
+	if (wk->budget)
+		next = rf__runq_pop(&wk->runq);
 	if (next == cur) {
-		/* a yield with nobody else ready */
-		cur->state = RF__RUNNING;
+		/* a yield with nobody else ready, or woken before it parked */
+		rf__set_state(cur, RF__RUNNING);
 		return;
 	}
 	if (next)
-		rt->budget--;
-	rf__context_switch(rt, cur, next);
+		wk->budget--;
+	rf__context_switch(wk, cur, next);
 }
 
-void rf__wake(struct rf_fiber *f)
+/* ------------------------------------------------------------ inboxes */
+
+/* Push @m on @to's inbox (any thread). True if the inbox was empty. */
+bool rf__inbox_push(struct rf__worker *to, struct rf__msg *m)
 {
-	f->state = RF__READY;
-	rf__runq_push(&f->rt->runq, f);
+	struct rf__msg *old = rf__load_relaxed(&to->inbox);
+
+	do {
+		m->next = old;
+	} while (!__atomic_compare_exchange_n(&to->inbox, &old, m, true, __ATOMIC_SEQ_CST,
+					      __ATOMIC_RELAXED));
+	return old == NULL;
 }
 
-static void rf__all_link(struct rf_runtime *rt, struct rf_fiber *f)
+/*
+ * Wake @to if it sleeps, after something was put where it looks (its
+ * inbox, a stealable queue, rt->done).  The waker's push and this load of
+ * @to->parked, and the sleeper's store of parked and its re-check of the
+ * inbox, are sequentially consistent: one of the two sees the other, so a
+ * wake-up is never lost.  wake_pending makes one back-end wake-up serve
+ * every waker until the sleeper has consumed it.
+ */
+void rf__kick(struct rf__worker *from, struct rf__worker *to)
 {
+	if (!__atomic_load_n(&to->parked, __ATOMIC_SEQ_CST))
+		return;
+	if (__atomic_exchange_n(&to->wake_pending, 1, __ATOMIC_SEQ_CST))
+		return;
+	__atomic_fetch_add(&to->wake_calls, 1, __ATOMIC_RELAXED);
+	to->rt->wake->kick(from, to);
+}
+
+/*
+ * Make a parked fiber ready, from any thread (the wait's owner decided it
+ * may: see rf__wait_claim()).
+ */
+void rf__ready(struct rf_fiber *f)
+{
+	struct rf__worker *self = rf__tls_wk;
+	struct rf__worker *home = rf__load_relaxed(&f->wk);
+
+	rf__set_state(f, RF__READY);
+	if (home == self) {
+		rf__runq_push(&self->runq, f);
+		return;
+	}
+	f->wake_msg.kind = RF__MSG_WAKE;
+	rf__inbox_push(home, &f->wake_msg);
+	__atomic_fetch_add(&home->remote_wakes, 1, __ATOMIC_RELAXED);
+	rf__kick(self, home);
+}
+
+/* Ask @f's worker to cancel the request @f is parked in (any thread). */
+static void rf__send_cancel(struct rf__worker *from, struct rf_fiber *f)
+{
+	struct rf__worker *to;
+
+	if (__atomic_exchange_n(&f->cancel_queued, 1, __ATOMIC_ACQ_REL))
+		return;		/* one is on its way: it will see the flag */
+	__atomic_add_fetch(&f->refs, 1, __ATOMIC_RELAXED);
+	to = rf__load_relaxed(&f->wk);
+	f->cancel_msg.kind = RF__MSG_CANCEL;
+	rf__inbox_push(to, &f->cancel_msg);
+	rf__kick(from, to);
+}
+
+/*
+ * Cancel what @f is parked in; on @f's own worker, @f not running.  Only
+ * this worker touches @f->wait and the ring request it describes.
+ */
+void rf__cancel_here(struct rf__worker *wk, struct rf_fiber *f)
+{
+	struct rf__wait *w = f->wait;
+
+	if (rf__state(f) != RF__PARKED || !w || w->nocancel)
+		return;
+	if (w->kind == RF__WAIT_EVENT) {
+		if (rf__wait_claim(w)) {
+			if (w->unlink)
+				w->unlink(w);
+			rf__wait_deliver(w, -ECANCELED);
+		}
+	} else {
+		rf__cancel_wait(wk, w);
+	}
+}
+
+/*
+ * Mark @f cancelled and stop what it waits for.  @wk is the calling
+ * thread's worker (NULL on a thread that is none).  The caller guarantees
+ * @f is not freed meanwhile (it holds a handle, or a list lock).
+ */
+void rf__cancel_fiber(struct rf__worker *wk, struct rf_fiber *f)
+{
+	__atomic_store_n(&f->cancelled, 1, __ATOMIC_SEQ_CST);
+	if (rf__state(f) == RF__DONE || (wk && f == wk->current))
+		return;
+	if (wk && rf__load_relaxed(&f->wk) == wk)
+		rf__cancel_here(wk, f);
+	else
+		rf__send_cancel(wk, f);
+}
+
+/* Take every message of the inbox, oldest first (the caller's worker). */
+void rf__inbox_drain(struct rf__worker *wk)
+{
+	struct rf__msg *m, *fifo = NULL;
+
+	if (!rf__load_relaxed(&wk->inbox))
+		return;
+	m = __atomic_exchange_n(&wk->inbox, NULL, __ATOMIC_ACQUIRE);
+	while (m) {		/* the stack is newest first: reverse it */
+		struct rf__msg *next = m->next;
+
+		m->next = fifo;
+		fifo = m;
+		m = next;
+	}
+	while (fifo) {
+		struct rf__msg *next = fifo->next;
+		struct rf_fiber *f;
+
+		if (fifo->kind == RF__MSG_WAKE) {
+			f = rf__container_of(fifo, struct rf_fiber, wake_msg);
+			rf__runq_push(&wk->runq, f);
+		} else {
+			f = rf__container_of(fifo, struct rf_fiber, cancel_msg);
+			__atomic_store_n(&f->cancel_queued, 0, __ATOMIC_RELEASE);
+			if (rf__load_relaxed(&f->wk) != wk) {
+				/* it moved: wherever it parks, that worker cancels */
+				if (rf__state(f) != RF__DONE)
+					rf__send_cancel(wk, f);
+			} else {
+				rf__cancel_here(wk, f);
+			}
+			rf__fiber_put(wk, f);
+		}
+		fifo = next;
+	}
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+static void rf__all_link(struct rf__worker *wk, struct rf_fiber *f)
+{
+	rf__spin_lock(&wk->all_lock);
+	f->list_wk = wk;
 	f->all_prev = NULL;
-	f->all_next = rt->all;
-	if (rt->all)
-		rt->all->all_prev = f;
-	rt->all = f;
-	rt->nfibers++;
+	f->all_next = wk->all;
+	if (wk->all)
+		wk->all->all_prev = f;
+	wk->all = f;
+	rf__spin_unlock(&wk->all_lock);
+	__atomic_add_fetch(&wk->nfibers, 1, __ATOMIC_RELAXED);
 }
 
-void rf__all_unlink(struct rf_runtime *rt, struct rf_fiber *f)
+void rf__all_unlink(struct rf_fiber *f)
 {
+	struct rf__worker *wk = f->list_wk;
+
+	rf__spin_lock(&wk->all_lock);
 	if (f->all_prev)
 		f->all_prev->all_next = f->all_next;
 	else
-		rt->all = f->all_next;
+		wk->all = f->all_next;
 	if (f->all_next)
 		f->all_next->all_prev = f->all_prev;
-	rt->nfibers--;
+	rf__spin_unlock(&wk->all_lock);
+	__atomic_sub_fetch(&wk->nfibers, 1, __ATOMIC_RELAXED);
 }
 
 static __attribute__((noreturn)) void rf__fiber_finish(struct rf_fiber *f, void *result)
 {
+	struct rf__worker *wk = rf__tls_wk;
 	struct rf_runtime *rt = f->rt;
+	bool detached;
 
+	wk->in_user = false;
 	f->result = result;
-	f->state = RF__DONE;
-	rt->nlive--;
+	rf__fls_destroy(f);
+	rf__group_fiber_done(f);
+	wk = rf__tls_wk;	/* destructors may have parked */
 	if (f->is_main)
 		rt->main_result = result;
-	if (f->detached) {
-		/* Our stack is in use until the switch: the next context unmaps it. */
-		rf__all_unlink(rt, f);
-		rt->zombie = f;
-	} else if (f->joiner) {
-		struct rf_fiber *joiner = f->joiner;
 
-		f->joiner = NULL;
-		rf__wait_event_wake(joiner->wait, 0);
+	rf__wq_lock(&f->join_q);
+	f->finished = true;
+	detached = f->detached;
+	if (!detached)
+		rf__wq_wake_first(&f->join_q, 0);
+	rf__wq_unlock(&f->join_q);
+	rf__set_state(f, RF__DONE);
+	if (detached) {
+		rf__all_unlink(f);
+		__atomic_sub_fetch(&f->refs, 1, __ATOMIC_ACQ_REL);	/* the handle */
 	}
-	rf__park(rt);
+	/* Our stack is in use until the switch: the next context drops it. */
+	wk->zombie = f;
+	if (__atomic_sub_fetch(&rt->nlive, 1, __ATOMIC_ACQ_REL) == 0)
+		rf__run_over(rt);
+	rf__park(wk);
 	__builtin_unreachable();
 }
 
@@ -154,17 +375,31 @@ static __attribute__((noreturn)) void rf__fiber_finish(struct rf_fiber *f, void 
 static void rf__fiber_main(void *arg)
 {
 	struct rf_fiber *f = arg;
-	struct rf_runtime *rt = f->rt;
+	struct rf__worker *wk = rf__tls_wk;
+	void *result;
 
-	rf__asan_finish(rt, f);
-	if (rt->zombie)
-		rf__release_zombie(rt);
-	rf__fiber_finish(f, f->fn(f->arg));
+	rf__asan_finish(wk, f);
+	if (wk->zombie || wk->handoff)
+		rf__after_switch(wk);
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	wk->in_user = true;
+	result = f->fn(f->arg);
+	rf__fiber_finish(f, result);
 }
 
-int rf__spawn(struct rf_runtime *rt, struct rf_fiber **fp, rf_fn fn, void *arg,
-	      const struct rf_spawn_attr *attr, bool is_main)
+int64_t rf__fiber_deadline(const struct rf_fiber *f, int64_t deadline)
 {
+	if (f->deadline < 0)
+		return deadline;
+	if (deadline < 0 || f->deadline < deadline)
+		return f->deadline;
+	return deadline;
+}
+
+int rf__spawn(struct rf__worker *wk, struct rf__worker *on, struct rf_fiber **fp, rf_fn fn,
+	      void *arg, const struct rf_spawn_attr *attr, bool is_main)
+{
+	struct rf_runtime *rt = wk->rt;
 	bool detached = is_main || (attr && attr->detached);
 	size_t size = rt->stack_size;
 	const char *name = is_main ? "main" : "fiber";
@@ -181,72 +416,103 @@ int rf__spawn(struct rf_runtime *rt, struct rf_fiber **fp, rf_fn fn, void *arg,
 	if (attr && attr->name)
 		name = attr->name;
 
-	ret = rf__stack_alloc(rt, size, &f);
+	ret = rf__stack_alloc(wk, size, &f);
 	if (ret)
 		return ret;
 	f->next = NULL;
+	f->wk = on;
 	f->rt = rt;
 	f->fn = fn;
 	f->arg = arg;
 	f->result = NULL;
-	f->joiner = NULL;
-	f->wait = NULL;
+	memset(&f->join_q, 0, sizeof(f->join_q));
+	f->finished = false;
 	f->detached = detached;
-	f->cancelled = false;
+	f->wait = NULL;
+	f->refs = 2;
+	f->cancel_queued = 0;
+	/* after rf_runtime_shutdown() every new fiber starts cancelled */
+	f->cancelled = rf__load(&rt->shutdown) ? 1 : 0;
 	f->is_main = is_main;
+	f->pinned = attr && attr->pinned;
+	f->bound = false;
+	/* only a group's fibers carry a deadline (group.c sets it) */
+	f->deadline = RF_NO_DEADLINE;
+	f->group = NULL;
+	f->grp_prev = f->grp_next = NULL;
+	memset(f->fls, 0, sizeof(f->fls));
 	strncpy(f->name, name, RF_NAME_MAX - 1);
 	f->name[RF_NAME_MAX - 1] = '\0';
 #ifdef __SANITIZE_ADDRESS__
 	f->asan_fake_stack = NULL;
 #endif
+#ifdef __SANITIZE_THREAD__
+	f->tsan_fiber = __tsan_create_fiber(0);
+#endif
 	f->sp = rf__ctx_init(f, rf__fiber_main, f);
-	rf__all_link(rt, f);
-	rt->nlive++;
-	rf__wake(f);
+	rf__all_link(wk, f);
+	__atomic_add_fetch(&rt->nlive, 1, __ATOMIC_ACQ_REL);
 	if (fp)
 		*fp = f;
+	/* last: on another worker it may run (and finish) at once */
+	rf__ready(f);
 	return 0;
 }
 
-static inline struct rf_fiber *rf__self_in(struct rf_runtime **rtp)
+static inline struct rf_fiber *rf__self_in(struct rf__worker **wkp)
 {
-	struct rf_runtime *rt = rf__tls_rt;
+	struct rf__worker *wk = rf__tls_wk;
 
-	*rtp = rt;
-	return rt ? rt->current : NULL;
+	*wkp = wk;
+	return wk ? wk->current : NULL;
 }
 
 RF_EXPORT int rf_spawn(struct rf_fiber **fp, rf_fn fn, void *arg, const struct rf_spawn_attr *attr)
 {
-	struct rf_runtime *rt;
+	RF__GUARD();
+	struct rf__worker *wk;
 
-	if (!rf__self_in(&rt))
+	if (!rf__self_in(&wk))
 		return -EPERM;
-	return rf__spawn(rt, fp, fn, arg, attr, false);
+	return rf__spawn(wk, wk, fp, fn, arg, attr, false);
+}
+
+RF_EXPORT int rf_spawn_on(unsigned int worker, struct rf_fiber **fp, rf_fn fn, void *arg,
+			  const struct rf_spawn_attr *attr)
+{
+	RF__GUARD();
+	struct rf__worker *wk;
+
+	if (!rf__self_in(&wk))
+		return -EPERM;
+	if (worker >= wk->rt->nworkers)
+		return -EINVAL;
+	return rf__spawn(wk, wk->rt->workers[worker], fp, fn, arg, attr, false);
 }
 
 RF_EXPORT int rf_yield(void)
 {
-	struct rf_runtime *rt;
-	struct rf_fiber *cur = rf__self_in(&rt);
+	RF__GUARD();
+	struct rf__worker *wk;
+	struct rf_fiber *cur = rf__self_in(&wk);
 
 	if (!cur)
 		return -EPERM;
-	if (!rt->runq.head) {
-		if (!rt->inflight)
-			return 0;	/* nothing else can become ready */
-		rt->budget = 0;		/* let the loop reap completions */
+	if (!wk->runq.head) {
+		if (!wk->inflight && !rf__load_relaxed(&wk->inbox))
+			return 0;	/* nothing else can become ready here */
+		wk->budget = 0;		/* let the loop reap and drain */
 	}
-	cur->state = RF__READY;
-	rf__runq_push(&rt->runq, cur);
-	rf__park(rt);
+	rf__set_state(cur, RF__READY);
+	rf__runq_push(&wk->runq, cur);
+	rf__park(wk);
 	return 0;
 }
 
 RF_EXPORT void rf_exit(void *result)
 {
-	struct rf_runtime *rt;
-	struct rf_fiber *cur = rf__self_in(&rt);
+	struct rf__worker *wk;
+	struct rf_fiber *cur = rf__self_in(&wk);
 
 	if (cur)
 		rf__fiber_finish(cur, result);
@@ -254,9 +520,9 @@ RF_EXPORT void rf_exit(void *result)
 
 RF_EXPORT struct rf_fiber *rf_self(void)
 {
-	struct rf_runtime *rt;
+	struct rf__worker *wk;
 
-	return rf__self_in(&rt);
+	return rf__self_in(&wk);
 }
 
 RF_EXPORT const char *rf_fiber_name(const struct rf_fiber *f)
@@ -264,91 +530,102 @@ RF_EXPORT const char *rf_fiber_name(const struct rf_fiber *f)
 	return f ? f->name : "?";
 }
 
-static void rf__join_unlink(struct rf__wait *w)
+RF_EXPORT int rf_worker_id(void)
 {
-	struct rf_fiber *target = w->source;
+	struct rf__worker *wk;
 
-	target->joiner = NULL;
+	if (!rf__self_in(&wk))
+		return -EPERM;
+	return (int)wk->id;
+}
+
+RF_EXPORT int rf_worker_count(void)
+{
+	struct rf__worker *wk;
+
+	if (!rf__self_in(&wk))
+		return -EPERM;
+	return (int)wk->rt->nworkers;
+}
+
+/* Free a finished fiber nobody else will touch through its handle. */
+static void rf__fiber_reap_handle(struct rf__worker *wk, struct rf_fiber *f)
+{
+	rf__all_unlink(f);
+	rf__fiber_put(wk, f);
 }
 
 RF_EXPORT int rf_join(struct rf_fiber *f, void **result, int64_t deadline)
 {
-	struct rf_runtime *rt;
-	struct rf_fiber *cur = rf__self_in(&rt);
+	RF__GUARD();
+	struct rf__worker *wk;
+	struct rf_fiber *cur = rf__self_in(&wk);
 
 	if (!cur)
 		return -EPERM;
 	if (f == cur)
 		return -EDEADLK;
-	if (!f || f->rt != rt || f->detached || f->joiner)
+	if (!f || f->rt != wk->rt)
 		return -EINVAL;
-	if (cur->cancelled)
+	rf__wq_lock(&f->join_q);
+	if (f->detached || f->join_q.len) {
+		rf__wq_unlock(&f->join_q);
+		return -EINVAL;
+	}
+	if (rf__load_relaxed(&cur->cancelled)) {
+		rf__wq_unlock(&f->join_q);
 		return -ECANCELED;
-	if (f->state != RF__DONE) {
-		struct rf__wait w;
-		int ret;
+	}
+	if (!f->finished) {
+		struct rf__waiter wt;
+		int ret = rf__wq_park(&f->join_q, &wt, deadline);
 
-		rf__wait_init(&w, cur, RF__WAIT_EVENT);
-		w.unlink = rf__join_unlink;
-		w.source = f;
-		f->joiner = cur;
-		ret = rf__wait_event(rt, &w, deadline);
 		if (ret < 0)
 			return ret;
+		wk = rf__tls_wk;
+	} else {
+		rf__wq_unlock(&f->join_q);
 	}
 	if (result)
 		*result = f->result;
-	rf__all_unlink(rt, f);
-	rf__stack_free(rt, f);
+	rf__fiber_reap_handle(wk, f);
 	return 0;
 }
 
 RF_EXPORT int rf_detach(struct rf_fiber *f)
 {
-	struct rf_runtime *rt;
-	struct rf_fiber *cur = rf__self_in(&rt);
+	RF__GUARD();
+	struct rf__worker *wk;
+	struct rf_fiber *cur = rf__self_in(&wk);
+	bool finished;
 
 	if (!cur)
 		return -EPERM;
-	if (!f || f->rt != rt || f->detached || f->joiner)
+	if (!f || f->rt != wk->rt)
 		return -EINVAL;
-	if (f->state == RF__DONE) {
-		/* Nobody will join it: free it now. */
-		rf__all_unlink(rt, f);
-		rf__stack_free(rt, f);
-		return 0;
+	rf__wq_lock(&f->join_q);
+	if (f->detached || f->join_q.len) {
+		rf__wq_unlock(&f->join_q);
+		return -EINVAL;
 	}
 	f->detached = true;
+	finished = f->finished;
+	rf__wq_unlock(&f->join_q);
+	if (finished)
+		rf__fiber_reap_handle(wk, f);	/* nobody will join it: free it now */
 	return 0;
-}
-
-void rf__cancel_fiber(struct rf_runtime *rt, struct rf_fiber *f)
-{
-	struct rf__wait *w = f->wait;
-
-	f->cancelled = true;
-	if (f->state != RF__PARKED || !w)
-		return;
-	if (w->kind == RF__WAIT_EVENT) {
-		if (!w->woken) {
-			if (w->unlink)
-				w->unlink(w);
-			rf__wait_event_wake(w, -ECANCELED);
-		}
-	} else {
-		rf__cancel_wait(rt, w);
-	}
 }
 
 RF_EXPORT int rf_cancel(struct rf_fiber *f)
 {
-	struct rf_runtime *rt;
-	struct rf_fiber *cur = rf__self_in(&rt);
+	RF__GUARD();
+	struct rf__worker *wk;
+	struct rf_fiber *cur = rf__self_in(&wk);
 
 	if (!cur)
 		return -EPERM;
-	if (!f || f->rt != rt || f->state == RF__DONE)
+	if (!f || f->rt != wk->rt || rf__state(f) == RF__DONE)
 		return -EINVAL;
-	rf__cancel_fiber(rt, f);
+	rf__cancel_fiber(wk, f);
 	return 0;
 }

@@ -5,7 +5,7 @@
  * Each fiber gets one anonymous mapping (MAP_NORESERVE: only pages the fiber
  * touches cost memory) with a guard page at its low end and the fiber's
  * descriptor at its high end (the picture is in internal.h).  Freed stacks go
- * to a small per-runtime pool, so spawning a fiber is usually a list pop.
+ * to a small per-worker pool, so spawning a fiber is usually a list pop.
  *
  * The guard page: on Linux >= 6.13 MADV_GUARD_INSTALL marks it in the page
  * tables without splitting the mapping, so a stack is one VMA and adjacent
@@ -61,12 +61,12 @@ static struct rf_fiber *rf__desc_of(char *base, size_t map_size)
 	return (struct rf_fiber *)(base + map_size - RF__DESC_SIZE);
 }
 
-static struct rf__stack_bucket *rf__bucket(struct rf_runtime *rt, size_t map_size, bool create)
+static struct rf__stack_bucket *rf__bucket(struct rf__worker *wk, size_t map_size, bool create)
 {
 	struct rf__stack_bucket *free_slot = NULL;
 
 	for (int i = 0; i < RF__STACK_BUCKETS; i++) {
-		struct rf__stack_bucket *b = &rt->buckets[i];
+		struct rf__stack_bucket *b = &wk->buckets[i];
 
 		if (b->map_size == map_size)
 			return b;
@@ -81,11 +81,11 @@ static struct rf__stack_bucket *rf__bucket(struct rf_runtime *rt, size_t map_siz
 	return NULL;
 }
 
-int rf__stack_alloc(struct rf_runtime *rt, size_t usable, struct rf_fiber **fp)
+int rf__stack_alloc(struct rf__worker *wk, size_t usable, struct rf_fiber **fp)
 {
-	size_t page = rt->page_size;
+	size_t page = wk->page_size;
 	size_t map_size = page + rf__round_up(usable + RF__DESC_SIZE, page);
-	struct rf__stack_bucket *b = rf__bucket(rt, map_size, false);
+	struct rf__stack_bucket *b = rf__bucket(wk, map_size, false);
 	struct rf_fiber *f;
 	char *base;
 
@@ -94,7 +94,7 @@ int rf__stack_alloc(struct rf_runtime *rt, size_t usable, struct rf_fiber **fp)
 		f = b->head;
 		b->head = *(void **)f;
 		b->count--;
-		rt->stacks_pooled--;
+		wk->stacks_pooled--;
 		*fp = f;
 		return 0;
 	}
@@ -103,7 +103,7 @@ int rf__stack_alloc(struct rf_runtime *rt, size_t usable, struct rf_fiber **fp)
 		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
 	if (base == MAP_FAILED)
 		return errno == EAGAIN ? -EAGAIN : -ENOMEM;
-	if (!(rt->features & RF_FEAT_GUARD_MADVISE) ||
+	if (!(wk->rt->features & RF_FEAT_GUARD_MADVISE) ||
 	    madvise(base, page, MADV_GUARD_INSTALL) != 0) {
 		/* mprotect splits the VMA: this is where max_map_count bites */
 		if (mprotect(base, page, PROT_NONE) != 0) {
@@ -116,25 +116,25 @@ int rf__stack_alloc(struct rf_runtime *rt, size_t usable, struct rf_fiber **fp)
 	f = rf__desc_of(base, map_size);
 	f->map_base = base;
 	f->map_size = map_size;
-	rt->stacks_mapped++;
+	rf__count(&wk->stacks_mapped, 1);
 	*fp = f;
 	return 0;
 }
 
-static void rf__stack_unmap(struct rf_runtime *rt, char *base, size_t map_size)
+static void rf__stack_unmap(struct rf__worker *wk, char *base, size_t map_size)
 {
 	munmap(base, map_size);
-	rt->stacks_mapped--;
+	rf__count(&wk->stacks_mapped, -1);
 }
 
-void rf__stack_free(struct rf_runtime *rt, struct rf_fiber *f)
+void rf__stack_free(struct rf__worker *wk, struct rf_fiber *f)
 {
 	char *base = f->map_base;
 	size_t map_size = f->map_size;
 	struct rf__stack_bucket *b;
 
-	if (rt->stacks_pooled < rt->stack_pool_max) {
-		b = rf__bucket(rt, map_size, true);
+	if (wk->stacks_pooled < wk->stack_pool_max) {
+		b = rf__bucket(wk, map_size, true);
 		if (b) {
 			/*
 			 * Keep map_base/map_size in the descriptor (they are
@@ -143,27 +143,27 @@ void rf__stack_free(struct rf_runtime *rt, struct rf_fiber *f)
 			*(void **)f = b->head;
 			b->head = f;
 			b->count++;
-			rt->stacks_pooled++;
+			wk->stacks_pooled++;
 			return;
 		}
 	}
-	rf__stack_unmap(rt, base, map_size);
+	rf__stack_unmap(wk, base, map_size);
 }
 
-void rf__stack_pool_drain(struct rf_runtime *rt)
+void rf__stack_pool_drain(struct rf__worker *wk)
 {
 	for (int i = 0; i < RF__STACK_BUCKETS; i++) {
-		struct rf__stack_bucket *b = &rt->buckets[i];
+		struct rf__stack_bucket *b = &wk->buckets[i];
 
 		while (b->head) {
 			struct rf_fiber *f = b->head;
 
 			b->head = *(void **)f;
-			rf__stack_unmap(rt, f->map_base, f->map_size);
+			rf__stack_unmap(wk, f->map_base, f->map_size);
 		}
 		b->count = 0;
 	}
-	rt->stacks_pooled = 0;
+	wk->stacks_pooled = 0;
 }
 
 /* ------------------------------------------------------ overflow reports */
@@ -173,14 +173,14 @@ static pthread_once_t rf__segv_once = PTHREAD_ONCE_INIT;
 static int rf__segv_err;
 
 /* async-signal-safe output: write(2) of strings and hex/decimal numbers */
-static void rf__put(const char *s)
+void rf__put(const char *s)
 {
 	ssize_t unused = write(STDERR_FILENO, s, strlen(s));
 
 	(void)unused;
 }
 
-static void rf__put_num(unsigned long long v, unsigned int radix)
+void rf__put_num(unsigned long long v, unsigned int radix)
 {
 	char buf[24];
 	int i = sizeof(buf) - 1;
@@ -195,8 +195,8 @@ static void rf__put_num(unsigned long long v, unsigned int radix)
 
 static void rf__segv_handler(int sig, siginfo_t *si, void *uc)
 {
-	struct rf_runtime *rt = rf__tls_rt;
-	struct rf_fiber *f = rt ? rt->current : NULL;
+	struct rf__worker *wk = rf__tls_wk;
+	struct rf_fiber *f = wk ? wk->current : NULL;
 
 	if (f) {
 		char *addr = si->si_addr;
@@ -205,11 +205,11 @@ static void rf__segv_handler(int sig, siginfo_t *si, void *uc)
 		 * A frame larger than a page can jump the guard: count a fault
 		 * up to 64 KiB below the mapping as this fiber's overflow too.
 		 */
-		if (addr < guard + rt->page_size && addr + 65536 >= guard) {
+		if (addr < guard + wk->page_size && addr + 65536 >= guard) {
 			rf__put("ringfiber: stack overflow in fiber \"");
 			rf__put(f->name);
 			rf__put("\" (stack ");
-			rf__put_num(f->map_size - rt->page_size, 10);
+			rf__put_num(f->map_size - wk->page_size, 10);
 			rf__put(" bytes, fault at 0x");
 			rf__put_num((uintptr_t)addr, 16);
 			rf__put("); aborting\n");
@@ -249,7 +249,7 @@ int rf__overflow_handler_install(void)
  * The handler cannot run on the stack that overflowed: give the worker
  * thread an alternate signal stack unless it has one already.
  */
-int rf__altstack_enter(struct rf_runtime *rt)
+int rf__altstack_enter(struct rf__worker *wk)
 {
 	stack_t old, ss;
 	size_t size = 64 * 1024;
@@ -271,18 +271,18 @@ int rf__altstack_enter(struct rf_runtime *rt)
 		munmap(p, size);
 		return err;
 	}
-	rt->altstack = p;
-	rt->altstack_size = size;
+	wk->altstack = p;
+	wk->altstack_size = size;
 	return 0;
 }
 
-void rf__altstack_leave(struct rf_runtime *rt)
+void rf__altstack_leave(struct rf__worker *wk)
 {
 	stack_t ss = { .ss_flags = SS_DISABLE };
 
-	if (!rt->altstack)
+	if (!wk->altstack)
 		return;
 	sigaltstack(&ss, NULL);
-	munmap(rt->altstack, rt->altstack_size);
-	rt->altstack = NULL;
+	munmap(wk->altstack, wk->altstack_size);
+	wk->altstack = NULL;
 }

@@ -453,8 +453,10 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	/* one worker: the load generator's counters need no locks */
 	const struct rf_runtime_opts opts = {
 		.ring_entries = ECHO_RING_ENTRIES,
+		.workers = 1,
 	};
 	struct rf_runtime *rt;
 	unsigned long size;

@@ -51,7 +51,10 @@
  */
 #define ECHO_ACCEPT_BACKOFF_NS	(10 * 1000 * 1000)
 
-/* Single worker, so no field needs a lock. */
+/*
+ * Connection fibers run on every worker: the counters they share are
+ * updated with atomics, the rate limiter under a fiber mutex.
+ */
 struct server {
 	const char *prog;
 	int listen_fd;
@@ -64,24 +67,30 @@ struct server {
 	unsigned long conn_errors;	/* recv/send errors other than resets */
 	unsigned long resets;		/* peers that reset the connection */
 	unsigned long accept_errors;	/* accept errors survived */
-	struct echo_ratelimit conn_rl;	/* for connection errors */
+	struct echo_ratelimit conn_rl;	/* for connection errors, under conn_rl_lock */
+	struct rf_mutex conn_rl_lock;
 	struct echo_ratelimit accept_rl; /* for accept errors */
 };
 
 static struct server srv = {
 	.prog = "echo-server",
 	.listen_fd = -1,
+	.conn_rl_lock = RF_MUTEX_INIT,
 };
+
+#define srv_add(field, n) __atomic_add_fetch(&srv.field, (n), __ATOMIC_RELAXED)
+#define srv_get(field) __atomic_load_n(&srv.field, __ATOMIC_RELAXED)
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: %s [-q] [-n COUNT] [ADDR:]PORT\n"
+		"usage: %s [-q] [-w WORKERS] [-n COUNT] [ADDR:]PORT\n"
 		"Echo every byte received on each TCP connection back to its sender.\n"
 		"\n"
 		"  ADDR      numeric IPv4 address, or IPv6 in brackets (default 127.0.0.1)\n"
 		"  PORT      TCP port; 0 picks a free one\n"
 		"  -q        quiet: print only the listening line, warnings and errors\n"
+		"  -w N      run N workers (default: one per CPU)\n"
 		"  -n COUNT  exit once COUNT connections have been accepted and closed\n"
 		"  -h        show this help\n"
 		"\n"
@@ -129,14 +138,16 @@ static void *conn_fiber(void *arg)
 	}
 
 	if (is_reset(n)) {
-		srv.resets++;
+		srv_add(resets, 1);
 	} else if (n < 0 && n != -ECANCELED) {
-		srv.conn_errors++;
+		srv_add(conn_errors, 1);
+		rf_mutex_lock(&srv.conn_rl_lock, RF_NO_DEADLINE);
 		echo_ratelimited(&srv.conn_rl, srv.prog, "connection: %s",
 				 strerror((int)-n));
+		rf_mutex_unlock(&srv.conn_rl_lock);
 	}
 	rf_close(fd);
-	srv.active--;
+	srv_add(active, -1);
 	return NULL;
 }
 
@@ -214,7 +225,7 @@ static void *server_main(void *arg)
 			srv.accept_errors++;
 			echo_ratelimited(&srv.accept_rl, srv.prog,
 					 "accept: %s (%lu connections open); continuing",
-					 strerror(-fd), srv.active);
+					 strerror(-fd), srv_get(active));
 			if (accept_error_is_exhaustion(-fd) &&
 			    rf_sleep(rf_deadline_after(ECHO_ACCEPT_BACKOFF_NS)) == -ECANCELED)
 				break;
@@ -226,15 +237,21 @@ static void *server_main(void *arg)
 		err = rf_spawn(NULL, conn_fiber, (void *)(intptr_t)fd, &attr);
 		if (err < 0) {
 			/* Out of memory or mappings: drop this one, keep serving. */
-			srv.conn_errors++;
+			srv_add(conn_errors, 1);
+			rf_mutex_lock(&srv.conn_rl_lock, RF_NO_DEADLINE);
 			echo_ratelimited(&srv.conn_rl, srv.prog,
 					 "cannot start a fiber for a connection: %s",
 					 strerror(-err));
+			rf_mutex_unlock(&srv.conn_rl_lock);
 			rf_close(fd);
 			continue;
 		}
-		if (++srv.active > srv.peak_active)
-			srv.peak_active = srv.active;
+		{
+			unsigned long active = srv_add(active, 1);
+
+			if (active > srv.peak_active)
+				srv.peak_active = active;
+		}
 	}
 
 	/* With -n, the connection fibers still running finish on their own. */
@@ -266,9 +283,10 @@ fail:
 
 int main(int argc, char **argv)
 {
-	const struct rf_runtime_opts opts = {
+	struct rf_runtime_opts opts = {
 		.ring_entries = ECHO_RING_ENTRIES,
 	};
+	unsigned long workers;
 	struct sockaddr_storage ss;
 	char name[ECHO_ADDRSTRLEN];
 	struct rf_runtime *rt;
@@ -276,10 +294,19 @@ int main(int argc, char **argv)
 	socklen_t len;
 	int opt, err;
 
-	while ((opt = getopt(argc, argv, "qn:h")) != -1) {
+	while ((opt = getopt(argc, argv, "qn:w:h")) != -1) {
 		switch (opt) {
 		case 'q':
 			srv.quiet = 1;
+			break;
+		case 'w':
+			if (echo_parse_ulong(optarg, 1, RF_MAX_WORKERS, &workers) < 0) {
+				fprintf(stderr, "%s: bad worker count '%s'\n",
+					srv.prog, optarg);
+				usage(stderr);
+				return 2;
+			}
+			opts.workers = (unsigned int)workers;
 			break;
 		case 'n':
 			if (echo_parse_ulong(optarg, 1, ULONG_MAX, &srv.max_conns) < 0) {
@@ -351,8 +378,8 @@ int main(int argc, char **argv)
 	if (!srv.quiet)
 		fprintf(stderr,
 			"%s: %lu connections (at most %lu at once), %lu resets, %lu errors, %lu accept errors\n",
-			srv.prog, srv.accepted, srv.peak_active, srv.resets,
-			srv.conn_errors, srv.accept_errors);
+			srv.prog, srv.accepted, srv.peak_active, srv_get(resets),
+			srv_get(conn_errors), srv.accept_errors);
 	return result ? 1 : 0;
 
 close_listen:

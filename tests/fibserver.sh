@@ -1,0 +1,347 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# fibserver.sh - integration test of the fib example: fibserver's protocol
+# and graceful shutdown, and hogclient against it, on 127.0.0.1.
+#
+# Checks the command lines (bad ones exit 2 with a usage message), the
+# answers (pipelined, malformed, out of range, overlong lines), that SIGTERM
+# shuts the server down with status 0, also while a connection computes,
+# and that hogclient makes a valid measurement.  Only behaviour is checked:
+# hogclient's numbers are printed as comments, never compared.  TAP on
+# stdout, like the C tests; the binaries come from $RF_BUILD (default
+# build).  A trap kills the server whatever happens.
+
+set -u
+
+B=${RF_BUILD:-build}
+SERVER=$B/examples/fibserver
+CLIENT=$B/examples/hogclient
+
+# No single step may hang the test: a stuck program is killed after this.
+STEP_TIMEOUT=20
+
+# How long a graceful shutdown may take, in tenths of a second.
+SHUTDOWN_TENTHS=50
+
+# fibserver's FIB_BUF_SIZE: a line that does not end within it is dropped.
+BUF_SIZE=1024
+
+# The heavy request for hogclient -t 1: fib(47) takes 4.5 s in fibserver on
+# a 2.6 GHz EPYC (1.618 times more per step of N), so it outlasts the
+# one-second window even on a CPU three times as fast.
+HEAVY_N=47
+
+tmp=
+server_pid=
+client_pid=
+
+cleanup() {
+	# client_pid is timeout(1), which passes SIGTERM on to the client.
+	if [ -n "$client_pid" ] && kill -0 "$client_pid" 2>/dev/null; then
+		kill -TERM "$client_pid" 2>/dev/null
+		wait "$client_pid" 2>/dev/null
+	fi
+	if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
+		kill -KILL "$server_pid" 2>/dev/null
+		wait "$server_pid" 2>/dev/null
+	fi
+	[ -n "$tmp" ] && rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+for prog in "$SERVER" "$CLIENT"; do
+	if [ ! -x "$prog" ]; then
+		echo "Bail out! $prog is not built (run make)"
+		exit 1
+	fi
+done
+if ! command -v python3 >/dev/null; then
+	echo "1..0 # SKIP python3 is needed to speak the protocol"
+	exit 0
+fi
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/rf-fib.XXXXXX") || exit 1
+
+n=0
+failures=0
+
+# tap_ok STATUS DESCRIPTION: STATUS 0 passes.
+tap_ok() {
+	n=$((n + 1))
+	if [ "$1" -eq 0 ]; then
+		echo "ok $n - $2"
+	else
+		echo "not ok $n - $2"
+		failures=$((failures + 1))
+	fi
+}
+
+# Show a file as TAP comments, for the reader of a failure.
+diag_file() {
+	sed 's/^/#   /' "$1"
+}
+
+# expect_usage DESCRIPTION PROGRAM ARGS...: exit status 2 and a usage line.
+expect_usage() {
+	local desc=$1 rc
+	shift
+	timeout "$STEP_TIMEOUT" "$@" >"$tmp/out" 2>"$tmp/err"
+	rc=$?
+	if [ "$rc" -eq 2 ] && grep -q '^usage: ' "$tmp/err"; then
+		tap_ok 0 "$desc"
+	else
+		tap_ok 1 "$desc"
+		echo "#   exit status $rc, stderr:"
+		diag_file "$tmp/err"
+	fi
+}
+
+# fibserver's first line on stderr, with the port it got as \1.
+LISTENING='fibserver: listening on 127\.0\.0\.1:\([0-9][0-9]*\) with [0-9][0-9]* workers\{0,1\}'
+
+# start_server ARGS...: run fibserver in the background; sets server_pid
+# and port.  Returns 1 if it did not print its listening line in 5 s.
+start_server() {
+	port=
+	"$SERVER" "$@" >"$tmp/server.out" 2>"$tmp/server.err" &
+	server_pid=$!
+	for _ in $(seq 50); do
+		port=$(sed -n "s/^$LISTENING\$/\\1/p" "$tmp/server.err")
+		[ -n "$port" ] && return 0
+		kill -0 "$server_pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	echo "#   server did not start; stdout, then stderr:"
+	diag_file "$tmp/server.out"
+	diag_file "$tmp/server.err"
+	return 1
+}
+
+# stop_server DESCRIPTION: SIGTERM, then the server must exit 0 in time
+# with its summary line.
+stop_server() {
+	local status
+	kill -TERM "$server_pid"
+	for _ in $(seq "$SHUTDOWN_TENTHS"); do
+		kill -0 "$server_pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$server_pid" 2>/dev/null; then
+		tap_ok 1 "$1 (still running after SIGTERM)"
+		kill -KILL "$server_pid"
+		wait "$server_pid" 2>/dev/null
+	else
+		wait "$server_pid"
+		status=$?
+		grep -q '^fibserver: shut down by .*: [0-9]* connections' "$tmp/server.err"
+		tap_ok $((status + $?)) "$1"
+		[ "$status" -ne 0 ] && echo "#   exit status $status"
+		diag_file "$tmp/server.err"
+	fi
+	server_pid=
+}
+
+# stop_during_hog DESCRIPTION: SIGTERM while a fiber computes fib(80),
+# which would take a lifetime; the computation must notice the shutdown and
+# give up, so stop_server's time limit holds.
+stop_during_hog() {
+	local hog_pid
+	timeout "$STEP_TIMEOUT" python3 - "$port" <<'EOF' &
+import socket, sys, time
+s = socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=5)
+s.sendall(b'80\n')
+time.sleep(30)
+EOF
+	hog_pid=$!
+	# Long enough for the request to arrive and the watchdog to see it.
+	sleep 0.5
+	stop_server "$1"
+	kill "$hog_pid" 2>/dev/null
+	wait "$hog_pid" 2>/dev/null
+}
+
+# ask REQUEST [LINES]: send REQUEST (Python escapes: \n, \r; "|" splits it
+# into writes 50 ms apart) on a new connection and print, escaped, what
+# comes back until LINES lines (default: as many as REQUEST has) arrived,
+# the server closed (<EOF>, <RESET>), or 5 s passed (<TIMEOUT>).
+ask() {
+	timeout "$STEP_TIMEOUT" python3 - "$port" "$@" <<'EOF'
+import socket, sys, time
+
+port, req = int(sys.argv[1]), sys.argv[2]
+chunks = [c.encode('latin-1').decode('unicode_escape').encode('latin-1')
+          for c in req.split('|')]
+lines = int(sys.argv[3]) if len(sys.argv) > 3 else sum(c.count(b'\n') for c in chunks)
+s = socket.create_connection(('127.0.0.1', port), timeout=5)
+for i, c in enumerate(chunks):
+    if i:
+        time.sleep(0.05)
+    s.sendall(c)
+got = b''
+try:
+    while got.count(b'\n') < lines:
+        d = s.recv(65536)
+        if not d:
+            got += b'<EOF>'
+            break
+        got += d
+except socket.timeout:
+    got += b'<TIMEOUT>'
+except ConnectionResetError:
+    got += b'<RESET>'
+print(got.decode('latin-1').encode('unicode_escape').decode('latin-1'))
+EOF
+}
+
+# expect_answer DESCRIPTION WANT REQUEST [LINES]
+expect_answer() {
+	local desc=$1 want=$2 got
+	shift 2
+	got=$(ask "$@")
+	if [ "$got" = "$want" ]; then
+		tap_ok 0 "$desc"
+	else
+		tap_ok 1 "$desc"
+		echo "#   sent '$1', want '$want', got '$got'"
+	fi
+}
+
+server_usage=(
+	"no arguments|"
+	"unknown option|-x 0"
+	"-w not a number|-w two 0"
+	"-w too large|-w 100000 0"
+	"port out of range|70000"
+	"bad address|256.1.1.1:80"
+	"extra argument|0 1"
+)
+client_usage=(
+	"no arguments|"
+	"unknown option|--bogus 7"
+	"-t 0|-t 0 7"
+	"-n too large|-n 93 7"
+	"-n not a number|-n ten 7"
+	"-c 0|-c 0 7"
+	"port 0|127.0.0.1:0"
+	"extra argument|7 8"
+)
+
+long_line=$(printf '1%.0s' $(seq 100))
+full_buffer=$(printf '1%.0s' $(seq "$BUF_SIZE"))
+line32=$(printf '0%.0s' $(seq 31))7
+line33=0$line32
+
+answers=(
+	"fib(1)|1\\n|1\\n"
+	"fib(10)|55\\n|10\\n"
+	"fib(20)|6765\\n|20\\n"
+	"fib(0) is 1, as in the seeds|1\\n|0\\n"
+	"fib(2) is 1|1\\n|2\\n"
+	"N above 92 is an error|error\\n1\\n|93\\n1\\n"
+	"pipelined requests, answered in order|1\\n55\\n6765\\n2\\n3\\n|1\\n10\\n20\\n3\\n4\\n"
+	"\\r\\n ends a line too|55\\n6765\\n|10\\r\\n20\\r\\n"
+	"a request split across writes|55\\n|1|0\\n"
+	"malformed line, then a good one|error\\n55\\n|x1\\n10\\n"
+	"empty line|error\\n5\\n|\\n5\\n"
+	"sign and spaces are malformed|error\\nerror\\nerror\\n8\\n|+5\\n 5\\n5 \\n6\\n"
+	"out of range N|error\\nerror\\n13\\n|93\\n99999999999999999999\\n7\\n"
+	"a 32-byte line is fine|13\\n|$line32\\n"
+	"a 33-byte line is an error|error\\n1\\n|$line33\\n1\\n"
+	"a 100-byte line is an error, the connection goes on|error\\n1\\n|$long_line\\n1\\n"
+)
+
+plan=$((${#server_usage[@]} + ${#client_usage[@]} + 2 + 1 + ${#answers[@]} + 12))
+echo "1..$plan"
+
+for c in "${server_usage[@]}"; do
+	# shellcheck disable=SC2086 # the arguments are meant to split
+	expect_usage "fibserver usage error: ${c%%|*}" "$SERVER" ${c#*|}
+done
+for c in "${client_usage[@]}"; do
+	# shellcheck disable=SC2086
+	expect_usage "hogclient usage error: ${c%%|*}" "$CLIENT" ${c#*|}
+done
+"$SERVER" -h 2>&1 | grep -q '^usage: '
+tap_ok $? "fibserver -h prints the usage"
+"$CLIENT" --help 2>&1 | grep -q '^usage: '
+tap_ok $? "hogclient --help prints the usage"
+
+# -- The protocol, on two workers.
+if start_server -w 2 0; then
+	tap_ok 0 "fibserver -w 2 on port 0 listens on 127.0.0.1:$port"
+else
+	tap_ok 1 "fibserver -w 2 on port 0 prints its port"
+	while [ "$n" -lt "$plan" ]; do
+		tap_ok 1 "no server to test"
+	done
+	exit 1
+fi
+
+for c in "${answers[@]}"; do
+	desc=${c%%|*}
+	rest=${c#*|}
+	expect_answer "$desc" "${rest%%|*}" "${rest#*|}"
+done
+
+# A line that does not end within the buffer: the server hangs up.
+got=$(ask "$full_buffer" 1)
+[ "$got" = "<EOF>" ] || [ "$got" = "<RESET>" ]
+tap_ok $? "no newline in $BUF_SIZE bytes: the connection is closed"
+[ "$got" = "<EOF>" ] || [ "$got" = "<RESET>" ] || echo "#   got '$got'"
+
+kill -0 "$server_pid" 2>/dev/null
+tap_ok $? "fibserver still running"
+expect_answer "fibserver still answers" "6765\\n" "20\\n"
+
+stop_server "SIGTERM: fibserver exits 0 with a summary"
+
+# -- A dead server is a failed measurement, not a hang.
+timeout "$STEP_TIMEOUT" "$CLIENT" -t 0.1 -n 1 "127.0.0.1:$port" \
+	>"$tmp/client.out" 2>"$tmp/client.err"
+rc=$?
+[ "$rc" -eq 1 ]
+tap_ok $? "hogclient against a dead server exits 1"
+[ "$rc" -ne 1 ] && diag_file "$tmp/client.err"
+
+# -- hogclient: a valid measurement; its numbers are for the reader.
+if start_server -w 2 0; then
+	tap_ok 0 "fibserver -w 2 started again"
+	timeout "$STEP_TIMEOUT" "$CLIENT" -t 1 -n "$HEAVY_N" "127.0.0.1:$port" \
+		>"$tmp/client.out" 2>"$tmp/client.err" &
+	client_pid=$!
+	wait "$client_pid"
+	rc=$?
+	client_pid=
+	tap_ok "$rc" "hogclient -t 1 -n $HEAVY_N exits 0 (valid measurement)"
+	grep -q '^ratio  *[0-9][0-9.]*$' "$tmp/client.out"
+	tap_ok $? "hogclient prints a ratio line"
+	diag_file "$tmp/client.out"
+	[ "$rc" -ne 0 ] && diag_file "$tmp/client.err"
+
+	# The answer of a too-early heavy request says so, and exits 1.
+	timeout "$STEP_TIMEOUT" "$CLIENT" -t 0.2 -n 3 --json "127.0.0.1:$port" \
+		>"$tmp/client.out" 2>"$tmp/client.err"
+	rc=$?
+	[ "$rc" -eq 1 ] && grep -q '"heavy_done_early": true' "$tmp/client.out"
+	tap_ok $? "hogclient -n 3: heavy answer before the window ends, exit 1"
+	[ "$rc" -ne 1 ] && diag_file "$tmp/client.err"
+
+	stop_during_hog "SIGTERM during fib(80) on 2 workers: fibserver exits 0"
+else
+	for _ in 1 2 3 4 5; do
+		tap_ok 1 "fibserver did not start again"
+	done
+fi
+
+# -- The same with one worker: no other fiber can run while it computes.
+if start_server -w 1 0; then
+	tap_ok 0 "fibserver -w 1 started"
+	stop_during_hog "SIGTERM during fib(80) on 1 worker: fibserver exits 0"
+else
+	tap_ok 1 "fibserver -w 1 did not start"
+	tap_ok 1 "fibserver -w 1 did not start"
+fi
+
+[ "$failures" -eq 0 ]

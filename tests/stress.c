@@ -1,0 +1,344 @@
+// SPDX-License-Identifier: MIT
+/*
+ * stress.c - no lost wake-ups across workers, ever.
+ *
+ * Fibers on two workers wake each other a million times (fewer under the
+ * sanitizers) through every wake back-end, with and without the idle spin,
+ * while other fibers sleep for random short times, pass messages through
+ * channels, yield, and get stolen.  Every count is checked exactly: a lost
+ * wake-up shows as a hang (the test watchdog bails out) or a wrong count.
+ * This program also runs under ThreadSanitizer (make check-tsan).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "helpers.h"
+
+static unsigned long rounds_scale(unsigned long n)
+{
+	return test_sanitized() ? n / 20 : n;
+}
+
+/* ------------------------------------------------------------ ping-pong */
+
+struct pingpong {
+	struct rf_sem to_b, to_a;
+	unsigned long rounds;
+	unsigned long a_done, b_done;	/* each side's completed rounds */
+	int a_worker, b_worker;
+};
+
+static void *ping_a(void *arg)
+{
+	struct pingpong *p = arg;
+
+	p->a_worker = rf_worker_id();
+	for (unsigned long i = 0; i < p->rounds; i++) {
+		if (rf_sem_release(&p->to_b) || rf_sem_acquire(&p->to_a, RF_NO_DEADLINE))
+			break;
+		p->a_done++;
+	}
+	return NULL;
+}
+
+static void *ping_b(void *arg)
+{
+	struct pingpong *p = arg;
+
+	p->b_worker = rf_worker_id();
+	for (unsigned long i = 0; i < p->rounds; i++) {
+		if (rf_sem_acquire(&p->to_b, RF_NO_DEADLINE) || rf_sem_release(&p->to_a))
+			break;
+		p->b_done++;
+	}
+	return NULL;
+}
+
+static void *pingpong_main(void *arg)
+{
+	static const struct rf_spawn_attr pinned = { .name = "ping", .pinned = 1 };
+	struct pingpong *p = arg;
+	struct rf_fiber *a, *b;
+
+	if (rf_spawn_on(0, &a, ping_a, p, &pinned) || rf_spawn_on(1, &b, ping_b, p, &pinned))
+		return (void *)1;
+	rf_join(a, NULL, RF_NO_DEADLINE);
+	rf_join(b, NULL, RF_NO_DEADLINE);
+	return NULL;
+}
+
+static void test_pingpong(unsigned int backend, const char *name, int64_t spin)
+{
+	struct rf_runtime_opts opts = { .workers = 2, .wake_backend = backend,
+					.idle_spin_ns = spin };
+	/* sleeping workers cost a vCPU wake-up (tens of µs) per round trip */
+	struct pingpong p = { .rounds = rounds_scale(spin < 0 ? 10000 : 500000) };
+	struct rf_runtime *rt;
+	struct rf_stats st;
+	void *res = NULL;
+	int rc;
+
+	rc = rf_runtime_create(&rt, &opts);
+	if (rc == -EOPNOTSUPP) {
+		tap_skip(6, "this kernel lacks the back-end");
+		return;
+	}
+	if (!ok(rc == 0, "[%s%s] rf_runtime_create()", name, spin < 0 ? ", no spin" : ""))
+		return;
+	rc = rf_runtime_run(rt, pingpong_main, &p, &res);
+	rf_runtime_stats(rt, &st);
+	rf_runtime_destroy(rt);
+	ok(rc == 0 && res == NULL, "[%s%s] the run ends (rc %d)", name, spin < 0 ? ", no spin" : "",
+	   rc);
+	ok(p.a_worker == 0 && p.b_worker == 1, "[%s] pinned fibers on workers 0 and 1 (%d, %d)",
+	   name, p.a_worker, p.b_worker);
+	ok(p.a_done == p.rounds && p.b_done == p.rounds,
+	   "[%s%s] %lu round trips each way, none lost (%lu, %lu)", name,
+	   spin < 0 ? ", no spin" : "", p.rounds, p.a_done, p.b_done);
+	/* a release that finds no waiter leaves a permit: no wake-up needed */
+	ok(st.remote_wakes > 0 && st.remote_wakes <= 2 * p.rounds,
+	   "[%s] wake-ups crossed workers (%" PRIu64 " remote wakes)", name, st.remote_wakes);
+	ok(st.wake_calls <= st.remote_wakes,
+	   "[%s] back-end wake-ups (%" PRIu64 ") only for sleeping workers", name, st.wake_calls);
+}
+
+/* ------------------------------------------------------- mixed traffic */
+
+#define PRODUCERS 8
+#define CONSUMERS 8
+#define SLEEPERS 16
+
+struct mixed {
+	struct rf_chan *ch;
+	unsigned long per_producer;
+	uint64_t sent_sum, recv_sum;	/* atomic */
+	uint64_t recv_count;		/* atomic */
+	uint64_t sleeps;		/* atomic */
+	struct rf_waitgroup producers;
+	unsigned int seed;
+	int worker_seen[2];		/* atomic: a consumer ran on worker i */
+};
+
+static unsigned int rnd(unsigned int *s)
+{
+	*s = *s * 1103515245u + 12345u;
+	return *s >> 16;
+}
+
+static void *producer(void *arg)
+{
+	struct mixed *m = arg;
+	unsigned int s = (unsigned int)(uintptr_t)rf_self();
+
+	for (unsigned long i = 1; i <= m->per_producer; i++) {
+		uintptr_t v = i * PRODUCERS + (uintptr_t)(s % 7);
+
+		if (rf_chan_send(m->ch, (void *)v, RF_NO_DEADLINE))
+			break;
+		__atomic_add_fetch(&m->sent_sum, v, __ATOMIC_RELAXED);
+		if (rnd(&s) % 64 == 0)
+			rf_yield();
+	}
+	rf_wg_done(&m->producers);
+	return NULL;
+}
+
+static void *consumer(void *arg)
+{
+	struct mixed *m = arg;
+	unsigned int s = (unsigned int)(uintptr_t)rf_self();
+	void *v;
+
+	while (rf_chan_recv(m->ch, &v, RF_NO_DEADLINE) == 0) {
+		__atomic_add_fetch(&m->recv_sum, (uintptr_t)v, __ATOMIC_RELAXED);
+		__atomic_add_fetch(&m->recv_count, 1, __ATOMIC_RELAXED);
+		__atomic_store_n(&m->worker_seen[rf_worker_id() & 1], 1, __ATOMIC_RELAXED);
+		if (rnd(&s) % 256 == 0)
+			rf_sleep(rf_deadline_after((int64_t)(rnd(&s) % 50) * 1000));
+	}
+	return NULL;
+}
+
+static void *sleeper(void *arg)
+{
+	struct mixed *m = arg;
+	unsigned int s = (unsigned int)(uintptr_t)rf_self();
+
+	for (int i = 0; i < 20; i++) {
+		if (rf_sleep(rf_deadline_after((int64_t)(rnd(&s) % 200) * 1000)) == 0)
+			__atomic_add_fetch(&m->sleeps, 1, __ATOMIC_RELAXED);
+	}
+	return NULL;
+}
+
+static void *mixed_main(void *arg)
+{
+	struct mixed *m = arg;
+	struct rf_fiber *c[CONSUMERS], *sl[SLEEPERS];
+	int rc = 0;
+
+	rf_wg_init(&m->producers);
+	rf_wg_add(&m->producers, PRODUCERS);
+	/* all spawned here, on worker 0, not pinned: worker 1 must steal */
+	for (int i = 0; i < PRODUCERS; i++)
+		rc |= rf_spawn(NULL, producer, m, &(struct rf_spawn_attr){ .detached = 1 });
+	for (int i = 0; i < CONSUMERS; i++)
+		rc |= rf_spawn(&c[i], consumer, m, NULL);
+	for (int i = 0; i < SLEEPERS; i++)
+		rc |= rf_spawn(&sl[i], sleeper, m, NULL);
+	if (rc)
+		return (void *)1;
+	rf_wg_wait(&m->producers, RF_NO_DEADLINE);
+	rf_chan_close(m->ch);
+	for (int i = 0; i < CONSUMERS; i++)
+		rf_join(c[i], NULL, RF_NO_DEADLINE);
+	for (int i = 0; i < SLEEPERS; i++)
+		rf_join(sl[i], NULL, RF_NO_DEADLINE);
+	return NULL;
+}
+
+static void test_mixed(unsigned int capacity)
+{
+	struct rf_runtime_opts opts = { .workers = 2 };
+	struct mixed m = { .per_producer = rounds_scale(40000) };
+	struct rf_stats st;
+	void *res = NULL;
+	int rc;
+
+	if (!ok(rf_chan_create(&m.ch, capacity) == 0, "rf_chan_create(%u)", capacity))
+		return;
+	rc = run_main(&opts, mixed_main, &m, &res, &st);
+	ok(rc == 0 && res == NULL, "[capacity %u] producers, consumers, sleepers: run ends (%d)",
+	   capacity, rc);
+	ok(m.recv_count == (uint64_t)PRODUCERS * m.per_producer,
+	   "[capacity %u] every message received once (%" PRIu64 ")", capacity, m.recv_count);
+	ok(m.recv_sum == m.sent_sum, "[capacity %u] received sum = sent sum", capacity);
+	is_int((int)m.sleeps, SLEEPERS * 20, "every sleep ended at its deadline");
+	ok(st.steals > 0, "[capacity %u] idle worker stole fibers (%" PRIu64 ")", capacity,
+	   st.steals);
+	ok(m.worker_seen[0] && m.worker_seen[1], "[capacity %u] consumers ran on both workers",
+	   capacity);
+	is_int((int)st.fibers, 0, "every fiber freed");
+	rf_chan_destroy(m.ch);
+}
+
+/* ------------------------------------------- cancel across workers */
+
+struct remote_cancel {
+	struct rf_event never;
+	int rc_event, rc_sleep;
+};
+
+static void *wait_event_fiber(void *arg)
+{
+	struct remote_cancel *r = arg;
+
+	r->rc_event = rf_event_wait(&r->never, RF_NO_DEADLINE);
+	return NULL;
+}
+
+static void *sleep_long_fiber(void *arg)
+{
+	struct remote_cancel *r = arg;
+
+	r->rc_sleep = rf_sleep(rf_deadline_after(60 * 1000 * MSEC));
+	return NULL;
+}
+
+static void *remote_cancel_main(void *arg)
+{
+	static const struct rf_spawn_attr pinned = { .pinned = 1 };
+	struct remote_cancel *r = arg;
+	struct rf_fiber *e, *s;
+
+	rf_event_init(&r->never);
+	if (rf_spawn_on(1, &e, wait_event_fiber, r, &pinned) ||
+	    rf_spawn_on(1, &s, sleep_long_fiber, r, &pinned))
+		return (void *)1;
+	rf_sleep(rf_deadline_after(20 * MSEC));
+	rf_cancel(e);
+	rf_cancel(s);
+	rf_join(e, NULL, RF_NO_DEADLINE);
+	rf_join(s, NULL, RF_NO_DEADLINE);
+	return NULL;
+}
+
+static void test_remote_cancel(void)
+{
+	struct rf_runtime_opts opts = { .workers = 2 };
+	struct remote_cancel r = { .rc_event = 1, .rc_sleep = 1 };
+	int rc;
+
+	for (int round = 0; round < 2; round++) {
+		opts.idle_spin_ns = round ? -1 : 0;
+		rc = run_main(&opts, remote_cancel_main, &r, NULL, NULL);
+		is_int(rc, 0, "cancel from worker 0: the run ends");
+		is_int(r.rc_event, -ECANCELED, "an event wait on worker 1 -> -ECANCELED");
+		is_int(r.rc_sleep, -ECANCELED, "a ring sleep on worker 1 -> -ECANCELED");
+	}
+}
+
+/* ----------------------------------------------------- deadlock, 2 workers */
+
+static struct rf_fiber *dl_a, *dl_b;
+static int dl_rc_a, dl_rc_b;
+
+static void *dl_a_fn(void *arg)
+{
+	dl_rc_a = rf_join(dl_b, NULL, RF_NO_DEADLINE);
+	return NULL;
+}
+
+static void *dl_b_fn(void *arg)
+{
+	dl_rc_b = rf_join(dl_a, NULL, RF_NO_DEADLINE);
+	return NULL;
+}
+
+static void *deadlock_main(void *arg)
+{
+	rf_spawn_on(0, &dl_a, dl_a_fn, NULL, NULL);
+	rf_spawn_on(1, &dl_b, dl_b_fn, NULL, NULL);
+	return NULL;
+}
+
+static void test_deadlock(void)
+{
+	struct rf_runtime_opts opts = { .workers = 2 };
+	int rc;
+
+	dl_rc_a = dl_rc_b = 1;
+	rc = run_main(&opts, deadlock_main, NULL, NULL, NULL);
+	is_int(rc, -EDEADLK, "a join cycle across two workers -> -EDEADLK");
+	/* both are cancelled; one may see the other finish first */
+	ok((dl_rc_a == -ECANCELED || dl_rc_a == 0) && (dl_rc_b == -ECANCELED || dl_rc_b == 0) &&
+	   (dl_rc_a == -ECANCELED || dl_rc_b == -ECANCELED),
+	   "the cycle was cancelled, both joins returned (%d, %d)", dl_rc_a, dl_rc_b);
+}
+
+int main(void)
+{
+	static const struct {
+		unsigned int id;
+		const char *name;
+	} backends[] = {
+		{ RF_WAKE_MSG_RING, "msg_ring" },
+		{ RF_WAKE_EVENTFD, "eventfd" },
+		{ RF_WAKE_FUTEX, "futex" },
+	};
+
+	test_watchdog(test_sanitized() ? 280 : 120);
+	ring_or_skip_all();
+	for (size_t i = 0; i < ARRAY_SIZE(backends); i++) {
+		test_pingpong(backends[i].id, backends[i].name, 0);
+		test_pingpong(backends[i].id, backends[i].name, -1);
+	}
+	test_mixed(0);
+	test_mixed(1);
+	test_mixed(64);
+	test_remote_cancel();
+	test_deadlock();
+	return done_testing();
+}

@@ -1,0 +1,129 @@
+// SPDX-License-Identifier: MIT
+/*
+ * steal.c - work stealing: busy workers publish ready fibers, idle workers
+ * take them.
+ *
+ * A worker's run queue is its own: no lock, no atomic on the path from one
+ * fiber to the next.  Beside it, each worker has a small locked queue of
+ * fibers any worker may take (its stealable queue).  A worker moves the
+ * back half of its run queue there from its loop when another worker is
+ * idle (rt->nidle), and all of it when the hog rescue runs (watchdog.c);
+ * an idle worker takes half of the first non-empty stealable queue it
+ * finds, its own first.  Pinned fibers, and fibers a request on their
+ * worker's ring still owes a completion (bound), are never published.
+ */
+#include "internal.h"
+
+static bool rf__movable(const struct rf_fiber *f)
+{
+	return !f->pinned && !f->bound;
+}
+
+/*
+ * Move fibers from @wk's run queue to its stealable queue: the back half,
+ * or every movable one if @all.  Runs on @wk's thread.
+ */
+void rf__publish(struct rf__worker *wk, bool all)
+{
+	struct rf__runq keep = { 0 }, give = { 0 };
+	uint64_t n = wk->runq.len, skip = all ? 0 : n - n / 2;
+	struct rf_fiber *f;
+
+	if (!n || (!all && n < 2))
+		return;
+	while ((f = rf__runq_pop(&wk->runq)) != NULL) {
+		if (skip) {
+			skip--;
+			rf__runq_push(&keep, f);
+		} else if (rf__movable(f)) {
+			rf__runq_push(&give, f);
+		} else {
+			rf__runq_push(&keep, f);
+		}
+	}
+	wk->runq = keep;
+	if (!give.len)
+		return;
+	rf__spin_lock(&wk->steal_lock);
+	if (wk->steal_tail)
+		wk->steal_tail->next = give.head;
+	else
+		wk->steal_head = give.head;
+	wk->steal_tail = give.tail;
+	rf__store_relaxed(&wk->steal_len, wk->steal_len + (uint32_t)give.len);
+	rf__spin_unlock(&wk->steal_lock);
+	rf__kick_idle(wk);
+}
+
+/* Take up to half (at least one) of @from's stealable fibers into @wk. */
+static uint64_t rf__take(struct rf__worker *wk, struct rf__worker *from)
+{
+	uint64_t n, got = 0;
+
+	if (!rf__load_relaxed(&from->steal_len))
+		return 0;
+	rf__spin_lock(&from->steal_lock);
+	n = from->steal_len;
+	if (from != wk)
+		n = n - n / 2;
+	while (got < n) {
+		struct rf_fiber *f = from->steal_head;
+
+		from->steal_head = f->next;
+		rf__store(&f->wk, wk);
+		rf__runq_push(&wk->runq, f);
+		got++;
+	}
+	if (!from->steal_head)
+		from->steal_tail = NULL;
+	rf__store_relaxed(&from->steal_len, from->steal_len - (uint32_t)got);
+	rf__spin_unlock(&from->steal_lock);
+	return got;
+}
+
+/* An idle worker looks for work: its own published fibers, then others'. */
+bool rf__steal(struct rf__worker *wk)
+{
+	struct rf_runtime *rt = wk->rt;
+	unsigned int n = rt->nworkers;
+	uint64_t got;
+
+	if (rf__take(wk, wk))
+		return true;
+	for (unsigned int i = 0; i < n; i++) {
+		struct rf__worker *v = rt->workers[(wk->steal_from + i) % n];
+
+		if (v == wk)
+			continue;
+		got = rf__take(wk, v);
+		if (got) {
+			wk->steal_from = (wk->steal_from + i) % n;
+			rf__count(&wk->steals, got);
+			return true;
+		}
+	}
+	return false;
+}
+
+bool rf__stealable_anywhere(struct rf_runtime *rt)
+{
+	for (unsigned int i = 0; i < rt->nworkers; i++)
+		if (rf__load_relaxed(&rt->workers[i]->steal_len))
+			return true;
+	return false;
+}
+
+/* Work was published: wake one sleeping worker, unless one is awake and idle. */
+void rf__kick_idle(struct rf__worker *from)
+{
+	struct rf_runtime *rt = from->rt;
+
+	for (unsigned int i = 0; i < rt->nworkers; i++) {
+		struct rf__worker *v = rt->workers[i];
+
+		if (v != from && __atomic_load_n(&v->parked, __ATOMIC_SEQ_CST)) {
+			rf__kick(from, v);
+			return;
+		}
+	}
+}

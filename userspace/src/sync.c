@@ -1,0 +1,415 @@
+// SPDX-License-Identifier: MIT
+/*
+ * sync.c - the fiber-blocking toolkit: mutex, condition variable, counting
+ * semaphore, wait group and event, each a struct rf_waitq (wq.c) and a word
+ * of state.
+ *
+ * The state word is written under the queue's lock, so that a waiter that
+ * checks it and queues itself under that lock cannot miss the change that
+ * would have woken it.  Where a try can succeed without waiting (a free
+ * mutex, a free permit, a set event) it is a single atomic operation with no
+ * lock: such a state means nobody is queued (a waiter queues only while the
+ * state says "wait", and a waker hands its mutex or permit to a queued
+ * fiber before it ever makes the state say "free"), so skipping the queue
+ * cannot overtake anyone.
+ *
+ * Wakers hand over directly: rf_mutex_unlock() gives the mutex to the
+ * longest waiter (the mutex stays locked), rf_sem_release() gives its permit
+ * to the longest waiter; a waiter whose deadline or cancellation won the
+ * race is skipped (rf__wq_wake_first()).  That is what makes both FIFO-fair.
+ *
+ * Lock order: a condition variable's queue, then its mutex's queue.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "internal.h"
+#include "toolkit.h"
+
+/* The fiber running on this thread, or NULL. */
+static inline struct rf_fiber *rf__cur(void)
+{
+	struct rf__worker *wk = rf__tls_wk;
+
+	return wk ? wk->current : NULL;
+}
+
+/* ----------------------------------------------------- uncancellable park */
+
+/* The deadline timer or a cancellation won: leave the queue if still on it. */
+static void rf__nocancel_unlink(struct rf__wait *w)
+{
+	struct rf__waiter *wt = rf__container_of(w, struct rf__waiter, w);
+	struct rf_waitq *q = w->source;
+
+	rf__wq_lock(q);
+	if (wt->q == q)
+		rf__wq_remove(q, wt);
+	rf__wq_unlock(q);
+}
+
+/* rf__wq_park() with the wait's @nocancel set; see toolkit.h. */
+int rf__wq_park_nocancel(struct rf_waitq *q, struct rf__waiter *wt)
+{
+	struct rf__worker *wk = rf__tls_wk;
+	struct rf_fiber *cur = wk ? wk->current : NULL;
+	int64_t saved_deadline;
+	int ret;
+
+	if (!cur) {
+		rf__wq_unlock(q);
+		return -EPERM;
+	}
+	rf__wait_init(&wt->w, cur, RF__WAIT_EVENT);
+	wt->w.nocancel = true;
+	wt->w.unlink = rf__nocancel_unlink;
+	wt->w.source = q;
+	/*
+	 * Not even the deadline of the fiber's group ends this wait (as in
+	 * rf_blocking()): only the fiber itself reads or writes it, so lifting
+	 * it while the wait is armed is safe.
+	 */
+	saved_deadline = cur->deadline;
+	cur->deadline = RF_NO_DEADLINE;
+	ret = rf__wait_event_prepare(wk, &wt->w, RF_NO_DEADLINE);
+	cur->deadline = saved_deadline;
+	if (ret) {
+		rf__wq_unlock(q);
+		return ret;
+	}
+	wt->q = q;
+	wt->next = NULL;
+	wt->prev = q->tail;
+	if (q->tail)
+		((struct rf__waiter *)q->tail)->next = wt;
+	else
+		q->head = wt;
+	q->tail = wt;
+	q->len++;
+	rf__wq_unlock(q);
+	return rf__wait_event_finish(wk, &wt->w);
+}
+
+/* ------------------------------------------------------------------ mutex */
+
+static inline bool rf__mutex_try(struct rf_mutex *m)
+{
+	unsigned int zero = 0;
+
+	return __atomic_compare_exchange_n(&m->locked, &zero, 1, false, __ATOMIC_ACQUIRE,
+					   __ATOMIC_RELAXED);
+}
+
+RF_EXPORT void rf_mutex_init(struct rf_mutex *m)
+{
+	if (m)
+		memset(m, 0, sizeof(*m));
+}
+
+RF_EXPORT int rf_mutex_lock(struct rf_mutex *m, int64_t deadline)
+{
+	struct rf__waiter wt;
+
+	RF__GUARD();
+	if (!m)
+		return -EINVAL;
+	if (!rf__cur())
+		return -EPERM;
+	if (rf__mutex_try(m))
+		return 0;
+	rf__wq_lock(&m->q);
+	if (rf__mutex_try(m)) {
+		rf__wq_unlock(&m->q);
+		return 0;
+	}
+	/* 0: rf_mutex_unlock() handed the mutex to us, still locked */
+	return rf__wq_park(&m->q, &wt, deadline);
+}
+
+RF_EXPORT int rf_mutex_trylock(struct rf_mutex *m)
+{
+	RF__GUARD();
+	if (!m)
+		return -EINVAL;
+	return rf__mutex_try(m) ? 0 : -EBUSY;
+}
+
+RF_EXPORT int rf_mutex_unlock(struct rf_mutex *m)
+{
+	RF__GUARD();
+	if (!m)
+		return -EINVAL;
+	rf__wq_lock(&m->q);
+	if (!rf__load_relaxed(&m->locked)) {
+		rf__wq_unlock(&m->q);
+		return -EPERM;
+	}
+	if (!rf__wq_wake_first(&m->q, 0))
+		rf__store(&m->locked, 0);
+	rf__wq_unlock(&m->q);
+	return 0;
+}
+
+/*
+ * Lock @m whatever happens, for rf_cond_wait(): a cancelled fiber's
+ * rf_mutex_lock() returns -ECANCELED at once, and one past its group's
+ * deadline -ETIMEDOUT, yet the mutex must be held when rf_cond_wait()
+ * returns.  Parks with a wait that neither ends; should the core ever refuse
+ * to park, it polls with rf_yield() instead, which lets the holder run.
+ */
+static void rf__mutex_lock_nocancel(struct rf_mutex *m)
+{
+	struct rf__waiter wt;
+
+	for (;;) {
+		if (rf__mutex_try(m))
+			return;
+		rf__wq_lock(&m->q);
+		if (rf__mutex_try(m)) {
+			rf__wq_unlock(&m->q);
+			return;
+		}
+		if (rf__wq_park_nocancel(&m->q, &wt) == 0)
+			return;		/* handed over */
+		rf_yield();
+	}
+}
+
+/* ----------------------------------------------------- condition variable */
+
+RF_EXPORT void rf_cond_init(struct rf_cond *c)
+{
+	if (c)
+		memset(c, 0, sizeof(*c));
+}
+
+RF_EXPORT int rf_cond_wait(struct rf_cond *c, struct rf_mutex *m, int64_t deadline)
+{
+	struct rf__waiter wt;
+	struct rf_fiber *cur;
+	int ret;
+
+	RF__GUARD();
+	if (!c || !m)
+		return -EINVAL;
+	cur = rf__cur();
+	if (!cur || !rf__load_relaxed(&m->locked))
+		return -EPERM;
+	/* Would only unlock and lock again: keep the mutex, as promised. */
+	if (rf__load_relaxed(&cur->cancelled))
+		return -ECANCELED;
+	/*
+	 * Queue on @c before the mutex is free: a signaller must take the
+	 * mutex to change the predicate, then @c's lock to signal, and by then
+	 * we are queued.
+	 */
+	rf__wq_lock(&c->q);
+	ret = rf_mutex_unlock(m);
+	if (ret) {
+		rf__wq_unlock(&c->q);
+		return ret;
+	}
+	ret = rf__wq_park(&c->q, &wt, deadline);
+	rf__mutex_lock_nocancel(m);
+	return ret;
+}
+
+RF_EXPORT int rf_cond_signal(struct rf_cond *c)
+{
+	RF__GUARD();
+	if (!c)
+		return -EINVAL;
+	rf__wq_lock(&c->q);
+	rf__wq_wake_first(&c->q, 0);
+	rf__wq_unlock(&c->q);
+	return 0;
+}
+
+RF_EXPORT int rf_cond_broadcast(struct rf_cond *c)
+{
+	RF__GUARD();
+	if (!c)
+		return -EINVAL;
+	rf__wq_lock(&c->q);
+	while (rf__wq_wake_first(&c->q, 0))
+		;
+	rf__wq_unlock(&c->q);
+	return 0;
+}
+
+/* -------------------------------------------------------------- semaphore */
+
+static inline bool rf__sem_try(struct rf_sem *s)
+{
+	int64_t c = rf__load_relaxed(&s->count);
+
+	while (c > 0)
+		if (__atomic_compare_exchange_n(&s->count, &c, c - 1, true, __ATOMIC_ACQUIRE,
+						__ATOMIC_RELAXED))
+			return true;
+	return false;
+}
+
+RF_EXPORT int rf_sem_init(struct rf_sem *s, int64_t count)
+{
+	if (!s || count < 0)
+		return -EINVAL;
+	memset(s, 0, sizeof(*s));
+	s->count = count;
+	return 0;
+}
+
+RF_EXPORT int rf_sem_acquire(struct rf_sem *s, int64_t deadline)
+{
+	struct rf__waiter wt;
+
+	RF__GUARD();
+	if (!s)
+		return -EINVAL;
+	if (!rf__cur())
+		return -EPERM;
+	if (rf__sem_try(s))
+		return 0;
+	rf__wq_lock(&s->q);
+	if (rf__sem_try(s)) {
+		rf__wq_unlock(&s->q);
+		return 0;
+	}
+	/* 0: rf_sem_release() handed its permit to us */
+	return rf__wq_park(&s->q, &wt, deadline);
+}
+
+RF_EXPORT int rf_sem_tryacquire(struct rf_sem *s)
+{
+	RF__GUARD();
+	if (!s)
+		return -EINVAL;
+	return rf__sem_try(s) ? 0 : -EAGAIN;
+}
+
+RF_EXPORT int rf_sem_release(struct rf_sem *s)
+{
+	int ret = 0;
+
+	RF__GUARD();
+	if (!s)
+		return -EINVAL;
+	rf__wq_lock(&s->q);
+	if (!rf__wq_wake_first(&s->q, 0)) {
+		/* Only releases, all under the lock, make the count grow. */
+		if (rf__load_relaxed(&s->count) == INT64_MAX)
+			ret = -EOVERFLOW;
+		else
+			__atomic_fetch_add(&s->count, 1, __ATOMIC_RELEASE);
+	}
+	rf__wq_unlock(&s->q);
+	return ret;
+}
+
+/* ------------------------------------------------------------- wait group */
+
+RF_EXPORT void rf_wg_init(struct rf_waitgroup *wg)
+{
+	if (wg)
+		memset(wg, 0, sizeof(*wg));
+}
+
+RF_EXPORT int rf_wg_add(struct rf_waitgroup *wg, int64_t delta)
+{
+	int64_t n;
+
+	RF__GUARD();
+	if (!wg)
+		return -EINVAL;
+	rf__wq_lock(&wg->q);
+	if (__builtin_add_overflow(rf__load_relaxed(&wg->count), delta, &n) || n < 0) {
+		rf__wq_unlock(&wg->q);
+		return -EINVAL;
+	}
+	rf__store(&wg->count, n);
+	if (n == 0)
+		while (rf__wq_wake_first(&wg->q, 0))
+			;
+	rf__wq_unlock(&wg->q);
+	return 0;
+}
+
+RF_EXPORT int rf_wg_done(struct rf_waitgroup *wg)
+{
+	return rf_wg_add(wg, -1);
+}
+
+RF_EXPORT int rf_wg_wait(struct rf_waitgroup *wg, int64_t deadline)
+{
+	struct rf__waiter wt;
+
+	RF__GUARD();
+	if (!wg)
+		return -EINVAL;
+	if (!rf__cur())
+		return -EPERM;
+	if (rf__load(&wg->count) == 0)
+		return 0;
+	rf__wq_lock(&wg->q);
+	if (rf__load(&wg->count) == 0) {
+		rf__wq_unlock(&wg->q);
+		return 0;
+	}
+	return rf__wq_park(&wg->q, &wt, deadline);
+}
+
+/* ------------------------------------------------------------------ event */
+
+RF_EXPORT void rf_event_init(struct rf_event *e)
+{
+	if (e)
+		memset(e, 0, sizeof(*e));
+}
+
+RF_EXPORT int rf_event_set(struct rf_event *e)
+{
+	RF__GUARD();
+	if (!e)
+		return -EINVAL;
+	rf__wq_lock(&e->q);
+	rf__store(&e->set, 1);
+	while (rf__wq_wake_first(&e->q, 0))
+		;
+	rf__wq_unlock(&e->q);
+	return 0;
+}
+
+RF_EXPORT int rf_event_clear(struct rf_event *e)
+{
+	RF__GUARD();
+	if (!e)
+		return -EINVAL;
+	rf__store(&e->set, 0);
+	return 0;
+}
+
+RF_EXPORT int rf_event_is_set(struct rf_event *e)
+{
+	if (!e)
+		return -EINVAL;
+	return rf__load(&e->set) ? 1 : 0;
+}
+
+RF_EXPORT int rf_event_wait(struct rf_event *e, int64_t deadline)
+{
+	struct rf__waiter wt;
+
+	RF__GUARD();
+	if (!e)
+		return -EINVAL;
+	if (!rf__cur())
+		return -EPERM;
+	if (rf__load(&e->set))
+		return 0;
+	rf__wq_lock(&e->q);
+	if (rf__load(&e->set)) {
+		rf__wq_unlock(&e->q);
+		return 0;
+	}
+	return rf__wq_park(&e->q, &wt, deadline);
+}

@@ -1,0 +1,85 @@
+// SPDX-License-Identifier: MIT
+/*
+ * futex.c - wake a sleeping worker with a futex whose wait is kept armed in
+ * its ring (IORING_OP_FUTEX_WAIT, Linux 6.7).
+ *
+ * The worker keeps one FUTEX_WAIT on its futex word (expected value 0) in
+ * flight.  A waker sets the word to 1 and calls FUTEX_WAKE: the wait
+ * completes and the worker's io_uring_enter() returns.  If the word was
+ * already 1 when the wait was armed, the kernel completes it at once with
+ * -EAGAIN, which is a wake-up too.  The worker clears the word before it
+ * re-arms.
+ */
+#include <errno.h>
+#include <linux/futex.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#ifndef IORING_OP_FUTEX_WAIT
+#define IORING_OP_FUTEX_WAIT 51		/* Linux 6.7 uapi/linux/io_uring.h */
+#endif
+#ifndef FUTEX2_SIZE_U32
+#define FUTEX2_SIZE_U32 0x02
+#endif
+#ifndef FUTEX2_PRIVATE
+#define FUTEX2_PRIVATE 128
+#endif
+#define RF__FUTEX_MATCH_ANY 0xffffffffu
+
+static bool rf__futex_available(const struct rf_runtime *rt)
+{
+	return rt->features & RF_FEAT_FUTEX_WAIT;
+}
+
+static int rf__futex_arm(struct rf__worker *wk)
+{
+	struct io_uring_sqe *sqe = rf__get_sqe_internal(wk);
+
+	if (!sqe)
+		return -EBUSY;
+	/* liburing 2.3 has no helper: the fields as io_uring/futex.c reads them */
+	memset(sqe, 0, sizeof(*sqe));
+	sqe->opcode = IORING_OP_FUTEX_WAIT;
+	sqe->fd = FUTEX2_SIZE_U32 | FUTEX2_PRIVATE;
+	sqe->addr = (uint64_t)(uintptr_t)&wk->futex_word;
+	sqe->off = 0;				/* addr2: the expected value */
+	sqe->addr3 = RF__FUTEX_MATCH_ANY;	/* the wake mask */
+	sqe->user_data = rf__ud(NULL, RF__UD_WAKE);
+	return 0;
+}
+
+static int rf__futex_setup(struct rf__worker *wk)
+{
+	__atomic_store_n(&wk->futex_word, 0, __ATOMIC_RELAXED);
+	return rf__futex_arm(wk);
+}
+
+static void rf__futex_teardown(struct rf__worker *wk)
+{
+	/* the ring's exit cancels the wait */
+}
+
+static void rf__futex_kick(struct rf__worker *from, struct rf__worker *to)
+{
+	__atomic_store_n(&to->futex_word, 1, __ATOMIC_SEQ_CST);
+	syscall(SYS_futex, &to->futex_word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+static void rf__futex_complete(struct rf__worker *wk, const struct io_uring_cqe *cqe)
+{
+	__atomic_store_n(&wk->futex_word, 0, __ATOMIC_SEQ_CST);
+	if (!rf__load_relaxed(&wk->rt->done))
+		rf__futex_arm(wk);
+}
+
+const struct rf__wake_ops rf__wake_futex = {
+	.name = "futex",
+	.available = rf__futex_available,
+	.setup = rf__futex_setup,
+	.teardown = rf__futex_teardown,
+	.kick = rf__futex_kick,
+	.complete = rf__futex_complete,
+};

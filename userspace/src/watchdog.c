@@ -1,0 +1,163 @@
+// SPDX-License-Identifier: MIT
+/*
+ * watchdog.c - CPU hogs: a fiber that runs too long without giving up its
+ * worker is reported, counted, and the fibers queued behind it are handed
+ * to the other workers.
+ *
+ * Fibers are not preempted: a fiber that computes for seconds keeps its
+ * worker.  What must not happen is that the other fibers of that worker wait
+ * for it, so a monitor thread (one per runtime) samples each worker's switch
+ * counter every hog_ns / 4.  When a worker has been inside the same fiber
+ * for hog_ns, the monitor sends its thread SIGURG (as Go's sysmon does).
+ * The handler runs on the hog's own thread, so it may use that worker's
+ * ring and queues, but only if the fiber was interrupted in its own code,
+ * never inside the library (rf__guard_enter() tracks that): then it reports
+ * the hog once, enters the kernel to collect completions (with
+ * DEFER_TASKRUN nothing else would), makes their fibers ready, and publishes
+ * every movable ready fiber for idle workers to steal, waking one.  While
+ * the hog runs on, the monitor repeats the rescue every period.
+ *
+ * The handler allocates nothing, takes no lock other threads could hold
+ * while interrupted (the spinlocks it takes are only taken in library code,
+ * which it never interrupts), and writes its report with write(2).
+ */
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+
+#include "internal.h"
+
+#define RF__HOG_SIGNAL SIGURG
+
+static pthread_once_t rf__hog_once = PTHREAD_ONCE_INIT;
+static int rf__hog_err;
+
+static void rf__hog_report(struct rf__worker *wk, struct rf_fiber *f)
+{
+	uint64_t ns = rf__load_relaxed(&wk->hog_ns_seen);
+
+	rf__put("ringfiber: fiber \"");
+	rf__put(f->name);
+	rf__put("\" has run ");
+	rf__put_num(ns / 1000000, 10);
+	rf__put(".");
+	rf__put_num(ns / 100000 % 10, 10);
+	rf__put(" ms on worker ");
+	rf__put_num(wk->id, 10);
+	rf__put(" without yielding");
+	if (wk->rt->nworkers > 1)
+		rf__put("; the fibers queued behind it go to other workers");
+	rf__put("\n");
+}
+
+static void rf__hog_handler(int sig, siginfo_t *si, void *uc)
+{
+	struct rf__worker *wk = rf__tls_wk;
+	struct rf_fiber *f;
+	int saved_errno = errno;
+	uint64_t seq;
+
+	if (!wk || !wk->in_user || wk->in_signal || !(f = wk->current))
+		goto out;
+	wk->in_signal = true;
+	seq = rf__load_relaxed(&wk->run_seq);
+	if (wk->hog_reported_seq != seq) {
+		wk->hog_reported_seq = seq;
+		__atomic_add_fetch(&wk->rt->hogs, 1, __ATOMIC_RELAXED);
+		rf__hog_report(wk, f);
+	}
+	if (wk->has_ring) {
+		rf__flush(wk, false);
+		rf__reap(wk);
+	}
+	rf__inbox_drain(wk);
+	if (wk->rt->nworkers > 1)
+		rf__publish(wk, true);
+	wk->in_signal = false;
+out:
+	errno = saved_errno;
+}
+
+static void rf__hog_install(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = rf__hog_handler;
+	sa.sa_flags = SA_SIGINFO | SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(RF__HOG_SIGNAL, &sa, NULL) != 0)
+		rf__hog_err = -errno;
+}
+
+static void rf__sleep_ns(int64_t ns)
+{
+	struct timespec ts = { .tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000 };
+
+	while (clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, &ts) == EINTR)
+		;
+}
+
+static void *rf__monitor(void *arg)
+{
+	struct rf_runtime *rt = arg;
+	unsigned int n = rt->nworkers;
+	uint64_t last_seq[RF_MAX_WORKERS];
+	int64_t since[RF_MAX_WORKERS];
+	int64_t period = rt->hog_ns / 4, now = rf_now();
+	sigset_t all;
+
+	/* the runtime's signals are not for this thread */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	if (period < 1000000)
+		period = 1000000;
+	if (period > 100000000)
+		period = 100000000;
+	for (unsigned int i = 0; i < n; i++) {
+		last_seq[i] = rf__load_relaxed(&rt->workers[i]->run_seq);
+		since[i] = now;
+	}
+	while (!rf__load(&rt->done)) {
+		rf__sleep_ns(period);
+		now = rf_now();
+		for (unsigned int i = 0; i < n; i++) {
+			struct rf__worker *wk = rt->workers[i];
+			uint64_t seq = rf__load_relaxed(&wk->run_seq);
+
+			if (seq != last_seq[i]) {
+				last_seq[i] = seq;
+				since[i] = now;
+				continue;
+			}
+			if (!rf__load_relaxed(&wk->current) || now - since[i] < rt->hog_ns)
+				continue;
+			rf__store_relaxed(&wk->hog_ns_seen, (uint64_t)(now - since[i]));
+			syscall(SYS_tgkill, getpid(), wk->tid, RF__HOG_SIGNAL);
+		}
+	}
+	return NULL;
+}
+
+int rf__watchdog_start(struct rf_runtime *rt)
+{
+	int ret;
+
+	pthread_once(&rf__hog_once, rf__hog_install);
+	if (rf__hog_err)
+		return rf__hog_err;
+	ret = -pthread_create(&rt->monitor, NULL, rf__monitor, rt);
+	rt->monitor_started = !ret;
+	return ret;
+}
+
+void rf__watchdog_stop(struct rf_runtime *rt)
+{
+	if (!rt->monitor_started)
+		return;
+	pthread_join(rt->monitor, NULL);
+	rt->monitor_started = false;
+}
