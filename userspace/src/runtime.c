@@ -524,8 +524,10 @@ void rf__signal_complete(struct rf__worker *wk, const struct io_uring_cqe *cqe)
 	const struct signalfd_siginfo *si = (const void *)wk->sigbuf;
 
 	if (cqe->res == (int)sizeof(*si)) {
-		if (!rt->signal)
-			rt->signal = (int)si->ssi_signo;
+		int none = 0;
+
+		__atomic_compare_exchange_n(&rt->signal, &none, (int)si->ssi_signo, false,
+					    __ATOMIC_RELAXED, __ATOMIC_RELAXED);
 		rf_runtime_shutdown(rt);
 	}
 	if (!rf__load_relaxed(&rt->done) && cqe->res != -ECANCELED)
@@ -851,7 +853,7 @@ RF_EXPORT int rf_runtime_stats(struct rf_runtime *rt, struct rf_stats *st)
 	}
 	st->hogs = rf__load_relaxed(&rt->hogs);
 	st->blocking_calls = rf__load_relaxed(&rt->blocking_calls);
-	st->signal = rt->signal;
+	st->signal = rf__load_relaxed(&rt->signal);
 	return 0;
 }
 

@@ -87,7 +87,8 @@ static void rf__hog_install(void)
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_sigaction = rf__hog_handler;
-	sa.sa_flags = SA_SIGINFO | SA_RESTART;
+	/* on the worker's signal stack: the fiber's may be nearly full */
+	sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
 	sigemptyset(&sa.sa_mask);
 	if (sigaction(RF__HOG_SIGNAL, &sa, NULL) != 0)
 		rf__hog_err = -errno;

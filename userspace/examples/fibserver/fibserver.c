@@ -11,11 +11,11 @@
  *
  * A large N keeps its connection's fiber busy for seconds without a single
  * blocking call, so it never gives its worker back: the experiment is what
- * that does to the other connections.  Under the GIL everything waits.
- * Here the other workers keep serving, and the runtime's hog watchdog
- * reports the hog and hands the fibers queued behind it to other workers;
- * that is the runtime's job, and this server does nothing to help it: the
- * recursion never yields.  hogclient measures the effect.
+ * that does to the other connections.  Under the GIL everything slows
+ * down with it.  Here the other workers keep serving, and the runtime's
+ * hog watchdog reports the hog and hands the fibers queued behind it to
+ * other workers; that is the runtime's job, and this server does nothing to
+ * help it: the recursion never yields.  hogclient measures the effect.
  *
  * Every worker accepts: one pinned acceptor fiber per worker opens its own
  * acceptor on the shared listening socket (the kernel hands each connection
@@ -33,8 +33,9 @@
  *
  * SIGINT or SIGTERM shut the server down gracefully (the runtime's
  * RF_RT_SHUTDOWN_ON_SIGNAL): every fiber is cancelled, the run returns, a
- * one-line summary goes to stderr and the exit status is 0.  Messages go to
- * stderr; stdout stays unused.
+ * one-line summary goes to stderr and the exit status is 0.  A computation
+ * in progress gives up (see stop_requested()) rather than hold the shutdown
+ * for as long as it takes.  Messages go to stderr; stdout stays unused.
  */
 #include <getopt.h>
 #include <netinet/tcp.h>
@@ -75,7 +76,8 @@
  * The recursion asks whether the server is stopping (stop_requested()) in
  * calls with n at least this: about one call in 120,000, every few hundred
  * microseconds here, so a shutdown does not wait for a computation that
- * could take centuries (fib(92)) and the question costs nothing measurable.
+ * could take centuries (fib(92)), and the question's cost is lost in the
+ * recursion's.
  */
 #define FIB_STOP_CHECK_N	26
 
@@ -93,7 +95,7 @@ struct server {
 	unsigned long workers;		/* -w; 0: one per CPU */
 
 	/* shared */
-	int stopping;			/* a fiber saw the shutdown's -ECANCELED */
+	int stopping;			/* shutting down: see stop_requested() */
 	int failed;			/* a fatal error: exit 1 */
 	unsigned long accepted;		/* connections handed to a fiber */
 	unsigned long answers;		/* numbers answered */
@@ -402,9 +404,15 @@ static void set_nodelay(int fd)
 /* One per worker, pinned there: accept and give each connection a fiber. */
 static void *acceptor_fiber(void *arg)
 {
+	/*
+	 * The runtime's default stack, not the smallest one as in the echo
+	 * server: the hog watchdog's rescue is a signal handler that runs on
+	 * the stack of the fiber it interrupts, a computing connection fiber
+	 * here, and with sanitizers its frames overflow 16 KiB.  Untouched
+	 * stack costs no memory.
+	 */
 	const struct rf_spawn_attr attr = {
 		.name = "conn",
-		.stack_size = RF_MIN_STACK_SIZE,
 		.detached = 1,
 	};
 	unsigned int worker = (unsigned int)(uintptr_t)arg;
