@@ -6,7 +6,9 @@
  *
  * Each timed figure is the best of several trials (the least disturbed run
  * on a noisy machine); peers are measured in the same run, interleaved with
- * ours, so ratios compare like with like:
+ * ours, so ratios compare like with like.  A figure that cannot be measured
+ * here prints `name n/a (why)` (null in --json, the reason on stderr): never
+ * a made-up number.
  *   switch_ns        one direction of a raw rf__switch ping-pong between
  *                    two fibers running the same loop
  *   boost_switch_ns  the same ping-pong with Boost.Context's jump_fcontext
@@ -19,13 +21,42 @@
  *   parked_bytes     RSS growth per fiber with N fibers parked in rf_sleep
  *   io_nop_ns        one IORING_OP_NOP round trip per fiber, 64 fibers
  *   io_enters_per_op io_uring_enter calls per operation in that run
+ * The figures above run on one worker (.workers = 1).  The ones below need
+ * CPUs 0 and 1 (n/a otherwise) and run two workers pinned there:
+ *   wake_<be>_ns     cross-worker wake-up, one direction (round trip / 2) of
+ *                    an rf_sem ping-pong between two fibers pinned to workers
+ *                    0 and 1; <be> is the back-end: msgring, eventfd, futex;
+ *                    idle workers spin first (the default idle_spin_ns)
+ *   wake_<be>_nospin_ns  the same with idle_spin_ns = -1 (sleep at once)
+ *   wake_<be>[_nospin]_syscall_frac  of those remote wakes, the fraction
+ *                    that had to wake a sleeping worker with a system call
+ *                    (stats wake_calls / remote_wakes, over every trial)
+ *   thread_wake_ns   the same ping-pong between two pthreads pinned to CPUs
+ *                    0 and 1, each sleeping on its own futex (the peer)
+ *   wake_ratio       default back-end's wake_<be>_ns / thread_wake_ns
+ *                    (target <= 0.5)
+ *   chan_ns          per message through an rf_chan of capacity 64, from a
+ *                    producer fiber on worker 0 to a consumer on worker 1
+ *   steal_speedup    time for 64 CPU-bound fibers (50 us chunks between
+ *                    rf_yield calls) spawned on worker 0: one worker (on
+ *                    CPU 0 or 1, the faster) / two workers, the second
+ *                    stealing (target >= 1.8)
+ *   steal_count      fibers stolen (stats.steals) in that two-worker run
+ *   steal_1worker_ms, steal_2workers_ms  the two times (500 ms of work, 50
+ *                    with --quick: more on one worker means a shared CPU)
  */
 #include <errno.h>
 #include <getopt.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -48,15 +79,21 @@ struct figure {
 	const char *name;
 	double value;
 	const char *unit;
+	const char *na;		/* why there is no value, or NULL */
 };
 
-static struct figure figures[16];
+static struct figure figures[48];
 static int nfigures;
 static long scale = 1;	/* --quick divides iteration counts */
 
 static void add(const char *name, double value, const char *unit)
 {
-	figures[nfigures++] = (struct figure){ name, value, unit };
+	figures[nfigures++] = (struct figure){ name, value, unit, NULL };
+}
+
+static void add_na(const char *name, const char *unit, const char *why)
+{
+	figures[nfigures++] = (struct figure){ name, 0, unit, why };
 }
 
 static double now_ns(void)
@@ -304,9 +341,13 @@ static void *parked_main(void *arg)
 	}
 	memset(f, 0, b->n * sizeof(*f));	/* fault the array in before measuring */
 	before = rss_bytes();
-	for (; spawned < b->n; spawned++)
+	for (; spawned < b->n; spawned++) {
 		if ((b->err = rf_spawn(&f[spawned], sleeper, NULL, &attr)))
 			break;
+		/* let them park as we go: spawning them all is no hog */
+		if (spawned % 1024 == 1023)
+			rf_yield();
+	}
 	rf_yield();	/* every sleeper runs once and parks */
 	after = rss_bytes();
 	if (!b->err)
@@ -345,6 +386,567 @@ static void die(const char *what, int err)
 	exit(1);
 }
 
+/* ------------------------------------------------- multi-core figures */
+/*
+ * Everything below runs two workers pinned to CPUs 0 and 1 (or, for the
+ * one-worker half of steal_speedup, one worker on CPU 0 or CPU 1).
+ */
+static const int cpus01[2] = { 0, 1 };
+
+/* Why CPUs 0 and 1 cannot both be used here, or NULL when they can. */
+static const char *cross_cpu_why(void)
+{
+	cpu_set_t set;
+
+	if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
+		return "fewer than 2 CPUs online";
+	if (sched_getaffinity(0, sizeof(set), &set) == 0 &&
+	    (!CPU_ISSET(0, &set) || !CPU_ISSET(1, &set)))
+		return "CPUs 0 and 1 are not both in this process's affinity mask";
+	return NULL;
+}
+
+static struct rf_runtime_opts two_workers(unsigned int backend, int64_t idle_spin_ns)
+{
+	return (struct rf_runtime_opts){
+		.workers = 2,
+		.cpus = cpus01,
+		.ncpus = 2,
+		.wake_backend = backend,
+		.idle_spin_ns = idle_spin_ns,
+	};
+}
+
+/*
+ * Runs @fn as the main fiber of a fresh runtime made with @opts; the stats
+ * of the whole run go to @st if not NULL.  rf_runtime_create()'s error is
+ * returned as is (-EOPNOTSUPP: the kernel lacks the wake back-end).
+ */
+static int run_mc(rf_fn fn, void *arg, int *err, const struct rf_runtime_opts *opts,
+		  struct rf_stats *st)
+{
+	struct rf_runtime *rt;
+	int ret = rf_runtime_create(&rt, opts);
+
+	if (ret)
+		return ret;
+	ret = rf_runtime_run(rt, fn, arg, NULL);
+	if (!ret && st)
+		ret = rf_runtime_stats(rt, st);
+	rf_runtime_destroy(rt);
+	return ret ? ret : *err;
+}
+
+/* ---- wake_<be>_ns: an rf_sem ping-pong between workers 0 and 1 */
+#define WAKE_WARMUP 100
+/*
+ * Timed round trips per trial: fewer where each side sleeps in the kernel
+ * (microseconds a trip) than where idle workers spin (a fraction of one).
+ */
+#define SPIN_ROUNDS 100000
+#define SLEEPY_ROUNDS 2000
+
+struct wake_bench {
+	long n;				/* timed round trips */
+	struct rf_sem ping, pong;	/* 0 -> 1, 1 -> 0 */
+	struct rf_fiber *a, *b;
+	double ns;			/* one direction */
+	uint64_t remote_wakes, wake_calls;
+	unsigned int backend;		/* what the runtime reports it uses */
+	int err;
+};
+
+/* Either side, on an error: stop the other rather than leave it parked. */
+static void *wake_fail(struct wake_bench *b, struct rf_fiber *peer, int err)
+{
+	if (!b->err)
+		b->err = err;
+	if (peer)
+		rf_cancel(peer);
+	return NULL;
+}
+
+static void *wake_side_a(void *arg)	/* worker 0: serves, times */
+{
+	struct wake_bench *b = arg;
+	struct rf_stats s0 = { 0 }, s1;
+	double t0 = 0;
+	int err;
+
+	for (long i = 0; i < WAKE_WARMUP + b->n; i++) {
+		if (i == WAKE_WARMUP) {
+			rf_runtime_stats(NULL, &s0);
+			t0 = now_ns();
+		}
+		if ((err = rf_sem_release(&b->ping)) ||
+		    (err = rf_sem_acquire(&b->pong, RF_NO_DEADLINE)))
+			return wake_fail(b, b->b, err);
+	}
+	b->ns = (now_ns() - t0) / (2.0 * b->n);
+	rf_runtime_stats(NULL, &s1);
+	b->remote_wakes = s1.remote_wakes - s0.remote_wakes;
+	b->wake_calls = s1.wake_calls - s0.wake_calls;
+	b->backend = s1.wake_backend;
+	return NULL;
+}
+
+static void *wake_side_b(void *arg)	/* worker 1: returns the ball */
+{
+	struct wake_bench *b = arg;
+	int err;
+
+	for (long i = 0; i < WAKE_WARMUP + b->n; i++)
+		if ((err = rf_sem_acquire(&b->ping, RF_NO_DEADLINE)) ||
+		    (err = rf_sem_release(&b->pong)))
+			return wake_fail(b, b->a, err);
+	return NULL;
+}
+
+static void *wake_main(void *arg)
+{
+	struct wake_bench *b = arg;
+	struct rf_spawn_attr attr = { .name = "ping", .pinned = 1 };
+	int err;
+
+	/* a cannot run before b exists: it is queued behind us on worker 0 */
+	if ((b->err = rf_spawn_on(0, &b->a, wake_side_a, b, &attr)))
+		return NULL;
+	attr.name = "pong";
+	if ((err = rf_spawn_on(1, &b->b, wake_side_b, b, &attr))) {
+		wake_fail(b, b->a, err);
+		b->b = NULL;
+	}
+	rf_join(b->a, NULL, RF_NO_DEADLINE);
+	if (b->b)
+		rf_join(b->b, NULL, RF_NO_DEADLINE);
+	return NULL;
+}
+
+/* ---- thread_wake_ns: the same ping-pong between two pthreads */
+/*
+ * One futex word each, on its own cache line: 0 = nothing posted, 1 =
+ * posted, 2 = the owner sleeps (or is about to) in FUTEX_WAIT.  The poster
+ * makes the FUTEX_WAKE call only for a sleeper, as glibc's semaphores do;
+ * the waiter never spins.
+ */
+struct thread_bench {
+	struct {
+		uint32_t word;
+	} __attribute__((aligned(64))) box[2];
+	long n;
+	double ns;
+};
+
+static long futex(uint32_t *uaddr, int op, uint32_t val)
+{
+	return syscall(SYS_futex, uaddr, op, val, NULL, NULL, 0);
+}
+
+static void thread_post(uint32_t *w)
+{
+	if (__atomic_exchange_n(w, 1, __ATOMIC_SEQ_CST) == 2)
+		futex(w, FUTEX_WAKE_PRIVATE, 1);
+}
+
+static void thread_take(uint32_t *w)
+{
+	for (;;) {
+		uint32_t v = 1;
+
+		if (__atomic_compare_exchange_n(w, &v, 0, false, __ATOMIC_SEQ_CST,
+						__ATOMIC_SEQ_CST))
+			return;
+		/* v is 0 or 2: announce the sleep, then sleep while it holds */
+		if (v == 0 && !__atomic_compare_exchange_n(w, &v, 2, false, __ATOMIC_SEQ_CST,
+							   __ATOMIC_SEQ_CST))
+			continue;
+		futex(w, FUTEX_WAIT_PRIVATE, 2);
+	}
+}
+
+static void *thread_side_a(void *arg)
+{
+	struct thread_bench *b = arg;
+	double t0 = 0;
+
+	for (long i = 0; i < WAKE_WARMUP + b->n; i++) {
+		if (i == WAKE_WARMUP)
+			t0 = now_ns();
+		thread_post(&b->box[1].word);
+		thread_take(&b->box[0].word);
+	}
+	b->ns = (now_ns() - t0) / (2.0 * b->n);
+	return NULL;
+}
+
+static void *thread_side_b(void *arg)
+{
+	struct thread_bench *b = arg;
+
+	for (long i = 0; i < WAKE_WARMUP + b->n; i++) {
+		thread_take(&b->box[1].word);
+		thread_post(&b->box[0].word);
+	}
+	return NULL;
+}
+
+/* Returns 0 or a negative errno (the threads could not be made or pinned). */
+static int thread_pingpong(struct thread_bench *b)
+{
+	void *(*side[2])(void *) = { thread_side_a, thread_side_b };
+	pthread_t th[2];
+	int ret = 0, started = 0;
+
+	for (int i = 0; i < 2 && !ret; i++) {
+		pthread_attr_t attr;
+		cpu_set_t set;
+
+		CPU_ZERO(&set);
+		CPU_SET(cpus01[i], &set);
+		if ((ret = pthread_attr_init(&attr)))
+			break;
+		ret = pthread_attr_setaffinity_np(&attr, sizeof(set), &set);
+		if (!ret)
+			ret = pthread_create(&th[i], &attr, side[i], b);
+		pthread_attr_destroy(&attr);
+		if (!ret)
+			started++;
+	}
+	if (ret && started) {
+		/* side a alone would wait forever: play side b's part here */
+		thread_side_b(b);
+	}
+	for (int i = 0; i < started; i++)
+		pthread_join(th[i], NULL);
+	return -ret;
+}
+
+/* ---- chan_ns: rf_chan from worker 0 to worker 1 */
+#define CHAN_CAPACITY 64
+#define CHAN_MESSAGES 1000000
+
+struct chan_bench {
+	long n;
+	struct rf_chan *ch;
+	double t0, t1;
+	int err;
+};
+
+static void *chan_producer(void *arg)
+{
+	struct chan_bench *b = arg;
+	int err;
+
+	b->t0 = now_ns();
+	for (long i = 1; i <= b->n; i++) {
+		if ((err = rf_chan_send(b->ch, (void *)(uintptr_t)i, RF_NO_DEADLINE))) {
+			if (!b->err)
+				b->err = err;
+			rf_chan_close(b->ch);	/* the consumer drains, then stops */
+			break;
+		}
+	}
+	return NULL;
+}
+
+static void *chan_consumer(void *arg)
+{
+	struct chan_bench *b = arg;
+	void *v;
+	int err;
+
+	for (long i = 1; i <= b->n; i++) {
+		if ((err = rf_chan_recv(b->ch, &v, RF_NO_DEADLINE)) ||
+		    (err = (uintptr_t)v == (uintptr_t)i ? 0 : -EPROTO)) {
+			/* -EPROTO: a value lost, duplicated or out of order */
+			if (!b->err)
+				b->err = err;
+			rf_chan_close(b->ch);	/* the producer's send fails */
+			return NULL;
+		}
+	}
+	b->t1 = now_ns();
+	return NULL;
+}
+
+static void *chan_main(void *arg)
+{
+	struct chan_bench *b = arg;
+	struct rf_spawn_attr attr = { .name = "producer", .pinned = 1 };
+	struct rf_fiber *p, *c;
+
+	if ((b->err = rf_chan_create(&b->ch, CHAN_CAPACITY)))
+		return NULL;
+	if ((b->err = rf_spawn_on(0, &p, chan_producer, b, &attr)))
+		goto out;
+	attr.name = "consumer";
+	if ((b->err = rf_spawn_on(1, &c, chan_consumer, b, &attr))) {
+		rf_cancel(p);
+		rf_join(p, NULL, RF_NO_DEADLINE);
+		goto out;
+	}
+	rf_join(p, NULL, RF_NO_DEADLINE);
+	rf_join(c, NULL, RF_NO_DEADLINE);
+out:
+	rf_chan_destroy(b->ch);
+	return NULL;
+}
+
+/* ---- steal_speedup: CPU-bound fibers on one worker, then on two */
+#define STEAL_FIBERS 64
+#define STEAL_CHUNK_NS 50000		/* work between two rf_yield calls */
+#define STEAL_TOTAL_NS 500000000	/* all the work, on one worker */
+
+struct steal_bench {
+	long chunks;			/* per fiber */
+	long iters;			/* per chunk */
+	double ns;
+	int err;
+};
+
+/* Arithmetic the compiler can neither drop nor fold: a 64-bit LCG. */
+static uint64_t crunch(uint64_t x, long iters)
+{
+	for (long i = 0; i < iters; i++) {
+		x = x * 6364136223846793005ull + 1442695040888963407ull;
+		__asm__ __volatile__("" : "+r"(x));
+	}
+	return x;
+}
+
+/* Iterations of crunch() in STEAL_CHUNK_NS on this CPU (fastest of five). */
+static long crunch_calibrate(void)
+{
+	const long iters = 200000;
+	double t, fastest = 1e30;
+
+	for (int i = 0; i < 5; i++) {
+		t = now_ns();
+		crunch(i, iters);
+		t = now_ns() - t;
+		fastest = t < fastest ? t : fastest;
+	}
+	return (long)(iters * STEAL_CHUNK_NS / fastest) + 1;
+}
+
+static void *cruncher(void *arg)
+{
+	struct steal_bench *b = arg;
+	uint64_t x = (uintptr_t)rf_self();
+
+	for (long i = 0; i < b->chunks; i++) {
+		x = crunch(x, b->iters);
+		rf_yield();
+	}
+	return (void *)(uintptr_t)x;
+}
+
+static void *steal_main(void *arg)
+{
+	struct steal_bench *b = arg;
+	struct rf_fiber *f[STEAL_FIBERS];
+	int n = 0;
+	double t0 = now_ns();
+
+	/* on this worker (0), stealable: an idle worker may take them */
+	for (; n < STEAL_FIBERS; n++)
+		if ((b->err = rf_spawn(&f[n], cruncher, b, NULL)))
+			break;
+	for (int i = 0; i < n; i++)
+		rf_join(f[i], NULL, RF_NO_DEADLINE);
+	b->ns = now_ns() - t0;
+	return NULL;
+}
+
+/* ---- driving them */
+enum { BE_MSGRING, BE_EVENTFD, BE_FUTEX, NBE };
+
+static const struct backend {
+	unsigned int id;		/* RF_WAKE_* */
+	const char *lacks;		/* the n/a reason for -EOPNOTSUPP */
+} backends[NBE] = {
+	[BE_MSGRING] = { RF_WAKE_MSG_RING, "the kernel lacks IORING_OP_MSG_RING (Linux 5.18)" },
+	[BE_EVENTFD] = { RF_WAKE_EVENTFD, "the runtime refused the eventfd back-end" },
+	[BE_FUTEX] = { RF_WAKE_FUTEX, "the kernel lacks IORING_OP_FUTEX_WAIT (Linux 6.7)" },
+};
+
+/* Each back-end under each idle policy: the figures' names. */
+static const struct wake_case {
+	int be;
+	int64_t idle_spin_ns;
+	const char *ns_name, *frac_name;
+} wake_cases[] = {
+	{ BE_MSGRING, 0, "wake_msgring_ns", "wake_msgring_syscall_frac" },
+	{ BE_MSGRING, -1, "wake_msgring_nospin_ns", "wake_msgring_nospin_syscall_frac" },
+	{ BE_EVENTFD, 0, "wake_eventfd_ns", "wake_eventfd_syscall_frac" },
+	{ BE_EVENTFD, -1, "wake_eventfd_nospin_ns", "wake_eventfd_nospin_syscall_frac" },
+	{ BE_FUTEX, 0, "wake_futex_ns", "wake_futex_syscall_frac" },
+	{ BE_FUTEX, -1, "wake_futex_nospin_ns", "wake_futex_nospin_syscall_frac" },
+};
+#define NWAKE (sizeof(wake_cases) / sizeof(wake_cases[0]))
+
+struct wake_result {
+	double ns;
+	uint64_t remote_wakes, wake_calls;	/* summed over the trials */
+	const char *na;
+};
+
+/* The back-end RF_WAKE_AUTO picks here, as rf_stats reports it. */
+static void *report_backend(void *arg)
+{
+	struct rf_stats st;
+	int ret = rf_runtime_stats(NULL, &st);
+
+	*(unsigned int *)arg = ret ? RF_WAKE_NR : st.wake_backend;
+	return NULL;
+}
+
+static void multicore(void)
+{
+	struct wake_result wr[NWAKE];
+	double thread_ns = 1e30, chan = 1e30, steal_t[2] = { 1e30, 1e30 };
+	uint64_t steals = 0, hogs = 0;
+	unsigned int auto_be = RF_WAKE_NR;
+	const char *why = cross_cpu_why();
+	const char *thread_na = NULL;
+	long steal_iters = 0;
+	int noerr = 0, ret;
+
+	for (size_t c = 0; c < NWAKE; c++)
+		wr[c] = (struct wake_result){ .ns = 1e30, .na = why };
+	if (!why) {
+		struct rf_runtime_opts o = two_workers(RF_WAKE_AUTO, 0);
+
+		if ((ret = run_mc(report_backend, &auto_be, &noerr, &o, NULL)))
+			die("default wake back-end", ret);
+		steal_iters = crunch_calibrate();
+	}
+	for (int t = 0; !why && t < TRIALS; t++) {
+		struct thread_bench tb = { .n = SLEEPY_ROUNDS / scale };
+		struct chan_bench cb = { .n = CHAN_MESSAGES / scale };
+		struct rf_runtime_opts o;
+
+		for (size_t c = 0; c < NWAKE; c++) {
+			const struct wake_case *wc = &wake_cases[c];
+			struct wake_bench b = {
+				.n = (wc->idle_spin_ns < 0 ? SLEEPY_ROUNDS : SPIN_ROUNDS) / scale,
+			};
+
+			if (wr[c].na)
+				continue;
+			o = two_workers(backends[wc->be].id, wc->idle_spin_ns);
+			ret = run_mc(wake_main, &b, &b.err, &o, NULL);
+			if (ret == -EOPNOTSUPP && t == 0) {
+				wr[c].na = backends[wc->be].lacks;
+				continue;
+			}
+			if (ret)
+				die(wc->ns_name, ret);
+			if (b.backend != backends[wc->be].id) {
+				fprintf(stderr, "rf-bench: %s: asked for wake back-end %u, "
+					"the runtime reports %u\n", wc->ns_name,
+					backends[wc->be].id, b.backend);
+				exit(1);
+			}
+			wr[c].ns = best(wr[c].ns, b.ns);
+			wr[c].remote_wakes += b.remote_wakes;
+			wr[c].wake_calls += b.wake_calls;
+		}
+
+		if (!thread_na) {
+			if ((ret = thread_pingpong(&tb))) {
+				/* could not pin two threads to CPUs 0 and 1 */
+				thread_na = "no pthread could be pinned to CPU 0 or 1";
+			} else {
+				thread_ns = best(thread_ns, tb.ns);
+			}
+		}
+
+		o = two_workers(RF_WAKE_AUTO, 0);
+		if ((ret = run_mc(chan_main, &cb, &cb.err, &o, NULL)))
+			die("chan", ret);
+		chan = best(chan, (cb.t1 - cb.t0) / cb.n);
+	}
+	/*
+	 * The one-worker run alternates between CPU 0 and CPU 1: one of them
+	 * may be busy with something else for a while (another program pinned
+	 * there, a vCPU its host shares), and the baseline is what one worker
+	 * does on a CPU of its own.
+	 */
+	for (int t = 0; !why && t < TRIALS; t++) {
+		for (unsigned int w = 1; w <= 2; w++) {
+			struct steal_bench sb = {
+				.chunks = STEAL_TOTAL_NS / scale / STEAL_FIBERS / STEAL_CHUNK_NS,
+				.iters = steal_iters,
+			};
+			struct rf_runtime_opts o = {
+				.workers = w,
+				.cpus = w == 1 ? &cpus01[t % 2] : cpus01,
+				.ncpus = w,
+			};
+			struct rf_stats st;
+
+			if ((ret = run_mc(steal_main, &sb, &sb.err, &o, &st)))
+				die("steal", ret);
+			if (sb.ns < steal_t[w - 1]) {
+				steal_t[w - 1] = sb.ns;
+				if (w == 2)
+					steals = st.steals;
+			}
+			hogs += st.hogs;
+		}
+	}
+	if (hogs)
+		fprintf(stderr, "rf-bench: steal_speedup: the watchdog reported %llu hog(s) "
+			"in fibers that yield every %d us\n", (unsigned long long)hogs,
+			STEAL_CHUNK_NS / 1000);
+
+	for (size_t c = 0; c < NWAKE; c++) {
+		const struct wake_case *wc = &wake_cases[c];
+
+		if (wr[c].na) {
+			add_na(wc->ns_name, "ns", wr[c].na);
+			add_na(wc->frac_name, "fraction", wr[c].na);
+			continue;
+		}
+		add(wc->ns_name, wr[c].ns, "ns");
+		if (wr[c].remote_wakes)
+			add(wc->frac_name, (double)wr[c].wake_calls / wr[c].remote_wakes,
+			    "fraction");
+		else
+			add_na(wc->frac_name, "fraction", "stats counted no remote wake");
+	}
+	if (why || thread_na) {
+		add_na("thread_wake_ns", "ns", why ? why : thread_na);
+		add_na("wake_ratio", "x", why ? why : thread_na);
+	} else {
+		const struct wake_result *dflt = NULL;
+
+		add("thread_wake_ns", thread_ns, "ns");
+		/* the default back-end under the default idle policy */
+		for (size_t c = 0; c < NWAKE; c++)
+			if (backends[wake_cases[c].be].id == auto_be && !wake_cases[c].idle_spin_ns)
+				dflt = &wr[c];
+		if (dflt && !dflt->na)
+			add("wake_ratio", dflt->ns / thread_ns, "x");
+		else
+			add_na("wake_ratio", "x", "the default back-end was not measured");
+	}
+	if (why) {
+		add_na("chan_ns", "ns", why);
+		add_na("steal_speedup", "x", why);
+		add_na("steal_count", "steals", why);
+		add_na("steal_1worker_ms", "ms", why);
+		add_na("steal_2workers_ms", "ms", why);
+	} else {
+		add("chan_ns", chan, "ns");
+		add("steal_speedup", steal_t[0] / steal_t[1], "x");
+		add("steal_count", (double)steals, "steals");
+		add("steal_1worker_ms", steal_t[0] / 1e6, "ms");
+		add("steal_2workers_ms", steal_t[1] / 1e6, "ms");
+	}
+}
+
 static void usage(void)
 {
 	fprintf(stderr, "usage: rf-bench [--json] [--quick] [--parked N]\n");
@@ -360,11 +962,14 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	double rf_sw = 1e30, boost_sw = 1e30, rf_main = 1e30, boost_main_sw = 1e30, yield = 1e30, sj = 1e30, nop = 1e30, epo = 0;
+	double rf_sw = 1e30, boost_sw = 1e30, rf_main = 1e30, boost_main_sw = 1e30;
+	double yield = 1e30, sj = 1e30, nop = 1e30, epo = 0;
+	/* .workers = 1: the default is one worker per CPU */
+	const struct rf_runtime_opts one = { .workers = 1 };
 	struct sched_bench b;
 	long parked = 100000;
 	char *stack1, *stack2, *stack3, *stack4, *end;
-	int json = 0, opt, ret;
+	int json = 0, width = 0, opt, ret;
 
 	while ((opt = getopt_long(argc, argv, "jqp:h", longopts, NULL)) != -1) {
 		switch (opt) {
@@ -400,19 +1005,19 @@ int main(int argc, char **argv)
 	for (int t = 0; t < TRIALS; t++) {
 		memset(&b, 0, sizeof(b));
 		b.n = 2000000 / scale;
-		if ((ret = run_sched(yield_main, &b, NULL)))
+		if ((ret = run_sched(yield_main, &b, &one)))
 			die("yield", ret);
 		yield = best(yield, b.result_ns);
 
 		memset(&b, 0, sizeof(b));
 		b.n = 1000000 / scale;
-		if ((ret = run_sched(spawn_join_main, &b, NULL)))
+		if ((ret = run_sched(spawn_join_main, &b, &one)))
 			die("spawn/join", ret);
 		sj = best(sj, b.result_ns);
 
 		memset(&b, 0, sizeof(b));
 		b.n = 640000 / scale;
-		if ((ret = run_sched(nop_main, &b, NULL)))
+		if ((ret = run_sched(nop_main, &b, &one)))
 			die("io_nop", ret);
 		if (b.result_ns < nop) {
 			nop = b.result_ns;
@@ -421,7 +1026,7 @@ int main(int argc, char **argv)
 	}
 	memset(&b, 0, sizeof(b));
 	b.n = parked;
-	if ((ret = run_sched(parked_main, &b, NULL)))
+	if ((ret = run_sched(parked_main, &b, &one)))
 		die("parked fibers", ret);
 
 	add("switch_ns", rf_sw, "ns");
@@ -435,15 +1040,44 @@ int main(int argc, char **argv)
 	add("parked_bytes", b.parked_bytes, "bytes");
 	add("io_nop_ns", nop, "ns");
 	add("io_enters_per_op", epo, "calls");
+	multicore();
 
+	for (int i = 0; i < nfigures; i++)
+		if ((int)strlen(figures[i].name) > width)
+			width = strlen(figures[i].name);
 	if (json) {
 		printf("{");
-		for (int i = 0; i < nfigures; i++)
-			printf("%s\"%s\": %.4g", i ? ", " : "", figures[i].name, figures[i].value);
+		for (int i = 0; i < nfigures; i++) {
+			printf("%s\"%s\": ", i ? ", " : "", figures[i].name);
+			if (figures[i].na)
+				printf("null");
+			else
+				printf("%.6g", figures[i].value);
+		}
 		printf("}\n");
+		/* the reasons stay visible without breaking the object: each once */
+		for (int i = 0; i < nfigures; i++) {
+			int seen = 0;
+
+			for (int j = 0; j < i && !seen; j++)
+				seen = figures[j].na == figures[i].na;
+			if (!figures[i].na || seen)
+				continue;
+			fprintf(stderr, "rf-bench: n/a (%s):", figures[i].na);
+			for (int j = i; j < nfigures; j++)
+				if (figures[j].na == figures[i].na)
+					fprintf(stderr, " %s", figures[j].name);
+			fprintf(stderr, "\n");
+		}
 	} else {
-		for (int i = 0; i < nfigures; i++)
-			printf("%-22s %10.6g %s\n", figures[i].name, figures[i].value, figures[i].unit);
+		for (int i = 0; i < nfigures; i++) {
+			if (figures[i].na)
+				printf("%-*s %10s (%s)\n", width, figures[i].name, "n/a",
+				       figures[i].na);
+			else
+				printf("%-*s %10.6g %s\n", width, figures[i].name,
+				       figures[i].value, figures[i].unit);
+		}
 	}
 	return 0;
 }

@@ -118,7 +118,10 @@ enum {
  * @workers:     how many workers (default: one per CPU in @cpus, or per CPU
  *               the process may run on); at most RF_MAX_WORKERS.
  * @cpus:        the CPU of each worker (worker i runs on @cpus[i % @ncpus]);
- *               NULL: the CPUs of the process's affinity mask, in order.
+ *               NULL: the CPUs of the process's affinity mask, in order,
+ *               except that fewer workers than those CPUs are not pinned
+ *               (the kernel places them: two one-worker processes must
+ *               not both land on the first CPU).
  * @ncpus:       entries in @cpus.
  * @wake_backend: RF_WAKE_*; one the kernel lacks makes rf_runtime_create()
  *               fail with -EOPNOTSUPP.

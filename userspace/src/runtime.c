@@ -245,6 +245,13 @@ RF_EXPORT int rf_runtime_create(struct rf_runtime **rtp, const struct rf_runtime
 	}
 	if (!o.workers)
 		o.workers = ncpus ? (ncpus > RF_MAX_WORKERS ? RF_MAX_WORKERS : ncpus) : 1;
+	else if (!o.cpus && o.workers < ncpus)
+		/*
+		 * Fewer workers than CPUs and no CPU named: pinning them to the
+		 * first CPUs would stack every such process on CPU 0.  Let the
+		 * kernel place them.
+		 */
+		o.flags |= RF_RT_NO_PIN;
 
 	rt = calloc(1, sizeof(*rt));
 	if (!rt) {
