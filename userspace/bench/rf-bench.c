@@ -352,8 +352,11 @@ static void *parked_main(void *arg)
 	after = rss_bytes();
 	if (!b->err)
 		b->parked_bytes = (double)(after - before) / b->n;
-	for (long i = 0; i < spawned; i++)
+	for (long i = 0; i < spawned; i++) {
 		rf_cancel(f[i]);
+		if (i % 1024 == 1023)
+			rf_yield();
+	}
 	for (long i = 0; i < spawned; i++)
 		rf_join(f[i], NULL, RF_NO_DEADLINE);
 	free(f);

@@ -499,8 +499,11 @@ RF_EXPORT int rf_yield(void)
 	if (!cur)
 		return -EPERM;
 	if (!wk->runq.head) {
-		if (!wk->inflight && !rf__load_relaxed(&wk->inbox))
-			return 0;	/* nothing else can become ready here */
+		if (!wk->inflight && !rf__load_relaxed(&wk->inbox)) {
+			/* nothing else can become ready here; still a yield for the watchdog */
+			rf__store_relaxed(&wk->run_seq, wk->run_seq + 1);
+			return 0;
+		}
 		wk->budget = 0;		/* let the loop reap and drain */
 	}
 	rf__set_state(cur, RF__READY);
