@@ -227,7 +227,6 @@ RF_EXPORT int rf_blocking(rf_fn fn, void *arg, void **result)
 	struct rf_runtime *rt;
 	struct rf__pool *p;
 	struct rf__job job;
-	int64_t saved_deadline;
 	int ret;
 
 	if (!cur)
@@ -250,16 +249,12 @@ RF_EXPORT int rf_blocking(rf_fn fn, void *arg, void **result)
 	/* Busy before the job is visible: the detector must see it first. */
 	__atomic_add_fetch(&rt->blocking_busy, 1, __ATOMIC_SEQ_CST);
 	/*
-	 * No deadline either, not even the one of the fiber's group, which
-	 * rf__wait_event_prepare() would arm: a timer that won would let us
-	 * return while the thread still uses the job.  The deadline shows
-	 * at the next blocking call instead.  Only the fiber itself reads
-	 * or writes its deadline, so lifting it for this call is safe.
+	 * No deadline either: rf__wait_event_prepare() does not cap a
+	 * nocancel wait with the group's deadline, whose timer would let us
+	 * return while the thread still uses the job.  The deadline shows at
+	 * the next blocking call instead.
 	 */
-	saved_deadline = cur->deadline;
-	cur->deadline = RF_NO_DEADLINE;
 	ret = rf__wait_event_prepare(wk, &job.w, RF_NO_DEADLINE);
-	cur->deadline = saved_deadline;
 	if (ret) {
 		__atomic_sub_fetch(&rt->blocking_busy, 1, __ATOMIC_SEQ_CST);
 		return ret;

@@ -23,7 +23,6 @@
 #include <string.h>
 
 #include "internal.h"
-#include "toolkit.h"
 
 struct rf_group {
 	struct rf_waitq q;		/* its lock guards the group; the creator waits */

@@ -504,6 +504,7 @@ void rf__wq_unlock(struct rf_waitq *q);
 struct rf__waiter *rf__wq_first(struct rf_waitq *q);
 void rf__wq_remove(struct rf_waitq *q, struct rf__waiter *wt);
 int rf__wq_park(struct rf_waitq *q, struct rf__waiter *wt, int64_t deadline);
+int rf__wq_park_nocancel(struct rf_waitq *q, struct rf__waiter *wt);
 bool rf__wq_claim(struct rf__waiter *wt);
 void rf__wq_deliver(struct rf__waiter *wt, int res);
 bool rf__wq_wake(struct rf__waiter *wt, int res);

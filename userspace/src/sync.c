@@ -24,7 +24,6 @@
 #include <string.h>
 
 #include "internal.h"
-#include "toolkit.h"
 
 /* The fiber running on this thread, or NULL. */
 static inline struct rf_fiber *rf__cur(void)
@@ -32,62 +31,6 @@ static inline struct rf_fiber *rf__cur(void)
 	struct rf__worker *wk = rf__tls_wk;
 
 	return wk ? wk->current : NULL;
-}
-
-/* ----------------------------------------------------- uncancellable park */
-
-/* The deadline timer or a cancellation won: leave the queue if still on it. */
-static void rf__nocancel_unlink(struct rf__wait *w)
-{
-	struct rf__waiter *wt = rf__container_of(w, struct rf__waiter, w);
-	struct rf_waitq *q = w->source;
-
-	rf__wq_lock(q);
-	if (wt->q == q)
-		rf__wq_remove(q, wt);
-	rf__wq_unlock(q);
-}
-
-/* rf__wq_park() with the wait's @nocancel set; see toolkit.h. */
-int rf__wq_park_nocancel(struct rf_waitq *q, struct rf__waiter *wt)
-{
-	struct rf__worker *wk = rf__tls_wk;
-	struct rf_fiber *cur = wk ? wk->current : NULL;
-	int64_t saved_deadline;
-	int ret;
-
-	if (!cur) {
-		rf__wq_unlock(q);
-		return -EPERM;
-	}
-	rf__wait_init(&wt->w, cur, RF__WAIT_EVENT);
-	wt->w.nocancel = true;
-	wt->w.unlink = rf__nocancel_unlink;
-	wt->w.source = q;
-	/*
-	 * Not even the deadline of the fiber's group ends this wait (as in
-	 * rf_blocking()): only the fiber itself reads or writes it, so lifting
-	 * it while the wait is armed is safe.
-	 */
-	saved_deadline = cur->deadline;
-	cur->deadline = RF_NO_DEADLINE;
-	ret = rf__wait_event_prepare(wk, &wt->w, RF_NO_DEADLINE);
-	cur->deadline = saved_deadline;
-	if (ret) {
-		rf__wq_unlock(q);
-		return ret;
-	}
-	wt->q = q;
-	wt->next = NULL;
-	wt->prev = q->tail;
-	if (q->tail)
-		((struct rf__waiter *)q->tail)->next = wt;
-	else
-		q->head = wt;
-	q->tail = wt;
-	q->len++;
-	rf__wq_unlock(q);
-	return rf__wait_event_finish(wk, &wt->w);
 }
 
 /* ------------------------------------------------------------------ mutex */

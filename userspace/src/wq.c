@@ -67,7 +67,8 @@ static void rf__wq_unlink(struct rf__wait *w)
 	rf__wq_unlock(q);
 }
 
-int rf__wq_park(struct rf_waitq *q, struct rf__waiter *wt, int64_t deadline)
+static int rf__wq_park_wait(struct rf_waitq *q, struct rf__waiter *wt, int64_t deadline,
+			    bool nocancel)
 {
 	struct rf__worker *wk = rf__tls_wk;
 	struct rf_fiber *cur = wk ? wk->current : NULL;
@@ -77,11 +78,13 @@ int rf__wq_park(struct rf_waitq *q, struct rf__waiter *wt, int64_t deadline)
 		rf__wq_unlock(q);
 		return -EPERM;
 	}
-	if (rf__load_relaxed(&cur->cancelled)) {
+	if (!nocancel && rf__load_relaxed(&cur->cancelled)) {
 		rf__wq_unlock(q);
 		return -ECANCELED;
 	}
 	rf__wait_init(&wt->w, cur, RF__WAIT_EVENT);
+	/* nocancel: neither rf_cancel() nor the group's deadline ends it */
+	wt->w.nocancel = nocancel;
 	wt->w.unlink = rf__wq_unlink;
 	wt->w.source = q;
 	ret = rf__wait_event_prepare(wk, &wt->w, deadline);
@@ -101,6 +104,21 @@ int rf__wq_park(struct rf_waitq *q, struct rf__waiter *wt, int64_t deadline)
 	rf__wq_unlock(q);
 	/* wk may be stale after this: the fiber can come back elsewhere */
 	return rf__wait_event_finish(wk, &wt->w);
+}
+
+int rf__wq_park(struct rf_waitq *q, struct rf__waiter *wt, int64_t deadline)
+{
+	return rf__wq_park_wait(q, wt, deadline, false);
+}
+
+/*
+ * For the waits that must end in a known state even in a cancelled fiber
+ * (rf_cond_wait() getting its mutex back, rf_group_wait() waiting for its
+ * fibers): no deadline, and rf_cancel() leaves it alone.
+ */
+int rf__wq_park_nocancel(struct rf_waitq *q, struct rf__waiter *wt)
+{
+	return rf__wq_park_wait(q, wt, RF_NO_DEADLINE, true);
 }
 
 bool rf__wq_claim(struct rf__waiter *wt)
