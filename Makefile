@@ -4,13 +4,15 @@
 #
 #   make            library (static + shared), examples, benchmarks, tests
 #   make check      every test (TAP, under prove), then the unit tests again
-#                   with ASan+UBSan, then the aarch64 tests under qemu-user
+#                   with ASan+UBSan and TSan, the aarch64 tests under
+#                   qemu-user, the module's style checks and its KUnit suite
+#   make module     module/rfwake.ko (KDIR=... for another kernel)
 #   make bench      rf-bench
 #   make demo       echo server + load client, then the benchmark table
 #   make V=1        show full commands
 #
-# The kernel module is built by Kbuild (see Kbuild and module/); this file
-# only hands `make module` to it once the module exists.
+# The kernel module is built by Kbuild (see Kbuild and module/Kbuild); this
+# file only hands `make module` to it.
 
 VERSION_MAJOR := 0
 VERSION_MINOR := 1
@@ -80,12 +82,13 @@ EXAMPLES := $(B)/examples/echo-server $(B)/examples/echo-client \
 	$(B)/examples/fibserver $(B)/examples/hogclient
 BENCH := $(B)/bench/rf-bench
 PROGRAM_LIBS := $(STATIC_LIB) $(URING_LIBS)
+MODULE_KO := module/rfwake.ko
 
 .PHONY: all lib check check-unit check-asan check-tsan check-aarch64 bench demo deps \
-	clean module install-deps
+	clean module module-clean module-check kunit install-deps
 .DEFAULT_GOAL := all
 
-all: deps lib $(EXAMPLES) $(BENCH) $(TEST_BINS) 
+all: deps lib $(EXAMPLES) $(BENCH) $(TEST_BINS)
 
 lib: $(STATIC_LIB) $(SHARED_LIB)
 
@@ -201,8 +204,8 @@ $(B)/aarch64/tests/%: tests/%.c tests/tap.h tests/helpers.h $(B)/aarch64/libring
 TEST_TIMEOUT ?= 300
 PROVE := prove --timer -e 'tools/run-test $(TEST_TIMEOUT)'
 
-check: all
-	$(Q)$(MAKE) check-unit check-asan check-tsan check-aarch64
+check: all module
+	$(Q)$(MAKE) check-unit check-asan check-tsan check-aarch64 module-check kunit
 
 check-unit: all
 	@echo "== tests ($(ARCH))"
@@ -228,9 +231,33 @@ bench: all
 demo: all
 	$(Q)tools/demo $(B)
 
-module:
-	@echo "module: rfwake is not written yet (issue 4); see module/README.md"
+# ------------------------------------------------------------- kernel module
+# KDIR: given, else the running kernel's build tree, else Debian's
+# linux-headers-amd64 (installed by tools/install-deps).
+KDIR ?= $(shell tools/kdir)
+MODULE_SRCS := $(filter-out %.mod.c,$(wildcard module/*.c module/*.h \
+	module/include/uapi/linux/*.h)) \
+	Kbuild module/Kbuild
 
-clean:
+module: $(MODULE_KO)
+
+$(MODULE_KO): $(MODULE_SRCS)
+	$(Q)test -n "$(KDIR)" || { echo "module: no kernel build tree (set KDIR)"; exit 1; }
+	$(Q)$(MAKE) -C $(KDIR) M=$(CURDIR) $(if $(V),V=$(V)) modules
+
+# checkpatch.pl --strict and kernel-doc on the module's sources.
+module-check:
+	@echo "== rfwake: checkpatch --strict, kernel-doc"
+	$(Q)RF_BUILD=$(B) prove --timer -e sh tools/module-check
+
+# The core's KUnit suite on UML, built from Debian's linux-source-6.1.
+kunit: deps
+	@echo "== rfwake: KUnit (UML)"
+	$(Q)RF_BUILD=$(B) tools/kunit
+
+module-clean:
+	$(Q)test -z "$(KDIR)" || $(MAKE) -C $(KDIR) M=$(CURDIR) clean
+
+clean: module-clean
 	$(quiet) CLEAN $(B)
 	$(Q)rm -rf $(B)

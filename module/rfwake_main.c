@@ -1,0 +1,600 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * rfwake - fast cross-thread wake-ups for ringfiber.
+ *
+ * /dev/rfwake is a misc device.  Each open file is a wake domain
+ * (rfwake_core.c): threads register as waiters and get small ids, and any
+ * holder of the file can wake them.  This file is the device's face: the
+ * ioctl ABI of <linux/rfwake.h>, the io_uring command that lets a thread
+ * parked in io_uring_enter() be woken by a thread with no ring, poll, the
+ * shared page of waiter states, and the counters in sysfs.
+ *
+ * Everything that comes from user space is copied once into kernel memory
+ * and checked there: reserved fields must be zero, unknown flags and
+ * commands are refused, ids are bounds-checked under speculation by the core.
+ */
+#include <linux/compat.h>
+#include <linux/fs.h>
+#include <linux/io_uring.h>
+#include <linux/io_uring_types.h>
+#include <linux/miscdevice.h>
+#include <linux/mm.h>
+#include <linux/module.h>
+#include <linux/poll.h>
+#include <linux/sched.h>
+#include <linux/sched/signal.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+#include <linux/workqueue.h>
+
+#include "rfwake_core.h"
+
+static ushort mode = 0600;
+module_param(mode, ushort, 0444);
+MODULE_PARM_DESC(mode, "permissions of /dev/rfwake (default 0600)");
+
+static uint max_waiters = RFWAKE_MAX_WAITERS;
+module_param(max_waiters, uint, 0444);
+MODULE_PARM_DESC(max_waiters, "waiters per domain, 1..1024 (default 1024)");
+
+/* Batches up to this size are copied to the stack instead of kmalloc'ed. */
+#define RFWAKE_BATCH_ONSTACK 8
+
+/* How often armed commands are checked for a submitter that went away. */
+#define RFWAKE_MONITOR_PERIOD HZ
+
+/**
+ * struct rfwake_file - an open /dev/rfwake: a domain and its shared page.
+ * @dom: the waiters.
+ * @page: the shared page (struct rfwake_shared), mapped by mmap().
+ * @file: the file, for the monitor (no reference: armed commands hold one).
+ * @narmed: io_uring commands armed and not yet completed; each holds a
+ *          reference to the file.
+ * @nmaps: mappings of the shared page; each holds a reference to the file.
+ * @monitor: completes the commands nobody can complete any more (see
+ *           rfwake_reap()); runs while commands are armed.
+ */
+struct rfwake_file {
+	struct rfwake_domain dom;
+	struct page *page;
+	struct file *file;
+	atomic_t narmed;
+	atomic_t nmaps;
+	struct delayed_work monitor;
+};
+
+/* The command's state lives in io_uring_cmd's pdu: no allocation per wait. */
+static struct rfwake_async *rfwake_cmd_async(struct io_uring_cmd *ioucmd)
+{
+	BUILD_BUG_ON(sizeof(struct rfwake_async) > sizeof(ioucmd->pdu));
+	return (struct rfwake_async *)ioucmd->pdu;
+}
+
+static struct io_uring_cmd *rfwake_async_cmd(struct rfwake_async *async)
+{
+	return (struct io_uring_cmd *)((u8 *)async -
+				       offsetof(struct io_uring_cmd, pdu));
+}
+
+/*
+ * Runs in the submitter's task (task work), where io_uring wants its
+ * completions posted.  It must not touch the rfwake_file: with a fixed
+ * file the domain may already be gone.
+ */
+static void rfwake_cmd_task_work(struct io_uring_cmd *ioucmd,
+				 unsigned int issue_flags)
+{
+	struct rfwake_async *async = rfwake_cmd_async(ioucmd);
+
+	io_uring_cmd_done(ioucmd, async->res, (ssize_t)async->payload,
+			  issue_flags);
+}
+
+/* rfwake_domain_ops.complete: a waker, an unregister or a close. */
+static void rfwake_cmd_complete(struct rfwake_async *async)
+{
+	struct io_uring_cmd *ioucmd = rfwake_async_cmd(async);
+	struct rfwake_file *rf = ioucmd->file->private_data;
+
+	atomic_dec(&rf->narmed);
+	/*
+	 * Completing in the submitter's task also wakes it when it sleeps
+	 * in io_uring_enter(), whichever thread called WAKE.
+	 */
+	io_uring_cmd_complete_in_task(ioucmd, rfwake_cmd_task_work);
+}
+
+static const struct rfwake_domain_ops rfwake_file_ops = {
+	.complete = rfwake_cmd_complete,
+};
+
+/*
+ * The submitter of a command is going away: it is exiting, or its process
+ * is (an SQPOLL thread waits for its commands before it exits, so only the
+ * group exit shows).  Its rings will not be read again.
+ */
+static bool rfwake_submitter_gone(const struct rfwake_async *async,
+				  void *unused)
+{
+	struct io_uring_cmd *ioucmd =
+		rfwake_async_cmd((struct rfwake_async *)async);
+	/* the request holds a reference to its task */
+	struct task_struct *task = cmd_to_io_kiocb(ioucmd)->task;
+
+	return (READ_ONCE(task->flags) & PF_EXITING) ||
+	       (READ_ONCE(task->signal->flags) & SIGNAL_GROUP_EXIT);
+}
+
+/*
+ * 6.1 cannot cancel a uring_cmd, and an armed command holds a reference to
+ * the file, so .release never runs while one is armed and the ring's own
+ * teardown waits for it.  Like ublk, the driver completes its commands
+ * itself (-ECANCELED) when nobody can complete them any more:
+ *  - their submitter is exiting (a process that exits cannot read its
+ *    rings; an SQPOLL thread waits for its commands before it exits);
+ *  - no descriptor is left: every reference to the file is held by an armed
+ *    command or a mapping of the shared page, so nobody can WAKE them.
+ * @closing: called from .flush, whose descriptor still holds a reference.
+ */
+static void rfwake_reap(struct rfwake_file *rf, bool closing)
+{
+	long others = atomic_read(&rf->narmed) + atomic_read(&rf->nmaps);
+
+	rfwake_cancel_armed_if(&rf->dom, -ECANCELED, rfwake_submitter_gone,
+			       NULL);
+	if (file_count(rf->file) <= others + closing)
+		rfwake_cancel_armed(&rf->dom, -ECANCELED);
+}
+
+static void rfwake_monitor(struct work_struct *work)
+{
+	struct rfwake_file *rf = container_of(to_delayed_work(work),
+					      struct rfwake_file, monitor);
+
+	rfwake_reap(rf, false);
+	if (atomic_read(&rf->narmed))
+		schedule_delayed_work(&rf->monitor, RFWAKE_MONITOR_PERIOD);
+}
+
+static int rfwake_open(struct inode *inode, struct file *file)
+{
+	struct rfwake_file *rf;
+	int ret;
+
+	rf = kvzalloc(sizeof(*rf), GFP_KERNEL_ACCOUNT);
+	if (!rf)
+		return -ENOMEM;
+	rf->page = alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO);
+	if (!rf->page) {
+		ret = -ENOMEM;
+		goto err_free_file;
+	}
+	ret = rfwake_domain_init(&rf->dom, max_waiters,
+				 page_address(rf->page), &rfwake_file_ops);
+	if (ret)
+		goto err_free_page;
+	rf->file = file;
+	atomic_set(&rf->narmed, 0);
+	atomic_set(&rf->nmaps, 0);
+	INIT_DELAYED_WORK(&rf->monitor, rfwake_monitor);
+	file->private_data = rf;
+	return stream_open(inode, file);
+
+err_free_page:
+	__free_page(rf->page);
+err_free_file:
+	kvfree(rf);
+	return ret;
+}
+
+static int rfwake_release(struct inode *inode, struct file *file)
+{
+	struct rfwake_file *rf = file->private_data;
+
+	cancel_delayed_work_sync(&rf->monitor);
+	/* Armed commands hold the file: none can be left, but be sure. */
+	rfwake_domain_destroy(&rf->dom);
+	/* A mapping holds its own reference to the page. */
+	__free_page(rf->page);
+	kvfree(rf);
+	return 0;
+}
+
+/*
+ * Called at every close() of a descriptor of the file, and for each one
+ * when a process exits: the moment to reap at once rather than at the
+ * monitor's next round.
+ */
+static int rfwake_flush(struct file *file, fl_owner_t id)
+{
+	struct rfwake_file *rf = file->private_data;
+
+	if (atomic_read(&rf->narmed))
+		rfwake_reap(rf, true);
+	return 0;
+}
+
+static int rfwake_ioc_info(struct rfwake_file *rf, void __user *uarg)
+{
+	struct rfwake_info info;
+
+	memset(&info, 0, sizeof(info));
+	info.abi_version = RFWAKE_ABI_VERSION;
+	info.max_waiters = rf->dom.max_waiters;
+	info.nwaiters = rfwake_nwaiters(&rf->dom);
+	info.features = RFWAKE_FEAT_POLL | RFWAKE_FEAT_MMAP;
+	if (IS_ENABLED(CONFIG_IO_URING))
+		info.features |= RFWAKE_FEAT_URING_CMD;
+	return copy_to_user(uarg, &info, sizeof(info)) ? -EFAULT : 0;
+}
+
+static int rfwake_ioc_register(struct rfwake_file *rf, void __user *uarg)
+{
+	struct rfwake_register reg;
+	u32 id;
+	int ret;
+
+	if (copy_from_user(&reg, uarg, sizeof(reg)))
+		return -EFAULT;
+	ret = rfwake_register(&rf->dom, reg.flags, &id);
+	if (ret)
+		return ret;
+	memset(&reg, 0, sizeof(reg));
+	reg.id = id;
+	if (copy_to_user(uarg, &reg, sizeof(reg))) {
+		/* the caller cannot learn the id: do not leak it */
+		rfwake_unregister(&rf->dom, id);
+		return -EFAULT;
+	}
+	return 0;
+}
+
+static int rfwake_ioc_unregister(struct rfwake_file *rf, void __user *uarg)
+{
+	struct rfwake_unregister unreg;
+
+	if (copy_from_user(&unreg, uarg, sizeof(unreg)))
+		return -EFAULT;
+	if (unreg.flags)
+		return -EINVAL;
+	return rfwake_unregister(&rf->dom, unreg.id);
+}
+
+/* A user deadline in ns; values beyond KTIME_MAX mean "never". */
+static ktime_t rfwake_deadline(u64 deadline_ns)
+{
+	return deadline_ns > KTIME_MAX ? KTIME_MAX : ns_to_ktime(deadline_ns);
+}
+
+static int rfwake_ioc_wait(struct rfwake_file *rf, void __user *uarg)
+{
+	struct rfwake_wait in, out;
+	u64 payload;
+	u32 count;
+	int ret;
+
+	if (copy_from_user(&in, uarg, sizeof(in)))
+		return -EFAULT;
+	if (in.__reserved)
+		return -EINVAL;
+	ret = rfwake_wait(&rf->dom, in.id, in.flags,
+			  rfwake_deadline(in.deadline_ns), &payload, &count);
+	if (ret)
+		return ret;
+	memset(&out, 0, sizeof(out));
+	out.id = in.id;
+	out.flags = in.flags;
+	out.deadline_ns = in.deadline_ns;
+	out.payload = payload;
+	out.count = count;
+	return copy_to_user(uarg, &out, sizeof(out)) ? -EFAULT : 0;
+}
+
+static int rfwake_ioc_wake(struct rfwake_file *rf, void __user *uarg)
+{
+	struct rfwake_target target;
+
+	if (copy_from_user(&target, uarg, sizeof(target)))
+		return -EFAULT;
+	if (target.__reserved)
+		return -EINVAL;
+	return rfwake_wake(&rf->dom, target.id, target.payload, false);
+}
+
+static int rfwake_ioc_wake_batch(struct rfwake_file *rf, void __user *uarg)
+{
+	struct rfwake_target onstack[RFWAKE_BATCH_ONSTACK];
+	struct rfwake_wake_batch batch;
+	struct rfwake_target *targets;
+	void __user *utargets;
+	size_t size;
+	int ret;
+
+	if (copy_from_user(&batch, uarg, sizeof(batch)))
+		return -EFAULT;
+	if (batch.flags || batch.__reserved || batch.count == 0 ||
+	    batch.count > RFWAKE_MAX_BATCH)
+		return -EINVAL;
+	/* count <= RFWAKE_MAX_BATCH: the product cannot overflow */
+	size = (size_t)batch.count * sizeof(*targets);
+	utargets = u64_to_user_ptr(batch.targets);
+	if (batch.count <= RFWAKE_BATCH_ONSTACK) {
+		targets = onstack;
+		if (copy_from_user(targets, utargets, size))
+			return -EFAULT;
+	} else {
+		targets = memdup_user(utargets, size);
+		if (IS_ERR(targets))
+			return PTR_ERR(targets);
+	}
+	ret = rfwake_wake_batch(&rf->dom, targets, batch.count);
+	if (targets != onstack)
+		kfree(targets);
+	if (ret < 0)
+		return ret;
+	/* the wakes are delivered whether or not @woken can be written */
+	batch.woken = ret;
+	if (put_user(batch.woken, (u32 __user *)(uarg +
+			offsetof(struct rfwake_wake_batch, woken))))
+		return -EFAULT;
+	return ret;
+}
+
+static int rfwake_ioc_swap(struct rfwake_file *rf, void __user *uarg)
+{
+	struct rfwake_swap in, out;
+	u64 payload;
+	u32 count;
+	int ret;
+
+	if (copy_from_user(&in, uarg, sizeof(in)))
+		return -EFAULT;
+	ret = rfwake_swap(&rf->dom, in.wake_id, in.wake_payload, in.wait_id,
+			  in.flags, rfwake_deadline(in.deadline_ns), &payload,
+			  &count);
+	if (ret)
+		return ret;
+	memset(&out, 0, sizeof(out));
+	out.wake_id = in.wake_id;
+	out.wait_id = in.wait_id;
+	out.wake_payload = in.wake_payload;
+	out.deadline_ns = in.deadline_ns;
+	out.flags = in.flags;
+	out.count = count;
+	out.payload = payload;
+	return copy_to_user(uarg, &out, sizeof(out)) ? -EFAULT : 0;
+}
+
+static long rfwake_ioctl(struct file *file, unsigned int cmd,
+			 unsigned long arg)
+{
+	struct rfwake_file *rf = file->private_data;
+	void __user *uarg = (void __user *)arg;
+
+	switch (cmd) {
+	case RFWAKE_IOC_INFO:
+		return rfwake_ioc_info(rf, uarg);
+	case RFWAKE_IOC_REGISTER:
+		return rfwake_ioc_register(rf, uarg);
+	case RFWAKE_IOC_UNREGISTER:
+		return rfwake_ioc_unregister(rf, uarg);
+	case RFWAKE_IOC_WAIT:
+		return rfwake_ioc_wait(rf, uarg);
+	case RFWAKE_IOC_WAKE:
+		return rfwake_ioc_wake(rf, uarg);
+	case RFWAKE_IOC_WAKE_BATCH:
+		return rfwake_ioc_wake_batch(rf, uarg);
+	case RFWAKE_IOC_SWAP:
+		return rfwake_ioc_swap(rf, uarg);
+	default:
+		return -ENOTTY;
+	}
+}
+
+/*
+ * IORING_OP_URING_CMD: RFWAKE_URING_CMD_WAIT arms a wait that completes
+ * with a CQE when the waiter is woken.  Errors found at issue are returned
+ * directly (io_uring posts them); a completion found at issue (a pending
+ * wake) is posted with io_uring_cmd_done() as ublk does.
+ */
+static int rfwake_uring_cmd(struct io_uring_cmd *ioucmd,
+			    unsigned int issue_flags)
+{
+	const struct rfwake_uring_wait *sqe_cmd = ioucmd->cmd;
+	struct rfwake_async *async = rfwake_cmd_async(ioucmd);
+	struct rfwake_file *rf = ioucmd->file->private_data;
+	u32 id, flags;
+	u64 reserved;
+	int ret;
+
+	if (ioucmd->cmd_op != RFWAKE_URING_CMD_WAIT)
+		return -ENOTTY;
+	/* The SQE is shared with user space: read each field once. */
+	id = READ_ONCE(sqe_cmd->id);
+	flags = READ_ONCE(sqe_cmd->flags);
+	reserved = READ_ONCE(sqe_cmd->__reserved);
+	if (reserved || flags & ~RFWAKE_URING_COUNT_ONLY)
+		return -EINVAL;
+	/* The payload needs the second half of a 32-byte CQE. */
+	if (!(issue_flags & IO_URING_F_CQE32) &&
+	    !(flags & RFWAKE_URING_COUNT_ONLY))
+		return -EINVAL;
+
+	memset(async, 0, sizeof(*async));
+	async->owner = current->tgid;	/* for tests and debugging */
+	atomic_inc(&rf->narmed);
+	ret = rfwake_arm(&rf->dom, id, async);
+	if (ret == 0) {
+		/* a no-op while the monitor is queued */
+		schedule_delayed_work(&rf->monitor, RFWAKE_MONITOR_PERIOD);
+		return -EIOCBQUEUED;
+	}
+	atomic_dec(&rf->narmed);
+	if (ret < 0)
+		return ret;
+	io_uring_cmd_done(ioucmd, async->res, (ssize_t)async->payload,
+			  issue_flags);
+	return -EIOCBQUEUED;
+}
+
+static __poll_t rfwake_poll(struct file *file, poll_table *wait)
+{
+	struct rfwake_file *rf = file->private_data;
+
+	poll_wait(file, &rf->dom.poll_wq, wait);
+	return rfwake_any_pending(&rf->dom) ? EPOLLIN | EPOLLRDNORM : 0;
+}
+
+/* Mappings hold file references: count them for rfwake_reap(). */
+static void rfwake_vm_open(struct vm_area_struct *vma)
+{
+	struct rfwake_file *rf = vma->vm_private_data;
+
+	atomic_inc(&rf->nmaps);
+}
+
+static void rfwake_vm_close(struct vm_area_struct *vma)
+{
+	struct rfwake_file *rf = vma->vm_private_data;
+
+	atomic_dec(&rf->nmaps);
+}
+
+static const struct vm_operations_struct rfwake_vm_ops = {
+	.open = rfwake_vm_open,
+	.close = rfwake_vm_close,
+};
+
+/* One shared page at offset 0; shared, so the waiter states are live. */
+static int rfwake_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	struct rfwake_file *rf = file->private_data;
+	int ret;
+
+	if (vma->vm_pgoff != 0 || vma->vm_end - vma->vm_start != PAGE_SIZE ||
+	    !(vma->vm_flags & VM_SHARED))
+		return -EINVAL;
+	/* 6.3 and later: vm_flags_set() (Documentation/rfwake.md, porting) */
+	vma->vm_flags |= VM_DONTEXPAND | VM_DONTDUMP;
+	ret = vm_insert_page(vma, vma->vm_start, rf->page);
+	if (ret)
+		return ret;
+	/* ->open is not called for the first mapping, only for copies */
+	vma->vm_ops = &rfwake_vm_ops;
+	vma->vm_private_data = rf;
+	atomic_inc(&rf->nmaps);
+	return 0;
+}
+
+static const struct file_operations rfwake_fops = {
+	.owner = THIS_MODULE,
+	.open = rfwake_open,
+	.release = rfwake_release,
+	.flush = rfwake_flush,
+	.unlocked_ioctl = rfwake_ioctl,
+	.compat_ioctl = compat_ptr_ioctl,
+	.uring_cmd = rfwake_uring_cmd,
+	.poll = rfwake_poll,
+	.mmap = rfwake_mmap,
+	.llseek = no_llseek,
+};
+
+/* The counters in /sys/class/misc/rfwake/, one number per file. */
+#define RFWAKE_STAT_FIELD(field) { #field, offsetof(struct rfwake_stats, field) }
+
+static const struct {
+	const char *name;
+	size_t offset;
+} rfwake_stat_fields[] = {
+	RFWAKE_STAT_FIELD(wakes),
+	RFWAKE_STAT_FIELD(wakes_pended),
+	RFWAKE_STAT_FIELD(waits),
+	RFWAKE_STAT_FIELD(waits_slept),
+	RFWAKE_STAT_FIELD(swaps),
+	RFWAKE_STAT_FIELD(timeouts),
+	RFWAKE_STAT_FIELD(interrupted),
+	RFWAKE_STAT_FIELD(cmds_armed),
+	RFWAKE_STAT_FIELD(cmds_completed),
+	RFWAKE_STAT_FIELD(cmds_canceled),
+};
+
+static ssize_t rfwake_stat_show(struct device *dev,
+				struct device_attribute *attr, char *buf)
+{
+	struct rfwake_stats s;
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(rfwake_stat_fields); i++) {
+		if (strcmp(attr->attr.name, rfwake_stat_fields[i].name))
+			continue;
+		rfwake_stats_read(&s);
+		return sysfs_emit(buf, "%llu\n",
+				  *(u64 *)((u8 *)&s + rfwake_stat_fields[i].offset));
+	}
+	return -EINVAL;
+}
+
+#define RFWAKE_STAT_ATTR(field) \
+	static struct device_attribute dev_attr_##field = \
+		__ATTR(field, 0444, rfwake_stat_show, NULL)
+
+RFWAKE_STAT_ATTR(wakes);
+RFWAKE_STAT_ATTR(wakes_pended);
+RFWAKE_STAT_ATTR(waits);
+RFWAKE_STAT_ATTR(waits_slept);
+RFWAKE_STAT_ATTR(swaps);
+RFWAKE_STAT_ATTR(timeouts);
+RFWAKE_STAT_ATTR(interrupted);
+RFWAKE_STAT_ATTR(cmds_armed);
+RFWAKE_STAT_ATTR(cmds_completed);
+RFWAKE_STAT_ATTR(cmds_canceled);
+
+static struct attribute *rfwake_attrs[] = {
+	&dev_attr_wakes.attr,
+	&dev_attr_wakes_pended.attr,
+	&dev_attr_waits.attr,
+	&dev_attr_waits_slept.attr,
+	&dev_attr_swaps.attr,
+	&dev_attr_timeouts.attr,
+	&dev_attr_interrupted.attr,
+	&dev_attr_cmds_armed.attr,
+	&dev_attr_cmds_completed.attr,
+	&dev_attr_cmds_canceled.attr,
+	NULL,
+};
+ATTRIBUTE_GROUPS(rfwake);
+
+static struct miscdevice rfwake_misc = {
+	.minor = MISC_DYNAMIC_MINOR,
+	.name = RFWAKE_DEVICE_NAME,
+	.fops = &rfwake_fops,
+	.groups = rfwake_groups,
+};
+
+static int __init rfwake_init(void)
+{
+	if (mode & ~0666) {
+		pr_err("rfwake: mode %#o: only read/write bits are allowed\n",
+		       mode);
+		return -EINVAL;
+	}
+	if (max_waiters == 0 || max_waiters > RFWAKE_MAX_WAITERS) {
+		pr_err("rfwake: max_waiters %u is not in 1..%u\n",
+		       max_waiters, RFWAKE_MAX_WAITERS);
+		return -EINVAL;
+	}
+	rfwake_misc.mode = mode;
+	return misc_register(&rfwake_misc);
+}
+
+static void __exit rfwake_exit(void)
+{
+	misc_deregister(&rfwake_misc);
+}
+
+module_init(rfwake_init);
+module_exit(rfwake_exit);
+
+MODULE_DESCRIPTION("rfwake: fast cross-thread wake-ups for the ringfiber runtime");
+MODULE_AUTHOR("ringfiber");
+MODULE_LICENSE("GPL");
