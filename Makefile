@@ -38,7 +38,8 @@ ARCH := $(shell $(CC) -dumpmachine | cut -d- -f1)
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	-Wno-unused-parameter -Wpointer-arith -Wformat=2
 CFLAGS ?= -O2 -g
-BASE_CFLAGS := -std=gnu11 $(WARN) -D_GNU_SOURCE -Iuserspace/include -Iuserspace/src
+BASE_CFLAGS := -std=gnu11 $(WARN) -D_GNU_SOURCE -Iuserspace/include -Iuserspace/src \
+	-Imodule/include/uapi
 NATIVE_CFLAGS := $(BASE_CFLAGS) -Iuserspace/src/arch/$(ARCH)
 A64_CFLAGS := $(BASE_CFLAGS) -Iuserspace/src/arch/aarch64
 LIB_CFLAGS := -fPIC -fvisibility=hidden
@@ -49,7 +50,8 @@ LIB_SRCS := userspace/src/runtime.c userspace/src/sched.c userspace/src/steal.c 
 	userspace/src/acceptor.c userspace/src/wq.c userspace/src/sync.c \
 	userspace/src/chan.c userspace/src/group.c userspace/src/blocking.c \
 	userspace/src/fls.c userspace/src/wake/msg_ring.c \
-	userspace/src/wake/eventfd.c userspace/src/wake/futex.c
+	userspace/src/wake/eventfd.c userspace/src/wake/futex.c \
+	userspace/src/wake/rfwake.c
 ARCH_SRCS = userspace/src/arch/$(1)/switch.S
 
 # --------------------------------------------------------------- native build
@@ -83,6 +85,7 @@ EXAMPLES := $(B)/examples/echo-server $(B)/examples/echo-client \
 BENCH := $(B)/bench/rf-bench
 PROGRAM_LIBS := $(STATIC_LIB) $(URING_LIBS)
 MODULE_KO := module/rfwake.ko
+UAPI_H := module/include/uapi/linux/rfwake.h
 
 .PHONY: all lib check check-unit check-asan check-tsan check-aarch64 bench demo deps \
 	clean module module-clean module-check kunit install-deps
@@ -96,7 +99,7 @@ lib: $(STATIC_LIB) $(SHARED_LIB)
 deps:
 	$(Q)tools/install-deps
 
-$(B)/obj/%.c.o: userspace/src/%.c userspace/include/ringfiber.h $(wildcard userspace/src/*.h)
+$(B)/obj/%.c.o: userspace/src/%.c userspace/include/ringfiber.h $(wildcard userspace/src/*.h) $(UAPI_H)
 	@mkdir -p $(dir $@)
 	$(quiet) CC $@
 	$(Q)$(CC) $(NATIVE_CFLAGS) $(LIB_CFLAGS) $(CFLAGS) -c -o $@ $<
@@ -140,7 +143,7 @@ $(BENCH): userspace/bench/rf-bench.c $(STATIC_LIB)
 	$(Q)$(CC) $(NATIVE_CFLAGS) $(CFLAGS) -o $@ $< $(PROGRAM_LIBS) -lboost_context -lpthread
 
 # ------------------------------------------------------- ASan + UBSan build
-$(B)/asan/obj/%.c.o: userspace/src/%.c userspace/include/ringfiber.h $(wildcard userspace/src/*.h)
+$(B)/asan/obj/%.c.o: userspace/src/%.c userspace/include/ringfiber.h $(wildcard userspace/src/*.h) $(UAPI_H)
 	@mkdir -p $(dir $@)
 	$(quiet) CC $@
 	$(Q)$(CC) $(NATIVE_CFLAGS) $(LIB_CFLAGS) $(CFLAGS) $(ASAN_FLAGS) -c -o $@ $<
@@ -160,7 +163,7 @@ $(B)/asan/tests/%: tests/%.c tests/tap.h tests/helpers.h $(ASAN_LIB)
 	$(Q)$(CC) $(NATIVE_CFLAGS) $(CFLAGS) $(ASAN_FLAGS) -o $@ $< $(ASAN_LIB) $(URING_LIBS) -lpthread
 
 # ------------------------------------------------------ ThreadSanitizer build
-$(B)/tsan/obj/%.c.o: userspace/src/%.c userspace/include/ringfiber.h $(wildcard userspace/src/*.h)
+$(B)/tsan/obj/%.c.o: userspace/src/%.c userspace/include/ringfiber.h $(wildcard userspace/src/*.h) $(UAPI_H)
 	@mkdir -p $(dir $@)
 	$(quiet) CC $@
 	$(Q)$(CC) $(NATIVE_CFLAGS) $(LIB_CFLAGS) $(CFLAGS) $(TSAN_FLAGS) -c -o $@ $<
@@ -180,7 +183,7 @@ $(B)/tsan/tests/%: tests/%.c tests/tap.h tests/helpers.h $(TSAN_LIB)
 	$(Q)$(CC) $(NATIVE_CFLAGS) $(CFLAGS) $(TSAN_FLAGS) -o $@ $< $(TSAN_LIB) $(URING_LIBS) -lpthread
 
 # ------------------------------------------------ aarch64 cross build
-$(B)/aarch64/obj/%.c.o: userspace/src/%.c userspace/include/ringfiber.h $(wildcard userspace/src/*.h)
+$(B)/aarch64/obj/%.c.o: userspace/src/%.c userspace/include/ringfiber.h $(wildcard userspace/src/*.h) $(UAPI_H)
 	@mkdir -p $(dir $@)
 	$(quiet) CC-A64 $@
 	$(Q)$(AARCH64_CC) $(A64_CFLAGS) $(LIB_CFLAGS) $(CFLAGS) -c -o $@ $<

@@ -25,16 +25,25 @@
  * CPUs 0 and 1 (n/a otherwise) and run two workers pinned there:
  *   wake_<be>_ns     cross-worker wake-up, one direction (round trip / 2) of
  *                    an rf_sem ping-pong between two fibers pinned to workers
- *                    0 and 1; <be> is the back-end: msgring, eventfd, futex;
+ *                    0 and 1; <be> is the back-end: msgring, eventfd, futex,
+ *                    rfwake (the module's /dev/rfwake, n/a without it);
  *                    idle workers spin first (the default idle_spin_ns)
  *   wake_<be>_nospin_ns  the same with idle_spin_ns = -1 (sleep at once)
  *   wake_<be>[_nospin]_syscall_frac  of those remote wakes, the fraction
  *                    that had to wake a sleeping worker with a system call
  *                    (stats wake_calls / remote_wakes, over every trial)
+ *   wake_<be>_pool_ns  a thread with no ring (an rf_blocking() pool thread
+ *                    pinned to CPU 1) wakes a fiber on a sleeping worker
+ *                    (CPU 0, no spin) with rf_sem_release; the fiber answers
+ *                    through a futex: round trip / 2.  The answer costs the
+ *                    same for every back-end: the differences are the kick
+ *                    from outside the runtime (msgring: a borrowed ring
+ *                    under a mutex; rfwake: one ioctl)
  *   thread_wake_ns   the same ping-pong between two pthreads pinned to CPUs
  *                    0 and 1, each sleeping on its own futex (the peer)
  *   wake_ratio       default back-end's wake_<be>_ns / thread_wake_ns
- *                    (target <= 0.5)
+ *                    (target <= 0.5); the default is what RF_WAKE_AUTO picks
+ *                    here (rfwake where /dev/rfwake works)
  *   chan_ns          per message through an rf_chan of capacity 64, from a
  *                    producer fiber on worker 0 to a consumer on worker 1
  *   steal_speedup    time for 64 CPU-bound fibers (50 us chunks between
@@ -44,10 +53,31 @@
  *   steal_count      fibers stolen (stats.steals) in that two-worker run
  *   steal_1worker_ms, steal_2workers_ms  the two times (500 ms of work, 50
  *                    with --quick: more on one worker means a shared CPU)
+ * Thread hand-off: two OS threads ping-pong, each waking the other and going
+ * to sleep in one step, both pinned to CPU 0 (_samecpu: the hand-off is a
+ * context switch) or to CPUs 0 and 1 (_crosscpu: a wake-up of another CPU).
+ * One direction (round trip / 2) each:
+ *   handoff_futex_<pin>_ns   FUTEX_WAKE the peer, FUTEX_WAIT on our word (the
+ *                    wait is skipped when the answer came first, as in
+ *                    thread_wake_ns)
+ *   handoff_rfwake_swap_<pin>_ns   one RFWAKE_IOC_SWAP (wake the peer, wait on
+ *                    ourselves) with the scheduler's sync-wake hint
+ *   handoff_rfwake_nosync_<pin>_ns the same with RFWAKE_SWAP_NOSYNC
+ *   handoff_swap_vs_futex_<pin>    swap / futex (< 1: SWAP is faster)
+ *   handoff_sync_vs_nosync_<pin>   swap / nosync (< 1: the hint helps)
+ * The rfwake figures need /dev/rfwake (the module loaded, the device open to
+ * this user: Documentation/rfwake.md); they are n/a, with the reason,
+ * otherwise.  Under emulation (qemu TCG) absolute times mean little: compare
+ * the ratios, which come from the same run.
+ *
+ * RF_WAKE_BACKEND is ignored (unset, with a note): every back-end is
+ * measured by name.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <linux/futex.h>
+#include <linux/rfwake.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdbool.h>
@@ -55,6 +85,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -82,7 +113,7 @@ struct figure {
 	const char *na;		/* why there is no value, or NULL */
 };
 
-static struct figure figures[48];
+static struct figure figures[64];
 static int nfigures;
 static long scale = 1;	/* --quick divides iteration counts */
 
@@ -593,10 +624,14 @@ static void *thread_side_b(void *arg)
 	return NULL;
 }
 
-/* Returns 0 or a negative errno (the threads could not be made or pinned). */
-static int thread_pingpong(struct thread_bench *b)
+/*
+ * Runs @side_a and @side_b on two threads pinned to @cpus[0] and @cpus[1].
+ * Returns 0 or a negative errno (the threads could not be made or pinned).
+ */
+static int thread_pair(void *(*side_a)(void *), void *(*side_b)(void *), void *arg,
+		       const int cpus[2])
 {
-	void *(*side[2])(void *) = { thread_side_a, thread_side_b };
+	void *(*side[2])(void *) = { side_a, side_b };
 	pthread_t th[2];
 	int ret = 0, started = 0;
 
@@ -605,23 +640,104 @@ static int thread_pingpong(struct thread_bench *b)
 		cpu_set_t set;
 
 		CPU_ZERO(&set);
-		CPU_SET(cpus01[i], &set);
+		CPU_SET(cpus[i], &set);
 		if ((ret = pthread_attr_init(&attr)))
 			break;
 		ret = pthread_attr_setaffinity_np(&attr, sizeof(set), &set);
 		if (!ret)
-			ret = pthread_create(&th[i], &attr, side[i], b);
+			ret = pthread_create(&th[i], &attr, side[i], arg);
 		pthread_attr_destroy(&attr);
 		if (!ret)
 			started++;
 	}
 	if (ret && started) {
 		/* side a alone would wait forever: play side b's part here */
-		thread_side_b(b);
+		side_b(arg);
 	}
 	for (int i = 0; i < started; i++)
 		pthread_join(th[i], NULL);
 	return -ret;
+}
+
+static int thread_pingpong(struct thread_bench *b)
+{
+	return thread_pair(thread_side_a, thread_side_b, b, cpus01);
+}
+
+/* ---- wake_<be>_pool_ns: a thread with no ring wakes a sleeping worker */
+/*
+ * An rf_blocking() pool thread (pinned to CPU 1: no ring of its own, as any
+ * application thread) releases an rf_sem a fiber waits on, on the one worker
+ * (CPU 0, never spinning, so each release wakes it through the back-end);
+ * the fiber answers through a futex (thread_post), the same for every
+ * back-end.  The pool job keeps the run from looking deadlocked.
+ */
+struct pool_bench {
+	long n;				/* timed round trips */
+	struct rf_sem ping;		/* pool thread -> fiber */
+	struct {
+		uint32_t word;
+	} __attribute__((aligned(64))) pong;	/* fiber -> pool thread */
+	double ns;			/* one direction */
+	int err;
+};
+
+static void *pool_side_fiber(void *arg)
+{
+	struct pool_bench *b = arg;
+
+	for (long i = 0; i < WAKE_WARMUP + b->n; i++) {
+		int err = rf_sem_acquire(&b->ping, RF_NO_DEADLINE);
+
+		if (err && !b->err)
+			b->err = err;
+		/* answer even after a failure: the thread must not wait forever */
+		thread_post(&b->pong.word);
+	}
+	return NULL;
+}
+
+static void *pool_side_thread(void *arg)
+{
+	struct pool_bench *b = arg;
+	cpu_set_t set, old;
+	bool restore = pthread_getaffinity_np(pthread_self(), sizeof(old), &old) == 0;
+	double t0 = 0;
+	int err;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpus01[1], &set);
+	err = pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+	for (long i = 0; i < WAKE_WARMUP + b->n; i++) {
+		if (i == WAKE_WARMUP)
+			t0 = now_ns();
+		rf_sem_release(&b->ping);
+		thread_take(&b->pong.word);
+	}
+	b->ns = (now_ns() - t0) / (2.0 * b->n);
+	if (err && !b->err)
+		b->err = -err;
+	/* the pool thread goes back to the pool as it came */
+	if (restore)
+		pthread_setaffinity_np(pthread_self(), sizeof(old), &old);
+	return NULL;
+}
+
+static void *pool_main(void *arg)
+{
+	struct pool_bench *b = arg;
+	struct rf_spawn_attr attr = { .name = "pool-pong", .pinned = 1 };
+	struct rf_fiber *f;
+	int err;
+
+	if ((b->err = rf_spawn(&f, pool_side_fiber, b, &attr)))
+		return NULL;
+	if ((err = rf_blocking(pool_side_thread, b, NULL))) {
+		b->err = err;
+		rf_cancel(f);
+	}
+	rf_join(f, NULL, RF_NO_DEADLINE);
+	return NULL;
 }
 
 /* ---- chan_ns: rf_chan from worker 0 to worker 1 */
@@ -761,8 +877,271 @@ static void *steal_main(void *arg)
 	return NULL;
 }
 
+/* ---- rfwake: the device the rfwake figures need */
+static char rfwake_why_buf[160];
+
+/* Why /dev/rfwake cannot be used here, or NULL when it can. */
+static const char *rfwake_why(void)
+{
+	struct rfwake_info info = { .abi_version = 0 };
+	const char *why = NULL;
+	int fd = open("/dev/" RFWAKE_DEVICE_NAME, O_RDWR | O_CLOEXEC);
+
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return "no /dev/rfwake: the rfwake module is not loaded";
+		snprintf(rfwake_why_buf, sizeof(rfwake_why_buf), "/dev/rfwake: %s",
+			 strerror(errno));
+		return rfwake_why_buf;
+	}
+	if (ioctl(fd, RFWAKE_IOC_INFO, &info) < 0) {
+		snprintf(rfwake_why_buf, sizeof(rfwake_why_buf), "RFWAKE_IOC_INFO: %s",
+			 strerror(errno));
+		why = rfwake_why_buf;
+	} else if (info.abi_version != RFWAKE_ABI_VERSION) {
+		snprintf(rfwake_why_buf, sizeof(rfwake_why_buf),
+			 "/dev/rfwake speaks ABI %u, rf-bench %d", info.abi_version,
+			 RFWAKE_ABI_VERSION);
+		why = rfwake_why_buf;
+	}
+	close(fd);
+	return why;
+}
+
+/* ---- handoff_*: one OS thread handing the CPU to another */
+/*
+ * Side a wakes b and waits; b, woken, wakes a and waits; and so on.  With
+ * rfwake each step is one RFWAKE_IOC_SWAP; with futexes it is thread_post()
+ * (FUTEX_WAKE) then thread_take() (FUTEX_WAIT), the peer of thread_wake_ns.
+ * No wait has a deadline, as no futex wait has one: a deadline arms an
+ * hrtimer for every wait, which is not what is being compared.  A side that
+ * fails unregisters both waiters instead, so the other's wait ends with
+ * -EIDRM rather than never.  Each wait must return exactly one wake
+ * (count 1): anything else is a lost or duplicated hand-off (-EPROTO).
+ */
+
+enum { HO_FUTEX, HO_SWAP, HO_NOSYNC, NHO };
+enum { PIN_SAME, PIN_CROSS, NPIN };
+
+struct swap_bench {
+	int fd;				/* the rfwake domain */
+	uint32_t id[2];			/* the waiters of sides a and b */
+	uint32_t flags;			/* 0 or RFWAKE_SWAP_NOSYNC */
+	long n;				/* timed round trips */
+	double ns;			/* one direction */
+	int err;			/* the first failure */
+};
+
+/* An rfwake ioctl, restarted on a signal: >= 0 or a negative errno. */
+static int rfwake_ioctl(int fd, unsigned long req, void *arg)
+{
+	int ret;
+
+	do
+		ret = ioctl(fd, req, arg);
+	while (ret < 0 && errno == EINTR);
+	return ret < 0 ? -errno : ret;
+}
+
+static void swap_fail(struct swap_bench *b, int err)
+{
+	if (!__atomic_compare_exchange_n(&b->err, &(int){ 0 }, err, false, __ATOMIC_RELAXED,
+					 __ATOMIC_RELAXED))
+		return;		/* the other side failed first: it unregistered */
+	for (int i = 0; i < 2; i++) {
+		struct rfwake_unregister u = { .id = b->id[i] };
+
+		rfwake_ioctl(b->fd, RFWAKE_IOC_UNREGISTER, &u);
+	}
+}
+
+/* Wake side @to, wait on side @me: one SWAP.  0 or a negative errno. */
+static int swap_once(struct swap_bench *b, int me, int to)
+{
+	struct rfwake_swap s = {
+		.wake_id = b->id[to],
+		.wait_id = b->id[me],
+		.flags = b->flags,
+	};
+	int ret = rfwake_ioctl(b->fd, RFWAKE_IOC_SWAP, &s);
+
+	if (ret < 0)
+		return ret;
+	return s.count == 1 ? 0 : -EPROTO;
+}
+
+static void *swap_side_a(void *arg)
+{
+	struct swap_bench *b = arg;
+	double t0 = 0;
+	int err;
+
+	for (long i = 0; i < WAKE_WARMUP + b->n; i++) {
+		if (i == WAKE_WARMUP)
+			t0 = now_ns();
+		if ((err = swap_once(b, 0, 1))) {
+			swap_fail(b, err);
+			return NULL;
+		}
+	}
+	b->ns = (now_ns() - t0) / (2.0 * b->n);
+	return NULL;
+}
+
+static void *swap_side_b(void *arg)
+{
+	struct swap_bench *b = arg;
+	struct rfwake_wait w = { .id = b->id[1] };
+	struct rfwake_target last = { .id = b->id[0] };
+	int err = rfwake_ioctl(b->fd, RFWAKE_IOC_WAIT, &w);
+
+	if (!err && w.count != 1)
+		err = -EPROTO;
+	for (long i = 1; !err && i < WAKE_WARMUP + b->n; i++)
+		err = swap_once(b, 1, 0);
+	/* a's last SWAP waits for this one */
+	if (!err)
+		err = rfwake_ioctl(b->fd, RFWAKE_IOC_WAKE, &last) < 0 ? -errno : 0;
+	if (err)
+		swap_fail(b, err);
+	return NULL;
+}
+
+/* The domain and its two waiters; the fd, or a negative errno. */
+static int swap_domain(uint32_t id[2])
+{
+	int fd = open("/dev/" RFWAKE_DEVICE_NAME, O_RDWR | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	for (int i = 0; i < 2; i++) {
+		struct rfwake_register reg = { .flags = 0 };
+		int ret = rfwake_ioctl(fd, RFWAKE_IOC_REGISTER, &reg);
+
+		if (ret < 0) {
+			close(fd);
+			return ret;
+		}
+		id[i] = reg.id;
+	}
+	return fd;
+}
+
+static void handoff(void)
+{
+	static const char *const ns_names[NHO][NPIN] = {
+		[HO_FUTEX] = { "handoff_futex_samecpu_ns", "handoff_futex_crosscpu_ns" },
+		[HO_SWAP] = { "handoff_rfwake_swap_samecpu_ns", "handoff_rfwake_swap_crosscpu_ns" },
+		[HO_NOSYNC] = { "handoff_rfwake_nosync_samecpu_ns",
+				"handoff_rfwake_nosync_crosscpu_ns" },
+	};
+	static const char *const swap_vs_futex[NPIN] = { "handoff_swap_vs_futex_samecpu",
+							  "handoff_swap_vs_futex_crosscpu" };
+	static const char *const sync_vs_nosync[NPIN] = { "handoff_sync_vs_nosync_samecpu",
+							   "handoff_sync_vs_nosync_crosscpu" };
+	static const int cpus00[2] = { 0, 0 };
+	static char fail_why[NHO][NPIN][96];
+	static char domain_why[128];
+	const int *pin_cpus[NPIN] = { cpus00, cpus01 };
+	double ns[NHO][NPIN];
+	const char *na[NHO][NPIN];
+	const char *rf_why = rfwake_why();
+	struct swap_bench sb = { .fd = -1 };
+	cpu_set_t set;
+
+	for (int p = 0; p < NPIN; p++)
+		for (int h = 0; h < NHO; h++) {
+			ns[h][p] = 1e30;
+			na[h][p] = NULL;
+		}
+	if (sched_getaffinity(0, sizeof(set), &set) == 0 && !CPU_ISSET(0, &set))
+		for (int h = 0; h < NHO; h++)
+			na[h][PIN_SAME] = "CPU 0 is not in this process's affinity mask";
+	for (int h = 0; h < NHO; h++)
+		if (!na[h][PIN_CROSS])
+			na[h][PIN_CROSS] = cross_cpu_why();
+	if (!rf_why) {
+		sb.fd = swap_domain(sb.id);
+		if (sb.fd < 0) {
+			snprintf(domain_why, sizeof(domain_why),
+				 "a domain with two waiters: %s", strerror(-sb.fd));
+			rf_why = domain_why;
+		}
+	}
+	for (int p = 0; p < NPIN; p++)
+		for (int h = HO_SWAP; h < NHO; h++)
+			if (!na[h][p])
+				na[h][p] = rf_why;
+
+	/* the methods interleaved in every trial: like compared with like */
+	for (int t = 0; t < TRIALS; t++) {
+		for (int p = 0; p < NPIN; p++) {
+			for (int h = 0; h < NHO; h++) {
+				int ret;
+
+				if (na[h][p])
+					continue;
+				if (h == HO_FUTEX) {
+					struct thread_bench tb = { .n = SLEEPY_ROUNDS / scale };
+
+					ret = thread_pair(thread_side_a, thread_side_b, &tb,
+							  pin_cpus[p]);
+					if (!ret)
+						ns[h][p] = best(ns[h][p], tb.ns);
+				} else {
+					sb.n = SLEEPY_ROUNDS / scale;
+					sb.flags = h == HO_NOSYNC ? RFWAKE_SWAP_NOSYNC : 0;
+					sb.err = 0;
+					ret = thread_pair(swap_side_a, swap_side_b, &sb, pin_cpus[p]);
+					if (!ret)
+						ret = sb.err;
+					if (sb.err) {
+						/* its waiters are gone: a new domain for the rest */
+						close(sb.fd);
+						sb.fd = swap_domain(sb.id);
+						if (sb.fd < 0)
+							for (int q = 0; q < NPIN; q++)
+								for (int k = HO_SWAP; k < NHO; k++)
+									if (!na[k][q])
+										na[k][q] = "no new rfwake domain after a failure";
+					}
+					if (!ret)
+						ns[h][p] = best(ns[h][p], sb.ns);
+				}
+				if (ret) {
+					snprintf(fail_why[h][p], sizeof(fail_why[h][p]), "%s: %s",
+						 h == HO_FUTEX ? "pinning two threads" :
+						 "RFWAKE_IOC_SWAP ping-pong", strerror(-ret));
+					na[h][p] = fail_why[h][p];
+				}
+			}
+		}
+	}
+	if (sb.fd >= 0)
+		close(sb.fd);
+
+	for (int p = 0; p < NPIN; p++) {
+		for (int h = 0; h < NHO; h++) {
+			if (na[h][p])
+				add_na(ns_names[h][p], "ns", na[h][p]);
+			else
+				add(ns_names[h][p], ns[h][p], "ns");
+		}
+		if (na[HO_SWAP][p] || na[HO_FUTEX][p])
+			add_na(swap_vs_futex[p], "x", na[HO_SWAP][p] ? na[HO_SWAP][p] :
+			       na[HO_FUTEX][p]);
+		else
+			add(swap_vs_futex[p], ns[HO_SWAP][p] / ns[HO_FUTEX][p], "x");
+		if (na[HO_SWAP][p] || na[HO_NOSYNC][p])
+			add_na(sync_vs_nosync[p], "x", na[HO_SWAP][p] ? na[HO_SWAP][p] :
+			       na[HO_NOSYNC][p]);
+		else
+			add(sync_vs_nosync[p], ns[HO_SWAP][p] / ns[HO_NOSYNC][p], "x");
+	}
+}
+
 /* ---- driving them */
-enum { BE_MSGRING, BE_EVENTFD, BE_FUTEX, NBE };
+enum { BE_MSGRING, BE_EVENTFD, BE_FUTEX, BE_RFWAKE, NBE };
 
 static const struct backend {
 	unsigned int id;		/* RF_WAKE_* */
@@ -771,6 +1150,8 @@ static const struct backend {
 	[BE_MSGRING] = { RF_WAKE_MSG_RING, "the kernel lacks IORING_OP_MSG_RING (Linux 5.18)" },
 	[BE_EVENTFD] = { RF_WAKE_EVENTFD, "the runtime refused the eventfd back-end" },
 	[BE_FUTEX] = { RF_WAKE_FUTEX, "the kernel lacks IORING_OP_FUTEX_WAIT (Linux 6.7)" },
+	/* rfwake_why() says more when it can */
+	[BE_RFWAKE] = { RF_WAKE_RFWAKE, "the runtime found no working /dev/rfwake" },
 };
 
 /* Each back-end under each idle policy: the figures' names. */
@@ -785,6 +1166,8 @@ static const struct wake_case {
 	{ BE_EVENTFD, -1, "wake_eventfd_nospin_ns", "wake_eventfd_nospin_syscall_frac" },
 	{ BE_FUTEX, 0, "wake_futex_ns", "wake_futex_syscall_frac" },
 	{ BE_FUTEX, -1, "wake_futex_nospin_ns", "wake_futex_nospin_syscall_frac" },
+	{ BE_RFWAKE, 0, "wake_rfwake_ns", "wake_rfwake_syscall_frac" },
+	{ BE_RFWAKE, -1, "wake_rfwake_nospin_ns", "wake_rfwake_nospin_syscall_frac" },
 };
 #define NWAKE (sizeof(wake_cases) / sizeof(wake_cases[0]))
 
@@ -793,6 +1176,21 @@ struct wake_result {
 	uint64_t remote_wakes, wake_calls;	/* summed over the trials */
 	const char *na;
 };
+
+static const char *const pool_names[NBE] = {
+	[BE_MSGRING] = "wake_msgring_pool_ns",
+	[BE_EVENTFD] = "wake_eventfd_pool_ns",
+	[BE_FUTEX] = "wake_futex_pool_ns",
+	[BE_RFWAKE] = "wake_rfwake_pool_ns",
+};
+
+/* Why back-end @be cannot be measured (rf_runtime_create() said -EOPNOTSUPP). */
+static const char *backend_lacks(int be)
+{
+	if (be == BE_RFWAKE && rfwake_why())
+		return rfwake_why();
+	return backends[be].lacks;
+}
 
 /* The back-end RF_WAKE_AUTO picks here, as rf_stats reports it. */
 static void *report_backend(void *arg)
@@ -806,7 +1204,7 @@ static void *report_backend(void *arg)
 
 static void multicore(void)
 {
-	struct wake_result wr[NWAKE];
+	struct wake_result wr[NWAKE], pr[NBE];
 	double thread_ns = 1e30, chan = 1e30, steal_t[2] = { 1e30, 1e30 };
 	uint64_t steals = 0, hogs = 0;
 	unsigned int auto_be = RF_WAKE_NR;
@@ -817,6 +1215,8 @@ static void multicore(void)
 
 	for (size_t c = 0; c < NWAKE; c++)
 		wr[c] = (struct wake_result){ .ns = 1e30, .na = why };
+	for (int be = 0; be < NBE; be++)
+		pr[be] = (struct wake_result){ .ns = 1e30, .na = why };
 	if (!why) {
 		struct rf_runtime_opts o = two_workers(RF_WAKE_AUTO, 0);
 
@@ -840,7 +1240,7 @@ static void multicore(void)
 			o = two_workers(backends[wc->be].id, wc->idle_spin_ns);
 			ret = run_mc(wake_main, &b, &b.err, &o, NULL);
 			if (ret == -EOPNOTSUPP && t == 0) {
-				wr[c].na = backends[wc->be].lacks;
+				wr[c].na = backend_lacks(wc->be);
 				continue;
 			}
 			if (ret)
@@ -854,6 +1254,35 @@ static void multicore(void)
 			wr[c].ns = best(wr[c].ns, b.ns);
 			wr[c].remote_wakes += b.remote_wakes;
 			wr[c].wake_calls += b.wake_calls;
+		}
+
+		for (int be = 0; be < NBE; be++) {
+			struct pool_bench pb = { .n = SLEEPY_ROUNDS / scale };
+			struct rf_runtime_opts po = {
+				.workers = 1,
+				.cpus = cpus01,
+				.ncpus = 1,
+				.wake_backend = backends[be].id,
+				.idle_spin_ns = -1,
+			};
+			struct rf_stats st;
+
+			if (pr[be].na)
+				continue;
+			ret = run_mc(pool_main, &pb, &pb.err, &po, &st);
+			if (ret == -EOPNOTSUPP && t == 0) {
+				pr[be].na = backend_lacks(be);
+				continue;
+			}
+			if (ret)
+				die(pool_names[be], ret);
+			if (st.wake_backend != backends[be].id) {
+				fprintf(stderr, "rf-bench: %s: asked for wake back-end %u, "
+					"the runtime reports %u\n", pool_names[be],
+					backends[be].id, st.wake_backend);
+				exit(1);
+			}
+			pr[be].ns = best(pr[be].ns, pb.ns);
 		}
 
 		if (!thread_na) {
@@ -918,6 +1347,12 @@ static void multicore(void)
 			    "fraction");
 		else
 			add_na(wc->frac_name, "fraction", "stats counted no remote wake");
+	}
+	for (int be = 0; be < NBE; be++) {
+		if (pr[be].na)
+			add_na(pool_names[be], "ns", pr[be].na);
+		else
+			add(pool_names[be], pr[be].ns, "ns");
 	}
 	if (why || thread_na) {
 		add_na("thread_wake_ns", "ns", why ? why : thread_na);
@@ -994,6 +1429,12 @@ int main(int argc, char **argv)
 	}
 	if (optind != argc)
 		usage();
+	if (getenv("RF_WAKE_BACKEND")) {
+		/* it would force one back-end on every run, named or not */
+		fprintf(stderr, "rf-bench: ignoring RF_WAKE_BACKEND=%s: every back-end is "
+			"measured by name\n", getenv("RF_WAKE_BACKEND"));
+		unsetenv("RF_WAKE_BACKEND");
+	}
 
 	stack1 = map_stack();
 	stack2 = map_stack();
@@ -1044,6 +1485,7 @@ int main(int argc, char **argv)
 	add("io_nop_ns", nop, "ns");
 	add("io_enters_per_op", epo, "calls");
 	multicore();
+	handoff();
 
 	for (int i = 0; i < nfigures; i++)
 		if ((int)strlen(figures[i].name) > width)

@@ -96,12 +96,14 @@ enum {
  * Cross-worker wake-up back-ends (struct rf_runtime_opts.wake_backend): how
  * a worker that sleeps in io_uring_enter() is woken when another thread
  * makes one of its fibers ready.  See Documentation/scheduler.md.
+ * New back-ends are appended: the values are ABI.
  */
 enum {
-	RF_WAKE_AUTO = 0,	/* the best one this kernel has (MSG_RING first) */
+	RF_WAKE_AUTO = 0,	/* the best one here: rfwake, then MSG_RING, eventfd */
 	RF_WAKE_MSG_RING,	/* IORING_OP_MSG_RING from the waker's ring (5.18) */
 	RF_WAKE_EVENTFD,	/* eventfd read kept armed in the ring */
 	RF_WAKE_FUTEX,		/* IORING_OP_FUTEX_WAIT kept armed (6.7) */
+	RF_WAKE_RFWAKE,		/* uring_cmd WAIT on /dev/rfwake kept armed (module) */
 	RF_WAKE_NR,
 };
 
@@ -124,7 +126,15 @@ enum {
  *               not both land on the first CPU).
  * @ncpus:       entries in @cpus.
  * @wake_backend: RF_WAKE_*; one the kernel lacks makes rf_runtime_create()
- *               fail with -EOPNOTSUPP.
+ *               fail with -EOPNOTSUPP.  The environment variable
+ *               RF_WAKE_BACKEND (auto, msg_ring, eventfd, futex or rfwake;
+ *               unset or empty: not used) overrides it, for every runtime
+ *               of the process: an unknown name makes rf_runtime_create()
+ *               fail with -EINVAL, a back-end this machine lacks with
+ *               -EOPNOTSUPP.  It is read with secure_getenv(), so a
+ *               set-user-ID program ignores it.  Without a ring
+ *               (RF_RT_NO_RING, or no io_uring) workers sleep on a futex
+ *               whatever is asked.
  * @idle_spin_ns: how long an idle worker polls for work before it sleeps
  *               in the kernel; 0 = the default (RF_DEFAULT_IDLE_SPIN_NS),
  *               negative = never poll.
@@ -189,6 +199,7 @@ enum {
 	RF_FEAT_SUBMIT_ALL = 1u << 7,      /* IORING_SETUP_SUBMIT_ALL */
 	RF_FEAT_MSG_RING = 1u << 8,        /* IORING_OP_MSG_RING */
 	RF_FEAT_FUTEX_WAIT = 1u << 9,      /* IORING_OP_FUTEX_WAIT */
+	RF_FEAT_RFWAKE = 1u << 10,         /* /dev/rfwake: ABI 1 with uring_cmd */
 };
 
 /**

@@ -257,6 +257,11 @@ struct rf__worker {
 	volatile bool in_user;
 	uint64_t wake_buf;		/* eventfd back-end: the read's buffer */
 	int efd;			/* eventfd back-end: the eventfd */
+	/* rfwake back-end (wake/rfwake.c) */
+	bool rfwake_registered;		/* rfwake_id is ours in the domain */
+	bool rfwake_cmd_owed;		/* a WAIT command was prepared, not reaped */
+	unsigned int rfwake_sq_pos;	/* its SQ position: submitted once khead passes */
+	struct __kernel_timespec rfwake_tick;	/* the 1 ms retry after a failure */
 	int sigfd;			/* worker 0 with RF_RT_SHUTDOWN_ON_SIGNAL */
 	uint64_t sigbuf[16];		/* signalfd_siginfo */
 	unsigned int steal_from;	/* where the next steal attempt starts */
@@ -287,6 +292,7 @@ struct rf__worker {
 	uint32_t parked __attribute__((aligned(RF__CACHELINE)));
 	uint32_t wake_pending;
 	uint32_t futex_word;		/* futex back-end */
+	uint32_t rfwake_id;		/* rfwake back-end: our waiter (set before the run) */
 
 	/* Fibers any idle worker may take. */
 	rf__spinlock_t steal_lock __attribute__((aligned(RF__CACHELINE)));
@@ -303,11 +309,16 @@ struct rf__worker {
  *
  * A worker that has nothing to do sleeps in io_uring_enter(); a back-end is
  * the way another thread makes that call return.
- * @name:      "msg_ring", "eventfd", "futex".
+ * @name:      "msg_ring", "eventfd", "futex", "rfwake" (RF_WAKE_BACKEND).
  * @available: can this kernel do it (rt->features is probed)?
+ * @open:      optional, in rf_runtime_create() once chosen: what the workers
+ *             share.  0 or a negative errno (RF_WAKE_AUTO then tries the
+ *             next back-end).
+ * @close:     optional, in rf_runtime_destroy(): undo @open.
  * @setup:     on the worker's thread, after its ring exists: make what it
  *             needs and arm its request.  0 or a negative errno.
- * @teardown:  undo @setup (the ring is still there).
+ * @teardown:  undo @setup (the ring is still there); no thread kicks this
+ *             worker any more.
  * @kick:      wake worker @to; @from is the calling thread's worker, or
  *             NULL on a thread that is none (the rf_blocking() pool).
  * @complete:  the worker reaped a completion tagged RF__UD_WAKE: re-arm.
@@ -315,6 +326,8 @@ struct rf__worker {
 struct rf__wake_ops {
 	const char *name;
 	bool (*available)(const struct rf_runtime *rt);
+	int (*open)(struct rf_runtime *rt);
+	void (*close)(struct rf_runtime *rt);
 	int (*setup)(struct rf__worker *wk);
 	void (*teardown)(struct rf__worker *wk);
 	void (*kick)(struct rf__worker *from, struct rf__worker *to);
@@ -324,6 +337,10 @@ struct rf__wake_ops {
 extern const struct rf__wake_ops rf__wake_msg_ring;
 extern const struct rf__wake_ops rf__wake_eventfd;
 extern const struct rf__wake_ops rf__wake_futex;
+extern const struct rf__wake_ops rf__wake_rfwake;
+
+/* wake/rfwake.c: does /dev/rfwake work on a ring like @ring (the caller's)? */
+bool rf__rfwake_probe(struct io_uring *ring);
 
 struct rf__pool;
 
@@ -344,6 +361,8 @@ struct rf_runtime {
 	unsigned int blocking_threads;
 	unsigned int wake_id;		/* RF_WAKE_* */
 	const struct rf__wake_ops *wake;
+	int wake_fd;			/* rfwake back-end: the wake domain, or -1 */
+	uint32_t wake_reported;		/* atomic: a back-end failure was reported */
 
 	bool running;
 	void *main_result;

@@ -125,6 +125,9 @@ static int rf__probe(struct rf_runtime *rt)
 			rt->features |= RF_FEAT_MSG_RING;
 		if (io_uring_opcode_supported(probe, IORING_OP_FUTEX_WAIT))
 			rt->features |= RF_FEAT_FUTEX_WAIT;
+		/* a ring like the workers' is what the module has to work with */
+		if (io_uring_opcode_supported(probe, IORING_OP_URING_CMD) && rf__rfwake_probe(&ring))
+			rt->features |= RF_FEAT_RFWAKE;
 		io_uring_free_probe(probe);
 	}
 	io_uring_queue_exit(&ring);
@@ -135,10 +138,63 @@ static const struct rf__wake_ops *rf__wake_backends[RF_WAKE_NR] = {
 	[RF_WAKE_MSG_RING] = &rf__wake_msg_ring,
 	[RF_WAKE_EVENTFD] = &rf__wake_eventfd,
 	[RF_WAKE_FUTEX] = &rf__wake_futex,
+	[RF_WAKE_RFWAKE] = &rf__wake_rfwake,
 };
+
+/*
+ * RF_WAKE_AUTO's order of preference.  rfwake first where it works: a wake
+ * is one ioctl from any thread, with no borrowed ring and no mutex for
+ * threads that have no ring, and nothing submitted early from the waker's
+ * ring.  Measured only under qemu TCG so far, where rfwake and msg_ring
+ * take turns being faster (wake_<be>_nospin_ns, wake_<be>_pool_ns in
+ * rf-bench; Documentation/scheduler.md).  eventfd works wherever io_uring
+ * does, so futex is only ever used when asked for.
+ */
+static const unsigned int rf__wake_auto_order[] = {
+	RF_WAKE_RFWAKE, RF_WAKE_MSG_RING, RF_WAKE_EVENTFD, RF_WAKE_FUTEX,
+};
+
+/* RF_WAKE_BACKEND (see ringfiber.h): 0 and *want set, or -EINVAL. */
+static int rf__wake_from_env(unsigned int *want)
+{
+	const char *name = secure_getenv("RF_WAKE_BACKEND");
+
+	if (!name || !*name)
+		return 0;
+	if (!strcmp(name, "auto")) {
+		*want = RF_WAKE_AUTO;
+		return 0;
+	}
+	for (unsigned int id = RF_WAKE_AUTO + 1; id < RF_WAKE_NR; id++) {
+		if (!strcmp(name, rf__wake_backends[id]->name)) {
+			*want = id;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+static int rf__use_wake(struct rf_runtime *rt, unsigned int id)
+{
+	const struct rf__wake_ops *ops = rf__wake_backends[id];
+	int ret;
+
+	if (!ops->available(rt))
+		return -EOPNOTSUPP;
+	if (ops->open) {
+		ret = ops->open(rt);
+		if (ret)
+			return ret;
+	}
+	rt->wake_id = id;
+	rt->wake = ops;
+	return 0;
+}
 
 static int rf__pick_wake(struct rf_runtime *rt, unsigned int want)
 {
+	int ret = -EOPNOTSUPP;
+
 	if (want >= RF_WAKE_NR)
 		return -EINVAL;
 	if (!(rt->features & RF_FEAT_RING)) {
@@ -147,19 +203,15 @@ static int rf__pick_wake(struct rf_runtime *rt, unsigned int want)
 		rt->wake = &rf__wake_futex;
 		return 0;
 	}
-	if (want == RF_WAKE_AUTO) {
-		for (unsigned int id = RF_WAKE_MSG_RING; id < RF_WAKE_NR; id++) {
-			if (rf__wake_backends[id]->available(rt)) {
-				want = id;
-				break;
-			}
-		}
+	if (want != RF_WAKE_AUTO)
+		return rf__use_wake(rt, want);
+	/* one that is there but cannot serve this runtime: the next one */
+	for (size_t i = 0; i < sizeof(rf__wake_auto_order) / sizeof(rf__wake_auto_order[0]); i++) {
+		ret = rf__use_wake(rt, rf__wake_auto_order[i]);
+		if (!ret)
+			break;
 	}
-	if (want == RF_WAKE_AUTO || !rf__wake_backends[want]->available(rt))
-		return -EOPNOTSUPP;
-	rt->wake_id = want;
-	rt->wake = rf__wake_backends[want];
-	return 0;
+	return ret;
 }
 
 /* The CPUs of the process's affinity mask, in order. */
@@ -190,6 +242,8 @@ static void rf__free_runtime(struct rf_runtime *rt)
 		free(rt->workers);
 	}
 	free(rt->cpus);
+	if (rt->wake && rt->wake->close)
+		rt->wake->close(rt);
 	pthread_mutex_destroy(&rt->quiet_lock);
 	pthread_mutex_destroy(&rt->pool_lock);
 	pthread_mutex_destroy(&rt->monitor_lock);
@@ -231,6 +285,10 @@ RF_EXPORT int rf_runtime_create(struct rf_runtime **rtp, const struct rf_runtime
 		o.blocking_threads = RF__DEFAULT_BLOCKING_THREADS;
 	if (o.blocking_threads > 1024)
 		return -EINVAL;
+	/* after the checks: a bad opts.wake_backend is bad input either way */
+	ret = rf__wake_from_env(&o.wake_backend);
+	if (ret)
+		return ret;
 
 	if (o.cpus) {
 		cpus = malloc(o.ncpus * sizeof(*cpus));
@@ -262,6 +320,7 @@ RF_EXPORT int rf_runtime_create(struct rf_runtime **rtp, const struct rf_runtime
 	pthread_mutex_init(&rt->pool_lock, NULL);
 	pthread_mutex_init(&rt->monitor_lock, NULL);
 	pthread_cond_init(&rt->monitor_cond, NULL);
+	rt->wake_fd = -1;
 	rt->flags = o.flags;
 	rt->page_size = (size_t)sysconf(_SC_PAGESIZE);
 	rt->stack_size = (o.stack_size + rt->page_size - 1) / rt->page_size * rt->page_size;
