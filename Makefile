@@ -5,7 +5,8 @@
 #   make            library (static + shared), examples, benchmarks, tests
 #   make check      every test (TAP, under prove), then the unit tests again
 #                   with ASan+UBSan and TSan, the aarch64 tests under
-#                   qemu-user, the module's style checks and its KUnit suite
+#                   qemu-user, the module's style checks, its KUnit suite,
+#                   and the module's and the runtime's tests in a VM
 #   make module     module/rfwake.ko (KDIR=... for another kernel)
 #   make bench      rf-bench
 #   make demo       echo server + load client, then the benchmark table
@@ -63,6 +64,9 @@ SONAME := libringfiber.so.$(VERSION_MAJOR)
 TEST_SRCS := $(sort $(wildcard tests/*.c))
 TEST_BINS := $(patsubst tests/%.c,$(B)/tests/%,$(TEST_SRCS))
 TEST_SCRIPTS := $(sort $(wildcard tests/*.sh))
+# The module's user-space tests: they run inside the test VM (tests/vm.sh).
+RFWAKE_TEST_SRCS := $(sort $(wildcard tests/rfwake/*.c))
+RFWAKE_TEST_BINS := $(patsubst tests/%.c,$(B)/tests/%,$(RFWAKE_TEST_SRCS))
 ASAN_BINS := $(patsubst tests/%.c,$(B)/asan/tests/%,$(TEST_SRCS))
 ASAN_LIB := $(B)/asan/libringfiber.a
 ASAN_OBJS := $(patsubst userspace/src/%,$(B)/asan/obj/%.o,$(LIB_SRCS) $(call ARCH_SRCS,$(ARCH)))
@@ -88,10 +92,10 @@ MODULE_KO := module/rfwake.ko
 UAPI_H := module/include/uapi/linux/rfwake.h
 
 .PHONY: all lib check check-unit check-asan check-tsan check-aarch64 bench demo deps \
-	clean module module-clean module-check kunit install-deps
+	clean module module-clean module-check kunit check-vm install-deps
 .DEFAULT_GOAL := all
 
-all: deps lib $(EXAMPLES) $(BENCH) $(TEST_BINS)
+all: deps lib $(EXAMPLES) $(BENCH) $(TEST_BINS) $(RFWAKE_TEST_BINS)
 
 lib: $(STATIC_LIB) $(SHARED_LIB)
 
@@ -120,6 +124,12 @@ $(SHARED_LIB): $(LIB_OBJS) userspace/src/ringfiber.map
 		-o $@ $(LIB_OBJS) $(URING_LIBS)
 	$(Q)ln -sf $(notdir $@) $(B)/$(SONAME)
 	$(Q)ln -sf $(SONAME) $(B)/libringfiber.so
+
+$(B)/tests/rfwake/%: tests/rfwake/%.c $(wildcard tests/rfwake/*.h) tests/tap.h \
+		tests/helpers.h module/include/uapi/linux/rfwake.h
+	@mkdir -p $(dir $@)
+	$(quiet) CC $@
+	$(Q)$(CC) $(NATIVE_CFLAGS) -Itests $(CFLAGS) -o $@ $< $(URING_LIBS) -lpthread
 
 $(B)/tests/%: tests/%.c tests/tap.h tests/helpers.h $(STATIC_LIB)
 	@mkdir -p $(dir $@)
@@ -207,12 +217,21 @@ $(B)/aarch64/tests/%: tests/%.c tests/tap.h tests/helpers.h $(B)/aarch64/libring
 TEST_TIMEOUT ?= 300
 PROVE := prove --timer -e 'tools/run-test $(TEST_TIMEOUT)'
 
+VM_TEST_TIMEOUT ?= 900
+
 check: all module
-	$(Q)$(MAKE) check-unit check-asan check-tsan check-aarch64 module-check kunit
+	$(Q)$(MAKE) check-unit check-asan check-tsan check-aarch64 module-check kunit check-vm
 
 check-unit: all
 	@echo "== tests ($(ARCH))"
-	$(Q)RF_BUILD=$(B) $(PROVE) $(TEST_BINS) $(TEST_SCRIPTS)
+	$(Q)RF_BUILD=$(B) $(PROVE) $(TEST_BINS) $(filter-out tests/vm.sh,$(TEST_SCRIPTS))
+
+# In qemu booting Debian's 6.1 kernel with rfwake loaded (TCG where KVM is
+# missing): the module's ABI tests and fuzz run, and the runtime's tests
+# with the rfwake back-end and with the default one (tools/vm-init/suite).
+check-vm: all module
+	@echo "== rfwake and the runtime's tests in a VM (tools/vm)"
+	$(Q)RF_BUILD=$(B) prove --timer -e 'tools/run-test $(VM_TEST_TIMEOUT)' tests/vm.sh
 
 check-asan: deps $(ASAN_BINS)
 	@echo "== unit tests under AddressSanitizer + UndefinedBehaviorSanitizer"

@@ -70,6 +70,18 @@ static inline int test_sanitized(void)
 	return s && *s && strcmp(s, "0") != 0;
 }
 
+/*
+ * test_quick() - true when the program should do its short variant: under
+ * the sanitizers, or with RF_TEST_QUICK=1 (the test VM sets it: under qemu
+ * without KVM every instruction is emulated).  Scales work, never checks.
+ */
+static inline int test_quick(void)
+{
+	const char *s = getenv("RF_TEST_QUICK");
+
+	return test_sanitized() || (s && *s && strcmp(s, "0") != 0);
+}
+
 static inline void test_watchdog_fired(int sig)
 {
 	static const char msg[] = "Bail out! watchdog: the test hangs\n";

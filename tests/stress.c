@@ -18,7 +18,7 @@
 
 static unsigned long rounds_scale(unsigned long n)
 {
-	return test_sanitized() ? n / 20 : n;
+	return test_quick() ? n / 20 : n;
 }
 
 /* ------------------------------------------------------------ ping-pong */
@@ -329,9 +329,10 @@ int main(void)
 		{ RF_WAKE_MSG_RING, "msg_ring" },
 		{ RF_WAKE_EVENTFD, "eventfd" },
 		{ RF_WAKE_FUTEX, "futex" },
+		{ RF_WAKE_RFWAKE, "rfwake" },
 	};
 
-	test_watchdog(test_sanitized() ? 280 : 120);
+	test_watchdog(test_quick() ? 280 : 120);
 	ring_or_skip_all();
 	for (size_t i = 0; i < ARRAY_SIZE(backends); i++) {
 		test_pingpong(backends[i].id, backends[i].name, 0);

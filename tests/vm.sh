@@ -1,0 +1,42 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# vm.sh - the tests that need the rfwake module, in a qemu VM (tools/vm):
+# the module's ABI tests (tests/rfwake/), then the runtime's own tests with
+# RF_WAKE_BACKEND=rfwake and with the default back-end, then the kernel log
+# check.  Each program is a subtest of one TAP stream (tools/vm-init/suite).
+#
+# Skips, saying why, where the VM cannot run: no qemu, no module built, no
+# kernel image for it.  `make check` builds the module first, so in CI the
+# VM really runs.  RF_VM_TIMEOUT (seconds, default 840) bounds the whole VM
+# run; keep it below the runner's limit (tools/run-test) so that a hang is
+# reported here and not by the runner killing us.
+set -u
+B=${RF_BUILD:-build}
+module=module/rfwake.ko
+
+skip() {
+	echo "1..0 # SKIP $*"
+	exit 0
+}
+
+command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 not installed (qemu-system-x86)"
+command -v busybox >/dev/null || skip "busybox not installed (busybox-static)"
+command -v cpio >/dev/null || skip "cpio not installed"
+command -v modinfo >/dev/null || skip "modinfo not installed (kmod)"
+[ -f "$module" ] || skip "$module not built (make module)"
+ver=$(modinfo -F vermagic "$module" | cut -d' ' -f1)
+[ -e "/boot/vmlinuz-$ver" ] || skip "no /boot/vmlinuz-$ver to load $module into (linux-image-$ver)"
+[ -r "/boot/vmlinuz-$ver" ] || skip "/boot/vmlinuz-$ver is not readable by $(id -un)"
+
+# tools/vm's own failures (124: timeout, 125: no exit status) become a
+# Bail out and status 1: run-test takes 124 for its own timeout.
+rc=0
+tools/vm --build "$B" --timeout "${RF_VM_TIMEOUT:-840}" || rc=$?
+case $rc in
+0 | 1) exit $rc ;;
+124) echo "Bail out! the VM ran past ${RF_VM_TIMEOUT:-840}s (see $B/vm/console.log)" ;;
+125) echo "Bail out! the VM died without an exit status (see $B/vm/console.log)" ;;
+*) echo "Bail out! tools/vm failed with status $rc" ;;
+esac
+exit 1
