@@ -225,6 +225,10 @@ enum {
  * @hogs:      fibers reported by the watchdog for running too long.
  * @blocking_calls: rf_blocking() calls completed.
  * @signal:    the signal that shut the last run down, or 0.
+ * @runs:      of @switches, those into a fiber (the rest returned to a
+ *             worker's loop): the number of times a fiber started or resumed
+ *             running, which is what the "run" probe and the trace records
+ *             count (Documentation/tracing.md).
  *
  * Every counter is the sum over the workers; the rf_stats of a running
  * runtime read from another thread are approximate.
@@ -248,6 +252,7 @@ struct rf_stats {
 	uint64_t hogs;
 	uint64_t blocking_calls;
 	int signal;
+	uint64_t runs;
 };
 
 /* ---------------------------------------------------------------- runtime */

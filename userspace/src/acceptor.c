@@ -224,6 +224,7 @@ RF_EXPORT int rf_acceptor_next(struct rf_acceptor *a, int64_t deadline)
 			goto out;
 	}
 	rf__wait_init(&w, cur, RF__WAIT_EVENT);
+	w.reason = RF_TRACE_IO;	/* the accept request */
 	w.unlink = rf__acceptor_unlink_waiter;
 	w.source = a;
 	a->waiter = &w;
@@ -292,6 +293,7 @@ RF_EXPORT int rf_acceptor_close(struct rf_acceptor *a)
 			struct rf__wait w;
 
 			rf__wait_init(&w, cur, RF__WAIT_EVENT);
+			w.reason = RF_TRACE_IO;
 			w.unlink = rf__acceptor_unlink_closer;
 			w.source = a;
 			a->closer = &w;

@@ -245,6 +245,7 @@ RF_EXPORT int rf_blocking(rf_fn fn, void *arg, void **result)
 	rf__wait_init(&job.w, cur, RF__WAIT_EVENT);
 	/* A cancel must not wake us: the thread may still be using the job. */
 	job.w.nocancel = true;
+	job.w.reason = RF_TRACE_BLOCKING;
 
 	/* Busy before the job is visible: the detector must see it first. */
 	__atomic_add_fetch(&rt->blocking_busy, 1, __ATOMIC_SEQ_CST);

@@ -135,7 +135,7 @@ static int rf__chan_send(struct rf_chan *ch, void *value, bool wait, int64_t dea
 	ch->waiting = RF__CHAN_SENDERS;
 	wt.value = value;
 	/* 0: a receiver took the value; -EPIPE: closed before that */
-	return rf__wq_park(&ch->q, &wt, deadline);
+	return rf__wq_park(&ch->q, &wt, deadline, RF_TRACE_CHAN);
 }
 
 static int rf__chan_recv(struct rf_chan *ch, void **value, bool wait, int64_t deadline)
@@ -173,7 +173,7 @@ static int rf__chan_recv(struct rf_chan *ch, void **value, bool wait, int64_t de
 	}
 	ch->waiting = RF__CHAN_RECEIVERS;
 	wt.value = NULL;
-	ret = rf__wq_park(&ch->q, &wt, deadline);
+	ret = rf__wq_park(&ch->q, &wt, deadline, RF_TRACE_CHAN);
 	if (ret == 0)
 		*value = wt.value;
 	return ret;

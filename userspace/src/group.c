@@ -216,7 +216,7 @@ RF_EXPORT int rf_group_wait(struct rf_group *g)
 	g->waiting = true;
 	while (g->live) {
 		if (!ending) {
-			ret = rf__wq_park(&g->q, &wt, g->deadline);
+			ret = rf__wq_park(&g->q, &wt, g->deadline, RF_TRACE_JOIN);
 			if (ret && ret != -ETIMEDOUT && ret != -ECANCELED) {
 				/*
 				 * No timer could be armed (no ring: -ENOSYS):
@@ -233,7 +233,7 @@ RF_EXPORT int rf_group_wait(struct rf_group *g)
 				ending = true;
 				continue;
 			}
-		} else if (rf__wq_park_nocancel(&g->q, &wt) != 0) {
+		} else if (rf__wq_park_nocancel(&g->q, &wt, RF_TRACE_JOIN) != 0) {
 			/* the core would not park us: poll, letting members run */
 			rf_yield();
 		}

@@ -37,6 +37,7 @@
 #include <sys/types.h>
 
 #include "ringfiber.h"
+#include "ringfiber-trace.h"
 #include "switch.h"
 
 #define RF_EXPORT __attribute__((visibility("default")))
@@ -127,6 +128,7 @@ struct rf__wait {
 	bool cancel_sent;		/* an async cancel targets this wait */
 	bool draining;			/* parked until the timer is released */
 	bool nocancel;			/* rf_cancel() leaves this wait alone */
+	uint8_t reason;			/* enum rf_trace_reason: what a tracer is told */
 	rf__unlink_fn unlink;		/* event waits: detach from the source */
 	void *source;			/* event waits: what we wait on */
 	struct __kernel_timespec ts;	/* the deadline, read by the kernel */
@@ -178,6 +180,10 @@ struct rf_fiber {
 	int64_t deadline;		/* cap of every blocking call (groups) */
 	struct rf_group *group;		/* the group we belong to, or NULL */
 	struct rf_fiber *grp_prev, *grp_next;
+	/* tracing (trace.h): 0 = not measured */
+	int64_t tr_ready_ns;		/* when it was made ready */
+	int64_t tr_park_ns;		/* when it stopped running */
+	uint8_t tr_reason;		/* enum rf_trace_reason: why it stopped */
 	void *fls[RF_KEYS_MAX];		/* fiber-local storage */
 	char name[RF_NAME_MAX];
 #ifdef __SANITIZE_ADDRESS__
@@ -266,6 +272,10 @@ struct rf__worker {
 	uint64_t sigbuf[16];		/* signalfd_siginfo */
 	unsigned int steal_from;	/* where the next steal attempt starts */
 	uint64_t hog_reported_seq;	/* run_seq of the last hog reported */
+	/* tracing (trace.c): the batch of records not yet handed to a tracer */
+	int64_t tr_chosen_ns;		/* when the fiber being switched to was chosen */
+	unsigned int tr_nrec;
+	struct rf_trace_rec tr_buf[RF_TRACE_BATCH];
 #ifdef __SANITIZE_ADDRESS__
 	void *asan_fake_stack;
 	const void *thread_stack_bottom;
@@ -276,7 +286,7 @@ struct rf__worker {
 #endif
 
 	/* --- read by other threads (owner writes with rf__count) --- */
-	uint64_t switches, enters, sqes, cqes, sleeps, steals, remote_wakes;
+	uint64_t switches, loop_switches, enters, sqes, cqes, sleeps, steals, remote_wakes;
 	uint64_t stacks_mapped, nfibers;
 	uint64_t run_seq;		/* bumped at every switch (hog watchdog) */
 	uint64_t hog_ns_seen;		/* watchdog -> rescue: how long it ran */
@@ -522,8 +532,8 @@ void rf__wq_lock(struct rf_waitq *q);
 void rf__wq_unlock(struct rf_waitq *q);
 struct rf__waiter *rf__wq_first(struct rf_waitq *q);
 void rf__wq_remove(struct rf_waitq *q, struct rf__waiter *wt);
-int rf__wq_park(struct rf_waitq *q, struct rf__waiter *wt, int64_t deadline);
-int rf__wq_park_nocancel(struct rf_waitq *q, struct rf__waiter *wt);
+int rf__wq_park(struct rf_waitq *q, struct rf__waiter *wt, int64_t deadline, uint8_t reason);
+int rf__wq_park_nocancel(struct rf_waitq *q, struct rf__waiter *wt, uint8_t reason);
 bool rf__wq_claim(struct rf__waiter *wt);
 void rf__wq_deliver(struct rf__waiter *wt, int res);
 bool rf__wq_wake(struct rf__waiter *wt, int res);
@@ -567,5 +577,7 @@ static inline void rf__set_state(struct rf_fiber *f, uint8_t s)
 {
 	rf__store(&f->state, s);
 }
+
+#include "trace.h"
 
 #endif /* RF_INTERNAL_H */

@@ -146,6 +146,8 @@ void rf__wait_init(struct rf__wait *w, struct rf_fiber *f, enum rf__wait_kind ki
 	memset(w, 0, sizeof(*w));
 	w->fiber = f;
 	w->kind = kind;
+	/* callers that know better (sleep, locks, channels...) say so */
+	w->reason = kind == RF__WAIT_RING ? RF_TRACE_IO : RF_TRACE_EVENT;
 }
 
 static void rf__set_ts(struct __kernel_timespec *ts, int64_t deadline)
@@ -379,6 +381,7 @@ RF_EXPORT int rf_sleep(int64_t deadline)
 	sqe = rf__op_begin(&wk, &w, RF_NO_DEADLINE, &err);
 	if (!sqe)
 		return err;
+	w.reason = RF_TRACE_SLEEP;
 	/* a group's deadline cuts the sleep short, with -ETIMEDOUT */
 	cap = rf__fiber_deadline(wk->current, deadline);
 	rf__set_ts(&w.ts, cap);

@@ -523,7 +523,17 @@ static void rf__idle(struct rf__worker *wk)
 		__atomic_store_n(&wk->parked, 0, __ATOMIC_SEQ_CST);
 		goto out;
 	}
-	rf__sleep(wk);
+	/* a tracer gets what we recorded before we sleep, not after */
+	rf__trace_flush(wk);
+	if (rf__unlikely(RF__PROBE_ON(idle) | RF__PROBE_ON(resume))) {
+		int64_t slept = rf__trace_now();
+
+		RF__PROBE(idle, 1, wk->id);
+		rf__sleep(wk);
+		RF__PROBE(resume, 2, wk->id, rf__trace_now() - slept);
+	} else {
+		rf__sleep(wk);
+	}
 	__atomic_store_n(&wk->parked, 0, __ATOMIC_SEQ_CST);
 	if (quiet)
 		rf__quiet_leave(wk);
@@ -560,6 +570,7 @@ static void rf__loop(struct rf__worker *wk)
 		wk->budget = RF__SWITCH_BUDGET;
 		rf__loop_switch_to(wk, rf__runq_pop(&wk->runq));
 	}
+	rf__trace_flush(wk);
 }
 
 static int rf__pin(struct rf__worker *wk)
@@ -907,6 +918,7 @@ RF_EXPORT int rf_runtime_stats(struct rf_runtime *rt, struct rf_stats *st)
 		st->fibers += rf__load_relaxed(&wk->nfibers);
 		st->inflight += rf__load_relaxed(&wk->inflight);
 		st->switches += rf__load_relaxed(&wk->switches);
+		st->runs += rf__load_relaxed(&wk->switches) - rf__load_relaxed(&wk->loop_switches);
 		st->enters += rf__load_relaxed(&wk->enters);
 		st->sqes += rf__load_relaxed(&wk->sqes);
 		st->cqes += rf__load_relaxed(&wk->cqes);

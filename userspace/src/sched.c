@@ -77,9 +77,13 @@ static inline void rf__context_switch(struct rf__worker *wk, struct rf_fiber *fr
 	void **save = from ? &from->sp : &wk->loop_sp;
 	void *load = to ? to->sp : wk->loop_sp;
 
+	if (rf__trace_switches())
+		rf__trace_switch_out(wk, from);
 	rf__store_relaxed(&wk->current, to);	/* the watchdog reads it */
 	if (to)
 		rf__set_state(to, RF__RUNNING);
+	else
+		rf__count(&wk->loop_switches, 1);	/* runs = switches - these */
 	rf__count(&wk->switches, 1);
 	rf__store_relaxed(&wk->run_seq, wk->run_seq + 1);
 	rf__asan_start(wk, from, to);
@@ -90,6 +94,8 @@ static inline void rf__context_switch(struct rf__worker *wk, struct rf_fiber *fr
 	rf__asan_finish(wk, from);
 	if (wk->zombie || wk->handoff)
 		rf__after_switch(wk);
+	if (from && rf__trace_switches())
+		rf__trace_switch_in(wk, from);
 }
 
 void rf__fiber_put(struct rf__worker *wk, struct rf_fiber *f)
@@ -196,6 +202,7 @@ void rf__kick(struct rf__worker *from, struct rf__worker *to)
 	if (__atomic_exchange_n(&to->wake_pending, 1, __ATOMIC_SEQ_CST))
 		return;
 	__atomic_fetch_add(&to->wake_calls, 1, __ATOMIC_RELAXED);
+	RF__PROBE(kick, 2, from ? (int)from->id : -1, to->id);
 	to->rt->wake->kick(from, to);
 }
 
@@ -208,6 +215,7 @@ void rf__ready(struct rf_fiber *f)
 	struct rf__worker *self = rf__tls_wk;
 	struct rf__worker *home = rf__load_relaxed(&f->wk);
 
+	rf__trace_ready(f, home, self);
 	rf__set_state(f, RF__READY);
 	if (home == self) {
 		rf__runq_push(&self->runq, f);
@@ -363,6 +371,7 @@ static __attribute__((noreturn)) void rf__fiber_finish(struct rf_fiber *f, void 
 		rf__all_unlink(f);
 		__atomic_sub_fetch(&f->refs, 1, __ATOMIC_ACQ_REL);	/* the handle */
 	}
+	RF__PROBE(exit, 2, f, wk->id);
 	/* Our stack is in use until the switch: the next context drops it. */
 	wk->zombie = f;
 	if (__atomic_sub_fetch(&rt->nlive, 1, __ATOMIC_ACQ_REL) == 0)
@@ -381,6 +390,8 @@ static void rf__fiber_main(void *arg)
 	rf__asan_finish(wk, f);
 	if (wk->zombie || wk->handoff)
 		rf__after_switch(wk);
+	if (rf__trace_switches())
+		rf__trace_switch_in(wk, f);
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	wk->in_user = true;
 	result = f->fn(f->arg);
@@ -443,6 +454,9 @@ int rf__spawn(struct rf__worker *wk, struct rf__worker *on, struct rf_fiber **fp
 	memset(f->fls, 0, sizeof(f->fls));
 	strncpy(f->name, name, RF_NAME_MAX - 1);
 	f->name[RF_NAME_MAX - 1] = '\0';
+	f->tr_ready_ns = 0;
+	f->tr_park_ns = 0;
+	f->tr_reason = RF_TRACE_NEW;
 #ifdef __SANITIZE_ADDRESS__
 	f->asan_fake_stack = NULL;
 #endif
@@ -452,6 +466,7 @@ int rf__spawn(struct rf__worker *wk, struct rf__worker *on, struct rf_fiber **fp
 	f->sp = rf__ctx_init(f, rf__fiber_main, f);
 	rf__all_link(wk, f);
 	__atomic_add_fetch(&rt->nlive, 1, __ATOMIC_ACQ_REL);
+	RF__PROBE(spawn, 3, f, on->id, f->name);
 	if (fp)
 		*fp = f;
 	/* last: on another worker it may run (and finish) at once */
@@ -581,7 +596,7 @@ RF_EXPORT int rf_join(struct rf_fiber *f, void **result, int64_t deadline)
 	}
 	if (!f->finished) {
 		struct rf__waiter wt;
-		int ret = rf__wq_park(&f->join_q, &wt, deadline);
+		int ret = rf__wq_park(&f->join_q, &wt, deadline, RF_TRACE_JOIN);
 
 		if (ret < 0)
 			return ret;

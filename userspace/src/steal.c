@@ -99,6 +99,7 @@ bool rf__steal(struct rf__worker *wk)
 		if (got) {
 			wk->steal_from = (wk->steal_from + i) % n;
 			rf__count(&wk->steals, got);
+			RF__PROBE(steal, 3, wk->id, v->id, got);
 			return true;
 		}
 	}

@@ -66,7 +66,7 @@ RF_EXPORT int rf_mutex_lock(struct rf_mutex *m, int64_t deadline)
 		return 0;
 	}
 	/* 0: rf_mutex_unlock() handed the mutex to us, still locked */
-	return rf__wq_park(&m->q, &wt, deadline);
+	return rf__wq_park(&m->q, &wt, deadline, RF_TRACE_LOCK);
 }
 
 RF_EXPORT int rf_mutex_trylock(struct rf_mutex *m)
@@ -112,7 +112,7 @@ static void rf__mutex_lock_nocancel(struct rf_mutex *m)
 			rf__wq_unlock(&m->q);
 			return;
 		}
-		if (rf__wq_park_nocancel(&m->q, &wt) == 0)
+		if (rf__wq_park_nocancel(&m->q, &wt, RF_TRACE_LOCK) == 0)
 			return;		/* handed over */
 		rf_yield();
 	}
@@ -152,7 +152,7 @@ RF_EXPORT int rf_cond_wait(struct rf_cond *c, struct rf_mutex *m, int64_t deadli
 		rf__wq_unlock(&c->q);
 		return ret;
 	}
-	ret = rf__wq_park(&c->q, &wt, deadline);
+	ret = rf__wq_park(&c->q, &wt, deadline, RF_TRACE_LOCK);
 	rf__mutex_lock_nocancel(m);
 	return ret;
 }
@@ -219,7 +219,7 @@ RF_EXPORT int rf_sem_acquire(struct rf_sem *s, int64_t deadline)
 		return 0;
 	}
 	/* 0: rf_sem_release() handed its permit to us */
-	return rf__wq_park(&s->q, &wt, deadline);
+	return rf__wq_park(&s->q, &wt, deadline, RF_TRACE_LOCK);
 }
 
 RF_EXPORT int rf_sem_tryacquire(struct rf_sem *s)
@@ -298,7 +298,7 @@ RF_EXPORT int rf_wg_wait(struct rf_waitgroup *wg, int64_t deadline)
 		rf__wq_unlock(&wg->q);
 		return 0;
 	}
-	return rf__wq_park(&wg->q, &wt, deadline);
+	return rf__wq_park(&wg->q, &wt, deadline, RF_TRACE_EVENT);
 }
 
 /* ------------------------------------------------------------------ event */
@@ -354,5 +354,5 @@ RF_EXPORT int rf_event_wait(struct rf_event *e, int64_t deadline)
 		rf__wq_unlock(&e->q);
 		return 0;
 	}
-	return rf__wq_park(&e->q, &wt, deadline);
+	return rf__wq_park(&e->q, &wt, deadline, RF_TRACE_EVENT);
 }

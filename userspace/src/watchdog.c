@@ -67,6 +67,7 @@ static void rf__hog_handler(int sig, siginfo_t *si, void *uc)
 	if (wk->hog_reported_seq != seq) {
 		wk->hog_reported_seq = seq;
 		__atomic_add_fetch(&wk->rt->hogs, 1, __ATOMIC_RELAXED);
+		RF__PROBE(hog, 3, f, wk->id, rf__load_relaxed(&wk->hog_ns_seen));
 		rf__hog_report(wk, f);
 	}
 	if (wk->has_ring) {

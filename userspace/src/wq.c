@@ -8,7 +8,8 @@
  *   waiter (fiber context)              waker (any thread)
  *   rf__wq_lock(q)                      rf__wq_lock(q)
  *   condition false?                    change the state
- *     rf__wq_park(q, &wt, deadline)     wt = rf__wq_first(q); rf__wq_remove(q, wt)
+ *     rf__wq_park(q, &wt, deadline,     wt = rf__wq_first(q); rf__wq_remove(q, wt)
+ *                 reason)
  *       queues wt, unlocks q, parks     if (!rf__wq_wake(wt, 0)) try the next one
  *       returns 0 / -ETIMEDOUT /        rf__wq_unlock(q)
  *       -ECANCELED, q unlocked
@@ -68,7 +69,7 @@ static void rf__wq_unlink(struct rf__wait *w)
 }
 
 static int rf__wq_park_wait(struct rf_waitq *q, struct rf__waiter *wt, int64_t deadline,
-			    bool nocancel)
+			    bool nocancel, uint8_t reason)
 {
 	struct rf__worker *wk = rf__tls_wk;
 	struct rf_fiber *cur = wk ? wk->current : NULL;
@@ -85,6 +86,7 @@ static int rf__wq_park_wait(struct rf_waitq *q, struct rf__waiter *wt, int64_t d
 	rf__wait_init(&wt->w, cur, RF__WAIT_EVENT);
 	/* nocancel: neither rf_cancel() nor the group's deadline ends it */
 	wt->w.nocancel = nocancel;
+	wt->w.reason = reason;
 	wt->w.unlink = rf__wq_unlink;
 	wt->w.source = q;
 	ret = rf__wait_event_prepare(wk, &wt->w, deadline);
@@ -106,9 +108,9 @@ static int rf__wq_park_wait(struct rf_waitq *q, struct rf__waiter *wt, int64_t d
 	return rf__wait_event_finish(wk, &wt->w);
 }
 
-int rf__wq_park(struct rf_waitq *q, struct rf__waiter *wt, int64_t deadline)
+int rf__wq_park(struct rf_waitq *q, struct rf__waiter *wt, int64_t deadline, uint8_t reason)
 {
-	return rf__wq_park_wait(q, wt, deadline, false);
+	return rf__wq_park_wait(q, wt, deadline, false, reason);
 }
 
 /*
@@ -116,9 +118,9 @@ int rf__wq_park(struct rf_waitq *q, struct rf__waiter *wt, int64_t deadline)
  * (rf_cond_wait() getting its mutex back, rf_group_wait() waiting for its
  * fibers): no deadline, and rf_cancel() leaves it alone.
  */
-int rf__wq_park_nocancel(struct rf_waitq *q, struct rf__waiter *wt)
+int rf__wq_park_nocancel(struct rf_waitq *q, struct rf__waiter *wt, uint8_t reason)
 {
-	return rf__wq_park_wait(q, wt, RF_NO_DEADLINE, true);
+	return rf__wq_park_wait(q, wt, RF_NO_DEADLINE, true, reason);
 }
 
 bool rf__wq_claim(struct rf__waiter *wt)
