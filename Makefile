@@ -85,7 +85,7 @@ AARCH64_OBJS := $(patsubst userspace/src/%,$(B)/aarch64/obj/%.o,$(LIB_SRCS) $(ca
 AARCH64_BINS := $(patsubst %,$(B)/aarch64/tests/%,$(PORTABLE_TESTS))
 
 EXAMPLES := $(B)/examples/echo-server $(B)/examples/echo-client \
-	$(B)/examples/fibserver $(B)/examples/hogclient
+	$(B)/examples/echo-threads $(B)/examples/fibserver $(B)/examples/hogclient
 BENCH := $(B)/bench/rf-bench
 PROGRAM_LIBS := $(STATIC_LIB) $(URING_LIBS)
 MODULE_KO := module/rfwake.ko
@@ -95,7 +95,12 @@ UAPI_H := module/include/uapi/linux/rfwake.h
 	clean module module-clean module-check kunit check-vm install-deps
 .DEFAULT_GOAL := all
 
-all: deps lib $(EXAMPLES) $(BENCH) $(TEST_BINS) $(RFWAKE_TEST_BINS)
+# Tracing: the workloads the tracing tests run (tests/trace/).  Each
+# fragment appends to TRACE_BINS.
+TRACE_BINS :=
+include tests/trace/build.mk
+
+all: deps lib $(EXAMPLES) $(BENCH) $(TEST_BINS) $(RFWAKE_TEST_BINS) $(TRACE_BINS)
 
 lib: $(STATIC_LIB) $(SHARED_LIB)
 
@@ -139,7 +144,7 @@ $(B)/tests/%: tests/%.c tests/tap.h tests/helpers.h $(STATIC_LIB)
 $(B)/examples/echo-%: userspace/examples/echo/echo-%.c userspace/examples/echo/*.h $(STATIC_LIB)
 	@mkdir -p $(dir $@)
 	$(quiet) CC $@
-	$(Q)$(CC) $(NATIVE_CFLAGS) $(CFLAGS) -o $@ $< $(PROGRAM_LIBS) -lm
+	$(Q)$(CC) $(NATIVE_CFLAGS) $(CFLAGS) -o $@ $< $(PROGRAM_LIBS) -lpthread -lm
 
 $(B)/examples/%: userspace/examples/fibserver/%.c userspace/examples/fibserver/*.h $(STATIC_LIB)
 	@mkdir -p $(dir $@)

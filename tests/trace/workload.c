@@ -1,0 +1,881 @@
+// SPDX-License-Identifier: MIT
+/*
+ * workload.c - scheduling workloads with known counts, for testing tracers.
+ *
+ * The tracing tests (the scripts in tests/trace) run a tracer (a bpftrace
+ * script of tools/, or schedcmp) against one of these and compare what it
+ * saw with what the workload counted itself, so every counter printed here
+ * comes from the workload's own bookkeeping, the runtime's rf_stats or the
+ * kernel's rusage: none is derived from the number of rounds asked for.
+ *
+ * Usage: workload MODE [-n ROUNDS] [-m MS] [-w WORKERS] [-s] [--wait]
+ *
+ *   futex-pingpong [-n ROUNDS] [-s]
+ *	two threads, on the first two CPUs the process may use (-s: both on
+ *	the first), hand a token back and forth through a futex; a round is
+ *	there and back.  Each thread sleeps in FUTEX_WAIT for the token.
+ *   fiber-pingpong [-n ROUNDS] [-w WORKERS]
+ *	a runtime with WORKERS workers (default 2); two fibers pinned to
+ *	workers 0 and 1 (both on 0 with -w 1) hand a token back and forth
+ *	through two rf_sem; a round is there and back.
+ *   fiber-hog [-n ROUNDS] [-m MS]
+ *	one worker; each round the hog fiber makes the ticker fiber ready
+ *	(rf_sem_release), spins MS ms, then yields, so the ticker waits about
+ *	MS ms in the run queue every round, by construction.
+ *   thread-preempt [-n ROUNDS] [-m MS]
+ *	two threads on one CPU (CPU 1 if the process may use it, else its
+ *	first): a SCHED_OTHER thread that never blocks, and a SCHED_FIFO one
+ *	(needs root or CAP_SYS_NICE) that sleeps MS ms, wakes, spins MS ms,
+ *	ROUNDS times.  Each wake-up preempts the busy thread, which then
+ *	waits about MS ms in the run queue while still runnable.
+ *   idle [-w WORKERS] [-m MS]
+ *	a runtime with WORKERS workers (default 2) whose only fiber parks
+ *	until a line arrives on stdin (end of file does not count), MS ms
+ *	pass (-m; no limit without it), or SIGINT or SIGTERM, which end it
+ *	cleanly with its counters.  For attach/detach tests.
+ *
+ *   --wait	print "ready PID" on stdout, then wait for a line (or EOF) on
+ *		stdin before starting, so that a tracer can attach first.
+ *
+ * Defaults: -n 10000 for the ping-pongs, 20 for fiber-hog and
+ * thread-preempt; -m 10.
+ *
+ * The threads are named (comm) wl-futex0, wl-futex1, wl-fifo and wl-busy,
+ * so that a test can pick them out of a trace.
+ *
+ * At the end one line of key=value counters goes to stdout (and nothing
+ * else does, apart from "ready PID"); messages go to stderr.  Exit status:
+ * 0 success, 1 failure at run time, 2 bad command line or missing
+ * privilege (thread-preempt without SCHED_FIFO).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <ringfiber.h>
+
+#define PROG "workload"
+
+#define NSEC_PER_MSEC	1000000LL
+
+#define DEFAULT_PINGPONG_ROUNDS	10000
+#define DEFAULT_SPIN_ROUNDS	20
+#define DEFAULT_MS		10
+#define DEFAULT_WORKERS		2
+
+/* Large enough for any test, small enough that a typo does not run for days. */
+#define MAX_ROUNDS	100000000UL
+#define MAX_MS		10000UL
+
+/* The FIFO thread's priority: any will do, the busy thread has none. */
+#define FIFO_PRIO	10
+
+enum mode {
+	M_FUTEX_PINGPONG,
+	M_FIBER_PINGPONG,
+	M_FIBER_HOG,
+	M_THREAD_PREEMPT,
+	M_IDLE,
+};
+
+/* Which options each mode takes: one it ignores would be a silent surprise. */
+#define OPT_N	(1u << 0)
+#define OPT_M	(1u << 1)
+#define OPT_W	(1u << 2)
+#define OPT_S	(1u << 3)
+
+static const struct {
+	const char *name;
+	unsigned int opts;
+	unsigned long rounds;
+} modes[] = {
+	[M_FUTEX_PINGPONG] = { "futex-pingpong", OPT_N | OPT_S, DEFAULT_PINGPONG_ROUNDS },
+	[M_FIBER_PINGPONG] = { "fiber-pingpong", OPT_N | OPT_W, DEFAULT_PINGPONG_ROUNDS },
+	[M_FIBER_HOG] = { "fiber-hog", OPT_N | OPT_M, DEFAULT_SPIN_ROUNDS },
+	[M_THREAD_PREEMPT] = { "thread-preempt", OPT_N | OPT_M, DEFAULT_SPIN_ROUNDS },
+	[M_IDLE] = { "idle", OPT_M | OPT_W, 0 },
+};
+
+#define NMODES (sizeof(modes) / sizeof(modes[0]))
+
+struct config {
+	enum mode mode;
+	unsigned long rounds;
+	unsigned long ms;
+	int ms_given;
+	unsigned int workers;
+	int same_cpu;
+	int wait;
+};
+
+static struct config cfg;
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: %s MODE [-n ROUNDS] [-m MS] [-w WORKERS] [-s] [--wait]\n"
+		"Run a scheduling workload with known counts; print its counters.\n"
+		"\n"
+		"  futex-pingpong [-n ROUNDS] [-s]   two threads, a token through a futex\n"
+		"  fiber-pingpong [-n ROUNDS] [-w W] two fibers on workers 0 and 1, rf_sem\n"
+		"  fiber-hog [-n ROUNDS] [-m MS]     hog spins MS ms with a ticker ready\n"
+		"  thread-preempt [-n ROUNDS] [-m MS] SCHED_FIFO thread preempts a busy one\n"
+		"  idle [-w W] [-m MS]               a runtime parked until a line on stdin,\n"
+		"                                    MS ms, or SIGINT/SIGTERM\n"
+		"\n"
+		"  -n ROUNDS  rounds (default %d for ping-pongs, %d otherwise)\n"
+		"  -m MS      milliseconds of spin (or of idle time); default %d\n"
+		"  -w W       runtime workers (default %d)\n"
+		"  -s         futex-pingpong: both threads on one CPU\n"
+		"  --wait     print \"ready PID\", wait for a line on stdin, then start\n"
+		"  -h         show this help\n"
+		"\n"
+		"Prints one line of key=value counters on stdout at the end.\n",
+		PROG, DEFAULT_PINGPONG_ROUNDS, DEFAULT_SPIN_ROUNDS, DEFAULT_MS,
+		DEFAULT_WORKERS);
+}
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void die(const char *what, int err)
+{
+	fprintf(stderr, "%s: %s: %s\n", PROG, what, strerror(err));
+	exit(1);
+}
+
+/* Strict: the whole string a number in [min, max] ("10k" is an error). */
+static int parse_ulong(const char *s, unsigned long min, unsigned long max, unsigned long *out)
+{
+	unsigned long v;
+	char *end;
+
+	if (!s || *s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || *end || v < min || v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+/*
+ * wait_for_go() - the --wait handshake.  stdin is read a byte at a time with
+ * read(2), not stdio, so that nothing after the line is consumed: idle
+ * mode reads stdin again afterwards.
+ */
+static void wait_for_go(void)
+{
+	ssize_t n;
+	char c;
+
+	printf("ready %d\n", (int)getpid());
+	fflush(stdout);
+	for (;;) {
+		n = read(STDIN_FILENO, &c, 1);
+		if (n == 0 || (n == 1 && c == '\n'))
+			return;
+		if (n < 0 && errno != EINTR)
+			die("reading stdin", errno);
+	}
+}
+
+/* The CPUs the process may run on, in order; returns how many (>= 1). */
+static int allowed_cpus(int *cpus, int max)
+{
+	cpu_set_t set;
+	int i, n = 0;
+
+	if (sched_getaffinity(0, sizeof(set), &set) < 0)
+		die("sched_getaffinity", errno);
+	for (i = 0; i < CPU_SETSIZE && n < max; i++)
+		if (CPU_ISSET(i, &set))
+			cpus[n++] = i;
+	if (n == 0)
+		die("sched_getaffinity", ESRCH);
+	return n;
+}
+
+static void attr_pin(pthread_attr_t *attr, int cpu)
+{
+	cpu_set_t set;
+	int err;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	err = pthread_attr_setaffinity_np(attr, sizeof(set), &set);
+	if (err)
+		die("pthread_attr_setaffinity_np", err);
+}
+
+/* This thread's context switches so far, as the kernel counts them. */
+static void thread_csw(long *vol, long *invol)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_THREAD, &ru) < 0)
+		die("getrusage", errno);
+	*vol = ru.ru_nvcsw;
+	*invol = ru.ru_nivcsw;
+}
+
+/* ------------------------------------------------------------ futex-pingpong */
+
+/*
+ * One futex word holds whose turn it is (0 or 1).  A thread waits with
+ * FUTEX_WAIT while the word says "the other's turn", takes its turn, flips
+ * the word and always calls FUTEX_WAKE: the wake count then says how many
+ * times a sleeper was really there.
+ */
+static uint32_t turn;
+
+struct futex_player {
+	int id;
+	pthread_t thread;
+	int cpu;
+	/* counted by the thread itself */
+	unsigned long slept;		/* FUTEX_WAIT returned 0: it slept and was woken */
+	unsigned long eagain;		/* FUTEX_WAIT found the turn already flipped */
+	unsigned long wake_calls;	/* FUTEX_WAKE calls */
+	unsigned long woken;		/* threads those calls woke */
+	long nvcsw, nivcsw;		/* rusage deltas over the loop */
+};
+
+static long futex(uint32_t *uaddr, int op, uint32_t val)
+{
+	return syscall(SYS_futex, uaddr, op, val, NULL, NULL, 0);
+}
+
+static void futex_wait_turn(struct futex_player *p)
+{
+	uint32_t other = (uint32_t)!p->id;
+
+	while (__atomic_load_n(&turn, __ATOMIC_ACQUIRE) == other) {
+		if (futex(&turn, FUTEX_WAIT_PRIVATE, other) == 0)
+			p->slept++;
+		else if (errno == EAGAIN)
+			p->eagain++;
+		else if (errno != EINTR)
+			die("FUTEX_WAIT", errno);
+	}
+}
+
+static void futex_pass_turn(struct futex_player *p)
+{
+	long n;
+
+	__atomic_store_n(&turn, (uint32_t)!p->id, __ATOMIC_RELEASE);
+	n = futex(&turn, FUTEX_WAKE_PRIVATE, 1);
+	if (n < 0)
+		die("FUTEX_WAKE", errno);
+	p->wake_calls++;
+	p->woken += (unsigned long)n;
+}
+
+/*
+ * Player 0 passes first and waits for the token back; player 1 waits, then
+ * passes back.  So a round is one hand-off each way and ends where it began.
+ */
+static void *futex_player_main(void *arg)
+{
+	struct futex_player *p = arg;
+	long v0, i0, v1, i1;
+	unsigned long r;
+
+	pthread_setname_np(pthread_self(), p->id ? "wl-futex1" : "wl-futex0");
+	thread_csw(&v0, &i0);
+	for (r = 0; r < cfg.rounds; r++) {
+		if (p->id == 0) {
+			futex_pass_turn(p);
+			futex_wait_turn(p);
+		} else {
+			futex_wait_turn(p);
+			futex_pass_turn(p);
+		}
+	}
+	thread_csw(&v1, &i1);
+	p->nvcsw = v1 - v0;
+	p->nivcsw = i1 - i0;
+	return NULL;
+}
+
+static int run_futex_pingpong(void)
+{
+	struct futex_player pl[2] = { { .id = 0 }, { .id = 1 } };
+	int cpus[2], ncpus = allowed_cpus(cpus, 2);
+	pthread_attr_t attr;
+	int64_t t0, t1;
+	int i, err;
+
+	pl[0].cpu = cpus[0];
+	pl[1].cpu = (cfg.same_cpu || ncpus < 2) ? cpus[0] : cpus[1];
+	if (!cfg.same_cpu && ncpus < 2)
+		fprintf(stderr, "%s: only one CPU: both threads on CPU %d\n", PROG, cpus[0]);
+
+	turn = 0;
+	t0 = now_ns();
+	for (i = 0; i < 2; i++) {
+		pthread_attr_init(&attr);
+		attr_pin(&attr, pl[i].cpu);
+		err = pthread_create(&pl[i].thread, &attr, futex_player_main, &pl[i]);
+		pthread_attr_destroy(&attr);
+		if (err)
+			die("pthread_create", err);
+	}
+	for (i = 0; i < 2; i++)
+		pthread_join(pl[i].thread, NULL);
+	t1 = now_ns();
+
+	printf("mode=futex-pingpong rounds=%lu cpu0=%d cpu1=%d waits=%lu eagain=%lu "
+	       "wake_calls=%lu wakes=%lu nvcsw=%ld nivcsw=%ld "
+	       "waits0=%lu waits1=%lu wall_ns=%" PRId64 "\n",
+	       cfg.rounds, pl[0].cpu, pl[1].cpu, pl[0].slept + pl[1].slept,
+	       pl[0].eagain + pl[1].eagain, pl[0].wake_calls + pl[1].wake_calls,
+	       pl[0].woken + pl[1].woken, pl[0].nvcsw + pl[1].nvcsw,
+	       pl[0].nivcsw + pl[1].nivcsw, pl[0].slept, pl[1].slept, t1 - t0);
+	return 0;
+}
+
+/* ------------------------------------------------------------ runtime modes */
+
+static struct rf_stats rt_stats;
+static int64_t rt_wall_ns;
+
+/*
+ * run_runtime() - create a runtime, run @fn as its main fiber, keep its
+ * counters in rt_stats and the run's duration in rt_wall_ns.
+ * Return: 0, or 1 after a message (the run failed or @fn returned non-NULL).
+ */
+static int run_runtime(struct rf_runtime_opts *opts, rf_fn fn)
+{
+	struct rf_runtime *rt;
+	void *result = NULL;
+	int64_t t0;
+	int err;
+
+	err = rf_runtime_create(&rt, opts);
+	if (err < 0) {
+		fprintf(stderr, "%s: rf_runtime_create: %s\n", PROG, strerror(-err));
+		return 1;
+	}
+	t0 = now_ns();
+	err = rf_runtime_run(rt, fn, NULL, &result);
+	rt_wall_ns = now_ns() - t0;
+	if (rf_runtime_stats(rt, &rt_stats) < 0)
+		memset(&rt_stats, 0, sizeof(rt_stats));
+	rf_runtime_destroy(rt);
+	if (err < 0) {
+		fprintf(stderr, "%s: rf_runtime_run: %s\n", PROG, strerror(-err));
+		return 1;
+	}
+	return result ? 1 : 0;	/* the fiber said what went wrong */
+}
+
+/* The runtime's counters every runtime mode prints, after its own. */
+static void print_rt_stats(void)
+{
+	printf(" workers=%u runs=%" PRIu64 " switches=%" PRIu64 " remote_wakes=%" PRIu64
+	       " wake_calls=%" PRIu64 " sleeps=%" PRIu64 " steals=%" PRIu64 " hogs=%" PRIu64
+	       " wall_ns=%" PRId64 "\n",
+	       rt_stats.workers, rt_stats.runs, rt_stats.switches, rt_stats.remote_wakes,
+	       rt_stats.wake_calls, rt_stats.sleeps, rt_stats.steals, rt_stats.hogs,
+	       rt_wall_ns);
+}
+
+static void *fiber_fail(const char *what, int err)
+{
+	fprintf(stderr, "%s: %s: %s\n", PROG, what, strerror(-err));
+	return (void *)1;
+}
+
+/* ------------------------------------------------------------ fiber-pingpong */
+
+static struct rf_sem ping_sem[2];	/* ping_sem[i]: fiber i holds the token */
+static unsigned long ping_received[2];	/* hand-offs each fiber received */
+
+static void *ping_fiber(void *arg)
+{
+	int id = (int)(intptr_t)arg;
+	unsigned long r;
+	int err;
+
+	for (r = 0; r < cfg.rounds; r++) {
+		if (id == 0) {
+			rf_sem_release(&ping_sem[1]);
+			err = rf_sem_acquire(&ping_sem[0], RF_NO_DEADLINE);
+		} else {
+			err = rf_sem_acquire(&ping_sem[1], RF_NO_DEADLINE);
+			if (!err)
+				rf_sem_release(&ping_sem[0]);
+		}
+		if (err)
+			return fiber_fail("rf_sem_acquire", err);
+		ping_received[id]++;
+	}
+	return NULL;
+}
+
+static void *fiber_pingpong_main(void *arg)
+{
+	struct rf_spawn_attr attr = { .pinned = 1 };
+	struct rf_fiber *f[2];
+	void *res[2] = { NULL, NULL };
+	unsigned int w1 = rf_worker_count() > 1 ? 1 : 0;
+	int err, i;
+
+	rf_sem_init(&ping_sem[0], 0);
+	rf_sem_init(&ping_sem[1], 0);
+	/* Pinned, so that an idle worker cannot steal the pair onto one worker. */
+	attr.name = "ping";
+	err = rf_spawn_on(0, &f[0], ping_fiber, (void *)0, &attr);
+	if (err)
+		return fiber_fail("rf_spawn_on", err);
+	attr.name = "pong";
+	err = rf_spawn_on(w1, &f[1], ping_fiber, (void *)1, &attr);
+	if (err) {
+		/* ping parks forever without pong: cancel it before joining */
+		rf_cancel(f[0]);
+		rf_join(f[0], NULL, RF_NO_DEADLINE);
+		return fiber_fail("rf_spawn_on", err);
+	}
+	for (i = 0; i < 2; i++)
+		rf_join(f[i], &res[i], RF_NO_DEADLINE);
+	return (res[0] || res[1]) ? (void *)1 : NULL;
+}
+
+static int run_fiber_pingpong(void)
+{
+	struct rf_runtime_opts opts = { .workers = cfg.workers };
+	int rc = run_runtime(&opts, fiber_pingpong_main);
+
+	if (rc)
+		return rc;
+	printf("mode=fiber-pingpong rounds=%lu handoffs=%lu", cfg.rounds,
+	       ping_received[0] + ping_received[1]);
+	print_rt_stats();
+	return 0;
+}
+
+/* ---------------------------------------------------------------- fiber-hog */
+
+static struct rf_sem tick_sem;
+static int hog_done;
+static int64_t tick_ready_at;		/* rf_now() when the hog readied the ticker */
+static unsigned long ticks;
+static uint64_t tick_delay_sum, tick_delay_min = UINT64_MAX, tick_delay_max;
+static uint64_t hog_spin_sum;
+static volatile uint64_t hog_sink;
+
+/*
+ * The ticker measures its own run-queue delay: from the hog's release of
+ * the semaphore (which makes it ready) to its return from rf_sem_acquire().
+ * Both run on the one worker, so no synchronization is needed.
+ */
+static void *ticker_fiber(void *arg)
+{
+	uint64_t d;
+	int err;
+
+	for (;;) {
+		err = rf_sem_acquire(&tick_sem, RF_NO_DEADLINE);
+		if (err)
+			return fiber_fail("rf_sem_acquire", err);
+		if (hog_done)
+			return NULL;
+		d = (uint64_t)(rf_now() - tick_ready_at);
+		ticks++;
+		tick_delay_sum += d;
+		if (d < tick_delay_min)
+			tick_delay_min = d;
+		if (d > tick_delay_max)
+			tick_delay_max = d;
+	}
+}
+
+static void *hog_fiber(void *arg)
+{
+	int64_t spin = (int64_t)cfg.ms * NSEC_PER_MSEC, t0, t1;
+	unsigned long r;
+	uint64_t n = 0;
+
+	for (r = 0; r < cfg.rounds; r++) {
+		/*
+		 * Ready the ticker first, then spin: it sits in the run queue
+		 * for the whole spin and runs when the hog yields.
+		 */
+		tick_ready_at = rf_now();
+		rf_sem_release(&tick_sem);
+		t0 = rf_now();
+		do {
+			n++;
+			t1 = rf_now();
+		} while (t1 - t0 < spin);
+		hog_spin_sum += (uint64_t)(t1 - t0);
+		rf_yield();
+	}
+	hog_sink = n;
+	hog_done = 1;
+	rf_sem_release(&tick_sem);
+	return NULL;
+}
+
+static void *fiber_hog_main(void *arg)
+{
+	struct rf_spawn_attr attr = { .name = "ticker" };
+	struct rf_fiber *t, *h;
+	void *res[2] = { NULL, NULL };
+	int err;
+
+	rf_sem_init(&tick_sem, 0);
+	err = rf_spawn(&t, ticker_fiber, NULL, &attr);
+	if (err)
+		return fiber_fail("rf_spawn", err);
+	/* Let the ticker park on the semaphore before the hog starts. */
+	rf_yield();
+	attr.name = "hog";
+	err = rf_spawn(&h, hog_fiber, NULL, &attr);
+	if (err) {
+		rf_cancel(t);
+		rf_join(t, NULL, RF_NO_DEADLINE);
+		return fiber_fail("rf_spawn", err);
+	}
+	rf_join(h, &res[0], RF_NO_DEADLINE);
+	rf_join(t, &res[1], RF_NO_DEADLINE);
+	return (res[0] || res[1]) ? (void *)1 : NULL;
+}
+
+static int run_fiber_hog(void)
+{
+	/*
+	 * One worker, so that the ticker has nowhere else to run.  The
+	 * watchdog stays at its default: it reports the hog (stats.hogs, the
+	 * "hog" probe) but with no other worker its rescue moves nothing.
+	 */
+	struct rf_runtime_opts opts = { .workers = 1 };
+	int rc = run_runtime(&opts, fiber_hog_main);
+
+	if (rc)
+		return rc;
+	printf("mode=fiber-hog rounds=%lu ms=%lu ticks=%lu spin_ns=%" PRIu64
+	       " spin_total_ns=%" PRIu64 " delay_ns=%" PRIu64 " delay_min_ns=%" PRIu64
+	       " delay_max_ns=%" PRIu64,
+	       cfg.rounds, cfg.ms, ticks, hog_spin_sum / cfg.rounds, hog_spin_sum,
+	       ticks ? tick_delay_sum / ticks : 0, ticks ? tick_delay_min : 0, tick_delay_max);
+	print_rt_stats();
+	return 0;
+}
+
+/* ------------------------------------------------------------ thread-preempt */
+
+static int busy_started, busy_stop;	/* atomics */
+static uint64_t busy_iter;		/* atomic: the busy thread's progress */
+static long busy_nvcsw, busy_nivcsw;
+
+static void *busy_main(void *arg)
+{
+	long v0, i0, v1, i1;
+
+	pthread_setname_np(pthread_self(), "wl-busy");
+	thread_csw(&v0, &i0);
+	__atomic_store_n(&busy_started, 1, __ATOMIC_RELEASE);
+	while (!__atomic_load_n(&busy_stop, __ATOMIC_ACQUIRE))
+		__atomic_store_n(&busy_iter, busy_iter + 1, __ATOMIC_RELAXED);
+	thread_csw(&v1, &i1);
+	busy_nvcsw = v1 - v0;
+	busy_nivcsw = i1 - i0;
+	return NULL;
+}
+
+struct fifo_result {
+	unsigned long runs;		/* times the FIFO thread woke and spun */
+	unsigned long wakes;		/* times it woke while the busy thread ran */
+	unsigned long preemptions;	/* of those, the busy thread was held off */
+	uint64_t spin_sum;
+	int64_t wall_ns;
+};
+
+static void sleep_ns(int64_t ns)
+{
+	struct timespec ts = { ns / 1000000000LL, ns % 1000000000LL };
+
+	while (clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, &ts) == EINTR)
+		;
+}
+
+/*
+ * A round counts as a preemption when the busy thread made progress in the
+ * gap before it (so it had the CPU when the FIFO thread woke) and none
+ * during the spin (so it waited, runnable, the whole time).  Something
+ * else on the CPU could break either; the count says so instead of
+ * assuming.
+ */
+static void *fifo_main(void *arg)
+{
+	struct fifo_result *res = arg;
+	int64_t spin = (int64_t)cfg.ms * NSEC_PER_MSEC, t0, t1, w0;
+	uint64_t before_gap, before_spin, after_spin;
+	unsigned long r;
+
+	pthread_setname_np(pthread_self(), "wl-fifo");
+	/*
+	 * The busy thread cannot start on this CPU until this one sleeps.
+	 * The wake-up that finds it started preempts it too (a thread has to
+	 * get the CPU once before its first sleep), so it counts in @wakes.
+	 */
+	do
+		sleep_ns(NSEC_PER_MSEC);
+	while (!__atomic_load_n(&busy_started, __ATOMIC_ACQUIRE));
+	res->wakes++;
+
+	w0 = now_ns();
+	after_spin = __atomic_load_n(&busy_iter, __ATOMIC_RELAXED);
+	for (r = 0; r < cfg.rounds; r++) {
+		before_gap = after_spin;
+		sleep_ns(spin);		/* the busy thread runs meanwhile */
+		t0 = now_ns();
+		before_spin = __atomic_load_n(&busy_iter, __ATOMIC_RELAXED);
+		do
+			t1 = now_ns();
+		while (t1 - t0 < spin);
+		after_spin = __atomic_load_n(&busy_iter, __ATOMIC_RELAXED);
+		res->runs++;
+		res->wakes++;
+		res->spin_sum += (uint64_t)(t1 - t0);
+		if (before_spin != before_gap && after_spin == before_spin)
+			res->preemptions++;
+	}
+	res->wall_ns = now_ns() - w0;
+	return NULL;
+}
+
+static int run_thread_preempt(void)
+{
+	struct sched_param sp = { .sched_priority = FIFO_PRIO };
+	struct fifo_result res = { 0 };
+	pthread_t busy, fifo;
+	pthread_attr_t attr;
+	int cpus[2], ncpus = allowed_cpus(cpus, 2);
+	int cpu = ncpus > 1 ? cpus[1] : cpus[0];
+	int err;
+
+	/*
+	 * The FIFO thread first: if the kernel refuses SCHED_FIFO there is
+	 * nothing to run, and no busy thread to stop.  It waits until the
+	 * busy one has started.
+	 */
+	pthread_attr_init(&attr);
+	attr_pin(&attr, cpu);
+	pthread_attr_setinheritsched(&attr, PTHREAD_EXPLICIT_SCHED);
+	pthread_attr_setschedpolicy(&attr, SCHED_FIFO);
+	pthread_attr_setschedparam(&attr, &sp);
+	err = pthread_create(&fifo, &attr, fifo_main, &res);
+	pthread_attr_destroy(&attr);
+	if (err) {
+		fprintf(stderr, "%s: thread-preempt: cannot start a SCHED_FIFO thread: %s%s\n",
+			PROG, strerror(err),
+			err == EPERM ? " (needs root or CAP_SYS_NICE, and RLIMIT_RTPRIO)" : "");
+		return 2;
+	}
+
+	pthread_attr_init(&attr);
+	attr_pin(&attr, cpu);
+	err = pthread_create(&busy, &attr, busy_main, NULL);
+	pthread_attr_destroy(&attr);
+	if (err)
+		die("pthread_create", err);
+
+	pthread_join(fifo, NULL);
+	__atomic_store_n(&busy_stop, 1, __ATOMIC_RELEASE);
+	pthread_join(busy, NULL);
+
+	printf("mode=thread-preempt rounds=%lu ms=%lu cpu=%d runs=%lu fifo_wakes=%lu preemptions=%lu "
+	       "spin_ns=%" PRIu64 " spin_total_ns=%" PRIu64 " busy_nvcsw=%ld busy_nivcsw=%ld "
+	       "wall_ns=%" PRId64 "\n",
+	       cfg.rounds, cfg.ms, cpu, res.runs, res.wakes, res.preemptions,
+	       res.runs ? res.spin_sum / res.runs : 0, res.spin_sum, busy_nvcsw, busy_nivcsw,
+	       res.wall_ns);
+	return 0;
+}
+
+/* --------------------------------------------------------------------- idle */
+
+static const char *idle_end = "?";
+
+/* Far enough to be "never", near enough not to overflow a timespec sum. */
+#define IDLE_FOREVER_NS	(365 * 24 * 3600 * 1000000000LL)
+
+/*
+ * Park until a line arrives on stdin, -m MS pass, or SIGINT/SIGTERM cancels
+ * the fiber.  End of file on stdin does not end it: a shell starts a
+ * background job with stdin on /dev/null, and "workload idle &" must still
+ * stay up for a tracer to attach.  Both waits are ring requests, so the
+ * workers sleep in io_uring_enter() and the runtime sees no deadlock.
+ */
+static void *idle_main(void *arg)
+{
+	int64_t deadline = rf_deadline_after(cfg.ms_given ?
+					     (int64_t)cfg.ms * NSEC_PER_MSEC : IDLE_FOREVER_NS);
+	ssize_t n;
+	char c;
+
+	for (;;) {
+		n = rf_read(STDIN_FILENO, &c, 1, -1, deadline);
+		if (n == 1 && c == '\n') {
+			idle_end = "line";
+			return NULL;
+		}
+		if (n == 0)
+			n = rf_sleep(deadline);	/* EOF: wait for the rest */
+		if (n == -ETIMEDOUT || (n == 0 && rf_now() >= deadline)) {
+			idle_end = "timeout";
+			return NULL;
+		}
+		if (n == -ECANCELED) {
+			idle_end = "signal";
+			return NULL;
+		}
+		if (n < 0 && n != -EINTR)
+			return fiber_fail("reading stdin", (int)n);
+	}
+}
+
+static int run_idle(void)
+{
+	struct rf_runtime_opts opts = {
+		.workers = cfg.workers,
+		.flags = RF_RT_SHUTDOWN_ON_SIGNAL,
+	};
+	int rc = run_runtime(&opts, idle_main);
+
+	if (rc)
+		return rc;
+	printf("mode=idle end=%s signal=%d", idle_end, rt_stats.signal);
+	print_rt_stats();
+	return 0;
+}
+
+/* --------------------------------------------------------------------- main */
+
+static int bad_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int bad_usage(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: ", PROG);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	usage(stderr);
+	return 2;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "wait", no_argument, NULL, 'W' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	unsigned int given = 0, i;
+	unsigned long v;
+	int opt;
+
+	if (argc < 2)
+		return bad_usage("%s", "missing MODE");
+	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+		usage(stdout);
+		return 0;
+	}
+	for (i = 0; i < NMODES; i++)
+		if (!strcmp(argv[1], modes[i].name))
+			break;
+	if (i == NMODES)
+		return bad_usage("unknown mode '%s'", argv[1]);
+	cfg.mode = (enum mode)i;
+	cfg.rounds = modes[i].rounds;
+	cfg.ms = DEFAULT_MS;
+	cfg.workers = DEFAULT_WORKERS;
+
+	/* getopt() on what follows MODE: argv[1] plays argv[0]. */
+	argc--;
+	argv++;
+	argv[0] = (char *)PROG;
+	while ((opt = getopt_long(argc, argv, "+n:m:w:sh", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'n':
+			if (parse_ulong(optarg, 1, MAX_ROUNDS, &cfg.rounds) < 0)
+				return bad_usage("bad round count '%s' (1 to 100000000)", optarg);
+			given |= OPT_N;
+			break;
+		case 'm':
+			if (parse_ulong(optarg, 1, MAX_MS, &cfg.ms) < 0)
+				return bad_usage("bad milliseconds '%s' (1 to 10000)", optarg);
+			cfg.ms_given = 1;
+			given |= OPT_M;
+			break;
+		case 'w':
+			if (parse_ulong(optarg, 1, RF_MAX_WORKERS, &v) < 0)
+				return bad_usage("bad worker count '%s' (1 to 256)", optarg);
+			cfg.workers = (unsigned int)v;
+			given |= OPT_W;
+			break;
+		case 's':
+			cfg.same_cpu = 1;
+			given |= OPT_S;
+			break;
+		case 'W':
+			cfg.wait = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc)
+		return bad_usage("unexpected argument '%s'", argv[optind]);
+	if (given & ~modes[cfg.mode].opts)
+		return bad_usage("an option given does not apply to mode %s",
+				 modes[cfg.mode].name);
+
+	if (cfg.wait)
+		wait_for_go();
+
+	switch (cfg.mode) {
+	case M_FUTEX_PINGPONG:
+		return run_futex_pingpong();
+	case M_FIBER_PINGPONG:
+		return run_fiber_pingpong();
+	case M_FIBER_HOG:
+		return run_fiber_hog();
+	case M_THREAD_PREEMPT:
+		return run_thread_preempt();
+	case M_IDLE:
+		return run_idle();
+	}
+	return 2;
+}
