@@ -91,13 +91,14 @@ PROGRAM_LIBS := $(STATIC_LIB) $(URING_LIBS)
 MODULE_KO := module/rfwake.ko
 UAPI_H := module/include/uapi/linux/rfwake.h
 
-.PHONY: all lib check check-unit check-asan check-tsan check-aarch64 bench demo deps \
+.PHONY: all lib check check-unit check-asan check-tsan check-aarch64 check-trace bench demo deps \
 	clean module module-clean module-check kunit check-vm install-deps
 .DEFAULT_GOAL := all
 
-# Tracing: the workloads the tracing tests run (tests/trace/).  Each
-# fragment appends to TRACE_BINS.
+# Tracing: schedcmp (bpf/) and the workloads its tests and the bpftrace
+# scripts' tests run (tests/trace/).  Each fragment appends to TRACE_BINS.
 TRACE_BINS :=
+include bpf/build.mk
 include tests/trace/build.mk
 
 all: deps lib $(EXAMPLES) $(BENCH) $(TEST_BINS) $(RFWAKE_TEST_BINS) $(TRACE_BINS)
@@ -225,11 +226,17 @@ PROVE := prove --timer -e 'tools/run-test $(TEST_TIMEOUT)'
 VM_TEST_TIMEOUT ?= 900
 
 check: all module
-	$(Q)$(MAKE) check-unit check-asan check-tsan check-aarch64 module-check kunit check-vm
+	$(Q)$(MAKE) check-unit check-asan check-tsan check-aarch64 check-trace module-check kunit check-vm
 
 check-unit: all
 	@echo "== tests ($(ARCH))"
 	$(Q)RF_BUILD=$(B) $(PROVE) $(TEST_BINS) $(filter-out tests/vm.sh,$(TEST_SCRIPTS))
+
+# The tracing tools against workloads with known counts (root, BTF and
+# tracepoints needed; each test skips with the reason where they are missing).
+check-trace: all
+	@echo "== tracing tools (bpftrace scripts, schedcmp) against known workloads"
+	$(Q)RF_BUILD=$(B) $(PROVE) $(sort $(wildcard tests/trace/*.sh))
 
 # In qemu booting Debian's 6.1 kernel with rfwake loaded (TCG where KVM is
 # missing): the module's ABI tests and fuzz run, and the runtime's tests

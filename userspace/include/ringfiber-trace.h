@@ -42,7 +42,7 @@
  *                     the low-overhead path: @count struct rf_trace_rec
  *                     (@record_size bytes each) at user address @records
  *
- * The per-event probes cost a uprobe trap each (about 0.6 us here) while a
+ * The per-event probes cost a uprobe trap each (0.6-0.9 us here) while a
  * fiber switch costs nanoseconds.  With only "batch" attached the runtime
  * takes its own timestamps (a vDSO clock read per switch), fills a
  * per-worker buffer and fires the probe once per RF_TRACE_BATCH records, and

@@ -1,0 +1,395 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# schedcmp.sh - schedcmp against workloads whose counts are known
+# (build/tests/trace/workload): what it traces must agree with what the
+# workload counted itself, and its thread side with `perf sched latency`
+# on the same run.
+#
+#   fiber-pingpong  fibers.switches summed over the intervals == the
+#                   runtime's own rf_stats.runs, within 1% (-- CMD and -p)
+#   futex-pingpong  voluntary thread switches == the futex waits that slept
+#   fiber-hog       the fibers' run-queue histogram holds one sample per
+#                   round in the bucket of MS ms
+#   thread-preempt  the preempted thread's run-queue p50 is near MS ms,
+#                   and the mean run-queue delay after a preemption agrees
+#                   with perf sched latency's within 20%
+#
+# and the command line: usage errors, a target without probes, exit status,
+# Ctrl-C, -c.  Needs root, kernel BTF and the schedcmp build; skips (TAP)
+# with the reason where one is missing.
+
+set -u
+
+B=${RF_BUILD:-build}
+SCHEDCMP=$B/tools/schedcmp
+WORKLOAD=$B/tests/trace/workload
+
+# No single step may hang the test.
+STEP_TIMEOUT=30
+
+# Rounds: enough for 1% to mean something, little enough to stay quick.
+PINGPONG_ROUNDS=50000
+FUTEX_ROUNDS=5000
+HOG_ROUNDS=20
+PREEMPT_ROUNDS=20
+MS=10
+
+tmp=
+bg_pids=
+
+cleanup() {
+	local p
+	for p in $bg_pids; do
+		kill -KILL "$p" 2>/dev/null
+		wait "$p" 2>/dev/null
+	done
+	[ -n "$tmp" ] && rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+skip_all() {
+	echo "1..0 # SKIP $1"
+	exit 0
+}
+
+[ "$(id -u)" -eq 0 ] || skip_all "not root: schedcmp loads BPF programs"
+[ -r /sys/kernel/btf/vmlinux ] || skip_all "no kernel BTF (/sys/kernel/btf/vmlinux)"
+[ -x "$SCHEDCMP" ] || skip_all "$SCHEDCMP not built (make; it needs bpftool, clang and kernel BTF)"
+[ -x "$WORKLOAD" ] || skip_all "$WORKLOAD not built (run make)"
+command -v python3 >/dev/null || skip_all "python3 missing (it reads the JSON)"
+[ -d /sys/kernel/tracing/events/sched ] || [ -d /sys/kernel/debug/tracing/events/sched ] ||
+	skip_all "no sched tracepoints (tracefs)"
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/rf-schedcmp.XXXXXX") || exit 1
+
+n=0
+failures=0
+plan=44
+echo "1..$plan"
+
+tap_ok() {
+	n=$((n + 1))
+	if [ "$1" -eq 0 ]; then
+		echo "ok $n - $2"
+	else
+		echo "not ok $n - $2"
+		failures=$((failures + 1))
+	fi
+}
+
+tap_skip() {
+	n=$((n + 1))
+	echo "ok $n # SKIP $1"
+}
+
+diag_file() {
+	sed 's/^/#   /' "$1" | head -40
+}
+
+# kv FILE KEY: the value of KEY=value in the workload's counters line.
+kv() {
+	sed -n 's/^mode=.* '"$2"'=\([0-9-]*\).*/\1/p' "$1" | head -1
+}
+
+# jq_py FILE EXPR: evaluate a Python expression over L, the list of JSON
+# objects in FILE's lines that start with "{"; prints the result.
+jq_py() {
+	python3 - "$1" "$2" <<'EOF'
+import json, sys
+L = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+def hist_count(h, lo, hi):
+    """samples in buckets that overlap [lo, hi) ns"""
+    return sum(b["count"] for b in h if b["lo_ns"] < hi and b["hi_ns"] > lo)
+print(eval(sys.argv[2]))
+EOF
+}
+
+# within A B PCT: |A - B| <= PCT% of B.
+within() {
+	python3 -c "import sys; a, b, p = map(float, sys.argv[1:]); sys.exit(0 if abs(a - b) <= p / 100 * abs(b) else 1)" "$@"
+}
+
+# run_cmd NAME ARGS...: schedcmp ARGS under a timeout, stdout and stderr
+# in $tmp/NAME.out and .err; sets rc.
+run_cmd() {
+	local name=$1
+	shift
+	timeout "$STEP_TIMEOUT" "$@" >"$tmp/$name.out" 2>"$tmp/$name.err"
+	rc=$?
+}
+
+# ---------------------------------------------------------------- the CLI
+"$SCHEDCMP" -h >"$tmp/help" 2>&1
+rc=$?
+[ "$rc" -eq 0 ] && grep -q '^usage: ' "$tmp/help" && grep -q 'examples' "$tmp/help" &&
+	grep -qi 'estimated' "$tmp/help"
+tap_ok $? "-h: usage with examples, says the percentiles are estimated, exit 0"
+
+usage_cases=(
+	"no target|"
+	"-p without a value|-p"
+	"-p not a number|-p abc"
+	"-p 0|-p 0"
+	"-p and a command|-p 1 true"
+	"-i 0|-i 0 -p 1"
+	"-i not a number|-i soon -p 1"
+	"-c without -i|-c 3 -p 1"
+	"-c 0|-i 1 -c 0 -p 1"
+	"unknown option|--bogus -p 1"
+)
+for c in "${usage_cases[@]}"; do
+	# shellcheck disable=SC2086 # the arguments are meant to split
+	timeout "$STEP_TIMEOUT" "$SCHEDCMP" ${c#*|} >"$tmp/out" 2>"$tmp/err"
+	rc=$?
+	[ "$rc" -eq 2 ] && grep -q '^usage: ' "$tmp/err"
+	tap_ok $? "usage error: ${c%%|*} (exit $rc)"
+done
+
+if command -v setpriv >/dev/null; then
+	setpriv --reuid=65534 --regid=65534 --clear-groups "$SCHEDCMP" -p $$ \
+		>"$tmp/out" 2>"$tmp/err"
+	rc=$?
+	[ "$rc" -eq 1 ] && grep -q 'must be run as root' "$tmp/err"
+	tap_ok $? "not root: says so, exit 1 (exit $rc)"
+else
+	tap_skip "setpriv missing: cannot drop root"
+fi
+
+run_cmd noproc "$SCHEDCMP" -p 2147483647
+[ "$rc" -eq 1 ] && grep -q 'no process' "$tmp/noproc.err"
+tap_ok $? "-p of no process: says so, exit 1"
+
+run_cmd nocmd "$SCHEDCMP" -- "$tmp/no-such-command"
+[ "$rc" -eq 127 ] && grep -q 'cannot run' "$tmp/nocmd.err"
+tap_ok $? "a command that does not exist: exit 127"
+
+# -- A target without the runtime: threads only, said once; exit status.
+run_cmd noprobe "$SCHEDCMP" --json -- sh -c 'sleep 0.1; exit 3'
+[ "$rc" -eq 3 ]
+tap_ok $? "-- CMD: exits with the command's status (3: got $rc)"
+[ "$(grep -c 'no ringfiber:batch probe' "$tmp/noprobe.err")" -eq 1 ] &&
+	grep -q 'threads only' "$tmp/noprobe.err"
+tap_ok $? "a target without ringfiber probes: said once on stderr"
+[ "$(jq_py "$tmp/noprobe.out" 'len(L) == 1 and L[0]["fibers_traced"] is False and L[0]["threads"]["switches"] >= 1')" = True ]
+tap_ok $? "... and its threads are traced (one final JSON line)"
+[ $rc -ne 3 ] || [ "$failures" -eq 0 ] || diag_file "$tmp/noprobe.err"
+
+# ------------------------------------------- fiber-pingpong, -- CMD, JSON
+run_cmd fpp "$SCHEDCMP" --json -i 0.05 -- "$WORKLOAD" fiber-pingpong -n "$PINGPONG_ROUNDS"
+tap_ok "$rc" "fiber-pingpong under schedcmp --json -i 0.05 -- CMD: exit 0"
+[ "$rc" -ne 0 ] && diag_file "$tmp/fpp.err"
+bad=$(python3 - "$tmp/fpp.out" <<'EOF'
+import json, sys
+bad = 0
+need = ("switches", "rq_p50_ns", "rq_p99_ns", "hist")
+for line in open(sys.argv[1]):
+    if not line.startswith("{"):
+        continue
+    try:
+        d = json.loads(line)
+        for side in ("threads", "fibers"):
+            for k in need:
+                d[side][k]
+            for b in d[side]["hist"]:
+                assert b["lo_ns"] < b["hi_ns"] and b["count"] > 0
+        for k in ("interval", "interval_s", "pid", "final"):
+            d[k]
+    except Exception as e:
+        bad += 1
+        print(repr(e), file=sys.stderr)
+print(bad)
+EOF
+)
+lines=$(grep -c '^{' "$tmp/fpp.out")
+[ "$lines" -ge 1 ] && [ "$bad" = 0 ]
+tap_ok $? "$lines JSON lines parse, each with threads/fibers switches, rq_p50_ns, rq_p99_ns, hist"
+[ "$(jq_py "$tmp/fpp.out" 'L[-1]["final"] and not any(d["final"] for d in L[:-1])')" = True ]
+tap_ok $? "the last line, and only it, is marked final"
+runs=$(kv "$tmp/fpp.out" runs)
+traced=$(jq_py "$tmp/fpp.out" 'sum(d["fibers"]["switches"] for d in L)')
+[ -n "$runs" ] && within "$traced" "$runs" 1
+tap_ok $? "fiber switches traced ($traced) == the runtime's runs (${runs:-none}) within 1%"
+[ "$(jq_py "$tmp/fpp.out" 'sum(d["fibers"]["batches"] for d in L) > 0 and sum(d["fibers"]["bad"] for d in L) == 0')" = True ]
+tap_ok $? "the batch probe fired, no bad records"
+
+# ----------------------------------------------- fiber-pingpong, -p PID
+mkfifo "$tmp/in"
+"$WORKLOAD" fiber-pingpong -n "$PINGPONG_ROUNDS" --wait <"$tmp/in" >"$tmp/wl.out" 2>"$tmp/wl.err" &
+wl_pid=$!
+bg_pids="$bg_pids $wl_pid"
+exec 3>"$tmp/in"
+for _ in $(seq 100); do
+	grep -q '^ready' "$tmp/wl.out" && break
+	sleep 0.05
+done
+timeout "$STEP_TIMEOUT" "$SCHEDCMP" --json -i 0.05 -p "$wl_pid" >"$tmp/attach.out" 2>"$tmp/attach.err" &
+sc_pid=$!
+bg_pids="$bg_pids $sc_pid"
+for _ in $(seq 200); do
+	grep -q '^Tracing' "$tmp/attach.err" && break
+	kill -0 "$sc_pid" 2>/dev/null || break
+	sleep 0.05
+done
+echo go >&3
+exec 3>&-
+wait "$wl_pid"
+wl_rc=$?
+wait "$sc_pid"
+rc=$?
+tap_ok $((rc + wl_rc)) "schedcmp -p PID of a running workload exits 0 when it exits (schedcmp $rc, workload $wl_rc)"
+runs=$(kv "$tmp/wl.out" runs)
+traced=$(jq_py "$tmp/attach.out" 'sum(d["fibers"]["switches"] for d in L)')
+[ -n "$runs" ] && within "$traced" "$runs" 1
+tap_ok $? "-p: fiber switches traced ($traced) == runs (${runs:-none}) within 1%"
+
+# -- -F: fibers only; --no-syscalls: threads without switch timing.
+run_cmd fonly "$SCHEDCMP" --json -F -- "$WORKLOAD" fiber-pingpong -n 1000
+runs=$(kv "$tmp/fonly.out" runs)
+[ "$rc" -eq 0 ] && [ "$(jq_py "$tmp/fonly.out" 'not L[-1]["threads_traced"] and sum(d["threads"]["switches"] for d in L) == 0 and sum(d["fibers"]["switches"] for d in L) == '"${runs:-0}")" = True ]
+tap_ok $? "-F: the fibers (${runs:-no} runs) and no thread"
+run_cmd nosys "$SCHEDCMP" --json --no-syscalls -- "$WORKLOAD" futex-pingpong -n 1000
+[ "$rc" -eq 0 ] && [ "$(jq_py "$tmp/nosys.out" 'sum(d["threads"]["switches"] for d in L) >= 1000 and sum(d["threads"]["switch_count"] for d in L) == 0')" = True ]
+tap_ok $? "--no-syscalls: thread switches, none timed"
+
+# ------------------------------------------------------- futex-pingpong
+run_cmd futex "$SCHEDCMP" --json -- "$WORKLOAD" futex-pingpong -n "$FUTEX_ROUNDS"
+tap_ok "$rc" "futex-pingpong under schedcmp: exit 0"
+waits=$(kv "$tmp/futex.out" waits)
+vol=$(jq_py "$tmp/futex.out" 'sum(d["threads"]["switches"] - d["threads"]["involuntary"] for d in L)')
+# Besides the waits: the players' start and exit, the main thread's join.
+[ -n "$waits" ] && [ "$vol" -ge "$waits" ] && [ "$vol" -le $((waits + waits / 100 + 10)) ]
+tap_ok $? "voluntary thread switches ($vol) == futex waits that slept (${waits:-none}) + at most 1%+10"
+# A wake-up that finds its thread not yet switched out leaves it running:
+# a futex wait that returned 0 without a switch, hence the margin.
+rqn=$(jq_py "$tmp/futex.out" 'sum(d["threads"]["rq_count"] for d in L)')
+fsw=$(jq_py "$tmp/futex.out" 'sum(d["fibers"]["switches"] for d in L)')
+[ -n "$waits" ] && [ "$fsw" = 0 ] && [ "$rqn" -ge $((waits - waits / 100 - 10)) ] &&
+	[ "$rqn" -le $((waits + waits / 100 + 10)) ]
+tap_ok $? "... no fiber switches ($fsw), a run-queue latency per wake-up ($rqn for ${waits:-none})"
+[ "$(jq_py "$tmp/futex.out" 'sum(d["threads"]["switch_count"] for d in L) >= '"${waits:-1}"' and L[-1]["threads"]["switch_mean_ns"] > 0')" = True ]
+tap_ok $? "... each sleeping futex call timed (time per switch)"
+
+# ------------------------------------------------------------- fiber-hog
+run_cmd hog "$SCHEDCMP" --json -- "$WORKLOAD" fiber-hog -n "$HOG_ROUNDS" -m "$MS"
+tap_ok "$rc" "fiber-hog under schedcmp: exit 0"
+ticks=$(kv "$tmp/hog.out" ticks)
+# The ticker waits one spin of MS ms per round: [0.9 MS, 1.5 MS] overlaps
+# only the bucket [2^23, 2^24) ns for MS = 10.
+at_ms=$(jq_py "$tmp/hog.out" "sum(hist_count(d['fibers']['hist'], $MS * 900000, $MS * 1500000) for d in L)")
+[ -n "$ticks" ] && [ "$at_ms" -ge "$ticks" ] && [ "$at_ms" -le $((ticks + 2)) ]
+tap_ok $? "fiber run-queue histogram: $at_ms samples at ~$MS ms, one per round (${ticks:-none})"
+runs=$(kv "$tmp/hog.out" runs)
+traced=$(jq_py "$tmp/hog.out" 'sum(d["fibers"]["switches"] for d in L)')
+[ "$traced" = "$runs" ]
+tap_ok $? "fiber-hog: fiber switches traced ($traced) == runs (${runs:-none})"
+[ "$(jq_py "$tmp/hog.out" 'sum(d["fibers"]["parked"]["yield"]["count"] for d in L) >= '"$HOG_ROUNDS")" = True ]
+tap_ok $? "fiber-hog: the hog's yields show as parked reason 'yield'"
+
+# ------------------------------------------ thread-preempt, with perf sched
+if command -v perf >/dev/null; then
+	timeout "$STEP_TIMEOUT" perf sched record -o "$tmp/perf.data" -- \
+		"$SCHEDCMP" --json -- "$WORKLOAD" thread-preempt -n "$PREEMPT_ROUNDS" -m "$MS" \
+		>"$tmp/pre.out" 2>"$tmp/pre.err"
+	rc=$?
+	perf_ok=1
+else
+	run_cmd pre "$SCHEDCMP" --json -- "$WORKLOAD" thread-preempt -n "$PREEMPT_ROUNDS" -m "$MS"
+	perf_ok=0
+fi
+tap_ok "$rc" "thread-preempt under schedcmp${perf_ok/1/ and perf sched record}: exit 0"
+[ "$rc" -ne 0 ] && diag_file "$tmp/pre.err"
+preempt=$(kv "$tmp/pre.out" preemptions)
+at_ms=$(jq_py "$tmp/pre.out" "sum(hist_count(d['threads']['hist'], $MS * 900000, $MS * 1500000) for d in L)")
+[ -n "$preempt" ] && [ "$at_ms" -ge "$preempt" ] && [ "$at_ms" -le $((preempt + 3)) ]
+tap_ok $? "thread run-queue histogram: $at_ms samples at ~$MS ms, one per preemption (${preempt:-none})"
+
+# perf sched latency on this kernel and perf 6.1 sees the delays of
+# preempted tasks (switched out runnable) but few wake-ups (it records
+# sched_waking, which the kernel delivers to a system-wide session only
+# sometimes), so it is compared with schedcmp's delays after a preemption.
+if [ "$perf_ok" = 1 ]; then
+	wl_pid=$(jq_py "$tmp/pre.out" 'L[-1]["pid"]')
+	perf sched latency -p -i "$tmp/perf.data" >"$tmp/lat" 2>/dev/null
+	perf_mean=$(awk -F'|' -v pid="$wl_pid" '
+		$1 ~ /wl-busy:|wl-fifo:/ || $1 ~ ("workload:" pid " ") {
+			sw = $3 + 0; avg = $4; sub(/.*avg: */, "", avg); avg += 0
+			n += sw; sum += sw * avg
+		}
+		END { if (n) printf "%.0f\n", sum / n * 1e6 }' "$tmp/lat")
+	ours=$(jq_py "$tmp/pre.out" 'round(sum(d["threads"]["rq_runnable"]["mean_ns"] * d["threads"]["rq_runnable"]["count"] for d in L if d["threads"]["rq_runnable"]["count"]) / max(1, sum(d["threads"]["rq_runnable"]["count"] for d in L)))')
+	[ -n "$perf_mean" ] && within "$ours" "$perf_mean" 20
+	tap_ok $? "mean delay after preemption: schedcmp $ours ns, perf sched latency ${perf_mean:-none} ns (within 20%)"
+	grep -E 'wl-|workload:' "$tmp/lat" | sed 's/^/#   /'
+else
+	tap_skip "perf not installed: no perf sched cross-check"
+fi
+
+# The preempted thread's p50: in a run of its own (perf's threads preempt
+# it too).  The workload's busy thread is preempted once per round by the
+# FIFO thread, for MS ms; where other tasks on that CPU preempt it more
+# often than that, their short delays are the median and the check says so.
+run_cmd pre2 "$SCHEDCMP" --json -- "$WORKLOAD" thread-preempt -n "$PREEMPT_ROUNDS" -m "$MS"
+preempt=$(kv "$tmp/pre2.out" preemptions)
+nivcsw=$(kv "$tmp/pre2.out" busy_nivcsw)
+p50=$(jq_py "$tmp/pre2.out" 'L[-1]["threads"]["rq_runnable"]["p50_ns"]')
+if [ "$rc" -ne 0 ] || [ -z "$preempt" ]; then
+	tap_ok 1 "thread-preempt under schedcmp (exit $rc)"
+	diag_file "$tmp/pre2.err"
+elif [ "${nivcsw:-0}" -gt $((preempt * 3 / 2)) ]; then
+	tap_skip "CPU busy: the busy thread was preempted $nivcsw times for $preempt rounds; p50 $p50 ns"
+else
+	python3 -c "import sys; v = float(sys.argv[1]); sys.exit(0 if $MS * 0.5e6 <= v <= $MS * 2e6 else 1)" "$p50" 2>/dev/null
+	tap_ok $? "preempted threads' run-queue p50 ($p50 ns) within [0.5, 2] x $MS ms ($nivcsw preemptions, $preempt by the FIFO thread)"
+fi
+
+# ---------------------------------------------- Ctrl-C, -c, text output
+"$WORKLOAD" idle >"$tmp/idle.out" 2>&1 &
+idle_pid=$!
+bg_pids="$bg_pids $idle_pid"
+sleep 0.2
+timeout "$STEP_TIMEOUT" "$SCHEDCMP" -i 0.1 -c 3 --json -p "$idle_pid" >"$tmp/count.out" 2>"$tmp/count.err"
+rc=$?
+[ "$rc" -eq 0 ] && [ "$(grep -c '^{' "$tmp/count.out")" -eq 3 ]
+tap_ok $? "-i 0.1 -c 3: three JSON lines, then exit 0 by itself"
+timeout "$STEP_TIMEOUT" "$SCHEDCMP" -i 0.1 -c 2 -p "$idle_pid" >"$tmp/count2.out" 2>&1
+rc=$?
+[ "$rc" -eq 0 ] && [ "$(grep -c '^--- ' "$tmp/count2.out")" -eq 2 ]
+tap_ok $? "-i 0.1 -c 2, text: two intervals, then exit 0 by itself"
+
+"$SCHEDCMP" -i 0.1 -p "$idle_pid" >"$tmp/int.out" 2>"$tmp/int.err" &
+sc_pid=$!
+bg_pids="$bg_pids $sc_pid"
+sleep 0.5
+kill -INT "$sc_pid"
+for _ in $(seq 50); do
+	kill -0 "$sc_pid" 2>/dev/null || break
+	sleep 0.1
+done
+if kill -0 "$sc_pid" 2>/dev/null; then
+	tap_ok 1 "SIGINT ends schedcmp -p"
+else
+	wait "$sc_pid"
+	rc=$?
+	grep -q '(last)' "$tmp/int.out"
+	tap_ok $((rc + $?)) "SIGINT: prints the last interval and exits 0 (exit $rc)"
+fi
+kill -0 "$idle_pid" 2>/dev/null
+tap_ok $? "the traced process survives schedcmp's exit"
+kill -TERM "$idle_pid" 2>/dev/null
+wait "$idle_pid" 2>/dev/null
+
+grep -q '^Tracing pid' "$tmp/int.out" && grep -q 'run-queue latency' "$tmp/int.out" &&
+	grep -q 'time per switch' "$tmp/int.out"
+tap_ok $? "text output: banner, run-queue latency, time per switch"
+# All but the banner's line naming the probed file, whose path may be long.
+run_cmd text "$SCHEDCMP" -- "$WORKLOAD" fiber-hog -n 5 -m 2
+long=$(cat "$tmp/int.out" "$tmp/text.out" | grep -v -e '^mode=' -e '^threads: ' |
+	awk 'length($0) > 79' | wc -l)
+[ "$rc" -eq 0 ] && [ "$long" -eq 0 ] && grep -q 'time parked' "$tmp/text.out"
+tap_ok $? "text output fits in 80 columns ($long longer lines), has the parked table"
+
+[ "$n" -eq "$plan" ] || echo "# planned $plan checks, ran $n"
+[ "$failures" -eq 0 ] && [ "$n" -eq "$plan" ]
