@@ -1,0 +1,80 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# bt-fiberlat.sh - truth test of tools/fiberlat.bt, the run-queue latency
+# of a ringfiber program's fibers (the ringfiber:run probe's delay_ns).
+#
+# fiber-pingpong: every switch into a fiber is one run probe hit, so the
+# script's count must match the runtime's own rf_stats.runs (within 1%),
+# on both workers.  fiber-hog: the ticker waits MS ms in the run queue each
+# round, by construction, so that many delays must land in the MS bucket.
+#
+# Root, bpftrace, BTF and uprobes are needed (else the file is skipped).
+# TAP on stdout.
+
+set -u
+cd "$(dirname "$0")/../.." || exit 1
+# shellcheck source=tests/trace/bt-lib.bash
+. tests/trace/bt-lib.bash
+
+ROUNDS=20000		# fiber-pingpong: 40,000 hand-offs
+SPIN_MS=5		# fiber-hog: 5 ms = 5,000,000 ns, in the [4M, 8M) bucket
+SPIN_ROUNDS=20
+
+bt_require
+echo "1..6"
+
+# -- fiber-pingpong: every resumption counted.
+run_traced ping "-p @PID@ $TOOLS/fiberlat.bt @PID@" fiber-pingpong -n "$ROUNDS"
+tap_ok $? "fiberlat.bt traced fiber-pingpong -n $ROUNDS"
+show ping | grep -v '^#   \['
+
+runs=$(wl_get ping runs)
+count=$(bt_get ping count)
+unknown=$(bt_get ping unknown)
+[ -n "$runs" ] && [ "$runs" -gt 0 ] && [ -n "$count" ] &&
+	within 1 $((count + unknown)) "$runs"
+tap_ok $? "count $count + unknown $unknown within 1% of rf_stats.runs ${runs:-?}"
+
+# Each worker ran one of the two fibers about ROUNDS times.
+w0=$(sed -n 's/^@worker\[0\]: count \([0-9]*\),.*/\1/p' "$tmp/ping.bt")
+w1=$(sed -n 's/^@worker\[1\]: count \([0-9]*\),.*/\1/p' "$tmp/ping.bt")
+[ -n "$w0" ] && [ -n "$w1" ] && within 1 "$w0" "$ROUNDS" &&
+	within 1 "$w1" "$ROUNDS"
+tap_ok $? "per worker: ${w0:-?} and ${w1:-?} resumptions, about $ROUNDS each"
+
+# -- fiber-hog: the ticker's delays land in the MS bucket.
+run_traced hog "-p @PID@ $TOOLS/fiberlat.bt @PID@" fiber-hog \
+	-n "$SPIN_ROUNDS" -m "$SPIN_MS"
+tap_ok $? "fiberlat.bt traced fiber-hog -n $SPIN_ROUNDS -m $SPIN_MS"
+show hog
+
+runs=$(wl_get hog runs)
+count=$(bt_get hog count)
+unknown=$(bt_get hog unknown)
+[ -n "$runs" ] && [ -n "$count" ] && [ $((count + unknown)) -eq "$runs" ]
+tap_ok $? "count $count + unknown $unknown is rf_stats.runs ${runs:-?}"
+
+# The bucket that holds SPIN_MS ms, in ns, and the next one (a tick that
+# waited a little longer): they hold the ticker's delays, one per round.
+lo=1
+while [ $((lo * 2)) -le $((SPIN_MS * 1000000)) ]; do
+	lo=$((lo * 2))
+done
+ticks=$(wl_get hog ticks)
+inrange=$(awk -v lo="$lo" '
+	/^@ns:/ { in_hist = 1; next }
+	in_hist && /^\[/ {
+		b = $1; sub(/^\[/, "", b); sub(/,$/, "", b)
+		v = b + 0
+		if (b ~ /K$/) v *= 1024
+		else if (b ~ /M$/) v *= 1048576
+		else if (b ~ /G$/) v *= 1073741824
+		if (v >= lo && v < 4 * lo) sum += $3
+	}
+	in_hist && /^$/ { exit }
+	END { print sum + 0 }' "$tmp/hog.bt")
+[ -n "$ticks" ] && [ "$ticks" -gt 0 ] && [ "$inrange" -eq "$ticks" ]
+tap_ok $? "$inrange delays in [$lo, $((lo * 4))) ns: the ticker's ${ticks:-?} ticks"
+
+[ "$failures" -eq 0 ]

@@ -1,0 +1,216 @@
+# SPDX-License-Identifier: MIT
+#
+# bt-lib.bash - what the bpftrace scripts' tests (tests/trace/bt-*.sh) share:
+# TAP helpers, the checks that decide whether they can run at all, and
+# run_traced, which runs one workload under one tools/*.bt script.
+#
+# Sourced, never run (so the name does not end in .sh: make check-trace
+# runs every tests/trace/*.sh).  The tests run workloads from
+# $RF_BUILD/tests/trace/workload (default build) with --wait: the workload
+# prints "ready PID" and waits for a line on stdin, so the script attaches
+# before anything happens; then the workload runs, prints its counters,
+# exits, and the script is stopped with SIGINT and prints its totals.
+
+B=${RF_BUILD:-build}
+WORKLOAD=$B/tests/trace/workload
+TOOLS=tools
+
+# No single step may hang a test: each wait gives up after this long.
+ATTACH_TIMEOUT=30	# bpftrace's start (it compiles the script)
+RUN_TIMEOUT=30		# the workload's run
+STOP_TIMEOUT=15		# bpftrace's END after SIGINT
+
+tmp=
+started_pids=
+
+bt_cleanup() {
+	local p
+	for p in $started_pids; do
+		if kill -0 "$p" 2>/dev/null; then
+			kill -KILL "$p" 2>/dev/null
+			wait "$p" 2>/dev/null
+		fi
+	done
+	[ -n "$tmp" ] && rm -rf "$tmp"
+}
+trap bt_cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+n=0
+failures=0
+
+# tap_ok STATUS DESCRIPTION: STATUS 0 passes.
+tap_ok() {
+	n=$((n + 1))
+	if [ "$1" -eq 0 ]; then
+		echo "ok $n - $2"
+	else
+		echo "not ok $n - $2"
+		failures=$((failures + 1))
+	fi
+}
+
+tap_skip() {
+	n=$((n + 1))
+	echo "ok $n # SKIP $1"
+}
+
+# Show a file as TAP comments, for the reader of a failure.
+diag_file() {
+	sed 's/^/#   /' "$1"
+}
+
+# skip_all REASON: the whole file is skipped.
+skip_all() {
+	echo "1..0 # SKIP $1"
+	exit 0
+}
+
+# bt_require TRACEPOINT...: skip the whole file unless this machine can run
+# bpftrace scripts on those tracepoints (and uprobes), and the workload is
+# built.
+bt_require() {
+	local tp
+	[ "$(id -u)" -eq 0 ] || skip_all "needs root (bpftrace)"
+	command -v bpftrace >/dev/null || skip_all "bpftrace is not installed"
+	[ -r /sys/kernel/btf/vmlinux ] || skip_all "no kernel BTF (/sys/kernel/btf/vmlinux)"
+	for tp in "$@"; do
+		[ -d "/sys/kernel/tracing/events/$tp" ] ||
+			[ -d "/sys/kernel/debug/tracing/events/$tp" ] ||
+			skip_all "no tracepoint $tp in tracefs"
+	done
+	[ -x "$WORKLOAD" ] || skip_all "$WORKLOAD is not built (run make)"
+	tmp=$(mktemp -d "${TMPDIR:-/tmp}/rf-bt.XXXXXX") || exit 1
+}
+
+# wait_for SECONDS COMMAND...: poll COMMAND every 0.1 s until it succeeds.
+wait_for() {
+	local tenths=$(($1 * 10))
+	shift
+	while [ "$tenths" -gt 0 ]; do
+		"$@" && return 0
+		tenths=$((tenths - 1))
+		sleep 0.1
+	done
+	return 1
+}
+
+# wait_pid SECONDS PID: wait for PID (a child) to exit; sets wait_rc.
+# Returns 1, with PID still running, if it did not exit in time.
+wait_pid() {
+	wait_for "$1" eval '! kill -0 '"$2"' 2>/dev/null' || return 1
+	wait "$2"
+	wait_rc=$?
+	return 0
+}
+
+# bt_started OUT PID: bpftrace PID has printed its banner into OUT; gives
+# up (succeeds) when it has exited, since then nothing will come.
+bt_started() {
+	grep -q 'Hit Ctrl-C' "$1" || ! kill -0 "$2" 2>/dev/null
+}
+
+# run_traced NAME 'BPFTRACE ARGS' WORKLOAD-ARGS...: run the workload with
+# --wait under bpftrace; @PID@ in the bpftrace arguments becomes the
+# workload's pid.  Leaves $tmp/NAME.wl (the workload's stdout), .bt
+# (bpftrace's stdout), .err (both stderrs).  With PERF_EVENTS set (perf
+# record's event options), also records `perf sched record` system-wide
+# over the workload's run, into $tmp/NAME.perf.
+# Returns 0 when all of that worked; otherwise says why as TAP comments.
+run_traced() {
+	local name=$1 btargs=$2 wl bt perf= pid
+	shift 2
+	local o=$tmp/$name
+	rm -f "$o.in"
+	mkfifo "$o.in" || return 1
+	"$WORKLOAD" "$@" --wait <"$o.in" >"$o.wl" 2>"$o.err" &
+	wl=$!
+	started_pids="$started_pids $wl"
+	exec 3>"$o.in"
+	if ! wait_for 10 grep -q '^ready ' "$o.wl"; then
+		exec 3>&-
+		echo "#   workload $* did not start:"
+		diag_file "$o.err"
+		return 1
+	fi
+	pid=$(sed -n 's/^ready //p' "$o.wl")
+	# shellcheck disable=SC2086 # the arguments are meant to split
+	bpftrace ${btargs//@PID@/$pid} >"$o.bt" 2>"$o.bterr" &
+	bt=$!
+	started_pids="$started_pids $bt"
+	if ! wait_for "$ATTACH_TIMEOUT" bt_started "$o.bt" "$bt"; then
+		exec 3>&-
+		echo "#   bpftrace $btargs did not start:"
+		diag_file "$o.bterr"
+		return 1
+	fi
+	if ! grep -q 'Hit Ctrl-C' "$o.bt"; then
+		exec 3>&-
+		echo "#   bpftrace $btargs failed:"
+		diag_file "$o.bterr"
+		return 1
+	fi
+	if [ -n "${PERF_EVENTS:-}" ]; then
+		# shellcheck disable=SC2086
+		perf sched record -o "$o.perf" $PERF_EVENTS >"$o.perfout" 2>&1 &
+		perf=$!
+		started_pids="$started_pids $perf"
+		# perf prints nothing when it has started: give it a moment.
+		sleep 1
+	fi
+	echo go >&3
+	exec 3>&-
+	if ! wait_pid "$RUN_TIMEOUT" "$wl"; then
+		echo "#   workload $* did not finish in ${RUN_TIMEOUT}s"
+		return 1
+	fi
+	if [ "$wait_rc" -ne 0 ]; then
+		echo "#   workload $* exited $wait_rc:"
+		diag_file "$o.err"
+		return 1
+	fi
+	if [ -n "$perf" ]; then
+		kill -INT "$perf"
+		wait_pid "$STOP_TIMEOUT" "$perf" || return 1
+	fi
+	# With -p, bpftrace ends by itself (END included) once the process
+	# has gone; a SIGINT in the middle of that can cut END's output short.
+	if [[ " $btargs " != *" -p "* ]] || ! wait_pid 5 "$bt"; then
+		kill -INT "$bt"
+		if ! wait_pid "$STOP_TIMEOUT" "$bt"; then
+			echo "#   bpftrace did not stop in ${STOP_TIMEOUT}s"
+			return 1
+		fi
+	fi
+	cat "$o.bterr" >>"$o.err"
+	if [ "$wait_rc" -ne 0 ]; then
+		echo "#   bpftrace $btargs exited $wait_rc:"
+		diag_file "$o.bterr"
+		return 1
+	fi
+	return 0
+}
+
+# wl_get NAME KEY: the workload's counter KEY (its key=value line).
+wl_get() {
+	tr ' ' '\n' <"$tmp/$1.wl" | sed -n "s/^$2=//p"
+}
+
+# bt_get NAME KEY: the number on the script's "KEY N" line.
+bt_get() {
+	sed -n "s/^$2 \([0-9-][0-9]*\)$/\1/p" "$tmp/$1.bt"
+}
+
+# within PERCENT A B: A is within PERCENT% of B (integers).
+within() {
+	local d=$(($2 - $3))
+	[ "$d" -lt 0 ] && d=$((-d))
+	[ $((d * 100)) -le $(($1 * $3)) ]
+}
+
+# show NAME: the run's outputs, as TAP comments.
+show() {
+	echo "#   workload: $(cat "$tmp/$1.wl" | tr '\n' ' ')"
+	grep -v '^$' "$tmp/$1.bt" | sed 's/^/#   /'
+}
