@@ -13,6 +13,7 @@
 
 B=${RF_BUILD:-build}
 WORKLOAD=$B/tests/trace/workload
+# shellcheck disable=SC2034 # used by the tests that source this
 TOOLS=tools
 
 # No single step may hang a test: each wait gives up after this long.
@@ -67,6 +68,7 @@ skip_all() {
 	exit 0
 }
 
+# shellcheck disable=SC2120 # the tracepoints are optional
 # bt_require TRACEPOINT...: skip the whole file unless this machine can run
 # bpftrace scripts on those tracepoints (and uprobes), and the workload is
 # built.
@@ -119,7 +121,7 @@ bt_started() {
 # over the workload's run, into $tmp/NAME.perf.
 # Returns 0 when all of that worked; otherwise says why as TAP comments.
 run_traced() {
-	local name=$1 btargs=$2 wl bt perf= pid
+	local name=$1 btargs=$2 wl bt perf='' pid
 	shift 2
 	local o=$tmp/$name
 	rm -f "$o.in"
@@ -211,6 +213,6 @@ within() {
 
 # show NAME: the run's outputs, as TAP comments.
 show() {
-	echo "#   workload: $(cat "$tmp/$1.wl" | tr '\n' ' ')"
+	echo "#   workload: $(tr '\n' ' ' <"$tmp/$1.wl")"
 	grep -v '^$' "$tmp/$1.bt" | sed 's/^/#   /'
 }

@@ -33,13 +33,19 @@ off_stat() {
 		awk '{ s += $1 } END { print s + 0 }'
 }
 
+# tid_of NAME COMM: the thread id the script names COMM (@comm[TID]: COMM).
+tid_of() {
+	sed -n "s/^@comm\[\([0-9]*\)\]: $2\$/\1/p" "$tmp/$1.bt" | head -1
+}
+
 # -- futex-pingpong: S in futex, once per wait that slept.
 run_traced futex "-p @PID@ $TOOLS/offcpu.bt @PID@" futex-pingpong -n "$ROUNDS"
 tap_ok $? "offcpu.bt traced futex-pingpong -n $ROUNDS"
 show futex
 for i in 0 1; do
 	w=$(wl_get futex "waits$i")
-	c=$(off_stat futex "off\[wl-futex$i, [0-9]+, S, futex" count)
+	t=$(tid_of futex "wl-futex$i")
+	c=$(off_stat futex "off\[${t:-none}, S, futex" count)
 	# A FUTEX_WAIT woken before it got to sleep returns 0 too, without
 	# leaving the CPU: the workload's count may be a little higher.
 	[ -n "$w" ] && [ "$w" -gt 0 ] && within 1 "$c" "$w"
@@ -57,7 +63,8 @@ else
 	tap_ok "$rc" "offcpu.bt traced thread-preempt -n $SPIN_ROUNDS -m $SPIN_MS"
 	show preempt
 	spin_us=$(($(wl_get preempt spin_total_ns) / 1000))
-	total=$(off_stat preempt "off\[wl-busy, [0-9]+, R, -" total)
+	t=$(tid_of preempt wl-busy)
+	total=$(off_stat preempt "off\[${t:-none}, R, -" total)
 	# Other tasks of that CPU may add some: 20% over is allowed.
 	[ "$spin_us" -gt 0 ] && [ "$total" -ge $((spin_us * 95 / 100)) ] &&
 		[ "$total" -le $((spin_us * 120 / 100)) ]
