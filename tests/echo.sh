@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 #
 # echo.sh - integration test of the echo example: echo-server and echo-client
-# against each other on 127.0.0.1.
+# against each other on 127.0.0.1, then echo-threads (the thread-per-
+# connection peer) under the same client.
 #
 # Checks the command lines (bad ones exit 2 with a usage message), a small
 # run, 1,000 concurrent connections, the server's -n exit, and that the
@@ -15,6 +16,7 @@ set -u
 B=${RF_BUILD:-build}
 SERVER=$B/examples/echo-server
 CLIENT=$B/examples/echo-client
+THREADS=$B/examples/echo-threads
 
 # Descriptors the 1,000-connection case needs in each process, with margin.
 NEED_FDS=1100
@@ -42,7 +44,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-for prog in "$SERVER" "$CLIENT"; do
+for prog in "$SERVER" "$CLIENT" "$THREADS"; do
 	if [ ! -x "$prog" ]; then
 		echo "Bail out! $prog is not built (run make)"
 		exit 1
@@ -157,8 +159,9 @@ client_usage=(
 	"extra argument|127.0.0.1:7 127.0.0.1:8"
 )
 
-# The usage cases, the two -h checks, and the 18 checks from the server on.
-plan=$((${#server_usage[@]} + ${#client_usage[@]} + 2 + 18))
+# The usage cases, the two -h checks, the 18 checks from the server on, and
+# echo-threads: its usage cases and 5 checks.
+plan=$((${#server_usage[@]} * 2 + ${#client_usage[@]} + 2 + 18 + 5))
 echo "1..$plan"
 
 for c in "${server_usage[@]}"; do
@@ -300,6 +303,57 @@ if start_server -q -n 3 0; then
 else
 	for _ in 1 2 3 4; do
 		tap_ok 1 "echo-server -n 3 did not start"
+	done
+fi
+
+# -- echo-threads: the same command line, the same client, the same checks
+# of a run; its -n waits for its connection threads.
+SERVER=$THREADS
+for c in "${server_usage[@]}"; do
+	# shellcheck disable=SC2086
+	expect_usage "echo-threads usage error: ${c%%|*}" "$SERVER" ${c#*|}
+done
+if start_server -q 0; then
+	tap_ok 0 "echo-threads on port 0 listens on 127.0.0.1:$port"
+	run_client -c 8 -d 1 --json "127.0.0.1:$port"
+	[ "$(json_get "$out" errors)" = 0 ] && [ "$(json_get "$out" failed)" = 0 ] &&
+		[ "$(json_get "$out" requests)" -gt 0 ]
+	tap_ok $((rc + $?)) "echo-threads: 8 connections echo without errors"
+	echo "#   $out"
+	if [ "$hard" != unlimited ] && [ "$hard" -lt "$NEED_FDS" ]; then
+		tap_skip "ulimit -Hn is $hard, 1,000 connections need $NEED_FDS"
+	else
+		run_client -c 1000 -d 2 --json "127.0.0.1:$port"
+		[ "$(json_get "$out" connections)" = 1000 ] &&
+			[ "$(json_get "$out" failed)" = 0 ] && [ "$(json_get "$out" errors)" = 0 ]
+		tap_ok $((rc + $?)) "echo-threads: 1000 connections, a thread each, no errors"
+		echo "#   $out"
+	fi
+	kill -TERM "$server_pid"
+	wait "$server_pid" 2>/dev/null
+	server_pid=
+else
+	for _ in 1 2 3; do
+		tap_ok 1 "echo-threads did not start"
+	done
+fi
+if start_server -q -n 3 0; then
+	run_client -c 3 -d 0.2 "127.0.0.1:$port"
+	tap_ok "$rc" "3 connections to echo-threads -n 3"
+	for _ in $(seq 50); do
+		kill -0 "$server_pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$server_pid" 2>/dev/null; then
+		tap_ok 1 "echo-threads -n 3 exits after 3 connections"
+	else
+		wait "$server_pid"
+		tap_ok $? "echo-threads -n 3 exits 0 after 3 connections"
+	fi
+	server_pid=
+else
+	for _ in 1 2; do
+		tap_ok 1 "echo-threads -n 3 did not start"
 	done
 fi
 

@@ -252,14 +252,6 @@ static void stamp_message(unsigned char *msg, size_t len, uint64_t seq)
 	memcpy(msg, &seq, len < sizeof(seq) ? len : sizeof(seq));
 }
 
-static void set_nodelay(int fd)
-{
-	int one = 1;
-
-	/* Only latency is at stake if this fails; see echo-server.c. */
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-}
-
 /* Open the connection; the connect slot is given back either way. */
 static int conn_open(unsigned long id)
 {
@@ -271,7 +263,7 @@ static int conn_open(unsigned long id)
 		err = -errno;
 		goto fail;
 	}
-	set_nodelay(fd);
+	echo_set_nodelay(fd);
 	what = "connect";
 	err = rf_connect(fd, (const struct sockaddr *)&cl.addr, cl.addr_len,
 			 cl.deadline);

@@ -17,12 +17,14 @@
 #include <limits.h>
 #include <math.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "ringfiber.h"
 
@@ -287,6 +289,78 @@ static inline void echo_ratelimit_flush(struct echo_ratelimit *rl,
 		fprintf(stderr, "%s: %lu more %s messages suppressed\n",
 			prog, rl->suppressed, what);
 	rl->suppressed = 0;
+}
+
+/* listen(2) backlog of the servers; the kernel caps it at net.core.somaxconn. */
+#define ECHO_BACKLOG		4096
+
+/*
+ * echo_listen() - a listening TCP socket on @ss.  Return: the descriptor,
+ * or a negative errno.
+ */
+static inline int echo_listen(const struct sockaddr_storage *ss, socklen_t len)
+{
+	int fd, one = 1;
+
+	fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	/* Restarting the server must not wait for old connections' TIME_WAIT. */
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
+		goto fail;
+	if (bind(fd, (const struct sockaddr *)ss, len) < 0)
+		goto fail;
+	if (listen(fd, ECHO_BACKLOG) < 0)
+		goto fail;
+	return fd;
+
+fail:
+	one = -errno;
+	close(fd);
+	return one;
+}
+
+/*
+ * accept(2) errors that say nothing about the listening socket: the process
+ * or the system is out of something (descriptors, buffers), or one pending
+ * connection went bad (Linux reports the network errors of the new socket
+ * through accept, and its man page says to retry on them).  The rest mean
+ * the listening socket (or, for the fiber server, its io_uring request) is
+ * unusable.
+ */
+static inline int echo_accept_error_is_transient(int err)
+{
+	switch (err) {
+	case EBADF:
+	case EINVAL:
+	case ENOTSOCK:
+	case EOPNOTSUPP:
+	case EFAULT:
+	case ENOSYS:
+	case EBUSY:
+	case ECANCELED:
+		return 0;
+	default:
+		return 1;
+	}
+}
+
+/* Out of descriptors or memory: back off rather than retry at once. */
+static inline int echo_accept_error_is_exhaustion(int err)
+{
+	return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
+}
+
+static inline void echo_set_nodelay(int fd)
+{
+	int one = 1;
+
+	/*
+	 * A large message arrives in pieces and goes back in pieces; Nagle
+	 * would hold the second piece for the client's delayed ACK (40 ms).
+	 * Failing only costs latency, so the error is ignored.
+	 */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
 #endif /* ECHO_COMMON_H */

@@ -33,9 +33,6 @@
  */
 #define ECHO_BUF_SIZE		4096
 
-/* listen(2) backlog; the kernel caps it at net.core.somaxconn. */
-#define ECHO_BACKLOG		4096
-
 /*
  * Every idle connection keeps one recv request in the kernel.  A ring of
  * 4096 entries has a 16384-entry completion queue, so all 10,000 can
@@ -151,45 +148,6 @@ static void *conn_fiber(void *arg)
 	return NULL;
 }
 
-/*
- * accept(2) errors that say nothing about the listening socket: the process
- * or the system is out of something (descriptors, buffers), or one pending
- * connection went bad (Linux reports the network errors of the new socket
- * through accept, and its man page says to retry on them).
- */
-static int accept_error_is_transient(int err)
-{
-	switch (err) {
-	case EBADF:
-	case EINVAL:
-	case ENOTSOCK:
-	case EFAULT:
-	case ENOSYS:
-	case EBUSY:
-	case ECANCELED:
-		return 0;
-	default:
-		return 1;
-	}
-}
-
-static int accept_error_is_exhaustion(int err)
-{
-	return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
-}
-
-static void set_nodelay(int fd)
-{
-	int one = 1;
-
-	/*
-	 * A large message arrives in pieces and goes back in pieces; Nagle
-	 * would hold the second piece for the client's delayed ACK (40 ms).
-	 * Failing only costs latency, so the error is ignored.
-	 */
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-}
-
 /* The main fiber: accept connections and give each its own fiber. */
 static void *server_main(void *arg)
 {
@@ -214,7 +172,7 @@ static void *server_main(void *arg)
 		if (fd < 0) {
 			if (fd == -EINTR || fd == -EAGAIN)
 				continue;
-			if (!accept_error_is_transient(-fd)) {
+			if (!echo_accept_error_is_transient(-fd)) {
 				if (fd != -ECANCELED) {
 					fprintf(stderr, "%s: accept: %s\n",
 						srv.prog, strerror(-fd));
@@ -226,13 +184,13 @@ static void *server_main(void *arg)
 			echo_ratelimited(&srv.accept_rl, srv.prog,
 					 "accept: %s (%lu connections open); continuing",
 					 strerror(-fd), srv_get(active));
-			if (accept_error_is_exhaustion(-fd) &&
+			if (echo_accept_error_is_exhaustion(-fd) &&
 			    rf_sleep(rf_deadline_after(ECHO_ACCEPT_BACKOFF_NS)) == -ECANCELED)
 				break;
 			continue;
 		}
 
-		set_nodelay(fd);
+		echo_set_nodelay(fd);
 		srv.accepted++;
 		err = rf_spawn(NULL, conn_fiber, (void *)(intptr_t)fd, &attr);
 		if (err < 0) {
@@ -257,28 +215,6 @@ static void *server_main(void *arg)
 	/* With -n, the connection fibers still running finish on their own. */
 	rf_acceptor_close(acceptor);
 	return (void *)status;
-}
-
-static int listen_on(const struct sockaddr_storage *ss, socklen_t len)
-{
-	int fd, one = 1;
-
-	fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	/* Restarting the server must not wait for old connections' TIME_WAIT. */
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
-		goto fail;
-	if (bind(fd, (const struct sockaddr *)ss, len) < 0)
-		goto fail;
-	if (listen(fd, ECHO_BACKLOG) < 0)
-		goto fail;
-	return fd;
-
-fail:
-	one = -errno;
-	close(fd);
-	return one;
 }
 
 int main(int argc, char **argv)
@@ -340,7 +276,7 @@ int main(int argc, char **argv)
 	echo_raise_nofile(srv.prog, ECHO_TARGET_CONNECTIONS + ECHO_FD_MARGIN,
 			  "10,000 connections", !srv.quiet);
 
-	srv.listen_fd = listen_on(&ss, len);
+	srv.listen_fd = echo_listen(&ss, len);
 	if (srv.listen_fd < 0) {
 		fprintf(stderr, "%s: cannot listen on %s: %s\n", srv.prog,
 			echo_format_addr(&ss, name, sizeof(name)),

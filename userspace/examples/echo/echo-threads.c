@@ -31,9 +31,6 @@
 /* One recv per buffer-full, as in echo-server. */
 #define ECHO_BUF_SIZE		4096
 
-/* listen(2) backlog; the kernel caps it at net.core.somaxconn. */
-#define ECHO_BACKLOG		4096
-
 /*
  * Each connection's thread gets a small stack: it holds one buffer and a
  * few calls deep of libc.  The default (8 MiB of address space each) would
@@ -178,34 +175,6 @@ static void *conn_thread(void *arg)
 	return NULL;
 }
 
-/* As in echo-server: errors that say nothing about the listening socket. */
-static int accept_error_is_transient(int err)
-{
-	switch (err) {
-	case EBADF:
-	case EINVAL:
-	case ENOTSOCK:
-	case EFAULT:
-	case EOPNOTSUPP:
-		return 0;
-	default:
-		return 1;
-	}
-}
-
-static int accept_error_is_exhaustion(int err)
-{
-	return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
-}
-
-static void set_nodelay(int fd)
-{
-	int one = 1;
-
-	/* See echo-server: Nagle would hold the second piece of an echo. */
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-}
-
 /* Start a detached thread for connection @fd.  Return: 0, or an errno. */
 static int start_conn_thread(pthread_attr_t *attr, int fd)
 {
@@ -244,7 +213,7 @@ static int serve(void)
 			err = errno;
 			if (err == EINTR || err == EAGAIN)
 				continue;
-			if (!accept_error_is_transient(err)) {
+			if (!echo_accept_error_is_transient(err)) {
 				fprintf(stderr, "%s: accept: %s\n", srv.prog, strerror(err));
 				status = 1;
 				break;
@@ -255,12 +224,12 @@ static int serve(void)
 					 "accept: %s (%lu connections open); continuing",
 					 strerror(err), srv.active);
 			pthread_mutex_unlock(&srv.lock);
-			if (accept_error_is_exhaustion(err))
+			if (echo_accept_error_is_exhaustion(err))
 				nanosleep(&backoff, NULL);
 			continue;
 		}
 
-		set_nodelay(fd);
+		echo_set_nodelay(fd);
 		srv.accepted++;
 		err = start_conn_thread(&attr, fd);
 		if (err) {
@@ -278,28 +247,6 @@ static int serve(void)
 		pthread_cond_wait(&srv.idle, &srv.lock);
 	pthread_mutex_unlock(&srv.lock);
 	return status;
-}
-
-static int listen_on(const struct sockaddr_storage *ss, socklen_t len)
-{
-	int fd, one = 1;
-
-	fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	/* Restarting the server must not wait for old connections' TIME_WAIT. */
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
-		goto fail;
-	if (bind(fd, (const struct sockaddr *)ss, len) < 0)
-		goto fail;
-	if (listen(fd, ECHO_BACKLOG) < 0)
-		goto fail;
-	return fd;
-
-fail:
-	one = -errno;
-	close(fd);
-	return one;
 }
 
 int main(int argc, char **argv)
@@ -346,7 +293,7 @@ int main(int argc, char **argv)
 	echo_raise_nofile(srv.prog, ECHO_TARGET_CONNECTIONS + ECHO_FD_MARGIN,
 			  "10,000 connections", !srv.quiet);
 
-	srv.listen_fd = listen_on(&ss, len);
+	srv.listen_fd = echo_listen(&ss, len);
 	if (srv.listen_fd < 0) {
 		fprintf(stderr, "%s: cannot listen on %s: %s\n", srv.prog,
 			echo_format_addr(&ss, name, sizeof(name)),
