@@ -19,17 +19,17 @@ check() {
 	if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fail=1; fi
 }
 
-declared=$(grep -oE '\brf_[a-z_]+\(' "$header" | tr -d '(' | sort -u)
+declared=$(grep -oE '\brf_[a-z0-9_]+\(' "$header" | tr -d '(' | sort -u)
 exported=$(nm -D --defined-only "$lib" | awk '$2 == "T" { print $3 }' | sort -u)
 
 [ -n "$declared" ]
 check $? "the header declares functions ($(echo "$declared" | wc -l))"
 
-missing=$(comm -23 <(echo "$declared") <(echo "$exported" | sed 's/@.*//'))
+missing=$(comm -23 <(echo "$declared") <(echo "$exported" | sed 's/@.*//' | sort -u))
 [ -z "$missing" ]
 check $? "every declared function is exported${missing:+ (missing: $(echo $missing))}"
 
-extra=$(comm -13 <(echo "$declared") <(echo "$exported" | sed 's/@.*//'))
+extra=$(comm -13 <(echo "$declared") <(echo "$exported" | sed 's/@.*//' | sort -u))
 [ -z "$extra" ]
 check $? "nothing else is exported${extra:+ (extra: $(echo $extra))}"
 

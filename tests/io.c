@@ -10,6 +10,7 @@
  */
 #include <pthread.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <poll.h>
 #include <sys/stat.h>
 
@@ -189,6 +190,92 @@ static void test_open_close_fsync(void)
 	}
 	is_int(rf_close(dfd), 0, tn("rf_close() the directory"));
 	no_inflight("open/fsync/close");
+}
+
+/*
+ * openat2 with RESOLVE_BENEATH: what a file server relies on to keep a
+ * request's path inside its directory.  The file "sync" is left by
+ * test_open_close_fsync(); "../" and an absolute path must not escape.
+ */
+static void test_openat2(void)
+{
+	struct open_how how = { .flags = O_RDONLY | O_CLOEXEC, .resolve = RESOLVE_BENEATH };
+	char abs_path[160];
+	int dfd, fd, rc;
+
+	dfd = open(tmpdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	ok(dfd >= 0, "%s", tn("open the test directory (%d)", dfd));
+	if (dfd < 0)
+		return;
+
+	fd = rf_openat2(dfd, "sync", &how, sizeof(how), ND);
+	ok(fd >= 0, "%s", tn("rf_openat2(RESOLVE_BENEATH) of a file beneath (%d)", fd));
+	if (fd >= 0) {
+		ok(fcntl(fd, F_GETFD) & FD_CLOEXEC, "%s", tn("rf_openat2() applied O_CLOEXEC"));
+		is_int(rf_close(fd), 0, tn("rf_close() the rf_openat2() descriptor"));
+	}
+
+	rc = rf_openat2(dfd, "../x", &how, sizeof(how), ND);
+	is_int(rc, -EXDEV, tn("rf_openat2(\"../x\", RESOLVE_BENEATH) -> -EXDEV"));
+	if (rc >= 0)
+		close(rc);
+	snprintf(abs_path, sizeof(abs_path), "%s/sync", tmpdir);
+	rc = rf_openat2(dfd, abs_path, &how, sizeof(how), ND);
+	is_int(rc, -EXDEV, tn("rf_openat2(absolute path, RESOLVE_BENEATH) -> -EXDEV"));
+	if (rc >= 0)
+		close(rc);
+	rc = rf_openat2(dfd, "missing", &how, sizeof(how), ND);
+	is_int(rc, -ENOENT, tn("rf_openat2() of a missing file -> -ENOENT"));
+	if (rc >= 0)
+		close(rc);
+
+	/* Bad arguments: the kernel's answers, and the library's own. */
+	rc = rf_openat2(dfd, "sync", &how, sizeof(how) - 1, ND);
+	is_int(rc, -EINVAL, tn("rf_openat2() with a short size -> -EINVAL"));
+	if (rc >= 0)
+		close(rc);
+	rc = rf_openat2(dfd, "sync", &how, 0, ND);
+	is_int(rc, -EINVAL, tn("rf_openat2() with size 0 -> -EINVAL"));
+	if (rc >= 0)
+		close(rc);
+	how.resolve = 1ULL << 63;
+	rc = rf_openat2(dfd, "sync", &how, sizeof(how), ND);
+	is_int(rc, -EINVAL, tn("rf_openat2() with an unknown RESOLVE_ flag -> -EINVAL"));
+	if (rc >= 0)
+		close(rc);
+	is_int(rf_openat2(dfd, NULL, &how, sizeof(how), ND), -EINVAL,
+	       tn("rf_openat2(NULL path) -> -EINVAL"));
+	is_int(rf_openat2(dfd, "sync", NULL, sizeof(how), ND), -EINVAL,
+	       tn("rf_openat2(NULL how) -> -EINVAL"));
+	close(dfd);
+	no_inflight("openat2");
+}
+
+/*
+ * rf_sendmsg(): a vectored send on a socket, whose peer may be gone: that
+ * must be -EPIPE, not a SIGPIPE that kills the program (this test).
+ */
+static void test_sendmsg(void)
+{
+	char a[] = "hello, ", b[] = "world", back[32];
+	struct iovec iov[2] = { { a, 7 }, { b, 5 } };
+	struct msghdr msg = { .msg_iov = iov, .msg_iovlen = 2 };
+	int sv[2];
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		ok(0, "%s", tn("socketpair: %s", strerror(errno)));
+		return;
+	}
+	is_int(rf_sendmsg(sv[0], &msg, 0, ND), 12, tn("rf_sendmsg() of two iovecs sends 12 bytes"));
+	memset(back, 0, sizeof(back));
+	is_int(rf_recv(sv[1], back, sizeof(back), 0, ND), 12, tn("the peer receives 12 bytes"));
+	is_str(back, "hello, world", tn("in order"));
+	is_int(rf_sendmsg(sv[0], NULL, 0, ND), -EINVAL, tn("rf_sendmsg(NULL msg) -> -EINVAL"));
+	close(sv[1]);
+	is_int(rf_sendmsg(sv[0], &msg, 0, ND), -EPIPE,
+	       tn("rf_sendmsg() to a closed peer -> -EPIPE, no SIGPIPE"));
+	close(sv[0]);
+	no_inflight("sendmsg");
 }
 
 /* ------------------------------------------------------------------ pipes */
@@ -814,6 +901,8 @@ static void *io_main(void *arg)
 	test_read_write();
 	test_vectored();
 	test_open_close_fsync();
+	test_openat2();
+	test_sendmsg();
 	test_poll();
 	test_sleep();
 	test_read_deadline();

@@ -58,6 +58,7 @@ struct rf_fiber;
 struct rf_acceptor;
 struct rf_group;
 struct rf_chan;
+struct open_how;		/* <linux/openat2.h>, for rf_openat2() */
 
 /** Entry point of a fiber; its return value is what rf_join() reports. */
 typedef void *(*rf_fn)(void *arg);
@@ -483,12 +484,34 @@ ssize_t rf_writev(int fd, const struct iovec *iov, int iovcnt, off_t off, int64_
 ssize_t rf_recv(int fd, void *buf, size_t len, int flags, int64_t deadline);
 /** rf_send() - send(2) through io_uring (MSG_NOSIGNAL is always added). */
 ssize_t rf_send(int fd, const void *buf, size_t len, int flags, int64_t deadline);
+/**
+ * rf_sendmsg() - sendmsg(2) through io_uring (MSG_NOSIGNAL is always added):
+ * a vectored send that, unlike rf_writev() on a socket, cannot raise SIGPIPE.
+ * @msg and what it points to must stay valid until the call returns.
+ */
+ssize_t rf_sendmsg(int fd, const struct msghdr *msg, int flags, int64_t deadline);
 /** rf_accept() - accept4(2) through io_uring, one connection per call. */
 int rf_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags, int64_t deadline);
 /** rf_connect() - connect(2) through io_uring. */
 int rf_connect(int fd, const struct sockaddr *addr, socklen_t addrlen, int64_t deadline);
 /** rf_openat() - openat(2) through io_uring. */
 int rf_openat(int dirfd, const char *path, int flags, mode_t mode, int64_t deadline);
+/**
+ * rf_openat2() - openat2(2) through io_uring (Linux 5.6).
+ * @dirfd:    directory @path is relative to, or AT_FDCWD.
+ * @path:     the file.
+ * @how:      flags, mode and RESOLVE_* flags (<linux/openat2.h>);
+ *            RESOLVE_BENEATH keeps @path inside @dirfd, which is how a
+ *            server confines the files it serves.
+ * @size:     sizeof(*@how), as openat2(2) takes it.
+ * @deadline: as for every call here.
+ *
+ * Return: a descriptor, or a negative errno: -EXDEV when @path leaves
+ * @dirfd under RESOLVE_BENEATH, -EINVAL for a NULL @path or @how or a
+ * @size the kernel does not know, -E2BIG for fields it does not know.
+ */
+int rf_openat2(int dirfd, const char *path, struct open_how *how, size_t size,
+	       int64_t deadline);
 /**
  * rf_close() - close(2) through io_uring; no deadline: a close always
  * completes, even in a cancelled fiber.  Outside a fiber or without a ring

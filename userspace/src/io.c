@@ -431,6 +431,18 @@ RF_EXPORT ssize_t rf_send(int fd, const void *buf, size_t len, int flags, int64_
 	RF__OP(io_uring_prep_send(sqe, fd, buf, rf__rw_len(len), flags | MSG_NOSIGNAL));
 }
 
+/*
+ * A vectored send: rf_writev() would do on a socket, but a write(2) to a
+ * socket whose peer is gone raises SIGPIPE, which kills a server; sendmsg
+ * takes MSG_NOSIGNAL.
+ */
+RF_EXPORT ssize_t rf_sendmsg(int fd, const struct msghdr *msg, int flags, int64_t deadline)
+{
+	if (!msg)
+		return -EINVAL;
+	RF__OP(io_uring_prep_sendmsg(sqe, fd, msg, (unsigned int)(flags | MSG_NOSIGNAL)));
+}
+
 RF_EXPORT int rf_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags,
 			int64_t deadline)
 {
@@ -451,6 +463,23 @@ RF_EXPORT int rf_openat(int dirfd, const char *path, int flags, mode_t mode, int
 	if (!path)
 		return -EINVAL;
 	RF__OP(io_uring_prep_openat(sqe, dirfd, path, flags, mode));
+}
+
+/*
+ * liburing's io_uring_prep_openat2() always passes sizeof(struct open_how);
+ * @size is the caller's, so that a program built against a larger
+ * struct open_how gets the kernel's own answer (-E2BIG for unknown fields
+ * that are set, -EINVAL below the first version's size), as openat2(2)
+ * would give it.  The kernel copies *@how when it takes the request, while
+ * the fiber is parked, so the caller's struct may live on its stack.
+ */
+RF_EXPORT int rf_openat2(int dirfd, const char *path, struct open_how *how, size_t size,
+			 int64_t deadline)
+{
+	if (!path || !how || size > UINT_MAX)
+		return -EINVAL;
+	RF__OP(io_uring_prep_rw(IORING_OP_OPENAT2, sqe, dirfd, path, (unsigned int)size,
+				(uint64_t)(uintptr_t)how));
 }
 
 /*
