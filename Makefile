@@ -9,7 +9,10 @@
 #                   and the module's and the runtime's tests in a VM
 #   make module     module/rfwake.ko (KDIR=... for another kernel)
 #   make bench      rf-bench
-#   make demo       echo server + load client, then the benchmark table
+#   make bench-http httpserver (fibers, threads, pool) against nginx under wrk
+#   make demo       the seeds' threads-vs-green-threads table, measured here
+#                   (DEMO_ARGS=--quick for the short run)
+#   make fuzz       the HTTP parser under libFuzzer (FUZZ_SECONDS=300)
 #   make V=1        show full commands
 #
 # The kernel module is built by Kbuild (see Kbuild and module/Kbuild); this
@@ -63,7 +66,7 @@ SONAME := libringfiber.so.$(VERSION_MAJOR)
 
 TEST_SRCS := $(sort $(wildcard tests/*.c))
 TEST_BINS := $(patsubst tests/%.c,$(B)/tests/%,$(TEST_SRCS))
-TEST_SCRIPTS := $(sort $(wildcard tests/*.sh))
+TEST_SCRIPTS := $(sort $(wildcard tests/*.sh tests/*.py))
 # The module's user-space tests: they run inside the test VM (tests/vm.sh).
 RFWAKE_TEST_SRCS := $(sort $(wildcard tests/rfwake/*.c))
 RFWAKE_TEST_BINS := $(patsubst tests/%.c,$(B)/tests/%,$(RFWAKE_TEST_SRCS))
@@ -85,7 +88,7 @@ AARCH64_OBJS := $(patsubst userspace/src/%,$(B)/aarch64/obj/%.o,$(LIB_SRCS) $(ca
 AARCH64_BINS := $(patsubst %,$(B)/aarch64/tests/%,$(PORTABLE_TESTS))
 
 EXAMPLES := $(B)/examples/echo-server $(B)/examples/echo-client \
-	$(B)/examples/echo-threads $(B)/examples/fibserver $(B)/examples/hogclient
+	$(B)/examples/fibserver $(B)/examples/hogclient
 BENCH := $(B)/bench/rf-bench
 PROGRAM_LIBS := $(STATIC_LIB) $(URING_LIBS)
 MODULE_KO := module/rfwake.ko
@@ -100,6 +103,14 @@ UAPI_H := module/include/uapi/linux/rfwake.h
 TRACE_BINS :=
 include bpf/build.mk
 include tests/trace/build.mk
+
+# The servers' model switch (fibers, threads, pool), linked into every server.
+SERVE_OBJ := $(B)/examples/serve.o
+# The HTTP server and its parser (userspace/examples/http/), the parser's
+# fuzzer (tests/fuzz/), the cost benchmark, bench-http and demo (userspace/bench/).
+-include userspace/examples/http/build.mk
+-include tests/fuzz/build.mk
+-include userspace/bench/build.mk
 
 all: deps lib $(EXAMPLES) $(BENCH) $(TEST_BINS) $(RFWAKE_TEST_BINS) $(TRACE_BINS)
 
@@ -142,15 +153,29 @@ $(B)/tests/%: tests/%.c tests/tap.h tests/helpers.h $(STATIC_LIB)
 	$(quiet) CC $@
 	$(Q)$(CC) $(NATIVE_CFLAGS) $(CFLAGS) -o $@ $< $(PROGRAM_LIBS) -lpthread
 
-$(B)/examples/echo-%: userspace/examples/echo/echo-%.c userspace/examples/echo/*.h $(STATIC_LIB)
-	@mkdir -p $(dir $@)
-	$(quiet) CC $@
-	$(Q)$(CC) $(NATIVE_CFLAGS) $(CFLAGS) -o $@ $< $(PROGRAM_LIBS) -lpthread -lm
+# The examples: the servers link the model switch (serve.o, the runtime
+# underneath); the clients are plain programs that share serve-util.h.
+SERVE_H := userspace/examples/serve/serve.h userspace/examples/serve/serve-util.h
+EXAMPLE_CFLAGS := $(NATIVE_CFLAGS) -Iuserspace/examples/serve
 
-$(B)/examples/%: userspace/examples/fibserver/%.c userspace/examples/fibserver/*.h $(STATIC_LIB)
+$(SERVE_OBJ): userspace/examples/serve/serve.c $(SERVE_H) userspace/include/ringfiber.h
 	@mkdir -p $(dir $@)
 	$(quiet) CC $@
-	$(Q)$(CC) $(NATIVE_CFLAGS) $(CFLAGS) -o $@ $< $(PROGRAM_LIBS) -lpthread -lm
+	$(Q)$(CC) $(EXAMPLE_CFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(B)/examples/echo-server $(B)/examples/fibserver: $(SERVE_OBJ)
+
+$(B)/examples/echo-%: userspace/examples/echo/echo-%.c userspace/examples/echo/*.h $(SERVE_H) \
+		$(STATIC_LIB)
+	@mkdir -p $(dir $@)
+	$(quiet) CC $@
+	$(Q)$(CC) $(EXAMPLE_CFLAGS) $(CFLAGS) -o $@ $< $(filter %.o,$^) $(PROGRAM_LIBS) -lpthread -lm
+
+$(B)/examples/%: userspace/examples/fibserver/%.c userspace/examples/fibserver/*.h $(SERVE_H) \
+		$(STATIC_LIB)
+	@mkdir -p $(dir $@)
+	$(quiet) CC $@
+	$(Q)$(CC) $(EXAMPLE_CFLAGS) $(CFLAGS) -o $@ $< $(filter %.o,$^) $(PROGRAM_LIBS) -lpthread -lm
 
 # rf-bench measures Boost.Context's fcontext switch as its peer in the same run.
 $(BENCH): userspace/bench/rf-bench.c $(STATIC_LIB)
@@ -261,9 +286,6 @@ check-aarch64: deps $(AARCH64_BINS)
 
 bench: all
 	$(Q)$(BENCH)
-
-demo: all
-	$(Q)tools/demo $(B)
 
 # ------------------------------------------------------------- kernel module
 # KDIR: given, else the running kernel's build tree, else Debian's

@@ -2,12 +2,13 @@
 # SPDX-License-Identifier: MIT
 #
 # echo.sh - integration test of the echo example: echo-server and echo-client
-# against each other on 127.0.0.1, then echo-threads (the thread-per-
-# connection peer) under the same client.
+# against each other on 127.0.0.1, under each model of the server
+# (--model=fibers, the default, then threads and pool).
 #
 # Checks the command lines (bad ones exit 2 with a usage message), a small
-# run, 1,000 concurrent connections, the server's -n exit, and that the
-# client reports a dead server as a failure.  TAP on stdout, like the C
+# run, 1,000 concurrent connections, the server's -n exit, the connection
+# cap (--max-conns), and that the client reports a dead server as a
+# failure.  TAP on stdout, like the C
 # tests; the binaries come from $RF_BUILD (default build).  A trap kills the
 # server whatever happens, so no run leaves one behind.
 
@@ -16,7 +17,6 @@ set -u
 B=${RF_BUILD:-build}
 SERVER=$B/examples/echo-server
 CLIENT=$B/examples/echo-client
-THREADS=$B/examples/echo-threads
 
 # Descriptors the 1,000-connection case needs in each process, with margin.
 NEED_FDS=1100
@@ -44,7 +44,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-for prog in "$SERVER" "$CLIENT" "$THREADS"; do
+for prog in "$SERVER" "$CLIENT"; do
 	if [ ! -x "$prog" ]; then
 		echo "Bail out! $prog is not built (run make)"
 		exit 1
@@ -144,6 +144,10 @@ server_usage=(
 	"extra argument|0 1"
 	"-n 0|-n 0 0"
 	"-n not a number|-n many 0"
+	"unknown model|--model=bogus 0"
+	"model without a name|0 --model"
+	"-w with threads|-w 2 --model=threads 0"
+	"--max-conns 0|--max-conns 0 0"
 )
 client_usage=(
 	"no arguments|"
@@ -159,9 +163,10 @@ client_usage=(
 	"extra argument|127.0.0.1:7 127.0.0.1:8"
 )
 
-# The usage cases, the two -h checks, the 18 checks from the server on, and
-# echo-threads: its usage cases and 5 checks.
-plan=$((${#server_usage[@]} * 2 + ${#client_usage[@]} + 2 + 18 + 5))
+# The usage cases, the two -h checks, the unknown model's message, the 18
+# checks of the fibers server, 6 for threads, 5 for pool, and the cap
+# under each model.
+plan=$((${#server_usage[@]} + ${#client_usage[@]} + 2 + 1 + 18 + 6 + 5 + 3))
 echo "1..$plan"
 
 for c in "${server_usage[@]}"; do
@@ -173,6 +178,8 @@ for c in "${client_usage[@]}"; do
 	expect_usage "echo-client usage error: ${c%%|*}" "$CLIENT" ${c#*|}
 done
 
+"$SERVER" --model=bogus 0 2>&1 | grep -q "unknown model 'bogus'"
+tap_ok $? "echo-server --model=bogus names the bad model"
 "$SERVER" -h 2>&1 | grep -q '^usage: '
 tap_ok $? "echo-server -h prints the usage"
 "$CLIENT" --help 2>&1 | grep -q '^usage: '
@@ -248,15 +255,18 @@ else
 	tap_ok 0 "echo-server reported no errors"
 fi
 
-# -- SIGTERM kills it (graceful shutdown is not implemented yet).
+# -- SIGTERM: a graceful shutdown, status 0.
 kill -TERM "$server_pid"
 for _ in $(seq 50); do
 	kill -0 "$server_pid" 2>/dev/null || break
 	sleep 0.1
 done
-! kill -0 "$server_pid" 2>/dev/null
-tap_ok $? "echo-server exits on SIGTERM"
-wait "$server_pid" 2>/dev/null
+if kill -0 "$server_pid" 2>/dev/null; then
+	tap_ok 1 "echo-server exits 0 on SIGTERM (still running)"
+else
+	wait "$server_pid"
+	tap_ok $? "echo-server exits 0 on SIGTERM"
+fi
 server_pid=
 
 # -- A dead server is a failed run, not a hang and not a success.  The
@@ -306,55 +316,130 @@ else
 	done
 fi
 
-# -- echo-threads: the same command line, the same client, the same checks
-# of a run; its -n waits for its connection threads.
-SERVER=$THREADS
-for c in "${server_usage[@]}"; do
-	# shellcheck disable=SC2086
-	expect_usage "echo-threads usage error: ${c%%|*}" "$SERVER" ${c#*|}
-done
-if start_server -q 0; then
-	tap_ok 0 "echo-threads on port 0 listens on 127.0.0.1:$port"
-	run_client -c 8 -d 1 --json "127.0.0.1:$port"
-	[ "$(json_get "$out" errors)" = 0 ] && [ "$(json_get "$out" failed)" = 0 ] &&
-		[ "$(json_get "$out" requests)" -gt 0 ]
-	tap_ok $((rc + $?)) "echo-threads: 8 connections echo without errors"
-	echo "#   $out"
-	if [ "$hard" != unlimited ] && [ "$hard" -lt "$NEED_FDS" ]; then
-		tap_skip "ulimit -Hn is $hard, 1,000 connections need $NEED_FDS"
-	else
-		run_client -c 1000 -d 2 --json "127.0.0.1:$port"
-		[ "$(json_get "$out" connections)" = 1000 ] &&
-			[ "$(json_get "$out" failed)" = 0 ] && [ "$(json_get "$out" errors)" = 0 ]
-		tap_ok $((rc + $?)) "echo-threads: 1000 connections, a thread each, no errors"
-		echo "#   $out"
-	fi
+# stop_server MODEL: SIGTERM, then an exit with status 0 within 5 s.
+stop_server() {
 	kill -TERM "$server_pid"
-	wait "$server_pid" 2>/dev/null
-	server_pid=
-else
-	for _ in 1 2 3; do
-		tap_ok 1 "echo-threads did not start"
-	done
-fi
-if start_server -q -n 3 0; then
-	run_client -c 3 -d 0.2 "127.0.0.1:$port"
-	tap_ok "$rc" "3 connections to echo-threads -n 3"
 	for _ in $(seq 50); do
 		kill -0 "$server_pid" 2>/dev/null || break
 		sleep 0.1
 	done
 	if kill -0 "$server_pid" 2>/dev/null; then
-		tap_ok 1 "echo-threads -n 3 exits after 3 connections"
+		tap_ok 1 "$1: echo-server exits 0 on SIGTERM (still running)"
+		kill -KILL "$server_pid"
+		wait "$server_pid" 2>/dev/null
 	else
 		wait "$server_pid"
-		tap_ok $? "echo-threads -n 3 exits 0 after 3 connections"
+		tap_ok $? "$1: echo-server exits 0 on SIGTERM"
 	fi
 	server_pid=
-else
-	for _ in 1 2; do
-		tap_ok 1 "echo-threads -n 3 did not start"
-	done
-fi
+}
+
+# -- The same checks of a run under threads and pool.  A pool thread
+# serves one connection until it closes, so the pool gets as many threads
+# as the client has connections (-w 8); 1,000 connections are for threads.
+for model in threads pool; do
+	if [ "$model" = threads ]; then
+		args=(--model=threads)
+		count=4
+	else
+		args=(--model pool -w 8)
+		count=3
+	fi
+	if start_server -q "${args[@]}" 0; then
+		tap_ok 0 "echo-server ${args[*]} on port 0 listens on 127.0.0.1:$port"
+		run_client -c 8 -d 1 --json "127.0.0.1:$port"
+		[ "$(json_get "$out" errors)" = 0 ] && [ "$(json_get "$out" failed)" = 0 ] &&
+			[ "$(json_get "$out" requests)" -gt 0 ]
+		tap_ok $((rc + $?)) "$model: 8 connections echo without errors"
+		echo "#   $out"
+		if [ "$model" = pool ]; then
+			:
+		elif [ "$hard" != unlimited ] && [ "$hard" -lt "$NEED_FDS" ]; then
+			tap_skip "ulimit -Hn is $hard, 1,000 connections need $NEED_FDS"
+		else
+			run_client -c 1000 -d 2 --json "127.0.0.1:$port"
+			[ "$(json_get "$out" connections)" = 1000 ] &&
+				[ "$(json_get "$out" failed)" = 0 ] && [ "$(json_get "$out" errors)" = 0 ]
+			tap_ok $((rc + $?)) "$model: 1000 connections, a thread each, no errors"
+			echo "#   $out"
+		fi
+		stop_server "$model"
+	else
+		for _ in $(seq $((count - 1))); do
+			tap_ok 1 "echo-server --model=$model did not start"
+		done
+	fi
+	if start_server -q -n 3 "${args[@]}" 0; then
+		run_client -c 3 -d 0.2 "127.0.0.1:$port"
+		tap_ok "$rc" "3 connections to echo-server -n 3 --model=$model"
+		for _ in $(seq 50); do
+			kill -0 "$server_pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		if kill -0 "$server_pid" 2>/dev/null; then
+			tap_ok 1 "$model: echo-server -n 3 exits after 3 connections"
+		else
+			wait "$server_pid"
+			tap_ok $? "$model: echo-server -n 3 exits 0 after 3 connections"
+		fi
+		server_pid=
+	else
+		for _ in 1 2; do
+			tap_ok 1 "echo-server -n 3 --model=$model did not start"
+		done
+	fi
+done
+
+# -- The connection cap: with --max-conns 2 and two connections open, a
+# third is closed at once; once one of the two leaves, a new one is served.
+cap_check() {
+	timeout "$STEP_TIMEOUT" python3 - "$port" <<'EOF'
+import socket, sys, time
+port = int(sys.argv[1])
+def conn():
+    return socket.create_connection(('127.0.0.1', port), timeout=5)
+def echoes(s, b):
+    s.sendall(b)
+    return s.recv(16) == b
+held = [conn(), conn()]
+ok = all(echoes(s, b'x') for s in held)
+third = conn()
+try:
+    refused = third.recv(16) == b''
+except ConnectionResetError:
+    refused = True
+except socket.timeout:
+    refused = False
+held[0].close()
+ok2 = False
+for _ in range(50):
+    time.sleep(0.05)
+    s = conn()
+    try:
+        ok2 = echoes(s, b'y')
+    except (ConnectionResetError, BrokenPipeError):
+        ok2 = False
+    s.close()
+    if ok2:
+        break
+print('held %s, refused %s, served after %s' % (ok, refused, ok2))
+sys.exit(0 if ok and refused and ok2 else 1)
+EOF
+}
+for model in fibers threads pool; do
+	if ! command -v python3 >/dev/null; then
+		tap_skip "python3 is needed for the connection cap check"
+		continue
+	fi
+	if start_server -q --max-conns 2 --model="$model" 0; then
+		got=$(cap_check)
+		tap_ok $? "$model: --max-conns 2 closes a third connection, then serves again ($got)"
+		kill -TERM "$server_pid"
+		wait "$server_pid" 2>/dev/null
+		server_pid=
+	else
+		tap_ok 1 "echo-server --max-conns 2 --model=$model did not start"
+	fi
+done
 
 [ "$failures" -eq 0 ]

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 #
 # fibserver.sh - integration test of the fib example: fibserver's protocol
-# and graceful shutdown, and hogclient against it, on 127.0.0.1.
+# and graceful shutdown, and hogclient against it, on 127.0.0.1; then the
+# same handler under --model=threads and --model=pool.
 #
 # Checks the command lines (bad ones exit 2 with a usage message), the
 # answers (pipelined, malformed, out of range, overlong lines), that SIGTERM
@@ -99,7 +100,7 @@ expect_usage() {
 }
 
 # fibserver's first line on stderr, with the port it got as \1.
-LISTENING='fibserver: listening on 127\.0\.0\.1:\([0-9][0-9]*\) with [0-9][0-9]* workers\{0,1\}'
+LISTENING='fibserver: listening on 127\.0\.0\.1:\([0-9][0-9]*\) with .*'
 
 # start_server ARGS...: run fibserver in the background; sets server_pid
 # and port.  Returns 1 if it did not print its listening line in 5 s.
@@ -216,6 +217,9 @@ server_usage=(
 	"port out of range|70000"
 	"bad address|256.1.1.1:80"
 	"extra argument|0 1"
+	"unknown model|--model=bogus 0"
+	"model without a name|0 --model"
+	"-w with threads|-w 2 --model=threads 0"
 )
 client_usage=(
 	"no arguments|"
@@ -252,7 +256,9 @@ answers=(
 	"a 100-byte line is an error, the connection goes on|error\\n1\\n|$long_line\\n1\\n"
 )
 
-plan=$((${#server_usage[@]} + ${#client_usage[@]} + 2 + 1 + ${#answers[@]} + 12))
+# The usage cases, the -h checks, the unknown model's message, the fibers
+# run (the answers and 12 more), then threads (8 checks) and pool (6).
+plan=$((${#server_usage[@]} + ${#client_usage[@]} + 2 + 1 + 1 + ${#answers[@]} + 12 + 8 + 6))
 echo "1..$plan"
 
 for c in "${server_usage[@]}"; do
@@ -263,6 +269,8 @@ for c in "${client_usage[@]}"; do
 	# shellcheck disable=SC2086
 	expect_usage "hogclient usage error: ${c%%|*}" "$CLIENT" ${c#*|}
 done
+"$SERVER" --model=bogus 0 2>&1 | grep -q "unknown model 'bogus'"
+tap_ok $? "fibserver --model=bogus names the bad model"
 "$SERVER" -h 2>&1 | grep -q '^usage: '
 tap_ok $? "fibserver -h prints the usage"
 "$CLIENT" --help 2>&1 | grep -q '^usage: '
@@ -343,5 +351,61 @@ else
 	tap_ok 1 "fibserver -w 1 did not start"
 	tap_ok 1 "fibserver -w 1 did not start"
 fi
+
+# -- The same handler under the other models: answers, connections at
+# once, hogclient (threads), and SIGTERM while a thread computes fib(80)
+# (the computation notices serve_stopping(), and a thread still running
+# would be abandoned at exit anyway).
+
+# parallel_answers MODEL: 4 connections at once, each must get fib(20).
+parallel_answers() {
+	local i bad=0 pids=()
+	for i in 1 2 3 4; do
+		ask "20\\n" >"$tmp/par.$i" &
+		pids+=($!)
+	done
+	wait "${pids[@]}"	# not a bare wait: the server runs in the background too
+	for i in 1 2 3 4; do
+		[ "$(cat "$tmp/par.$i")" = "6765\\n" ] || bad=1
+	done
+	tap_ok "$bad" "$1: 4 connections at once all get fib(20)"
+}
+
+for model in threads pool; do
+	if [ "$model" = threads ]; then
+		args=(--model=threads)
+		count=8
+	else
+		args=(--model pool -w 2)
+		count=6
+	fi
+	if ! start_server "${args[@]}" 0; then
+		for _ in $(seq "$count"); do
+			tap_ok 1 "fibserver --model=$model did not start"
+		done
+		continue
+	fi
+	tap_ok 0 "fibserver ${args[*]} on port 0 listens on 127.0.0.1:$port"
+	expect_answer "$model: fib(10)" "55\\n" "10\\n"
+	expect_answer "$model: pipelined requests, answered in order" \
+		"1\\n55\\nerror\\n6765\\n" "1\\n10\\nx\\n20\\n"
+	parallel_answers "$model"
+	if [ "$model" = threads ]; then
+		timeout "$STEP_TIMEOUT" "$CLIENT" -t 1 -n "$HEAVY_N" "127.0.0.1:$port" \
+			>"$tmp/client.out" 2>"$tmp/client.err" &
+		client_pid=$!
+		wait "$client_pid"
+		rc=$?
+		client_pid=
+		tap_ok "$rc" "threads: hogclient -t 1 -n $HEAVY_N exits 0 (valid measurement)"
+		grep -q '^ratio  *[0-9][0-9.]*$' "$tmp/client.out"
+		tap_ok $? "threads: hogclient prints a ratio line"
+		diag_file "$tmp/client.out"
+		[ "$rc" -ne 0 ] && diag_file "$tmp/client.err"
+	fi
+	stop_during_hog "SIGTERM during fib(80) under $model: fibserver exits 0"
+	grep -q "^fibserver: model $model.* accepted" "$tmp/server.err"
+	tap_ok $? "$model: the summary names the model"
+done
 
 [ "$failures" -eq 0 ]

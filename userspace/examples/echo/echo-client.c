@@ -18,6 +18,7 @@
 #include <netinet/tcp.h>
 #include <unistd.h>
 
+#include "ringfiber.h"
 #include "echo-common.h"
 
 #define ECHO_DEFAULT_CONNS	10
@@ -134,7 +135,7 @@ struct client {
 	const char *prog;
 	struct sockaddr_storage addr;
 	socklen_t addr_len;
-	char addr_name[ECHO_ADDRSTRLEN];
+	char addr_name[SERVE_ADDRSTRLEN];
 	unsigned long conns;		/* -c */
 	double seconds;			/* -d */
 	size_t msg_size;		/* -s */
@@ -263,7 +264,7 @@ static int conn_open(unsigned long id)
 		err = -errno;
 		goto fail;
 	}
-	echo_set_nodelay(fd);
+	serve_set_nodelay(fd);
 	what = "connect";
 	err = rf_connect(fd, (const struct sockaddr *)&cl.addr, cl.addr_len,
 			 cl.deadline);
@@ -457,15 +458,15 @@ int main(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, "c:d:s:h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'c':
-			if (echo_parse_ulong(optarg, 1, ECHO_MAX_CONNS, &cl.conns) < 0)
+			if (serve_parse_ulong(optarg, 1, ECHO_MAX_CONNS, &cl.conns) < 0)
 				fail_usage("bad connection count '%s'", optarg);
 			break;
 		case 'd':
-			if (echo_parse_seconds(optarg, ECHO_MAX_SECONDS, &cl.seconds) < 0)
+			if (serve_parse_seconds(optarg, ECHO_MAX_SECONDS, &cl.seconds) < 0)
 				fail_usage("bad duration '%s'", optarg);
 			break;
 		case 's':
-			if (echo_parse_ulong(optarg, 1, ECHO_MAX_MSG_SIZE, &size) < 0)
+			if (serve_parse_ulong(optarg, 1, ECHO_MAX_MSG_SIZE, &size) < 0)
 				fail_usage("bad message size '%s'", optarg);
 			cl.msg_size = size;
 			break;
@@ -483,13 +484,13 @@ int main(int argc, char **argv)
 	if (argc - optind != 1)
 		fail_usage("%s", argc - optind ? "too many arguments" :
 			   "missing ADDR:PORT");
-	if (echo_parse_addr(argv[optind], &cl.addr, &cl.addr_len, 0) < 0)
+	if (serve_parse_addr(argv[optind], &cl.addr, &cl.addr_len, 0) < 0)
 		fail_usage("bad address '%s': want ADDR:PORT, PORT 1-65535",
 			   argv[optind]);
-	echo_format_addr(&cl.addr, cl.addr_name, sizeof(cl.addr_name));
+	serve_format_addr(&cl.addr, cl.addr_name, sizeof(cl.addr_name));
 
 	/* One descriptor per connection, and a few for stdio and the ring. */
-	echo_raise_nofile(cl.prog, cl.conns + 16, "the connections asked for",
+	serve_raise_nofile(cl.prog, cl.conns + 16, "the connections asked for",
 			  !cl.json);
 
 	err = rf_runtime_create(&rt, &opts);

@@ -185,7 +185,7 @@ struct client {
 	const char *prog;
 	struct sockaddr_storage addr;
 	socklen_t addr_len;
-	char addr_name[FIB_ADDRSTRLEN];
+	char addr_name[SERVE_ADDRSTRLEN];
 	double seconds;			/* -t */
 	unsigned long heavy_n;		/* -n */
 	unsigned long conns;		/* -c */
@@ -726,16 +726,16 @@ int main(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, "t:n:c:h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 't':
-			if (fib_parse_seconds(optarg, HOG_MAX_SECONDS, &cl.seconds) < 0)
+			if (serve_parse_seconds(optarg, HOG_MAX_SECONDS, &cl.seconds) < 0)
 				fail_usage("bad duration '%s'", optarg);
 			break;
 		case 'n':
-			if (fib_parse_ulong(optarg, 0, FIB_N_MAX, &cl.heavy_n) < 0)
+			if (serve_parse_ulong(optarg, 0, FIB_N_MAX, &cl.heavy_n) < 0)
 				fail_usage("bad heavy N '%s': want 0-%d", optarg,
 					   FIB_N_MAX);
 			break;
 		case 'c':
-			if (fib_parse_ulong(optarg, 1, HOG_MAX_CONNS, &cl.conns) < 0)
+			if (serve_parse_ulong(optarg, 1, HOG_MAX_CONNS, &cl.conns) < 0)
 				fail_usage("bad connection count '%s'", optarg);
 			break;
 		case 'j':
@@ -752,13 +752,13 @@ int main(int argc, char **argv)
 	if (argc - optind != 1)
 		fail_usage("%s", argc - optind ? "too many arguments" :
 			   "missing [ADDR:]PORT");
-	if (fib_parse_addr(argv[optind], &cl.addr, &cl.addr_len, 0) < 0)
+	if (serve_parse_addr(argv[optind], &cl.addr, &cl.addr_len, 0) < 0)
 		fail_usage("bad address '%s': want [ADDR:]PORT, PORT 1-65535",
 			   argv[optind]);
-	fib_format_addr(&cl.addr, cl.addr_name, sizeof(cl.addr_name));
+	serve_format_addr(&cl.addr, cl.addr_name, sizeof(cl.addr_name));
 
 	/* One descriptor per connection, the heavy one, and stdio. */
-	fib_raise_nofile(cl.prog, cl.conns + 16, "the connections asked for");
+	serve_raise_nofile(cl.prog, cl.conns + 16, "the connections asked for", 0);
 
 	/* Heap, not static: 60 KiB of histograms per connection. */
 	cl.tiny = calloc(cl.conns, sizeof(*cl.tiny));

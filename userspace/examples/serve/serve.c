@@ -1,0 +1,893 @@
+// SPDX-License-Identifier: MIT
+/*
+ * serve.c - the model switch: serve_run() and the handlers' calls under
+ * fibers, threads or a pool (see serve.h and Documentation/servers.md).
+ *
+ * The model is a global set once by serve_run(): every handler call below
+ * switches on it, so a handler is written once and never asks.
+ *
+ *   fibers   a ringfiber runtime; its main fiber accepts through one
+ *            rf_acceptor (one multishot accept request) and spawns a
+ *            detached fiber per connection; every call is an rf_* request.
+ *            SIGINT/SIGTERM: RF_RT_SHUTDOWN_ON_SIGNAL cancels every fiber,
+ *            each call returns -ECANCELED, the handlers return, the run
+ *            ends.
+ *   threads  the calling thread accepts, a detached OS thread per
+ *            connection runs the handler with blocking system calls.
+ *   pool     the calling thread accepts and queues the descriptors; a
+ *            fixed set of OS threads takes them one at a time.
+ *
+ * threads and pool block SIGINT and SIGTERM in the calling thread (so in
+ * every thread it starts) and read them from a signalfd polled beside the
+ * listening socket.  On a signal serve_run() returns at once: connection
+ * threads still in a handler are abandoned, and the process's exit ends
+ * them (a blocked recv(2) cannot be interrupted safely; the seeds' servers
+ * do the same).  serve_stopping() lets a long computation notice sooner.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/openat2.h>
+
+#include "ringfiber.h"
+#include "serve.h"
+#include "serve-util.h"
+
+#define NSEC_PER_SEC		1000000000LL
+#define NSEC_PER_MSEC		1000000LL
+
+/*
+ * A fiber's stack when serve_opts.stack_size is 0: the runtime's default,
+ * 64 KiB.  The HTTP handler keeps about 16 KiB of buffers on it, and the
+ * runtime's hog watchdog runs its signal handler on the stack of the fiber
+ * it interrupts (with sanitizers, frames that overflow 16 KiB).  Stack that
+ * is never touched costs no memory, only address space.
+ */
+#define SERVE_FIBER_STACK	RF_DEFAULT_STACK_SIZE
+
+/*
+ * Every idle connection keeps one recv request in the kernel.  A ring of
+ * 4096 entries has a 16384-entry completion queue, so 10,000 connections
+ * can complete at once without overflowing it.
+ */
+#define SERVE_RING_ENTRIES	4096
+
+/*
+ * After EMFILE and friends, wait before accepting again: the error comes
+ * back at once until a connection closes, and retrying in a loop would burn
+ * the CPU the connections need.  Pending connections wait in the backlog.
+ */
+#define SERVE_ACCEPT_BACKOFF_NS	(10 * NSEC_PER_MSEC)
+
+/* Python's ThreadPoolExecutor: min(32, os.cpu_count() + 4) threads. */
+#define SERVE_POOL_MAX_DEFAULT	32
+#define SERVE_POOL_CPU_EXTRA	4
+
+/* How often the waits of threads and pool look at the signalfd. */
+#define SERVE_POLL_MS		100
+
+/* Each kind of error is reported this many times; the summary counts all. */
+#define SERVE_LOG_MAX		5
+
+/* One connection waiting in the pool's queue. */
+struct pending {
+	int fd;
+	unsigned long id;
+};
+
+/*
+ * The state of the one serve_run() of the process.  The accepting thread
+ * or fiber alone writes @accepted and @accept_errors; the rest is shared
+ * with the connections and read and written with __atomic builtins, or
+ * under @lock.
+ */
+static struct {
+	const struct serve_opts *o;
+	enum serve_model model;		/* set once, before anything runs */
+	int listen_fd;
+	unsigned int workers;		/* fibers: workers; pool: threads */
+	size_t stack_size;		/* what connections get; 0: glibc's */
+
+	unsigned long accepted;		/* every connection accepted, refused ones too */
+	unsigned long accept_errors;	/* accept errors survived */
+	unsigned long open;		/* connections in a handler or queued */
+	unsigned long peak;		/* most @open at once */
+	unsigned long refused;		/* over max_conns */
+	unsigned long start_failures;	/* no fiber or thread for a connection */
+	unsigned long logged;		/* error messages printed */
+	int stop_signal;		/* serve_stopping() */
+	int fatal;			/* the error that ended accepting, or 0 */
+
+	/* threads and pool */
+	pthread_mutex_t lock;
+	pthread_cond_t idle;		/* @open dropped to 0 */
+	pthread_cond_t work;		/* pool: a connection queued, or @closing */
+	struct pending *queue;		/* pool: ring buffer of @qcap */
+	size_t qcap, qhead, qlen;
+	int closing;			/* pool: no more connections */
+} S = {
+	.lock = PTHREAD_MUTEX_INITIALIZER,
+	.idle = PTHREAD_COND_INITIALIZER,
+	.work = PTHREAD_COND_INITIALIZER,
+	.listen_fd = -1,
+};
+
+#define INC(field)	__atomic_add_fetch(&S.field, 1, __ATOMIC_RELAXED)
+#define READ(field)	__atomic_load_n(&S.field, __ATOMIC_RELAXED)
+
+static const char *const model_names[] = {
+	[SERVE_FIBERS] = "fibers",
+	[SERVE_THREADS] = "threads",
+	[SERVE_POOL] = "pool",
+};
+
+int serve_parse_model(const char *s, enum serve_model *m)
+{
+	unsigned int i;
+
+	for (i = 0; s && i < sizeof(model_names) / sizeof(model_names[0]); i++) {
+		if (strcmp(s, model_names[i]) == 0) {
+			*m = (enum serve_model)i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+const char *serve_model_name(enum serve_model m)
+{
+	if ((unsigned int)m >= sizeof(model_names) / sizeof(model_names[0]))
+		return "unknown";
+	return model_names[m];
+}
+
+static void log_limited(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Print one of the first SERVE_LOG_MAX error messages, from any thread. */
+static void log_limited(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (__atomic_fetch_add(&S.logged, 1, __ATOMIC_RELAXED) >= SERVE_LOG_MAX)
+		return;
+	fprintf(stderr, "%s: ", S.o->prog);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+/*
+ * A connection was accepted: count it open, or refuse it if that makes one
+ * more than max_conns.  Return: 1 if the caller is to serve @fd.
+ */
+static int admit(int fd)
+{
+	unsigned long open = INC(open), peak = READ(peak);
+
+	if (S.o->max_conns && open > S.o->max_conns) {
+		__atomic_sub_fetch(&S.open, 1, __ATOMIC_RELAXED);
+		INC(refused);
+		if (S.o->refuse)
+			S.o->refuse(fd, S.o->arg);
+		/*
+		 * close(2), not rf_close(): on a socket nobody else holds it
+		 * does not block, and it keeps the refusal path the same for
+		 * every model.
+		 */
+		close(fd);
+		return 0;
+	}
+	while (open > peak &&
+	       !__atomic_compare_exchange_n(&S.peak, &peak, open, 1,
+					    __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		;
+	return 1;
+}
+
+/* A connection ended (or never started): one less open; wake a waiter at 0. */
+static void conn_done(void)
+{
+	if (__atomic_sub_fetch(&S.open, 1, __ATOMIC_RELAXED) == 0 &&
+	    S.model != SERVE_FIBERS) {
+		pthread_mutex_lock(&S.lock);
+		pthread_cond_broadcast(&S.idle);
+		pthread_mutex_unlock(&S.lock);
+	}
+}
+
+/* An accept error: give up (return 1) or count it and go on (0). */
+static int accept_failed(int err)
+{
+	if (!serve_accept_error_is_transient(err)) {
+		if (err != ECANCELED) {
+			fprintf(stderr, "%s: accept: %s\n", S.o->prog, strerror(err));
+			S.fatal = -err;
+		}
+		return 1;
+	}
+	S.accept_errors++;
+	log_limited("accept: %s (%lu connections open); continuing",
+		    strerror(err), READ(open));
+	return 0;
+}
+
+static int accepting(void)
+{
+	return !S.o->max_accepts || S.accepted < S.o->max_accepts;
+}
+
+/* ------------------------------------------------------------------ fibers */
+
+static void *fiber_conn(void *arg)
+{
+	struct serve_conn c = *(struct serve_conn *)arg;
+
+	free(arg);
+	S.o->handle(&c, S.o->arg);
+	rf_close(c.fd);
+	conn_done();
+	return NULL;
+}
+
+/* The main fiber: accept, and give each connection its own fiber. */
+static void *fiber_main(void *arg)
+{
+	const struct rf_spawn_attr attr = {
+		.name = "conn",
+		.stack_size = S.stack_size,
+		.detached = 1,
+	};
+	struct rf_acceptor *acceptor;
+	struct serve_conn *c;
+	int fd, err;
+
+	(void)arg;
+	S.workers = (unsigned int)rf_worker_count();
+	err = rf_acceptor_open(&acceptor, S.listen_fd, SOCK_CLOEXEC);
+	if (err < 0) {
+		fprintf(stderr, "%s: rf_acceptor_open: %s\n", S.o->prog, strerror(-err));
+		S.fatal = err;
+		return NULL;
+	}
+	while (accepting()) {
+		fd = rf_acceptor_next(acceptor, RF_NO_DEADLINE);
+		if (fd < 0) {
+			if (fd == -EINTR || fd == -EAGAIN)
+				continue;
+			if (accept_failed(-fd))
+				break;
+			if (serve_accept_error_is_exhaustion(-fd) &&
+			    rf_sleep(rf_deadline_after(SERVE_ACCEPT_BACKOFF_NS)) == -ECANCELED)
+				break;
+			continue;
+		}
+		S.accepted++;
+		serve_set_nodelay(fd);
+		if (!admit(fd))
+			continue;
+		c = malloc(sizeof(*c));
+		err = c ? 0 : -ENOMEM;
+		if (c) {
+			c->fd = fd;
+			c->id = S.accepted;
+			err = rf_spawn(NULL, fiber_conn, c, &attr);
+		}
+		if (err < 0) {
+			/* Out of memory or mappings: drop this one, keep serving. */
+			free(c);
+			INC(start_failures);
+			log_limited("cannot start a fiber for a connection: %s",
+				    strerror(-err));
+			rf_close(fd);
+			conn_done();
+		}
+	}
+	/* With max_accepts, the connection fibers finish on their own. */
+	rf_acceptor_close(acceptor);
+	return NULL;
+}
+
+static int fibers_run(uint64_t *hogs)
+{
+	struct rf_runtime_opts opts = {
+		.ring_entries = SERVE_RING_ENTRIES,
+		.flags = RF_RT_SHUTDOWN_ON_SIGNAL,
+		.workers = S.o->workers,
+	};
+	struct rf_runtime *rt;
+	struct rf_stats st;
+	int err;
+
+	err = rf_runtime_create(&rt, &opts);
+	if (err < 0) {
+		fprintf(stderr, "%s: rf_runtime_create: %s\n", S.o->prog, strerror(-err));
+		return err;
+	}
+	err = rf_runtime_run(rt, fiber_main, NULL, NULL);
+	if (err < 0)
+		fprintf(stderr, "%s: rf_runtime_run: %s\n", S.o->prog, strerror(-err));
+	if (rf_runtime_stats(rt, &st) == 0) {
+		*hogs = st.hogs;
+		if (st.signal)
+			__atomic_store_n(&S.stop_signal, st.signal, __ATOMIC_RELAXED);
+	}
+	rf_runtime_destroy(rt);
+	return err;
+}
+
+/* --------------------------------------------------------- threads and pool */
+
+static void run_handler(struct serve_conn *c)
+{
+	S.o->handle(c, S.o->arg);
+	close(c->fd);
+	conn_done();
+}
+
+static void *thread_conn(void *arg)
+{
+	struct serve_conn c = *(struct serve_conn *)arg;
+
+	free(arg);
+	/* A name a trace can pick the connection threads out by (comm). */
+	pthread_setname_np(pthread_self(), "serve-conn");
+	run_handler(&c);
+	return NULL;
+}
+
+/* threads: a detached thread for @fd.  Return: 0, or an errno. */
+static int thread_start(pthread_attr_t *attr, int fd, unsigned long id)
+{
+	struct serve_conn *c = malloc(sizeof(*c));
+	pthread_t t;
+	int err;
+
+	if (!c)
+		return ENOMEM;
+	c->fd = fd;
+	c->id = id;
+	err = pthread_create(&t, attr, thread_conn, c);
+	if (err)
+		free(c);
+	return err;
+}
+
+static void *pool_thread(void *arg)
+{
+	struct serve_conn c;
+
+	(void)arg;
+	pthread_setname_np(pthread_self(), "serve-pool");
+	pthread_mutex_lock(&S.lock);
+	for (;;) {
+		while (!S.qlen && !S.closing)
+			pthread_cond_wait(&S.work, &S.lock);
+		if (!S.qlen)
+			break;		/* closing, and nothing left to serve */
+		c.fd = S.queue[S.qhead].fd;
+		c.id = S.queue[S.qhead].id;
+		S.qhead = (S.qhead + 1) % S.qcap;
+		S.qlen--;
+		pthread_mutex_unlock(&S.lock);
+		run_handler(&c);
+		pthread_mutex_lock(&S.lock);
+	}
+	pthread_mutex_unlock(&S.lock);
+	return NULL;
+}
+
+/* pool: queue @fd for a pool thread.  Return: 0, or ENOMEM. */
+static int pool_push(int fd, unsigned long id)
+{
+	struct pending *q;
+	size_t i, cap;
+
+	pthread_mutex_lock(&S.lock);
+	if (S.qlen == S.qcap) {
+		/* Unbounded, as ThreadPoolExecutor's queue; max_conns bounds it. */
+		cap = S.qcap ? S.qcap * 2 : 64;
+		q = malloc(cap * sizeof(*q));
+		if (!q) {
+			pthread_mutex_unlock(&S.lock);
+			return ENOMEM;
+		}
+		for (i = 0; i < S.qlen; i++)
+			q[i] = S.queue[(S.qhead + i) % S.qcap];
+		free(S.queue);
+		S.queue = q;
+		S.qcap = cap;
+		S.qhead = 0;
+	}
+	S.queue[(S.qhead + S.qlen) % S.qcap].fd = fd;
+	S.queue[(S.qhead + S.qlen) % S.qcap].id = id;
+	S.qlen++;
+	pthread_cond_signal(&S.work);
+	pthread_mutex_unlock(&S.lock);
+	return 0;
+}
+
+/* Read a pending SIGINT/SIGTERM from @sfd, if any: 1 if one came. */
+static int signal_arrived(int sfd)
+{
+	struct signalfd_siginfo si;
+
+	if (read(sfd, &si, sizeof(si)) != (ssize_t)sizeof(si))
+		return 0;
+	__atomic_store_n(&S.stop_signal, (int)si.ssi_signo, __ATOMIC_RELAXED);
+	return 1;
+}
+
+/*
+ * The accept loop of threads and pool: poll the listening socket (made
+ * non-blocking, so a connection that vanished between poll and accept does
+ * not block the loop) and the signalfd.  Return: 1 on a signal.
+ */
+static int accept_loop(int sfd, pthread_attr_t *attr)
+{
+	struct pollfd pfd[2] = {
+		{ .fd = S.listen_fd, .events = POLLIN },
+		{ .fd = sfd, .events = POLLIN },
+	};
+	const struct timespec backoff = { 0, SERVE_ACCEPT_BACKOFF_NS };
+	int fd, err;
+
+	while (accepting()) {
+		if (poll(pfd, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			fprintf(stderr, "%s: poll: %s\n", S.o->prog, strerror(errno));
+			S.fatal = -errno;
+			return 0;
+		}
+		if (pfd[1].revents && signal_arrived(sfd))
+			return 1;
+		if (!pfd[0].revents)
+			continue;
+		fd = accept4(S.listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0) {
+			err = errno;
+			if (err == EINTR || err == EAGAIN)
+				continue;
+			if (accept_failed(err))
+				return 0;
+			if (serve_accept_error_is_exhaustion(err))
+				nanosleep(&backoff, NULL);
+			continue;
+		}
+		S.accepted++;
+		serve_set_nodelay(fd);
+		if (!admit(fd))
+			continue;
+		if (S.model == SERVE_THREADS)
+			err = thread_start(attr, fd, S.accepted);
+		else
+			err = pool_push(fd, S.accepted);
+		if (err) {
+			/* Out of threads (EAGAIN) or memory: drop this one, keep serving. */
+			INC(start_failures);
+			log_limited("cannot start a thread for a connection: %s",
+				    strerror(err));
+			close(fd);
+			conn_done();
+		}
+	}
+	return 0;
+}
+
+/* Wait until no connection is open, or a signal: 1 on a signal. */
+static int wait_idle(int sfd)
+{
+	struct timespec until;
+	int signalled = 0;
+
+	pthread_mutex_lock(&S.lock);
+	while (READ(open) && !signalled) {
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_nsec += SERVE_POLL_MS * NSEC_PER_MSEC;
+		if (until.tv_nsec >= NSEC_PER_SEC) {
+			until.tv_sec++;
+			until.tv_nsec -= NSEC_PER_SEC;
+		}
+		pthread_cond_timedwait(&S.idle, &S.lock, &until);
+		pthread_mutex_unlock(&S.lock);
+		signalled = signal_arrived(sfd);
+		pthread_mutex_lock(&S.lock);
+	}
+	pthread_mutex_unlock(&S.lock);
+	return signalled;
+}
+
+/*
+ * The CPUs this process may run on: what the runtime starts a worker for
+ * by default, and Python's os.process_cpu_count().
+ */
+static unsigned int usable_cpus(void)
+{
+	cpu_set_t set;
+	long n;
+
+	if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+		return (unsigned int)CPU_COUNT(&set);
+	n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (unsigned int)n : 1;
+}
+
+unsigned int serve_workers(const struct serve_opts *o)
+{
+	unsigned int cpus;
+
+	if (!o || o->model == SERVE_THREADS)
+		return 0;
+	if (o->workers)
+		return o->workers;
+	cpus = usable_cpus();
+	if (o->model == SERVE_FIBERS)
+		return cpus < RF_MAX_WORKERS ? cpus : RF_MAX_WORKERS;
+	/* min(32, CPUs + 4), as ThreadPoolExecutor. */
+	if (cpus + SERVE_POOL_CPU_EXTRA > SERVE_POOL_MAX_DEFAULT)
+		return SERVE_POOL_MAX_DEFAULT;
+	return cpus + SERVE_POOL_CPU_EXTRA;
+}
+
+static int threads_run(void)
+{
+	pthread_t *pool = NULL;
+	pthread_attr_t attr;
+	sigset_t set, old;
+	unsigned int i, started = 0;
+	int sfd, flags, err = 0, signalled;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	/* Before any thread starts: they inherit the mask. */
+	pthread_sigmask(SIG_BLOCK, &set, &old);
+	sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (sfd < 0) {
+		err = -errno;
+		fprintf(stderr, "%s: signalfd: %s\n", S.o->prog, strerror(-err));
+		goto restore_mask;
+	}
+	flags = fcntl(S.listen_fd, F_GETFL);
+	if (flags < 0 || fcntl(S.listen_fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+		err = -errno;
+		fprintf(stderr, "%s: fcntl: %s\n", S.o->prog, strerror(-err));
+		goto close_sfd;
+	}
+
+	pthread_attr_init(&attr);
+	if (S.stack_size)
+		pthread_attr_setstacksize(&attr, S.stack_size);
+	if (S.model == SERVE_POOL) {
+		S.workers = serve_workers(S.o);
+		pool = calloc(S.workers, sizeof(*pool));
+		if (!pool) {
+			err = -ENOMEM;
+			goto destroy_attr;
+		}
+		for (i = 0; i < S.workers; i++) {
+			err = -pthread_create(&pool[i], &attr, pool_thread, NULL);
+			if (err)
+				break;
+			started++;
+		}
+		if (err) {
+			fprintf(stderr, "%s: cannot start pool thread %u of %u: %s\n",
+				S.o->prog, started + 1, S.workers, strerror(-err));
+			goto stop_pool;
+		}
+	} else {
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	}
+
+	signalled = accept_loop(sfd, &attr);
+	/*
+	 * With max_accepts, the connections accepted still end on their own;
+	 * after a signal, those still open are abandoned (see the top).
+	 */
+	if (!signalled && !S.fatal)
+		signalled = wait_idle(sfd);
+
+stop_pool:
+	if (S.model == SERVE_POOL) {
+		pthread_mutex_lock(&S.lock);
+		S.closing = 1;
+		pthread_cond_broadcast(&S.work);
+		pthread_mutex_unlock(&S.lock);
+		/* After a signal (or a fatal error) a pool thread may sit in recv forever. */
+		if (!READ(stop_signal) && !S.fatal) {
+			for (i = 0; i < started; i++)
+				pthread_join(pool[i], NULL);
+			free(pool);
+			free(S.queue);
+			S.queue = NULL;
+		}
+	}
+destroy_attr:
+	pthread_attr_destroy(&attr);
+	fcntl(S.listen_fd, F_SETFL, flags);
+close_sfd:
+	close(sfd);
+restore_mask:
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return err;
+}
+
+/* ------------------------------------------------------------- serve_run */
+
+int serve_run(int listen_fd, const struct serve_opts *o)
+{
+	char sig[64] = "", hogs_str[48] = "", workers[48] = "";
+	uint64_t hogs = 0;
+	int err;
+
+	if (!o || !o->handle || listen_fd < 0 || !o->prog ||
+	    (unsigned int)o->model > SERVE_POOL ||
+	    (o->model == SERVE_THREADS && o->workers) ||
+	    (o->model == SERVE_FIBERS && o->workers > RF_MAX_WORKERS))
+		return -EINVAL;
+	if (o->stack_size && o->model == SERVE_FIBERS &&
+	    (o->stack_size < RF_MIN_STACK_SIZE || o->stack_size > RF_MAX_STACK_SIZE))
+		return -EINVAL;
+	if (o->stack_size && o->model != SERVE_FIBERS && o->stack_size < (size_t)PTHREAD_STACK_MIN)
+		return -EINVAL;
+	if (S.o)
+		return -EBUSY;	/* one run per process: the state is global */
+
+	S.o = o;
+	S.model = o->model;
+	S.listen_fd = listen_fd;
+	S.stack_size = o->stack_size;
+	if (!S.stack_size && o->model == SERVE_FIBERS)
+		S.stack_size = SERVE_FIBER_STACK;
+
+	if (o->model == SERVE_FIBERS)
+		err = fibers_run(&hogs);
+	else
+		err = threads_run();
+	if (!err)
+		err = S.fatal;
+
+	if (!o->quiet) {
+		if (S.model == SERVE_FIBERS)
+			snprintf(hogs_str, sizeof(hogs_str), ", %llu hogs reported",
+				 (unsigned long long)hogs);
+		if (S.model != SERVE_THREADS)
+			snprintf(workers, sizeof(workers), " (%u %s%s)", S.workers,
+				 S.model == SERVE_FIBERS ? "worker" : "thread",
+				 S.workers == 1 ? "" : "s");
+		if (READ(stop_signal))
+			snprintf(sig, sizeof(sig), ", stopped by signal %d (%s)",
+				 READ(stop_signal), strsignal(READ(stop_signal)));
+		fprintf(stderr,
+			"%s: model %s%s: %lu accepted, %lu refused, peak %lu open, %lu errors%s%s\n",
+			o->prog, serve_model_name(S.model), workers, S.accepted,
+			READ(refused), READ(peak), S.accept_errors + READ(start_failures),
+			hogs_str, sig);
+	}
+	return err;
+}
+
+/* ---------------------------------------------------- calls for handlers */
+
+int serve_stopping(void)
+{
+	struct rf_stats st;
+	int sig = READ(stop_signal);
+
+	if (sig)
+		return sig;
+	/*
+	 * A fiber computing may hold the only worker: no other fiber runs to
+	 * see the shutdown's -ECANCELED, but the runtime records the signal
+	 * (its hog watchdog collects the worker's completions, the signal's
+	 * among them).  Outside a fiber this fails, and the answer is 0.
+	 */
+	if (S.model == SERVE_FIBERS && rf_runtime_stats(NULL, &st) == 0 && st.signal) {
+		__atomic_store_n(&S.stop_signal, st.signal, __ATOMIC_RELAXED);
+		return st.signal;
+	}
+	return 0;
+}
+
+int64_t serve_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * NSEC_PER_SEC + ts.tv_nsec;
+}
+
+int64_t serve_deadline_after(int64_t ns)
+{
+	if (ns < 0)
+		return SERVE_NO_DEADLINE;
+	return serve_now() + ns;
+}
+
+ssize_t serve_recv(struct serve_conn *c, void *buf, size_t len, int64_t deadline)
+{
+	struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+	int64_t left;
+	ssize_t n;
+	int r;
+
+	if (S.model == SERVE_FIBERS)
+		return rf_recv(c->fd, buf, len, 0, deadline);
+
+	while (deadline != SERVE_NO_DEADLINE) {
+		left = deadline - serve_now();
+		if (left <= 0)
+			return -ETIMEDOUT;
+		/* Rounded up: waking before the deadline would only poll again. */
+		left = (left + NSEC_PER_MSEC - 1) / NSEC_PER_MSEC;
+		r = poll(&pfd, 1, left > INT_MAX ? INT_MAX : (int)left);
+		if (r > 0)
+			break;		/* readable, closed or an error: recv says which */
+		if (r < 0 && errno != EINTR)
+			return -errno;
+	}
+	do {
+		n = recv(c->fd, buf, len, 0);
+	} while (n < 0 && errno == EINTR);
+	return n < 0 ? -errno : n;
+}
+
+int serve_send_all(struct serve_conn *c, const void *buf, size_t len)
+{
+	const char *p = buf;
+	ssize_t n;
+
+	while (len) {
+		if (S.model == SERVE_FIBERS) {
+			n = rf_send(c->fd, p, len, 0, RF_NO_DEADLINE);
+		} else {
+			/* MSG_NOSIGNAL: a peer gone away is an EPIPE, not a SIGPIPE. */
+			n = send(c->fd, p, len, MSG_NOSIGNAL);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0)
+				n = -errno;
+		}
+		if (n < 0)
+			return (int)n;
+		/* send(2) never returns 0 for len > 0; do not spin if it does */
+		if (n == 0)
+			return -EIO;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int serve_sendv_all(struct serve_conn *c, struct iovec *iov, int iovcnt)
+{
+	struct msghdr msg = { 0 };
+	ssize_t n;
+	size_t done;
+
+	if (iovcnt < 0 || (iovcnt && !iov))
+		return -EINVAL;
+	for (;;) {
+		/* Skip what is sent, and empty entries. */
+		while (iovcnt && iov->iov_len == 0) {
+			iov++;
+			iovcnt--;
+		}
+		if (!iovcnt)
+			return 0;
+		msg.msg_iov = iov;
+		msg.msg_iovlen = (size_t)(iovcnt > IOV_MAX ? IOV_MAX : iovcnt);
+		if (S.model == SERVE_FIBERS) {
+			n = rf_sendmsg(c->fd, &msg, 0, RF_NO_DEADLINE);
+		} else {
+			n = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0)
+				n = -errno;
+		}
+		if (n < 0)
+			return (int)n;
+		if (n == 0)
+			return -EIO;
+		for (done = (size_t)n; done && iovcnt; ) {
+			size_t take = done < iov->iov_len ? done : iov->iov_len;
+
+			iov->iov_base = (char *)iov->iov_base + take;
+			iov->iov_len -= take;
+			done -= take;
+			if (!iov->iov_len) {
+				iov++;
+				iovcnt--;
+			}
+		}
+	}
+}
+
+int serve_sleep(int64_t ns)
+{
+	struct timespec ts;
+	int64_t until;
+	int err;
+
+	if (ns < 0)
+		return -EINVAL;
+	if (S.model == SERVE_FIBERS)
+		return rf_sleep(rf_deadline_after(ns));
+	/*
+	 * To an absolute time: a relative sleep restarted after a signal
+	 * would sleep too long.
+	 */
+	until = serve_now() + ns;
+	ts.tv_sec = (time_t)(until / NSEC_PER_SEC);
+	ts.tv_nsec = (long)(until % NSEC_PER_SEC);
+	do {
+		err = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+	} while (err == EINTR);
+	return -err;
+}
+
+int serve_openat(int dirfd, const char *path, int flags, unsigned long long resolve)
+{
+	struct open_how how = {
+		.flags = (uint64_t)(unsigned int)flags,
+		.resolve = resolve,
+	};
+	long fd;
+
+	if (S.model == SERVE_FIBERS)
+		return rf_openat2(dirfd, path, &how, sizeof(how), RF_NO_DEADLINE);
+	if (!path)
+		return -EINVAL;
+	do {
+		fd = syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+	} while (fd < 0 && errno == EINTR);
+	return fd < 0 ? -errno : (int)fd;
+}
+
+ssize_t serve_pread(int fd, void *buf, size_t len, off_t off)
+{
+	ssize_t n;
+
+	if (S.model == SERVE_FIBERS)
+		return rf_read(fd, buf, len, off, RF_NO_DEADLINE);
+	do {
+		n = pread(fd, buf, len, off);
+	} while (n < 0 && errno == EINTR);
+	return n < 0 ? -errno : n;
+}
+
+int serve_close(int fd)
+{
+	if (S.model == SERVE_FIBERS)
+		return rf_close(fd);
+	return close(fd) == 0 ? 0 : -errno;
+}
+
+int serve_blocking(void *(*fn)(void *), void *arg, void **result)
+{
+	void *r;
+
+	if (!fn)
+		return -EINVAL;
+	if (S.model == SERVE_FIBERS)
+		return rf_blocking(fn, arg, result);
+	r = fn(arg);
+	if (result)
+		*result = r;
+	return 0;
+}

@@ -1,0 +1,152 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * serve.h - one server, three schedulers: the model switch that echo-server,
+ * fibserver and httpserver share.
+ *
+ * A server is a connection handler, written once against the calls below.
+ * serve_run() accepts connections and runs the handler for each under the
+ * model chosen on the command line (--model=):
+ *
+ *   fibers   the ringfiber runtime: a fiber per connection on W workers
+ *            (one per CPU by default), every call below an io_uring request
+ *            that parks only the calling fiber
+ *   threads  an OS thread per connection, blocking system calls: the seeds'
+ *            threaded server.py
+ *   pool     a fixed pool of OS threads, each taking accepted connections
+ *            from a queue and serving one at a time: the seeds'
+ *            ThreadPoolExecutor
+ *
+ * This header and serve.c are the only places that know which model runs:
+ * the handlers never test it.  Every call returns a negative errno on
+ * failure, as the runtime's calls do.  Deadlines are absolute
+ * CLOCK_MONOTONIC nanoseconds (serve_now()), or SERVE_NO_DEADLINE.
+ */
+#ifndef SERVE_H
+#define SERVE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#define SERVE_NO_DEADLINE	((int64_t)-1)
+
+enum serve_model {
+	SERVE_FIBERS,
+	SERVE_THREADS,
+	SERVE_POOL,
+};
+
+/* One accepted connection, as the handler sees it. */
+struct serve_conn {
+	int fd;			/* a connected stream socket; serve closes it */
+	unsigned long id;	/* 1, 2, ... in accept order */
+};
+
+/*
+ * serve_handler_fn - serve @c until the peer closes or an error; return to
+ * end the connection (serve_run() closes @c->fd afterwards).  @arg is
+ * serve_opts.arg.  Runs in a fiber, a connection thread or a pool thread.
+ */
+typedef void (*serve_handler_fn)(struct serve_conn *c, void *arg);
+
+/*
+ * serve_refuse_fn - a connection arrived while max_conns were open: write a
+ * short refusal (HTTP's 503) without blocking (MSG_DONTWAIT), then return;
+ * serve_run() closes @fd.  Runs on the accepting thread or fiber.
+ */
+typedef void (*serve_refuse_fn)(int fd, void *arg);
+
+struct serve_opts {
+	const char *prog;		/* for messages: argv[0]'s name */
+	enum serve_model model;
+	/*
+	 * fibers: runtime workers (0: one per CPU); pool: pool threads
+	 * (0: ThreadPoolExecutor's default, min(32, CPUs + 4)); threads:
+	 * must be 0 (one thread per connection).
+	 */
+	unsigned int workers;
+	unsigned long max_conns;	/* open at once; 0: no cap */
+	unsigned long max_accepts;	/* end after this many were served; 0: none */
+	size_t stack_size;		/* per connection; 0: the model's default */
+	serve_handler_fn handle;
+	serve_refuse_fn refuse;		/* NULL: close at once */
+	void *arg;
+	int quiet;			/* no summary line at the end */
+};
+
+/* serve_parse_model() - "fibers", "threads" or "pool" into @m; -EINVAL otherwise. */
+int serve_parse_model(const char *s, enum serve_model *m);
+
+/* serve_model_name() - the name serve_parse_model() accepts for @m. */
+const char *serve_model_name(enum serve_model m);
+
+/*
+ * serve_workers() - the fiber workers (fibers) or pool threads (pool) that
+ * serve_run() starts for @o, its defaults resolved; 0 for threads.  For a
+ * server's "listening" line.
+ */
+unsigned int serve_workers(const struct serve_opts *o);
+
+/*
+ * serve_run() - accept on @listen_fd (listening, blocking) and run
+ * @o->handle for each connection until SIGINT or SIGTERM, or until
+ * @o->max_accepts connections have ended.  Prints one summary line to
+ * stderr at the end.  Returns 0, or a negative errno (bad options, no
+ * runtime, no threads).
+ */
+int serve_run(int listen_fd, const struct serve_opts *o);
+
+/* -------------------------------------------- calls for handlers, any model */
+
+/*
+ * serve_stopping() - 0 while serving; once SIGINT or SIGTERM asked
+ * serve_run() to return, that signal's number.  Not a blocking call: a long
+ * computation may ask it as often as it likes and give up, so that a
+ * shutdown does not wait for it.  Also what main() asks after serve_run()
+ * to tell a signal from max_accepts.
+ */
+int serve_stopping(void);
+
+/* serve_now() - CLOCK_MONOTONIC now, in nanoseconds. */
+int64_t serve_now(void);
+
+/* serve_deadline_after() - the deadline @ns from now. */
+int64_t serve_deadline_after(int64_t ns);
+
+/*
+ * serve_recv() - recv(2) on @c: bytes received, 0 when the peer closed,
+ * -ETIMEDOUT at @deadline, or a negative errno.
+ */
+ssize_t serve_recv(struct serve_conn *c, void *buf, size_t len, int64_t deadline);
+
+/* serve_send_all() - send all of @buf on @c: 0 or a negative errno. */
+int serve_send_all(struct serve_conn *c, const void *buf, size_t len);
+
+/*
+ * serve_sendv_all() - send all of @iov[0..@iovcnt) on @c (the array is
+ * modified as it is consumed): 0 or a negative errno.
+ */
+int serve_sendv_all(struct serve_conn *c, struct iovec *iov, int iovcnt);
+
+/* serve_sleep() - wait @ns without holding a worker (fibers) or in nanosleep. */
+int serve_sleep(int64_t ns);
+
+/* serve_openat() - openat(2); through io_uring on fibers.  A descriptor or -errno. */
+int serve_openat(int dirfd, const char *path, int flags, unsigned long long resolve);
+
+/* serve_pread() - pread(2); through io_uring on fibers. */
+ssize_t serve_pread(int fd, void *buf, size_t len, off_t off);
+
+/* serve_close() - close(2); through io_uring on fibers. */
+int serve_close(int fd);
+
+/*
+ * serve_blocking() - run @fn(@arg), a call that blocks its thread: on fibers
+ * in the runtime's offload pool (rf_blocking()), so the worker goes on
+ * running other fibers; on threads and pool, right here.  0 or -errno.
+ */
+int serve_blocking(void *(*fn)(void *), void *arg, void **result);
+
+#endif /* SERVE_H */
