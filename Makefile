@@ -251,7 +251,7 @@ PROVE := prove --timer -e 'tools/run-test $(TEST_TIMEOUT)'
 VM_TEST_TIMEOUT ?= 900
 
 check: all module
-	$(Q)$(MAKE) check-unit check-asan check-tsan check-aarch64 check-trace module-check kunit check-vm
+	$(Q)$(MAKE) check-unit check-asan check-tsan check-aarch64 check-fuzz check-trace module-check kunit check-vm
 
 check-unit: all
 	@echo "== tests ($(ARCH))"

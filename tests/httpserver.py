@@ -1,0 +1,442 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+#
+# httpserver.py - the HTTP server against well-formed, malformed, truncated
+# and pipelined requests, under each model (fibers, threads, pool).
+#
+# Raw sockets, so that every byte sent is the test's choice: a client
+# library would fix up exactly the requests this test wants to send wrong.
+# Each answer is parsed strictly (status line, fields, Content-Length
+# body).  TAP on stdout; the server binary comes from $RF_BUILD (default
+# build).  Every server started is killed at the end, whatever happens.
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+B = os.environ.get("RF_BUILD", "build")
+SERVER = os.path.join(B, "examples", "httpserver")
+MODELS = ("fibers", "threads", "pool")
+# No step may hang the test: a socket read gives up after this.
+STEP_TIMEOUT = 10.0
+
+n = 0
+failures = 0
+servers = []
+
+
+def ok(cond, desc, diag=None):
+    global n, failures
+    n += 1
+    if cond:
+        print(f"ok {n} - {desc}")
+    else:
+        failures += 1
+        print(f"not ok {n} - {desc}")
+        if diag is not None:
+            for line in str(diag).splitlines() or [""]:
+                print(f"# {line}")
+    sys.stdout.flush()
+    return cond
+
+
+def fib(k):
+    a, b = 1, 1
+    for _ in range(3, k + 1):
+        a, b = b, a + b
+    return b
+
+
+class Server:
+    def __init__(self, *args):
+        self.proc = subprocess.Popen([SERVER, *args, "127.0.0.1:0"],
+                                     stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+        servers.append(self)
+        line = self.proc.stdout.readline()
+        if not line.startswith("listening on "):
+            raise RuntimeError(f"{SERVER} {' '.join(args)} did not start: "
+                               f"{line!r} {self.proc.stderr.read()}")
+        self.port = int(line.rsplit(":", 1)[1])
+
+    def connect(self):
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=STEP_TIMEOUT)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return s
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=STEP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+class Reader:
+    """Reads answers off one connection: status, fields, body."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.buf = b""
+
+    def _more(self):
+        data = self.sock.recv(65536)
+        if not data:
+            raise EOFError("connection closed")
+        self.buf += data
+
+    def answer(self, head_only=False):
+        while b"\r\n\r\n" not in self.buf:
+            self._more()
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        lines = head.decode("latin-1").split("\r\n")
+        version, status, reason = lines[0].split(" ", 2)
+        assert version == "HTTP/1.1", lines[0]
+        fields = {}
+        for line in lines[1:]:
+            name, value = line.split(":", 1)
+            fields[name.strip().lower()] = value.strip()
+        length = 0 if head_only else int(fields.get("content-length", "0"))
+        while len(self.buf) < length:
+            self._more()
+        body, self.buf = self.buf[:length], self.buf[length:]
+        return int(status), fields, body
+
+    def closed(self):
+        """True when the server closed the connection (nothing more comes)."""
+        try:
+            while True:
+                data = self.sock.recv(65536)
+                if not data:
+                    return True
+                self.buf += data
+        except (socket.timeout, TimeoutError):
+            return False
+        except ConnectionResetError:
+            return True
+
+
+def exchange(srv, raw, count=1, head_only=False):
+    """Send @raw on a new connection, read @count answers."""
+    with srv.connect() as s:
+        s.sendall(raw)
+        r = Reader(s)
+        return [r.answer(head_only) for _ in range(count)]
+
+
+def expect_error(srv, raw, status, desc, extra_check=None, closes=True):
+    """An error answer; @closes: the connection must close after it, else
+    it must stay open and answer a next request."""
+    try:
+        with srv.connect() as s:
+            s.sendall(raw)
+            r = Reader(s)
+            st, fields, body = r.answer()
+            if closes:
+                closed = r.closed()
+            else:
+                s.sendall(GET)
+                closed = r.answer()[2] != HELLO
+        good = (st == status and closed == closes and
+                (fields.get("connection") == "close") == closes and
+                body == f"{status} ".encode() + body[4:] and body.endswith(b"\n"))
+        if extra_check:
+            good = good and extra_check(fields)
+        ok(good, f"{desc}: {status}, connection " + ("closed" if closes else "kept"),
+           f"got {st} {fields} {body!r} closed={closed}")
+    except Exception as e:  # noqa: BLE001 - any failure is the test's
+        ok(False, f"{desc}: {status}", repr(e))
+
+
+GET = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"
+HELLO = b"Hello, world\n"
+
+
+def test_model(model, files_dir):
+    args = ["--model", model, "-f", files_dir, "--header-timeout", "500"]
+    if model != "threads":
+        args += ["-w", "2"]
+    srv = Server(*args)
+    m = f"[{model}]"
+
+    st, fields, body = exchange(srv, GET)[0]
+    ok(st == 200 and body == HELLO and fields.get("content-type") == "text/plain"
+       and fields.get("content-length") == "13" and "date" in fields,
+       f"{m} GET / answers 200 text/plain 'Hello, world\\n'", (st, fields, body))
+
+    st, fields, body = exchange(srv, b"HEAD / HTTP/1.1\r\nHost: t\r\n\r\n", head_only=True)[0]
+    ok(st == 200 and fields.get("content-length") == "13",
+       f"{m} HEAD / answers the fields without a body", (st, fields))
+
+    # keep-alive: three requests one after another on one connection
+    with srv.connect() as s:
+        r = Reader(s)
+        got = []
+        for _ in range(3):
+            s.sendall(GET)
+            got.append(r.answer())
+        ok(all(a[0] == 200 and a[2] == HELLO for a in got),
+           f"{m} keep-alive: three requests on one connection", got)
+
+    # pipelining: five requests in one send, answers in order
+    raw = (GET + b"GET /fib/20 HTTP/1.1\r\nHost: t\r\n\r\n" + GET +
+           b"GET /nothing HTTP/1.1\r\nHost: t\r\n\r\n" +
+           b"GET /fib/25 HTTP/1.1\r\nHost: t\r\n\r\n")
+    got = exchange(srv, raw, 5)
+    ok([a[0] for a in got] == [200, 200, 200, 404, 200] and
+       got[1][2] == f"{fib(20)}\n".encode() and got[4][2] == f"{fib(25)}\n".encode(),
+       f"{m} pipelining: five requests in one send, answered in order",
+       [(a[0], a[2]) for a in got])
+
+    # a request trickled in byte by byte, and two requests split mid-head
+    with srv.connect() as s:
+        for i in range(len(GET)):
+            s.send(GET[i:i + 1])
+            time.sleep(0.001)
+        r = Reader(s)
+        a = r.answer()
+        s.sendall(GET + GET[:10])
+        b = r.answer()
+        s.sendall(GET[10:])
+        c = r.answer()
+        ok(a[2] == HELLO and b[2] == HELLO and c[2] == HELLO,
+           f"{m} requests split across sends (byte by byte, mid-head)")
+
+    # HTTP/1.0: closes unless asked to keep alive
+    with srv.connect() as s:
+        s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        r = Reader(s)
+        st, fields, body = r.answer()
+        ok(st == 200 and body == HELLO and fields.get("connection") == "close" and r.closed(),
+           f"{m} HTTP/1.0 request: answered, then closed", fields)
+    with srv.connect() as s:
+        r = Reader(s)
+        s.sendall(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        a = r.answer()
+        s.sendall(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        b = r.answer()
+        ok(a[1].get("connection") == "keep-alive" and b[2] == HELLO,
+           f"{m} HTTP/1.0 with Connection: keep-alive stays open", (a, b))
+    with srv.connect() as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        r = Reader(s)
+        st, fields, body = r.answer()
+        ok(body == HELLO and r.closed(), f"{m} Connection: close is honoured")
+
+    # routes
+    st, _, body = exchange(srv, b"GET /fib/30 HTTP/1.1\r\nHost: t\r\n\r\n")[0]
+    ok(st == 200 and body == b"832040\n", f"{m} /fib/30 = 832040", (st, body))
+    for bad in (b"/fib/93", b"/fib/abc", b"/fib/", b"/fib/+5", b"/fib/99999999999"):
+        expect_error(srv, b"GET " + bad + b" HTTP/1.1\r\nHost: t\r\n\r\n", 400,
+                     f"{m} {bad.decode()}", closes=False)
+    t0 = time.monotonic()
+    st, _, body = exchange(srv, b"GET /sleep/100 HTTP/1.1\r\nHost: t\r\n\r\n")[0]
+    took = time.monotonic() - t0
+    ok(st == 200 and body == b"waited 100 ms\n" and took >= 0.095,
+       f"{m} /sleep/100 answers after at least 100 ms", (st, body, took))
+    for route in (b"/block/20", b"/offload/20"):
+        st, _, body = exchange(srv, b"GET " + route + b" HTTP/1.1\r\nHost: t\r\n\r\n")[0]
+        ok(st == 200 and body == b"waited 20 ms\n", f"{m} {route.decode()}", (st, body))
+    expect_error(srv, b"GET /sleep/60001 HTTP/1.1\r\nHost: t\r\n\r\n", 400,
+                 f"{m} /sleep beyond 60 s", closes=False)
+    expect_error(srv, b"GET /nothing HTTP/1.1\r\nHost: t\r\n\r\n", 404, f"{m} unknown path",
+                 closes=False)
+
+    # files: served, confined
+    with open(os.path.join(files_dir, "hello.txt"), "rb") as f:
+        content = f.read()
+    st, fields, body = exchange(srv, b"GET /files/hello.txt HTTP/1.1\r\nHost: t\r\n\r\n")[0]
+    ok(st == 200 and body == content and fields.get("content-type") == "text/plain",
+       f"{m} /files/hello.txt is served", (st, fields, len(body)))
+    with open(os.path.join(files_dir, "sub", "big.bin"), "rb") as f:
+        big = f.read()
+    st, fields, body = exchange(srv, b"GET /files/sub/big.bin HTTP/1.1\r\nHost: t\r\n\r\n")[0]
+    ok(st == 200 and body == big, f"{m} /files/sub/big.bin ({len(big)} bytes) is served whole",
+       (st, len(body)))
+    st, fields, body = exchange(srv, b"HEAD /files/sub/big.bin HTTP/1.1\r\nHost: t\r\n\r\n",
+                                head_only=True)[0]
+    ok(st == 200 and fields.get("content-length") == str(len(big)),
+       f"{m} HEAD /files/ gives the length only", fields)
+    st, _, body = exchange(srv, b"GET /files/hello%2etxt HTTP/1.1\r\nHost: t\r\n\r\n")[0]
+    ok(st == 200 and body == content, f"{m} percent-encoded path decoded")
+    for path, status in ((b"/files/../secret.txt", 403), (b"/files/%2e%2e/secret.txt", 403),
+                         (b"/files/sub/../../secret.txt", 403),
+                         (b"/files/%2Fetc%2Fpasswd", 403), (b"/files/escape", 403),
+                         (b"/files/missing", 404), (b"/files/sub", 404), (b"/files/", 404),
+                         (b"/files/a%00b", 400), (b"/files/%zz", 400)):
+        expect_error(srv, b"GET " + path + b" HTTP/1.1\r\nHost: t\r\n\r\n", status,
+                     f"{m} {path.decode()}", closes=False)
+
+    # malformed requests: each answered with its status, then closed
+    cases = [
+        (b"GET / HTTP/1.1\r\nHost: t\r\nBad Header\r\n\r\n", 400, "field without a colon"),
+        (b"GET / HTTP/1.1\r\n\r\n", 400, "HTTP/1.1 without Host"),
+        (b"GET / HTTP/1.1\r\nHost : t\r\n\r\n", 400, "space before the colon"),
+        (b"GET / HTTP/1.1\r\nHost: t\r\n folded\r\n\r\n", 400, "obsolete line folding"),
+        (b"GET  / HTTP/1.1\r\nHost: t\r\n\r\n", 400, "two spaces in the request line"),
+        (b"GET /\x01 HTTP/1.1\r\nHost: t\r\n\r\n", 400, "control byte in the target"),
+        (b"GET nothing HTTP/1.1\r\nHost: t\r\n\r\n", 400, "target not in origin form"),
+        (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\xaa" * 40 + b"\r\n\r\n", 400,
+         "binary garbage (a TLS hello)"),
+        (b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", 400,
+         "conflicting Content-Length"),
+        (b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: -1\r\n\r\n", 400,
+         "negative Content-Length"),
+        (b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nTransfer-Encoding: chunked"
+         b"\r\n\r\n", 400, "Content-Length and Transfer-Encoding"),
+        (b"GET / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 501,
+         "chunked body"),
+        (b"GET / HTTP/2.0\r\nHost: t\r\n\r\n", 505, "HTTP/2.0 in an HTTP/1 request line"),
+        (b"GET / HTTP/1.1x\r\nHost: t\r\n\r\n", 400, "garbage after the version"),
+        (b"BREW / HTTP/1.1\r\nHost: t\r\n\r\n", 501, "unknown method"),
+        (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: t\r\n\r\n", 414,
+         "request line over 8 KiB"),
+        (b"GET /" + b"a" * 9000, 414, "request line over 8 KiB, not yet ended"),
+        (b"GET / HTTP/1.1\r\nHost: t\r\nX: " + b"v" * 9000 + b"\r\n\r\n", 431,
+         "header section over 8 KiB"),
+        (b"GET / HTTP/1.1\r\nHost: t\r\nX: " + b"v" * 9000, 431,
+         "header section over 8 KiB, not yet ended"),
+        (b"GET / HTTP/1.1\r\nHost: t\r\n" + b"X: y\r\n" * 101 + b"\r\n", 431,
+         "more than 100 fields"),
+    ]
+    for raw, status, desc in cases:
+        expect_error(srv, raw, status, f"{m} {desc}")
+    for method in (b"POST", b"PUT", b"DELETE", b"OPTIONS", b"PATCH"):
+        expect_error(srv, method + b" / HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n", 405,
+                     f"{m} {method.decode()}",
+                     lambda f: f.get("allow") == "GET, HEAD")
+    # an error after good pipelined requests: those are answered first
+    got = None
+    try:
+        with srv.connect() as s:
+            s.sendall(GET + GET + b"GET / HTTP/9.9\r\nHost: t\r\n\r\n" + GET)
+            r = Reader(s)
+            got = [r.answer()[0] for _ in range(3)]
+            closed = r.closed()
+        ok(got == [200, 200, 505] and closed,
+           f"{m} pipelined good, good, bad, good: 200 200 505 and closed", got)
+    except Exception as e:  # noqa: BLE001
+        ok(False, f"{m} pipelined good, good, bad, good", f"{got} {e!r}")
+
+    # truncated: half a request, then the client goes away
+    for cut in (5, 20, len(GET) - 1):
+        with srv.connect() as s:
+            s.sendall(GET[:cut])
+    # slow headers: an unfinished head is dropped after --header-timeout
+    t0 = time.monotonic()
+    try:
+        with srv.connect() as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHo")
+            r = Reader(s)
+            st, fields, _ = r.answer()
+            took = time.monotonic() - t0
+            ok(st == 408 and r.closed() and 0.4 <= took < 5,
+               f"{m} unfinished head: 408 after the 500 ms header timeout", (st, took))
+    except Exception as e:  # noqa: BLE001
+        ok(False, f"{m} unfinished head: 408", repr(e))
+    t0 = time.monotonic()
+    with srv.connect() as s:
+        r = Reader(s)
+        try:
+            st, _, _ = r.answer()
+            ok(st == 408 and 0.4 <= time.monotonic() - t0 < 5,
+               f"{m} a connection that sends nothing gets 408 too", st)
+        except Exception as e:  # noqa: BLE001
+            ok(False, f"{m} a connection that sends nothing gets 408", repr(e))
+
+    st, _, body = exchange(srv, GET)[0]
+    ok(st == 200 and body == HELLO and srv.alive(),
+       f"{m} the server still answers after all of the above")
+    rc = srv.stop()
+    err = srv.proc.stderr.read()
+    ok(rc == 0, f"{m} SIGTERM: exit 0", f"rc={rc} {err}")
+
+
+def test_cap(model):
+    args = ["--model", model, "--max-conns", "2"]
+    srv = Server(*args)
+    held = [srv.connect(), srv.connect()]
+    for s in held:
+        s.sendall(GET)
+        Reader(s).answer()
+    try:
+        st, fields, body = exchange(srv, GET)[0]
+        ok(st == 503 and fields.get("connection") == "close",
+           f"[{model}] --max-conns 2: a third connection gets 503", (st, fields, body))
+    except Exception as e:  # noqa: BLE001
+        ok(False, f"[{model}] --max-conns 2: 503", repr(e))
+    for s in held:
+        s.close()
+    time.sleep(0.2)
+    st, _, body = exchange(srv, GET)[0]
+    ok(st == 200 and body == HELLO, f"[{model}] after those close, connections are served again")
+    srv.stop()
+
+
+def test_cli():
+    def run(*args):
+        p = subprocess.run([SERVER, *args], capture_output=True, text=True, timeout=STEP_TIMEOUT)
+        return p.returncode, p.stderr
+
+    for args, desc in ((["--model", "bogus", "0"], "unknown model"),
+                       (["-w", "0", "0"], "zero workers"),
+                       (["-w", "x", "0"], "bad worker count"),
+                       (["--max-conns", "0", "0"], "zero connection cap"),
+                       (["--files", "/nonexistent", "0"], "missing --files directory"),
+                       (["--model", "threads", "-w", "2", "0"], "-w with threads"),
+                       (["--header-timeout", "0", "0"], "zero header timeout"),
+                       ([], "no address"),
+                       (["1", "2"], "two addresses"),
+                       (["127.0.0.1:99999"], "port out of range")):
+        rc, err = run(*args)
+        ok(rc == 2 and err.strip(), f"usage error, exit 2: {desc}", f"rc={rc} {err}")
+    srv = Server("-n", "2")
+    exchange(srv, GET)
+    exchange(srv, GET)
+    try:
+        rc = srv.proc.wait(timeout=STEP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        rc = None
+    ok(rc == 0, "-n 2: exit 0 after two connections", rc)
+
+
+def main():
+    if not os.access(SERVER, os.X_OK):
+        print(f"Bail out! {SERVER} is not built (run make)")
+        return 1
+    with tempfile.TemporaryDirectory(prefix="rf-http.") as tmp:
+        files = os.path.join(tmp, "files")
+        os.makedirs(os.path.join(files, "sub"))
+        with open(os.path.join(files, "hello.txt"), "w") as f:
+            f.write("a file served through io_uring\n")
+        with open(os.path.join(files, "sub", "big.bin"), "wb") as f:
+            f.write(bytes(range(256)) * 1000 + b"tail")
+        with open(os.path.join(tmp, "secret.txt"), "w") as f:
+            f.write("outside the served directory\n")
+        os.symlink(os.path.join(tmp, "secret.txt"), os.path.join(files, "escape"))
+        try:
+            test_cli()
+            for model in MODELS:
+                try:
+                    test_model(model, files)
+                    test_cap(model)
+                except Exception as e:  # noqa: BLE001
+                    ok(False, f"[{model}] ran to the end", repr(e))
+        finally:
+            for s in servers:
+                s.stop()
+    print(f"1..{n}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,479 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * http-parse.c - httpserver's HTTP/1.x request-head parser (http-parse.h
+ * says what it accepts).
+ *
+ * The head is cut into lines with memchr() (glibc's is vectorised), each
+ * line bounded by what is left of its limit, so a limit is detected from
+ * the bytes received without waiting for a line end.  A complete line is
+ * checked in full; an incomplete last line is checked as far as it goes,
+ * with the same code, so garbage is refused as soon as it arrives.  Byte
+ * classes come from one 256-entry table; no call through a pointer, no
+ * allocation, no copy.
+ */
+#include <limits.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "http-parse.h"
+
+/* Byte classes: a byte may be in several. */
+#define C_TOKEN		0x01	/* tchar: a method or field-name byte */
+#define C_TARGET	0x02	/* a request-target byte: visible ASCII */
+#define C_VALUE		0x04	/* a field-value byte: visible, obs-text, SP, HTAB */
+#define C_HOST		0x08	/* a Host byte: reg-name, IP-literal, ':' port */
+
+/* Shorthands for the table only. */
+#define X	(C_TOKEN | C_TARGET | C_VALUE | C_HOST)
+#define N	(C_TOKEN | C_TARGET | C_VALUE)
+#define S	(C_TARGET | C_VALUE | C_HOST)
+#define P	(C_TARGET | C_VALUE)
+#define V	C_VALUE
+
+static const uint8_t http_class[256] = {
+	/* 00 */ 0, 0, 0, 0, 0, 0, 0, 0, 0, V, 0, 0, 0, 0, 0, 0,
+	/* 10 */ 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	/* 20 */ V, X, P, N, X, X, X, X, S, S, X, X, S, X, X, P,
+	/* 30 */ X, X, X, X, X, X, X, X, X, X, S, S, P, S, P, P,
+	/* 40 */ P, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
+	/* 50 */ X, X, X, X, X, X, X, X, X, X, X, S, P, S, N, X,
+	/* 60 */ N, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
+	/* 70 */ X, X, X, X, X, X, X, X, X, X, X, P, N, P, X, 0,
+	/* 80 */ V, V, V, V, V, V, V, V, V, V, V, V, V, V, V, V,
+	/* 90 */ V, V, V, V, V, V, V, V, V, V, V, V, V, V, V, V,
+	/* a0 */ V, V, V, V, V, V, V, V, V, V, V, V, V, V, V, V,
+	/* b0 */ V, V, V, V, V, V, V, V, V, V, V, V, V, V, V, V,
+	/* c0 */ V, V, V, V, V, V, V, V, V, V, V, V, V, V, V, V,
+	/* d0 */ V, V, V, V, V, V, V, V, V, V, V, V, V, V, V, V,
+	/* e0 */ V, V, V, V, V, V, V, V, V, V, V, V, V, V, V, V,
+	/* f0 */ V, V, V, V, V, V, V, V, V, V, V, V, V, V, V, V,
+};
+
+#undef X
+#undef N
+#undef S
+#undef P
+#undef V
+
+/* What the field lines said that only counts once the head is complete. */
+struct fields_seen {
+	int conn_close;
+	int conn_keep_alive;
+};
+
+/* The first byte in [p, end) not of class @cls, or end. */
+static inline const char *skip_class(const char *p, const char *end, uint8_t cls)
+{
+	while (p < end && (http_class[(unsigned char)*p] & cls))
+		p++;
+	return p;
+}
+
+static inline int is_ows(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+/*
+ * Does [s, s + n) equal the lower-case literal @lit, ignoring case?  s holds
+ * token bytes only, and no token byte other than a letter becomes another
+ * token byte when OR-ed with 0x20.
+ */
+static inline int token_is(const char *s, size_t n, const char *lit, size_t litlen)
+{
+	size_t i;
+
+	if (n != litlen)
+		return 0;
+	for (i = 0; i < n; i++)
+		if ((s[i] | 0x20) != lit[i])
+			return 0;
+	return 1;
+}
+
+#define TOKEN_IS(s, n, lit) token_is(s, n, lit, sizeof(lit) - 1)
+
+static enum http_method method_of(const char *m, size_t n)
+{
+	switch (n) {
+	case 3:
+		if (!memcmp(m, "GET", 3))
+			return HTTP_GET;
+		if (!memcmp(m, "PUT", 3))
+			return HTTP_PUT;
+		break;
+	case 4:
+		if (!memcmp(m, "HEAD", 4))
+			return HTTP_HEAD;
+		if (!memcmp(m, "POST", 4))
+			return HTTP_POST;
+		break;
+	case 5:
+		if (!memcmp(m, "PATCH", 5))
+			return HTTP_PATCH;
+		if (!memcmp(m, "TRACE", 5))
+			return HTTP_TRACE;
+		break;
+	case 6:
+		if (!memcmp(m, "DELETE", 6))
+			return HTTP_DELETE;
+		break;
+	case 7:
+		if (!memcmp(m, "OPTIONS", 7))
+			return HTTP_OPTIONS;
+		if (!memcmp(m, "CONNECT", 7))
+			return HTTP_CONNECT;
+		break;
+	}
+	return HTTP_UNKNOWN;
+}
+
+/*
+ * "HTTP/" DIGIT "." DIGIT in [p, end).  Incomplete (!complete): the bytes
+ * so far must be a beginning of that.
+ */
+static int parse_version(const char *p, const char *end, int complete,
+			 struct http_request *req)
+{
+	static const char pattern[] = "HTTP/#.#";	/* '#': a digit */
+	size_t n = (size_t)(end - p), i;
+
+	if (n > sizeof(pattern) - 1 || (complete && n != sizeof(pattern) - 1))
+		return -400;
+	for (i = 0; i < n; i++) {
+		if (pattern[i] == '#' ? (unsigned char)(p[i] - '0') > 9 : p[i] != pattern[i])
+			return -400;
+	}
+	if (n < sizeof(pattern) - 1)
+		return 0;
+	if (p[5] != '1' || (p[7] != '0' && p[7] != '1'))
+		return -505;
+	req->minor = p[7] - '0';
+	return 0;
+}
+
+/*
+ * The request line's content [p, end) (no line end).  Incomplete
+ * (!complete): the bytes so far must be a beginning of a valid line.
+ * Return: 0 or -400 / -505.
+ */
+static int parse_request_line(const char *p, const char *end, int complete,
+			      struct http_request *req)
+{
+	const char *q;
+
+	q = skip_class(p, end, C_TOKEN);
+	if (q == end)
+		return complete ? -400 : 0;
+	if (q == p || *q != ' ')
+		return -400;
+	req->method_name = p;
+	req->method_len = (size_t)(q - p);
+	req->method = method_of(p, (size_t)(q - p));
+
+	p = q + 1;
+	if (p == end)
+		return complete ? -400 : 0;
+	if (*p == '/') {
+		q = skip_class(p + 1, end, C_TARGET);
+	} else if (*p == '*') {
+		if (req->method != HTTP_OPTIONS)
+			return -400;
+		q = p + 1;
+	} else {
+		/* absolute-form, authority-form, a second SP... */
+		return -400;
+	}
+	if (q == end)
+		return complete ? -400 : 0;
+	if (*q != ' ')
+		return -400;
+	req->target = p;
+	req->target_len = (size_t)(q - p);
+
+	return parse_version(q + 1, end, complete, req);
+}
+
+/* Content-Length: 1*DIGIT, at most INT64_MAX. */
+static int parse_content_length(const char *v, size_t n, int64_t *out)
+{
+	int64_t x = 0;
+	size_t i;
+
+	if (n == 0)
+		return -400;
+	for (i = 0; i < n; i++) {
+		unsigned int d = (unsigned char)v[i] - '0';
+
+		if (d > 9 || x > (INT64_MAX - d) / 10)
+			return -400;
+		x = x * 10 + d;
+	}
+	*out = x;
+	return 0;
+}
+
+/* Connection: a comma list of options; only "close" and "keep-alive" matter. */
+static void parse_connection(const char *v, const char *end, struct fields_seen *seen)
+{
+	while (v < end) {
+		const char *comma = memchr(v, ',', (size_t)(end - v));
+		const char *e = comma ? comma : end;
+
+		while (v < e && is_ows(*v))
+			v++;
+		while (e > v && is_ows(e[-1]))
+			e--;
+		if (TOKEN_IS(v, (size_t)(e - v), "close"))
+			seen->conn_close = 1;
+		else if (TOKEN_IS(v, (size_t)(e - v), "keep-alive"))
+			seen->conn_keep_alive = 1;
+		if (!comma)
+			break;
+		v = comma + 1;
+	}
+}
+
+/* What a complete field line means to the server. */
+static int field_meaning(const char *name, size_t nlen, const char *v, size_t vlen,
+			 struct http_request *req, struct fields_seen *seen)
+{
+	switch (nlen) {
+	case 4:
+		if (!TOKEN_IS(name, nlen, "host"))
+			break;
+		if (req->has_host || skip_class(v, v + vlen, C_HOST) != v + vlen)
+			return -400;
+		req->has_host = 1;
+		req->host = v;
+		req->host_len = vlen;
+		break;
+	case 10:
+		if (TOKEN_IS(name, nlen, "connection"))
+			parse_connection(v, v + vlen, seen);
+		break;
+	case 14:
+		if (!TOKEN_IS(name, nlen, "content-length"))
+			break;
+		/* A second one is refused even when it agrees: see http-parse.h. */
+		if (req->content_length >= 0)
+			return -400;
+		return parse_content_length(v, vlen, &req->content_length);
+	case 17:
+		if (TOKEN_IS(name, nlen, "transfer-encoding"))
+			req->chunked = 1;
+		break;
+	}
+	return 0;
+}
+
+/*
+ * One field line's content [p, end) (no line end; p < end, *p not CR).
+ * Incomplete (!complete): the bytes so far must be a beginning of a valid
+ * line.  Return: 0 or -400.
+ */
+static int parse_field(const char *p, const char *end, int complete,
+		       struct http_request *req, struct fields_seen *seen)
+{
+	const char *colon, *v, *ve;
+
+	/* A name, then the colon: no whitespace before it, no obs-fold. */
+	colon = skip_class(p, end, C_TOKEN);
+	if (colon == end)
+		return complete ? -400 : 0;
+	if (colon == p || *colon != ':')
+		return -400;
+	v = colon + 1;
+	ve = skip_class(v, end, C_VALUE);
+	if (ve != end)
+		return -400;	/* a control byte in the value */
+	if (!complete)
+		return 0;
+	while (v < ve && is_ows(*v))
+		v++;
+	while (ve > v && is_ows(ve[-1]))
+		ve--;
+	return field_meaning(p, (size_t)(colon - p), v, (size_t)(ve - v), req, seen);
+}
+
+int http_parse_request(const char *buf, size_t len, struct http_request *req)
+{
+	const char *p = buf, *e = buf + len, *lf, *ce, *hdr, *lim;
+	struct fields_seen seen = { 0 };
+	unsigned int empty;
+	size_t n;
+	int rc;
+
+	*req = (struct http_request){ .method = HTTP_UNKNOWN, .content_length = -1 };
+
+	/* Empty lines a client may send between requests (RFC 9112 2.2). */
+	for (empty = 0;; empty++) {
+		const char *next;
+
+		if (p == e)
+			return 0;
+		if (*p == '\n') {
+			next = p + 1;
+		} else if (*p == '\r') {
+			if (p + 1 == e)
+				return 0;
+			if (p[1] != '\n')
+				return -400;
+			next = p + 2;
+		} else {
+			break;
+		}
+		if (empty == HTTP_LEADING_EMPTY_MAX)
+			return -400;
+		p = next;
+	}
+
+	/*
+	 * The request line.  With at most HTTP_REQUEST_LINE_MAX bytes of
+	 * content its LF is among the next HTTP_REQUEST_LINE_MAX + 2 bytes.
+	 */
+	n = (size_t)(e - p);
+	lf = memchr(p, '\n', n < HTTP_REQUEST_LINE_MAX + 2 ? n : HTTP_REQUEST_LINE_MAX + 2);
+	if (!lf) {
+		if (n >= HTTP_REQUEST_LINE_MAX + 2 ||
+		    (n == HTTP_REQUEST_LINE_MAX + 1 && p[HTTP_REQUEST_LINE_MAX] != '\r'))
+			return -414;
+		/* A CR at the end may be the start of the line end. */
+		ce = e[-1] == '\r' ? e - 1 : e;
+		return parse_request_line(p, ce, 0, req);
+	}
+	ce = lf > p && lf[-1] == '\r' ? lf - 1 : lf;
+	if (ce - p > HTTP_REQUEST_LINE_MAX)
+		return -414;
+	rc = parse_request_line(p, ce, 1, req);
+	if (rc)
+		return rc;
+
+	/*
+	 * Field lines up to the empty line.  Each one's LF must come before
+	 * lim for the section to fit HTTP_HEADERS_MAX.
+	 */
+	hdr = lf + 1;
+	lim = hdr + HTTP_HEADERS_MAX;
+	for (p = hdr;;) {
+		if (p == e)
+			return 0;
+		if (*p == '\n') {
+			p++;
+			break;
+		}
+		if (*p == '\r') {
+			if (p + 1 == e)
+				return 0;
+			if (p[1] != '\n')
+				return -400;
+			p += 2;
+			break;
+		}
+		/* Not the empty line: one field line more. */
+		if (req->fields == HTTP_FIELDS_MAX)
+			return -431;
+		lf = memchr(p, '\n', (size_t)((e < lim ? e : lim) - p));
+		if (!lf) {
+			if (e >= lim)
+				return -431;
+			ce = e[-1] == '\r' ? e - 1 : e;
+			return parse_field(p, ce, 0, req, &seen);
+		}
+		ce = lf[-1] == '\r' ? lf - 1 : lf;
+		rc = parse_field(p, ce, 1, req, &seen);
+		if (rc)
+			return rc;
+		req->fields++;
+		p = lf + 1;
+	}
+
+	if (req->minor == 1 && !req->has_host)
+		return -400;
+	/* RFC 9112 6.1: both may be a smuggling attempt; refuse. */
+	if (req->chunked && req->content_length >= 0)
+		return -400;
+	req->keep_alive = seen.conn_close ? 0 : req->minor == 1 ? 1 : seen.conn_keep_alive;
+	req->head_len = (size_t)(p - buf);
+	return (int)req->head_len;
+}
+
+const char *http_method_name(enum http_method m)
+{
+	static const char *const names[] = {
+		[HTTP_GET] = "GET",
+		[HTTP_HEAD] = "HEAD",
+		[HTTP_POST] = "POST",
+		[HTTP_PUT] = "PUT",
+		[HTTP_DELETE] = "DELETE",
+		[HTTP_CONNECT] = "CONNECT",
+		[HTTP_OPTIONS] = "OPTIONS",
+		[HTTP_TRACE] = "TRACE",
+		[HTTP_PATCH] = "PATCH",
+	};
+
+	if ((unsigned int)m >= HTTP_UNKNOWN)
+		return "UNKNOWN";
+	return names[m];
+}
+
+const char *http_reason(int status)
+{
+	if (status < 0)
+		status = -status;
+	switch (status) {
+	case 200: return "OK";
+	case 400: return "Bad Request";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 413: return "Content Too Large";
+	case 414: return "URI Too Long";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 503: return "Service Unavailable";
+	case 505: return "HTTP Version Not Supported";
+	}
+	return "Unknown";
+}
+
+static inline int hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c |= 0x20;
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+int http_decode_path(const char *target, size_t len, char *out, size_t outsz)
+{
+	size_t i, o = 0;
+
+	for (i = 0; i < len && target[i] != '?'; i++) {
+		unsigned char c = (unsigned char)target[i];
+
+		if (c == '%') {
+			int hi, lo;
+
+			if (len - i < 3 || (hi = hex_value(target[i + 1])) < 0 ||
+			    (lo = hex_value(target[i + 2])) < 0)
+				return -400;
+			c = (unsigned char)(hi << 4 | lo);
+			i += 2;
+		}
+		if (c == '\0')
+			return -400;
+		/* Room for this byte and the NUL after it. */
+		if (outsz - o < 2 || o >= INT_MAX - 1)
+			return -414;
+		out[o++] = (char)c;
+	}
+	if (outsz == 0)
+		return -414;
+	out[o] = '\0';
+	return (int)o;
+}
