@@ -1,0 +1,24 @@
+# --- rf-tasks (helper T) ---
+# rf-tasks: the seeds' "Key Differences" figures (memory per task, creation,
+# switch, how many can exist) for OS threads against fibers.
+RF_TASKS := $(B)/bench/rf-tasks
+BENCH_BINS += $(RF_TASKS)
+all: $(RF_TASKS)
+
+$(RF_TASKS): userspace/bench/rf-tasks.c userspace/include/ringfiber.h $(STATIC_LIB)
+	@mkdir -p $(dir $@)
+	$(quiet) CC $@
+	$(Q)$(CC) $(NATIVE_CFLAGS) $(CFLAGS) -o $@ $< $(PROGRAM_LIBS) -lpthread
+
+# --- rf-tasks (helper T) above, bench-http and demo below ---
+
+# bench-http: httpserver under each --model against nginx, with wrk
+# (BENCH_HTTP_ARGS, e.g. --quick).  demo: the seeds' "Key Differences"
+# table measured, with a Markdown report and plots under results/
+# (DEMO_ARGS, e.g. --quick).
+.PHONY: bench-http demo
+bench-http: all
+	tools/bench-http $(BENCH_HTTP_ARGS) $(B)
+
+demo: all
+	tools/demo $(DEMO_ARGS) $(B)
