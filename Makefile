@@ -178,7 +178,7 @@ $(B)/examples/%: userspace/examples/fibserver/%.c userspace/examples/fibserver/*
 	$(Q)$(CC) $(EXAMPLE_CFLAGS) $(CFLAGS) -o $@ $< $(filter %.o,$^) $(PROGRAM_LIBS) -lpthread -lm
 
 # rf-bench measures Boost.Context's fcontext switch as its peer in the same run.
-$(BENCH): userspace/bench/rf-bench.c $(STATIC_LIB)
+$(BENCH): userspace/bench/rf-bench.c userspace/bench/bench-common.h $(STATIC_LIB)
 	@mkdir -p $(dir $@)
 	$(quiet) CC $@
 	$(Q)$(CC) $(NATIVE_CFLAGS) $(CFLAGS) -o $@ $< $(PROGRAM_LIBS) -lboost_context -lpthread

@@ -5,7 +5,7 @@ RF_TASKS := $(B)/bench/rf-tasks
 BENCH_BINS += $(RF_TASKS)
 all: $(RF_TASKS)
 
-$(RF_TASKS): userspace/bench/rf-tasks.c userspace/include/ringfiber.h $(STATIC_LIB)
+$(RF_TASKS): userspace/bench/rf-tasks.c userspace/bench/bench-common.h userspace/include/ringfiber.h $(STATIC_LIB)
 	@mkdir -p $(dir $@)
 	$(quiet) CC $@
 	$(Q)$(CC) $(NATIVE_CFLAGS) $(CFLAGS) -o $@ $< $(PROGRAM_LIBS) -lpthread

@@ -91,6 +91,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench-common.h"
 #include "ringfiber.h"
 #include "switch.h"	/* rf__switch: the raw switch, linked from the static library */
 
@@ -125,14 +126,6 @@ static void add(const char *name, double value, const char *unit)
 static void add_na(const char *name, const char *unit, const char *why)
 {
 	figures[nfigures++] = (struct figure){ name, 0, unit, why };
-}
-
-static double now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e9 + ts.tv_nsec;
 }
 
 static void *map_stack(void)
@@ -558,73 +551,6 @@ static void *wake_main(void *arg)
 
 /* ---- thread_wake_ns: the same ping-pong between two pthreads */
 /*
- * One futex word each, on its own cache line: 0 = nothing posted, 1 =
- * posted, 2 = the owner sleeps (or is about to) in FUTEX_WAIT.  The poster
- * makes the FUTEX_WAKE call only for a sleeper, as glibc's semaphores do;
- * the waiter never spins.
- */
-struct thread_bench {
-	struct {
-		uint32_t word;
-	} __attribute__((aligned(64))) box[2];
-	long n;
-	double ns;
-};
-
-static long futex(uint32_t *uaddr, int op, uint32_t val)
-{
-	return syscall(SYS_futex, uaddr, op, val, NULL, NULL, 0);
-}
-
-static void thread_post(uint32_t *w)
-{
-	if (__atomic_exchange_n(w, 1, __ATOMIC_SEQ_CST) == 2)
-		futex(w, FUTEX_WAKE_PRIVATE, 1);
-}
-
-static void thread_take(uint32_t *w)
-{
-	for (;;) {
-		uint32_t v = 1;
-
-		if (__atomic_compare_exchange_n(w, &v, 0, false, __ATOMIC_SEQ_CST,
-						__ATOMIC_SEQ_CST))
-			return;
-		/* v is 0 or 2: announce the sleep, then sleep while it holds */
-		if (v == 0 && !__atomic_compare_exchange_n(w, &v, 2, false, __ATOMIC_SEQ_CST,
-							   __ATOMIC_SEQ_CST))
-			continue;
-		futex(w, FUTEX_WAIT_PRIVATE, 2);
-	}
-}
-
-static void *thread_side_a(void *arg)
-{
-	struct thread_bench *b = arg;
-	double t0 = 0;
-
-	for (long i = 0; i < WAKE_WARMUP + b->n; i++) {
-		if (i == WAKE_WARMUP)
-			t0 = now_ns();
-		thread_post(&b->box[1].word);
-		thread_take(&b->box[0].word);
-	}
-	b->ns = (now_ns() - t0) / (2.0 * b->n);
-	return NULL;
-}
-
-static void *thread_side_b(void *arg)
-{
-	struct thread_bench *b = arg;
-
-	for (long i = 0; i < WAKE_WARMUP + b->n; i++) {
-		thread_take(&b->box[1].word);
-		thread_post(&b->box[0].word);
-	}
-	return NULL;
-}
-
-/*
  * Runs @side_a and @side_b on two threads pinned to @cpus[0] and @cpus[1].
  * Returns 0 or a negative errno (the threads could not be made or pinned).
  */
@@ -659,9 +585,9 @@ static int thread_pair(void *(*side_a)(void *), void *(*side_b)(void *), void *a
 	return -ret;
 }
 
-static int thread_pingpong(struct thread_bench *b)
+static int thread_pingpong(struct futex_pingpong *b)
 {
-	return thread_pair(thread_side_a, thread_side_b, b, cpus01);
+	return thread_pair(futex_pingpong_a, futex_pingpong_b, b, cpus01);
 }
 
 /* ---- wake_<be>_pool_ns: a thread with no ring wakes a sleeping worker */
@@ -1082,9 +1008,9 @@ static void handoff(void)
 				if (na[h][p])
 					continue;
 				if (h == HO_FUTEX) {
-					struct thread_bench tb = { .n = SLEEPY_ROUNDS / scale };
+					struct futex_pingpong tb = { .n = SLEEPY_ROUNDS / scale, .warmup = WAKE_WARMUP };
 
-					ret = thread_pair(thread_side_a, thread_side_b, &tb,
+					ret = thread_pair(futex_pingpong_a, futex_pingpong_b, &tb,
 							  pin_cpus[p]);
 					if (!ret)
 						ns[h][p] = best(ns[h][p], tb.ns);
@@ -1225,7 +1151,7 @@ static void multicore(void)
 		steal_iters = crunch_calibrate();
 	}
 	for (int t = 0; !why && t < TRIALS; t++) {
-		struct thread_bench tb = { .n = SLEEPY_ROUNDS / scale };
+		struct futex_pingpong tb = { .n = SLEEPY_ROUNDS / scale, .warmup = WAKE_WARMUP };
 		struct chan_bench cb = { .n = CHAN_MESSAGES / scale };
 		struct rf_runtime_opts o;
 

@@ -86,6 +86,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench-common.h"
 #include "ringfiber.h"
 
 #define CREATE_TRIALS 3
@@ -147,14 +148,6 @@ static void add_ratio(const char *name, const struct figure *a, const struct fig
 		note(add_na(name, "x", ""), "%s is not positive", b->name);
 	else
 		add(name, a->value / b->value, "x");
-}
-
-static double now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e9 + ts.tv_nsec;
 }
 
 static double best(double a, double b)
@@ -334,11 +327,6 @@ static long mem_room(void)
 }
 
 /* ---------------------------------------------------------------- threads */
-static long futex(uint32_t *uaddr, int op, uint32_t val)
-{
-	return syscall(SYS_futex, uaddr, op, val, NULL, NULL, 0);
-}
-
 /*
  * A herd of threads blocked on one futex word (the gate) until released:
  * the seeds' server with one OS thread per waiting client.
@@ -577,67 +565,8 @@ static struct figure *thread_create(const char *name, long n, long batch_max)
 	return add(name, ns, "ns");
 }
 
-/*
- * Futex hand-off (as rf-bench's handoff_futex_samecpu_ns): post sets the
- * word and wakes a sleeper; take consumes it, sleeping while it is 0.
- */
-static void thread_post(uint32_t *w)
-{
-	if (__atomic_exchange_n(w, 1, __ATOMIC_SEQ_CST) == 2)
-		futex(w, FUTEX_WAKE_PRIVATE, 1);
-}
-
-static void thread_take(uint32_t *w)
-{
-	for (;;) {
-		uint32_t v = 1;
-
-		if (__atomic_compare_exchange_n(w, &v, 0, false, __ATOMIC_SEQ_CST,
-						__ATOMIC_SEQ_CST))
-			return;
-		/* v is 0 or 2: announce the sleep, then sleep while it holds */
-		if (v == 0 && !__atomic_compare_exchange_n(w, &v, 2, false, __ATOMIC_SEQ_CST,
-							   __ATOMIC_SEQ_CST))
-			continue;
-		futex(w, FUTEX_WAIT_PRIVATE, 2);
-	}
-}
-
-struct pingpong {
-	long n;
-	double ns;
-	struct {
-		uint32_t word;
-	} __attribute__((aligned(64))) box[2];
-};
-
+/* untimed hand-offs before the timed ones: both threads reach their loop */
 #define PINGPONG_WARMUP 1000
-
-static void *pong_a(void *arg)
-{
-	struct pingpong *p = arg;
-	double t0 = 0;
-
-	for (long i = 0; i < PINGPONG_WARMUP + p->n; i++) {
-		if (i == PINGPONG_WARMUP)
-			t0 = now_ns();
-		thread_post(&p->box[1].word);
-		thread_take(&p->box[0].word);
-	}
-	p->ns = (now_ns() - t0) / (2.0 * p->n);
-	return NULL;
-}
-
-static void *pong_b(void *arg)
-{
-	struct pingpong *p = arg;
-
-	for (long i = 0; i < PINGPONG_WARMUP + p->n; i++) {
-		thread_take(&p->box[1].word);
-		thread_post(&p->box[0].word);
-	}
-	return NULL;
-}
 
 static struct figure *thread_switch(long rounds)
 {
@@ -655,8 +584,8 @@ static struct figure *thread_switch(long rounds)
 	CPU_ZERO(&one);
 	CPU_SET(cpu, &one);
 	for (int t = 0; t < SWITCH_TRIALS; t++) {
-		struct pingpong p = { .n = rounds };
-		void *(*side[2])(void *) = { pong_a, pong_b };
+		struct futex_pingpong p = { .n = rounds, .warmup = PINGPONG_WARMUP };
+		void *(*side[2])(void *) = { futex_pingpong_a, futex_pingpong_b };
 		pthread_t th[2];
 		int err = 0, started = 0;
 
@@ -673,7 +602,7 @@ static struct figure *thread_switch(long rounds)
 				started++;
 		}
 		if (err && started)
-			pong_b(&p);	/* side a alone would wait forever */
+			futex_pingpong_b(&p);	/* side a alone would wait forever */
 		for (int i = 0; i < started; i++)
 			pthread_join(th[i], NULL);
 		if (err) {

@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bench-common.h - what rf-bench and rf-tasks share: the clock and the
+ * futex hand-off between two OS threads, the peer every fiber switch and
+ * wake-up is compared with.
+ *
+ * Each benchmark is one translation unit that includes this file, so every
+ * function is static inline.
+ */
+#ifndef BENCH_COMMON_H
+#define BENCH_COMMON_H
+
+#include <linux/futex.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+static inline double now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e9 + ts.tv_nsec;
+}
+
+static inline long futex(uint32_t *uaddr, int op, uint32_t val)
+{
+	return syscall(SYS_futex, uaddr, op, val, NULL, NULL, 0);
+}
+
+/*
+ * A futex word: 0 = nothing posted, 1 = posted, 2 = the owner sleeps (or is
+ * about to) in FUTEX_WAIT.  The poster makes the FUTEX_WAKE call only for a
+ * sleeper, as glibc's semaphores do; the taker never spins.
+ */
+static inline void thread_post(uint32_t *w)
+{
+	if (__atomic_exchange_n(w, 1, __ATOMIC_SEQ_CST) == 2)
+		futex(w, FUTEX_WAKE_PRIVATE, 1);
+}
+
+static inline void thread_take(uint32_t *w)
+{
+	for (;;) {
+		uint32_t v = 1;
+
+		if (__atomic_compare_exchange_n(w, &v, 0, false, __ATOMIC_SEQ_CST,
+						__ATOMIC_SEQ_CST))
+			return;
+		/* v is 0 or 2: announce the sleep, then sleep while it holds */
+		if (v == 0 && !__atomic_compare_exchange_n(w, &v, 2, false, __ATOMIC_SEQ_CST,
+							   __ATOMIC_SEQ_CST))
+			continue;
+		futex(w, FUTEX_WAIT_PRIVATE, 2);
+	}
+}
+
+/*
+ * Two threads hand the turn back and forth, each waking the other and
+ * going to sleep in one step: futex_pingpong_a() on one thread,
+ * futex_pingpong_b() on the other.  One word each, on its own cache line.
+ * @ns receives one direction (round trip / 2) over @n rounds, after
+ * @warmup untimed ones.
+ */
+struct futex_pingpong {
+	struct {
+		uint32_t word;
+	} __attribute__((aligned(64))) box[2];
+	long n;
+	long warmup;
+	double ns;
+};
+
+static inline void *futex_pingpong_a(void *arg)
+{
+	struct futex_pingpong *p = arg;
+	double t0 = 0;
+
+	for (long i = 0; i < p->warmup + p->n; i++) {
+		if (i == p->warmup)
+			t0 = now_ns();
+		thread_post(&p->box[1].word);
+		thread_take(&p->box[0].word);
+	}
+	p->ns = (now_ns() - t0) / (2.0 * p->n);
+	return NULL;
+}
+
+static inline void *futex_pingpong_b(void *arg)
+{
+	struct futex_pingpong *p = arg;
+
+	for (long i = 0; i < p->warmup + p->n; i++) {
+		thread_take(&p->box[1].word);
+		thread_post(&p->box[0].word);
+	}
+	return NULL;
+}
+
+#endif /* BENCH_COMMON_H */
