@@ -390,6 +390,7 @@ def test_cli():
     for args, desc in ((["--model", "bogus", "0"], "unknown model"),
                        (["-w", "0", "0"], "zero workers"),
                        (["-w", "x", "0"], "bad worker count"),
+                       (["-w", "257", "0"], "more workers than the runtime allows"),
                        (["--max-conns", "0", "0"], "zero connection cap"),
                        (["--files", "/nonexistent", "0"], "missing --files directory"),
                        (["--model", "threads", "-w", "2", "0"], "-w with threads"),

@@ -216,21 +216,12 @@ int main(int argc, char **argv)
 	serve_raise_nofile(srv.prog, SERVE_TARGET_CONNECTIONS + SERVE_FD_MARGIN,
 			   "10,000 connections", !srv.quiet);
 
-	listen_fd = serve_listen(&ss, len);
-	if (listen_fd < 0) {
-		fprintf(stderr, "%s: cannot listen on %s: %s\n", srv.prog,
-			serve_format_addr(&ss, name, sizeof(name)), strerror(-listen_fd));
+	listen_fd = serve_listen_named(srv.prog, &ss, len, name, sizeof(name));
+	if (listen_fd < 0)
 		return 1;
-	}
-	len = sizeof(ss);
-	if (getsockname(listen_fd, (struct sockaddr *)&ss, &len) < 0) {
-		fprintf(stderr, "%s: getsockname: %s\n", srv.prog, strerror(errno));
-		close(listen_fd);
-		return 1;
-	}
 
 	/* Connections queue in the backlog from here on, so it is safe to tell. */
-	printf("listening on %s\n", serve_format_addr(&ss, name, sizeof(name)));
+	printf("listening on %s\n", name);
 	fflush(stdout);
 
 	err = serve_run(listen_fd, &o);

@@ -52,6 +52,7 @@
 #include <unistd.h>
 
 #include "http-parse.h"
+#include "ringfiber.h"	/* RF_MAX_WORKERS only: the model is serve.c's business */
 #include "serve.h"
 #include "serve-util.h"
 
@@ -78,6 +79,9 @@
 #define HTTP_FIB_N_MAX		92
 
 #define NSEC_PER_MSEC		1000000LL
+
+#define RF_STR_(x)		#x
+#define RF_STR(x)		RF_STR_(x)
 
 /*
  * The default cap: what 10,000 benchmark connections need, with room; the
@@ -787,6 +791,9 @@ int main(int argc, char **argv)
 		o.max_conns = default_max_conns();
 	if (o.model == SERVE_THREADS && o.workers)
 		return fail_usage("-w does not apply to --model threads", NULL);
+	if (o.model == SERVE_FIBERS && o.workers > RF_MAX_WORKERS)
+		return fail_usage("too many workers for fibers (at most " RF_STR(RF_MAX_WORKERS) ")",
+				  NULL);
 	if (serve_parse_addr(argv[optind], &ss, &len, 1) < 0)
 		return fail_usage("bad address (want [ADDR:]PORT, PORT 0-65535)", argv[optind]);
 
@@ -794,19 +801,10 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	serve_raise_nofile(hs.prog, (rlim_t)o.max_conns + HTTP_FD_MARGIN, "the connection cap", 1);
 
-	fd = serve_listen(&ss, len);
-	if (fd < 0) {
-		fprintf(stderr, "%s: cannot listen on %s: %s\n", hs.prog,
-			serve_format_addr(&ss, name, sizeof(name)), strerror(-fd));
+	fd = serve_listen_named(hs.prog, &ss, len, name, sizeof(name));
+	if (fd < 0)
 		return 1;
-	}
-	len = sizeof(ss);
-	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0) {
-		fprintf(stderr, "%s: getsockname: %s\n", hs.prog, strerror(errno));
-		close(fd);
-		return 1;
-	}
-	printf("listening on %s\n", serve_format_addr(&ss, name, sizeof(name)));
+	printf("listening on %s\n", name);
 	fflush(stdout);
 
 	{

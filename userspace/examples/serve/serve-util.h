@@ -271,6 +271,33 @@ fail:
 }
 
 /*
+ * serve_listen_named() - serve_listen() on @ss, then the address actually
+ * bound (the port the kernel picked for port 0) back into @ss and, as
+ * "ADDR:PORT", into @name (@size bytes, SERVE_ADDRSTRLEN is enough).  What
+ * every server does before it says "listening on ...".
+ * Return: the descriptor, or -1 after printing why, prefixed by @prog.
+ */
+static inline int serve_listen_named(const char *prog, struct sockaddr_storage *ss,
+				     socklen_t len, char *name, size_t size)
+{
+	int fd = serve_listen(ss, len);
+
+	if (fd < 0) {
+		fprintf(stderr, "%s: cannot listen on %s: %s\n", prog,
+			serve_format_addr(ss, name, size), strerror(-fd));
+		return -1;
+	}
+	len = sizeof(*ss);
+	if (getsockname(fd, (struct sockaddr *)ss, &len) < 0) {
+		fprintf(stderr, "%s: getsockname: %s\n", prog, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	serve_format_addr(ss, name, size);
+	return fd;
+}
+
+/*
  * serve_accept_error_is_transient() - accept(2) errors that say nothing
  * about the listening socket: the process or the system is out of
  * something (descriptors, buffers), or one pending connection went bad
