@@ -502,8 +502,8 @@ static int answer(struct http_conn *c, const struct http_request *req)
  *
  * Receiving with a deadline would arm a timer per receive (an io_uring
  * linked timeout on fibers: a second request and a second completion for
- * every recv, which cost about a third of the throughput at 10,000
- * connections).  Instead each connection publishes when its current wait
+ * every recv, which cost about a third of the throughput at 100
+ * connections in one run, Documentation/servers.md).  Instead each connection publishes when its current wait
  * must end, a store per state change, and one watchdog thread, the same
  * under every model, checks them every HTTP_WATCH_TICK_NS: a connection
  * past its deadline is marked and its socket shut down for reading, so its
