@@ -114,7 +114,9 @@ enum {
  *               RF_DEFAULT_STACK_SIZE, rounded up to whole pages, from
  *               RF_MIN_STACK_SIZE to RF_MAX_STACK_SIZE). Memory is
  *               committed only when touched.
- * @stack_pool:  how many free stacks the runtime keeps for reuse (default 256).
+ * @stack_pool:  how many free stacks each worker keeps for reuse (default
+ *               256; a stack returns to the pool of the worker its fiber
+ *               ended on).
  * @ring_entries: submission queue size (default 256, a power of two <= 32768);
  *               the completion queue is four times larger (at most 65536).
  * @flags:       RF_RT_* switches.
