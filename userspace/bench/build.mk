@@ -22,3 +22,15 @@ bench-http: all
 
 demo: all
 	tools/demo $(DEMO_ARGS) $(B)
+
+# http-floor: the least an io_uring server does per request (multishot
+# receive into provided buffers, a fixed answer): bench-http's reference
+# for where the client sets the rate.
+HTTP_FLOOR := $(B)/bench/http-floor
+BENCH_BINS += $(HTTP_FLOOR)
+all: $(HTTP_FLOOR)
+
+$(HTTP_FLOOR): userspace/bench/http-floor.c
+	@mkdir -p $(dir $@)
+	$(quiet) CC $@
+	$(Q)$(CC) $(NATIVE_CFLAGS) $(CFLAGS) -o $@ $< $(URING_LIBS)
