@@ -9,7 +9,8 @@
 #                   and the module's and the runtime's tests in a VM
 #   make module     module/rfwake.ko (KDIR=... for another kernel)
 #   make bench      rf-bench
-#   make bench-http httpserver (fibers, threads, pool) against nginx under wrk
+#   make bench-http httpserver (fibers, threads, pool) against nginx and
+#                   http-floor under wrk
 #   make demo       the seeds' threads-vs-green-threads table, measured here
 #                   (DEMO_ARGS=--quick for the short run)
 #   make fuzz       the HTTP parser under libFuzzer (FUZZ_SECONDS=300)

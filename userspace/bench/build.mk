@@ -12,7 +12,7 @@ $(RF_TASKS): userspace/bench/rf-tasks.c userspace/bench/bench-common.h userspace
 
 # --- rf-tasks (helper T) above, bench-http and demo below ---
 
-# bench-http: httpserver under each --model against nginx, with wrk
+# bench-http: httpserver under each --model against nginx and http-floor, with wrk
 # (BENCH_HTTP_ARGS, e.g. --quick).  demo: the seeds' "Key Differences"
 # table measured, with a Markdown report and plots under results/
 # (DEMO_ARGS, e.g. --quick).

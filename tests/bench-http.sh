@@ -1,0 +1,106 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# bench-http.sh - tools/bench-http's own behaviour, not its figures: bad
+# command lines exit 2, and one short real run (http-floor and fibers at 20
+# connections, 1 s) gives a table, raw files and JSON whose CPU accounting
+# is in range (busy shares 0-100%, a positive server CPU time per request).
+# Which server is faster is never asserted: that is what bench-http
+# measures.  TAP on stdout; binaries from $RF_BUILD (default build).
+
+set -u
+
+B=${RF_BUILD:-build}
+BENCH=tools/bench-http
+n=0
+failed=0
+
+ok() {	# COND-STATUS DESCRIPTION [DIAGNOSTIC]
+	n=$((n + 1))
+	if [ "$1" = 0 ]; then
+		echo "ok $n - $2"
+	else
+		failed=$((failed + 1))
+		echo "not ok $n - $2"
+		[ -n "${3:-}" ] && printf '%s\n' "$3" | sed 's/^/# /'
+	fi
+}
+
+tmp=$(mktemp -d /tmp/bench-http-test.XXXXXX) || exit 1
+trap 'rm -rf "$tmp"' EXIT
+
+# Refused before anything runs: exit 2 and a message naming the problem.
+refused() {	# DESCRIPTION PATTERN ARGS...
+	local what=$1 pattern=$2 out rc
+	shift 2
+	out=$(timeout 20 "$BENCH" "$@" "$B" 2>&1)
+	rc=$?
+	if [ $rc = 2 ] && printf '%s' "$out" | grep -q -- "$pattern"; then
+		ok 0 "refused (exit 2): $what"
+	else
+		ok 1 "refused (exit 2): $what" "exit $rc: $out"
+	fi
+}
+refused "an unknown server" "unknown server" --servers "fibers apache"
+refused "--client-cpus 0 (the servers' CPU)" "CPU 0 is the servers'" --client-cpus 0
+refused "--client-cpus 1-" "not a CPU list" --client-cpus 1-
+refused "--client-cpus 3-1" "not a CPU list" --client-cpus 3-1
+refused "--client-cpus x" "not a CPU list" --client-cpus x
+refused "--client-cpus 4096 (not online)" "not online" --client-cpus 4096
+refused "an unknown option" "unknown option" --fast
+
+if ! command -v wrk >/dev/null || [ "$(nproc)" -lt 2 ] ||
+	[ ! -x "$B/bench/http-floor" ] || [ ! -x "$B/examples/httpserver" ]; then
+	echo "ok $((n + 1)) # SKIP a real run needs wrk, 2 CPUs and make all"
+	n=$((n + 1))
+	echo "1..$n"
+	exit $((failed > 0))
+fi
+
+timeout 120 "$BENCH" --servers "floor fibers" --conns 20 --duration 1 --rounds 1 --warmup 0 \
+	--out "$tmp/out" --json "$tmp/b.json" "$B" >"$tmp/log" 2>&1
+rc=$?
+ok $rc "a 1 s run of floor and fibers exits 0" "$(tail -20 "$tmp/log")"
+
+# The table: one row per server, and its CPU columns.
+for s in floor fibers; do
+	row=$(awk -v s="$s" '$1 == s && $2 == 20' "$tmp/log")
+	[ -n "$row" ]
+	ok $? "the table has a $s row at 20 connections" "$(cat "$tmp/log")"
+done
+grep -q "server CPU" "$tmp/log" && grep -q "wrk CPU" "$tmp/log"
+ok $? "the table has the server CPU, us/req and wrk CPU columns"
+
+# cells.tsv: rates positive, busy shares within 0-100, CPU time per request
+# positive and consistent with them (busy share / rate, within rounding).
+check=$(awk -F'\t' '
+NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+$3 == "ok" {
+	rps = $col["rps"]; s = $col["server_cpu_pct"]; c = $col["client_cpu_pct"]; u = $col["server_us_per_req"]
+	if (rps <= 0) print $1 ": rate " rps
+	if (s <= 0 || s > 100) print $1 ": server busy " s "%"
+	if (c <= 0 || c > 100) print $1 ": client busy " c "%"
+	if (u <= 0) print $1 ": us/req " u
+	# over the run, busy seconds = share * duration; per request: / (rps * duration)
+	want = s / 100 * 1e6 / rps
+	if (u < want * 0.8 || u > want * 1.25) print $1 ": us/req " u " but busy/rate gives " want
+	n++
+}
+END { if (n != 2) print "cells: " n " servers measured, want 2" }' "$tmp/out/cells.tsv" 2>&1)
+[ -z "$check" ]
+ok $? "cells.tsv: positive rates, busy shares in range, CPU time per request consistent" "$check"
+
+python3 - "$tmp/b.json" <<'EOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["client_cpus"] == "1" and d["wrk_threads"] == 1, d
+r = {x["server"]: x for x in d["results"]}
+assert set(r) == {"floor", "fibers"}, r
+for x in r.values():
+    for k in ("rps", "server_cpu_pct", "client_cpu_pct", "server_us_per_req"):
+        assert isinstance(x[k], (int, float)) and x[k] > 0, (x["server"], k, x[k])
+EOF
+ok $? "the JSON names the client CPUs and has the CPU figures of each server"
+
+echo "1..$n"
+exit $((failed > 0))
