@@ -30,7 +30,7 @@ HTTP_FLOOR := $(B)/bench/http-floor
 BENCH_BINS += $(HTTP_FLOOR)
 all: $(HTTP_FLOOR)
 
-$(HTTP_FLOOR): userspace/bench/http-floor.c
+$(HTTP_FLOOR): userspace/bench/http-floor.c userspace/examples/serve/serve-util.h
 	@mkdir -p $(dir $@)
 	$(quiet) CC $@
-	$(Q)$(CC) $(NATIVE_CFLAGS) $(CFLAGS) -o $@ $< $(URING_LIBS)
+	$(Q)$(CC) $(NATIVE_CFLAGS) -Iuserspace/examples/serve $(CFLAGS) -o $@ $< $(URING_LIBS)

@@ -16,20 +16,20 @@
  *
  * usage: http-floor [ADDR:]PORT   (port 0: any; prints "listening on A:P")
  * A connection whose answer does not go out whole, or whose receive fails,
- * is closed; SIGINT/SIGTERM end it.
+ * is closed; an accept error that is not transient (see serve-util.h)
+ * ends it with status 1; SIGINT/SIGTERM end it with 0.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <liburing.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include "serve-util.h"	/* the examples' address, limit and listen helpers */
 
 #define ANSWER "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello, world\n"
 #define ANSWER_LEN (sizeof(ANSWER) - 1)
@@ -238,54 +238,24 @@ static int arm_accept(int lfd)
 	return 0;
 }
 
-static int parse_addr(const char *arg, struct sockaddr_in *sa)
-{
-	const char *colon = strrchr(arg, ':');
-	char host[64] = "0.0.0.0";
-	char *end;
-	long port;
-
-	if (colon) {
-		if ((size_t)(colon - arg) >= sizeof(host))
-			return -EINVAL;
-		memcpy(host, arg, (size_t)(colon - arg));
-		host[colon - arg] = '\0';
-		arg = colon + 1;
-	}
-	errno = 0;
-	port = strtol(arg, &end, 10);
-	if (errno || end == arg || *end || port < 0 || port > 65535)
-		return -EINVAL;
-	memset(sa, 0, sizeof(*sa));
-	sa->sin_family = AF_INET;
-	sa->sin_port = htons((unsigned short)port);
-	if (inet_pton(AF_INET, host, &sa->sin_addr) != 1)
-		return -EINVAL;
-	return 0;
-}
-
 int main(int argc, char **argv)
 {
 	struct io_uring_params p = { .flags = IORING_SETUP_SINGLE_ISSUER |
 					      IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_CQSIZE,
 				     .cq_entries = RING_ENTRIES * 8 };
-	struct sockaddr_in sa;
-	socklen_t salen = sizeof(sa);
-	struct rlimit rl;
-	int lfd, ret, one = 1;
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	char name[SERVE_ADDRSTRLEN];
+	rlim_t nofile;
+	int lfd, ret;
 
-	if (argc != 2 || parse_addr(argv[1], &sa) < 0) {
+	if (argc != 2 || serve_parse_addr(argv[1], &ss, &sslen, 1) < 0) {
 		fprintf(stderr, "usage: http-floor [ADDR:]PORT\n");
 		return 2;
 	}
-	/* as many connections as descriptors */
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
-	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur > (1u << 22))
-		rl.rlim_cur = 1u << 22;
-	conns_max = (int)rl.rlim_cur;
+	/* as many connections as descriptors: conns[] is indexed by them */
+	nofile = serve_raise_nofile("http-floor", 0, "connections", 0);
+	conns_max = nofile == 0 || nofile > (1u << 22) ? 1 << 22 : (int)nofile;
 	conns = calloc((size_t)conns_max, sizeof(*conns));
 	if (!conns) {
 		fprintf(stderr, "http-floor: out of memory\n");
@@ -294,13 +264,9 @@ int main(int argc, char **argv)
 	for (int i = 0; i < ANSWERS_MAX; i++)
 		memcpy(answers + i * ANSWER_LEN, ANSWER, ANSWER_LEN);
 
-	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (lfd < 0 || setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	    bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(lfd, 4096) < 0 ||
-	    getsockname(lfd, (struct sockaddr *)&sa, &salen) < 0) {
-		fprintf(stderr, "http-floor: %s: %s\n", argv[1], strerror(errno));
+	lfd = serve_listen_named("http-floor", &ss, sslen, name, sizeof(name));
+	if (lfd < 0)
 		return 1;
-	}
 	ret = io_uring_queue_init_params(RING_ENTRIES, &ring, &p);
 	if (ret < 0) {
 		fprintf(stderr, "http-floor: io_uring_queue_init: %s\n", strerror(-ret));
@@ -338,7 +304,7 @@ int main(int argc, char **argv)
 	}
 	if (arm_accept(lfd) < 0)
 		return 1;
-	printf("listening on %s:%u\n", inet_ntoa(sa.sin_addr), ntohs(sa.sin_port));
+	printf("listening on %s\n", name);
 	fflush(stdout);
 
 	while (!stop) {
@@ -361,6 +327,9 @@ int main(int argc, char **argv)
 					arm_recv(cqe->res);
 				} else if (cqe->res >= 0) {
 					close(cqe->res);
+				} else if (!serve_accept_error_is_transient(-cqe->res)) {
+					fprintf(stderr, "http-floor: accept: %s\n", strerror(-cqe->res));
+					return 1;
 				}
 				if (!(cqe->flags & IORING_CQE_F_MORE) && arm_accept(lfd) < 0)
 					return 1;
