@@ -598,9 +598,16 @@ int rf_acceptor_close(struct rf_acceptor *a);
  *
  * The objects below may live anywhere (static, on a fiber's stack, in the
  * heap); zero-filled (or RF_*_INIT) is a valid initial state, nothing needs
- * destroying, and their fields are private.  They must not be copied or
- * freed while a fiber waits on them.  The semantics are in
- * Documentation/scheduler.md.
+ * destroying, and their fields are private.  They must not be copied, and
+ * must not be freed while a fiber waits on them or a call on them may still
+ * start.  Once a call on an object has returned, the object may be freed
+ * (or its memory reused) if no other fiber or thread will touch it again,
+ * even if the call that made it return has not returned yet: a fiber whose
+ * rf_wg_wait() returned may free the wait group while the last rf_wg_done()
+ * is still returning, one whose rf_mutex_lock() returned may free the mutex
+ * it holds, one whose rf_event_is_set() says 1 may free the event, and the
+ * same for every call here and for rf_chan_destroy() after a channel call.
+ * The semantics are in Documentation/scheduler.md.
  */
 
 /** struct rf_waitq - a lock and a FIFO of parked fibers (private). */

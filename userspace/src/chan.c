@@ -16,7 +16,8 @@
  * buffer slot refills it from the longest-waiting sender, whose send then
  * completes; on a rendezvous channel the receiver takes the sender's value
  * from its waiter.  A waker writes into a waiter (rf__waiter.value) only
- * after claiming it.
+ * after claiming it, and makes it ready only after releasing the lock
+ * (rf__wq_unlock_wake()): the woken fiber may destroy the channel at once.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -85,21 +86,15 @@ static inline void *rf__chan_pop(struct rf_chan *ch)
 }
 
 /*
- * Claim the longest waiter of kind @kind, off the queue; NULL if none.  The
- * caller hands over and delivers.
+ * Claim the longest waiter of kind @kind, off the queue and onto @wl; NULL
+ * if none.  The caller hands over, then wakes it with rf__wq_unlock_wake().
  */
-static struct rf__waiter *rf__chan_claim(struct rf_chan *ch, unsigned int kind)
+static struct rf__waiter *rf__chan_claim(struct rf_chan *ch, unsigned int kind,
+					 struct rf__wakelist *wl)
 {
-	struct rf__waiter *wt;
-
 	if (ch->waiting != kind)
 		return NULL;
-	while ((wt = rf__wq_first(&ch->q)) != NULL) {
-		rf__wq_remove(&ch->q, wt);
-		if (rf__wq_claim(wt))
-			return wt;
-	}
-	return NULL;
+	return rf__wq_take_first(&ch->q, wl, 0);
 }
 
 /*
@@ -108,6 +103,7 @@ static struct rf__waiter *rf__chan_claim(struct rf_chan *ch, unsigned int kind)
  */
 static int rf__chan_send(struct rf_chan *ch, void *value, bool wait, int64_t deadline)
 {
+	struct rf__wakelist wl = RF__WAKELIST_INIT;
 	struct rf__waiter wt, *rx;
 
 	rf__wq_lock(&ch->q);
@@ -115,12 +111,11 @@ static int rf__chan_send(struct rf_chan *ch, void *value, bool wait, int64_t dea
 		rf__wq_unlock(&ch->q);
 		return -EPIPE;
 	}
-	rx = rf__chan_claim(ch, RF__CHAN_RECEIVERS);
+	rx = rf__chan_claim(ch, RF__CHAN_RECEIVERS, &wl);
 	if (rx) {
 		/* a receiver waits only on an empty buffer: no one is overtaken */
 		rx->value = value;
-		rf__wq_deliver(rx, 0);
-		rf__wq_unlock(&ch->q);
+		rf__wq_unlock_wake(&ch->q, &wl);
 		return 0;
 	}
 	if (ch->count < ch->capacity) {
@@ -140,6 +135,7 @@ static int rf__chan_send(struct rf_chan *ch, void *value, bool wait, int64_t dea
 
 static int rf__chan_recv(struct rf_chan *ch, void **value, bool wait, int64_t deadline)
 {
+	struct rf__wakelist wl = RF__WAKELIST_INIT;
 	struct rf__waiter wt, *tx;
 	int ret;
 
@@ -147,20 +143,17 @@ static int rf__chan_recv(struct rf_chan *ch, void **value, bool wait, int64_t de
 	if (ch->count) {
 		*value = rf__chan_pop(ch);
 		/* a slot is free: the longest-waiting sender's value takes it */
-		tx = rf__chan_claim(ch, RF__CHAN_SENDERS);
-		if (tx) {
+		tx = rf__chan_claim(ch, RF__CHAN_SENDERS, &wl);
+		if (tx)
 			rf__chan_push(ch, tx->value);
-			rf__wq_deliver(tx, 0);
-		}
-		rf__wq_unlock(&ch->q);
+		rf__wq_unlock_wake(&ch->q, &wl);
 		return 0;
 	}
-	tx = rf__chan_claim(ch, RF__CHAN_SENDERS);
+	tx = rf__chan_claim(ch, RF__CHAN_SENDERS, &wl);
 	if (tx) {
 		/* a rendezvous (with a buffer, senders wait only while it is full) */
 		*value = tx->value;
-		rf__wq_deliver(tx, 0);
-		rf__wq_unlock(&ch->q);
+		rf__wq_unlock_wake(&ch->q, &wl);
 		return 0;
 	}
 	if (ch->closed) {
@@ -217,6 +210,8 @@ RF_EXPORT int rf_chan_tryrecv(struct rf_chan *ch, void **value)
 
 RF_EXPORT int rf_chan_close(struct rf_chan *ch)
 {
+	struct rf__wakelist wl = RF__WAKELIST_INIT;
+
 	RF__GUARD();
 	if (!ch)
 		return -EINVAL;
@@ -231,9 +226,8 @@ RF_EXPORT int rf_chan_close(struct rf_chan *ch)
 	 * senders' values were never taken: they get -EPIPE, and the values
 	 * already buffered stay there for receivers to drain.
 	 */
-	while (rf__wq_wake_first(&ch->q, -EPIPE))
-		;
-	rf__wq_unlock(&ch->q);
+	rf__wq_take_all(&ch->q, &wl, -EPIPE);
+	rf__wq_unlock_wake(&ch->q, &wl);
 	return 0;
 }
 

@@ -11,7 +11,7 @@
  * only the fibers that are linked.
  *
  * One lock, the lock of the queue the creator waits on, guards the whole
- * group.  The last member wakes the creator while holding it, and the
+ * group.  The last member releases it before it wakes the creator, and the
  * creator frees the group only after taking it and seeing no member left:
  * no member touches the group after the creator can free it.
  *
@@ -66,6 +66,7 @@ static void rf__group_cancel_locked(struct rf_group *g, int err)
 /* Member @f is done with result @ret: record it, unlink, wake the creator. */
 static void rf__group_leave(struct rf_fiber *f, int ret)
 {
+	struct rf__wakelist wl = RF__WAKELIST_INIT;
 	struct rf_group *g = f->group;
 
 	rf__wq_lock(&g->q);
@@ -80,8 +81,8 @@ static void rf__group_leave(struct rf_fiber *f, int ret)
 	if (ret)
 		rf__group_cancel_locked(g, ret);
 	if (--g->live == 0)
-		rf__wq_wake_first(&g->q, 0);
-	rf__wq_unlock(&g->q);	/* the last touch: the creator may free g now */
+		rf__wq_take_first(&g->q, &wl, 0);
+	rf__wq_unlock_wake(&g->q, &wl);	/* the last touch: the creator may free g now */
 }
 
 static void *rf__group_task(void *p)
@@ -177,11 +178,13 @@ RF_EXPORT int rf_group_spawn(struct rf_group *g, rf_task_fn fn, void *arg,
 	rf__wq_unlock(&g->q);
 	ret = rf_spawn(NULL, rf__group_task, t, &a);
 	if (ret) {
+		struct rf__wakelist wl = RF__WAKELIST_INIT;
+
 		free(t);
 		rf__wq_lock(&g->q);
 		if (--g->live == 0)
-			rf__wq_wake_first(&g->q, 0);
-		rf__wq_unlock(&g->q);
+			rf__wq_take_first(&g->q, &wl, 0);
+		rf__wq_unlock_wake(&g->q, &wl);
 	}
 	return ret;
 }

@@ -527,6 +527,18 @@ struct rf__waiter {
 	void *value;
 };
 
+/*
+ * struct rf__wakelist - waiters a waker claimed under a queue's lock, made
+ * ready only after it has released the lock (rf__wq_unlock_wake()): the
+ * woken fibers may free the queue's object at once.  Linked through
+ * rf__waiter.next, oldest first.
+ */
+struct rf__wakelist {
+	struct rf__waiter *head, *tail;
+};
+
+#define RF__WAKELIST_INIT { NULL, NULL }
+
 /* wq.c: the queue of parked fibers every primitive is built on. */
 void rf__wq_lock(struct rf_waitq *q);
 void rf__wq_unlock(struct rf_waitq *q);
@@ -538,6 +550,23 @@ bool rf__wq_claim(struct rf__waiter *wt);
 void rf__wq_deliver(struct rf__waiter *wt, int res);
 bool rf__wq_wake(struct rf__waiter *wt, int res);
 struct rf__waiter *rf__wq_wake_first(struct rf_waitq *q, int res);
+struct rf__waiter *rf__wq_take_first(struct rf_waitq *q, struct rf__wakelist *wl, int res);
+void rf__wq_take_all(struct rf_waitq *q, struct rf__wakelist *wl, int res);
+void rf__wq_unlock_wake(struct rf_waitq *q, struct rf__wakelist *wl);
+
+/*
+ * rf__wq_settle() - for a waiting call that found its object ready without
+ * parking (a free mutex or permit, a set event, a zero count): the waker
+ * that made it so wrote that state under @q's lock and may still be in its
+ * critical section.  Wait until the lock is released, the waker's last touch
+ * of the object, so that our caller may free the object once we return.
+ * Never call it with @q's lock held.
+ */
+static inline void rf__wq_settle(struct rf_waitq *q)
+{
+	while (rf__load(&q->lock))
+		rf__cpu_relax();
+}
 
 static inline struct rf_fiber *rf__runq_pop(struct rf__runq *q)
 {

@@ -16,7 +16,13 @@
  * Wakers hand over directly: rf_mutex_unlock() gives the mutex to the
  * longest waiter (the mutex stays locked), rf_sem_release() gives its permit
  * to the longest waiter; a waiter whose deadline or cancellation won the
- * race is skipped (rf__wq_wake_first()).  That is what makes both FIFO-fair.
+ * race is skipped (rf__wq_take_first()).  That is what makes both FIFO-fair.
+ *
+ * A woken fiber may free the object at once (see wq.c): every waker claims
+ * its waiters under the lock and makes them ready only after releasing it
+ * (rf__wq_unlock_wake()), and a call that succeeds without parking waits
+ * for the lock to be free before it returns (rf__wq_settle()), since the
+ * waker whose state change it saw may not have released it yet.
  *
  * Lock order: a condition variable's queue, then its mutex's queue.
  */
@@ -43,6 +49,15 @@ static inline bool rf__mutex_try(struct rf_mutex *m)
 					   __ATOMIC_RELAXED);
 }
 
+/* Lock @m without its queue's lock: the unlocker may still hold that. */
+static inline bool rf__mutex_try_settled(struct rf_mutex *m)
+{
+	if (!rf__mutex_try(m))
+		return false;
+	rf__wq_settle(&m->q);
+	return true;
+}
+
 RF_EXPORT void rf_mutex_init(struct rf_mutex *m)
 {
 	if (m)
@@ -58,7 +73,7 @@ RF_EXPORT int rf_mutex_lock(struct rf_mutex *m, int64_t deadline)
 		return -EINVAL;
 	if (!rf__cur())
 		return -EPERM;
-	if (rf__mutex_try(m))
+	if (rf__mutex_try_settled(m))
 		return 0;
 	rf__wq_lock(&m->q);
 	if (rf__mutex_try(m)) {
@@ -74,11 +89,13 @@ RF_EXPORT int rf_mutex_trylock(struct rf_mutex *m)
 	RF__GUARD();
 	if (!m)
 		return -EINVAL;
-	return rf__mutex_try(m) ? 0 : -EBUSY;
+	return rf__mutex_try_settled(m) ? 0 : -EBUSY;
 }
 
 RF_EXPORT int rf_mutex_unlock(struct rf_mutex *m)
 {
+	struct rf__wakelist wl = RF__WAKELIST_INIT;
+
 	RF__GUARD();
 	if (!m)
 		return -EINVAL;
@@ -87,9 +104,9 @@ RF_EXPORT int rf_mutex_unlock(struct rf_mutex *m)
 		rf__wq_unlock(&m->q);
 		return -EPERM;
 	}
-	if (!rf__wq_wake_first(&m->q, 0))
+	if (!rf__wq_take_first(&m->q, &wl, 0))
 		rf__store(&m->locked, 0);
-	rf__wq_unlock(&m->q);
+	rf__wq_unlock_wake(&m->q, &wl);
 	return 0;
 }
 
@@ -105,7 +122,7 @@ static void rf__mutex_lock_nocancel(struct rf_mutex *m)
 	struct rf__waiter wt;
 
 	for (;;) {
-		if (rf__mutex_try(m))
+		if (rf__mutex_try_settled(m))
 			return;
 		rf__wq_lock(&m->q);
 		if (rf__mutex_try(m)) {
@@ -159,24 +176,27 @@ RF_EXPORT int rf_cond_wait(struct rf_cond *c, struct rf_mutex *m, int64_t deadli
 
 RF_EXPORT int rf_cond_signal(struct rf_cond *c)
 {
+	struct rf__wakelist wl = RF__WAKELIST_INIT;
+
 	RF__GUARD();
 	if (!c)
 		return -EINVAL;
 	rf__wq_lock(&c->q);
-	rf__wq_wake_first(&c->q, 0);
-	rf__wq_unlock(&c->q);
+	rf__wq_take_first(&c->q, &wl, 0);
+	rf__wq_unlock_wake(&c->q, &wl);
 	return 0;
 }
 
 RF_EXPORT int rf_cond_broadcast(struct rf_cond *c)
 {
+	struct rf__wakelist wl = RF__WAKELIST_INIT;
+
 	RF__GUARD();
 	if (!c)
 		return -EINVAL;
 	rf__wq_lock(&c->q);
-	while (rf__wq_wake_first(&c->q, 0))
-		;
-	rf__wq_unlock(&c->q);
+	rf__wq_take_all(&c->q, &wl, 0);
+	rf__wq_unlock_wake(&c->q, &wl);
 	return 0;
 }
 
@@ -202,6 +222,15 @@ RF_EXPORT int rf_sem_init(struct rf_sem *s, int64_t count)
 	return 0;
 }
 
+/* Take a permit without the queue's lock: its releaser may still hold that. */
+static inline bool rf__sem_try_settled(struct rf_sem *s)
+{
+	if (!rf__sem_try(s))
+		return false;
+	rf__wq_settle(&s->q);
+	return true;
+}
+
 RF_EXPORT int rf_sem_acquire(struct rf_sem *s, int64_t deadline)
 {
 	struct rf__waiter wt;
@@ -211,7 +240,7 @@ RF_EXPORT int rf_sem_acquire(struct rf_sem *s, int64_t deadline)
 		return -EINVAL;
 	if (!rf__cur())
 		return -EPERM;
-	if (rf__sem_try(s))
+	if (rf__sem_try_settled(s))
 		return 0;
 	rf__wq_lock(&s->q);
 	if (rf__sem_try(s)) {
@@ -227,25 +256,26 @@ RF_EXPORT int rf_sem_tryacquire(struct rf_sem *s)
 	RF__GUARD();
 	if (!s)
 		return -EINVAL;
-	return rf__sem_try(s) ? 0 : -EAGAIN;
+	return rf__sem_try_settled(s) ? 0 : -EAGAIN;
 }
 
 RF_EXPORT int rf_sem_release(struct rf_sem *s)
 {
+	struct rf__wakelist wl = RF__WAKELIST_INIT;
 	int ret = 0;
 
 	RF__GUARD();
 	if (!s)
 		return -EINVAL;
 	rf__wq_lock(&s->q);
-	if (!rf__wq_wake_first(&s->q, 0)) {
+	if (!rf__wq_take_first(&s->q, &wl, 0)) {
 		/* Only releases, all under the lock, make the count grow. */
 		if (rf__load_relaxed(&s->count) == INT64_MAX)
 			ret = -EOVERFLOW;
 		else
 			__atomic_fetch_add(&s->count, 1, __ATOMIC_RELEASE);
 	}
-	rf__wq_unlock(&s->q);
+	rf__wq_unlock_wake(&s->q, &wl);
 	return ret;
 }
 
@@ -259,6 +289,7 @@ RF_EXPORT void rf_wg_init(struct rf_waitgroup *wg)
 
 RF_EXPORT int rf_wg_add(struct rf_waitgroup *wg, int64_t delta)
 {
+	struct rf__wakelist wl = RF__WAKELIST_INIT;
 	int64_t n;
 
 	RF__GUARD();
@@ -271,9 +302,8 @@ RF_EXPORT int rf_wg_add(struct rf_waitgroup *wg, int64_t delta)
 	}
 	rf__store(&wg->count, n);
 	if (n == 0)
-		while (rf__wq_wake_first(&wg->q, 0))
-			;
-	rf__wq_unlock(&wg->q);
+		rf__wq_take_all(&wg->q, &wl, 0);
+	rf__wq_unlock_wake(&wg->q, &wl);
 	return 0;
 }
 
@@ -291,8 +321,10 @@ RF_EXPORT int rf_wg_wait(struct rf_waitgroup *wg, int64_t deadline)
 		return -EINVAL;
 	if (!rf__cur())
 		return -EPERM;
-	if (rf__load(&wg->count) == 0)
+	if (rf__load(&wg->count) == 0) {
+		rf__wq_settle(&wg->q);
 		return 0;
+	}
 	rf__wq_lock(&wg->q);
 	if (rf__load(&wg->count) == 0) {
 		rf__wq_unlock(&wg->q);
@@ -311,14 +343,15 @@ RF_EXPORT void rf_event_init(struct rf_event *e)
 
 RF_EXPORT int rf_event_set(struct rf_event *e)
 {
+	struct rf__wakelist wl = RF__WAKELIST_INIT;
+
 	RF__GUARD();
 	if (!e)
 		return -EINVAL;
 	rf__wq_lock(&e->q);
 	rf__store(&e->set, 1);
-	while (rf__wq_wake_first(&e->q, 0))
-		;
-	rf__wq_unlock(&e->q);
+	rf__wq_take_all(&e->q, &wl, 0);
+	rf__wq_unlock_wake(&e->q, &wl);
 	return 0;
 }
 
@@ -335,7 +368,10 @@ RF_EXPORT int rf_event_is_set(struct rf_event *e)
 {
 	if (!e)
 		return -EINVAL;
-	return rf__load(&e->set) ? 1 : 0;
+	if (!rf__load(&e->set))
+		return 0;
+	rf__wq_settle(&e->q);	/* a poller may free it once it sees it set */
+	return 1;
 }
 
 RF_EXPORT int rf_event_wait(struct rf_event *e, int64_t deadline)
@@ -347,8 +383,10 @@ RF_EXPORT int rf_event_wait(struct rf_event *e, int64_t deadline)
 		return -EINVAL;
 	if (!rf__cur())
 		return -EPERM;
-	if (rf__load(&e->set))
+	if (rf__load(&e->set)) {
+		rf__wq_settle(&e->q);
 		return 0;
+	}
 	rf__wq_lock(&e->q);
 	if (rf__load(&e->set)) {
 		rf__wq_unlock(&e->q);
