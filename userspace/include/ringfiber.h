@@ -450,7 +450,9 @@ int64_t rf_now(void);
 
 /**
  * rf_deadline_after() - the deadline @ns nanoseconds from now.
- * @ns: a duration; negative gives RF_NO_DEADLINE.
+ * @ns: a duration; negative gives RF_NO_DEADLINE.  One that reaches past
+ *      INT64_MAX (rf_deadline_after(INT64_MAX)) gives INT64_MAX, a
+ *      deadline that is never reached.
  */
 int64_t rf_deadline_after(int64_t ns);
 

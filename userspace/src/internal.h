@@ -55,6 +55,19 @@
 /* A counter only its owner writes but others read. */
 #define rf__count(p, n) rf__store_relaxed((p), rf__load_relaxed(p) + (n))
 
+/*
+ * @t + @ns nanoseconds, saturated: a time that would overflow is INT64_MAX
+ * (never reached), not a wrapped one in the past.
+ */
+static inline int64_t rf__time_add(int64_t t, int64_t ns)
+{
+	int64_t sum;
+
+	if (__builtin_add_overflow(t, ns, &sum))
+		return ns > 0 ? INT64_MAX : INT64_MIN;
+	return sum;
+}
+
 static inline void rf__cpu_relax(void)
 {
 #if defined(__x86_64__)

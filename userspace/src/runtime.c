@@ -502,7 +502,7 @@ static void rf__idle(struct rf__worker *wk)
 
 	__atomic_add_fetch(&rt->nidle, 1, __ATOMIC_SEQ_CST);
 	if (rt->idle_spin_ns > 0 && wk->has_ring) {
-		int64_t end = rf_now() + rt->idle_spin_ns;
+		int64_t end = rf__time_add(rf_now(), rt->idle_spin_ns);
 		unsigned int spins = 0;
 
 		while (!rf__has_work(wk)) {
@@ -947,5 +947,5 @@ RF_EXPORT int64_t rf_deadline_after(int64_t ns)
 {
 	if (ns < 0)
 		return RF_NO_DEADLINE;
-	return rf_now() + ns;
+	return rf__time_add(rf_now(), ns);
 }
