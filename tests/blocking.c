@@ -4,9 +4,11 @@
  * runs on a pool thread (named, with the runtime's signals blocked), other
  * fibers of the same worker keep running while it blocks, many calls at
  * once all complete, the pool never runs more calls at once than it has
- * threads, a cancelled fiber still gets its result (and the cancellation at
- * its next blocking call), getaddrinfo() works through it, a fiber waiting
- * for the pool is not a deadlock, and the pool's threads end with the run.
+ * threads, a fiber cancelled while it waits still gets its result (and the
+ * cancellation at its next blocking call) while one cancelled before the
+ * call gets -ECANCELED and runs nothing, getaddrinfo() works through it, a
+ * fiber waiting for the pool is not a deadlock, and the pool's threads end
+ * with the run.
  *
  * Runs with two workers, with one, and with one and no ring (rf_blocking()
  * itself needs no io_uring).
@@ -448,9 +450,14 @@ static void cancel_case(int self_cancel)
 		__atomic_store_n(&c.release, 1, __ATOMIC_RELEASE);
 	}
 	is_int(rf_join(f, NULL, ND), 0, tn("join the victim"));
-	is_int(c.rc_block, 0, tn("rf_blocking() of a %s fiber -> 0",
-				 self_cancel ? "cancelled" : "cancelled-while-waiting"));
-	is_int((intptr_t)c.res, 0x1234, tn("and gets fn's result"));
+	if (self_cancel) {
+		is_int(c.rc_block, -ECANCELED,
+		       tn("rf_blocking() of a cancelled fiber -> -ECANCELED"));
+		ok(!c.started && !c.res, "%s", tn("and fn did not run"));
+	} else {
+		is_int(c.rc_block, 0, tn("rf_blocking() of a cancelled-while-waiting fiber -> 0"));
+		is_int((intptr_t)c.res, 0x1234, tn("and gets fn's result"));
+	}
 	if (cfg->ring)
 		is_int(c.rc_sleep, -ECANCELED, tn("the next rf_sleep() -> -ECANCELED"));
 	is_int(c.rc_event, -ECANCELED, tn("the next rf_event_wait() -> -ECANCELED"));

@@ -1,10 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * contract.c - what ringfiber.h promises at its edges: deadlines that reach
- * past INT64_MAX.
+ * past INT64_MAX; every kind of call in a cancelled fiber (-ECANCELED even
+ * where nothing would have to wait, except the calls that clean up).
  *
  * Checks that need io_uring are skipped where the runtime gets no ring.
  */
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 
 #include "helpers.h"
@@ -99,6 +106,250 @@ static void test_far_deadlines(void)
 	is_int((intptr_t)res, 0, "its fiber slept 2 ms -> 0");
 }
 
+/* ------------------------------------------ every call, once cancelled */
+
+/* A loopback listener; its address in *@sa. */
+static int listener(struct sockaddr_in *sa)
+{
+	socklen_t len = sizeof(*sa);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	memset(sa, 0, sizeof(*sa));
+	sa->sin_family = AF_INET;
+	sa->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0 || bind(fd, (struct sockaddr *)sa, sizeof(*sa)) || listen(fd, 8) ||
+	    getsockname(fd, (struct sockaddr *)sa, &len)) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* A connection to @sa, made with plain system calls (it lands in the backlog). */
+static int connect_to(const struct sockaddr_in *sa)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd >= 0 && connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) != 0) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+static int blocking_ran;		/* atomic */
+
+static void *note_run(void *p)
+{
+	STORE(&blocking_ran, 1);
+	return p;
+}
+
+static int finished;			/* atomic: answer() has returned */
+
+static void *answer(void *p)
+{
+	STORE(&finished, 1);
+	return (void *)42;
+}
+
+static int member_done(void *p)
+{
+	return 0;
+}
+
+static int member_rc;			/* atomic */
+
+static int member_waits(void *p)
+{
+	struct rf_event never = RF_EVENT_INIT;
+	int rc = rf_event_wait(&never, ND);
+
+	STORE(&member_rc, rc);
+	return rc;
+}
+
+static bool fd_open(int fd)
+{
+	return fcntl(fd, F_GETFD) >= 0;
+}
+
+/*
+ * Everything is made ready first, so that no call would have to wait; then
+ * the fiber cancels itself and makes each call.  Runs on one worker.
+ */
+static void *cancelled_calls(void *p)
+{
+	struct rf_fiber **joinable = p;
+	struct rf_mutex m = RF_MUTEX_INIT, cm = RF_MUTEX_INIT;
+	struct rf_cond c = RF_COND_INIT;
+	struct rf_sem s = RF_SEM_INIT(1);
+	struct rf_waitgroup wg = RF_WAITGROUP_INIT;
+	struct rf_event e = RF_EVENT_INIT;
+	struct rf_chan *empty = NULL, *full = NULL;
+	struct rf_group *g_done = NULL, *g_live = NULL;
+	struct rf_acceptor *a = NULL;
+	struct sockaddr_in sa1, sa2;
+	struct open_how how = { .flags = O_RDONLY | O_CLOEXEC };
+	char buf[4] = "abc";
+	struct iovec iov = { .iov_base = buf, .iov_len = 1 };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+	int pipefd[2] = { -1, -1 }, sv[2] = { -1, -1 };
+	int l1, l2, c1, c2, c3, mfd, cfd, rc;
+	void *v = NULL;
+
+	/* everything ready */
+	l1 = listener(&sa1);
+	l2 = listener(&sa2);
+	if (pipe2(pipefd, O_CLOEXEC) || write(pipefd[1], "x", 1) != 1 ||
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) || write(sv[1], "y", 1) != 1 ||
+	    l1 < 0 || l2 < 0) {
+		ok(0, "pipe, socketpair and listeners");
+		return NULL;
+	}
+	c1 = connect_to(&sa1);		/* pending on l1, for rf_accept() */
+	is_int(rf_acceptor_open(&a, l2, SOCK_CLOEXEC), 0, "rf_acceptor_open()");
+	c2 = connect_to(&sa2);		/* for the acceptor */
+	c3 = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);	/* for rf_connect() */
+	mfd = memfd_create("contract", MFD_CLOEXEC);
+	cfd = open("/dev/null", O_RDONLY | O_CLOEXEC);		/* for rf_close() */
+	rf_mutex_lock(&cm, ND);
+	rf_event_set(&e);
+	rf_chan_create(&empty, 1);
+	rf_chan_create(&full, 1);
+	rf_chan_trysend(full, &sa1);
+	rf_group_create(&g_done, ND);
+	rf_group_create(&g_live, ND);
+	rf_group_spawn(g_done, member_done, NULL, NULL);
+	rf_group_spawn(g_live, member_waits, NULL, NULL);
+	rf_spawn(joinable, answer, NULL, NULL);
+	while (!LOAD(&finished))
+		rf_yield();
+	rf_yield();			/* member_done() returns, member_waits() parks */
+
+	is_int(rf_cancel(rf_self()), 0, "the fiber cancels itself");
+
+	/* the I/O calls */
+	is_int(rf_nop(ND), -ECANCELED, "rf_nop() -> -ECANCELED");
+	is_int(rf_sleep(rf_now() - MSEC), -ECANCELED, "rf_sleep() of a past deadline -> -ECANCELED");
+	is_int(rf_read(pipefd[0], buf, 1, -1, ND), -ECANCELED,
+	       "rf_read() of a readable pipe -> -ECANCELED");
+	is_int(rf_readv(pipefd[0], &iov, 1, -1, ND), -ECANCELED,
+	       "rf_readv() of a readable pipe -> -ECANCELED");
+	is_int(rf_poll(pipefd[0], POLLIN, ND), -ECANCELED,
+	       "rf_poll() of a readable pipe -> -ECANCELED");
+	is_int(read(pipefd[0], buf, sizeof(buf)), 1, "and the byte is still there");
+	is_int(rf_write(pipefd[1], "x", 1, -1, ND), -ECANCELED,
+	       "rf_write() to a pipe with room -> -ECANCELED");
+	is_int(rf_writev(pipefd[1], &iov, 1, -1, ND), -ECANCELED,
+	       "rf_writev() to a pipe with room -> -ECANCELED");
+	is_int(rf_recv(sv[0], buf, 1, 0, ND), -ECANCELED,
+	       "rf_recv() of a readable socket -> -ECANCELED");
+	is_int(rf_send(sv[0], "z", 1, 0, ND), -ECANCELED, "rf_send() -> -ECANCELED");
+	is_int(rf_sendmsg(sv[0], &msg, 0, ND), -ECANCELED, "rf_sendmsg() -> -ECANCELED");
+	is_int(recv(sv[1], buf, sizeof(buf), MSG_DONTWAIT), -1, "and nothing was sent");
+	is_int(rf_accept(l1, NULL, NULL, 0, ND), -ECANCELED,
+	       "rf_accept() with a connection pending -> -ECANCELED");
+	rc = accept4(l1, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	ok(rc >= 0, "and the connection is still pending");
+	if (rc >= 0)
+		close(rc);
+	is_int(rf_connect(c3, (struct sockaddr *)&sa1, sizeof(sa1), ND), -ECANCELED,
+	       "rf_connect() -> -ECANCELED");
+	is_int(rf_openat(AT_FDCWD, "/dev/null", O_RDONLY | O_CLOEXEC, 0, ND), -ECANCELED,
+	       "rf_openat() -> -ECANCELED");
+	is_int(rf_openat2(AT_FDCWD, "/dev/null", &how, sizeof(how), ND), -ECANCELED,
+	       "rf_openat2() -> -ECANCELED");
+	is_int(rf_fsync(mfd, 0, ND), -ECANCELED, "rf_fsync() -> -ECANCELED");
+	is_int(rf_acceptor_next(a, ND), -ECANCELED,
+	       "rf_acceptor_next() with a connection coming -> -ECANCELED");
+
+	/* the toolkit */
+	is_int(rf_mutex_lock(&m, ND), -ECANCELED, "rf_mutex_lock() of a free mutex -> -ECANCELED");
+	is_int(rf_mutex_trylock(&m), 0, "it was not taken: rf_mutex_trylock() still works");
+	rf_mutex_unlock(&m);
+	is_int(rf_cond_wait(&c, &cm, ND), -ECANCELED, "rf_cond_wait() -> -ECANCELED");
+	is_int(rf_mutex_trylock(&cm), -EBUSY, "with its mutex still held");
+	rf_mutex_unlock(&cm);
+	is_int(rf_sem_acquire(&s, ND), -ECANCELED,
+	       "rf_sem_acquire() with a permit free -> -ECANCELED");
+	is_int(rf_sem_tryacquire(&s), 0, "the permit is still there: rf_sem_tryacquire() works");
+	is_int(rf_wg_wait(&wg, ND), -ECANCELED, "rf_wg_wait() on a zero count -> -ECANCELED");
+	is_int(rf_event_wait(&e, ND), -ECANCELED, "rf_event_wait() on a set event -> -ECANCELED");
+	is_int(rf_chan_send(empty, &sa2, ND), -ECANCELED,
+	       "rf_chan_send() to a channel with room -> -ECANCELED");
+	is_int(rf_chan_tryrecv(empty, &v), -EAGAIN, "and nothing was sent");
+	is_int(rf_chan_trysend(empty, &sa2), 0, "rf_chan_trysend() still works");
+	is_int(rf_chan_recv(full, &v, ND), -ECANCELED,
+	       "rf_chan_recv() of a channel holding a value -> -ECANCELED");
+	v = NULL;
+	is_int(rf_chan_tryrecv(full, &v), 0, "the value is still there: rf_chan_tryrecv() works");
+	ok(v == &sa1, "the value");
+
+	/* joins and groups */
+	is_int(rf_join(*joinable, NULL, ND), -ECANCELED,
+	       "rf_join() of a finished fiber -> -ECANCELED (it stays joinable)");
+	is_int(rf_blocking(note_run, NULL, NULL), -ECANCELED, "rf_blocking() -> -ECANCELED");
+	ok(!LOAD(&blocking_ran), "and its function did not run");
+	is_int(rf_group_wait(g_done), -ECANCELED,
+	       "rf_group_wait() of a group whose fibers are done -> -ECANCELED (frees it)");
+	is_int(rf_group_wait(g_live), -ECANCELED,
+	       "rf_group_wait() of a group with a fiber parked -> -ECANCELED");
+	is_int(LOAD(&member_rc), -ECANCELED, "after cancelling that fiber and waiting for it");
+
+	/* what does not wait, and the clean-up */
+	is_int(rf_yield(), 0, "rf_yield() -> 0: no blocking call");
+	is_int(rf_close(cfd), 0, "rf_close() -> 0");
+	ok(!fd_open(cfd), "and the descriptor is closed");
+	is_int(rf_acceptor_close(a), 0, "rf_acceptor_close() -> 0");
+
+	rf_chan_destroy(empty);
+	rf_chan_destroy(full);
+	close(pipefd[0]);
+	close(pipefd[1]);
+	close(sv[0]);
+	close(sv[1]);
+	close(l1);
+	close(l2);
+	if (c1 >= 0)
+		close(c1);
+	if (c2 >= 0)
+		close(c2);
+	close(c3);
+	close(mfd);
+	return NULL;
+}
+
+static void *cancelled_main(void *p)
+{
+	struct rf_fiber *victim = NULL, *joinable = NULL;
+	void *res = NULL;
+
+	if (rf_spawn(&victim, cancelled_calls, &joinable, NULL) != 0) {
+		ok(0, "spawn the fiber that cancels itself");
+		return NULL;
+	}
+	is_int(rf_join(victim, NULL, ND), 0, "join it");
+	if (joinable) {
+		is_int(rf_join(joinable, &res, ND), 0,
+		       "the fiber it could not join is joined by another");
+		ok(res == (void *)42, "with its result");
+	}
+	return NULL;
+}
+
+static void test_cancelled_calls(void)
+{
+	struct rf_runtime_opts opts = { .workers = 1 };
+
+	if (!have_ring) {
+		tap_skip(1, "no io_uring ring here");
+		return;
+	}
+	is_int(run_main(&opts, cancelled_main, NULL, NULL, NULL), 0, "rf_runtime_run() -> 0");
+}
+
 int main(void)
 {
 	struct rf_runtime *rt = NULL;
@@ -109,5 +360,6 @@ int main(void)
 		have_ring = !!(st.features & RF_FEAT_RING);
 	rf_runtime_destroy(rt);
 	test_far_deadlines();
+	test_cancelled_calls();
 	return done_testing();
 }

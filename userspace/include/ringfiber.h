@@ -17,8 +17,10 @@
  *    a runtime and return -EPERM otherwise;
  *  - every blocking call takes an absolute CLOCK_MONOTONIC deadline in
  *    nanoseconds (see rf_now()), or RF_NO_DEADLINE.  A call that reaches its
- *    deadline returns -ETIMEDOUT; a call in a fiber that was cancelled with
- *    rf_cancel() returns -ECANCELED.  Either way the call returns only once
+ *    deadline returns -ETIMEDOUT; a call in a fiber that was cancelled
+ *    (rf_cancel(), rf_runtime_shutdown(), its group) returns -ECANCELED,
+ *    even one that would not have to wait (the exceptions are listed at
+ *    rf_cancel()).  Either way the call returns only once
  *    the kernel has let go of every request it made: nothing stays pending
  *    in the ring and no buffer of the caller is touched afterwards.
  *
@@ -432,9 +434,20 @@ const char *rf_fiber_name(const struct rf_fiber *f);
  *
  * Sticky: the blocking call @f is parked in returns -ECANCELED as soon as
  * the kernel has released it, and every later blocking call of @f returns
- * -ECANCELED at once (rf_close() excepted: it still closes).  If the
- * parked request completed before the cancellation reached it, its result
- * is returned instead, so no transferred data is lost.  A fiber that is
+ * -ECANCELED at once and does nothing, even one that would not have to wait
+ * (a free mutex or permit, a set event, a zero count, a channel with room
+ * or a value, data already readable, a finished fiber to join, an
+ * rf_blocking() job).  The exceptions are what a cancelled fiber needs to
+ * clean up: rf_close() and rf_acceptor_close() still close;
+ * rf_group_wait() still cancels the group's fibers, waits for them and
+ * frees the group (it returns -ECANCELED unless a failure came first);
+ * rf_cond_wait() returns -ECANCELED with the mutex still held; the try
+ * variants (rf_mutex_trylock(), rf_sem_tryacquire(), rf_chan_trysend(),
+ * rf_chan_tryrecv()) never wait and still work.  Calls that never wait
+ * (unlocking, releasing, setting, spawning, rf_yield()) are no blocking
+ * calls and work as usual.  If the parked request completed before the
+ * cancellation reached it, its result is returned instead, so no
+ * transferred data is lost.  A fiber that is
  * running or ready is only marked.  A fiber parked on another worker's
  * ring is cancelled by that worker, which the call asks to do and does not
  * wait for.
@@ -596,7 +609,8 @@ int rf_acceptor_close(struct rf_acceptor *a);
  * workers.  Every waiting call has a try variant (never waits, -EBUSY or
  * -EAGAIN instead) and takes an absolute @deadline (-ETIMEDOUT when it is
  * reached; RF_NO_DEADLINE waits for as long as it takes).  A waiting call of
- * a cancelled fiber returns -ECANCELED.  Waiters are woken in FIFO order.
+ * a cancelled fiber returns -ECANCELED, even where it would not have to
+ * wait; the try variants still work.  Waiters are woken in FIFO order.
  *
  * The objects below may live anywhere (static, on a fiber's stack, in the
  * heap); zero-filled (or RF_*_INIT) is a valid initial state, nothing needs
@@ -799,7 +813,9 @@ int rf_group_cancel(struct rf_group *g);
  * Return: 0 if every fiber returned 0; otherwise the first failure: a
  * fiber's non-zero result, -ETIMEDOUT if the group's deadline was reached,
  * -ECANCELED if it was cancelled (by rf_group_cancel() or because the
- * waiting fiber was).  -EINVAL or -EPERM leave @g alone.
+ * waiting fiber was: a fiber cancelled before the call still cancels the
+ * group's fibers, waits for them and frees @g).  -EINVAL or -EPERM leave
+ * @g alone.
  */
 int rf_group_wait(struct rf_group *g);
 
@@ -814,11 +830,13 @@ int rf_group_wait(struct rf_group *g);
  * legacy library, a long computation): the workers keep running fibers.
  * @fn runs to completion even if the fiber is cancelled meanwhile (nothing
  * can stop a blocked thread safely); the cancellation shows at the fiber's
- * next blocking call.  The pool's threads start on first use and end with
+ * next blocking call.  A fiber cancelled before the call gets -ECANCELED
+ * and @fn does not run.  The pool's threads start on first use and end with
  * the run.
  *
- * Return: 0 once @fn has returned, -EINVAL (NULL @fn), -EPERM, -EAGAIN or
- * -ENOMEM when no pool thread could be started.
+ * Return: 0 once @fn has returned, -ECANCELED (cancelled before the call),
+ * -EINVAL (NULL @fn), -EPERM, -EAGAIN or -ENOMEM when no pool thread could
+ * be started.
  */
 int rf_blocking(rf_fn fn, void *arg, void **result);
 

@@ -233,6 +233,9 @@ RF_EXPORT int rf_blocking(rf_fn fn, void *arg, void **result)
 		return -EPERM;
 	if (!fn)
 		return -EINVAL;
+	/* a cancelled fiber starts nothing it would have to wait for */
+	if (rf__load_relaxed(&cur->cancelled))
+		return -ECANCELED;
 	rt = wk->rt;
 	ret = rf__pool_get(rt, &p);
 	if (ret)

@@ -37,11 +37,18 @@ struct rf_chan {
 	void **buf;		/* @capacity slots, NULL for a rendezvous */
 };
 
-static inline bool rf__in_fiber(void)
+/*
+ * Whether the calling fiber may wait: -EPERM outside a fiber, -ECANCELED in
+ * a cancelled one (even where the call would not have to wait), else 0.
+ */
+static inline int rf__chan_may_wait(void)
 {
 	struct rf__worker *wk = rf__tls_wk;
+	struct rf_fiber *cur = wk ? wk->current : NULL;
 
-	return wk && wk->current;
+	if (!cur)
+		return -EPERM;
+	return rf__load_relaxed(&cur->cancelled) ? -ECANCELED : 0;
 }
 
 RF_EXPORT int rf_chan_create(struct rf_chan **chp, unsigned int capacity)
@@ -174,11 +181,14 @@ static int rf__chan_recv(struct rf_chan *ch, void **value, bool wait, int64_t de
 
 RF_EXPORT int rf_chan_send(struct rf_chan *ch, void *value, int64_t deadline)
 {
+	int ret;
+
 	RF__GUARD();
 	if (!ch)
 		return -EINVAL;
-	if (!rf__in_fiber())
-		return -EPERM;
+	ret = rf__chan_may_wait();
+	if (ret)
+		return ret;
 	return rf__chan_send(ch, value, true, deadline);
 }
 
@@ -192,11 +202,14 @@ RF_EXPORT int rf_chan_trysend(struct rf_chan *ch, void *value)
 
 RF_EXPORT int rf_chan_recv(struct rf_chan *ch, void **value, int64_t deadline)
 {
+	int ret;
+
 	RF__GUARD();
 	if (!ch || !value)
 		return -EINVAL;
-	if (!rf__in_fiber())
-		return -EPERM;
+	ret = rf__chan_may_wait();
+	if (ret)
+		return ret;
 	return rf__chan_recv(ch, value, true, deadline);
 }
 

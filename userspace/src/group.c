@@ -217,6 +217,11 @@ RF_EXPORT int rf_group_wait(struct rf_group *g)
 		return -EINVAL;
 	}
 	g->waiting = true;
+	if (rf__load_relaxed(&rf__cur()->cancelled)) {
+		/* -ECANCELED unless a failure came first, even with no member left */
+		rf__group_cancel_locked(g, -ECANCELED);
+		ending = true;
+	}
 	while (g->live) {
 		if (!ending) {
 			ret = rf__wq_park(&g->q, &wt, g->deadline, RF_TRACE_JOIN);

@@ -24,6 +24,10 @@
  * for the lock to be free before it returns (rf__wq_settle()), since the
  * waker whose state change it saw may not have released it yet.
  *
+ * A cancelled fiber's waiting calls return -ECANCELED even where they would
+ * not have to wait (ringfiber.h: every blocking call does); the try
+ * variants never wait and still work, for a cancelled fiber's clean-up.
+ *
  * Lock order: a condition variable's queue, then its mutex's queue.
  */
 #include <errno.h>
@@ -49,6 +53,20 @@ static inline bool rf__mutex_try(struct rf_mutex *m)
 					   __ATOMIC_RELAXED);
 }
 
+/*
+ * Whether the calling fiber may wait: -EPERM outside a fiber, -ECANCELED
+ * once it is cancelled, even where the call would not have to wait (every
+ * blocking call of a cancelled fiber returns -ECANCELED); 0 otherwise.
+ */
+static inline int rf__may_wait(void)
+{
+	struct rf_fiber *cur = rf__cur();
+
+	if (!cur)
+		return -EPERM;
+	return rf__load_relaxed(&cur->cancelled) ? -ECANCELED : 0;
+}
+
 /* Lock @m without its queue's lock: the unlocker may still hold that. */
 static inline bool rf__mutex_try_settled(struct rf_mutex *m)
 {
@@ -67,12 +85,14 @@ RF_EXPORT void rf_mutex_init(struct rf_mutex *m)
 RF_EXPORT int rf_mutex_lock(struct rf_mutex *m, int64_t deadline)
 {
 	struct rf__waiter wt;
+	int ret;
 
 	RF__GUARD();
 	if (!m)
 		return -EINVAL;
-	if (!rf__cur())
-		return -EPERM;
+	ret = rf__may_wait();
+	if (ret)
+		return ret;
 	if (rf__mutex_try_settled(m))
 		return 0;
 	rf__wq_lock(&m->q);
@@ -234,12 +254,14 @@ static inline bool rf__sem_try_settled(struct rf_sem *s)
 RF_EXPORT int rf_sem_acquire(struct rf_sem *s, int64_t deadline)
 {
 	struct rf__waiter wt;
+	int ret;
 
 	RF__GUARD();
 	if (!s)
 		return -EINVAL;
-	if (!rf__cur())
-		return -EPERM;
+	ret = rf__may_wait();
+	if (ret)
+		return ret;
 	if (rf__sem_try_settled(s))
 		return 0;
 	rf__wq_lock(&s->q);
@@ -315,12 +337,14 @@ RF_EXPORT int rf_wg_done(struct rf_waitgroup *wg)
 RF_EXPORT int rf_wg_wait(struct rf_waitgroup *wg, int64_t deadline)
 {
 	struct rf__waiter wt;
+	int ret;
 
 	RF__GUARD();
 	if (!wg)
 		return -EINVAL;
-	if (!rf__cur())
-		return -EPERM;
+	ret = rf__may_wait();
+	if (ret)
+		return ret;
 	if (rf__load(&wg->count) == 0) {
 		rf__wq_settle(&wg->q);
 		return 0;
@@ -377,12 +401,14 @@ RF_EXPORT int rf_event_is_set(struct rf_event *e)
 RF_EXPORT int rf_event_wait(struct rf_event *e, int64_t deadline)
 {
 	struct rf__waiter wt;
+	int ret;
 
 	RF__GUARD();
 	if (!e)
 		return -EINVAL;
-	if (!rf__cur())
-		return -EPERM;
+	ret = rf__may_wait();
+	if (ret)
+		return ret;
 	if (rf__load(&e->set)) {
 		rf__wq_settle(&e->q);
 		return 0;
