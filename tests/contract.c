@@ -2,7 +2,8 @@
 /*
  * contract.c - what ringfiber.h promises at its edges: deadlines that reach
  * past INT64_MAX; every kind of call in a cancelled fiber (-ECANCELED even
- * where nothing would have to wait, except the calls that clean up).
+ * where nothing would have to wait, except the calls that clean up); waits
+ * with a deadline without a ring (-ENOSYS).
  *
  * Checks that need io_uring are skipped where the runtime gets no ring.
  */
@@ -350,6 +351,97 @@ static void test_cancelled_calls(void)
 	is_int(run_main(&opts, cancelled_main, NULL, NULL, NULL), 0, "rf_runtime_run() -> 0");
 }
 
+/* ------------------------------------------------- deadlines, no ring */
+
+static struct rf_event nr_gate;
+
+static void *nr_gated(void *p)
+{
+	return (void *)(intptr_t)rf_event_wait(&nr_gate, ND);
+}
+
+static int nr_member_waits(void *p)
+{
+	struct rf_event never = RF_EVENT_INIT;
+
+	return rf_event_wait(&never, ND);	/* the group's deadline applies */
+}
+
+static int nr_member_spins(void *p)
+{
+	int64_t until = *(int64_t *)p + 5 * MSEC;
+
+	while (rf_now() < until)
+		rf_yield();
+	return 0;
+}
+
+static void *no_ring_main(void *p)
+{
+	struct rf_mutex m = RF_MUTEX_INIT;
+	struct rf_cond c = RF_COND_INIT;
+	struct rf_sem empty = RF_SEM_INIT(0), one = RF_SEM_INIT(1);
+	struct rf_waitgroup busy = RF_WAITGROUP_INIT, zero = RF_WAITGROUP_INIT;
+	struct rf_event unset = RF_EVENT_INIT, set = RF_EVENT_INIT;
+	struct rf_chan *ch = NULL;
+	struct rf_group *g = NULL;
+	struct rf_fiber *f = NULL;
+	int64_t d = rf_deadline_after(1000 * MSEC), soon;
+	void *v = NULL, *res = NULL;
+
+	rf_wg_add(&busy, 1);
+	rf_event_set(&set);
+	rf_event_init(&nr_gate);
+	if (rf_chan_create(&ch, 1) != 0) {
+		ok(0, "rf_chan_create()");
+		return NULL;
+	}
+	is_int(rf_mutex_lock(&m, d), 0, "a free mutex with a deadline -> 0");
+	is_int(rf_mutex_lock(&m, d), -ENOSYS, "rf_mutex_lock() that has to wait, deadline -> -ENOSYS");
+	is_int(rf_cond_wait(&c, &m, d), -ENOSYS, "rf_cond_wait() with a deadline -> -ENOSYS");
+	is_int(rf_mutex_trylock(&m), -EBUSY, "with the mutex still held");
+	rf_mutex_unlock(&m);
+	is_int(rf_sem_acquire(&one, d), 0, "a free permit with a deadline -> 0");
+	is_int(rf_sem_acquire(&empty, d), -ENOSYS, "rf_sem_acquire() that has to wait -> -ENOSYS");
+	is_int(rf_wg_wait(&zero, d), 0, "a zero count with a deadline -> 0");
+	is_int(rf_wg_wait(&busy, d), -ENOSYS, "rf_wg_wait() that has to wait -> -ENOSYS");
+	is_int(rf_event_wait(&set, d), 0, "a set event with a deadline -> 0");
+	is_int(rf_event_wait(&unset, d), -ENOSYS, "rf_event_wait() that has to wait -> -ENOSYS");
+	is_int(rf_chan_recv(ch, &v, d), -ENOSYS, "rf_chan_recv() that has to wait -> -ENOSYS");
+	is_int(rf_chan_send(ch, &v, d), 0, "rf_chan_send() with room, deadline -> 0");
+	is_int(rf_chan_send(ch, &v, d), -ENOSYS, "rf_chan_send() that has to wait -> -ENOSYS");
+	rf_chan_destroy(ch);
+
+	if (rf_spawn(&f, nr_gated, NULL, NULL) == 0) {
+		rf_yield();
+		is_int(rf_join(f, NULL, d), -ENOSYS, "rf_join() that has to wait, deadline -> -ENOSYS");
+		rf_event_set(&nr_gate);
+		is_int(rf_join(f, &res, ND), 0, "rf_join(RF_NO_DEADLINE) waits");
+		is_int((intptr_t)res, 0, "and the fiber's RF_NO_DEADLINE wait ended -> 0");
+	}
+
+	if (rf_group_create(&g, d) == 0) {
+		rf_group_spawn(g, nr_member_waits, NULL, NULL);
+		is_int(rf_group_wait(g), -ENOSYS,
+		       "a group fiber's RF_NO_DEADLINE wait under the group's deadline -> -ENOSYS");
+	}
+	soon = rf_deadline_after(5 * MSEC);
+	if (rf_group_create(&g, soon) == 0) {
+		rf_group_spawn(g, nr_member_spins, &soon, NULL);
+		is_int(rf_group_wait(g), -ETIMEDOUT,
+		       "rf_group_wait() polls its deadline -> -ETIMEDOUT");
+	}
+	return NULL;
+}
+
+static void test_no_ring(void)
+{
+	struct rf_runtime_opts opts = { .workers = 1, .flags = RF_RT_NO_RING };
+
+	is_int(run_main(&opts, no_ring_main, NULL, NULL, NULL), 0,
+	       "RF_RT_NO_RING: rf_runtime_run() -> 0");
+}
+
 int main(void)
 {
 	struct rf_runtime *rt = NULL;
@@ -361,5 +453,6 @@ int main(void)
 	rf_runtime_destroy(rt);
 	test_far_deadlines();
 	test_cancelled_calls();
+	test_no_ring();
 	return done_testing();
 }

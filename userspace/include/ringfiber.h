@@ -82,7 +82,10 @@ enum {
 	RF_RT_NO_GUARD_MADVISE = 1u << 3,
 	/** Do not install the SIGSEGV handler that names overflowing fibers. */
 	RF_RT_NO_OVERFLOW_HANDLER = 1u << 4,
-	/** Run without an io_uring ring: every I/O call returns -ENOSYS. */
+	/**
+	 * Run without an io_uring ring: every I/O call returns -ENOSYS, and
+	 * so does every wait with a deadline (see the concurrency toolkit).
+	 */
 	RF_RT_NO_RING = 1u << 5,
 	/** Do not pin worker threads to CPUs. */
 	RF_RT_NO_PIN = 1u << 6,
@@ -270,7 +273,8 @@ struct rf_stats {
  * Probes io_uring and uses the best features the kernel has (see
  * Documentation/fiber-core.md for the list and the fallbacks).  If the
  * kernel has no io_uring (ENOSYS, or disabled by kernel.io_uring_disabled)
- * the runtime still schedules fibers but I/O calls return -ENOSYS.
+ * the runtime still schedules fibers but I/O calls return -ENOSYS, and so
+ * do waits with a deadline (as with RF_RT_NO_RING).
  *
  * Return: 0, -EINVAL for bad settings, -ENOMEM, or the ring's setup error.
  */
@@ -385,7 +389,8 @@ int rf_spawn_on(unsigned int worker, struct rf_fiber **fp, rf_fn fn, void *arg,
  * is still joinable.
  *
  * Return: 0, -EINVAL (NULL, detached, or already being joined), -EDEADLK
- * (joining yourself), -ETIMEDOUT, -ECANCELED, -EPERM.
+ * (joining yourself), -ETIMEDOUT, -ECANCELED, -EPERM, -ENOSYS (a deadline
+ * without a ring: see the concurrency toolkit).
  */
 int rf_join(struct rf_fiber *f, void **result, int64_t deadline);
 
@@ -612,6 +617,15 @@ int rf_acceptor_close(struct rf_acceptor *a);
  * a cancelled fiber returns -ECANCELED, even where it would not have to
  * wait; the try variants still work.  Waiters are woken in FIFO order.
  *
+ * Deadlines are timed by the worker's ring.  Without one (RF_RT_NO_RING, or
+ * a kernel without io_uring) a call that has to wait and has a deadline,
+ * its own or that of a group its fiber belongs to, returns -ENOSYS at once
+ * instead of waiting: rf_mutex_lock(), rf_cond_wait() (the mutex still
+ * held), rf_sem_acquire(), rf_wg_wait(), rf_event_wait(), rf_chan_send(),
+ * rf_chan_recv() and rf_join().  Waits with RF_NO_DEADLINE, and calls that
+ * need not wait, work as usual; rf_group_wait() polls its group's deadline
+ * instead (yielding), and rf_sleep() returns -ENOSYS.
+ *
  * The objects below may live anywhere (static, on a fiber's stack, in the
  * heap); zero-filled (or RF_*_INIT) is a valid initial state, nothing needs
  * destroying, and their fields are private.  They must not be copied, and
@@ -648,7 +662,8 @@ struct rf_mutex {
 /** rf_mutex_init() - make @m an unlocked mutex. */
 void rf_mutex_init(struct rf_mutex *m);
 /** rf_mutex_lock() - lock @m, parking while another fiber holds it.
- * Return: 0, -ETIMEDOUT, -ECANCELED, -EINVAL (NULL), -EPERM. */
+ * Return: 0, -ETIMEDOUT, -ECANCELED, -EINVAL (NULL), -EPERM, -ENOSYS (a
+ * deadline without a ring). */
 int rf_mutex_lock(struct rf_mutex *m, int64_t deadline);
 /** rf_mutex_trylock() - lock @m if nobody holds it.
  * Return: 0, -EBUSY, -EINVAL. Callable from any thread. */
@@ -671,7 +686,7 @@ void rf_cond_init(struct rf_cond *c);
  * with pthread_cond_timedwait).  Spurious wake-ups do not happen, but as
  * always the predicate must be checked in a loop.
  * Return: 0, -ETIMEDOUT, -ECANCELED, -EINVAL, -EPERM (@m not locked or
- * outside a fiber).
+ * outside a fiber), -ENOSYS (a deadline without a ring).
  */
 int rf_cond_wait(struct rf_cond *c, struct rf_mutex *m, int64_t deadline);
 /** rf_cond_signal() - wake the longest waiter, if any. Return: 0, -EINVAL. */
@@ -692,7 +707,7 @@ struct rf_sem {
 /** rf_sem_init() - a semaphore with @count permits (>= 0). Return: 0, -EINVAL. */
 int rf_sem_init(struct rf_sem *s, int64_t count);
 /** rf_sem_acquire() - take a permit, parking until one is free.
- * Return: 0, -ETIMEDOUT, -ECANCELED, -EINVAL, -EPERM. */
+ * Return: 0, -ETIMEDOUT, -ECANCELED, -EINVAL, -EPERM, -ENOSYS. */
 int rf_sem_acquire(struct rf_sem *s, int64_t deadline);
 /** rf_sem_tryacquire() - take a permit if one is free. Return: 0, -EAGAIN, -EINVAL. */
 int rf_sem_tryacquire(struct rf_sem *s);
@@ -719,7 +734,7 @@ int rf_wg_add(struct rf_waitgroup *wg, int64_t delta);
 /** rf_wg_done() - rf_wg_add(@wg, -1). */
 int rf_wg_done(struct rf_waitgroup *wg);
 /** rf_wg_wait() - park until the count is zero.
- * Return: 0, -ETIMEDOUT, -ECANCELED, -EINVAL, -EPERM. */
+ * Return: 0, -ETIMEDOUT, -ECANCELED, -EINVAL, -EPERM, -ENOSYS. */
 int rf_wg_wait(struct rf_waitgroup *wg, int64_t deadline);
 
 /**
@@ -741,7 +756,7 @@ int rf_event_clear(struct rf_event *e);
 /** rf_event_is_set() - 1 if set, 0 if not, -EINVAL. */
 int rf_event_is_set(struct rf_event *e);
 /** rf_event_wait() - park until @e is set (returns at once if it is).
- * Return: 0, -ETIMEDOUT, -ECANCELED, -EINVAL, -EPERM. */
+ * Return: 0, -ETIMEDOUT, -ECANCELED, -EINVAL, -EPERM, -ENOSYS. */
 int rf_event_wait(struct rf_event *e, int64_t deadline);
 
 /*
@@ -756,12 +771,13 @@ int rf_event_wait(struct rf_event *e, int64_t deadline);
  * Return: 0, -EINVAL, -ENOMEM. */
 int rf_chan_create(struct rf_chan **chp, unsigned int capacity);
 /** rf_chan_send() - send @value, parking while the channel is full.
- * Return: 0, -EPIPE (closed), -ETIMEDOUT, -ECANCELED, -EINVAL, -EPERM. */
+ * Return: 0, -EPIPE (closed), -ETIMEDOUT, -ECANCELED, -EINVAL, -EPERM, -ENOSYS. */
 int rf_chan_send(struct rf_chan *ch, void *value, int64_t deadline);
 /** rf_chan_trysend() - send if it needs no waiting. Return: 0, -EAGAIN, -EPIPE, -EINVAL. */
 int rf_chan_trysend(struct rf_chan *ch, void *value);
 /** rf_chan_recv() - receive into *@value, parking while the channel is empty.
- * Return: 0, -EPIPE (closed and drained), -ETIMEDOUT, -ECANCELED, -EINVAL, -EPERM. */
+ * Return: 0, -EPIPE (closed and drained), -ETIMEDOUT, -ECANCELED, -EINVAL, -EPERM,
+ * -ENOSYS. */
 int rf_chan_recv(struct rf_chan *ch, void **value, int64_t deadline);
 /** rf_chan_tryrecv() - receive if a value is ready. Return: 0, -EAGAIN, -EPIPE, -EINVAL. */
 int rf_chan_tryrecv(struct rf_chan *ch, void **value);
