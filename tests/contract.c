@@ -3,7 +3,8 @@
  * contract.c - what ringfiber.h promises at its edges: deadlines that reach
  * past INT64_MAX; every kind of call in a cancelled fiber (-ECANCELED even
  * where nothing would have to wait, except the calls that clean up); waits
- * with a deadline without a ring (-ENOSYS).
+ * with a deadline without a ring (-ENOSYS); a run with no file descriptor
+ * free (-EMFILE, and the runtime still usable).
  *
  * Checks that need io_uring are skipped where the runtime gets no ring.
  */
@@ -13,7 +14,9 @@
 #include <poll.h>
 #include <stdbool.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 
 #include "helpers.h"
 
@@ -442,6 +445,96 @@ static void test_no_ring(void)
 	       "RF_RT_NO_RING: rf_runtime_run() -> 0");
 }
 
+/* -------------------------------------------------- no descriptor free */
+
+static void *return_7(void *p)
+{
+	return (void *)7;
+}
+
+/* What the child found, in order (see emfile_child()). */
+enum { E_CREATE, E_RUN, E_RUN_ONE_FREE, E_RUN_NO_RING, E_RUN_AGAIN, E_RESULT, E_NR };
+
+static const char *const emfile_what[E_NR] = {
+	"rf_runtime_create() with no descriptor free -> -EMFILE",
+	"rf_runtime_run() with no descriptor free -> -EMFILE",
+	"rf_runtime_run() of two workers with one descriptor free -> -EMFILE",
+	"rf_runtime_run() of an RF_RT_NO_RING runtime needs none -> 0",
+	"the same runtime runs once descriptors are free again -> 0",
+	"and its main fiber's result arrives",
+};
+
+/* Exhausts the descriptors below a lowered RLIMIT_NOFILE, reports on @out. */
+static void emfile_child(int out)
+{
+	struct rf_runtime_opts one = { .workers = 1 }, two = { .workers = 2 };
+	struct rf_runtime_opts no_ring = { .workers = 1, .flags = RF_RT_NO_RING };
+	struct rf_runtime *rt = NULL, *rt2 = NULL, *nr = NULL, *tmp = NULL;
+	struct rlimit rl;
+	long got[E_NR];
+	int fill[256], n = 0, i;
+	void *res = NULL;
+
+	for (i = 0; i < E_NR; i++)
+		got[i] = -10000;
+	if (rf_runtime_create(&rt, &one) || rf_runtime_create(&rt2, &two) ||
+	    rf_runtime_create(&nr, &no_ring))
+		_exit(2);
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		_exit(3);
+	rl.rlim_cur = count_open_fds() + 16;
+	if (rl.rlim_cur > rl.rlim_max || rl.rlim_cur > ARRAY_SIZE(fill) ||
+	    setrlimit(RLIMIT_NOFILE, &rl) != 0)
+		_exit(4);
+	while (n < (int)ARRAY_SIZE(fill) && (fill[n] = dup(out)) >= 0)
+		n++;
+	if (errno != EMFILE)
+		_exit(5);
+	got[E_CREATE] = rf_runtime_create(&tmp, &one);
+	got[E_RUN] = rf_runtime_run(rt, return_7, NULL, NULL);
+	got[E_RUN_NO_RING] = rf_runtime_run(nr, return_7, NULL, NULL);
+	close(fill[--n]);
+	got[E_RUN_ONE_FREE] = rf_runtime_run(rt2, return_7, NULL, NULL);
+	while (n)
+		close(fill[--n]);
+	got[E_RUN_AGAIN] = rf_runtime_run(rt, return_7, NULL, &res);
+	got[E_RESULT] = res == (void *)7;
+	if (write(out, got, sizeof(got)) != sizeof(got))
+		_exit(6);
+	_exit(0);
+}
+
+static void test_no_descriptor(void)
+{
+	static const long want[E_NR] = { -EMFILE, -EMFILE, -EMFILE, 0, 0, 1 };
+	long got[E_NR];
+	int fds[2], status = 0, i;
+	pid_t pid;
+
+	if (!have_ring) {
+		tap_skip(E_NR + 1, "no io_uring ring here");
+		return;
+	}
+	if (pipe2(fds, O_CLOEXEC) != 0 || (pid = fork()) < 0) {
+		ok(0, "pipe and fork");
+		return;
+	}
+	if (pid == 0) {
+		close(fds[0]);
+		emfile_child(fds[1]);
+	}
+	close(fds[1]);
+	i = (int)read(fds[0], got, sizeof(got));
+	close(fds[0]);
+	waitpid(pid, &status, 0);
+	if (!ok(i == (int)sizeof(got), "the child with a lowered RLIMIT_NOFILE reports")) {
+		tap_diag("  child status 0x%x", status);
+		return;
+	}
+	for (i = 0; i < E_NR; i++)
+		is_int(got[i], want[i], emfile_what[i]);
+}
+
 int main(void)
 {
 	struct rf_runtime *rt = NULL;
@@ -454,5 +547,6 @@ int main(void)
 	test_far_deadlines();
 	test_cancelled_calls();
 	test_no_ring();
+	test_no_descriptor();
 	return done_testing();
 }

@@ -276,7 +276,9 @@ struct rf_stats {
  * the runtime still schedules fibers but I/O calls return -ENOSYS, and so
  * do waits with a deadline (as with RF_RT_NO_RING).
  *
- * Return: 0, -EINVAL for bad settings, -ENOMEM, or the ring's setup error.
+ * Return: 0, -EINVAL for bad settings, -ENOMEM, or the ring's setup error,
+ * such as -EMFILE or -ENFILE when no file descriptor is free for the ring
+ * it probes the kernel with (and closes again).
  */
 int rf_runtime_create(struct rf_runtime **rtp, const struct rf_runtime_opts *opts);
 
@@ -299,10 +301,16 @@ int rf_runtime_create(struct rf_runtime **rtp, const struct rf_runtime_opts *opt
  * pthread) must keep something in flight meanwhile, or it is taken for a
  * deadlock.
  *
+ * Every worker needs file descriptors for the run: one for its ring, one
+ * more with the eventfd wake back-end, and worker 0 a signalfd with
+ * RF_RT_SHUTDOWN_ON_SIGNAL (none without a ring).
+ *
  * Return: 0, -EINVAL (NULL @rt or @fn), -EBUSY if @rt (or another runtime)
  * is already running on this thread, -EDEADLK, -EAGAIN/-ENOMEM when a
- * worker's thread or ring could not be made, or the error of spawning the
- * main fiber.
+ * worker's thread or ring could not be made, -EMFILE/-ENFILE when no file
+ * descriptor was free for a worker's ring or wake-up, or the error of
+ * spawning the main fiber.  A run that failed to start leaves @rt as it
+ * was: it may run again once descriptors are free.
  */
 int rf_runtime_run(struct rf_runtime *rt, rf_fn fn, void *arg, void **result);
 
