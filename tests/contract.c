@@ -4,7 +4,8 @@
  * past INT64_MAX; every kind of call in a cancelled fiber (-ECANCELED even
  * where nothing would have to wait, except the calls that clean up); waits
  * with a deadline without a ring (-ENOSYS); a run with no file descriptor
- * free (-EMFILE, and the runtime still usable).
+ * free (-EMFILE, and the runtime still usable); a fiber joined twice (the
+ * case the runtime catches: -EINVAL while its memory is not reused).
  *
  * Checks that need io_uring are skipped where the runtime gets no ring.
  */
@@ -535,6 +536,35 @@ static void test_no_descriptor(void)
 		is_int(got[i], want[i], emfile_what[i]);
 }
 
+/* ---------------------------------------------------- joined twice */
+
+static void *joined_twice_main(void *p)
+{
+	struct rf_fiber *f = NULL;
+	void *res = NULL;
+
+	if (rf_spawn(&f, return_7, NULL, NULL) != 0) {
+		ok(0, "rf_spawn()");
+		return NULL;
+	}
+	is_int(rf_join(f, &res, ND), 0, "rf_join() -> 0");
+	ok(res == (void *)7, "with the fiber's result");
+	/* undefined once the memory is reused; nothing was spawned since */
+	is_int(rf_join(f, &res, ND), -EINVAL, "a second rf_join() of the handle -> -EINVAL");
+	is_int(rf_detach(f), -EINVAL, "rf_detach() of the joined handle -> -EINVAL");
+	is_int(rf_cancel(f), -EINVAL, "rf_cancel() of the joined handle -> -EINVAL");
+	return NULL;
+}
+
+static void test_joined_twice(void)
+{
+	struct rf_runtime_opts opts = { .workers = 1 };
+	struct rf_stats st;
+
+	is_int(run_main(&opts, joined_twice_main, NULL, NULL, &st), 0, "rf_runtime_run() -> 0");
+	is_int(st.fibers, 0, "no fiber left, none counted twice");
+}
+
 int main(void)
 {
 	struct rf_runtime *rt = NULL;
@@ -548,5 +578,6 @@ int main(void)
 	test_cancelled_calls();
 	test_no_ring();
 	test_no_descriptor();
+	test_joined_twice();
 	return done_testing();
 }

@@ -393,8 +393,14 @@ int rf_spawn_on(unsigned int worker, struct rf_fiber **fp, rf_fn fn, void *arg,
  *            rf_exit().
  * @deadline: absolute rf_now() time, or RF_NO_DEADLINE.
  *
- * After a successful join @f is gone.  After -ETIMEDOUT or -ECANCELED it
- * is still joinable.
+ * After a successful join @f is gone: joining it again, or passing it to
+ * any call, is undefined.  The descriptor lives at the top of the fiber's
+ * stack mapping, which goes back to a pool and is reused by the next fiber
+ * spawned there (a stale handle then names that fiber) or is unmapped;
+ * telling a stale handle from a live one would take a generation count in
+ * every handle.  A second rf_join() or rf_detach() made before the memory
+ * is reused returns -EINVAL, which catches the common mistake but is no
+ * guarantee.  After -ETIMEDOUT or -ECANCELED @f is still joinable.
  *
  * Return: 0, -EINVAL (NULL, detached, or already being joined), -EDEADLK
  * (joining yourself), -ETIMEDOUT, -ECANCELED, -EPERM, -ENOSYS (a deadline
@@ -405,6 +411,8 @@ int rf_join(struct rf_fiber *f, void **result, int64_t deadline);
 /**
  * rf_detach() - let @f free itself when it exits (fiber context).
  * @f: a joinable fiber nobody is joining yet.
+ *
+ * Once it has exited, @f is as gone as after rf_join() (see there).
  *
  * Return: 0, -EINVAL, -EPERM.
  */

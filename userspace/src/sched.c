@@ -606,6 +606,12 @@ RF_EXPORT int rf_join(struct rf_fiber *f, void **result, int64_t deadline)
 	}
 	if (result)
 		*result = f->result;
+	/*
+	 * The handle is spent: a second rf_join() or rf_detach() of it gets
+	 * -EINVAL for as long as the memory is not reused (ringfiber.h: no
+	 * promise, a mistake caught where it is cheap).
+	 */
+	f->detached = true;
 	rf__fiber_reap_handle(wk, f);
 	return 0;
 }
