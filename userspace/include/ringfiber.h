@@ -122,8 +122,10 @@ enum {
  * @stack_pool:  how many free stacks each worker keeps for reuse (default
  *               256; a stack returns to the pool of the worker its fiber
  *               ended on).
- * @ring_entries: submission queue size (default 256, a power of two <= 32768);
- *               the completion queue is four times larger (at most 65536).
+ * @ring_entries: submission queue size (default 256, a power of two from 2
+ *               to 32768; 1 is -EINVAL: a request and its linked deadline
+ *               timer are queued together); the completion queue is four
+ *               times larger (at most 65536).
  * @flags:       RF_RT_* switches.
  * @workers:     how many workers (default: one per CPU in @cpus, or per CPU
  *               the process may run on); at most RF_MAX_WORKERS.
@@ -506,7 +508,8 @@ int rf_sleep(int64_t deadline);
  * returned: a byte count, a file descriptor, or 0, as the synchronous system
  * call of the same name would, but as a negative errno instead of -1/errno.
  * Each also returns -ETIMEDOUT at @deadline, -ECANCELED after rf_cancel(),
- * -EPERM outside a fiber and -ENOSYS if the runtime has no ring.
+ * -EPERM outside a fiber, -ENOSYS if the runtime has no ring, and -EBUSY
+ * if the ring's submission queue stays full (the kernel takes none of it).
  * Offsets of -1 mean "the file position", as with read(2)/write(2).
  */
 

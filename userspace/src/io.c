@@ -294,8 +294,18 @@ static struct io_uring_sqe *rf__op_begin_ex(struct rf__worker **wkp, struct rf__
 		*err = -ECANCELED;
 		return NULL;
 	}
-	if (deadline != RF_NO_DEADLINE && io_uring_sq_space_left(&wk->ring) < 2)
+	if (deadline != RF_NO_DEADLINE && io_uring_sq_space_left(&wk->ring) < 2) {
 		rf__flush(wk, false);
+		/*
+		 * The kernel took nothing: a request alone, its timer in the
+		 * next submission, would be an unlinked pair (the timer is
+		 * refused, the request never times out).
+		 */
+		if (rf__unlikely(io_uring_sq_space_left(&wk->ring) < 2)) {
+			*err = -EBUSY;
+			return NULL;
+		}
+	}
 	sqe = rf__get_sqe(wk);
 	if (rf__unlikely(!sqe)) {
 		*err = -EBUSY;

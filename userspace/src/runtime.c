@@ -22,6 +22,8 @@
 #endif
 
 #define RF__DEFAULT_RING_ENTRIES 256
+/* A request and its linked deadline timer must fit in the queue together. */
+#define RF__MIN_RING_ENTRIES 2
 #define RF__MAX_RING_ENTRIES 32768
 #define RF__DEFAULT_STACK_POOL 256
 #define RF__DEFAULT_BLOCKING_THREADS 4
@@ -271,7 +273,8 @@ RF_EXPORT int rf_runtime_create(struct rf_runtime **rtp, const struct rf_runtime
 		return -EINVAL;
 	if (!o.ring_entries)
 		o.ring_entries = RF__DEFAULT_RING_ENTRIES;
-	if (o.ring_entries > RF__MAX_RING_ENTRIES || (o.ring_entries & (o.ring_entries - 1)))
+	if (o.ring_entries < RF__MIN_RING_ENTRIES || o.ring_entries > RF__MAX_RING_ENTRIES ||
+	    (o.ring_entries & (o.ring_entries - 1)))
 		return -EINVAL;
 	if (!o.stack_pool)
 		o.stack_pool = RF__DEFAULT_STACK_POOL;
