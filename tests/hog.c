@@ -4,14 +4,24 @@
  * others: the watchdog reports it once, and the fibers queued behind it on
  * its worker run on the other worker meanwhile.
  *
+ * Hogs are measured in the worker thread's CPU time: a fiber that yields
+ * often is never reported, however long the kernel keeps its worker's
+ * thread preempted by a busier thread on the same CPU, and a real hog is
+ * reported while it shares its CPU.
+ *
  * Not run under ThreadSanitizer: TSan delays signals until the interrupted
  * thread makes a call it intercepts, which a hog never does.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
 
 #include "helpers.h"
 
@@ -93,6 +103,171 @@ static int run_capturing(const struct rf_runtime_opts *opts, struct rf_stats *st
 	return rc;
 }
 
+/* -------------------------------------------- preempted is not a hog */
+
+#define PREEMPT_HOG_NS (20 * MSEC)
+
+struct preempt_result {
+	int run;			/* rf_runtime_run() */
+	int competitor;			/* 0: the competitor ran pinned to our CPU */
+	uint64_t real_hogs;		/* reported during the real hog */
+	uint64_t yielder_hogs;		/* reported while the yielder ran */
+	uint64_t yields;
+	int64_t max_gap_ns;		/* longest wall time between two yields */
+};
+
+static int preempt_cpu;
+static int competitor_stop;		/* atomic */
+
+static int64_t thread_cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Compute for @ns of this thread's CPU time without giving up the worker. */
+static void burn_cpu(int64_t ns)
+{
+	int64_t end = thread_cpu_ns() + ns;
+	uint64_t n = 0;
+
+	while (thread_cpu_ns() < end)
+		for (int i = 0; i < 1000; i++)
+			n++;
+	sink = n;
+}
+
+static int pin_to(pthread_t t, int cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	return pthread_setaffinity_np(t, sizeof(set), &set);
+}
+
+/* A CPU-bound thread on the worker's CPU: the kernel preempts the worker for it. */
+static void *competitor(void *arg)
+{
+	uint64_t n = 0;
+
+	(void)arg;
+	while (!__atomic_load_n(&competitor_stop, __ATOMIC_RELAXED))
+		n++;
+	sink = n;
+	return NULL;
+}
+
+static void *preempt_main(void *arg)
+{
+	struct preempt_result *r = arg;
+	int64_t end, last, now;
+	uint64_t before;
+	pthread_t t;
+
+	r->competitor = pthread_create(&t, NULL, competitor, NULL);
+	if (!r->competitor)
+		r->competitor = pin_to(t, preempt_cpu);
+	if (r->competitor)
+		return NULL;
+
+	/* A real hog, its CPU shared half and half: reported. */
+	burn_cpu(3 * PREEMPT_HOG_NS);
+	r->real_hogs = my_stats().hogs;
+
+	/*
+	 * Now the worker's thread gets a small share of the CPU (nice 19
+	 * against the competitor's 0): the kernel keeps it preempted for far
+	 * longer than hog_ns at a time, in the middle of a fiber's run.  The
+	 * fiber yields after every 0.2 ms of its own CPU time.
+	 */
+	setpriority(PRIO_PROCESS, (id_t)gettid(), 19);
+	before = my_stats().hogs;
+	end = rf_now() + 1500 * MSEC;
+	last = rf_now();
+	while (last < end) {
+		burn_cpu(MSEC / 5);
+		rf_yield();
+		r->yields++;
+		now = rf_now();
+		if (now - last > r->max_gap_ns)
+			r->max_gap_ns = now - last;
+		last = now;
+	}
+	r->yielder_hogs = my_stats().hogs - before;
+
+	__atomic_store_n(&competitor_stop, 1, __ATOMIC_RELAXED);
+	pthread_join(t, NULL);
+	return NULL;
+}
+
+/* In a child (its nice value is for good): the result on @fd, stderr on @errfd. */
+static int preempt_child(int fd, int errfd)
+{
+	struct rf_runtime_opts opts = { .workers = 1, .hog_ns = PREEMPT_HOG_NS };
+	struct preempt_result r = { .run = -1 };
+	cpu_set_t set;
+
+	dup2(errfd, STDERR_FILENO);
+	if (sched_getaffinity(0, sizeof(set), &set) != 0)
+		return 1;
+	for (preempt_cpu = 0; preempt_cpu < CPU_SETSIZE; preempt_cpu++)
+		if (CPU_ISSET(preempt_cpu, &set))
+			break;
+	opts.cpus = &preempt_cpu;	/* pinned: the competitor cannot be avoided */
+	opts.ncpus = 1;
+	r.run = run_main(&opts, preempt_main, &r, NULL, NULL);
+	return write(fd, &r, sizeof(r)) == (ssize_t)sizeof(r) ? 0 : 1;
+}
+
+static void test_preempted_is_not_a_hog(void)
+{
+	char path[] = "/tmp/rf-hog-XXXXXX", err[2048];
+	struct preempt_result r = { .run = -1 };
+	int p[2], errfd = mkstemp(path), status = -1;
+	ssize_t n;
+	pid_t pid;
+
+	if (errfd < 0 || pipe(p) != 0) {
+		ok(0, "set up the preemption test");
+		return;
+	}
+	unlink(path);
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	if (pid == 0) {
+		close(p[0]);
+		alarm(30);
+		_exit(preempt_child(p[1], errfd));
+	}
+	close(p[1]);
+	n = read(p[0], &r, sizeof(r));
+	close(p[0]);
+	if (pid > 0)
+		waitpid(pid, &status, 0);
+	n = n == (ssize_t)sizeof(r) ? pread(errfd, err, sizeof(err) - 1, 0) : 0;
+	err[n > 0 ? n : 0] = '\0';
+	close(errfd);
+
+	if (!ok(pid > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0 && r.run == 0 &&
+		r.competitor == 0, "preemption: the run with a competitor on its CPU ends "
+		"(status 0x%x, run %d, competitor %d)", status, r.run, r.competitor))
+		return;
+	is_int(r.real_hogs, 1, "a real hog is reported while a competitor shares its CPU");
+	ok(strstr(err, "(CPU time)") != NULL, "the report gives CPU time (%s)", err);
+	tap_diag("the yielder: %" PRIu64 " yields, its worker preempted for up to %" PRId64
+		 " ms between two", r.yields, (int64_t)(r.max_gap_ns / MSEC));
+	if (r.max_gap_ns <= PREEMPT_HOG_NS) {
+		tap_skip(1, "the worker was never preempted for longer than hog_ns here");
+		return;
+	}
+	is_int(r.yielder_hogs, 0, "a fiber yielding every 0.2 ms of CPU is no hog, however "
+	       "long its worker is preempted");
+}
+
 int main(void)
 {
 	struct rf_runtime_opts opts = { .workers = 2, .hog_ns = 20 * MSEC };
@@ -125,5 +300,7 @@ int main(void)
 	is_int(rc, 0, "no watchdog: the run ends");
 	is_int((int)st.hogs, 0, "nothing reported");
 	is_str(out, "", "nothing printed");
+
+	test_preempted_is_not_a_hog();
 	return done_testing();
 }

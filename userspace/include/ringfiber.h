@@ -151,7 +151,10 @@ enum {
  * @hog_ns:      a fiber running this long without giving up the CPU is
  *               reported once and counted (stats.hogs), and the fibers
  *               queued behind it are handed to other workers; 0 = the
- *               default (RF_DEFAULT_HOG_NS), negative = no watchdog.
+ *               default (RF_DEFAULT_HOG_NS), negative = no watchdog.  The
+ *               time is its worker thread's CPU time (to within hog_ns / 4):
+ *               time the kernel kept that thread preempted, or asleep in a
+ *               system call, does not count.
  * @blocking_threads: threads of the rf_blocking() pool (default 4), started
  *               on first use.
  */
@@ -175,7 +178,7 @@ struct rf_runtime_opts {
 /** Default idle polling time of a worker before it sleeps (see scheduler.md). */
 #define RF_DEFAULT_IDLE_SPIN_NS (50 * 1000)
 
-/** Default hog threshold: 10 ms without a switch. */
+/** Default hog threshold: 10 ms of CPU time without a switch. */
 #define RF_DEFAULT_HOG_NS (10 * 1000 * 1000)
 
 /**

@@ -8,7 +8,17 @@
  * worker.  What must not happen is that the other fibers of that worker wait
  * for it, so a monitor thread (one per runtime) samples each worker's switch
  * counter every hog_ns / 4.  When a worker has been inside the same fiber
- * for hog_ns, the monitor sends its thread SIGURG (as Go's sysmon does).
+ * for hog_ns of its thread's CPU time, the monitor sends its thread SIGURG
+ * (as Go's sysmon does).
+ *
+ * CPU time, not wall-clock time: on a loaded machine the kernel preempts a
+ * worker's thread for tens of milliseconds, and a fiber that yields every
+ * 0.2 ms would look as if it had run all that time.  The monitor reads each
+ * worker thread's CPU clock (pthread_getcpuclockid()) when it samples, and
+ * keeps the value it read when it last saw the switch counter move: the
+ * switch path itself pays nothing.  A fiber's start is thus known to within
+ * one sampling period, as before; time its thread spends preempted, or
+ * asleep in a system call, does not count.
  * The handler runs on the hog's own thread, so it may use that worker's
  * ring and queues, but only if the fiber was interrupted in its own code,
  * never inside the library (rf__guard_enter() tracks that): then it reports
@@ -45,7 +55,7 @@ static void rf__hog_report(struct rf__worker *wk, struct rf_fiber *f)
 	rf__put_num(ns / 1000000, 10);
 	rf__put(".");
 	rf__put_num(ns / 100000 % 10, 10);
-	rf__put(" ms on worker ");
+	rf__put(" ms (CPU time) on worker ");
 	rf__put_num(wk->id, 10);
 	rf__put(" without yielding");
 	if (wk->rt->nworkers > 1)
@@ -103,13 +113,24 @@ static void rf__sleep_ns(int64_t ns)
 		;
 }
 
+/* A clock in ns: a worker thread's CPU clock, or CLOCK_MONOTONIC; -1 on error. */
+static int64_t rf__clock_ns(clockid_t clk)
+{
+	struct timespec ts;
+
+	if (clock_gettime(clk, &ts) != 0)
+		return -1;
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 static void *rf__monitor(void *arg)
 {
 	struct rf_runtime *rt = arg;
 	unsigned int n = rt->nworkers;
 	uint64_t last_seq[RF_MAX_WORKERS];
-	int64_t since[RF_MAX_WORKERS];
-	int64_t period = rt->hog_ns / 4, now = rf_now();
+	clockid_t clk[RF_MAX_WORKERS];	/* each worker thread's CPU clock */
+	int64_t since[RF_MAX_WORKERS];	/* its value when run_seq last moved */
+	int64_t period = rt->hog_ns / 4;
 	sigset_t all;
 
 	/* the runtime's signals are not for this thread */
@@ -120,17 +141,22 @@ static void *rf__monitor(void *arg)
 	if (period > 100000000)
 		period = 100000000;
 	for (unsigned int i = 0; i < n; i++) {
+		/* Linux gives every thread a CPU clock; should it not, wall time */
+		if (pthread_getcpuclockid(rt->workers[i]->thread, &clk[i]) != 0)
+			clk[i] = CLOCK_MONOTONIC;
 		last_seq[i] = rf__load_relaxed(&rt->workers[i]->run_seq);
-		since[i] = now;
+		since[i] = rf__clock_ns(clk[i]);
 	}
 	while (!rf__load(&rt->done)) {
 		rf__sleep_ns(period);
-		now = rf_now();
+		if (rf__load(&rt->done))
+			break;	/* the workers' threads may be gone, and their clocks */
 		for (unsigned int i = 0; i < n; i++) {
 			struct rf__worker *wk = rt->workers[i];
 			uint64_t seq = rf__load_relaxed(&wk->run_seq);
+			int64_t now = rf__clock_ns(clk[i]);
 
-			if (seq != last_seq[i]) {
+			if (seq != last_seq[i] || now < 0 || since[i] < 0) {
 				last_seq[i] = seq;
 				since[i] = now;
 				continue;
