@@ -37,8 +37,8 @@
  *                    (CPU 0, no spin) with rf_sem_release; the fiber answers
  *                    through a futex: round trip / 2.  The answer costs the
  *                    same for every back-end: the differences are the kick
- *                    from outside the runtime (msgring: a borrowed ring
- *                    under a mutex; rfwake: one ioctl)
+ *                    from outside the runtime (msgring and eventfd: a
+ *                    write to the worker's eventfd; rfwake: one ioctl)
  *   thread_wake_ns   the same ping-pong between two pthreads pinned to CPUs
  *                    0 and 1, each sleeping on its own futex (the peer)
  *   wake_ratio       default back-end's wake_<be>_ns / thread_wake_ns

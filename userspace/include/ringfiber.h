@@ -242,6 +242,13 @@ enum {
  *             worker's loop): the number of times a fiber started or resumed
  *             running, which is what the "run" probe and the trace records
  *             count (Documentation/tracing.md).
+ * @wake_errors: wake-ups of a sleeping worker that the back-end failed to
+ *             send its own way: each was sent another way where one exists
+ *             (msg_ring: through the worker's eventfd), or left to the next
+ *             waker (rfwake, whose first failure is also printed on stderr);
+ *             and re-arms of a worker's wake-up request that found no room
+ *             in its ring (the worker retries before it sleeps).  0 when all
+ *             is well.
  *
  * Every counter is the sum over the workers; the rf_stats of a running
  * runtime read from another thread are approximate.
@@ -266,6 +273,7 @@ struct rf_stats {
 	uint64_t blocking_calls;
 	int signal;
 	uint64_t runs;
+	uint64_t wake_errors;
 };
 
 /* ---------------------------------------------------------------- runtime */

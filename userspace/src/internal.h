@@ -100,6 +100,7 @@ enum {
 	RF__UD_WAKE = 3,	/* the wake back-end's request or message */
 	RF__UD_SIGNAL = 4,	/* the shutdown signalfd read */
 	RF__UD_IGNORE = 5,	/* internal, not counted in inflight */
+	RF__UD_KICK = 6,	/* struct rf__worker: a kick sent to it came back */
 	RF__UD_MASK = 7,
 };
 
@@ -274,8 +275,9 @@ struct rf__worker {
 	 * hog rescue may interrupt it (see rf__guard_enter()).
 	 */
 	volatile bool in_user;
-	uint64_t wake_buf;		/* eventfd back-end: the read's buffer */
-	int efd;			/* eventfd back-end: the eventfd */
+	uint64_t wake_buf;		/* eventfd, msg_ring back-ends: the read's buffer */
+	int efd;			/* eventfd, msg_ring back-ends: the eventfd */
+	bool wake_unarmed;		/* the back-end's request could not be re-armed */
 	/* rfwake back-end (wake/rfwake.c) */
 	bool rfwake_registered;		/* rfwake_id is ours in the domain */
 	bool rfwake_cmd_owed;		/* a WAIT command was prepared, not reaped */
@@ -310,6 +312,7 @@ struct rf__worker {
 	/* --- written by other threads --- */
 	struct rf__msg *inbox __attribute__((aligned(RF__CACHELINE)));
 	uint64_t wake_calls;
+	uint64_t wake_errors;		/* kicks (or re-arms) of ours that failed */
 
 	/* The parking protocol: see rf__kick() and Documentation/scheduler.md. */
 	uint32_t parked __attribute__((aligned(RF__CACHELINE)));
@@ -343,8 +346,17 @@ struct rf__worker {
  * @teardown:  undo @setup (the ring is still there); no thread kicks this
  *             worker any more.
  * @kick:      wake worker @to; @from is the calling thread's worker, or
- *             NULL on a thread that is none (the rf_blocking() pool).
- * @complete:  the worker reaped a completion tagged RF__UD_WAKE: re-arm.
+ *             NULL on a thread that is none (the rf_blocking() pool).  0,
+ *             or a negative errno when the wake-up could not be sent at
+ *             all (rf__kick() counts it and lets the next waker try).
+ *             Never a new descriptor: a kick must work at the process's
+ *             descriptor limit.
+ * @complete:  the worker reaped a completion tagged RF__UD_WAKE (re-arm),
+ *             or RF__UD_KICK (a kick it sent failed: deliver it another way).
+ *             A re-arm that finds no SQE sets wk->wake_unarmed.
+ * @arm:       optional: arm the worker's request again after a re-arm found
+ *             no SQE; 0 or a negative errno.  The worker does not sleep
+ *             while wake_unarmed is set: no kick could wake it.
  */
 struct rf__wake_ops {
 	const char *name;
@@ -353,8 +365,9 @@ struct rf__wake_ops {
 	void (*close)(struct rf_runtime *rt);
 	int (*setup)(struct rf__worker *wk);
 	void (*teardown)(struct rf__worker *wk);
-	void (*kick)(struct rf__worker *from, struct rf__worker *to);
+	int (*kick)(struct rf__worker *from, struct rf__worker *to);
 	void (*complete)(struct rf__worker *wk, const struct io_uring_cqe *cqe);
+	int (*arm)(struct rf__worker *wk);
 };
 
 extern const struct rf__wake_ops rf__wake_msg_ring;
@@ -364,6 +377,13 @@ extern const struct rf__wake_ops rf__wake_rfwake;
 
 /* wake/rfwake.c: does /dev/rfwake work on a ring like @ring (the caller's)? */
 bool rf__rfwake_probe(struct io_uring *ring);
+
+/* wake/eventfd.c: a worker's eventfd and its armed read, msg_ring's fallback too. */
+int rf__eventfd_setup(struct rf__worker *wk);
+void rf__eventfd_teardown(struct rf__worker *wk);
+int rf__eventfd_arm(struct rf__worker *wk);
+int rf__eventfd_kick(struct rf__worker *from, struct rf__worker *to);
+void rf__eventfd_complete(struct rf__worker *wk, const struct io_uring_cqe *cqe);
 
 struct rf__pool;
 

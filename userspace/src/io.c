@@ -128,6 +128,10 @@ void rf__reap(struct rf__worker *wk)
 			wk->rt->wake->complete(wk, cqe);
 			__atomic_store_n(&wk->wake_pending, 0, __ATOMIC_SEQ_CST);
 			break;
+		case RF__UD_KICK:
+			/* a kick we sent failed: the back-end delivers it otherwise */
+			wk->rt->wake->complete(wk, cqe);
+			break;
 		case RF__UD_SIGNAL:
 			rf__signal_complete(wk, cqe);
 			break;

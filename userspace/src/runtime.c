@@ -145,9 +145,8 @@ static const struct rf__wake_ops *rf__wake_backends[RF_WAKE_NR] = {
 
 /*
  * RF_WAKE_AUTO's order of preference.  rfwake first where it works: a wake
- * is one ioctl from any thread, with no borrowed ring and no mutex for
- * threads that have no ring, and nothing submitted early from the waker's
- * ring.  Measured only under qemu TCG so far, where rfwake and msg_ring
+ * is one ioctl from any thread, with no armed read besides its command, and
+ * nothing submitted early from the waker's ring.  Measured only under qemu TCG so far, where rfwake and msg_ring
  * take turns being faster (wake_<be>_nospin_ns, wake_<be>_pool_ns in
  * rf-bench; Documentation/scheduler.md).  eventfd works wherever io_uring
  * does, so futex is only ever used when asked for.
@@ -516,6 +515,9 @@ static void rf__idle(struct rf__worker *wk)
 	}
 	if (rf__has_work(wk))
 		goto out;
+	/* no SQE was free to re-arm the back-end: no kick could wake us */
+	if (rf__unlikely(wk->wake_unarmed) && rt->wake->arm && rt->wake->arm(wk))
+		goto out;	/* the loop flushes and we try again */
 	__atomic_store_n(&wk->parked, 1, __ATOMIC_SEQ_CST);
 	if (rf__has_work(wk)) {
 		__atomic_store_n(&wk->parked, 0, __ATOMIC_SEQ_CST);
@@ -929,6 +931,7 @@ RF_EXPORT int rf_runtime_stats(struct rf_runtime *rt, struct rf_stats *st)
 		st->stacks_pooled += rf__load_relaxed(&wk->stacks_pooled);
 		st->remote_wakes += rf__load_relaxed(&wk->remote_wakes);
 		st->wake_calls += rf__load_relaxed(&wk->wake_calls);
+		st->wake_errors += rf__load_relaxed(&wk->wake_errors);
 		st->sleeps += rf__load_relaxed(&wk->sleeps);
 		st->steals += rf__load_relaxed(&wk->steals);
 	}

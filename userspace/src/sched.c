@@ -203,7 +203,14 @@ void rf__kick(struct rf__worker *from, struct rf__worker *to)
 		return;
 	__atomic_fetch_add(&to->wake_calls, 1, __ATOMIC_RELAXED);
 	RF__PROBE(kick, 2, from ? (int)from->id : -1, to->id);
-	to->rt->wake->kick(from, to);
+	if (rf__unlikely(to->rt->wake->kick(from, to) < 0)) {
+		/*
+		 * Nothing was sent, so nothing will clear wake_pending: left
+		 * set, it would turn away every later waker for good.
+		 */
+		__atomic_fetch_add(&to->wake_errors, 1, __ATOMIC_RELAXED);
+		__atomic_store_n(&to->wake_pending, 0, __ATOMIC_SEQ_CST);
+	}
 }
 
 /*

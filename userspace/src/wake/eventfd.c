@@ -7,9 +7,12 @@
  * one IORING_OP_READ of it in flight.  A waker write(2)s to the eventfd:
  * the read completes, the worker's io_uring_enter() returns, and the worker
  * arms the next read.  Works on any kernel with io_uring and from any
- * thread, ring or not.
+ * thread, ring or not, and needs no descriptor at wake-up time: the
+ * msg_ring back-end keeps the same read armed for the wakers that have no
+ * ring, and for a MSG_RING that failed.
  */
 #include <errno.h>
+#include <sched.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -20,7 +23,8 @@ static bool rf__eventfd_available(const struct rf_runtime *rt)
 	return rt->features & RF_FEAT_RING;
 }
 
-static int rf__eventfd_arm(struct rf__worker *wk)
+/* Tagged with the buffer: msg_ring tells this read from its messages. */
+int rf__eventfd_arm(struct rf__worker *wk)
 {
 	struct io_uring_sqe *sqe = rf__get_sqe_internal(wk);
 
@@ -28,11 +32,12 @@ static int rf__eventfd_arm(struct rf__worker *wk)
 		return -EBUSY;
 	io_uring_prep_read(sqe, 0, &wk->wake_buf, sizeof(wk->wake_buf), 0);
 	sqe->flags |= IOSQE_FIXED_FILE;
-	sqe->user_data = rf__ud(NULL, RF__UD_WAKE);
+	sqe->user_data = rf__ud(&wk->wake_buf, RF__UD_WAKE);
+	wk->wake_unarmed = false;
 	return 0;
 }
 
-static int rf__eventfd_setup(struct rf__worker *wk)
+int rf__eventfd_setup(struct rf__worker *wk)
 {
 	int ret;
 
@@ -49,27 +54,42 @@ static int rf__eventfd_setup(struct rf__worker *wk)
 	return ret;
 }
 
-static void rf__eventfd_teardown(struct rf__worker *wk)
+void rf__eventfd_teardown(struct rf__worker *wk)
 {
-	if (wk->efd >= 0) {
-		/* the ring's exit cancels the read and drops the fixed file */
-		close(wk->efd);
-		wk->efd = -1;
-	}
+	if (wk->efd < 0)
+		return;
+	/*
+	 * An rf_blocking() thread that made a fiber of this run ready may
+	 * not have written to our eventfd yet (the fiber ran, the run ended
+	 * meanwhile).  It drops blocking_busy only after its write: wait for
+	 * that, or it would write to whatever gets this descriptor's number.
+	 */
+	while (__atomic_load_n(&wk->rt->blocking_busy, __ATOMIC_SEQ_CST))
+		sched_yield();
+	/* the ring's exit cancels the read and drops the fixed file */
+	close(wk->efd);
+	wk->efd = -1;
 }
 
-static void rf__eventfd_kick(struct rf__worker *from, struct rf__worker *to)
+int rf__eventfd_kick(struct rf__worker *from, struct rf__worker *to)
 {
 	uint64_t one = 1;
-	ssize_t n = write(to->efd, &one, sizeof(one));
+	int saved_errno = errno;	/* the hog rescue kicks from a signal handler */
+	int ret = 0;
 
-	(void)n;	/* EAGAIN: the counter is full, the worker is woken anyway */
+	/* EAGAIN: the counter is full, the worker is woken anyway */
+	if (write(to->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		ret = -errno;
+	errno = saved_errno;
+	return ret;
 }
 
-static void rf__eventfd_complete(struct rf__worker *wk, const struct io_uring_cqe *cqe)
+void rf__eventfd_complete(struct rf__worker *wk, const struct io_uring_cqe *cqe)
 {
-	if (!rf__load_relaxed(&wk->rt->done))
-		rf__eventfd_arm(wk);
+	if (!rf__load_relaxed(&wk->rt->done) && rf__eventfd_arm(wk)) {
+		wk->wake_unarmed = true;
+		__atomic_fetch_add(&wk->wake_errors, 1, __ATOMIC_RELAXED);
+	}
 }
 
 const struct rf__wake_ops rf__wake_eventfd = {
@@ -79,4 +99,5 @@ const struct rf__wake_ops rf__wake_eventfd = {
 	.teardown = rf__eventfd_teardown,
 	.kick = rf__eventfd_kick,
 	.complete = rf__eventfd_complete,
+	.arm = rf__eventfd_arm,
 };

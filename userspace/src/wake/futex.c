@@ -40,6 +40,7 @@ static int rf__futex_arm(struct rf__worker *wk)
 
 	if (!sqe)
 		return -EBUSY;
+	wk->wake_unarmed = false;
 	/* liburing 2.3 has no helper: the fields as io_uring/futex.c reads them */
 	memset(sqe, 0, sizeof(*sqe));
 	sqe->opcode = IORING_OP_FUTEX_WAIT;
@@ -62,17 +63,23 @@ static void rf__futex_teardown(struct rf__worker *wk)
 	/* the ring's exit cancels the wait */
 }
 
-static void rf__futex_kick(struct rf__worker *from, struct rf__worker *to)
+static int rf__futex_kick(struct rf__worker *from, struct rf__worker *to)
 {
+	int saved_errno = errno;	/* the hog rescue kicks from a signal handler */
+
 	__atomic_store_n(&to->futex_word, 1, __ATOMIC_SEQ_CST);
 	syscall(SYS_futex, &to->futex_word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+	errno = saved_errno;
+	return 0;
 }
 
 static void rf__futex_complete(struct rf__worker *wk, const struct io_uring_cqe *cqe)
 {
 	__atomic_store_n(&wk->futex_word, 0, __ATOMIC_SEQ_CST);
-	if (!rf__load_relaxed(&wk->rt->done))
-		rf__futex_arm(wk);
+	if (!rf__load_relaxed(&wk->rt->done) && rf__futex_arm(wk)) {
+		wk->wake_unarmed = true;
+		__atomic_fetch_add(&wk->wake_errors, 1, __ATOMIC_RELAXED);
+	}
 }
 
 const struct rf__wake_ops rf__wake_futex = {
@@ -82,4 +89,5 @@ const struct rf__wake_ops rf__wake_futex = {
 	.teardown = rf__futex_teardown,
 	.kick = rf__futex_kick,
 	.complete = rf__futex_complete,
+	.arm = rf__futex_arm,
 };

@@ -185,7 +185,15 @@ static int rf__rfwake_arm(struct rf__worker *wk)
 	sqe->user_data = rf__ud(NULL, RF__UD_WAKE);
 	wk->rfwake_sq_pos = wk->ring.sq.sqe_tail - 1;
 	wk->rfwake_cmd_owed = true;
+	wk->wake_unarmed = false;
 	return 0;
+}
+
+/* No SQE for the command (or its retry tick): the worker loop arms it later. */
+static void rf__rfwake_unarmed(struct rf__worker *wk)
+{
+	wk->wake_unarmed = true;
+	__atomic_fetch_add(&wk->wake_errors, 1, __ATOMIC_RELAXED);
 }
 
 /* After a failed command: try again in a millisecond, not at once. */
@@ -193,8 +201,10 @@ static void rf__rfwake_arm_retry(struct rf__worker *wk)
 {
 	struct io_uring_sqe *sqe = rf__get_sqe_internal(wk);
 
-	if (!sqe)
+	if (!sqe) {
+		rf__rfwake_unarmed(wk);
 		return;
+	}
 	wk->rfwake_tick = (struct __kernel_timespec){ .tv_nsec = RF__RFWAKE_RETRY_NS };
 	io_uring_prep_timeout(sqe, &wk->rfwake_tick, 0, 0);
 	sqe->user_data = rf__ud(&wk->rfwake_tick, RF__UD_WAKE);
@@ -285,17 +295,21 @@ static void rf__rfwake_teardown(struct rf__worker *wk)
 	wk->rfwake_cmd_owed = false;
 }
 
-static void rf__rfwake_kick(struct rf__worker *from, struct rf__worker *to)
+static int rf__rfwake_kick(struct rf__worker *from, struct rf__worker *to)
 {
 	struct rf_runtime *rt = to->rt;
 	struct rfwake_target wake = { .id = to->rfwake_id };
 	int saved_errno = errno;	/* the hog rescue kicks from a signal handler */
+	int ret = 0;
 
 	/* 1: woke the command; 0: left pending for the next one */
-	if (ioctl(rt->wake_fd, RFWAKE_IOC_WAKE, &wake) < 0 && !rf__load_relaxed(&rt->done))
-		rf__rfwake_report(rt, "RFWAKE_IOC_WAKE", -errno,
-				  "a sleeping worker may not wake up");
+	if (ioctl(rt->wake_fd, RFWAKE_IOC_WAKE, &wake) < 0 && !rf__load_relaxed(&rt->done)) {
+		ret = -errno;
+		rf__rfwake_report(rt, "RFWAKE_IOC_WAKE", ret,
+				  "a sleeping worker may not wake up before the next wake-up");
+	}
 	errno = saved_errno;
+	return ret;
 }
 
 static void rf__rfwake_complete(struct rf__worker *wk, const struct io_uring_cqe *cqe)
@@ -305,15 +319,15 @@ static void rf__rfwake_complete(struct rf__worker *wk, const struct io_uring_cqe
 
 	if (cqe->user_data != rf__ud(NULL, RF__UD_WAKE)) {
 		/* the retry tick: try the command again */
-		if (!done)
-			rf__rfwake_arm(wk);
+		if (!done && rf__rfwake_arm(wk))
+			rf__rfwake_unarmed(wk);
 		return;
 	}
 	wk->rfwake_cmd_owed = false;
 	if (cqe->res >= 0) {
 		/* res: the wakes merged into this one */
-		if (!done)
-			rf__rfwake_arm(wk);
+		if (!done && rf__rfwake_arm(wk))
+			rf__rfwake_unarmed(wk);
 		return;
 	}
 	/* -EIDRM (unregistered), -ECANCELED (domain closed): the end of a run */
@@ -334,4 +348,5 @@ const struct rf__wake_ops rf__wake_rfwake = {
 	.teardown = rf__rfwake_teardown,
 	.kick = rf__rfwake_kick,
 	.complete = rf__rfwake_complete,
+	.arm = rf__rfwake_arm,
 };
