@@ -399,7 +399,13 @@ static bool rf__has_work(struct rf__worker *wk)
 {
 	struct rf_runtime *rt = wk->rt;
 
-	if (rf__load_relaxed(&wk->inbox) || rf__load_relaxed(&rt->done))
+	/*
+	 * seq_cst, as the store of parked before the re-check: a relaxed load
+	 * may be satisfied before that store is seen (aarch64 does), and miss
+	 * what a waker that read parked == 0 had published.
+	 */
+	if (__atomic_load_n(&wk->inbox, __ATOMIC_SEQ_CST) ||
+	    __atomic_load_n(&rt->done, __ATOMIC_SEQ_CST))
 		return true;
 	if (wk->has_ring && (io_uring_cq_ready(&wk->ring) || rf__kernel_has_completions(wk)))
 		return true;

@@ -50,7 +50,15 @@ void rf__publish(struct rf__worker *wk, bool all)
 	else
 		wk->steal_head = give.head;
 	wk->steal_tail = give.tail;
-	rf__store_relaxed(&wk->steal_len, wk->steal_len + (uint32_t)give.len);
+	/*
+	 * The parking protocol (rf__kick()): a sequentially consistent write
+	 * here and load of parked in rf__kick_idle(), as an inbox push does
+	 * with its compare-and-swap.  A plain store and the unlock's release
+	 * would let the load of parked pass them (x86 does): an idle worker
+	 * could read steal_len 0 after storing parked while we read parked 0;
+	 * it would sleep, unkicked, with these fibers here until we run dry.
+	 */
+	__atomic_add_fetch(&wk->steal_len, (uint32_t)give.len, __ATOMIC_SEQ_CST);
 	rf__spin_unlock(&wk->steal_lock);
 	rf__kick_idle(wk);
 }
@@ -108,8 +116,9 @@ bool rf__steal(struct rf__worker *wk)
 
 bool rf__stealable_anywhere(struct rf_runtime *rt)
 {
+	/* seq_cst: the sleeper's side of the protocol (see rf__publish()) */
 	for (unsigned int i = 0; i < rt->nworkers; i++)
-		if (rf__load_relaxed(&rt->workers[i]->steal_len))
+		if (__atomic_load_n(&rt->workers[i]->steal_len, __ATOMIC_SEQ_CST))
 			return true;
 	return false;
 }
