@@ -361,6 +361,74 @@ def test_model(model, files_dir):
     ok(rc == 0, f"{m} SIGTERM: exit 0", f"rc={rc} {err}")
 
 
+def read_to_end(s):
+    """Everything until the peer's close: (bytes, how): how is "eof" for an
+    orderly close (FIN), "reset" when the connection was reset."""
+    data = b""
+    try:
+        while True:
+            d = s.recv(4096)
+            if not d:
+                return data, "eof"
+            data += d
+    except ConnectionResetError:
+        return data, "reset"
+    except (socket.timeout, TimeoutError):
+        return data, "timeout"
+
+
+LINGER_TRIES = 20
+
+
+def test_linger(model, files_dir):
+    """Answers before a close arrive whole though input is left unread:
+    the request answered last is followed by bytes that arrive after the
+    server read it (a pipelined request behind Connection: close, garbage
+    behind a malformed request), and closing with them unread would reset
+    the connection, which throws away what is not yet sent."""
+    args = ["--model", model, "-f", files_dir]
+    if model != "threads":
+        args += ["-w", "2"]
+    srv = Server(*args)
+    m = f"[{model}]"
+    size = os.path.getsize(os.path.join(files_dir, "big4.bin"))
+    heads = (b"GET /files/big4.bin HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+             b"GET /files/big4.bin HTTP/1.0\r\n\r\n")
+    results = []
+    for i in range(LINGER_TRIES):
+        with srv.connect() as s:
+            s.sendall(heads[i % 2])
+            time.sleep(0.01)
+            s.sendall(GET)
+            time.sleep(0.05)
+            data, how = read_to_end(s)
+        head, _, body = data.partition(b"\r\n\r\n")
+        results.append((len(body), how))
+    ok(all(r == (size, "eof") for r in results),
+       f"{m} a 4 MiB answer with a request pipelined behind Connection: close "
+       f"(or HTTP/1.0) arrives whole, then an orderly close, {LINGER_TRIES} of "
+       f"{LINGER_TRIES}",
+       f"{sum(1 for r in results if r == (size, 'eof'))} whole: {results}")
+    for raw, status in ((b"GET / HTTP/1.1\r\nHost: t\r\nBad Header\r\n\r\n", 400),
+                        (b"GET / HTTP/2.0\r\nHost: t\r\n\r\n", 505),
+                        (b"BREW / HTTP/1.1\r\nHost: t\r\n\r\n", 501)):
+        results = []
+        for _ in range(5):
+            with srv.connect() as s:
+                # more than the server reads at once: some stays unread
+                s.sendall(raw + b"trailing garbage\r\n" * 4096)
+                data, how = read_to_end(s)
+            results.append((data.split(b" ", 2)[1:2] == [str(status).encode()] and
+                            data.endswith(f"{status} {REASONS[status]}\n".encode()), how))
+        ok(all(r == (True, "eof") for r in results),
+           f"{m} {status} with garbage behind it: the answer arrives whole, then an "
+           f"orderly close (5 of 5)", results)
+    srv.stop()
+
+
+REASONS = {400: "Bad Request", 501: "Not Implemented", 505: "HTTP Version Not Supported"}
+
+
 def test_cap(model):
     args = ["--model", model, "--max-conns", "2"]
     srv = Server(*args)
@@ -421,6 +489,8 @@ def main():
             f.write("a file served through io_uring\n")
         with open(os.path.join(files, "sub", "big.bin"), "wb") as f:
             f.write(bytes(range(256)) * 1000 + b"tail")
+        with open(os.path.join(files, "big4.bin"), "wb") as f:
+            f.write(os.urandom(4 << 20))
         with open(os.path.join(tmp, "secret.txt"), "w") as f:
             f.write("outside the served directory\n")
         os.symlink(os.path.join(tmp, "secret.txt"), os.path.join(files, "escape"))
@@ -429,6 +499,7 @@ def main():
             for model in MODELS:
                 try:
                     test_model(model, files)
+                    test_linger(model, files)
                     test_cap(model)
                 except Exception as e:  # noqa: BLE001
                     ok(False, f"[{model}] ran to the end", repr(e))

@@ -81,6 +81,16 @@
 /* Each kind of error is reported this many times; the summary counts all. */
 #define SERVE_LOG_MAX		5
 
+/*
+ * The lingering close (see linger_close()): nginx's lingering_time and
+ * lingering_timeout, and a bound on the bytes thrown away, so that a peer
+ * that streams cannot keep a connection's fiber or thread busy reading.
+ */
+#define SERVE_LINGER_TIME_NS	(30 * NSEC_PER_SEC)
+#define SERVE_LINGER_TIMEOUT_NS	(5 * NSEC_PER_SEC)
+#define SERVE_LINGER_BYTES	(16 << 20)
+#define SERVE_LINGER_BUF	4096
+
 /* One connection waiting in the pool's queue. */
 struct pending {
 	int fd;
@@ -170,6 +180,25 @@ static void log_limited(const char *fmt, ...)
 }
 
 /*
+ * Close a refused connection.  Input left unread would make close(2) reset
+ * the connection and lose the refusal, so half-close and read what has
+ * arrived first; waiting for more (linger_close()) would stall accepting,
+ * so a request that arrives after the close may still meet a reset.
+ * close(2), not rf_close(): on a socket nobody else holds it does not
+ * block, and it keeps the refusal path the same for every model.
+ */
+static void refuse_close(int fd)
+{
+	char buf[SERVE_LINGER_BUF];
+	int i;
+
+	shutdown(fd, SHUT_WR);
+	for (i = 0; i < 16 && recv(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0; i++)
+		;
+	close(fd);
+}
+
+/*
  * A connection was accepted: count it open, or refuse it if that makes one
  * more than max_conns.  Return: 1 if the caller is to serve @fd.
  */
@@ -182,12 +211,7 @@ static int admit(int fd)
 		INC(refused);
 		if (S.o->refuse)
 			S.o->refuse(fd, S.o->arg);
-		/*
-		 * close(2), not rf_close(): on a socket nobody else holds it
-		 * does not block, and it keeps the refusal path the same for
-		 * every model.
-		 */
-		close(fd);
+		refuse_close(fd);
 		return 0;
 	}
 	while (open > peak &&
@@ -231,13 +255,59 @@ static int accepting(void)
 
 /* ------------------------------------------------------------------ fibers */
 
+/*
+ * linger_close() - close a connection without losing what was sent: RFC
+ * 9112 section 9.6's lingering close, as nginx's lingering_close does it.
+ *
+ * close(2) on a socket with unread input makes the kernel reset the
+ * connection and throw away what it has not sent yet: the tail of a large
+ * answer, or an error answer, to a client that pipelined more behind the
+ * request answered last.  So: half-close (the peer sees the end of the
+ * answers), read and discard what still comes until the peer closes too,
+ * at most SERVE_LINGER_TIMEOUT_NS between reads, SERVE_LINGER_TIME_NS and
+ * SERVE_LINGER_BYTES in all, then close.  A peer that closed first costs
+ * one shutdown(2) and one recv(2) that returns 0 at once.  Not when the
+ * server is stopping: then the connection is closed at once.
+ */
+static void linger_close(struct serve_conn *c)
+{
+	int64_t end, deadline;
+	size_t drained = 0;
+	char buf[SERVE_LINGER_BUF];
+	ssize_t n;
+
+	if (serve_stopping() || shutdown(c->fd, SHUT_WR) < 0)
+		return;
+	end = serve_now() + SERVE_LINGER_TIME_NS;
+	while (drained < SERVE_LINGER_BYTES) {
+		/* What has arrived, without a request or a wait. */
+		n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			deadline = serve_now() + SERVE_LINGER_TIMEOUT_NS;
+			n = serve_recv(c, buf, sizeof(buf), deadline < end ? deadline : end);
+		}
+		if (n <= 0)
+			return;		/* the peer closed, an error, or time is up */
+		drained += (size_t)n;
+	}
+}
+
 static void *fiber_conn(void *arg)
 {
 	struct serve_conn c = *(struct serve_conn *)arg;
 
 	free(arg);
 	S.o->handle(&c, S.o->arg);
-	rf_close(c.fd);
+	linger_close(&c);
+	/*
+	 * A cancelled fiber's rf_close() may return -ECANCELED without
+	 * submitting the close (a close in flight is never cancelled), and the
+	 * descriptor must not outlive the run.
+	 */
+	if (rf_close(c.fd) == -ECANCELED)
+		close(c.fd);
 	conn_done();
 	return NULL;
 }
@@ -333,6 +403,7 @@ static int fibers_run(uint64_t *hogs)
 static void run_handler(struct serve_conn *c)
 {
 	S.o->handle(c, S.o->arg);
+	linger_close(c);
 	close(c->fd);
 	conn_done();
 }

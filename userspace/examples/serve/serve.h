@@ -40,14 +40,18 @@ enum serve_model {
 
 /* One accepted connection, as the handler sees it. */
 struct serve_conn {
-	int fd;			/* a connected stream socket; serve closes it */
+	int fd;			/* a connected stream socket; serve closes it (lingering) */
 	unsigned long id;	/* 1, 2, ... in accept order */
 };
 
 /*
  * serve_handler_fn - serve @c until the peer closes or an error; return to
- * end the connection (serve_run() closes @c->fd afterwards).  @arg is
- * serve_opts.arg.  Runs in a fiber, a connection thread or a pool thread.
+ * end the connection.  serve_run() then closes @c->fd with a lingering
+ * close (RFC 9112 section 9.6: half-close, read and discard what the peer
+ * still sends until it closes, for a bounded time, then close), so that
+ * input left unread does not reset the connection and lose the end of the
+ * answers.  @arg is serve_opts.arg.  Runs in a fiber, a connection thread
+ * or a pool thread.
  */
 typedef void (*serve_handler_fn)(struct serve_conn *c, void *arg);
 
