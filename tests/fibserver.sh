@@ -144,15 +144,15 @@ stop_server() {
 	server_pid=
 }
 
-# stop_during_hog DESCRIPTION: SIGTERM while a fiber computes fib(80),
-# which would take a lifetime; the computation must notice the shutdown and
+# stop_during_hog DESCRIPTION: SIGTERM while a fiber computes fib(92),
+# which would take centuries; the computation must notice the shutdown and
 # give up, so stop_server's time limit holds.
 stop_during_hog() {
 	local hog_pid
 	timeout "$STEP_TIMEOUT" python3 - "$port" <<'EOF' &
 import socket, sys, time
 s = socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=5)
-s.sendall(b'80\n')
+s.sendall(b'92\n')
 time.sleep(30)
 EOF
 	hog_pid=$!
@@ -258,7 +258,7 @@ answers=(
 
 # The usage cases, the -h checks, the unknown model's message, the fibers
 # run (the answers and 12 more), then threads (8 checks) and pool (6).
-plan=$((${#server_usage[@]} + ${#client_usage[@]} + 2 + 1 + 1 + ${#answers[@]} + 12 + 8 + 6))
+plan=$((${#server_usage[@]} + ${#client_usage[@]} + 2 + 1 + 1 + ${#answers[@]} + 14 + 8 + 6))
 echo "1..$plan"
 
 for c in "${server_usage[@]}"; do
@@ -336,7 +336,7 @@ if start_server -w 2 0; then
 	tap_ok $? "hogclient -n 3: heavy answer before the window ends, exit 1"
 	[ "$rc" -ne 1 ] && diag_file "$tmp/client.err"
 
-	stop_during_hog "SIGTERM during fib(80) on 2 workers: fibserver exits 0"
+	stop_during_hog "SIGTERM during fib(92) on 2 workers: fibserver exits 0"
 else
 	for _ in 1 2 3 4 5; do
 		tap_ok 1 "fibserver did not start again"
@@ -344,16 +344,29 @@ else
 fi
 
 # -- The same with one worker: no other fiber can run while it computes.
+# A client that asks for fib(92) and leaves: the computation notices and
+# gives up, and the worker serves the others again.
 if start_server -w 1 0; then
 	tap_ok 0 "fibserver -w 1 started"
-	stop_during_hog "SIGTERM during fib(80) on 1 worker: fibserver exits 0"
+	timeout "$STEP_TIMEOUT" python3 - "$port" <<'EOF'
+import socket, sys, time
+s = socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=5)
+s.sendall(b'92\n')
+time.sleep(0.3)
+EOF
+	expect_answer "1 worker: after a client asked for fib(92) and left, fib(10) is answered" \
+		"55\\n" "10\\n"
+	stop_during_hog "SIGTERM during fib(92) on 1 worker: fibserver exits 0"
+	grep -q ' 1 computations given up (client gone)' "$tmp/server.err"
+	tap_ok $? "1 worker: the summary counts the computation given up"
 else
-	tap_ok 1 "fibserver -w 1 did not start"
-	tap_ok 1 "fibserver -w 1 did not start"
+	for _ in 1 2 3 4; do
+		tap_ok 1 "fibserver -w 1 did not start"
+	done
 fi
 
 # -- The same handler under the other models: answers, connections at
-# once, hogclient (threads), and SIGTERM while a thread computes fib(80)
+# once, hogclient (threads), and SIGTERM while a thread computes fib(92)
 # (the computation notices serve_stopping(), and a thread still running
 # would be abandoned at exit anyway).
 
@@ -403,7 +416,7 @@ for model in threads pool; do
 		diag_file "$tmp/client.out"
 		[ "$rc" -ne 0 ] && diag_file "$tmp/client.err"
 	fi
-	stop_during_hog "SIGTERM during fib(80) under $model: fibserver exits 0"
+	stop_during_hog "SIGTERM during fib(92) under $model: fibserver exits 0"
 	grep -q "^fibserver: model $model.* accepted" "$tmp/server.err"
 	tap_ok $? "$model: the summary names the model"
 done

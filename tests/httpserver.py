@@ -429,6 +429,149 @@ def test_linger(model, files_dir):
 REASONS = {400: "Bad Request", 501: "Not Implemented", 505: "HTTP Version Not Supported"}
 
 
+def stopped_within(srv, seconds):
+    """SIGTERM; (exit status or None if still running after @seconds,
+    seconds taken, stderr)."""
+    t0 = time.monotonic()
+    srv.proc.terminate()
+    try:
+        rc = srv.proc.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        rc = None
+        srv.proc.kill()
+        srv.proc.wait()
+    return rc, time.monotonic() - t0, srv.proc.stderr.read()
+
+
+def given_up(err):
+    """The counters of httpserver's last line: (client gone, over
+    --work-timeout, offloads refused), or None."""
+    for line in err.splitlines():
+        if line.startswith("httpserver: work given up: "):
+            nums = [int(w) for w in line.replace("(", " ").split() if w.isdigit()]
+            return tuple(nums[:3])
+    return None
+
+
+# How long SIGTERM may take to stop a server that computes (the machine is
+# shared and loaded: the bound is generous; the fault it catches is forever).
+STOP_BOUND = 5.0
+
+
+def test_work(model):
+    """Long work ends when nobody wants it: SIGTERM during /fib/92, a client
+    that leaves mid-computation, --work-timeout; and the offload queue is
+    bounded."""
+    workers = {"fibers": (["-w", "1"], ["-w", "2"]), "threads": ([],),
+               "pool": (["-w", "2"],)}[model]
+    for w in workers:
+        m = f"[{model}{' ' + ' '.join(w) if w else ''}]"
+        srv = Server("--model", model, *w)
+        hogs = [srv.connect() for _ in range(2 if w == ["-w", "2"] else 1)]
+        for h in hogs:
+            h.sendall(b"GET /fib/92 HTTP/1.1\r\nHost: t\r\n\r\n")
+        time.sleep(0.5)
+        rc, took, err = stopped_within(srv, STOP_BOUND)
+        ok(rc == 0, f"{m} SIGTERM during {len(hogs)} /fib/92: exit 0 within {STOP_BOUND:.0f} s",
+           f"rc={rc} after {took:.2f} s; {err}")
+        for h in hogs:
+            h.close()
+
+        # clients that leave mid-computation: the work stops
+        srv = Server("--model", model, *w)
+        for _ in range(len(hogs)):
+            with srv.connect() as h:
+                h.sendall(b"GET /fib/92 HTTP/1.1\r\nHost: t\r\n\r\n")
+                time.sleep(0.3)
+        try:
+            st, _, body = exchange(srv, GET)[0]
+        except Exception as e:  # noqa: BLE001
+            st, body = repr(e), b""
+        ok(st == 200 and body == HELLO,
+           f"{m} after the /fib/92 clients left, GET / is answered", st)
+        rc, took, err = stopped_within(srv, STOP_BOUND)
+        counts = given_up(err)
+        ok(rc == 0 and counts and counts[0] == len(hogs),
+           f"{m} the summary counts {len(hogs)} computation(s) given up (client gone)",
+           f"rc={rc} {counts} {err}")
+
+    # --work-timeout: the computation ends with a 503, the connection goes on
+    m = f"[{model}]"
+    srv = Server("--model", model, "--work-timeout", "500",
+                 *(["-w", "2"] if model != "threads" else []))
+    try:
+        with srv.connect() as s:
+            t0 = time.monotonic()
+            s.sendall(b"GET /fib/92 HTTP/1.1\r\nHost: t\r\n\r\n")
+            r = Reader(s)
+            st, fields, body = r.answer()
+            took = time.monotonic() - t0
+            s.sendall(GET)
+            nxt = r.answer()
+        ok(st == 503 and body == b"503 Service Unavailable\n" and 0.45 <= took < STOP_BOUND
+           and nxt[2] == HELLO,
+           f"{m} --work-timeout 500: /fib/92 answers 503 after {took:.2f} s, the "
+           "connection goes on", (st, fields, body, took, nxt))
+    except Exception as e:  # noqa: BLE001
+        ok(False, f"{m} --work-timeout 500: /fib/92 answers 503", repr(e))
+    rc, took, err = stopped_within(srv, STOP_BOUND)
+    counts = given_up(err)
+    ok(rc == 0 and counts and counts[1] == 1, f"{m} the summary counts 1 over --work-timeout",
+       f"rc={rc} {counts} {err}")
+
+    # /block/ and /offload/ of clients that left stop too (pool and threads
+    # serve /offload/ in the connection's thread, fibers in rf_blocking())
+    srv = Server("--model", model, *(["-w", "2"] if model != "threads" else []))
+    for route in (b"/block/60000", b"/offload/60000"):
+        with srv.connect() as h:
+            h.sendall(b"GET " + route + b" HTTP/1.1\r\nHost: t\r\n\r\n")
+            time.sleep(0.3)
+    time.sleep(0.5)
+    rc, took, err = stopped_within(srv, STOP_BOUND)
+    counts = given_up(err)
+    ok(rc == 0 and counts and counts[0] == 2,
+       f"{m} /block/60000 and /offload/60000 from clients that left are given up",
+       f"rc={rc} {counts} {err}")
+
+
+OFFLOAD_MAX = 20    # serve.c: 4 pool threads and 16 waiting
+
+
+def test_offload_queue():
+    """fibers: the rf_blocking() queue is bounded: beyond it, 503 with
+    Retry-After; work queued by clients that left does not hold SIGTERM."""
+    m = "[fibers]"
+    srv = Server("--model", "fibers", "-w", "2")
+    conns = [srv.connect() for _ in range(OFFLOAD_MAX + 4)]
+    for c in conns:
+        c.sendall(b"GET /offload/3000 HTTP/1.1\r\nHost: t\r\n\r\n")
+    got = []
+    for c in conns:
+        try:
+            st, fields, _ = Reader(c).answer()
+            got.append((st, fields.get("retry-after")))
+        except Exception as e:  # noqa: BLE001
+            got.append((repr(e), None))
+        c.close()
+    n200 = sum(1 for g in got if g == (200, None))
+    n503 = sum(1 for g in got if g == (503, "1"))
+    ok(n503 >= 4 and n200 + n503 == len(got) and n200 <= OFFLOAD_MAX,
+       f"{m} {len(got)} /offload/3000 at once: {n200} answered, {n503} get 503 with "
+       "Retry-After: 1 (the queue is bounded)", got)
+    st, _, body = exchange(srv, b"GET /offload/20 HTTP/1.1\r\nHost: t\r\n\r\n")[0]
+    ok(st == 200 and body == b"waited 20 ms\n", f"{m} then /offload/ is served again", st)
+
+    # a full queue of work whose clients left does not hold the shutdown
+    for _ in range(OFFLOAD_MAX):
+        with srv.connect() as h:
+            h.sendall(b"GET /offload/10000 HTTP/1.1\r\nHost: t\r\n\r\n")
+    time.sleep(0.3)
+    rc, took, err = stopped_within(srv, STOP_BOUND)
+    counts = given_up(err)
+    ok(rc == 0, f"{m} SIGTERM with {OFFLOAD_MAX} /offload/10000 queued by clients that "
+       f"left: exit 0 within {STOP_BOUND:.0f} s", f"rc={rc} after {took:.2f} s {counts} {err}")
+
+
 def test_cap(model):
     args = ["--model", model, "--max-conns", "2"]
     srv = Server(*args)
@@ -500,9 +643,14 @@ def main():
                 try:
                     test_model(model, files)
                     test_linger(model, files)
+                    test_work(model)
                     test_cap(model)
                 except Exception as e:  # noqa: BLE001
                     ok(False, f"[{model}] ran to the end", repr(e))
+            try:
+                test_offload_queue()
+            except Exception as e:  # noqa: BLE001
+                ok(False, "[fibers] offload queue: ran to the end", repr(e))
         finally:
             for s in servers:
                 s.stop()

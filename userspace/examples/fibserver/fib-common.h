@@ -2,12 +2,14 @@
 /*
  * fib-common.h - what fibserver.c and hogclient.c share: the protocol's
  * limits, the reference Fibonacci numbers, "ADDR:PORT" parsing and printing,
- * strict number parsing and the open file limit.
+ * strict number parsing and the open file limit; and the servers' guarded
+ * recursion, which httpserver's /fib/ shares too.
  *
  * The protocol (the seeds' fib server, in C):
  *
  *	request:  decimal N, then "\n" ("\r\n" is accepted too)
- *	answer:   fib(N) in decimal, then "\n"; "error\n" for a bad request
+ *	answer:   fib(N) in decimal, then "\n"; "error\n" for a bad request,
+ *	          or one that would compute longer than FIB_TIME_MAX_NS
  *
  * with the seeds' definition, fib(n) = n <= 2 ? 1 : fib(n - 1) + fib(n - 2).
  * So fib(0) = fib(1) = fib(2) = 1: the seeds start the sequence at 1, not at
@@ -50,6 +52,60 @@
 #define FIB_ANSWER_MAX		20
 
 #define FIB_NSEC_PER_SEC	1000000000LL
+
+/*
+ * The longest a server computes one fib(N): fib(92) by the naive
+ * recursion would take centuries, and a computation holds its worker or
+ * thread all along.  Beyond this the request is answered "error\n"
+ * (httpserver: 503, and --work-timeout sets it).  fib(47), hogclient's
+ * heavy request, takes about 5 s.
+ */
+#define FIB_TIME_MAX_NS		(60 * FIB_NSEC_PER_SEC)
+
+/*
+ * fib_guarded() asks its guard whether to go on in the calls with n at
+ * least this: fib(30) is 832,040, so once in about 1.6 million calls, a few
+ * milliseconds apart here.  Often enough that a server stops promptly,
+ * seldom enough that the question (a poll(2) and a clock read) costs
+ * nothing next to the recursion.
+ */
+#define FIB_CHECK_N		30
+
+/**
+ * struct fib_guard - when fib_guarded() gives up.
+ * @give_up: asked every few milliseconds of computation: 0 to go on, or a
+ *           non-zero reason (a negative errno) to stop.
+ * @stopped: the first non-zero answer; once set, the result is garbage.
+ */
+struct fib_guard {
+	int (*give_up)(struct fib_guard *g);
+	int stopped;
+};
+
+/*
+ * fib_guarded() - the seeds' fib(@n), recursion and all, for the servers.
+ * It never yields and makes no blocking call: a fiber computing fib(45)
+ * holds its worker for seconds (a thread computing it is preempted by the
+ * kernel like any other), which is the CPU-hog experiment.  Asking @g is
+ * not yielding (see FIB_CHECK_N): it lets the computation end when nobody
+ * wants it any more, or when it has run too long.
+ *
+ * noinline: gcc otherwise inlines the function into itself a few levels
+ * deep, which makes it 2.5 times faster at -O2 and the time for a given N
+ * depend on the compiler's mood; one call per level keeps the cost close to
+ * the seeds' algorithm and to the timings hogclient's default N is chosen
+ * from (gcc still turns the second call into a loop).  unused: hogclient,
+ * which includes this header too, does not call it.
+ */
+static __attribute__((noinline, unused)) uint64_t fib_guarded(unsigned int n,
+							       struct fib_guard *g)
+{
+	if (n <= 2)
+		return 1;
+	if (n >= FIB_CHECK_N && (g->stopped || (g->stopped = g->give_up(g))))
+		return 0;
+	return fib_guarded(n - 1, g) + fib_guarded(n - 2, g);
+}
 
 /*
  * fib_reference() - the seeds' fib(@n), by iteration: what the answers are

@@ -11,7 +11,9 @@
  *
  * A large N keeps its connection's fiber busy for seconds without a single
  * blocking call, so it never gives its worker back: the experiment is what
- * that does to the other connections.  Under the GIL everything slows
+ * that does to the other connections.  (It does stop when nobody wants the
+ * answer any more: the client left, the server is stopping; and after
+ * FIB_TIME_MAX_NS, answered "error".)  Under the GIL everything slows
  * down with it.  Here the other workers keep serving, and the runtime's
  * hog watchdog reports the hog and hands the fibers queued behind it to
  * other workers; that is the runtime's job, and this server does nothing to
@@ -36,7 +38,8 @@
  * SIGINT or SIGTERM shut the server down gracefully (serve_run() returns;
  * under fibers every fiber is cancelled first): a summary goes to stderr
  * and the exit status is 0.  A computation in progress gives up (see
- * serve_stopping()) rather than hold the shutdown for as long as it takes.
+ * serve_abandoned()) rather than hold the shutdown for as long as it takes,
+ * and so does one whose client has left.
  * Messages go to stderr; stdout stays unused.
  */
 #include <getopt.h>
@@ -61,15 +64,6 @@
  */
 #define FIB_FLUSH_N		30
 
-/*
- * The recursion asks whether the server is stopping (serve_stopping()) in
- * calls with n at least this: about one call in 120,000, every few hundred
- * microseconds here, so a shutdown does not wait for a computation that
- * could take centuries (fib(92)), and the question's cost is lost in the
- * recursion's.
- */
-#define FIB_STOP_CHECK_N	26
-
 /* Each kind of error is reported this many times; the summary counts all. */
 #define FIB_LOG_MAX		5
 
@@ -88,6 +82,8 @@ struct server {
 	unsigned long overlong;		/* closed: no newline within the buffer */
 	unsigned long resets;		/* peers that reset the connection */
 	unsigned long conn_errors;	/* other recv/send errors */
+	unsigned long gone;		/* computations given up: the client left */
+	unsigned long too_long;		/* ... over FIB_TIME_MAX_NS, answered "error" */
 };
 
 static struct server srv = {
@@ -137,28 +133,22 @@ static void log_limited(unsigned long *count, const char *fmt, ...)
 
 static unsigned long conn_logged;
 
-/*
- * The seeds' fib(), recursion and all.  It never yields and makes no call
- * into the runtime: a fiber computing fib(45) holds its worker for seconds
- * (a thread computing it is preempted by the kernel like any other).
- *
- * noinline: gcc otherwise inlines the function into itself a few levels
- * deep, which makes it 2.5 times faster at -O2 and the time for a given N
- * depend on the compiler's mood; one call per level keeps the cost close to
- * the seeds' algorithm and to the timings hogclient's default N is chosen
- * from (gcc still turns the second call into a loop).
- *
- * Asking whether to stop (serve_stopping()) is not yielding: see
- * FIB_STOP_CHECK_N.  Once the
- * answer is yes the result is garbage, and the caller throws it away.
- */
-static __attribute__((noinline)) uint64_t fib(unsigned int n)
+/* One computation's guard: its connection and when it must end. */
+struct fib_work {
+	struct fib_guard guard;		/* first: fib_guarded() hands it back */
+	struct serve_conn *sc;
+	int64_t deadline;
+};
+
+/* Go on while the answer is wanted and time is left (fib_guarded()). */
+static int fib_give_up(struct fib_guard *g)
 {
-	if (n <= 2)
-		return 1;
-	if (n >= FIB_STOP_CHECK_N && serve_stopping())
-		return 0;
-	return fib(n - 1) + fib(n - 2);
+	struct fib_work *w = (struct fib_work *)g;
+	int err = serve_abandoned(w->sc);
+
+	if (!err && serve_now() > w->deadline)
+		err = -ETIMEDOUT;
+	return err;
 }
 
 /*
@@ -250,12 +240,27 @@ static ssize_t answer_lines(struct conn *c)
 				if (err < 0)
 					return err;
 			}
-			v = fib((unsigned int)n);
-			/* Shutting down: v may be garbage; do not send it. */
-			if (serve_stopping())
-				return -ECANCELED;
-			c->out_len += format_answer(c->out + c->out_len, v);
-			COUNT(answers);
+			struct fib_work w = {
+				.guard.give_up = fib_give_up,
+				.sc = c->sc,
+				.deadline = serve_now() + FIB_TIME_MAX_NS,
+			};
+
+			v = fib_guarded((unsigned int)n, &w.guard);
+			if (w.guard.stopped == -ETIMEDOUT) {
+				memcpy(c->out + c->out_len, "error\n", 6);
+				c->out_len += 6;
+				COUNT(too_long);
+			} else if (w.guard.stopped == -ECONNRESET) {
+				/* Nobody to answer: v is garbage.  Counted here, not as a reset. */
+				COUNT(gone);
+				return -ECONNABORTED;
+			} else if (w.guard.stopped) {
+				return w.guard.stopped;		/* stopping: -ECANCELED */
+			} else {
+				c->out_len += format_answer(c->out + c->out_len, v);
+				COUNT(answers);
+			}
 		}
 		if (c->out_len > sizeof(c->out) - FIB_ANSWER_MAX) {
 			err = flush_answers(c);
@@ -291,8 +296,8 @@ static void fib_conn(struct serve_conn *sc, void *arg)
 		}
 	}
 
-	if (n == -ECANCELED) {
-		/* the shutdown */
+	if (n == -ECANCELED || n == -ECONNABORTED) {
+		/* the shutdown, or a client that left during a computation */
 	} else if (is_reset(n)) {
 		COUNT(resets);
 	} else if (n < 0) {
@@ -311,9 +316,10 @@ static void summary(void)
 	else
 		snprintf(how, sizeof(how), "stopped");
 	fprintf(stderr,
-		"%s: %s: %lu connections, %lu answers, %lu malformed requests, %lu overlong lines, %lu resets, %lu connection errors\n",
+		"%s: %s: %lu connections, %lu answers, %lu malformed requests, %lu overlong lines, %lu resets, %lu connection errors, %lu computations given up (client gone), %lu over the time limit\n",
 		srv.prog, how, READ(connections), READ(answers), READ(malformed),
-		READ(overlong), READ(resets), READ(conn_errors));
+		READ(overlong), READ(resets), READ(conn_errors), READ(gone),
+		READ(too_long));
 }
 
 static void fail_usage(const char *fmt, ...)

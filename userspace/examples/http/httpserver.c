@@ -4,7 +4,8 @@
  *
  * Usage: httpserver [-w WORKERS] [--model fibers|threads|pool]
  *                   [--max-conns N] [--files DIR] [--header-timeout MS]
- *                   [--idle-timeout MS] [-q] [-n COUNT] [ADDR:]PORT
+ *                   [--idle-timeout MS] [--work-timeout MS] [-n COUNT]
+ *                   [ADDR:]PORT
  *
  * The connection handler below is written once, straight-line, against
  * serve.h; --model picks who runs it (a fiber per connection on the
@@ -14,12 +15,17 @@
  *
  * Routes (GET and HEAD):
  *   /              200 text/plain "Hello, world\n" (13 bytes): the benchmark
- *   /fib/N         the seeds' recursive fib(N), N <= 92: CPU-bound
+ *   /fib/N         the seeds' recursive fib(N), N <= 92: CPU-bound; given up
+ *                  when the client leaves or the server stops, 503 after
+ *                  --work-timeout
  *   /sleep/MS      waits MS ms without holding a worker (serve_sleep())
  *   /block/MS      nanosleep(MS ms) right in the handler: on fibers this
  *                  freezes the worker and every connection on it
  *   /offload/MS    the same nanosleep through serve_blocking() (rf_blocking()
- *                  on fibers): the worker goes on serving
+ *                  on fibers): the worker goes on serving; 503 when its
+ *                  queue is full
+ *   (/block/ and /offload/ sleep in slices and end early, without an
+ *   answer, when the client leaves or the server stops.)
  *   /files/PATH    the file PATH beneath --files DIR, opened with openat2
  *                  RESOLVE_BENEATH (no "..", absolute path or symlink leaves
  *                  DIR) and read through io_uring on fibers
@@ -51,6 +57,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fib-common.h"	/* fib_guarded(), FIB_TIME_MAX_NS */
 #include "http-parse.h"
 #include "ringfiber.h"	/* RF_MAX_WORKERS only: the model is serve.c's business */
 #include "serve.h"
@@ -78,6 +85,13 @@
 #define HTTP_SLEEP_MS_MAX	60000
 #define HTTP_FIB_N_MAX		92
 
+/*
+ * /block/ and /offload/ sleep in pieces this long and ask serve_abandoned()
+ * between them: a sleeping thread cannot be interrupted, and the work of a
+ * client that left, or of a server that stops, must not run on.
+ */
+#define HTTP_WAIT_SLICE_NS	(20 * NSEC_PER_MSEC)
+
 #define NSEC_PER_MSEC		1000000LL
 
 #define RF_STR_(x)		#x
@@ -101,6 +115,12 @@ struct http_server {
 	int files_dir;			/* O_PATH descriptor of --files, or -1 */
 	int64_t header_timeout_ns;	/* request head must be complete within */
 	int64_t idle_timeout_ns;	/* between requests; -1: no limit */
+	int64_t work_timeout_ns;	/* /fib/'s computation at most */
+
+	/* counters, atomic: the summary at exit */
+	unsigned long gone;		/* work given up: the client left */
+	unsigned long too_long;		/* /fib/ over work_timeout_ns: 503 */
+	unsigned long queue_full;	/* /offload/ refused: 503 */
 };
 
 static struct http_server hs = {
@@ -108,7 +128,21 @@ static struct http_server hs = {
 	.files_dir = -1,
 	.header_timeout_ns = 10000 * NSEC_PER_MSEC,
 	.idle_timeout_ns = 75000 * NSEC_PER_MSEC,
+	.work_timeout_ns = FIB_TIME_MAX_NS,
 };
+
+#define COUNT(field)	__atomic_add_fetch(&hs.field, 1, __ATOMIC_RELAXED)
+
+/*
+ * A route's work was given up (serve_abandoned()): count a client that
+ * left, and end the connection either way, without an answer.
+ */
+static int work_abandoned(int err)
+{
+	if (err == -ECONNRESET)
+		COUNT(gone);
+	return err;
+}
 
 struct http_conn {
 	struct serve_conn *sc;
@@ -281,32 +315,80 @@ static int parse_number(const char *s, size_t len, unsigned long max, unsigned l
 	return 0;
 }
 
-/* The seeds' fib: the naive recursion, CPU-bound on purpose. */
-static __attribute__((noinline)) uint64_t fib(unsigned int n)
+/* One request's work: its connection, and until when it may go on. */
+struct work {
+	struct fib_guard guard;		/* first: fib_guarded() hands it back */
+	struct serve_conn *sc;
+	int64_t deadline;		/* serve_now() time */
+};
+
+/* fib_guarded()'s question: the client still there, the server not stopping, time left? */
+static int fib_give_up(struct fib_guard *g)
 {
-	return n <= 2 ? 1 : fib(n - 1) + fib(n - 2);
+	struct work *w = (struct work *)g;
+	int err = serve_abandoned(w->sc);
+
+	if (!err && serve_now() > w->deadline)
+		err = -ETIMEDOUT;
+	return err;
 }
 
+/*
+ * The seeds' fib, the naive recursion, CPU-bound on purpose: it holds its
+ * worker (fibers) or thread; it gives up when the client leaves, the server
+ * stops, or after --work-timeout (503).
+ */
 static int route_fib(struct http_conn *c, const struct http_request *req,
 		     const char *arg, size_t len)
 {
+	struct work w = {
+		.guard.give_up = fib_give_up,
+		.sc = c->sc,
+		.deadline = serve_now() + hs.work_timeout_ns,
+	};
 	unsigned long n;
 	char body[32];
-	int m;
+	uint64_t v;
+	int m, err;
 
 	if (parse_number(arg, len, HTTP_FIB_N_MAX, &n) < 0)
 		return out_fail(c, req, 400, NULL);
-	m = snprintf(body, sizeof(body), "%" PRIu64 "\n", fib((unsigned int)n));
+	/* Answers already queued go out first: they must not wait for this. */
+	err = out_flush(c);
+	if (err < 0)
+		return err;
+	v = fib_guarded((unsigned int)n, &w.guard);
+	if (w.guard.stopped == -ETIMEDOUT) {
+		COUNT(too_long);
+		return out_fail(c, req, 503, NULL);
+	}
+	if (w.guard.stopped)
+		return work_abandoned(w.guard.stopped);
+	m = snprintf(body, sizeof(body), "%" PRIu64 "\n", v);
 	return out_answer(c, req, 200, body, (size_t)m, NULL);
 }
 
-static void *block_for(void *arg)
+/*
+ * Sleep w->deadline - now in HTTP_WAIT_SLICE_NS pieces, asking between
+ * them whether to go on; what made it stop goes into w->guard.stopped.
+ * Runs in the handler (/block/) or in serve_blocking()'s thread (/offload/).
+ */
+static void *wait_in_slices(void *arg)
 {
-	const int64_t ns = *(const int64_t *)arg;
-	struct timespec ts = { ns / 1000000000, ns % 1000000000 };
+	struct work *w = arg;
+	struct timespec ts;
+	int64_t left;
 
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
+	while (!(w->guard.stopped = serve_abandoned(w->sc))) {
+		left = w->deadline - serve_now();
+		if (left <= 0)
+			break;
+		if (left > HTTP_WAIT_SLICE_NS)
+			left = HTTP_WAIT_SLICE_NS;
+		ts.tv_sec = left / 1000000000;
+		ts.tv_nsec = left % 1000000000;
+		nanosleep(&ts, NULL);	/* EINTR: the loop asks again */
+	}
 	return NULL;
 }
 
@@ -315,6 +397,7 @@ enum wait_kind { WAIT_SLEEP, WAIT_BLOCK, WAIT_OFFLOAD };
 static int route_wait(struct http_conn *c, const struct http_request *req,
 		      const char *arg, size_t len, enum wait_kind kind)
 {
+	struct work w = { .sc = c->sc };
 	unsigned long ms;
 	int64_t ns;
 	char body[48];
@@ -327,20 +410,28 @@ static int route_wait(struct http_conn *c, const struct http_request *req,
 	if (err < 0)
 		return err;
 	ns = (int64_t)ms * NSEC_PER_MSEC;
+	w.deadline = serve_now() + ns;
 	switch (kind) {
 	case WAIT_SLEEP:
 		err = serve_sleep(ns);
 		break;
 	case WAIT_BLOCK:
-		block_for(&ns);		/* holds the thread: the point of /block */
+		wait_in_slices(&w);	/* holds the thread: the point of /block */
 		err = 0;
 		break;
 	case WAIT_OFFLOAD:
-		err = serve_blocking(block_for, &ns, NULL);
+		err = serve_blocking(wait_in_slices, &w, NULL);
+		if (err == -EAGAIN) {
+			/* 16 calls wait for the offload pool already: come back later */
+			COUNT(queue_full);
+			return out_fail(c, req, 503, "Retry-After: 1\r\n");
+		}
 		break;
 	}
 	if (err < 0)
 		return err == -ECANCELED ? err : out_fail(c, req, 503, NULL);
+	if (w.guard.stopped)
+		return work_abandoned(w.guard.stopped);
 	m = snprintf(body, sizeof(body), "waited %lu ms\n", ms);
 	return out_answer(c, req, 200, body, (size_t)m, NULL);
 }
@@ -669,7 +760,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: httpserver [-w WORKERS] [--model fibers|threads|pool] [--max-conns N]\n"
 		"                  [--files DIR] [--header-timeout MS] [--idle-timeout MS]\n"
-		"                  [-n COUNT] [ADDR:]PORT\n"
+		"                  [--work-timeout MS] [-n COUNT] [ADDR:]PORT\n"
 		"  -w, --workers N       fibers: runtime workers (default: one per CPU);\n"
 		"                        pool: pool threads (default: min(32, CPUs + 4))\n"
 		"  -m, --model M         fibers (default), threads or pool\n"
@@ -679,6 +770,7 @@ static void usage(FILE *f)
 		"  --header-timeout MS   408 when a request head takes longer (default 10000)\n"
 		"  --idle-timeout MS     close a connection idle this long between\n"
 		"                        requests; 0: never (default 75000)\n"
+		"  --work-timeout MS     503 when /fib/ computes longer (default 60000)\n"
 		"  -n COUNT              exit after COUNT connections have ended\n"
 		"routes: /  /fib/N  /sleep/MS  /block/MS  /offload/MS  /files/PATH\n",
 		HTTP_MAX_CONNS_DEFAULT);
@@ -692,7 +784,7 @@ static int fail_usage(const char *what, const char *arg)
 	return 2;
 }
 
-enum { OPT_HEADER_TIMEOUT = 256, OPT_IDLE_TIMEOUT };
+enum { OPT_HEADER_TIMEOUT = 256, OPT_IDLE_TIMEOUT, OPT_WORK_TIMEOUT };
 
 /*
  * Without --max-conns: HTTP_MAX_CONNS_DEFAULT, or less where the hard open
@@ -719,6 +811,7 @@ int main(int argc, char **argv)
 		{ "files", required_argument, NULL, 'f' },
 		{ "header-timeout", required_argument, NULL, OPT_HEADER_TIMEOUT },
 		{ "idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT },
+		{ "work-timeout", required_argument, NULL, OPT_WORK_TIMEOUT },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -776,6 +869,11 @@ int main(int argc, char **argv)
 				return fail_usage("bad idle timeout", optarg);
 			hs.idle_timeout_ns = v ? (int64_t)v * NSEC_PER_MSEC : -1;
 			break;
+		case OPT_WORK_TIMEOUT:
+			if (serve_parse_ulong(optarg, 1, 3600000, &v) < 0)
+				return fail_usage("bad work timeout", optarg);
+			hs.work_timeout_ns = (int64_t)v * NSEC_PER_MSEC;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -828,6 +926,11 @@ int main(int argc, char **argv)
 	close(fd);
 	if (hs.files_dir >= 0)
 		close(hs.files_dir);
+	fprintf(stderr, "%s: work given up: %lu (client gone), %lu over --work-timeout; "
+		"%lu offloads refused (queue full)\n", hs.prog,
+		__atomic_load_n(&hs.gone, __ATOMIC_RELAXED),
+		__atomic_load_n(&hs.too_long, __ATOMIC_RELAXED),
+		__atomic_load_n(&hs.queue_full, __ATOMIC_RELAXED));
 	if (err < 0) {
 		fprintf(stderr, "%s: %s\n", hs.prog, strerror(-err));
 		return 1;

@@ -9,20 +9,22 @@
  *   fibers   a ringfiber runtime; its main fiber accepts through one
  *            rf_acceptor (one multishot accept request) and spawns a
  *            detached fiber per connection; every call is an rf_* request.
- *            SIGINT/SIGTERM: RF_RT_SHUTDOWN_ON_SIGNAL cancels every fiber,
- *            each call returns -ECANCELED, the handlers return, the run
- *            ends.
+ *            SIGINT/SIGTERM: a thread of serve.c's waits for them, sets the
+ *            stop flag (serve_stopping()) and calls rf_runtime_shutdown(),
+ *            which cancels every fiber: each call returns -ECANCELED, the
+ *            handlers return, the run ends.
  *   threads  the calling thread accepts, a detached OS thread per
  *            connection runs the handler with blocking system calls.
  *   pool     the calling thread accepts and queues the descriptors; a
  *            fixed set of OS threads takes them one at a time.
  *
- * threads and pool block SIGINT and SIGTERM in the calling thread (so in
- * every thread it starts) and read them from a signalfd polled beside the
- * listening socket.  On a signal serve_run() returns at once: connection
- * threads still in a handler are abandoned, and the process's exit ends
- * them (a blocked recv(2) cannot be interrupted safely; the seeds' servers
- * do the same).  serve_stopping() lets a long computation notice sooner.
+ * Every model blocks SIGINT and SIGTERM in the calling thread (so in every
+ * thread it starts, the runtime's workers included) and reads them from a
+ * signalfd.  threads and pool poll it beside the listening socket; on a
+ * signal serve_run() returns at once: connection threads still in a handler
+ * are abandoned, and the process's exit ends them (a blocked recv(2) cannot
+ * be interrupted safely; the seeds' servers do the same).
+ * serve_abandoned() lets long work notice sooner, in every model.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -35,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -78,6 +81,20 @@
 /* How often the waits of threads and pool look at the signalfd. */
 #define SERVE_POLL_MS		100
 
+/*
+ * fibers: the rf_blocking() pool's threads (the runtime's default, said
+ * here so that the bound below follows it), and how many serve_blocking()
+ * calls may wait for one of them.  Beyond that serve_blocking() says
+ * -EAGAIN at once: a queue without a bound grows with every client that
+ * asks and leaves, and each call in it runs even so.
+ */
+#define SERVE_BLOCKING_THREADS	4
+#define SERVE_BLOCKING_QUEUE	16
+#define SERVE_BLOCKING_MAX	(SERVE_BLOCKING_THREADS + SERVE_BLOCKING_QUEUE)
+
+/* fibers: how often the signal thread retries a shutdown the run was not ready for. */
+#define SERVE_SHUTDOWN_RETRY_MS	10
+
 /* Each kind of error is reported this many times; the summary counts all. */
 #define SERVE_LOG_MAX		5
 
@@ -117,8 +134,13 @@ static struct {
 	unsigned long refused;		/* over max_conns */
 	unsigned long start_failures;	/* no fiber or thread for a connection */
 	unsigned long logged;		/* error messages printed */
+	unsigned long blocking;		/* fibers: serve_blocking() calls in flight */
 	int stop_signal;		/* serve_stopping() */
 	int fatal;			/* the error that ended accepting, or 0 */
+
+	/* fibers: the signal thread */
+	struct rf_runtime *rt;
+	int run_over;			/* eventfd: the run has ended */
 
 	/* threads and pool */
 	pthread_mutex_t lock;
@@ -132,6 +154,7 @@ static struct {
 	.idle = PTHREAD_COND_INITIALIZER,
 	.work = PTHREAD_COND_INITIALIZER,
 	.listen_fd = -1,
+	.run_over = -1,
 };
 
 #define INC(field)	__atomic_add_fetch(&S.field, 1, __ATOMIC_RELAXED)
@@ -253,6 +276,57 @@ static int accepting(void)
 	return !S.o->max_accepts || S.accepted < S.o->max_accepts;
 }
 
+/* ----------------------------------------------------------------- signals */
+
+/*
+ * Block SIGINT and SIGTERM in the calling thread, and so in every thread it
+ * starts from now on, and open a signalfd for them.  Return: the signalfd,
+ * or a negative errno (the mask is back as it was).
+ */
+static int stop_signals_open(sigset_t *old)
+{
+	sigset_t set;
+	int sfd;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &set, old);
+	sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (sfd < 0) {
+		sfd = -errno;
+		fprintf(stderr, "%s: signalfd: %s\n", S.o->prog, strerror(-sfd));
+		pthread_sigmask(SIG_SETMASK, old, NULL);
+	}
+	return sfd;
+}
+
+/* Read a pending SIGINT/SIGTERM from @sfd, if any: 1 if one came. */
+static int signal_arrived(int sfd)
+{
+	struct signalfd_siginfo si;
+
+	if (read(sfd, &si, sizeof(si)) != (ssize_t)sizeof(si))
+		return 0;
+	/* The first one is the one the summary names. */
+	if (!READ(stop_signal))
+		__atomic_store_n(&S.stop_signal, (int)si.ssi_signo, __ATOMIC_SEQ_CST);
+	return 1;
+}
+
+/*
+ * Undo stop_signals_open().  A second signal that came during the shutdown
+ * is still pending: unblocked, it would kill the process (its default
+ * action) after a clean shutdown, so it is read first.
+ */
+static void stop_signals_close(int sfd, const sigset_t *old)
+{
+	while (signal_arrived(sfd))
+		;
+	close(sfd);
+	pthread_sigmask(SIG_SETMASK, old, NULL);
+}
+
 /* ------------------------------------------------------------------ fibers */
 
 /*
@@ -332,7 +406,7 @@ static void *fiber_main(void *arg)
 		S.fatal = err;
 		return NULL;
 	}
-	while (accepting()) {
+	while (accepting() && !serve_stopping()) {
 		fd = rf_acceptor_next(acceptor, RF_NO_DEADLINE);
 		if (fd < 0) {
 			if (fd == -EINTR || fd == -EAGAIN)
@@ -370,31 +444,91 @@ static void *fiber_main(void *arg)
 	return NULL;
 }
 
+/*
+ * fibers: the thread that takes SIGINT and SIGTERM.  It sets the stop flag
+ * first, so that a computation that holds a worker and never yields (the
+ * worker cannot run anything else, the runtime's signal handling included)
+ * sees it and gives up (serve_stopping()); then it cancels every fiber with
+ * rf_runtime_shutdown(), from a plain thread, where that call may take the
+ * runtime's locks (a signal handler could interrupt their holder).  A
+ * signal before the run has started (-ESRCH) is retried until it takes or
+ * the run is over; the main fiber also looks at the flag before it accepts.
+ */
+static void *signal_thread(void *arg)
+{
+	struct pollfd pfd[2] = {
+		{ .fd = *(int *)arg, .events = POLLIN },
+		{ .fd = S.run_over, .events = POLLIN },
+	};
+
+	for (;;) {
+		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
+			return NULL;
+		if (pfd[1].revents)
+			return NULL;
+		if (pfd[0].revents && signal_arrived(pfd[0].fd))
+			break;
+	}
+	while (rf_runtime_shutdown(S.rt) == -ESRCH) {
+		if (poll(&pfd[1], 1, SERVE_SHUTDOWN_RETRY_MS) != 0)
+			break;		/* the run is over (or poll failed) */
+	}
+	return NULL;
+}
+
 static int fibers_run(uint64_t *hogs)
 {
 	struct rf_runtime_opts opts = {
 		.ring_entries = SERVE_RING_ENTRIES,
-		.flags = RF_RT_SHUTDOWN_ON_SIGNAL,
 		.workers = S.o->workers,
+		.blocking_threads = SERVE_BLOCKING_THREADS,
 	};
-	struct rf_runtime *rt;
+	const uint64_t one = 1;
 	struct rf_stats st;
-	int err;
+	pthread_t sig_tid;
+	sigset_t old;
+	int err, sfd;
 
-	err = rf_runtime_create(&rt, &opts);
+	err = rf_runtime_create(&S.rt, &opts);
 	if (err < 0) {
 		fprintf(stderr, "%s: rf_runtime_create: %s\n", S.o->prog, strerror(-err));
 		return err;
 	}
-	err = rf_runtime_run(rt, fiber_main, NULL, NULL);
+	/* Before the run: its workers and pool threads inherit the mask. */
+	sfd = stop_signals_open(&old);
+	if (sfd < 0) {
+		err = sfd;
+		goto destroy;
+	}
+	S.run_over = eventfd(0, EFD_CLOEXEC);
+	if (S.run_over < 0) {
+		err = -errno;
+		fprintf(stderr, "%s: eventfd: %s\n", S.o->prog, strerror(-err));
+		goto close_signals;
+	}
+	err = -pthread_create(&sig_tid, NULL, signal_thread, &sfd);
+	if (err) {
+		fprintf(stderr, "%s: cannot start the signal thread: %s\n", S.o->prog,
+			strerror(-err));
+		goto close_eventfd;
+	}
+	err = rf_runtime_run(S.rt, fiber_main, NULL, NULL);
 	if (err < 0)
 		fprintf(stderr, "%s: rf_runtime_run: %s\n", S.o->prog, strerror(-err));
-	if (rf_runtime_stats(rt, &st) == 0) {
+	/* An eventfd write of 1 cannot fail: the counter is far from full. */
+	if (write(S.run_over, &one, sizeof(one)) < 0)
+		fprintf(stderr, "%s: eventfd write: %s\n", S.o->prog, strerror(errno));
+	pthread_join(sig_tid, NULL);
+	if (rf_runtime_stats(S.rt, &st) == 0)
 		*hogs = st.hogs;
-		if (st.signal)
-			__atomic_store_n(&S.stop_signal, st.signal, __ATOMIC_RELAXED);
-	}
-	rf_runtime_destroy(rt);
+close_eventfd:
+	close(S.run_over);
+	S.run_over = -1;
+close_signals:
+	stop_signals_close(sfd, &old);
+destroy:
+	rf_runtime_destroy(S.rt);
+	S.rt = NULL;
 	return err;
 }
 
@@ -488,17 +622,6 @@ static int pool_push(int fd, unsigned long id)
 	pthread_cond_signal(&S.work);
 	pthread_mutex_unlock(&S.lock);
 	return 0;
-}
-
-/* Read a pending SIGINT/SIGTERM from @sfd, if any: 1 if one came. */
-static int signal_arrived(int sfd)
-{
-	struct signalfd_siginfo si;
-
-	if (read(sfd, &si, sizeof(si)) != (ssize_t)sizeof(si))
-		return 0;
-	__atomic_store_n(&S.stop_signal, (int)si.ssi_signo, __ATOMIC_RELAXED);
-	return 1;
 }
 
 /*
@@ -617,21 +740,14 @@ static int threads_run(void)
 {
 	pthread_t *pool = NULL;
 	pthread_attr_t attr;
-	sigset_t set, old;
+	sigset_t old;
 	unsigned int i, started = 0;
 	int sfd, flags, err = 0, signalled;
 
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
 	/* Before any thread starts: they inherit the mask. */
-	pthread_sigmask(SIG_BLOCK, &set, &old);
-	sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-	if (sfd < 0) {
-		err = -errno;
-		fprintf(stderr, "%s: signalfd: %s\n", S.o->prog, strerror(-err));
-		goto restore_mask;
-	}
+	sfd = stop_signals_open(&old);
+	if (sfd < 0)
+		return sfd;
 	flags = fcntl(S.listen_fd, F_GETFL);
 	if (flags < 0 || fcntl(S.listen_fd, F_SETFL, flags | O_NONBLOCK) < 0) {
 		err = -errno;
@@ -691,9 +807,7 @@ destroy_attr:
 	pthread_attr_destroy(&attr);
 	fcntl(S.listen_fd, F_SETFL, flags);
 close_sfd:
-	close(sfd);
-restore_mask:
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	stop_signals_close(sfd, &old);
 	return err;
 }
 
@@ -756,21 +870,28 @@ int serve_run(int listen_fd, const struct serve_opts *o)
 
 int serve_stopping(void)
 {
-	struct rf_stats st;
-	int sig = READ(stop_signal);
+	/* Set by the thread that read the signal, in every model. */
+	return READ(stop_signal);
+}
 
-	if (sig)
-		return sig;
+int serve_peer_gone(struct serve_conn *c)
+{
+	struct pollfd pfd = { .fd = c->fd, .events = POLLRDHUP };
+
 	/*
-	 * A fiber computing may hold the only worker: no other fiber runs to
-	 * see the shutdown's -ECANCELED, but the runtime records the signal
-	 * (its hog watchdog collects the worker's completions, the signal's
-	 * among them).  Outside a fiber this fails, and the answer is 0.
+	 * A zero timeout: never blocks, so any model may ask, a fiber in the
+	 * middle of a computation included.  POLLRDHUP: the peer's FIN came
+	 * (it closed, or shut its side down); POLLHUP/POLLERR: a reset.
 	 */
-	if (S.model == SERVE_FIBERS && rf_runtime_stats(NULL, &st) == 0 && st.signal) {
-		__atomic_store_n(&S.stop_signal, st.signal, __ATOMIC_RELAXED);
-		return st.signal;
-	}
+	return poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+int serve_abandoned(struct serve_conn *c)
+{
+	if (serve_stopping())
+		return -ECANCELED;
+	if (c && serve_peer_gone(c))
+		return -ECONNRESET;
 	return 0;
 }
 
@@ -952,11 +1073,19 @@ int serve_close(int fd)
 int serve_blocking(void *(*fn)(void *), void *arg, void **result)
 {
 	void *r;
+	int err;
 
 	if (!fn)
 		return -EINVAL;
-	if (S.model == SERVE_FIBERS)
-		return rf_blocking(fn, arg, result);
+	if (S.model == SERVE_FIBERS) {
+		if (INC(blocking) > SERVE_BLOCKING_MAX) {
+			__atomic_sub_fetch(&S.blocking, 1, __ATOMIC_RELAXED);
+			return -EAGAIN;
+		}
+		err = rf_blocking(fn, arg, result);
+		__atomic_sub_fetch(&S.blocking, 1, __ATOMIC_RELAXED);
+		return err;
+	}
 	r = fn(arg);
 	if (result)
 		*result = r;

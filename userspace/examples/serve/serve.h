@@ -106,12 +106,32 @@ int serve_run(int listen_fd, const struct serve_opts *o);
 
 /*
  * serve_stopping() - 0 while serving; once SIGINT or SIGTERM asked
- * serve_run() to return, that signal's number.  Not a blocking call: a long
- * computation may ask it as often as it likes and give up, so that a
- * shutdown does not wait for it.  Also what main() asks after serve_run()
- * to tell a signal from max_accepts.
+ * serve_run() to return, that signal's number.  One atomic load, set by
+ * the thread that reads the signals in every model: a long computation may
+ * ask it as often as it likes and give up, so that a shutdown does not wait
+ * for it, even a fiber that holds the only worker.  Also what main() asks
+ * after serve_run() to tell a signal from max_accepts.
  */
 int serve_stopping(void);
+
+/*
+ * serve_peer_gone() - 1 if @c's peer has closed the connection (its FIN
+ * came: it closed, or shut its sending side down) or reset it; else 0.
+ * One poll(2) with a zero timeout: never blocks, in any model.  A peer that
+ * only half-closed counts as gone, as nginx takes it (it cannot send
+ * another request, and an answer is rarely still read).
+ */
+int serve_peer_gone(struct serve_conn *c);
+
+/*
+ * serve_abandoned() - is work done for @c still wanted?  0 if so;
+ * -ECANCELED once the server is stopping; -ECONNRESET once @c's peer has
+ * gone (serve_peer_gone(); @c may be NULL to ask only the first).  For long
+ * work that makes no blocking call and so sees no -ECANCELED (a
+ * computation, a call in serve_blocking()): ask every few milliseconds
+ * and give up on a non-zero answer.
+ */
+int serve_abandoned(struct serve_conn *c);
 
 /* serve_now() - CLOCK_MONOTONIC now, in nanoseconds. */
 int64_t serve_now(void);
@@ -148,8 +168,12 @@ int serve_close(int fd);
 
 /*
  * serve_blocking() - run @fn(@arg), a call that blocks its thread: on fibers
- * in the runtime's offload pool (rf_blocking()), so the worker goes on
- * running other fibers; on threads and pool, right here.  0 or -errno.
+ * in the runtime's offload pool (rf_blocking(), 4 threads), so the worker
+ * goes on running other fibers; on threads and pool, right here.  0, or
+ * -EAGAIN at once on fibers when 16 calls already wait for a pool thread
+ * (the queue is bounded: say 503 and come back later), or another -errno.
+ * @fn runs to its end even if the fiber is cancelled: it should ask
+ * serve_abandoned() as it goes.
  */
 int serve_blocking(void *(*fn)(void *), void *arg, void **result);
 
