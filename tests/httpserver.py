@@ -378,6 +378,8 @@ def read_to_end(s):
 
 
 LINGER_TRIES = 20
+BIG16 = 16 << 20    # more than the socket buffers hold on loopback
+FILES = None
 
 
 def test_linger(model, files_dir):
@@ -557,6 +559,45 @@ def test_work(model):
        f"rc={rc} {counts} {err}")
 
 
+def test_send_timeout(model):
+    """--send-timeout: a client that never reads a large answer is
+    disconnected after the timeout, and meanwhile (pool: once the timeout
+    frees the thread) the others are served."""
+    m = f"[{model}]"
+    srv = Server("--model", model, "--send-timeout", "1000", "-f", FILES,
+                 *(["-w", "2"] if model != "threads" else []))
+    stuck = []
+    for _ in range(2):
+        s = socket.socket()
+        # a small receive window, so that the server's sends must wait
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+        s.settimeout(STEP_TIMEOUT)
+        s.connect(("127.0.0.1", srv.port))
+        s.sendall(b"GET /files/big16.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+        stuck.append(s)
+    time.sleep(0.3)
+    t0 = time.monotonic()
+    try:
+        st, _, body = exchange(srv, GET)[0]
+    except Exception as e:  # noqa: BLE001
+        st, body = repr(e), b""
+    took = time.monotonic() - t0
+    ok(st == 200 and body == HELLO and took < STOP_BOUND,
+       f"{m} two clients that never read hold no one up: GET / answered in {took:.2f} s",
+       (st, took))
+    time.sleep(max(0.0, 3.0 - (time.monotonic() - t0)))
+    got = []
+    for s in stuck:
+        data, how = read_to_end(s)
+        got.append((len(data), how))
+        s.close()
+    ok(all(n < BIG16 and how in ("reset", "eof") for n, how in got),
+       f"{m} --send-timeout 1000: a client that reads nothing of a 16 MiB answer "
+       "is disconnected", got)
+    rc, took, err = stopped_within(srv, STOP_BOUND)
+    ok(rc == 0, f"{m} then SIGTERM: exit 0", f"rc={rc} {err}")
+
+
 OFFLOAD_MAX = 20    # serve.c: 4 pool threads and 16 waiting
 
 
@@ -629,6 +670,8 @@ def test_cli():
                        (["--files", "/nonexistent", "0"], "missing --files directory"),
                        (["--model", "threads", "-w", "2", "0"], "-w with threads"),
                        (["--header-timeout", "0", "0"], "zero header timeout"),
+                       (["--work-timeout", "0", "0"], "zero work timeout"),
+                       (["--send-timeout", "-1", "0"], "negative send timeout"),
                        ([], "no address"),
                        (["1", "2"], "two addresses"),
                        (["127.0.0.1:99999"], "port out of range")):
@@ -657,6 +700,10 @@ def main():
             f.write(bytes(range(256)) * 1000 + b"tail")
         with open(os.path.join(files, "big4.bin"), "wb") as f:
             f.write(os.urandom(4 << 20))
+        with open(os.path.join(files, "big16.bin"), "wb") as f:
+            f.write(bytes(BIG16))
+        global FILES
+        FILES = files
         with open(os.path.join(tmp, "secret.txt"), "w") as f:
             f.write("outside the served directory\n")
         os.symlink(os.path.join(tmp, "secret.txt"), os.path.join(files, "escape"))
@@ -667,6 +714,7 @@ def main():
                     test_model(model, files)
                     test_linger(model, files)
                     test_work(model)
+                    test_send_timeout(model)
                     test_cap(model)
                 except Exception as e:  # noqa: BLE001
                     ok(False, f"[{model}] ran to the end", repr(e))

@@ -4,8 +4,8 @@
  *
  * Usage: httpserver [-w WORKERS] [--model fibers|threads|pool]
  *                   [--max-conns N] [--files DIR] [--header-timeout MS]
- *                   [--idle-timeout MS] [--work-timeout MS] [-n COUNT]
- *                   [ADDR:]PORT
+ *                   [--idle-timeout MS] [--work-timeout MS]
+ *                   [--send-timeout MS] [-n COUNT] [ADDR:]PORT
  *
  * The connection handler below is written once, straight-line, against
  * serve.h; --model picks who runs it (a fiber per connection on the
@@ -36,7 +36,8 @@
  * transfer coding 501, a version other than 1.0/1.1 505, a request head not
  * complete --header-timeout after it began (or after the connection opened)
  * 408, more than --max-conns connections open 503.  Each error answer
- * closes the connection.
+ * closes the connection.  A client that takes no byte of an answer for
+ * --send-timeout (default 60 s, nginx's send_timeout) is disconnected.
  *
  * stdout carries exactly one line, "listening on ADDR:PORT"; everything
  * else goes to stderr.
@@ -102,6 +103,9 @@
  * open file limit is raised to fit it (serve_raise_nofile()).
  */
 #define HTTP_MAX_CONNS_DEFAULT	20000
+
+/* nginx's send_timeout */
+#define HTTP_SEND_TIMEOUT_MS	60000
 #define HTTP_FD_MARGIN		100
 
 /*
@@ -760,7 +764,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: httpserver [-w WORKERS] [--model fibers|threads|pool] [--max-conns N]\n"
 		"                  [--files DIR] [--header-timeout MS] [--idle-timeout MS]\n"
-		"                  [--work-timeout MS] [-n COUNT] [ADDR:]PORT\n"
+		"                  [--work-timeout MS] [--send-timeout MS] [-n COUNT] [ADDR:]PORT\n"
 		"  -w, --workers N       fibers: runtime workers (default: one per CPU);\n"
 		"                        pool: pool threads (default: min(32, CPUs + 4))\n"
 		"  -m, --model M         fibers (default), threads or pool\n"
@@ -771,9 +775,11 @@ static void usage(FILE *f)
 		"  --idle-timeout MS     close a connection idle this long between\n"
 		"                        requests; 0: never (default 75000)\n"
 		"  --work-timeout MS     503 when /fib/ computes longer (default 60000)\n"
+		"  --send-timeout MS     disconnect a client that takes nothing of an\n"
+		"                        answer this long; 0: never (default %d)\n"
 		"  -n COUNT              exit after COUNT connections have ended\n"
 		"routes: /  /fib/N  /sleep/MS  /block/MS  /offload/MS  /files/PATH\n",
-		HTTP_MAX_CONNS_DEFAULT);
+		HTTP_MAX_CONNS_DEFAULT, HTTP_SEND_TIMEOUT_MS);
 }
 
 static int fail_usage(const char *what, const char *arg)
@@ -784,7 +790,7 @@ static int fail_usage(const char *what, const char *arg)
 	return 2;
 }
 
-enum { OPT_HEADER_TIMEOUT = 256, OPT_IDLE_TIMEOUT, OPT_WORK_TIMEOUT };
+enum { OPT_HEADER_TIMEOUT = 256, OPT_IDLE_TIMEOUT, OPT_WORK_TIMEOUT, OPT_SEND_TIMEOUT };
 
 /*
  * Without --max-conns: HTTP_MAX_CONNS_DEFAULT, or less where the hard open
@@ -812,6 +818,7 @@ int main(int argc, char **argv)
 		{ "header-timeout", required_argument, NULL, OPT_HEADER_TIMEOUT },
 		{ "idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT },
 		{ "work-timeout", required_argument, NULL, OPT_WORK_TIMEOUT },
+		{ "send-timeout", required_argument, NULL, OPT_SEND_TIMEOUT },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -820,6 +827,7 @@ int main(int argc, char **argv)
 		.model = SERVE_FIBERS,
 		.max_conns = HTTP_MAX_CONNS_DEFAULT,
 		.stack_size = HTTP_STACK_SIZE,
+		.send_timeout_ns = HTTP_SEND_TIMEOUT_MS * NSEC_PER_MSEC,
 		.handle = http_handle,
 		.refuse = http_refuse,
 	};
@@ -873,6 +881,11 @@ int main(int argc, char **argv)
 			if (serve_parse_ulong(optarg, 1, 3600000, &v) < 0)
 				return fail_usage("bad work timeout", optarg);
 			hs.work_timeout_ns = (int64_t)v * NSEC_PER_MSEC;
+			break;
+		case OPT_SEND_TIMEOUT:
+			if (serve_parse_ulong(optarg, 0, 3600000, &v) < 0)
+				return fail_usage("bad send timeout", optarg);
+			o.send_timeout_ns = (int64_t)v * NSEC_PER_MSEC;
 			break;
 		case 'h':
 			usage(stdout);

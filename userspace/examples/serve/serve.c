@@ -40,6 +40,7 @@
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 #include <linux/openat2.h>
@@ -341,15 +342,26 @@ static void stop_signals_close(int sfd, const sigset_t *old)
  * at most SERVE_LINGER_TIMEOUT_NS between reads, SERVE_LINGER_TIME_NS and
  * SERVE_LINGER_BYTES in all, then close.  A peer that closed first costs
  * one shutdown(2) and one recv(2) that returns 0 at once.  Not when the
- * server is stopping: then the connection is closed at once.
+ * server is stopping: then the connection is closed at once; nor after a
+ * send timeout: then it is reset.
  */
 static void linger_close(struct serve_conn *c)
 {
+	const struct linger reset = { .l_onoff = 1, .l_linger = 0 };
 	int64_t end, deadline;
 	size_t drained = 0;
 	char buf[SERVE_LINGER_BUF];
 	ssize_t n;
 
+	if (c->send_timed_out) {
+		/*
+		 * The peer reads nothing: what is still queued would never
+		 * leave, and would hold kernel memory while the kernel retries.
+		 * Reset the connection (nginx's reset_timedout_connection).
+		 */
+		setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
+		return;
+	}
 	if (serve_stopping() || shutdown(c->fd, SHUT_WR) < 0)
 		return;
 	end = serve_now() + SERVE_LINGER_TIME_NS;
@@ -425,8 +437,7 @@ static void *fiber_main(void *arg)
 		c = malloc(sizeof(*c));
 		err = c ? 0 : -ENOMEM;
 		if (c) {
-			c->fd = fd;
-			c->id = S.accepted;
+			*c = (struct serve_conn){ .fd = fd, .id = S.accepted };
 			err = rf_spawn(NULL, fiber_conn, c, &attr);
 		}
 		if (err < 0) {
@@ -562,8 +573,7 @@ static int thread_start(pthread_attr_t *attr, int fd, unsigned long id)
 
 	if (!c)
 		return ENOMEM;
-	c->fd = fd;
-	c->id = id;
+	*c = (struct serve_conn){ .fd = fd, .id = id };
 	err = pthread_create(&t, attr, thread_conn, c);
 	if (err)
 		free(c);
@@ -582,8 +592,10 @@ static void *pool_thread(void *arg)
 			pthread_cond_wait(&S.work, &S.lock);
 		if (!S.qlen)
 			break;		/* closing, and nothing left to serve */
-		c.fd = S.queue[S.qhead].fd;
-		c.id = S.queue[S.qhead].id;
+		c = (struct serve_conn){
+			.fd = S.queue[S.qhead].fd,
+			.id = S.queue[S.qhead].id,
+		};
 		S.qhead = (S.qhead + 1) % S.qcap;
 		S.qlen--;
 		pthread_mutex_unlock(&S.lock);
@@ -625,6 +637,27 @@ static int pool_push(int fd, unsigned long id)
 }
 
 /*
+ * threads and pool: the send timeout is the socket's SO_SNDTIMEO, so a
+ * blocking send(2) that moves nothing for that long returns EAGAIN (and a
+ * partial count if it moved some): no timer per send.
+ */
+static void set_send_timeout(int fd)
+{
+	struct timeval tv = {
+		.tv_sec = (time_t)(S.o->send_timeout_ns / NSEC_PER_SEC),
+		.tv_usec = (suseconds_t)(S.o->send_timeout_ns % NSEC_PER_SEC / 1000),
+	};
+
+	if (!S.o->send_timeout_ns)
+		return;
+	if (!tv.tv_sec && !tv.tv_usec)
+		tv.tv_usec = 1;		/* 0 would mean "never" */
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0)
+		log_limited("SO_SNDTIMEO: %s; this connection has no send timeout",
+			    strerror(errno));
+}
+
+/*
  * The accept loop of threads and pool: poll the listening socket (made
  * non-blocking, so a connection that vanished between poll and accept does
  * not block the loop) and the signalfd.  Return: 1 on a signal.
@@ -663,6 +696,7 @@ static int accept_loop(int sfd, pthread_attr_t *attr)
 		}
 		S.accepted++;
 		serve_set_nodelay(fd);
+		set_send_timeout(fd);
 		if (!admit(fd))
 			continue;
 		if (S.model == SERVE_THREADS)
@@ -829,6 +863,8 @@ int serve_run(int listen_fd, const struct serve_opts *o)
 		return -EINVAL;
 	if (o->stack_size && o->model != SERVE_FIBERS && o->stack_size < (size_t)PTHREAD_STACK_MIN)
 		return -EINVAL;
+	if (o->send_timeout_ns < 0)
+		return -EINVAL;
 	if (S.o)
 		return -EBUSY;	/* one run per process: the state is global */
 
@@ -938,6 +974,43 @@ ssize_t serve_recv(struct serve_conn *c, void *buf, size_t len, int64_t deadline
 	return n < 0 ? -errno : n;
 }
 
+/*
+ * What a send's result means: a blocking send(2) of threads and pool says
+ * EAGAIN when SO_SNDTIMEO expired with nothing sent (set_send_timeout()).
+ * Remember a timeout for linger_close().
+ */
+static ssize_t sent(struct serve_conn *c, ssize_t n)
+{
+	if (n == -EAGAIN && S.model != SERVE_FIBERS)
+		n = -ETIMEDOUT;
+	if (n == -ETIMEDOUT)
+		c->send_timed_out = 1;
+	return n;
+}
+
+/*
+ * fibers, with a send timeout: what the socket takes now, without a timer
+ * (MSG_DONTWAIT: -EAGAIN instead of a wait); a deadline, an io_uring linked
+ * timeout, only for a send that must wait.  Answers nearly always fit the
+ * socket at once, and a timer per send would cost a request and a
+ * completion more each.
+ */
+static ssize_t fiber_send(struct serve_conn *c, const void *p, size_t len,
+			  const struct msghdr *msg)
+{
+	ssize_t n;
+
+	if (!S.o->send_timeout_ns)
+		return msg ? rf_sendmsg(c->fd, msg, 0, RF_NO_DEADLINE) :
+			rf_send(c->fd, p, len, 0, RF_NO_DEADLINE);
+	n = msg ? rf_sendmsg(c->fd, msg, MSG_DONTWAIT, RF_NO_DEADLINE) :
+		rf_send(c->fd, p, len, MSG_DONTWAIT, RF_NO_DEADLINE);
+	if (n != -EAGAIN)
+		return n;
+	return msg ? rf_sendmsg(c->fd, msg, 0, rf_deadline_after(S.o->send_timeout_ns)) :
+		rf_send(c->fd, p, len, 0, rf_deadline_after(S.o->send_timeout_ns));
+}
+
 int serve_send_all(struct serve_conn *c, const void *buf, size_t len)
 {
 	const char *p = buf;
@@ -945,7 +1018,7 @@ int serve_send_all(struct serve_conn *c, const void *buf, size_t len)
 
 	while (len) {
 		if (S.model == SERVE_FIBERS) {
-			n = rf_send(c->fd, p, len, 0, RF_NO_DEADLINE);
+			n = fiber_send(c, p, len, NULL);
 		} else {
 			/* MSG_NOSIGNAL: a peer gone away is an EPIPE, not a SIGPIPE. */
 			n = send(c->fd, p, len, MSG_NOSIGNAL);
@@ -954,6 +1027,7 @@ int serve_send_all(struct serve_conn *c, const void *buf, size_t len)
 			if (n < 0)
 				n = -errno;
 		}
+		n = sent(c, n);
 		if (n < 0)
 			return (int)n;
 		/* send(2) never returns 0 for len > 0; do not spin if it does */
@@ -984,7 +1058,7 @@ int serve_sendv_all(struct serve_conn *c, struct iovec *iov, int iovcnt)
 		msg.msg_iov = iov;
 		msg.msg_iovlen = (size_t)(iovcnt > IOV_MAX ? IOV_MAX : iovcnt);
 		if (S.model == SERVE_FIBERS) {
-			n = rf_sendmsg(c->fd, &msg, 0, RF_NO_DEADLINE);
+			n = fiber_send(c, NULL, 0, &msg);
 		} else {
 			n = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
 			if (n < 0 && errno == EINTR)
@@ -992,6 +1066,7 @@ int serve_sendv_all(struct serve_conn *c, struct iovec *iov, int iovcnt)
 			if (n < 0)
 				n = -errno;
 		}
+		n = sent(c, n);
 		if (n < 0)
 			return (int)n;
 		if (n == 0)

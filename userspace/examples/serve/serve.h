@@ -42,6 +42,7 @@ enum serve_model {
 struct serve_conn {
 	int fd;			/* a connected stream socket; serve closes it (lingering) */
 	unsigned long id;	/* 1, 2, ... in accept order */
+	int send_timed_out;	/* serve.c's: a send met serve_opts.send_timeout_ns */
 };
 
 /*
@@ -74,6 +75,12 @@ struct serve_opts {
 	unsigned long max_conns;	/* open at once; 0: no cap */
 	unsigned long max_accepts;	/* end after this many were served; 0: none */
 	size_t stack_size;		/* per connection; 0: the model's default */
+	/*
+	 * A send that moves nothing for this long fails with -ETIMEDOUT, and
+	 * the connection is then reset instead of closed with a lingering
+	 * close (the peer is not reading); 0: no limit.  nginx's send_timeout.
+	 */
+	int64_t send_timeout_ns;
 	serve_handler_fn handle;
 	serve_refuse_fn refuse;		/* NULL: close at once */
 	void *arg;
@@ -145,12 +152,16 @@ int64_t serve_deadline_after(int64_t ns);
  */
 ssize_t serve_recv(struct serve_conn *c, void *buf, size_t len, int64_t deadline);
 
-/* serve_send_all() - send all of @buf on @c: 0 or a negative errno. */
+/*
+ * serve_send_all() - send all of @buf on @c: 0 or a negative errno;
+ * -ETIMEDOUT when the peer took nothing for serve_opts.send_timeout_ns.
+ */
 int serve_send_all(struct serve_conn *c, const void *buf, size_t len);
 
 /*
  * serve_sendv_all() - send all of @iov[0..@iovcnt) on @c (the array is
- * modified as it is consumed): 0 or a negative errno.
+ * modified as it is consumed): 0 or a negative errno, -ETIMEDOUT as
+ * serve_send_all().
  */
 int serve_sendv_all(struct serve_conn *c, struct iovec *iov, int iovcnt);
 
