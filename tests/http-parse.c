@@ -3,8 +3,9 @@
  * http-parse.c - httpserver's request-head parser against every rule in
  * userspace/examples/http/http-parse.h: what parses, what each refusal
  * answers (400, 414, 431, 505), the limits both on complete heads and on
- * heads still arriving, the keep-alive rules, pipelining, and the path
- * decoder.
+ * heads still arriving, the keep-alive rules, pipelining, the target's
+ * forms and path, the versions taken as 1.1, Transfer-Encoding, the
+ * chunked body decoder, and the path decoder.
  *
  * Every input is copied into a buffer of exactly its length, so under
  * ASan a read past the end fails the test.  The parser is compiled into
@@ -36,6 +37,10 @@ static int parse_n(const char *s, size_t len)
 		req.method_name = s + (req.method_name - copy);
 		if (req.host)
 			req.host = s + (req.host - copy);
+		if (req.path >= copy && req.path < copy + len)
+			req.path = s + (req.path - copy);
+		if (req.authority)
+			req.authority = s + (req.authority - copy);
 	}
 	free(copy);
 	return rc;
@@ -258,7 +263,6 @@ static void test_bad_requests(void)
 		{ "a space in the target", "GET /a b HTTP/1.1\r\nHost: a\r\n\r\n", -400 },
 		{ "non-token byte in the method", "GE(T / HTTP/1.1\r\nHost: a\r\n\r\n", -400 },
 		{ "empty method", " / HTTP/1.1\r\nHost: a\r\n\r\n", -400 },
-		{ "absolute-form", "GET http://a/ HTTP/1.1\r\nHost: a\r\n\r\n", -400 },
 		{ "authority-form", "CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n", -400 },
 		{ "asterisk for GET", "GET * HTTP/1.1\r\nHost: a\r\n\r\n", -400 },
 		{ "asterisk plus more", "OPTIONS *x HTTP/1.1\r\nHost: a\r\n\r\n", -400 },
@@ -301,7 +305,9 @@ static void test_bad_requests(void)
 		  "Content-Length: 3\r\n\r\n",
 		  -400 },
 		{ "HTTP/2.0", "GET / HTTP/2.0\r\nHost: a\r\n\r\n", -505 },
-		{ "HTTP/1.2", "GET / HTTP/1.2\r\nHost: a\r\n\r\n", -505 },
+		{ "HTTP/1.2 without Host (it is 1.1)", "GET / HTTP/1.2\r\n\r\n", -400 },
+		{ "a '#' in the target", "GET /#x HTTP/1.1\r\nHost: a\r\n\r\n", -400 },
+		{ "a '#' after a query", "GET /a?b#c HTTP/1.1\r\nHost: a\r\n\r\n", -400 },
 		{ "HTTP/0.9 spelt out", "GET / HTTP/0.9\r\n\r\n", -505 },
 		{ "HTTP/9.9", "GET / HTTP/9.9\r\n\r\n", -505 },
 	};
@@ -325,7 +331,9 @@ static void test_early_refusal(void)
 	} cases[] = {
 		{ "leading SP, incomplete", " GET", -400 },
 		{ "control byte in the target, incomplete", "GET /a\x01", -400 },
-		{ "absolute-form, incomplete", "GET h", -400 },
+		{ "absolute-form begun, incomplete", "GET h", 0 },
+		{ "no scheme we know, incomplete", "GET f", -400 },
+		{ "a '#' in the target, incomplete", "GET /a#", -400 },
 		{ "bad version, incomplete", "GET / HTTP/1.1x", -400 },
 		{ "HTTP/2.0, incomplete", "GET / HTTP/2.0", -505 },
 		{ "space before colon, incomplete", "GET / HTTP/1.1\r\nHost ", -400 },
@@ -384,7 +392,261 @@ static void test_content_length(void)
 	rc = parse("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n");
 	ok(rc > 0 && req.chunked == 1 && req.content_length == -1, "Transfer-Encoding: chunked");
 	rc = parse("POST / HTTP/1.1\r\nHost: a\r\ntransfer-encoding: gzip, chunked\r\n\r\n");
-	ok(rc > 0 && req.chunked == 1, "any Transfer-Encoding sets chunked");
+	ok(rc > 0 && req.chunked == 1 && req.te_other == 1,
+	   "gzip, chunked: chunked framing, and another coding (501)");
+}
+
+/* RFC 9112 sections 6.1 and 6.3: chunked last, once; none in HTTP/1.0. */
+static void test_transfer_encoding(void)
+{
+	static const struct {
+		const char *version, *fields;
+		int rc, other;	/* rc 1: parses, chunked */
+	} cases[] = {
+		{ "1.1", "Transfer-Encoding: chunked\r\n", 1, 0 },
+		{ "1.1", "Transfer-Encoding: CHUNKED\r\n", 1, 0 },
+		{ "1.1", "Transfer-Encoding: gzip , chunked\r\n", 1, 1 },
+		{ "1.1", "Transfer-Encoding: gzip;level=1, chunked\r\n", 1, 1 },
+		{ "1.1", "Transfer-Encoding: , chunked ,\r\n", 1, 0 },
+		{ "1.1", "Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n", 1, 1 },
+		{ "1.2", "Transfer-Encoding: chunked\r\n", 1, 0 },
+		{ "1.1", "Transfer-Encoding: gzip\r\n", -400, 0 },
+		{ "1.1", "Transfer-Encoding: chunked, gzip\r\n", -400, 0 },
+		{ "1.1", "Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n", -400, 0 },
+		{ "1.1", "Transfer-Encoding: chunked, chunked\r\n", -400, 0 },
+		{ "1.1", "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n", -400, 0 },
+		{ "1.1", "Transfer-Encoding: chunked;x=1\r\n", -400, 0 },
+		{ "1.1", "Transfer-Encoding:\r\n", -400, 0 },
+		{ "1.1", "Transfer-Encoding: ,\r\n", -400, 0 },
+		{ "1.1", "Transfer-Encoding: \"chunked\"\r\n", -400, 0 },
+		{ "1.1", "Transfer-Encoding: chunked x\r\n", -400, 0 },
+		{ "1.1", "Transfer-Encoding: identity\r\n", -400, 0 },
+		{ "1.0", "Transfer-Encoding: chunked\r\n", -400, 0 },
+		{ "1.0", "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n", -400, 0 },
+	};
+	char buf[256];
+	size_t i;
+	int rc;
+
+	for (i = 0; i < ARRAY_SIZE(cases); i++) {
+		snprintf(buf, sizeof(buf), "POST / HTTP/%s\r\nHost: a\r\n%s\r\n",
+			 cases[i].version, cases[i].fields);
+		rc = parse(buf);
+		if (cases[i].rc == 1)
+			ok(rc > 0 && req.chunked == 1 && req.te_other == cases[i].other &&
+			   req.content_length == -1,
+			   "HTTP/%s, \"%s\": chunked%s", cases[i].version, shown(cases[i].fields),
+			   cases[i].other ? ", another coding" : "");
+		else
+			ok(rc == cases[i].rc, "HTTP/%s, \"%s\": %d (got %d)", cases[i].version,
+			   shown(cases[i].fields), cases[i].rc, rc);
+	}
+}
+
+/* The target's forms, what routes (req->path), and the versions. */
+static void test_target_forms(void)
+{
+	static const struct {
+		const char *target, *path, *authority;
+	} good[] = {
+		{ "/", "/", NULL },
+		{ "/?a=b", "/", NULL },
+		{ "/fib/10?x=1&y", "/fib/10", NULL },
+		{ "/files/a.txt?", "/files/a.txt", NULL },
+		{ "//a/b", "//a/b", NULL },
+		{ "http://example.com/fib/10?q", "/fib/10", "example.com" },
+		{ "HTTP://Example.COM:8080/", "/", "Example.COM:8080" },
+		{ "https://a", "/", "a" },
+		{ "http://a?q=1", "/", "a" },
+		{ "http://[::1]:80/x/", "/x/", "[::1]:80" },
+		{ "http://127.0.0.1/files/%41", "/files/%41", "127.0.0.1" },
+	};
+	static const char *const bad[] = {
+		"http://", "http:///x", "http://:80/", "http://u@a/", "http://@a/", "ftp://a/",
+		"http:/a", "http:a", "httpx://a/", "https//a", "http://a b/", "a:443",
+		"http://a/#f", "http://a/b\\c#", "mailto:x@y",
+	};
+	char buf[256];
+	size_t i;
+	int rc;
+
+	for (i = 0; i < ARRAY_SIZE(good); i++) {
+		snprintf(buf, sizeof(buf), "GET %s HTTP/1.1\r\nHost: h\r\n\r\n", good[i].target);
+		rc = parse(buf);
+		ok(rc > 0 && req.target_len == strlen(good[i].target) &&
+		   req.path_len == strlen(good[i].path) &&
+		   !memcmp(req.path, good[i].path, req.path_len) &&
+		   (good[i].authority ?
+		    req.authority && req.authority_len == strlen(good[i].authority) &&
+		    !memcmp(req.authority, good[i].authority, req.authority_len) :
+		    !req.authority),
+		   "target %s: path %s%s%s", good[i].target, good[i].path,
+		   good[i].authority ? ", authority " : "",
+		   good[i].authority ? good[i].authority : "");
+	}
+	for (i = 0; i < ARRAY_SIZE(bad); i++) {
+		snprintf(buf, sizeof(buf), "GET %s HTTP/1.1\r\nHost: h\r\n\r\n", bad[i]);
+		is_int(parse(buf), -400, bad[i]);
+	}
+	rc = parse("GET http://a/ HTTP/1.1\r\n\r\n");
+	is_int(rc, -400, "absolute-form in HTTP/1.1 still needs Host (RFC 9112 3.2)");
+	rc = parse("GET http://a/x HTTP/1.0\r\n\r\n");
+	ok(rc > 0 && req.path_len == 2, "absolute-form in HTTP/1.0 without Host");
+	rc = parse("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n");
+	ok(rc > 0 && req.path_len == 1 && req.path[0] == '*', "asterisk-form: path \"*\"");
+
+	rc = parse("GET / HTTP/1.2\r\nHost: a\r\n\r\n");
+	ok(rc > 0 && req.minor == 1 && req.keep_alive == 1,
+	   "HTTP/1.2 is taken as HTTP/1.1 (RFC 9110 2.5)");
+	rc = parse("GET / HTTP/1.9\r\nHost: a\r\nConnection: close\r\n\r\n");
+	ok(rc > 0 && req.minor == 1 && req.keep_alive == 0, "HTTP/1.9 too, with its fields");
+}
+
+/* Feed @body to the chunked decoder in pieces of @piece bytes (0: whole). */
+static int chunked_n(const char *body, size_t len, size_t piece, uint64_t max,
+		     size_t *used, struct http_chunked *ch)
+{
+	size_t off = 0, n, u = 0;
+	char *copy;
+	int rc = 0;
+
+	memset(ch, 0, sizeof(*ch));
+	*used = 0;
+	if (!piece)
+		piece = len ? len : 1;
+	do {
+		n = len - off < piece ? len - off : piece;
+		copy = malloc(n ? n : 1);
+		if (!copy)
+			abort();
+		memcpy(copy, body + off, n);
+		rc = http_chunked_parse(ch, copy, n, max, &u);
+		free(copy);
+		if (rc < 0)
+			return rc;
+		if (u > n)
+			return -1;	/* never: used is within the piece */
+		*used += u;
+		off += n;
+	} while (!rc && off < len);
+	return rc;
+}
+
+static int chunked(const char *body, uint64_t max, size_t *used, struct http_chunked *ch)
+{
+	return chunked_n(body, strlen(body), 0, max, used, ch);
+}
+
+static void test_chunked(void)
+{
+	static const struct {
+		const char *what, *body;
+		int rc;
+		uint64_t data;
+		unsigned int trailers;
+	} cases[] = {
+		{ "the empty body", "0\r\n\r\n", 1, 0, 0 },
+		{ "two chunks", "5\r\nhello\r\n1\r\n!\r\n0\r\n\r\n", 1, 6, 0 },
+		{ "hex sizes, any case", "A\r\n0123\r\n4567\r\n0\r\n\r\n", 1, 10, 0 },
+		{ "lower-case hex", "a\r\n0123456789\r\n0\r\n\r\n", 1, 10, 0 },
+		{ "leading zeros", "0000000000000000000005\r\nhello\r\n000\r\n\r\n", 1, 5, 0 },
+		{ "CR and LF in data", "4\r\n\r\n\r\n\r\n0\r\n\r\n", 1, 4, 0 },
+		{ "extensions", "5;a=b;c ; d = \"q\\\"\" \t;e=f\r\nhello\r\n0;last\r\n\r\n", 1, 5,
+		  0 },
+		{ "trailers", "0\r\nX-Sum: 1\r\nEmpty:\r\n\r\n", 1, 0, 2 },
+		{ "no digits", "\r\n", -400, 0, 0 },
+		{ "not hex", "x\r\n", -400, 0, 0 },
+		{ "a sign", "-1\r\n", -400, 0, 0 },
+		{ "0x prefix", "0x5\r\n", -400, 0, 0 },
+		{ "bare LF after the size", "5\nhello\r\n0\r\n\r\n", -400, 0, 0 },
+		{ "bare CR after the size", "5\rhello", -400, 0, 0 },
+		{ "SP after the size, no extension", "5 \r\n", -400, 0, 0 },
+		{ "empty extension name", "5;\r\n", -400, 0, 0 },
+		{ "extension without a value", "5;a=\r\n", -400, 0, 0 },
+		{ "two names", "5;a b\r\n", -400, 0, 0 },
+		{ "control byte in a quoted value", "5;a=\"\x01\"\r\n", -400, 0, 0 },
+		{ "data longer than its size", "5\r\nhello!\r\n0\r\n\r\n", -400, 0, 0 },
+		{ "bare LF after the data", "5\r\nhello\n0\r\n\r\n", -400, 0, 0 },
+		{ "bare LF at the end", "0\r\n\n", -400, 0, 0 },
+		{ "trailer without a colon", "0\r\nX y\r\n\r\n", -400, 0, 0 },
+		{ "trailer obs-fold", "0\r\n X: y\r\n\r\n", -400, 0, 0 },
+		{ "control byte in a trailer", "0\r\nX: \x01\r\n\r\n", -400, 0, 0 },
+		{ "bare LF after a trailer", "0\r\nX: y\n\r\n", -400, 0, 0 },
+		{ "over the limit in one chunk", "b\r\n", -413, 0, 0 },
+		{ "over the limit in two", "5\r\nhello\r\n6\r\n", -413, 0, 0 },
+		{ "a size beyond 64 bits", "10000000000000000\r\n", -413, 0, 0 },
+	};
+	static const char tail[] = "5\r\nhello\r\n0\r\nT: 1\r\n\r\nGET / HTTP/1.1\r\n";
+	struct http_chunked ch;
+	struct sbuf b = { 0 };
+	size_t i, used, used1, piece;
+	int rc, rc1, bad;
+
+	for (i = 0; i < ARRAY_SIZE(cases); i++) {
+		rc = chunked(cases[i].body, 10, &used, &ch);
+		if (cases[i].rc == 1)
+			ok(rc == 1 && used == strlen(cases[i].body) && ch.body == cases[i].data &&
+			   ch.trailers == cases[i].trailers,
+			   "chunked, %s: ends after %zu bytes, %llu data bytes", cases[i].what,
+			   strlen(cases[i].body), (unsigned long long)cases[i].data);
+		else
+			ok(rc == cases[i].rc, "chunked, %s: %d (got %d)", cases[i].what,
+			   cases[i].rc, rc);
+	}
+	rc = chunked("5\r\nhello\r\n0\r\n\r\n", 5, &used, &ch);
+	ok(rc == 1 && ch.body == 5, "chunked: exactly the limit is allowed");
+	rc = chunked("7fffffffffffffff\r\n", INT64_MAX, &used, &ch);
+	ok(rc == 0 && ch.size == INT64_MAX, "chunked: a size of INT64_MAX under that limit");
+	rc = chunked("8000000000000000\r\n", INT64_MAX, &used, &ch);
+	is_int(rc, -413, "chunked: INT64_MAX + 1: 413");
+
+	rc = chunked(tail, 100, &used, &ch);
+	ok(rc == 1 && used == strlen(tail) - strlen("GET / HTTP/1.1\r\n"),
+	   "chunked: what follows the body is not used (the next request)");
+	bad = 0;
+	for (piece = 1; piece < sizeof(tail); piece++) {
+		rc1 = chunked_n(tail, strlen(tail), piece, 100, &used1, &ch);
+		if (rc1 != rc || used1 != used)
+			bad++;
+	}
+	ok(!bad, "chunked: in pieces of every size, the same end");
+	bad = 0;
+	for (i = 0; i < ARRAY_SIZE(cases); i++) {
+		rc = chunked(cases[i].body, 10, &used, &ch);
+		rc1 = chunked_n(cases[i].body, strlen(cases[i].body), 1, 10, &used1, &ch);
+		if (rc != rc1 || (rc == 1 && used != used1)) {
+			tap_diag("  %s: %d whole, %d byte by byte", cases[i].what, rc, rc1);
+			bad++;
+		}
+	}
+	ok(!bad, "chunked: byte by byte, every case as whole");
+	rc = chunked("5\r\nhel", 10, &used, &ch);
+	ok(rc == 0 && used == 6 && ch.size == 2, "chunked: incomplete data needs more");
+
+	sb_add(&b, "5;");
+	sb_repeat(&b, 'e', HTTP_CHUNK_LINE_MAX - 4);
+	sb_add(&b, "\r\nhello\r\n0\r\n\r\n");
+	rc = chunked_n(b.s, b.len, 0, 10, &used, &ch);
+	ok(rc == 1, "chunked: a size line of HTTP_CHUNK_LINE_MAX bytes with its CRLF");
+	b.len = 0;
+	sb_add(&b, "5;");
+	sb_repeat(&b, 'e', HTTP_CHUNK_LINE_MAX - 3);
+	sb_add(&b, "\r\n");
+	is_int(chunked_n(b.s, b.len, 0, 10, &used, &ch), -400, "chunked: one byte more: 400");
+	b.len = 0;
+	sb_add(&b, "0\r\nX: ");
+	sb_repeat(&b, 'v', HTTP_HEADERS_MAX);
+	sb_add(&b, "\r\n\r\n");
+	is_int(chunked_n(b.s, b.len, 0, 10, &used, &ch), -431,
+	       "chunked: trailers over HTTP_HEADERS_MAX: 431");
+	b.len = 0;
+	sb_add(&b, "0\r\n");
+	for (i = 0; i <= HTTP_FIELDS_MAX; i++)
+		sb_add(&b, "T: 1\r\n");
+	sb_add(&b, "\r\n");
+	is_int(chunked_n(b.s, b.len, 0, 10, &used, &ch), -431,
+	       "chunked: more than HTTP_FIELDS_MAX trailers: 431");
+	free(b.s);
 }
 
 /* A request whose request line has @content bytes (no line end). */
@@ -586,6 +848,9 @@ int main(void)
 	test_bad_requests();
 	test_early_refusal();
 	test_content_length();
+	test_transfer_encoding();
+	test_target_forms();
+	test_chunked();
 	test_request_line_limit();
 	test_header_limits();
 	test_decode_path();

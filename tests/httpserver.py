@@ -159,6 +159,7 @@ def expect_error(srv, raw, status, desc, extra_check=None, closes=True):
 
 GET = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"
 HELLO = b"Hello, world\n"
+CHUNKED_GET = b"GET / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
 
 
 def test_model(model, files_dir):
@@ -293,8 +294,27 @@ def test_model(model, files_dir):
          "negative Content-Length"),
         (b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nTransfer-Encoding: chunked"
          b"\r\n\r\n", 400, "Content-Length and Transfer-Encoding"),
-        (b"GET / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 501,
-         "chunked body"),
+        (b"GET / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n", 400,
+         "Transfer-Encoding without chunked last"),
+        (b"GET / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", 400,
+         "Transfer-Encoding: chunked, gzip"),
+        (b"GET / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+         b"0\r\n\r\n", 501, "a transfer coding other than chunked"),
+        (b"GET / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400,
+         "Transfer-Encoding in HTTP/1.0"),
+        (b"GET /#frag HTTP/1.1\r\nHost: t\r\n\r\n", 400, "a '#' in the target"),
+        (b"GET ftp://t/ HTTP/1.1\r\nHost: t\r\n\r\n", 400, "absolute-form, not http"),
+        (CHUNKED_GET + b"zz\r\n", 400, "chunked: a size that is not hex"),
+        (CHUNKED_GET + b"5\r\nhelloXX\r\n0\r\n\r\n", 400, "chunked: more data than its size"),
+        (CHUNKED_GET + b"5\nhello\r\n0\r\n\r\n", 400, "chunked: a bare LF"),
+        (CHUNKED_GET + b"100001\r\n", 413, "chunked: a chunk over the 1 MiB body limit"),
+        (CHUNKED_GET + b"80000\r\n" + b"x" * 0x80000 + b"\r\n80001\r\n", 413,
+         "chunked: chunks adding up to over 1 MiB"),
+        (CHUNKED_GET + b"10000000000000000\r\n", 413, "chunked: a size beyond 64 bits"),
+        (CHUNKED_GET + b"0\r\n" + b"T: 1\r\n" * 101 + b"\r\n", 431,
+         "chunked: more than 100 trailers"),
+        (b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 1048577\r\n\r\n", 413,
+         "Content-Length over 1 MiB"),
         (b"GET / HTTP/2.0\r\nHost: t\r\n\r\n", 505, "HTTP/2.0 in an HTTP/1 request line"),
         (b"GET / HTTP/1.1x\r\nHost: t\r\n\r\n", 400, "garbage after the version"),
         (b"BREW / HTTP/1.1\r\nHost: t\r\n\r\n", 501, "unknown method"),
@@ -310,6 +330,53 @@ def test_model(model, files_dir):
     ]
     for raw, status, desc in cases:
         expect_error(srv, raw, status, f"{m} {desc}")
+    # RFC 9112/9110 conformance: target forms, query, version, bodies
+    for raw, want, desc in (
+            (b"GET http://t/ HTTP/1.1\r\nHost: t\r\n\r\n", HELLO, "absolute-form target"),
+            (b"GET HTTP://T:80/fib/10?x=1 HTTP/1.1\r\nHost: t\r\n\r\n", b"55\n",
+             "absolute-form with a port and a query"),
+            (b"GET /?a=b HTTP/1.1\r\nHost: t\r\n\r\n", HELLO, "a query does not change the route"),
+            (b"GET /fib/10?n=20 HTTP/1.1\r\nHost: t\r\n\r\n", b"55\n", "/fib/10?n=20 is /fib/10"),
+            (b"GET / HTTP/1.2\r\nHost: t\r\n\r\n", HELLO, "HTTP/1.2 is served as 1.1"),
+            (CHUNKED_GET + b"5\r\nhello\r\n0\r\n\r\n", HELLO, "a chunked body is read"),
+            (CHUNKED_GET + b"5;ext=1\r\nhello\r\n0\r\nTrailer: x\r\n\r\n", HELLO,
+             "a chunked body with an extension and a trailer"),
+            (b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello", HELLO,
+             "a Content-Length body on GET is read and ignored")):
+        try:
+            with srv.connect() as s:
+                s.sendall(raw + GET)
+                r = Reader(s)
+                a, b = r.answer(), r.answer()
+            ok(a[0] == 200 and a[2] == want and b[2] == HELLO and "connection" not in a[1],
+               f"{m} {desc}; the connection goes on", (a, b))
+        except Exception as e:  # noqa: BLE001
+            ok(False, f"{m} {desc}", repr(e))
+    # a 1 MiB chunked body in 64 KiB chunks, sent in pieces, after a pipelined
+    # request: the body runs through the buffer many times over
+    body = b"".join(b"10000\r\n" + bytes([65 + i]) * 0x10000 + b"\r\n" for i in range(16))
+    try:
+        with srv.connect() as s:
+            raw = GET + CHUNKED_GET + body + b"0\r\n\r\n" + GET
+            for i in range(0, len(raw), 50000):
+                s.sendall(raw[i:i + 50000])
+            r = Reader(s)
+            got = [r.answer()[2] for _ in range(3)]
+        ok(got == [HELLO] * 3, f"{m} a 1 MiB chunked body, between two requests", got)
+    except Exception as e:  # noqa: BLE001
+        ok(False, f"{m} a 1 MiB chunked body", repr(e))
+    t0 = time.monotonic()
+    try:
+        with srv.connect() as s:
+            s.sendall(CHUNKED_GET + b"5\r\nhel")
+            r = Reader(s)
+            st, _, _ = r.answer()
+            took = time.monotonic() - t0
+            ok(st == 408 and r.closed() and 0.4 <= took < 5,
+               f"{m} a body that stops coming: 408 after the header timeout", (st, took))
+    except Exception as e:  # noqa: BLE001
+        ok(False, f"{m} a body that stops coming: 408", repr(e))
+
     for method in (b"POST", b"PUT", b"DELETE", b"OPTIONS", b"PATCH"):
         expect_error(srv, method + b" / HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n", 405,
                      f"{m} {method.decode()}",

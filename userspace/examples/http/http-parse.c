@@ -29,11 +29,12 @@
 #define S	(C_TARGET | C_VALUE | C_HOST)
 #define P	(C_TARGET | C_VALUE)
 #define V	C_VALUE
+#define F	(C_TOKEN | C_VALUE)	/* '#': a fragment has no place in a request */
 
 static const uint8_t http_class[256] = {
 	/* 00 */ 0, 0, 0, 0, 0, 0, 0, 0, 0, V, 0, 0, 0, 0, 0, 0,
 	/* 10 */ 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-	/* 20 */ V, X, P, N, X, X, X, X, S, S, X, X, S, X, X, P,
+	/* 20 */ V, X, P, F, X, X, X, X, S, S, X, X, S, X, X, P,
 	/* 30 */ X, X, X, X, X, X, X, X, X, X, S, S, P, S, P, P,
 	/* 40 */ P, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
 	/* 50 */ X, X, X, X, X, X, X, X, X, X, X, S, P, S, N, X,
@@ -54,11 +55,17 @@ static const uint8_t http_class[256] = {
 #undef S
 #undef P
 #undef V
+#undef F
 
 /* What the field lines said that only counts once the head is complete. */
 struct fields_seen {
 	int conn_close;
 	int conn_keep_alive;
+	int te;			/* a Transfer-Encoding field came */
+	unsigned int codings;	/* transfer codings listed, in all TE fields */
+	int last_chunked;	/* the last one listed is chunked */
+	int early_chunked;	/* chunked came before the last one */
+	int other;		/* a coding other than chunked */
 };
 
 /* The first byte in [p, end) not of class @cls, or end. */
@@ -130,7 +137,9 @@ static enum http_method method_of(const char *m, size_t n)
 
 /*
  * "HTTP/" DIGIT "." DIGIT in [p, end).  Incomplete (!complete): the bytes
- * so far must be a beginning of that.
+ * so far must be a beginning of that.  HTTP/1.x with x above 1 is taken as
+ * 1.1, the highest 1.x we speak (RFC 9110 section 2.5); another major
+ * version is a 505.
  */
 static int parse_version(const char *p, const char *end, int complete,
 			 struct http_request *req)
@@ -146,9 +155,61 @@ static int parse_version(const char *p, const char *end, int complete,
 	}
 	if (n < sizeof(pattern) - 1)
 		return 0;
-	if (p[5] != '1' || (p[7] != '0' && p[7] != '1'))
+	if (p[5] != '1')
 		return -505;
-	req->minor = p[7] - '0';
+	req->minor = p[7] == '0' ? 0 : 1;
+	return 0;
+}
+
+/*
+ * An absolute-form target (RFC 9112 section 3.2.2) in [p, end): "http://" or
+ * "https://" (any case), a non-empty authority of Host bytes (no userinfo:
+ * '@' is not one), then a path, a query or nothing.  The bytes are already
+ * known to be target bytes.  Incomplete (!complete): the bytes so far must
+ * be a beginning of that.  Complete: the authority and the path (without
+ * the query; "/" when empty) go into @req.
+ */
+static int parse_absolute(const char *p, const char *end, int complete,
+			  struct http_request *req)
+{
+	static const char scheme[] = "http";
+	size_t n = (size_t)(end - p), i, k;
+	const char *auth, *q;
+
+	for (i = 0; i < sizeof(scheme) - 1; i++) {
+		if (i == n)
+			return complete ? -400 : 0;
+		if ((p[i] | 0x20) != scheme[i])
+			return -400;
+	}
+	if (i < n && (p[i] | 0x20) == 's')
+		i++;
+	for (k = 0; k < 3; k++, i++) {
+		if (i == n)
+			return complete ? -400 : 0;
+		if (p[i] != "://"[k])
+			return -400;
+	}
+	auth = p + i;
+	q = skip_class(auth, end, C_HOST);
+	if (q != end && *q != '/' && *q != '?')
+		return -400;
+	/* An empty host (RFC 9110 section 4.2.1), or a port without one. */
+	if ((q == auth && (q != end || complete)) || (auth < end && *auth == ':'))
+		return -400;
+	if (!complete)
+		return 0;
+	req->authority = auth;
+	req->authority_len = (size_t)(q - auth);
+	if (q == end || *q == '?') {
+		req->path = "/";
+		req->path_len = 1;
+	} else {
+		const char *query = memchr(q, '?', (size_t)(end - q));
+
+		req->path = q;
+		req->path_len = (size_t)((query ? query : end) - q);
+	}
 	return 0;
 }
 
@@ -161,6 +222,7 @@ static int parse_request_line(const char *p, const char *end, int complete,
 			      struct http_request *req)
 {
 	const char *q;
+	int rc;
 
 	q = skip_class(p, end, C_TOKEN);
 	if (q == end)
@@ -181,15 +243,25 @@ static int parse_request_line(const char *p, const char *end, int complete,
 			return -400;
 		q = p + 1;
 	} else {
-		/* absolute-form, authority-form, a second SP... */
-		return -400;
+		/* absolute-form; authority-form, a second SP... fail in there */
+		q = skip_class(p, end, C_TARGET);
+		rc = parse_absolute(p, q, q != end, req);
+		if (rc)
+			return rc;
 	}
 	if (q == end)
 		return complete ? -400 : 0;
 	if (*q != ' ')
-		return -400;
+		return -400;	/* a byte that is no target byte: SP, '#', control... */
 	req->target = p;
 	req->target_len = (size_t)(q - p);
+	if (!req->path) {
+		/* origin-form or asterisk-form: the path is the target up to '?' */
+		const char *query = memchr(p, '?', (size_t)(q - p));
+
+		req->path = p;
+		req->path_len = (size_t)((query ? query : q) - p);
+	}
 
 	return parse_version(q + 1, end, complete, req);
 }
@@ -234,6 +306,44 @@ static void parse_connection(const char *v, const char *end, struct fields_seen 
 	}
 }
 
+/*
+ * Transfer-Encoding: a comma list of transfer codings, each a token with
+ * optional parameters; the lists of several fields add up in order.  Only
+ * the order matters here: chunked last (the framing), chunked nowhere
+ * else, and whether any other coding is applied (which we cannot undo).
+ */
+static int parse_transfer_encoding(const char *v, const char *end, struct fields_seen *seen)
+{
+	seen->te = 1;
+	while (v <= end) {
+		const char *comma = memchr(v, ',', (size_t)(end - v));
+		const char *e = comma ? comma : end, *name_end;
+
+		while (v < e && is_ows(*v))
+			v++;
+		while (e > v && is_ows(e[-1]))
+			e--;
+		if (v < e) {	/* empty list elements are allowed, and ignored */
+			name_end = skip_class(v, e, C_TOKEN);
+			if (name_end == v || (name_end < e && *name_end != ';' && !is_ows(*name_end)))
+				return -400;
+			if (seen->last_chunked)
+				seen->early_chunked = 1;
+			seen->codings++;
+			seen->last_chunked = TOKEN_IS(v, (size_t)(name_end - v), "chunked");
+			/* chunked takes no parameters */
+			if (seen->last_chunked && name_end != e)
+				return -400;
+			if (!seen->last_chunked)
+				seen->other = 1;
+		}
+		if (!comma)
+			break;
+		v = comma + 1;
+	}
+	return 0;
+}
+
 /* What a complete field line means to the server. */
 static int field_meaning(const char *name, size_t nlen, const char *v, size_t vlen,
 			 struct http_request *req, struct fields_seen *seen)
@@ -261,7 +371,7 @@ static int field_meaning(const char *name, size_t nlen, const char *v, size_t vl
 		return parse_content_length(v, vlen, &req->content_length);
 	case 17:
 		if (TOKEN_IS(name, nlen, "transfer-encoding"))
-			req->chunked = 1;
+			return parse_transfer_encoding(v, v + vlen, seen);
 		break;
 	}
 	return 0;
@@ -390,9 +500,20 @@ int http_parse_request(const char *buf, size_t len, struct http_request *req)
 
 	if (req->minor == 1 && !req->has_host)
 		return -400;
-	/* RFC 9112 6.1: both may be a smuggling attempt; refuse. */
-	if (req->chunked && req->content_length >= 0)
-		return -400;
+	if (seen.te) {
+		/* RFC 9112 6.1: both may be a smuggling attempt; refuse. */
+		if (req->content_length >= 0)
+			return -400;
+		/*
+		 * RFC 9112 6.1: in HTTP/1.0, Transfer-Encoding is faulty framing.
+		 * 6.3: unless chunked is the final coding, the body's length
+		 * cannot be known.  6.1: chunked is applied once.
+		 */
+		if (req->minor == 0 || !seen.last_chunked || seen.early_chunked)
+			return -400;
+		req->chunked = 1;
+		req->te_other = seen.other;
+	}
 	req->keep_alive = seen.conn_close ? 0 : req->minor == 1 ? 1 : seen.conn_keep_alive;
 	req->head_len = (size_t)(p - buf);
 	return (int)req->head_len;
@@ -476,4 +597,223 @@ int http_decode_path(const char *target, size_t len, char *out, size_t outsz)
 		return -414;
 	out[o] = '\0';
 	return (int)o;
+}
+
+/* ------------------------------------------------------------ chunked body */
+
+/* The states of struct http_chunked: where in RFC 9112 section 7.1 we are. */
+enum {
+	CH_SIZE_START,		/* chunk-size: the first HEXDIG */
+	CH_SIZE,		/* more HEXDIG, or what follows them */
+	CH_EXT_BWS,		/* BWS before ";" */
+	CH_EXT_NAME_START,	/* BWS, then chunk-ext-name */
+	CH_EXT_NAME,
+	CH_EXT_NAME_BWS,	/* BWS after the name: "=" or ";" next */
+	CH_EXT_VALUE_START,	/* BWS, then a token or a quoted-string */
+	CH_EXT_TOKEN,
+	CH_EXT_QUOTED,
+	CH_EXT_QUOTED_PAIR,	/* after a backslash */
+	CH_EXT_VALUE_END,	/* after the closing quote */
+	CH_SIZE_LF,		/* the LF of the chunk-size line */
+	CH_DATA,
+	CH_DATA_CR,		/* the CRLF after the data */
+	CH_DATA_LF,
+	CH_TRAILER_START,	/* a trailer field line, or the final CRLF */
+	CH_TRAILER_NAME,
+	CH_TRAILER_VALUE,
+	CH_TRAILER_LF,
+	CH_END_LF,		/* the final LF */
+	CH_DONE,
+};
+
+static inline int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c |= 0x20;
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* qdtext and the bytes of a quoted-pair: HTAB, SP, visible ASCII, obs-text. */
+static inline int is_quoted_byte(unsigned char c)
+{
+	return c == '\t' || (c >= 0x20 && c != 0x7f);
+}
+
+int http_chunked_parse(struct http_chunked *ch, const char *buf, size_t len,
+		       uint64_t max_body, size_t *used)
+{
+	const char *p = buf, *e = buf + len;
+	uint64_t room;
+	unsigned char c;
+	size_t take;
+	int d;
+
+	while (p < e) {
+		if (ch->state == CH_DATA) {
+			take = (size_t)(e - p) < ch->size ? (size_t)(e - p) : (size_t)ch->size;
+			p += take;
+			ch->size -= take;
+			if (!ch->size)
+				ch->state = CH_DATA_CR;
+			continue;
+		}
+		if (ch->state == CH_DONE)
+			break;
+		c = (unsigned char)*p++;
+		/* The size line's bytes, and the trailer section's, are bounded. */
+		if (ch->state < CH_DATA && ++ch->line > HTTP_CHUNK_LINE_MAX)
+			return -400;
+		if (ch->state >= CH_TRAILER_START && ch->state < CH_END_LF &&
+		    ++ch->trailer_bytes > HTTP_HEADERS_MAX)
+			return -431;
+		switch (ch->state) {
+		case CH_SIZE_START:
+		case CH_SIZE:
+			d = hex_digit((char)c);
+			if (d >= 0) {
+				/*
+				 * Beyond the limit: known as soon as this digit
+				 * (so a size too big for 64 bits is a 413 too).
+				 * ch->body <= max_body: the sizes so far passed.
+				 */
+				room = max_body - ch->body;
+				if (ch->size > room / 16 || ch->size * 16 + (uint64_t)d > room)
+					return -413;
+				ch->size = ch->size * 16 + (uint64_t)d;
+				ch->state = CH_SIZE;
+			} else if (ch->state == CH_SIZE_START) {
+				return -400;
+			} else if (c == ';') {
+				ch->state = CH_EXT_NAME_START;
+			} else if (is_ows((char)c)) {
+				ch->state = CH_EXT_BWS;
+			} else if (c == '\r') {
+				ch->state = CH_SIZE_LF;
+			} else {
+				return -400;
+			}
+			break;
+		case CH_EXT_BWS:
+			if (c == ';')
+				ch->state = CH_EXT_NAME_START;
+			else if (!is_ows((char)c))
+				return -400;
+			break;
+		case CH_EXT_NAME_START:
+			if (http_class[c] & C_TOKEN)
+				ch->state = CH_EXT_NAME;
+			else if (!is_ows((char)c))
+				return -400;
+			break;
+		case CH_EXT_NAME:
+		case CH_EXT_NAME_BWS:
+			if ((http_class[c] & C_TOKEN) && ch->state == CH_EXT_NAME)
+				break;
+			if (c == '=')
+				ch->state = CH_EXT_VALUE_START;
+			else if (c == ';')
+				ch->state = CH_EXT_NAME_START;
+			else if (is_ows((char)c))
+				ch->state = CH_EXT_NAME_BWS;
+			else if (c == '\r' && ch->state == CH_EXT_NAME)
+				ch->state = CH_SIZE_LF;
+			else
+				return -400;
+			break;
+		case CH_EXT_VALUE_START:
+			if (c == '"')
+				ch->state = CH_EXT_QUOTED;
+			else if (http_class[c] & C_TOKEN)
+				ch->state = CH_EXT_TOKEN;
+			else if (!is_ows((char)c))
+				return -400;
+			break;
+		case CH_EXT_TOKEN:
+		case CH_EXT_VALUE_END:
+			if ((http_class[c] & C_TOKEN) && ch->state == CH_EXT_TOKEN)
+				break;
+			if (c == ';')
+				ch->state = CH_EXT_NAME_START;
+			else if (is_ows((char)c))
+				ch->state = CH_EXT_BWS;
+			else if (c == '\r')
+				ch->state = CH_SIZE_LF;
+			else
+				return -400;
+			break;
+		case CH_EXT_QUOTED:
+			if (c == '"')
+				ch->state = CH_EXT_VALUE_END;
+			else if (c == '\\')
+				ch->state = CH_EXT_QUOTED_PAIR;
+			else if (!is_quoted_byte(c))
+				return -400;
+			break;
+		case CH_EXT_QUOTED_PAIR:
+			if (!is_quoted_byte(c))
+				return -400;
+			ch->state = CH_EXT_QUOTED;
+			break;
+		case CH_SIZE_LF:
+			if (c != '\n')
+				return -400;
+			ch->line = 0;
+			if (ch->size) {
+				ch->body += ch->size;
+				ch->state = CH_DATA;
+			} else {
+				ch->state = CH_TRAILER_START;	/* the last chunk */
+			}
+			break;
+		case CH_DATA_CR:
+			if (c != '\r')
+				return -400;
+			ch->state = CH_DATA_LF;
+			break;
+		case CH_DATA_LF:
+			if (c != '\n')
+				return -400;
+			ch->state = CH_SIZE_START;
+			break;
+		case CH_TRAILER_START:
+			if (c == '\r') {
+				ch->state = CH_END_LF;
+			} else if (http_class[c] & C_TOKEN) {
+				if (ch->trailers == HTTP_FIELDS_MAX)
+					return -431;
+				ch->state = CH_TRAILER_NAME;
+			} else {
+				return -400;	/* obs-fold, a bare LF, garbage */
+			}
+			break;
+		case CH_TRAILER_NAME:
+			if (c == ':')
+				ch->state = CH_TRAILER_VALUE;
+			else if (!(http_class[c] & C_TOKEN))
+				return -400;
+			break;
+		case CH_TRAILER_VALUE:
+			if (c == '\r')
+				ch->state = CH_TRAILER_LF;
+			else if (!(http_class[c] & C_VALUE))
+				return -400;
+			break;
+		case CH_TRAILER_LF:
+			if (c != '\n')
+				return -400;
+			ch->trailers++;
+			ch->state = CH_TRAILER_START;
+			break;
+		case CH_END_LF:
+			if (c != '\n')
+				return -400;
+			ch->state = CH_DONE;
+			break;
+		}
+	}
+	*used = (size_t)(p - buf);
+	return ch->state == CH_DONE;
 }

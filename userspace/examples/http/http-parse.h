@@ -21,11 +21,17 @@
  *   - request-line = method SP request-target SP HTTP-version, exactly one
  *     SP each.  method is a token (case-sensitive); a well-formed method
  *     that is not one of enum http_method is HTTP_UNKNOWN, not an error
- *     (the server answers 501).  request-target is origin-form ("/...") or,
- *     for OPTIONS only, asterisk-form ("*"); absolute-form and
- *     authority-form are refused (400).  Target bytes are visible ASCII
- *     (0x21-0x7e).  HTTP-version is "HTTP/" DIGIT "." DIGIT: 1.0 and 1.1
- *     parse, any other well-formed version is a 505, anything else a 400.
+ *     (the server answers 501).  request-target is origin-form ("/..."),
+ *     absolute-form with the http or https scheme ("http://host[:port]/...",
+ *     section 3.2.2: a server must accept it; the authority must be a
+ *     non-empty host, without userinfo) or, for OPTIONS only,
+ *     asterisk-form ("*"); authority-form is refused (400).  Target bytes
+ *     are visible ASCII (0x21-0x7e) except '#': a fragment is never sent,
+ *     so a '#' is a 400.  The path (req->path: the target up to its query,
+ *     or an absolute-form's path, "/" when empty) is what routes.
+ *     HTTP-version is "HTTP/" DIGIT "." DIGIT: 1.0 and 1.1 parse, 1.2 to 1.9
+ *     are taken as 1.1 (RFC 9110 section 2.5: the highest minor version we
+ *     speak), another major version is a 505, anything else a 400.
  *   - field-line = field-name ":" OWS field-value OWS.  The name is a
  *     token with no whitespace before the colon; the value is visible
  *     ASCII, obs-text (0x80-0xff), SP and HTAB: any other control byte
@@ -37,8 +43,13 @@
  *     field, even with the same value, or a list ("5, 5") is a 400: RFC
  *     9110 section 8.6 lets a recipient reject those, and that leaves no
  *     room for a disagreement between two parsers (request smuggling).
- *   - Transfer-Encoding: any value sets chunked (the server answers 501);
- *     Transfer-Encoding together with Content-Length is a 400.
+ *   - Transfer-Encoding: a list of transfer codings (several fields add up
+ *     in order).  chunked must be the final coding and appear only there
+ *     (section 6.3: else the body's length cannot be known: 400); then
+ *     req->chunked is set, and req->te_other too if another coding comes
+ *     before it (the server cannot decode that: 501).  Transfer-Encoding in
+ *     HTTP/1.0 is faulty framing (section 6.1: 400), and together with
+ *     Content-Length a 400.  http_chunked_parse() reads such a body.
  *   - Connection: a comma list, case-insensitive; "close" ends the
  *     connection after the answer and wins over "keep-alive", which keeps
  *     an HTTP/1.0 connection open.  HTTP/1.1 persists by default.
@@ -65,6 +76,7 @@
 #define HTTP_HEADERS_MAX	8192	/* field-line bytes after the request line: 431 */
 #define HTTP_FIELDS_MAX		100	/* more field lines: 431 */
 #define HTTP_LEADING_EMPTY_MAX	4	/* empty lines skipped before a request line */
+#define HTTP_CHUNK_LINE_MAX	4096	/* a chunk-size line, extensions and CRLF: 400 */
 
 enum http_method {
 	HTTP_GET,
@@ -84,14 +96,19 @@ struct http_request {
 	enum http_method method;
 	const char *method_name;	/* the method token as received ... */
 	size_t method_len;		/* ... (useful for HTTP_UNKNOWN) */
-	const char *target;		/* "/..." or "*", not NUL-terminated */
+	const char *target;		/* "/...", "http://..." or "*", not NUL-terminated */
 	size_t target_len;
-	int minor;			/* HTTP/1.<minor>: 0 or 1 */
+	const char *path;		/* what routes: the target's path, no query */
+	size_t path_len;		/* (points into the buffer, or to "/") */
+	const char *authority;		/* absolute-form: its host[:port]; else NULL */
+	size_t authority_len;
+	int minor;			/* HTTP/1.<minor>: 0 or 1 (1.2-1.9 count as 1) */
 	int keep_alive;			/* the connection persists after the answer */
 	int has_host;
 	const char *host;		/* the Host value, OWS trimmed; NULL if absent */
 	size_t host_len;
-	int chunked;			/* Transfer-Encoding present (any value) */
+	int chunked;			/* Transfer-Encoding, chunked last: a chunked body */
+	int te_other;			/* ... and another coding before it (501) */
 	int64_t content_length;		/* -1 if absent */
 	unsigned int fields;		/* field lines */
 	size_t head_len;		/* all of it: leading empty lines to the empty line */
@@ -145,5 +162,55 @@ const char *http_reason(int status);
  * -414 when the decoded path and its NUL do not fit in @outsz.
  */
 int http_decode_path(const char *target, size_t len, char *out, size_t outsz);
+
+/**
+ * struct http_chunked - the state of a chunked body being read; zero it
+ * before the body's first byte.  The counters are for the caller too.
+ * @state: where in the grammar the next byte falls (http-parse.c)
+ * @size: data bytes of the current chunk still to come
+ * @body: data bytes announced so far (the chunk sizes added up)
+ * @line: bytes of the current chunk-size line so far
+ * @trailer_bytes: bytes of the trailer section so far
+ * @trailers: trailer field lines so far
+ */
+struct http_chunked {
+	int state;
+	uint64_t size;
+	uint64_t body;
+	size_t line;
+	size_t trailer_bytes;
+	unsigned int trailers;
+};
+
+/**
+ * http_chunked_parse() - read the next bytes of a chunked body (RFC 9112
+ * section 7.1), strictly.
+ * @ch: the state; zeroed before the body's first byte
+ * @buf: the next bytes received
+ * @len: how many
+ * @max_body: the most data bytes the body may carry, at most INT64_MAX
+ * @used: set to how many of @buf belong to the body
+ *
+ * Incremental: bytes may come in pieces of any size, and give the same
+ * result as all at once.  The data is checked and counted (@ch->body), not
+ * returned: httpserver has no route that takes a body.  Line ends are CRLF
+ * only (a bare LF inside chunked framing is a 400: parsers that disagree on
+ * it smuggle requests).  chunk-size is hex; chunk-ext is *( BWS ";" BWS
+ * token [ BWS "=" BWS ( token / quoted-string ) ] ), ignored; a trailer
+ * field line is name ":" value as in the head, and ignored.
+ *
+ * Limits: a chunk-size line (with its CRLF) over HTTP_CHUNK_LINE_MAX bytes
+ * is a 400; chunk
+ * sizes that add up to more than @max_body are a 413, found as soon as the
+ * digit that exceeds it arrives (a size too big for 64 bits is no
+ * exception); a trailer section over HTTP_HEADERS_MAX bytes or with more
+ * than HTTP_FIELDS_MAX fields is a 431.
+ *
+ * Return: 1 when the body has ended: *@used is where (the next request
+ * starts there); 0 when all of @buf was read and more is needed; -400,
+ * -413 or -431 otherwise (*@used is then not set).
+ */
+int http_chunked_parse(struct http_chunked *ch, const char *buf, size_t len,
+		       uint64_t max_body, size_t *used);
 
 #endif /* HTTP_PARSE_H */

@@ -32,12 +32,15 @@
  *
  * Limits (Documentation/servers.md): malformed request 400, request line
  * over 8 KiB 414, header section over 8 KiB or 100 fields 431, a known
- * method other than GET/HEAD 405, an unknown method or a body in chunked
- * transfer coding 501, a version other than 1.0/1.1 505, a request head not
- * complete --header-timeout after it began (or after the connection opened)
- * 408, more than --max-conns connections open 503.  Each error answer
- * closes the connection.  A client that takes no byte of an answer for
- * --send-timeout (default 60 s, nginx's send_timeout) is disconnected.
+ * method other than GET/HEAD 405, an unknown method or a transfer coding
+ * other than chunked 501, a major version other than 1 505, a request head
+ * not complete --header-timeout after it began (or after the connection
+ * opened) 408, a body over 1 MiB 413, more than --max-conns connections
+ * open 503.  A body (Content-Length or chunked) on GET or HEAD is read and
+ * ignored.  An error answer about the request's framing closes the
+ * connection; one about a route keeps it.  A client that takes no byte of
+ * an answer for --send-timeout (default 60 s, nginx's send_timeout) is
+ * disconnected.
  *
  * stdout carries exactly one line, "listening on ADDR:PORT"; everything
  * else goes to stderr.
@@ -76,6 +79,12 @@
  * fuller buffer is flushed before the next answer is added.
  */
 #define HTTP_OUT_SIZE		8192
+
+/*
+ * The largest request body read (and thrown away: no route takes one);
+ * nginx's client_max_body_size.  Larger: 413, and the connection closes.
+ */
+#define HTTP_BODY_MAX		(1024 * 1024)
 
 /* A file is sent in pieces of this size, read with one pread each. */
 #define HTTP_FILE_CHUNK		16384
@@ -556,11 +565,16 @@ static int starts_with(const char *s, size_t len, const char *prefix, size_t ple
 #define ARG(s, prefix) ((s) + sizeof(prefix) - 1)
 #define ARGLEN(len, prefix) ((len) - (sizeof(prefix) - 1))
 
-/* Answer one parsed request: 0, or -errno when the connection must end. */
+/*
+ * Answer one parsed request: 0, or -errno when the connection must end.
+ * Its body, if any, was read already (skip_body()), except where this
+ * closes the connection without reading it.
+ */
 static int answer(struct http_conn *c, const struct http_request *req)
 {
-	const char *t = req->target;
-	size_t len = req->target_len;
+	/* What routes: the path, without a query, of any form of target. */
+	const char *t = req->path;
+	size_t len = req->path_len;
 
 	if (!req->keep_alive)
 		c->closing = 1;
@@ -568,11 +582,9 @@ static int answer(struct http_conn *c, const struct http_request *req)
 		return out_error(c, req, 501, NULL);
 	if (req->method != HTTP_GET && req->method != HTTP_HEAD)
 		return out_error(c, req, 405, "Allow: GET, HEAD\r\n");
-	/* No route takes a body; a body we cannot frame cannot be skipped. */
-	if (req->chunked)
+	/* A coding under chunked (gzip...) that we do not undo. */
+	if (req->te_other)
 		return out_error(c, req, 501, NULL);
-	if (req->content_length > 0)
-		return out_error(c, req, 400, NULL);
 
 	if (len == 1 && t[0] == '/')
 		return route_hello(c, req);
@@ -679,6 +691,72 @@ static void *watchdog(void *arg)
 	return NULL;
 }
 
+/* Does @req read its body before it is answered?  See skip_body(). */
+static int reads_body(const struct http_request *req)
+{
+	return (req->chunked || req->content_length > 0) && !req->te_other &&
+	       (req->method == HTTP_GET || req->method == HTTP_HEAD);
+}
+
+/*
+ * Read and throw away the body of the request whose head is c->in[0,
+ * @start): no route takes a body, but the next request on the connection
+ * starts after it.  The body's bytes go through the buffer after the head,
+ * which stays where it is (the request points into it); at the end what
+ * follows the body is moved to @start, and *@have says where it ends.
+ * Each wait for more of the body is bounded by --header-timeout (nginx's
+ * client_body_timeout: between two reads).
+ *
+ * Return: 0; an HTTP status to answer before closing (400, 408, 413, 431);
+ * or a negative errno when the connection ends without an answer.
+ */
+static int skip_body(struct http_conn *c, struct http_watch *w,
+		     const struct http_request *req, size_t start, size_t *have)
+{
+	struct http_chunked ch = { 0 };
+	uint64_t left = req->chunked ? 0 : (uint64_t)req->content_length;
+	size_t pos = start, used, take;
+	ssize_t n;
+	int r;
+
+	if (!req->chunked && left > HTTP_BODY_MAX)
+		return 413;
+	for (;;) {
+		if (req->chunked) {
+			r = http_chunked_parse(&ch, c->in + pos, *have - pos, HTTP_BODY_MAX, &used);
+			if (r < 0)
+				return -r;
+			pos += used;
+			if (r)
+				break;
+		} else {
+			take = *have - pos < left ? *have - pos : (size_t)left;
+			pos += take;
+			left -= take;
+			if (!left)
+				break;
+		}
+		/* All after the head was body: make room for more. */
+		*have = pos = start;
+		/* Answers to requests before this one must not wait for its body. */
+		r = out_flush(c);
+		if (r < 0)
+			return r;
+		watch_set(w, hs.header_timeout_ns);
+		n = serve_recv(c->sc, c->in + start, sizeof(c->in) - start, SERVE_NO_DEADLINE);
+		if (n <= 0) {
+			if (!n && __atomic_load_n(&w->expired, __ATOMIC_RELAXED))
+				return 408;
+			return n < 0 ? (int)n : -ECONNRESET;	/* gone mid-body */
+		}
+		*have += (size_t)n;
+	}
+	memmove(c->in + start, c->in + pos, *have - pos);
+	*have = start + (*have - pos);
+	watch_set(w, -1);
+	return 0;
+}
+
 static void http_handle(struct serve_conn *sc, void *arg)
 {
 	struct http_conn c = { .sc = sc };
@@ -716,6 +794,27 @@ static void http_handle(struct serve_conn *sc, void *arg)
 				break;
 			}
 			watch_set(&w, -1);	/* no deadline while answering */
+			if (reads_body(&req)) {
+				/*
+				 * The body may need more room than what follows
+				 * the head: move the head to the start first (the
+				 * same bytes parse to the same request there).
+				 */
+				if (off) {
+					have -= off;
+					memmove(c.in, c.in + off, have);
+					off = 0;
+					r = http_parse_request(c.in, have, &req);
+				}
+				err = skip_body(&c, &w, &req, (size_t)r, &have);
+				if (err > 0) {
+					out_error(&c, &req, err, NULL);
+					err = 0;
+					break;
+				}
+				if (err < 0)
+					break;
+			}
 			err = answer(&c, &req);
 			if (err < 0)
 				break;
