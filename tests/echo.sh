@@ -15,7 +15,8 @@
 set -u
 
 B=${RF_BUILD:-build}
-SERVER=$B/examples/echo-server
+# $RF_SERVERS: where the server comes from instead (make check-servers-asan)
+SERVER=${RF_SERVERS:-$B/examples}/echo-server
 CLIENT=$B/examples/echo-client
 
 # Descriptors the 1,000-connection case needs in each process, with margin.

@@ -16,7 +16,8 @@
 set -u
 
 B=${RF_BUILD:-build}
-SERVER=$B/examples/fibserver
+# $RF_SERVERS: where the server comes from instead (make check-servers-asan)
+SERVER=${RF_SERVERS:-$B/examples}/fibserver
 CLIENT=$B/examples/hogclient
 
 # No single step may hang the test: a stuck program is killed after this.

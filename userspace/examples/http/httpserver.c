@@ -113,9 +113,19 @@
  */
 #define HTTP_MAX_CONNS_DEFAULT	20000
 
+/*
+ * Descriptors the server keeps for itself, beyond one per connection: stdio,
+ * the listening socket, --files, the signalfd and its eventfd, the one a
+ * refused connection needs to be told 503, a /files/ file being sent, and
+ * slack; and under fibers each worker's ring and the ring a plain thread
+ * borrows to wake one.  The cap is lowered to the open file limit minus
+ * these, so that a flood meets the 503, not EMFILE.
+ */
+#define HTTP_FD_RESERVE		16
+#define HTTP_FD_PER_WORKER	2
+
 /* nginx's send_timeout */
 #define HTTP_SEND_TIMEOUT_MS	60000
-#define HTTP_FD_MARGIN		100
 
 /*
  * Each connection's handler keeps both buffers on its stack: fibers get
@@ -867,8 +877,8 @@ static void usage(FILE *f)
 		"  -w, --workers N       fibers: runtime workers (default: one per CPU);\n"
 		"                        pool: pool threads (default: min(32, CPUs + 4))\n"
 		"  -m, --model M         fibers (default), threads or pool\n"
-		"  -c, --max-conns N     answer 503 beyond N open connections (default %d,\n"
-		"                        less if the hard open file limit is lower)\n"
+		"  -c, --max-conns N     answer 503 beyond N open connections (default %d;\n"
+		"                        lowered to fit the open file limit)\n"
 		"  -f, --files DIR       serve DIR's files under /files/\n"
 		"  --header-timeout MS   408 when a request head takes longer (default 10000)\n"
 		"  --idle-timeout MS     close a connection idle this long between\n"
@@ -892,19 +902,38 @@ static int fail_usage(const char *what, const char *arg)
 enum { OPT_HEADER_TIMEOUT = 256, OPT_IDLE_TIMEOUT, OPT_WORK_TIMEOUT, OPT_SEND_TIMEOUT };
 
 /*
- * Without --max-conns: HTTP_MAX_CONNS_DEFAULT, or less where the hard open
- * file limit (which an unprivileged process cannot raise) is lower, so that
- * the cap, not EMFILE, is what a flood meets.
+ * Fit the connection cap to the open file limit: raise the soft limit to
+ * the hard one (an unprivileged process can go no further), keep the
+ * descriptors the server needs for itself, and lower the cap (given or
+ * default) to what is left, so that the cap, not EMFILE, is what a flood
+ * meets.  Says what it chose.  Return: 0, or -1 when no descriptor is left
+ * for a connection.
  */
-static unsigned long default_max_conns(void)
+static int fit_max_conns(struct serve_opts *o, int cap_given)
 {
-	struct rlimit rl;
+	rlim_t reserve = HTTP_FD_RESERVE, limit;
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max != RLIM_INFINITY &&
-	    rl.rlim_max < HTTP_MAX_CONNS_DEFAULT + HTTP_FD_MARGIN)
-		return rl.rlim_max > 2 * HTTP_FD_MARGIN ? rl.rlim_max - HTTP_FD_MARGIN :
-			HTTP_FD_MARGIN;
-	return HTTP_MAX_CONNS_DEFAULT;
+	if (o->model == SERVE_FIBERS)
+		reserve += (rlim_t)HTTP_FD_PER_WORKER * serve_workers(o);
+	/* need 0: the cap is fitted below, so no warning about it */
+	limit = serve_raise_nofile(hs.prog, 0, "the connection cap", 1);
+	if (limit <= reserve) {
+		fprintf(stderr, "%s: the open file limit (%llu) leaves no descriptor for a "
+			"connection: the server keeps %llu for itself\n", hs.prog,
+			(unsigned long long)limit, (unsigned long long)reserve);
+		return -1;
+	}
+	if (o->max_conns > limit - reserve) {
+		fprintf(stderr, "%s: %s %lu lowered to %llu: the open file limit is %llu, "
+			"and the server keeps %llu descriptors for itself\n", hs.prog,
+			cap_given ? "--max-conns" : "the default connection cap", o->max_conns,
+			(unsigned long long)(limit - reserve), (unsigned long long)limit,
+			(unsigned long long)reserve);
+		o->max_conns = (unsigned long)(limit - reserve);
+	}
+	fprintf(stderr, "%s: at most %lu connections open; more get 503\n", hs.prog,
+		o->max_conns);
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -997,8 +1026,6 @@ int main(int argc, char **argv)
 	if (argc - optind != 1)
 		return fail_usage(argc - optind ? "too many arguments" : "missing [ADDR:]PORT",
 				  NULL);
-	if (!cap_given)
-		o.max_conns = default_max_conns();
 	if (o.model == SERVE_THREADS && o.workers)
 		return fail_usage("-w does not apply to --model threads", NULL);
 	if (o.model == SERVE_FIBERS && o.workers > RF_MAX_WORKERS)
@@ -1009,7 +1036,8 @@ int main(int argc, char **argv)
 
 	/* A peer that resets mid-answer must not kill the server. */
 	signal(SIGPIPE, SIG_IGN);
-	serve_raise_nofile(hs.prog, (rlim_t)o.max_conns + HTTP_FD_MARGIN, "the connection cap", 1);
+	if (fit_max_conns(&o, cap_given) < 0)
+		return 1;
 
 	fd = serve_listen_named(hs.prog, &ss, len, name, sizeof(name));
 	if (fd < 0)

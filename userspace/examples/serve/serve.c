@@ -776,7 +776,7 @@ static int threads_run(void)
 	pthread_attr_t attr;
 	sigset_t old;
 	unsigned int i, started = 0;
-	int sfd, flags, err = 0, signalled;
+	int sfd, flags, err = 0, signalled, abandon;
 
 	/* Before any thread starts: they inherit the mask. */
 	sfd = stop_signals_open(&old);
@@ -824,18 +824,34 @@ static int threads_run(void)
 
 stop_pool:
 	if (S.model == SERVE_POOL) {
+		abandon = READ(stop_signal) || S.fatal;
 		pthread_mutex_lock(&S.lock);
 		S.closing = 1;
+		/*
+		 * Abandoning: the connections still queued will not be served.
+		 * Close them, so that no pool thread takes one after serve_run()
+		 * has returned; with the queue empty and closing set, none
+		 * touches the queue again, and it can go.
+		 */
+		while (abandon && S.qlen) {
+			close(S.queue[S.qhead].fd);
+			__atomic_sub_fetch(&S.open, 1, __ATOMIC_RELAXED);
+			S.qhead = (S.qhead + 1) % S.qcap;
+			S.qlen--;
+		}
 		pthread_cond_broadcast(&S.work);
 		pthread_mutex_unlock(&S.lock);
 		/* After a signal (or a fatal error) a pool thread may sit in recv forever. */
-		if (!READ(stop_signal) && !S.fatal) {
+		if (!abandon)
 			for (i = 0; i < started; i++)
 				pthread_join(pool[i], NULL);
-			free(pool);
-			free(S.queue);
-			S.queue = NULL;
-		}
+		/* The pool threads never look at @pool. */
+		free(pool);
+		pthread_mutex_lock(&S.lock);
+		free(S.queue);
+		S.queue = NULL;
+		S.qcap = S.qhead = 0;
+		pthread_mutex_unlock(&S.lock);
 	}
 destroy_attr:
 	pthread_attr_destroy(&attr);
