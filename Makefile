@@ -77,7 +77,7 @@ ASAN_OBJS := $(patsubst userspace/src/%,$(B)/asan/obj/%.o,$(LIB_SRCS) $(call ARC
 ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 # Concurrency tests, again under ThreadSanitizer (make check-tsan).
-TSAN_TESTS := stress toolkit blocking fls tracing lifetime wakelimit
+TSAN_TESTS := stress toolkit blocking fls tracing lifetime wakelimit shutdown
 TSAN_LIB := $(B)/tsan/libringfiber.a
 TSAN_OBJS := $(patsubst userspace/src/%,$(B)/tsan/obj/%.o,$(LIB_SRCS) $(call ARCH_SRCS,$(ARCH)))
 TSAN_BINS := $(patsubst %,$(B)/tsan/tests/%,$(TSAN_TESTS))

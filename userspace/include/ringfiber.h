@@ -349,11 +349,15 @@ int rf_runtime_stats(struct rf_runtime *rt, struct rf_stats *st);
  * @rt: the runtime, or NULL for the calling fiber's.
  *
  * Callable from any thread.  Every fiber's blocking call returns
- * -ECANCELED, and so does every later one; the fibers finish, the workers
+ * -ECANCELED, and so does every later one, in fibers spawned after the
+ * call too: they start cancelled (a spawn that races the call is either
+ * cancelled by it or starts cancelled).  The fibers finish, the workers
  * drain and tear their rings down, and rf_runtime_run() returns.  This is
  * what SIGINT/SIGTERM do under RF_RT_SHUTDOWN_ON_SIGNAL.
  *
- * Return: 0, -EINVAL (no runtime), -ESRCH (not running).
+ * Return: 0 (also when the run was already being shut down), -EINVAL (no
+ * runtime), -ESRCH (not running: rf_runtime_run() has not started yet or
+ * is returning; a call made then never stops a later run).
  */
 int rf_runtime_shutdown(struct rf_runtime *rt);
 

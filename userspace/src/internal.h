@@ -387,6 +387,13 @@ void rf__eventfd_complete(struct rf__worker *wk, const struct io_uring_cqe *cqe)
 
 struct rf__pool;
 
+/* struct rf_runtime.run_state */
+enum {
+	RF__RUN_ON = 1u << 0,		/* rf_runtime_run() is running */
+	RF__RUN_STOP = 1u << 1,		/* rf_runtime_shutdown() was called for it */
+	RF__RUN_ONE = 1u << 2,		/* one run, in the count above the bits */
+};
+
 /*
  * struct rf_runtime - the workers and what they share.
  */
@@ -407,7 +414,11 @@ struct rf_runtime {
 	int wake_fd;			/* rfwake back-end: the wake domain, or -1 */
 	uint32_t wake_reported;		/* atomic: a back-end failure was reported */
 
-	bool running;
+	/*
+	 * atomic: RF__RUN_* bits, with the number of runs started above them
+	 * so that a shutdown meant for one run never lands on the next.
+	 */
+	uint32_t run_state;
 	void *main_result;
 	void *start;			/* rf_runtime_run()'s start barrier */
 
@@ -415,7 +426,6 @@ struct rf_runtime {
 	uint64_t nlive __attribute__((aligned(RF__CACHELINE)));	/* atomic */
 	uint32_t done;			/* atomic: the run is over */
 	uint32_t nidle __attribute__((aligned(RF__CACHELINE)));	/* atomic */
-	uint32_t shutdown;		/* atomic: rf_runtime_shutdown() called */
 	int signal;			/* the signal that shut us down */
 
 	/* deadlock detection: workers asleep with nothing in flight */

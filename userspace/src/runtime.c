@@ -799,20 +799,27 @@ RF_EXPORT int rf_runtime_run(struct rf_runtime *rt, rf_fn fn, void *arg, void **
 	cpu_set_t oldcpus;
 	bool restore_cpus;
 	unsigned int started = 1;
+	uint32_t state;
 	int ret;
 
 	if (!rt || !fn)
 		return -EINVAL;
-	if (rt->running || rf__tls_wk)
+	if (rf__tls_wk)
 		return -EBUSY;
+	/* a new run, not shut down yet: from now on rf_runtime_shutdown() applies */
+	state = rf__load(&rt->run_state);
+	do {
+		if (state & RF__RUN_ON)
+			return -EBUSY;
+	} while (!__atomic_compare_exchange_n(&rt->run_state, &state,
+					      (state | (RF__RUN_ONE - 1)) + 1 + RF__RUN_ON, false,
+					      __ATOMIC_SEQ_CST, __ATOMIC_ACQUIRE));
 	wk0 = rt->workers[0];
-	rt->running = true;
 	rt->done = 0;
 	rt->nlive = 0;
 	rt->nidle = 0;
 	rt->nquiet = 0;
-	rt->shutdown = 0;
-	rt->signal = 0;
+	rf__store_relaxed(&rt->signal, 0);
 	rt->deadlock_cancelled = false;
 	rt->deadlocked = false;
 	rt->main_result = NULL;
@@ -873,7 +880,7 @@ out:
 	rt->start = NULL;
 	pthread_cond_destroy(&st.cond);
 	pthread_mutex_destroy(&st.lock);
-	rt->running = false;
+	__atomic_and_fetch(&rt->run_state, ~(uint32_t)(RF__RUN_ON | RF__RUN_STOP), __ATOMIC_SEQ_CST);
 	if (result)
 		*result = rt->main_result;
 	return ret;
@@ -881,14 +888,21 @@ out:
 
 RF_EXPORT int rf_runtime_shutdown(struct rf_runtime *rt)
 {
+	uint32_t state;
+
 	if (!rt)
 		rt = rf__tls_wk ? rf__tls_wk->rt : NULL;
 	if (!rt)
 		return -EINVAL;
-	if (!rt->running)
-		return -ESRCH;
-	if (__atomic_exchange_n(&rt->shutdown, 1, __ATOMIC_SEQ_CST))
-		return 0;
+	/* the run we see running is the one we stop (see rf__spawn()) */
+	state = rf__load(&rt->run_state);
+	do {
+		if (!(state & RF__RUN_ON))
+			return -ESRCH;
+		if (state & RF__RUN_STOP)
+			return 0;
+	} while (!__atomic_compare_exchange_n(&rt->run_state, &state, state | RF__RUN_STOP, false,
+					      __ATOMIC_SEQ_CST, __ATOMIC_ACQUIRE));
 	rf__for_each_fiber(rt, rf__tls_wk && rf__tls_wk->rt == rt ? rf__tls_wk : NULL,
 			   rf__cancel_one);
 	return 0;
@@ -896,7 +910,7 @@ RF_EXPORT int rf_runtime_shutdown(struct rf_runtime *rt)
 
 RF_EXPORT void rf_runtime_destroy(struct rf_runtime *rt)
 {
-	if (!rt || rt->running)
+	if (!rt || (rf__load(&rt->run_state) & RF__RUN_ON))
 		return;
 	for (unsigned int i = 0; i < rt->nworkers; i++) {
 		struct rf__worker *wk = rt->workers[i];

@@ -279,7 +279,12 @@ void rf__cancel_fiber(struct rf__worker *wk, struct rf_fiber *f)
 	__atomic_store_n(&f->cancelled, 1, __ATOMIC_SEQ_CST);
 	if (rf__state(f) == RF__DONE || (wk && f == wk->current))
 		return;
-	if (wk && rf__load_relaxed(&f->wk) == wk)
+	/*
+	 * Seen as ours, @f is only marked if it is ready: a worker that has
+	 * just stolen it must then see the mark when it runs it (the fence
+	 * in rf__take() pairs with this load).
+	 */
+	if (wk && __atomic_load_n(&f->wk, __ATOMIC_SEQ_CST) == wk)
 		rf__cancel_here(wk, f);
 	else
 		rf__send_cancel(wk, f);
@@ -449,8 +454,7 @@ int rf__spawn(struct rf__worker *wk, struct rf__worker *on, struct rf_fiber **fp
 	f->wait = NULL;
 	f->refs = 2;
 	f->cancel_queued = 0;
-	/* after rf_runtime_shutdown() every new fiber starts cancelled */
-	f->cancelled = rf__load(&rt->shutdown) ? 1 : 0;
+	f->cancelled = 0;	/* a shutdown may set it from rf__all_link() on */
 	f->is_main = is_main;
 	f->pinned = attr && attr->pinned;
 	f->bound = false;
@@ -471,7 +475,17 @@ int rf__spawn(struct rf__worker *wk, struct rf__worker *on, struct rf_fiber **fp
 	f->tsan_fiber = __tsan_create_fiber(0);
 #endif
 	f->sp = rf__ctx_init(f, rf__fiber_main, f);
+	/* a pooled stack still says DONE, which a shutdown's walk would skip */
+	rf__set_state(f, RF__READY);
 	rf__all_link(wk, f);
+	/*
+	 * After rf_runtime_shutdown() every new fiber starts cancelled, with
+	 * no window: the shutdown sets RF__RUN_STOP before it walks the lists
+	 * under their locks, so either its walk finds @f, linked above, or
+	 * the walk took our list's lock first and we see the bit now.
+	 */
+	if (rf__load(&rt->run_state) & RF__RUN_STOP)
+		__atomic_store_n(&f->cancelled, 1, __ATOMIC_SEQ_CST);
 	__atomic_add_fetch(&rt->nlive, 1, __ATOMIC_ACQ_REL);
 	RF__PROBE(spawn, 3, f, on->id, f->name);
 	if (fp)

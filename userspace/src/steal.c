@@ -86,6 +86,15 @@ static uint64_t rf__take(struct rf__worker *wk, struct rf__worker *from)
 		from->steal_tail = NULL;
 	rf__store_relaxed(&from->steal_len, from->steal_len - (uint32_t)got);
 	rf__spin_unlock(&from->steal_lock);
+	/*
+	 * A canceller that still read @from as their worker only marked
+	 * them: order our stores of f->wk before their checks of the mark
+	 * (see rf__cancel_fiber()).  ThreadSanitizer has no model of fences
+	 * (and says so): it checks the atomics themselves.
+	 */
+#ifndef __SANITIZE_THREAD__
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+#endif
 	return got;
 }
 
