@@ -7,10 +7,15 @@
  * that park (rf_poll() on a pipe nobody writes, rf_sleep() for an hour,
  * rf_event_wait() on an event nobody sets) while the shutdown comes from a
  * fiber, from a plain thread, or from a plain thread that calls it while
- * rf_runtime_run() is still starting.  Every run must return 0 with every
- * parked call ended by -ECANCELED: a fiber that escapes the cancellation
- * hangs the run, and the round's watchdog bails out naming the round.
- * This program also runs under ThreadSanitizer (make check-tsan).
+ * rf_runtime_run() is still starting.  Then rounds where a signal handler
+ * calls it while the fibers spawn, wake each other across workers and do
+ * I/O (with a ring and without): the handler interrupts the library
+ * anywhere, holding its locks.  Every run must return 0 with every parked
+ * call ended by -ECANCELED: a fiber that escapes the cancellation hangs the
+ * run, and the round's watchdog bails out naming the round.  This program
+ * also runs under ThreadSanitizer (make check-tsan), where signals are
+ * only delivered where the sanitizer chooses (the plain build is the
+ * sharper test for the handler).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,9 +33,10 @@
 /* Each round must end well within this (the watchdog's alarm, re-armed per round). */
 #define ROUND_LIMIT_S (test_quick() ? 120 : 10)
 
+/* Under the sanitizers each fiber costs milliseconds: fewer rounds and fibers. */
 static unsigned int rounds_scale(unsigned int n)
 {
-	return test_quick() ? (n / 10 ? n / 10 : 1) : n;
+	return test_quick() ? (n / 15 ? n / 15 : 1) : n;
 }
 
 static unsigned int rnd(unsigned int *s)
@@ -79,6 +85,7 @@ struct census {
 static struct census C;
 static int never_fd = -1;		/* the read end of a pipe nobody writes */
 static struct rf_event never_set;
+static bool no_ring;			/* RF_RT_NO_RING: no I/O, only events */
 
 static void count_result(int rc)
 {
@@ -104,7 +111,7 @@ static void count_spawn(int rc)
 /* Park in one of three ways, which every cancellation must end. */
 static void park_once(unsigned int kind)
 {
-	switch (kind % 3) {
+	switch (no_ring ? 2 : kind % 3) {
 	case 0:
 		count_result(rf_poll(never_fd, POLLIN, RF_NO_DEADLINE));
 		break;
@@ -132,8 +139,7 @@ static void *parker(void *arg)
 	return NULL;
 }
 
-/* ThreadSanitizer makes each fiber cost milliseconds: fewer of them there */
-#define SPAWNS_PER_SPAWNER (test_quick() ? 40u : 150u)
+#define SPAWNS_PER_SPAWNER (test_quick() ? 24u : 150u)
 
 /* Keeps spawning parkers, on both workers, then parks itself. */
 static void *spawner(void *arg)
@@ -162,6 +168,7 @@ struct round {
 	unsigned int seed;
 	struct rf_runtime *rt;
 	int shutdown_rc;	/* what rf_runtime_shutdown() returned */
+	int after_rc;		/* STOP_FIBER: what the stopper's next call returned */
 	unsigned int esrch;	/* STOP_THREAD_EARLY: calls made before the run began */
 };
 
@@ -183,6 +190,7 @@ static void *stopper_fiber(void *arg)
 		rf_yield();
 	C.spawned_before = __atomic_load_n(&C.spawned, __ATOMIC_RELAXED);
 	r->shutdown_rc = rf_runtime_shutdown(NULL);
+	r->after_rc = rf_nop(RF_NO_DEADLINE);
 	return NULL;
 }
 
@@ -243,7 +251,8 @@ static void test_spawn_vs_shutdown(enum stopper how, unsigned int rounds)
 	unsigned int bad_rc = 0, bad_shutdown = 0, escaped = 0, spawn_failed = 0, left = 0;
 	unsigned int mid = 0, early = 0;
 	unsigned long parked = 0;
-	int last_rc = 0, last_shutdown = 0;
+	unsigned int bad_after = 0;
+	int last_rc = 0, last_shutdown = 0, last_after = 0;
 	bool threaded = how != STOP_FIBER;
 	struct rf_runtime *rt;
 	char what[96];
@@ -257,7 +266,7 @@ static void test_spawn_vs_shutdown(enum stopper how, unsigned int rounds)
 	}
 	for (unsigned int i = 0; i < rounds; i++) {
 		struct round r = { .how = how, .seed = i * 7919u + (unsigned int)how, .rt = rt,
-				   .shutdown_rc = 1 };
+				   .shutdown_rc = 1, .after_rc = -ECANCELED };
 		struct rf_stats st = { .fibers = 0 };
 		pthread_t th;
 
@@ -280,6 +289,10 @@ static void test_spawn_vs_shutdown(enum stopper how, unsigned int rounds)
 			bad_shutdown++;
 			last_shutdown = r.shutdown_rc;
 		}
+		if (r.after_rc != -ECANCELED) {
+			bad_after++;
+			last_after = r.after_rc;
+		}
 		escaped += C.other;
 		spawn_failed += C.spawn_errors;
 		left += (unsigned int)st.fibers;
@@ -299,12 +312,192 @@ static void test_spawn_vs_shutdown(enum stopper how, unsigned int rounds)
 	is_int(bad_shutdown, 0, "every rf_runtime_shutdown() returned 0");
 	if (bad_shutdown)
 		tap_diag("  the last failed call returned %d", last_shutdown);
+	if (how == STOP_FIBER) {
+		is_int(bad_after, 0, "the calling fiber's next call returned -ECANCELED at once");
+		if (bad_after)
+			tap_diag("  the last one returned %d", last_after);
+	}
 	is_int(escaped, 0, "every parked call returned -ECANCELED");
 	is_int(spawn_failed, 0, "every rf_spawn() succeeded");
 	is_int(left, 0, "no fiber left after a run");
 }
 
-/* With arguments, only the sections named (spawn-fiber, spawn-thread, spawn-early). */
+/* ------------------------------------------ from a signal handler */
+
+/*
+ * A signal handler calls rf_runtime_shutdown() while the fibers spawn,
+ * wake each other across workers and do I/O: the handler interrupts
+ * whatever a worker does, the library's own code and locks included.
+ */
+static struct rf_runtime *handler_rt;
+static int handler_rc;			/* atomic: what the call returned; 1 = not called */
+
+static void shutdown_handler(int sig)
+{
+	int saved = errno;
+
+	__atomic_store_n(&handler_rc, rf_runtime_shutdown(handler_rt), __ATOMIC_RELAXED);
+	errno = saved;
+	(void)sig;
+}
+
+/* ping-pong partners: each side releases the other's semaphore */
+static struct rf_sem ping_sem[2];
+
+static void *hot_pinger(void *arg)
+{
+	uintptr_t side = (uintptr_t)arg;
+	int rc;
+
+	while ((rc = rf_sem_acquire(&ping_sem[side], RF_NO_DEADLINE)) == 0)
+		rf_sem_release(&ping_sem[!side]);
+	count_result(rc);
+	return NULL;
+}
+
+static void *quick_child(void *arg)
+{
+	return arg;
+}
+
+/* spawn and join, spawn detached, I/O: until cancelled */
+static void *hot_spawner(void *arg)
+{
+	static const struct rf_spawn_attr child = { .name = "child", .detached = 1,
+						    .stack_size = RF_MIN_STACK_SIZE };
+	unsigned int seed = (unsigned int)(uintptr_t)arg;
+	struct rf_fiber *f;
+	int rc;
+
+	for (;;) {
+		count_spawn(rf_spawn(NULL, quick_child, NULL, &child));
+		if (rf_spawn_on(rnd(&seed) % 2, &f, quick_child, NULL, NULL) == 0) {
+			rc = rf_join(f, NULL, RF_NO_DEADLINE);
+			if (rc)
+				break;
+		}
+		if (no_ring)
+			continue;
+		rc = rf_nop(RF_NO_DEADLINE);
+		if (rc)
+			break;
+		if (rnd(&seed) % 8 == 0 &&
+		    (rc = rf_sleep(rf_deadline_after((int64_t)(rnd(&seed) % 20) * 1000))))
+			break;
+	}
+	count_result(rc);
+	return NULL;
+}
+
+static void *hot_main(void *arg)
+{
+	static const struct rf_spawn_attr hot = { .name = "hot", .detached = 1 };
+	unsigned int seed = (unsigned int)(uintptr_t)arg;
+
+	rf_sem_init(&ping_sem[0], 1);
+	rf_sem_init(&ping_sem[1], 0);
+	count_spawn(rf_spawn_on(0, NULL, hot_pinger, (void *)0, &hot));
+	count_spawn(rf_spawn_on(1, NULL, hot_pinger, (void *)1, &hot));
+	for (unsigned int i = 0; i < 4; i++)
+		count_spawn(rf_spawn_on(i % 2, NULL, hot_spawner, (void *)(uintptr_t)(seed + i),
+					&hot));
+	for (unsigned int i = 0; i < 20; i++)
+		count_spawn(rf_spawn_on(i % 2, NULL, parker, (void *)(uintptr_t)(i % 3), &detached));
+	__atomic_store_n(&C.spawned_before, 1, __ATOMIC_RELEASE);	/* hot now */
+	park_once(seed);
+	return NULL;
+}
+
+struct kill_plan {
+	pthread_t target;		/* the thread running the runtime (worker 0) */
+	unsigned int seed;
+};
+
+static void *signal_sender(void *arg)
+{
+	struct kill_plan *k = arg;
+	unsigned int seed = k->seed;
+	int64_t end;
+
+	while (!__atomic_load_n(&C.spawned_before, __ATOMIC_ACQUIRE))
+		;
+	end = rf_now() + (int64_t)(rnd(&seed) % 2000) * 1000;
+	while (rf_now() < end)
+		;
+	/* to the process (any thread that does not block it: a worker), or to worker 0 */
+	if (seed & 1)
+		kill(getpid(), SIGUSR1);
+	else
+		pthread_kill(k->target, SIGUSR1);
+	return NULL;
+}
+
+static void test_shutdown_from_handler(unsigned int rounds, unsigned int flags)
+{
+	struct rf_runtime_opts opts = { .workers = 2, .flags = flags };
+	struct sigaction sa = { .sa_handler = shutdown_handler, .sa_flags = SA_RESTART };
+	unsigned int bad_rc = 0, bad_call = 0, escaped = 0, spawn_failed = 0;
+	int last_rc = 0, last_call = 0;
+	sigset_t usr1, old;
+	int rc;
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGUSR1, &sa, NULL);
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	rc = rf_runtime_create(&handler_rt, &opts);
+	if (rc) {
+		ok(0, "rf_runtime_create() -> %d", rc);
+		return;
+	}
+	no_ring = flags & RF_RT_NO_RING;
+	for (unsigned int i = 0; i < rounds; i++) {
+		struct kill_plan k = { .target = pthread_self(), .seed = i * 104729u + 17 };
+		pthread_t th;
+
+		memset(&C, 0, sizeof(C));
+		__atomic_store_n(&handler_rc, 1, __ATOMIC_RELAXED);
+		round_start(flags & RF_RT_NO_RING ? "a signal handler, no ring" : "a signal handler",
+			    i);
+		/* the sender blocks SIGUSR1: it lands on a worker */
+		pthread_sigmask(SIG_BLOCK, &usr1, &old);
+		rc = pthread_create(&th, NULL, signal_sender, &k);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		if (rc) {
+			ok(0, "pthread_create()");
+			break;
+		}
+		rc = rf_runtime_run(handler_rt, hot_main, (void *)(uintptr_t)k.seed, NULL);
+		alarm(0);
+		pthread_join(th, NULL);
+		if (rc) {
+			bad_rc++;
+			last_rc = rc;
+		}
+		if (__atomic_load_n(&handler_rc, __ATOMIC_RELAXED)) {
+			bad_call++;
+			last_call = handler_rc;
+		}
+		escaped += C.other;
+		spawn_failed += C.spawn_errors;
+	}
+	rf_runtime_destroy(handler_rt);
+	signal(SIGUSR1, SIG_DFL);
+	no_ring = false;
+	tap_diag("rf_runtime_shutdown() from a signal handler%s: %u rounds",
+		 flags & RF_RT_NO_RING ? ", without a ring" : "", rounds);
+	is_int(bad_rc, 0, "every run returned 0");
+	if (bad_rc)
+		tap_diag("  the last failed run returned %d", last_rc);
+	is_int(bad_call, 0, "every call in the handler returned 0");
+	if (bad_call)
+		tap_diag("  the last failed call returned %d", last_call);
+	is_int(escaped, 0, "every blocking call ended by the shutdown returned -ECANCELED");
+	is_int(spawn_failed, 0, "every rf_spawn() succeeded");
+}
+
+/* With arguments, only the sections named (spawn-fiber, spawn-thread, spawn-early,
+ * handler, handler-noring). */
 static bool wanted(int argc, char **argv, const char *name)
 {
 	if (argc < 2)
@@ -333,6 +526,10 @@ int main(int argc, char **argv)
 		test_spawn_vs_shutdown(STOP_THREAD, rounds);
 	if (wanted(argc, argv, "spawn-early"))
 		test_spawn_vs_shutdown(STOP_THREAD_EARLY, rounds);
+	if (wanted(argc, argv, "handler"))
+		test_shutdown_from_handler(rounds, 0);
+	if (wanted(argc, argv, "handler-noring"))
+		test_shutdown_from_handler(rounds, RF_RT_NO_RING);
 
 	close(pfd[0]);
 	close(pfd[1]);

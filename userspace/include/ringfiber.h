@@ -289,9 +289,10 @@ struct rf_stats {
  * the runtime still schedules fibers but I/O calls return -ENOSYS, and so
  * do waits with a deadline (as with RF_RT_NO_RING).
  *
- * Return: 0, -EINVAL for bad settings, -ENOMEM, or the ring's setup error,
- * such as -EMFILE or -ENFILE when no file descriptor is free for the ring
- * it probes the kernel with (and closes again).
+ * Return: 0, -EINVAL for bad settings, -ENOMEM, -EMFILE or -ENFILE when
+ * no file descriptor is free (for the ring it probes the kernel with, and
+ * closes again, or for the eventfd rf_runtime_shutdown() writes, which a
+ * runtime with a ring keeps), or the ring's setup error.
  */
 int rf_runtime_create(struct rf_runtime **rtp, const struct rf_runtime_opts *opts);
 
@@ -348,12 +349,17 @@ int rf_runtime_stats(struct rf_runtime *rt, struct rf_stats *st);
  * rf_runtime_shutdown() - cancel every fiber of a running runtime.
  * @rt: the runtime, or NULL for the calling fiber's.
  *
- * Callable from any thread.  Every fiber's blocking call returns
- * -ECANCELED, and so does every later one, in fibers spawned after the
- * call too: they start cancelled (a spawn that races the call is either
- * cancelled by it or starts cancelled).  The fibers finish, the workers
- * drain and tear their rings down, and rf_runtime_run() returns.  This is
- * what SIGINT/SIGTERM do under RF_RT_SHUTDOWN_ON_SIGNAL.
+ * Callable from any thread, and async-signal-safe: a signal handler may
+ * call it (it keeps errno).  The call itself only marks the run, marks the
+ * calling fiber cancelled if it is one of the run's, and wakes the workers
+ * (one write(2) to an eventfd, or without a ring one futex wake per
+ * worker); it returns at once.  The first worker to wake then cancels every
+ * fiber, as rf_cancel() does: the blocking call each fiber is parked in
+ * returns -ECANCELED, and so does every later one, in fibers spawned after
+ * the call too: they start cancelled (a spawn that races the call is
+ * either cancelled by it or starts cancelled).  The fibers finish, the
+ * workers drain and tear their rings down, and rf_runtime_run() returns.
+ * This is what SIGINT/SIGTERM do under RF_RT_SHUTDOWN_ON_SIGNAL.
  *
  * Return: 0 (also when the run was already being shut down), -EINVAL (no
  * runtime), -ESRCH (not running: rf_runtime_run() has not started yet or

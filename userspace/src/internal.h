@@ -101,6 +101,7 @@ enum {
 	RF__UD_SIGNAL = 4,	/* the shutdown signalfd read */
 	RF__UD_IGNORE = 5,	/* internal, not counted in inflight */
 	RF__UD_KICK = 6,	/* struct rf__worker: a kick sent to it came back */
+	RF__UD_STOP = 7,	/* the poll of rt->stop_fd: rf_runtime_shutdown() */
 	RF__UD_MASK = 7,
 };
 
@@ -391,7 +392,8 @@ struct rf__pool;
 enum {
 	RF__RUN_ON = 1u << 0,		/* rf_runtime_run() is running */
 	RF__RUN_STOP = 1u << 1,		/* rf_runtime_shutdown() was called for it */
-	RF__RUN_ONE = 1u << 2,		/* one run, in the count above the bits */
+	RF__RUN_STOPPED = 1u << 2,	/* a worker has cancelled every fiber since */
+	RF__RUN_ONE = 1u << 3,		/* one run, in the count above the bits */
 };
 
 /*
@@ -419,6 +421,7 @@ struct rf_runtime {
 	 * so that a shutdown meant for one run never lands on the next.
 	 */
 	uint32_t run_state;
+	int stop_fd;			/* eventfd that rf_runtime_shutdown() writes, or -1 */
 	void *main_result;
 	void *start;			/* rf_runtime_run()'s start barrier */
 
@@ -545,6 +548,7 @@ void rf__watchdog_stop(struct rf_runtime *rt);
 /* runtime.c */
 void rf__run_over(struct rf_runtime *rt);
 void rf__signal_complete(struct rf__worker *wk, const struct io_uring_cqe *cqe);
+void rf__stop_complete(struct rf__worker *wk, const struct io_uring_cqe *cqe);
 
 /* blocking.c */
 void rf__pool_stop(struct rf_runtime *rt);

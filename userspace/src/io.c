@@ -135,6 +135,9 @@ void rf__reap(struct rf__worker *wk)
 		case RF__UD_SIGNAL:
 			rf__signal_complete(wk, cqe);
 			break;
+		case RF__UD_STOP:
+			rf__stop_complete(wk, cqe);
+			break;
 		default:
 			break;
 		}

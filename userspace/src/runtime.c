@@ -5,11 +5,13 @@
  */
 #include <errno.h>
 #include <linux/futex.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -243,6 +245,8 @@ static void rf__free_runtime(struct rf_runtime *rt)
 		free(rt->workers);
 	}
 	free(rt->cpus);
+	if (rt->stop_fd >= 0)
+		close(rt->stop_fd);
 	if (rt->wake && rt->wake->close)
 		rt->wake->close(rt);
 	pthread_mutex_destroy(&rt->quiet_lock);
@@ -323,6 +327,7 @@ RF_EXPORT int rf_runtime_create(struct rf_runtime **rtp, const struct rf_runtime
 	pthread_mutex_init(&rt->monitor_lock, NULL);
 	pthread_cond_init(&rt->monitor_cond, NULL);
 	rt->wake_fd = -1;
+	rt->stop_fd = -1;
 	rt->flags = o.flags;
 	rt->page_size = (size_t)sysconf(_SC_PAGESIZE);
 	rt->stack_size = (o.stack_size + rt->page_size - 1) / rt->page_size * rt->page_size;
@@ -377,6 +382,14 @@ RF_EXPORT int rf_runtime_create(struct rf_runtime **rtp, const struct rf_runtime
 	ret = rf__pick_wake(rt, o.wake_backend);
 	if (ret)
 		goto err;
+	if (rt->features & RF_FEAT_RING) {
+		/* what rf_runtime_shutdown() wakes the workers' rings with */
+		rt->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (rt->stop_fd < 0) {
+			ret = -errno;
+			goto err;
+		}
+	}
 	*rtp = rt;
 	return 0;
 
@@ -442,6 +455,35 @@ void rf__run_over(struct rf_runtime *rt)
 }
 
 /*
+ * rf_runtime_shutdown() marked the run, and no worker has cancelled its
+ * fibers yet.  Sequentially consistent: without a ring, the mark and the
+ * futex word the shutdown sets after it are what a sleeping worker sees.
+ */
+static bool rf__stop_pending(struct rf_runtime *rt)
+{
+	return (__atomic_load_n(&rt->run_state, __ATOMIC_SEQ_CST) &
+		(RF__RUN_STOP | RF__RUN_STOPPED)) == RF__RUN_STOP;
+}
+
+/*
+ * The real work of rf_runtime_shutdown(), in a worker's loop, where no
+ * lock is held and no fiber's state is half changed: the first worker to
+ * see the mark cancels every fiber.
+ */
+static void rf__stop_fibers(struct rf__worker *wk)
+{
+	struct rf_runtime *rt = wk->rt;
+	uint32_t state = rf__load(&rt->run_state);
+
+	do {
+		if ((state & (RF__RUN_STOP | RF__RUN_STOPPED)) != RF__RUN_STOP)
+			return;
+	} while (!__atomic_compare_exchange_n(&rt->run_state, &state, state | RF__RUN_STOPPED,
+					      false, __ATOMIC_SEQ_CST, __ATOMIC_ACQUIRE));
+	rf__for_each_fiber(rt, wk, rf__cancel_one);
+}
+
+/*
  * About to sleep with no request in flight.  If every worker is in the same
  * state, nothing queued anywhere and no rf_blocking() call running, no
  * fiber can ever be woken: cancel them all once; the second time, end the
@@ -455,7 +497,7 @@ static bool rf__quiet_enter(struct rf__worker *wk)
 	pthread_mutex_lock(&rt->quiet_lock);
 	rt->nquiet++;
 	if (rt->nquiet == rt->nworkers && !__atomic_load_n(&rt->blocking_busy, __ATOMIC_SEQ_CST) &&
-	    !rf__load_relaxed(&rt->done)) {
+	    !rf__load_relaxed(&rt->done) && !rf__stop_pending(rt)) {
 		bool queued = false;
 
 		for (unsigned int i = 0; i < rt->nworkers; i++)
@@ -562,6 +604,8 @@ static void rf__loop(struct rf__worker *wk)
 	struct rf_runtime *rt = wk->rt;
 
 	while (!rf__load(&rt->done)) {
+		if (rf__unlikely(rf__stop_pending(rt)))
+			rf__stop_fibers(wk);
 		rf__inbox_drain(wk);
 		if (wk->has_ring) {
 			/* submit what fibers prepared; run deferred completions */
@@ -622,6 +666,39 @@ void rf__signal_complete(struct rf__worker *wk, const struct io_uring_cqe *cqe)
 		rf__signal_arm(wk);
 }
 
+/* Keep a poll of rt->stop_fd in the ring: rf_runtime_shutdown() completes it. */
+static int rf__stop_arm(struct rf__worker *wk)
+{
+	struct io_uring_sqe *sqe = rf__get_sqe_internal(wk);
+
+	if (!sqe)
+		return -EBUSY;
+	io_uring_prep_poll_add(sqe, wk->rt->stop_fd, POLLIN);
+	sqe->user_data = rf__ud(NULL, RF__UD_STOP);
+	return 0;
+}
+
+/*
+ * The shutdown's wake-up: the loop, which this completion brings around,
+ * does the rest.  The eventfd stays readable, so that every worker's poll
+ * completes.  A write meant for a run that ended before it landed (a
+ * shutdown call racing the end of the run) is drained first, then the
+ * mark looked at: a real shutdown's write comes after its mark.
+ */
+void rf__stop_complete(struct rf__worker *wk, const struct io_uring_cqe *cqe)
+{
+	struct rf_runtime *rt = wk->rt;
+	uint64_t v;
+
+	if (rf__load(&rt->run_state) & RF__RUN_STOP || cqe->res == -ECANCELED)
+		return;
+	if (read(rt->stop_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		return;
+	if (!(__atomic_load_n(&rt->run_state, __ATOMIC_SEQ_CST) & RF__RUN_STOP) &&
+	    !rf__load_relaxed(&rt->done))
+		rf__stop_arm(wk);
+}
+
 /* On the worker's own thread: its ring, back-end, signal stack. */
 static int rf__worker_setup(struct rf__worker *wk)
 {
@@ -661,6 +738,9 @@ static int rf__worker_setup(struct rf__worker *wk)
 			return ret;
 		wk->has_ring = true;
 		ret = rt->wake->setup(wk);
+		if (ret)
+			return ret;
+		ret = rf__stop_arm(wk);
 		if (ret)
 			return ret;
 		if (wk->id == 0 && (rt->flags & RF_RT_SHUTDOWN_ON_SIGNAL)) {
@@ -814,6 +894,17 @@ RF_EXPORT int rf_runtime_run(struct rf_runtime *rt, rf_fn fn, void *arg, void **
 	} while (!__atomic_compare_exchange_n(&rt->run_state, &state,
 					      (state | (RF__RUN_ONE - 1)) + 1 + RF__RUN_ON, false,
 					      __ATOMIC_SEQ_CST, __ATOMIC_ACQUIRE));
+	if (rt->stop_fd >= 0) {
+		uint64_t v;
+
+		/*
+		 * The last run's shutdown, if any.  One for this run that we
+		 * drain too is seen all the same: no worker has reached its
+		 * loop, which looks at the mark first.
+		 */
+		if (read(rt->stop_fd, &v, sizeof(v)) < 0)
+			(void)v;
+	}
 	wk0 = rt->workers[0];
 	rt->done = 0;
 	rt->nlive = 0;
@@ -880,18 +971,49 @@ out:
 	rt->start = NULL;
 	pthread_cond_destroy(&st.cond);
 	pthread_mutex_destroy(&st.lock);
-	__atomic_and_fetch(&rt->run_state, ~(uint32_t)(RF__RUN_ON | RF__RUN_STOP), __ATOMIC_SEQ_CST);
+	__atomic_and_fetch(&rt->run_state, ~(uint32_t)(RF__RUN_ON | RF__RUN_STOP | RF__RUN_STOPPED),
+			   __ATOMIC_SEQ_CST);
 	if (result)
 		*result = rt->main_result;
 	return ret;
 }
 
+/*
+ * Wake the workers so that one of them sees the mark (async-signal-safe):
+ * the eventfd every ring polls, or without rings the futex word each
+ * worker sleeps on (set after the mark: see rf__stop_pending()).
+ */
+static void rf__stop_kick(struct rf_runtime *rt)
+{
+	if (rt->stop_fd >= 0) {
+		uint64_t one = 1;
+		ssize_t n = write(rt->stop_fd, &one, sizeof(one));
+
+		(void)n;	/* the counter cannot overflow: one write per run */
+		return;
+	}
+	for (unsigned int i = 0; i < rt->nworkers; i++) {
+		struct rf__worker *wk = rt->workers[i];
+
+		__atomic_store_n(&wk->futex_word, 1, __ATOMIC_SEQ_CST);
+		syscall(SYS_futex, &wk->futex_word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+	}
+}
+
+/*
+ * Async-signal-safe: a compare-and-swap on the run's state, a store to the
+ * calling fiber and a system call.  The workers do the rest from their
+ * loops (rf__stop_fibers()), where no lock is held and nothing is half
+ * done, which a signal handler interrupting the library could not know.
+ */
 RF_EXPORT int rf_runtime_shutdown(struct rf_runtime *rt)
 {
+	struct rf__worker *self = rf__tls_wk;
+	int saved_errno = errno;
 	uint32_t state;
 
 	if (!rt)
-		rt = rf__tls_wk ? rf__tls_wk->rt : NULL;
+		rt = self ? self->rt : NULL;
 	if (!rt)
 		return -EINVAL;
 	/* the run we see running is the one we stop (see rf__spawn()) */
@@ -903,8 +1025,11 @@ RF_EXPORT int rf_runtime_shutdown(struct rf_runtime *rt)
 			return 0;
 	} while (!__atomic_compare_exchange_n(&rt->run_state, &state, state | RF__RUN_STOP, false,
 					      __ATOMIC_SEQ_CST, __ATOMIC_ACQUIRE));
-	rf__for_each_fiber(rt, rf__tls_wk && rf__tls_wk->rt == rt ? rf__tls_wk : NULL,
-			   rf__cancel_one);
+	/* the caller's own later calls fail at once, as after rf_cancel() of itself */
+	if (self && self->rt == rt && self->current)
+		__atomic_store_n(&self->current->cancelled, 1, __ATOMIC_SEQ_CST);
+	rf__stop_kick(rt);
+	errno = saved_errno;
 	return 0;
 }
 
