@@ -94,7 +94,7 @@ int rf__stack_alloc(struct rf__worker *wk, size_t usable, struct rf_fiber **fp)
 		f = b->head;
 		b->head = *(void **)f;
 		b->count--;
-		wk->stacks_pooled--;
+		rf__count(&wk->stacks_pooled, -1);
 		*fp = f;
 		return 0;
 	}
@@ -143,7 +143,7 @@ void rf__stack_free(struct rf__worker *wk, struct rf_fiber *f)
 			*(void **)f = b->head;
 			b->head = f;
 			b->count++;
-			wk->stacks_pooled++;
+			rf__count(&wk->stacks_pooled, 1);
 			return;
 		}
 	}
@@ -163,7 +163,7 @@ void rf__stack_pool_drain(struct rf__worker *wk)
 		}
 		b->count = 0;
 	}
-	wk->stacks_pooled = 0;
+	rf__store_relaxed(&wk->stacks_pooled, 0);
 }
 
 /* ------------------------------------------------------ overflow reports */
