@@ -10,12 +10,16 @@
  * rf_runtime_run() is still starting.  Then rounds where a signal handler
  * calls it while the fibers spawn, wake each other across workers and do
  * I/O (with a ring and without): the handler interrupts the library
- * anywhere, holding its locks.  Every run must return 0 with every parked
- * call ended by -ECANCELED: a fiber that escapes the cancellation hangs the
- * run, and the round's watchdog bails out naming the round.  This program
- * also runs under ThreadSanitizer (make check-tsan), where signals are
- * only delivered where the sanitizer chooses (the plain build is the
- * sharper test for the handler).
+ * anywhere, holding its locks.  Then child processes with threads of
+ * their own, started before the run, that get SIGTERM or SIGINT under
+ * RF_RT_SHUTDOWN_ON_SIGNAL and must exit 0.
+ *
+ * Every run must return 0 with every parked call ended by -ECANCELED: a
+ * fiber that escapes the cancellation hangs the run, and the round's
+ * watchdog bails out naming the round.  This program also runs under
+ * ThreadSanitizer (make check-tsan), where signals are only delivered
+ * where the sanitizer chooses (the plain build is the sharper test for
+ * the handler).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -47,6 +51,7 @@ static unsigned int rnd(unsigned int *s)
 
 static const char *round_what;
 static unsigned int round_no;
+static pid_t round_child;		/* a child process to kill if the round hangs */
 
 static void round_hung(int sig)
 {
@@ -57,6 +62,8 @@ static void round_hung(int sig)
 
 	(void)w;
 	(void)sig;
+	if (round_child > 0)
+		kill(round_child, SIGKILL);
 	_exit(1);
 }
 
@@ -496,8 +503,179 @@ static void test_shutdown_from_handler(unsigned int rounds, unsigned int flags)
 	is_int(spawn_failed, 0, "every rf_spawn() succeeded");
 }
 
+/* ------------------------------------------- RF_RT_SHUTDOWN_ON_SIGNAL */
+
+/*
+ * A child process (this program again, "sig-child MODE FD") whose own
+ * threads, started before the run, block nothing, runs a runtime with
+ * RF_RT_SHUTDOWN_ON_SIGNAL, tells the parent on FD that its fibers are
+ * parked, and exits 0 only if the run returned 0 with rf_stats.signal set
+ * and every parked call cancelled.  The signal comes from the parent to
+ * the process (SIGTERM or SIGINT), or from a fiber to one of those threads
+ * (pthread_kill()), or to a process whose threads all block it but the
+ * runtime's: it must shut the run down, never kill the process.
+ */
+enum sig_mode {
+	SIG_TERM, SIG_INT, SIG_TO_THREAD, SIG_TERM_NO_RING, SIG_TERM_BLOCKED, SIG_MODES
+};
+
+static const char *const sig_mode_name[SIG_MODES] = {
+	[SIG_TERM] = "SIGTERM to the process",
+	[SIG_INT] = "SIGINT to the process",
+	[SIG_TO_THREAD] = "SIGTERM to a thread started before the run",
+	[SIG_TERM_NO_RING] = "SIGTERM to the process, no ring",
+	[SIG_TERM_BLOCKED] = "SIGTERM to a process that blocked it before making its threads",
+};
+
+#define CHILD_THREADS 4
+
+static pthread_t child_threads[CHILD_THREADS];
+
+static void *idle_thread(void *arg)
+{
+	for (;;)
+		pause();
+	return arg;
+}
+
+struct sig_child {
+	enum sig_mode mode;
+	int ready_fd;
+};
+
+static void *sig_child_main(void *arg)
+{
+	struct sig_child *c = arg;
+
+	for (unsigned int i = 0; i < 12; i++)
+		count_spawn(rf_spawn_on(i % 2, NULL, parker, (void *)(uintptr_t)(i % 3), &detached));
+	rf_yield();
+	if (write(c->ready_fd, "r", 1) != 1)
+		return (void *)1;
+	if (c->mode == SIG_TO_THREAD)
+		pthread_kill(child_threads[CHILD_THREADS - 1], SIGTERM);
+	/*
+	 * Without a ring nothing is in flight while the fibers wait on events:
+	 * the runtime would take that for a deadlock.  Run until the signal.
+	 */
+	while (no_ring && !my_stats().signal)
+		rf_yield();
+	park_once(0);
+	return NULL;
+}
+
+/* Exit status: 0, or what went wrong (the parent prints it). */
+enum { CHILD_OK, CHILD_SETUP, CHILD_RUN_RC, CHILD_NO_SIGNAL, CHILD_ESCAPED };
+
+static int sig_child(enum sig_mode mode, int ready_fd)
+{
+	struct rf_runtime_opts opts = { .workers = 2, .flags = RF_RT_SHUTDOWN_ON_SIGNAL };
+	struct sig_child c = { .mode = mode, .ready_fd = ready_fd };
+	int want = mode == SIG_INT ? SIGINT : SIGTERM;
+	struct rf_runtime *rt;
+	struct rf_stats st;
+	void *res = NULL;
+	int rc;
+
+	if (mode == SIG_TERM_BLOCKED) {
+		/* as a program that reads its signals with sigwait() or a signalfd does */
+		sigset_t set;
+
+		sigemptyset(&set);
+		sigaddset(&set, SIGTERM);
+		sigaddset(&set, SIGINT);
+		pthread_sigmask(SIG_BLOCK, &set, NULL);
+	}
+	for (int i = 0; i < CHILD_THREADS; i++)
+		if (pthread_create(&child_threads[i], NULL, idle_thread, NULL))
+			return CHILD_SETUP;
+	if (mode == SIG_TERM_NO_RING)
+		opts.flags |= RF_RT_NO_RING;
+	no_ring = mode == SIG_TERM_NO_RING;
+	if (rf_runtime_create(&rt, &opts))
+		return CHILD_SETUP;
+	rc = rf_runtime_run(rt, sig_child_main, &c, &res);
+	rf_runtime_stats(rt, &st);
+	rf_runtime_destroy(rt);
+	if (rc || res)
+		return CHILD_RUN_RC;
+	if (st.signal != want)
+		return CHILD_NO_SIGNAL;
+	if (C.other || C.spawn_errors)
+		return CHILD_ESCAPED;
+	return CHILD_OK;
+}
+
+static const char *child_status(int status, char *buf, size_t len)
+{
+	static const char *const why[] = {
+		[CHILD_SETUP] = "set-up failed",
+		[CHILD_RUN_RC] = "the run did not return 0",
+		[CHILD_NO_SIGNAL] = "rf_stats.signal is not the signal",
+		[CHILD_ESCAPED] = "a parked call did not return -ECANCELED",
+	};
+
+	if (WIFSIGNALED(status))
+		snprintf(buf, len, "killed by signal %d (%s): exit status %d in a shell",
+			 WTERMSIG(status), strsignal(WTERMSIG(status)), 128 + WTERMSIG(status));
+	else if (WIFEXITED(status) && (size_t)WEXITSTATUS(status) < ARRAY_SIZE(why) &&
+		 why[WEXITSTATUS(status)])
+		snprintf(buf, len, "exited %d: %s", WEXITSTATUS(status), why[WEXITSTATUS(status)]);
+	else
+		snprintf(buf, len, "status 0x%x", status);
+	return buf;
+}
+
+static void test_shutdown_on_signal(enum sig_mode mode, unsigned int rounds)
+{
+	unsigned int bad = 0;
+	char what[128], last[128] = "";
+
+	snprintf(what, sizeof(what), "RF_RT_SHUTDOWN_ON_SIGNAL, %s", sig_mode_name[mode]);
+	for (unsigned int i = 0; i < rounds; i++) {
+		char mode_arg[16], fd_arg[16], b;
+		int pfd[2], status = -1;
+		pid_t pid;
+
+		if (pipe2(pfd, O_CLOEXEC)) {
+			ok(0, "pipe2()");
+			return;
+		}
+		snprintf(mode_arg, sizeof(mode_arg), "%d", (int)mode);
+		snprintf(fd_arg, sizeof(fd_arg), "%d", pfd[1]);
+		round_start(what, i);
+		fflush(stdout);
+		pid = fork();
+		if (pid == 0) {
+			/* the write end survives the exec */
+			if (fcntl(pfd[1], F_SETFD, 0) == 0)
+				execl("/proc/self/exe", "shutdown", "sig-child", mode_arg, fd_arg,
+				      (char *)NULL);
+			_exit(CHILD_SETUP);
+		}
+		close(pfd[1]);
+		round_child = pid;
+		if (pid > 0 && read(pfd[0], &b, 1) == 1 && mode != SIG_TO_THREAD)
+			kill(pid, mode == SIG_INT ? SIGINT : SIGTERM);
+		close(pfd[0]);
+		if (pid > 0)
+			waitpid(pid, &status, 0);
+		round_child = 0;
+		alarm(0);
+		if (!WIFEXITED(status) || WEXITSTATUS(status) != CHILD_OK) {
+			bad++;
+			child_status(status, last, sizeof(last));
+		}
+	}
+	tap_diag("%s: %u rounds, with %d threads of the program's own", what, rounds,
+		 CHILD_THREADS);
+	is_int(bad, 0, "every process exited 0 after a clean shutdown");
+	if (bad)
+		tap_diag("  the last bad one: %s", last);
+}
+
 /* With arguments, only the sections named (spawn-fiber, spawn-thread, spawn-early,
- * handler, handler-noring). */
+ * handler, handler-noring, signal). */
 static bool wanted(int argc, char **argv, const char *name)
 {
 	if (argc < 2)
@@ -513,12 +691,14 @@ int main(int argc, char **argv)
 	int pfd[2];
 	unsigned int rounds = rounds_scale(300);
 
-	ring_or_skip_all();
 	if (pipe2(pfd, O_CLOEXEC)) {
 		perror("pipe2");
 		return 1;
 	}
 	never_fd = pfd[0];
+	if (argc == 4 && !strcmp(argv[1], "sig-child"))
+		return sig_child((enum sig_mode)atoi(argv[2]), atoi(argv[3]));
+	ring_or_skip_all();
 
 	if (wanted(argc, argv, "spawn-fiber"))
 		test_spawn_vs_shutdown(STOP_FIBER, rounds);
@@ -530,6 +710,9 @@ int main(int argc, char **argv)
 		test_shutdown_from_handler(rounds, 0);
 	if (wanted(argc, argv, "handler-noring"))
 		test_shutdown_from_handler(rounds, RF_RT_NO_RING);
+	for (int m = 0; m < SIG_MODES; m++)
+		if (wanted(argc, argv, "signal"))
+			test_shutdown_on_signal((enum sig_mode)m, rounds_scale(60));
 
 	close(pfd[0]);
 	close(pfd[1]);

@@ -91,9 +91,20 @@ enum {
 	RF_RT_NO_PIN = 1u << 6,
 	/**
 	 * Graceful shutdown: while rf_runtime_run() runs, SIGINT and SIGTERM
-	 * are blocked in every thread of the process and read through the
-	 * ring (a signalfd); the first one cancels every fiber, as
-	 * rf_runtime_shutdown() does.
+	 * shut the run down as rf_runtime_shutdown() does, and
+	 * rf_stats.signal says which came first.  For the run the runtime
+	 * installs its own handler for both (the program's dispositions are
+	 * put back when the last run with this flag ends) and unblocks them
+	 * in the thread that calls rf_runtime_run(), whose mask the workers
+	 * inherit: a signal sent to the process always has a thread to land
+	 * on, and whichever thread it lands on, the program's own included,
+	 * the handler only shuts the run down.  A signal sent to one thread
+	 * (pthread_kill()) does so if that thread does not block it.  During
+	 * the run the program must not change the two signals' dispositions
+	 * or block them in a fiber.  One signal shuts down every run with the
+	 * flag in progress.  One that arrives as the last of them ends, too
+	 * late for it, is raised again once the program's disposition and
+	 * mask are back.  Works with and without a ring.
 	 */
 	RF_RT_SHUTDOWN_ON_SIGNAL = 1u << 7,
 };

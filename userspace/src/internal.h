@@ -98,7 +98,6 @@ enum {
 	RF__UD_TIMER = 1,	/* struct rf__wait: its deadline timer */
 	RF__UD_ACCEPT = 2,	/* struct rf_acceptor: multishot accept */
 	RF__UD_WAKE = 3,	/* the wake back-end's request or message */
-	RF__UD_SIGNAL = 4,	/* the shutdown signalfd read */
 	RF__UD_IGNORE = 5,	/* internal, not counted in inflight */
 	RF__UD_KICK = 6,	/* struct rf__worker: a kick sent to it came back */
 	RF__UD_STOP = 7,	/* the poll of rt->stop_fd: rf_runtime_shutdown() */
@@ -284,8 +283,6 @@ struct rf__worker {
 	bool rfwake_cmd_owed;		/* a WAIT command was prepared, not reaped */
 	unsigned int rfwake_sq_pos;	/* its SQ position: submitted once khead passes */
 	struct __kernel_timespec rfwake_tick;	/* the 1 ms retry after a failure */
-	int sigfd;			/* worker 0 with RF_RT_SHUTDOWN_ON_SIGNAL */
-	uint64_t sigbuf[16];		/* signalfd_siginfo */
 	unsigned int steal_from;	/* where the next steal attempt starts */
 	uint64_t hog_reported_seq;	/* run_seq of the last hog reported */
 	/* tracing (trace.c): the batch of records not yet handed to a tracer */
@@ -422,6 +419,7 @@ struct rf_runtime {
 	 */
 	uint32_t run_state;
 	int stop_fd;			/* eventfd that rf_runtime_shutdown() writes, or -1 */
+	struct rf_runtime *sig_next;	/* runs RF_RT_SHUTDOWN_ON_SIGNAL serves (runtime.c) */
 	void *main_result;
 	void *start;			/* rf_runtime_run()'s start barrier */
 
@@ -547,7 +545,6 @@ void rf__watchdog_stop(struct rf_runtime *rt);
 
 /* runtime.c */
 void rf__run_over(struct rf_runtime *rt);
-void rf__signal_complete(struct rf__worker *wk, const struct io_uring_cqe *cqe);
 void rf__stop_complete(struct rf__worker *wk, const struct io_uring_cqe *cqe);
 
 /* blocking.c */

@@ -132,9 +132,6 @@ void rf__reap(struct rf__worker *wk)
 			/* a kick we sent failed: the back-end delivers it otherwise */
 			wk->rt->wake->complete(wk, cqe);
 			break;
-		case RF__UD_SIGNAL:
-			rf__signal_complete(wk, cqe);
-			break;
 		case RF__UD_STOP:
 			rf__stop_complete(wk, cqe);
 			break;

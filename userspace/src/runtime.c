@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -358,7 +357,6 @@ RF_EXPORT int rf_runtime_create(struct rf_runtime **rtp, const struct rf_runtime
 		wk->page_size = rt->page_size;
 		wk->stack_pool_max = o.stack_pool;
 		wk->efd = -1;
-		wk->sigfd = -1;
 		wk->steal_from = i + 1;
 		wk->cpu = (rt->flags & RF_RT_NO_PIN) || !ncpus ? -1 : cpus[i % ncpus];
 		rt->workers[i] = wk;
@@ -639,33 +637,6 @@ static int rf__pin(struct rf__worker *wk)
 	return -pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
 }
 
-static int rf__signal_arm(struct rf__worker *wk)
-{
-	struct io_uring_sqe *sqe = rf__get_sqe_internal(wk);
-
-	if (!sqe)
-		return -EBUSY;
-	io_uring_prep_read(sqe, wk->sigfd, wk->sigbuf, sizeof(struct signalfd_siginfo), 0);
-	sqe->user_data = rf__ud(NULL, RF__UD_SIGNAL);
-	return 0;
-}
-
-void rf__signal_complete(struct rf__worker *wk, const struct io_uring_cqe *cqe)
-{
-	struct rf_runtime *rt = wk->rt;
-	const struct signalfd_siginfo *si = (const void *)wk->sigbuf;
-
-	if (cqe->res == (int)sizeof(*si)) {
-		int none = 0;
-
-		__atomic_compare_exchange_n(&rt->signal, &none, (int)si->ssi_signo, false,
-					    __ATOMIC_RELAXED, __ATOMIC_RELAXED);
-		rf_runtime_shutdown(rt);
-	}
-	if (!rf__load_relaxed(&rt->done) && cqe->res != -ECANCELED)
-		rf__signal_arm(wk);
-}
-
 /* Keep a poll of rt->stop_fd in the ring: rf_runtime_shutdown() completes it. */
 static int rf__stop_arm(struct rf__worker *wk)
 {
@@ -743,19 +714,6 @@ static int rf__worker_setup(struct rf__worker *wk)
 		ret = rf__stop_arm(wk);
 		if (ret)
 			return ret;
-		if (wk->id == 0 && (rt->flags & RF_RT_SHUTDOWN_ON_SIGNAL)) {
-			sigset_t set;
-
-			sigemptyset(&set);
-			sigaddset(&set, SIGINT);
-			sigaddset(&set, SIGTERM);
-			wk->sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-			if (wk->sigfd < 0)
-				return -errno;
-			ret = rf__signal_arm(wk);
-			if (ret)
-				return ret;
-		}
 	}
 	return 0;
 }
@@ -766,14 +724,10 @@ static void rf__worker_teardown(struct rf__worker *wk)
 
 	if (wk->has_ring) {
 		rt->wake->teardown(wk);
-		/* cancels what is still armed: acceptors, the signal read */
+		/* cancels what is still armed: acceptors, the shutdown's poll */
 		io_uring_queue_exit(&wk->ring);
 		wk->has_ring = false;
 		rf__acceptors_destroy(wk);
-	}
-	if (wk->sigfd >= 0) {
-		close(wk->sigfd);
-		wk->sigfd = -1;
 	}
 	wk->inflight = 0;
 	wk->unsubmitted = 0;
@@ -859,16 +813,132 @@ static void rf__free_unjoined(struct rf_runtime *rt)
 	}
 }
 
-static void rf__block_signals(const struct rf_runtime *rt, sigset_t *old)
+/*
+ * RF_RT_SHUTDOWN_ON_SIGNAL: a handler for SIGINT and SIGTERM, installed
+ * while at least one run with the flag is in progress, shuts down every
+ * such run.  A process-directed signal goes to any one thread that does
+ * not block it, and a library cannot block signals in threads it did not
+ * start, so the handler runs wherever the signal lands; it only does what
+ * is async-signal-safe (rf_runtime_shutdown()).  The runs it serves are a
+ * list that the handler walks without a lock: a run leaves the list under
+ * rf__sig_lock, then waits until no handler is in the walk, so that none
+ * can still be reading it when rf_runtime_run() returns.
+ */
+static pthread_mutex_t rf__sig_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct rf_runtime *rf__sig_runs;		/* atomic head, linked through sig_next */
+static unsigned int rf__sig_walkers;		/* atomic: handlers in the walk */
+static int rf__sig_unclaimed;			/* atomic: a signal that found no run */
+static struct sigaction rf__sig_old[2];		/* SIGINT's and SIGTERM's before */
+static const int rf__sig_nums[2] = { SIGINT, SIGTERM };
+
+static void rf__sig_handler(int sig)
 {
+	int saved_errno = errno;
+	struct rf_runtime *rt;
+	bool claimed = false;
+
+	__atomic_add_fetch(&rf__sig_walkers, 1, __ATOMIC_SEQ_CST);
+	for (rt = __atomic_load_n(&rf__sig_runs, __ATOMIC_SEQ_CST); rt;
+	     rt = __atomic_load_n(&rt->sig_next, __ATOMIC_ACQUIRE)) {
+		int none = 0;
+
+		__atomic_compare_exchange_n(&rt->signal, &none, sig, false, __ATOMIC_RELAXED,
+					    __ATOMIC_RELAXED);
+		rf_runtime_shutdown(rt);
+		claimed = true;
+	}
+	/* between the last run's end and the old handler's return: see rf__signals_give() */
+	if (!claimed)
+		__atomic_store_n(&rf__sig_unclaimed, sig, __ATOMIC_RELAXED);
+	__atomic_sub_fetch(&rf__sig_walkers, 1, __ATOMIC_SEQ_CST);
+	errno = saved_errno;
+}
+
+/*
+ * At the start of a run: with the flag, serve @rt and let this thread (so
+ * every worker thread, which inherits its mask) take the two signals.
+ * *@old gets the mask to restore.
+ */
+static int rf__signals_take(struct rf_runtime *rt, sigset_t *old)
+{
+	struct sigaction sa;
 	sigset_t set;
+	int ret = 0;
 
 	sigemptyset(&set);
-	if (rt->flags & RF_RT_SHUTDOWN_ON_SIGNAL) {
-		sigaddset(&set, SIGINT);
-		sigaddset(&set, SIGTERM);
-	}
 	pthread_sigmask(SIG_BLOCK, &set, old);
+	if (!(rt->flags & RF_RT_SHUTDOWN_ON_SIGNAL))
+		return 0;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = rf__sig_handler;
+	/* on the worker's signal stack, where there is one: a fiber's may be nearly full */
+	sa.sa_flags = SA_RESTART | SA_ONSTACK;
+	sigemptyset(&sa.sa_mask);
+	for (int i = 0; i < 2; i++) {
+		sigaddset(&sa.sa_mask, rf__sig_nums[i]);
+		sigaddset(&set, rf__sig_nums[i]);
+	}
+	pthread_mutex_lock(&rf__sig_lock);
+	/* on the list first: the handler never finds it empty while it is ours */
+	rt->sig_next = rf__sig_runs;
+	__atomic_store_n(&rf__sig_runs, rt, __ATOMIC_SEQ_CST);
+	if (!rt->sig_next) {
+		for (int i = 0; i < 2 && !ret; i++)
+			if (sigaction(rf__sig_nums[i], &sa, &rf__sig_old[i]))
+				ret = -errno;
+		if (ret) {
+			sigaction(SIGINT, &rf__sig_old[0], NULL);
+			__atomic_store_n(&rf__sig_runs, NULL, __ATOMIC_SEQ_CST);
+			goto out;
+		}
+	}
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+out:
+	pthread_mutex_unlock(&rf__sig_lock);
+	return ret;
+}
+
+/* Until no handler is in its walk of the list (a few instructions away). */
+static void rf__signals_quiesce(void)
+{
+	while (__atomic_load_n(&rf__sig_walkers, __ATOMIC_SEQ_CST))
+		sched_yield();
+}
+
+/*
+ * At the end of a run: stop serving @rt; the last run puts the old
+ * handlers back.  Return: a signal that came after the last run left the
+ * list and before the old handlers were back, for the caller to raise
+ * again once its mask is restored (the program's own disposition then
+ * acts on it, as if the run had never caught it), or 0.
+ */
+static int rf__signals_give(struct rf_runtime *rt)
+{
+	struct rf_runtime **pp;
+	int sig = 0;
+
+	if (!(rt->flags & RF_RT_SHUTDOWN_ON_SIGNAL))
+		return 0;
+	pthread_mutex_lock(&rf__sig_lock);
+	for (pp = &rf__sig_runs; *pp && *pp != rt; pp = &(*pp)->sig_next)
+		;
+	if (!*pp) {
+		/* rf__signals_take() failed */
+		pthread_mutex_unlock(&rf__sig_lock);
+		return 0;
+	}
+	__atomic_store_n(pp, rt->sig_next, __ATOMIC_SEQ_CST);
+	/* a handler may still hold @rt */
+	rf__signals_quiesce();
+	if (!rf__sig_runs) {
+		for (int i = 0; i < 2; i++)
+			sigaction(rf__sig_nums[i], &rf__sig_old[i], NULL);
+		/* one that found the list empty has stored what it got */
+		rf__signals_quiesce();
+		sig = __atomic_exchange_n(&rf__sig_unclaimed, 0, __ATOMIC_RELAXED);
+	}
+	pthread_mutex_unlock(&rf__sig_lock);
+	return sig;
 }
 
 RF_EXPORT int rf_runtime_run(struct rf_runtime *rt, rf_fn fn, void *arg, void **result)
@@ -880,7 +950,7 @@ RF_EXPORT int rf_runtime_run(struct rf_runtime *rt, rf_fn fn, void *arg, void **
 	bool restore_cpus;
 	unsigned int started = 1;
 	uint32_t state;
-	int ret;
+	int ret, sig;
 
 	if (!rt || !fn)
 		return -EINVAL;
@@ -920,8 +990,9 @@ RF_EXPORT int rf_runtime_run(struct rf_runtime *rt, rf_fn fn, void *arg, void **
 
 	restore_cpus = wk0->cpu >= 0 &&
 		       pthread_getaffinity_np(pthread_self(), sizeof(oldcpus), &oldcpus) == 0;
-	rf__block_signals(rt, &oldmask);
-	ret = rf__worker_setup(wk0);
+	ret = rf__signals_take(rt, &oldmask);
+	if (!ret)
+		ret = rf__worker_setup(wk0);
 	if (ret)
 		goto out;
 	for (unsigned int i = 1; i < rt->nworkers; i++) {
@@ -965,7 +1036,10 @@ RF_EXPORT int rf_runtime_run(struct rf_runtime *rt, rf_fn fn, void *arg, void **
 		ret = -EDEADLK;
 out:
 	rf__worker_teardown(wk0);
+	sig = rf__signals_give(rt);
 	pthread_sigmask(SIG_SETMASK, &oldmask, NULL);
+	if (sig)
+		raise(sig);
 	if (restore_cpus)
 		pthread_setaffinity_np(pthread_self(), sizeof(oldcpus), &oldcpus);
 	rt->start = NULL;
