@@ -254,9 +254,16 @@ static void rf__send_cancel(struct rf__worker *from, struct rf_fiber *f)
  */
 void rf__cancel_here(struct rf__worker *wk, struct rf_fiber *f)
 {
-	struct rf__wait *w = f->wait;
+	struct rf__wait *w;
 
-	if (rf__state(f) != RF__PARKED || !w || w->nocancel)
+	/*
+	 * Only a parked fiber's wait is ours to read: a ready one may be
+	 * running on the worker that has just stolen it, clearing f->wait.
+	 */
+	if (rf__state(f) != RF__PARKED)
+		return;
+	w = f->wait;
+	if (!w || w->nocancel)
 		return;
 	if (w->kind == RF__WAIT_EVENT) {
 		if (rf__wait_claim(w)) {
