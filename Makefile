@@ -54,7 +54,8 @@ LIB_SRCS := userspace/src/runtime.c userspace/src/sched.c userspace/src/steal.c 
 	userspace/src/watchdog.c userspace/src/stack.c userspace/src/io.c \
 	userspace/src/acceptor.c userspace/src/wq.c userspace/src/sync.c \
 	userspace/src/chan.c userspace/src/group.c userspace/src/blocking.c \
-	userspace/src/fls.c userspace/src/trace.c userspace/src/wake/msg_ring.c \
+	userspace/src/fls.c userspace/src/trace.c userspace/src/timer.c \
+	userspace/src/wake/msg_ring.c \
 	userspace/src/wake/eventfd.c userspace/src/wake/futex.c \
 	userspace/src/wake/rfwake.c
 ARCH_SRCS = userspace/src/arch/$(1)/switch.S
@@ -77,7 +78,7 @@ ASAN_OBJS := $(patsubst userspace/src/%,$(B)/asan/obj/%.o,$(LIB_SRCS) $(call ARC
 ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 # Concurrency tests, again under ThreadSanitizer (make check-tsan).
-TSAN_TESTS := stress toolkit blocking fls tracing lifetime wakelimit shutdown
+TSAN_TESTS := stress toolkit blocking fls tracing lifetime wakelimit shutdown timers
 TSAN_LIB := $(B)/tsan/libringfiber.a
 TSAN_OBJS := $(patsubst userspace/src/%,$(B)/tsan/obj/%.o,$(LIB_SRCS) $(call ARCH_SRCS,$(ARCH)))
 TSAN_BINS := $(patsubst %,$(B)/tsan/tests/%,$(TSAN_TESTS))

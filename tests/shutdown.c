@@ -674,8 +674,75 @@ static void test_shutdown_on_signal(enum sig_mode mode, unsigned int rounds)
 		tap_diag("  the last bad one: %s", last);
 }
 
+/* -------------------------------------------- the cost of the shutdown */
+
+/*
+ * Cancelling a fiber that sleeps, or waits on an event with a deadline,
+ * must not cost a request to the kernel: the kernel finds the timeout to
+ * cancel or remove by walking the ring's list of timeouts, so one request
+ * per fiber made the shutdown of n such fibers quadratic (40,000 sleepers:
+ * 14 s).  Counted, not timed: the requests the shutdown submits
+ * (rf_stats.sqes) must be a small fraction of the fibers it cancels.
+ */
+struct cost {
+	unsigned int n;
+	int kind;			/* 0: rf_sleep(), 1: rf_event_wait() with a deadline */
+	unsigned int parking;		/* atomic: waiters about to park */
+	uint64_t sqes_before;		/* when every waiter was parked */
+};
+
+static void *cost_waiter(void *arg)
+{
+	struct cost *c = arg;
+	int64_t hour = rf_deadline_after(3600 * 1000 * MSEC);
+
+	__atomic_add_fetch(&c->parking, 1, __ATOMIC_RELAXED);
+	if (c->kind == 0)
+		count_result(rf_sleep(hour));
+	else
+		count_result(rf_event_wait(&never_set, hour));
+	return NULL;
+}
+
+static void *cost_main(void *arg)
+{
+	struct cost *c = arg;
+
+	for (unsigned int i = 0; i < c->n; i++)
+		count_spawn(rf_spawn_on(i % 2, NULL, cost_waiter, c, &detached));
+	while (__atomic_load_n(&c->parking, __ATOMIC_RELAXED) < c->n)
+		rf_yield();
+	/* the last of them park on the other worker meanwhile */
+	rf_sleep(rf_deadline_after(20 * MSEC));
+	c->sqes_before = my_stats().sqes;
+	rf_runtime_shutdown(NULL);
+	return NULL;
+}
+
+static void test_shutdown_cost(int kind)
+{
+	struct rf_runtime_opts opts = { .workers = 2 };
+	struct cost c = { .n = test_quick() ? 500 : 4000, .kind = kind };
+	const char *what = kind == 0 ? "sleeping" : "waiting on an event with a deadline";
+	struct rf_stats st;
+	uint64_t requests;
+	int rc;
+
+	memset(&C, 0, sizeof(C));
+	round_start("the cost of the shutdown", (unsigned int)kind);
+	rc = run_main(&opts, cost_main, &c, NULL, &st);
+	alarm(0);
+	requests = st.sqes - c.sqes_before;
+	tap_diag("the shutdown of %u fibers %s submitted %" PRIu64 " requests", c.n, what,
+		 requests);
+	is_int(rc, 0, tn("the run returned 0"));
+	is_int(C.cancelled, c.n, tn("every one of them returned -ECANCELED"));
+	ok(requests < c.n / 10, "%s",
+	   tn("cancelling them took no request per fiber (%" PRIu64 " for %u)", requests, c.n));
+}
+
 /* With arguments, only the sections named (spawn-fiber, spawn-thread, spawn-early,
- * handler, handler-noring, signal). */
+ * handler, handler-noring, signal, cost). */
 static bool wanted(int argc, char **argv, const char *name)
 {
 	if (argc < 2)
@@ -710,6 +777,10 @@ int main(int argc, char **argv)
 		test_shutdown_from_handler(rounds, 0);
 	if (wanted(argc, argv, "handler-noring"))
 		test_shutdown_from_handler(rounds, RF_RT_NO_RING);
+	if (wanted(argc, argv, "cost")) {
+		test_shutdown_cost(0);
+		test_shutdown_cost(1);
+	}
 	for (int m = 0; m < SIG_MODES; m++)
 		if (wanted(argc, argv, "signal"))
 			test_shutdown_on_signal((enum sig_mode)m, rounds_scale(60));

@@ -231,8 +231,10 @@ enum {
  * @features:  RF_FEAT_* bits in use.
  * @fibers:    fibers that exist now (running, ready, parked or unjoined).
  * @inflight:  io_uring requests submitted or prepared whose completion has
- *             not been reaped yet.  Zero whenever no fiber is inside a
- *             blocking call and no acceptor is open.
+ *             not been reaped yet, and fibers waiting for a deadline (in
+ *             rf_sleep(), or an event wait with a deadline: one each).
+ *             Zero whenever no fiber is inside a blocking call and no
+ *             acceptor is open.
  * @switches:  fiber context switches so far.
  * @enters:    io_uring_enter() system calls made by the worker.
  * @sqes:      requests submitted.

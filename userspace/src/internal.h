@@ -98,6 +98,7 @@ enum {
 	RF__UD_TIMER = 1,	/* struct rf__wait: its deadline timer */
 	RF__UD_ACCEPT = 2,	/* struct rf_acceptor: multishot accept */
 	RF__UD_WAKE = 3,	/* the wake back-end's request or message */
+	RF__UD_TIMERS = 4,	/* the worker's timer (timer.c); a generation, no pointer */
 	RF__UD_IGNORE = 5,	/* internal, not counted in inflight */
 	RF__UD_KICK = 6,	/* struct rf__worker: a kick sent to it came back */
 	RF__UD_STOP = 7,	/* the poll of rt->stop_fd: rf_runtime_shutdown() */
@@ -114,12 +115,20 @@ enum rf__fiber_state {
 enum rf__wait_kind {
 	/* Woken when the kernel has delivered every completion it owes. */
 	RF__WAIT_RING,
-	/* Woken by an event (join, lock, channel, acceptor), its timer or a cancel. */
+	/*
+	 * Woken by an event (join, lock, channel, acceptor; none for a sleep),
+	 * its deadline (the worker's heap of them, timer.c) or a cancel.
+	 */
 	RF__WAIT_EVENT,
 };
 
 struct rf__wait;
 typedef void (*rf__unlink_fn)(struct rf__wait *w);
+
+/* A node of a worker's heap of deadlines (timer.c). */
+struct rf__tnode {
+	struct rf__tnode *left, *right, *parent;
+};
 
 /*
  * struct rf__wait - one blocking call of a parked fiber; lives on its stack.
@@ -129,23 +138,26 @@ typedef void (*rf__unlink_fn)(struct rf__wait *w);
  * Ring waits are only ever touched by the worker whose ring holds the
  * request.  Event waits may be woken from any thread: whoever wins the
  * @woken exchange (0 -> 1) delivers the result and makes the fiber ready;
- * everyone else leaves the wait alone.
+ * everyone else leaves the wait alone.  An event wait with a deadline is in
+ * its worker's heap of deadlines while @pending is 1 (only that worker's
+ * thread touches the heap links).
  */
 struct rf__wait {
 	struct rf_fiber *fiber;
 	int32_t res;			/* the operation's result */
 	uint32_t cqe_flags;
 	uint8_t kind;			/* enum rf__wait_kind */
-	uint8_t pending;		/* completions the kernel still owes */
+	uint8_t pending;		/* completions owed; event waits: in the heap */
 	bool timed_out;			/* the deadline timer fired */
 	uint8_t woken;			/* event waits: atomic, see above */
 	bool cancel_sent;		/* an async cancel targets this wait */
-	bool draining;			/* parked until the timer is released */
 	bool nocancel;			/* rf_cancel() leaves this wait alone */
 	uint8_t reason;			/* enum rf_trace_reason: what a tracer is told */
 	rf__unlink_fn unlink;		/* event waits: detach from the source */
 	void *source;			/* event waits: what we wait on */
-	struct __kernel_timespec ts;	/* the deadline, read by the kernel */
+	struct __kernel_timespec ts;	/* ring waits: the deadline, read by the kernel */
+	int64_t deadline;		/* event waits: the deadline, in the heap */
+	struct rf__tnode tm;		/* its place there */
 };
 
 /*
@@ -190,7 +202,7 @@ struct rf_fiber {
 	uint8_t cancelled;		/* atomic */
 	bool is_main;
 	bool pinned;			/* never stolen */
-	bool bound;			/* a request on wk's ring still owes us */
+	bool bound;			/* wk's ring or heap of deadlines still holds us */
 	int64_t deadline;		/* cap of every blocking call (groups) */
 	struct rf_group *group;		/* the group we belong to, or NULL */
 	struct rf_fiber *grp_prev, *grp_next;
@@ -261,6 +273,12 @@ struct rf__worker {
 	uint64_t inflight;		/* requests whose completion is owed */
 	uint64_t unsubmitted;		/* prepared, not yet handed to the kernel */
 	struct rf_acceptor *acceptors;	/* open acceptors */
+	/* timer.c: the deadlines of event waits and sleeps, one kernel timer */
+	struct rf__tnode *timers;	/* a binary min-heap's root: the earliest */
+	unsigned int ntimers;		/* waits in it */
+	int64_t timer_armed;		/* the kernel timer's deadline, INT64_MAX: none */
+	uint64_t timer_gen;		/* its generation, in its user_data */
+	struct __kernel_timespec timer_ts;
 
 	size_t page_size;
 	unsigned int stack_pool_max;
@@ -533,6 +551,13 @@ bool rf__wait_claim(struct rf__wait *w);
 void rf__wait_deliver(struct rf__wait *w, int res);
 bool rf__wait_event_wake(struct rf__wait *w, int res);
 void rf__cancel_wait(struct rf__worker *wk, struct rf__wait *w);
+
+/* timer.c */
+int rf__timer_add(struct rf__worker *wk, struct rf__wait *w, int64_t deadline);
+void rf__timer_del(struct rf__worker *wk, struct rf__wait *w);
+void rf__timer_fire(struct rf__worker *wk, const struct io_uring_cqe *cqe);
+void rf__timer_retry(struct rf__worker *wk);
+void rf__timer_reset(struct rf__worker *wk);
 
 /* acceptor.c */
 bool rf__acceptor_complete(struct rf__worker *wk, struct rf_acceptor *a,

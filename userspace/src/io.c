@@ -72,26 +72,15 @@ void rf__flush(struct rf__worker *wk, bool wait)
 	wk->unsubmitted = io_uring_sq_ready(&wk->ring);
 }
 
+/* A request's linked timeout (event waits' deadlines are timer.c's). */
 static void rf__timer_complete(struct rf__worker *wk, struct rf__wait *w, int res)
 {
 	w->pending--;
-	if (w->kind == RF__WAIT_RING) {
-		/* a linked timeout: -ETIME means it fired and cancelled the op */
-		if (res == -ETIME)
-			w->timed_out = true;
-		if (!w->pending)
-			rf__ready(w->fiber);
-		return;
-	}
-	if (rf__wait_claim(w)) {
-		/* the deadline came first: detach before the fiber can run */
-		if (w->unlink)
-			w->unlink(w);
+	/* -ETIME means it fired and cancelled the op */
+	if (res == -ETIME)
 		w->timed_out = true;
-		rf__wait_deliver(w, -ETIMEDOUT);
-	} else if (!w->pending && w->draining) {
+	if (!w->pending)
 		rf__ready(w->fiber);
-	}
 }
 
 void rf__reap(struct rf__worker *wk)
@@ -123,6 +112,9 @@ void rf__reap(struct rf__worker *wk)
 			if (!rf__acceptor_complete(wk, p, cqe))
 				goto out;
 			break;
+		case RF__UD_TIMERS:
+			rf__timer_fire(wk, cqe);
+			break;
 		case RF__UD_WAKE:
 			/* re-arm first: a kick after the reset must find it armed */
 			wk->rt->wake->complete(wk, cqe);
@@ -143,6 +135,8 @@ void rf__reap(struct rf__worker *wk)
 out:
 	io_uring_cq_advance(&wk->ring, n);
 	rf__count(&wk->cqes, n);
+	if (wk->timers)
+		rf__timer_retry(wk);
 }
 
 void rf__wait_init(struct rf__wait *w, struct rf_fiber *f, enum rf__wait_kind kind)
@@ -189,12 +183,13 @@ bool rf__wait_event_wake(struct rf__wait *w, int res)
 
 /*
  * Park on an event (a fiber's exit, a lock, a connection) with a deadline,
- * in two steps: prepare (arm the deadline as an IORING_OP_TIMEOUT and mark
- * the fiber parked) before the wait is made visible to wakers, finish
- * (switch away, then release the timer) after.  A waker may claim the wait
- * in between, from another thread: the fiber then simply does not stay
- * parked.  While the timer is armed the fiber is bound to this worker's
- * ring, so it is never stolen before its timer is released.
+ * in two steps: prepare (put the deadline in the worker's heap, timer.c,
+ * and mark the fiber parked) before the wait is made visible to wakers,
+ * finish (switch away, then take the deadline out of the heap if it is
+ * still there) after.  A waker may claim the wait in between, from another
+ * thread: the fiber then simply does not stay parked.  While its deadline
+ * is in the heap the fiber is bound to this worker, so it is never stolen
+ * before it has taken it out.
  */
 int rf__wait_event_prepare(struct rf__worker *wk, struct rf__wait *w, int64_t deadline)
 {
@@ -204,14 +199,13 @@ int rf__wait_event_prepare(struct rf__worker *wk, struct rf__wait *w, int64_t de
 	if (!w->nocancel)
 		deadline = rf__fiber_deadline(cur, deadline);
 	if (deadline != RF_NO_DEADLINE) {
-		struct io_uring_sqe *sqe;
+		int ret;
 
-		if (!wk->has_ring || !(sqe = rf__get_sqe(wk)))
-			return wk->has_ring ? -EBUSY : -ENOSYS;
-		rf__set_ts(&w->ts, deadline);
-		io_uring_prep_timeout(sqe, &w->ts, 0, IORING_TIMEOUT_ABS);
-		sqe->user_data = rf__ud(w, RF__UD_TIMER);
-		w->pending = 1;
+		if (!wk->has_ring)
+			return -ENOSYS;
+		ret = rf__timer_add(wk, w, deadline);
+		if (ret)
+			return ret;
 		cur->bound = true;
 	}
 	cur->wait = w;
@@ -224,21 +218,9 @@ int rf__wait_event_finish(struct rf__worker *wk, struct rf__wait *w)
 	struct rf_fiber *cur = wk->current;
 
 	rf__park(wk);
-	wk = rf__tls_wk;	/* moved only if no timer was armed */
-	if (w->pending) {
-		struct io_uring_sqe *sqe = rf__get_sqe(wk);
-
-		if (sqe) {
-			io_uring_prep_timeout_remove(sqe, rf__ud(w, RF__UD_TIMER), 0);
-			sqe->user_data = 0;
-		}
-		/* If no SQE could be had, the timer fires by itself in time. */
-		w->draining = true;
-		while (w->pending) {
-			rf__set_state(cur, RF__PARKED);
-			rf__park(wk);
-		}
-	}
+	wk = rf__tls_wk;	/* moved only if no deadline was set */
+	/* woken or cancelled before the deadline: no request to undo */
+	rf__timer_del(wk, w);
 	cur->bound = false;
 	cur->wait = NULL;
 	return w->res;
@@ -381,27 +363,33 @@ RF_EXPORT int rf_nop(int64_t deadline)
 	RF__OP(io_uring_prep_nop(sqe));
 }
 
+/*
+ * An event wait that nothing but its deadline or a cancellation ends: a
+ * place in the worker's heap of deadlines, no request of its own (timer.c).
+ */
 RF_EXPORT int rf_sleep(int64_t deadline)
 {
 	RF__GUARD();
-	struct rf__worker *wk;
+	struct rf__worker *wk = rf__tls_wk;
+	struct rf_fiber *cur = wk ? wk->current : NULL;
 	int64_t cap;
 	struct rf__wait w;
-	struct io_uring_sqe *sqe;
-	int err, ret;
+	int ret;
 
+	if (!cur)
+		return -EPERM;
 	if (deadline == RF_NO_DEADLINE)
-		return rf_self() ? -EINVAL : -EPERM;
-	sqe = rf__op_begin(&wk, &w, RF_NO_DEADLINE, &err);
-	if (!sqe)
-		return err;
+		return -EINVAL;
+	if (!wk->has_ring)
+		return -ENOSYS;
+	if (rf__load_relaxed(&cur->cancelled))
+		return -ECANCELED;
+	rf__wait_init(&w, cur, RF__WAIT_EVENT);
 	w.reason = RF_TRACE_SLEEP;
 	/* a group's deadline cuts the sleep short, with -ETIMEDOUT */
-	cap = rf__fiber_deadline(wk->current, deadline);
-	rf__set_ts(&w.ts, cap);
-	io_uring_prep_timeout(sqe, &w.ts, 0, IORING_TIMEOUT_ABS);
-	ret = rf__op_wait(wk, &w, sqe, RF_NO_DEADLINE);
-	if (ret == -ETIME)
+	cap = rf__fiber_deadline(cur, deadline);
+	ret = rf__wait_event(wk, &w, cap);
+	if (ret == -ETIMEDOUT)
 		return cap == deadline ? 0 : -ETIMEDOUT;
 	return ret;
 }

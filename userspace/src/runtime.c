@@ -708,6 +708,7 @@ static int rf__worker_setup(struct rf__worker *wk)
 		if (ret)
 			return ret;
 		wk->has_ring = true;
+		rf__timer_reset(wk);
 		ret = rt->wake->setup(wk);
 		if (ret)
 			return ret;
