@@ -321,6 +321,7 @@ struct rf__worker {
 	uint64_t stacks_mapped, nfibers;
 	uint64_t run_seq;		/* bumped at every switch (hog watchdog) */
 	uint64_t hog_ns_seen;		/* watchdog -> rescue: how long it ran */
+	uint64_t hog_seq;		/* watchdog -> rescue: the run_seq it timed */
 	pthread_t thread;
 	pid_t tid;
 	int cpu;

@@ -72,8 +72,16 @@ static void rf__hog_handler(int sig, siginfo_t *si, void *uc)
 
 	if (!wk || !wk->in_user || wk->in_signal || !(f = wk->current))
 		goto out;
-	wk->in_signal = true;
+	/*
+	 * The fiber the monitor timed may have switched away since it sent
+	 * the signal (or, under TSan, the signal was held until later): the
+	 * fiber running now has not hogged, so there is nothing to report or
+	 * rescue.
+	 */
 	seq = rf__load_relaxed(&wk->run_seq);
+	if (seq != rf__load_relaxed(&wk->hog_seq))
+		goto out;
+	wk->in_signal = true;
 	if (wk->hog_reported_seq != seq) {
 		wk->hog_reported_seq = seq;
 		__atomic_add_fetch(&wk->rt->hogs, 1, __ATOMIC_RELAXED);
@@ -164,6 +172,7 @@ static void *rf__monitor(void *arg)
 			if (!rf__load_relaxed(&wk->current) || now - since[i] < rt->hog_ns)
 				continue;
 			rf__store_relaxed(&wk->hog_ns_seen, (uint64_t)(now - since[i]));
+			rf__store_relaxed(&wk->hog_seq, seq);
 			syscall(SYS_tgkill, getpid(), wk->tid, RF__HOG_SIGNAL);
 		}
 	}
