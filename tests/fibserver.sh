@@ -150,16 +150,30 @@ stop_server() {
 # give up, so stop_server's time limit holds.
 stop_during_hog() {
 	local hog_pid
-	timeout "$STEP_TIMEOUT" python3 - "$port" <<'EOF' &
+	rm -f "$tmp/hog.sent"
+	timeout "$STEP_TIMEOUT" python3 - "$port" "$tmp/hog.sent" <<'EOF' &
 import socket, sys, time
 s = socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=5)
 s.sendall(b'92\n')
+open(sys.argv[2], 'w').close()
 time.sleep(30)
 EOF
 	hog_pid=$!
-	# Long enough for the request to arrive and the watchdog to see it.
-	sleep 0.5
-	stop_server "$1"
+	for _ in $(seq 50); do
+		[ -e "$tmp/hog.sent" ] && break
+		sleep 0.1
+	done
+	if [ -e "$tmp/hog.sent" ]; then
+		# Long enough for the request to arrive and the computation to start.
+		sleep 0.5
+		stop_server "$1"
+	else
+		# Without the request this would not test a shutdown during fib(92).
+		tap_ok 1 "$1 (the fib(92) request could not be sent)"
+		kill -KILL "$server_pid"
+		wait "$server_pid" 2>/dev/null
+		server_pid=
+	fi
 	kill "$hog_pid" 2>/dev/null
 	wait "$hog_pid" 2>/dev/null
 }
