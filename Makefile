@@ -3,6 +3,8 @@
 # ringfiber top-level Makefile.
 #
 #   make            library (static + shared), examples, benchmarks, tests
+#   make deps       install the Debian packages that are missing (as root;
+#                   make demo and make check do it first, plain make never)
 #   make check      every test (TAP, under prove), then the unit tests again
 #                   with ASan+UBSan and TSan, the aarch64 tests under
 #                   qemu-user, the module's style checks, its KUnit suite,
@@ -107,6 +109,9 @@ include bpf/build.mk
 include tests/trace/build.mk
 
 # The servers' model switch (fibers, threads, pool), linked into every server.
+# The fragments below add their programs to EXAMPLES and BENCH_BINS, which
+# `all` lists; a fragment never adds a prerequisite to `all` itself.
+BENCH_BINS :=
 SERVE_OBJ := $(B)/examples/serve.o
 # The HTTP server and its parser (userspace/examples/http/), the parser's
 # fuzzer (tests/fuzz/), the cost benchmark, bench-http and demo (userspace/bench/).
@@ -114,9 +119,39 @@ SERVE_OBJ := $(B)/examples/serve.o
 -include tests/fuzz/build.mk
 -include userspace/bench/build.mk
 
-all: deps lib $(EXAMPLES) $(BENCH) $(TEST_BINS) $(RFWAKE_TEST_BINS) $(TRACE_BINS)
+all: lib $(EXAMPLES) $(BENCH) $(BENCH_BINS) $(TEST_BINS) $(RFWAKE_TEST_BINS) $(TRACE_BINS)
 
 lib: $(STATIC_LIB) $(SHARED_LIB)
+
+# The packages (tools/install-deps) must be there before anything compiles,
+# whatever order the goals' prerequisites come in: a fragment's own
+# `all: X`, read before `all: deps ...`, once built X first, and under -j a
+# prerequisite listed first is not built first anyway.  So the check is a
+# makefile, $(DEPS_STAMP), which make remakes before it builds any goal
+# (GNU make: "How Makefiles Are Remade"); it is written once every package
+# is there, and checked again when tools/install-deps changes.
+# `make deps`, `make demo` and `make check` install what is missing (as
+# root: apt-get; otherwise they print the command and stop); any other goal
+# (plain `make` too) never runs apt-get: it prints the command and goes on.
+DEPS_STAMP := $(B)/.deps-ok.mk
+# INSTALL_DEPS: tests/build-deps.sh puts a stub here.
+INSTALL_DEPS ?= tools/install-deps
+DEPS_INSTALL_GOALS := deps demo check
+ifneq ($(filter $(DEPS_INSTALL_GOALS),$(MAKECMDGOALS)),)
+DEPS_INSTALL := 1
+include $(DEPS_STAMP)
+else ifneq ($(filter-out clean module-clean,$(or $(MAKECMDGOALS),all)),)
+DEPS_INSTALL := 0
+-include $(DEPS_STAMP)
+endif
+
+$(DEPS_STAMP): $(INSTALL_DEPS)
+	@mkdir -p $(dir $@)
+	$(Q)RF_NO_INSTALL=$(if $(filter 1,$(DEPS_INSTALL)),0,1) $(INSTALL_DEPS) || { \
+		test "$(DEPS_INSTALL)" = 1 || echo "make: going on without them" \
+			"(\`make deps\`, \`make demo\` and \`make check\` install them)" >&2; \
+		exit 1; }
+	$(Q)echo '# tools/install-deps found every package' >$@
 
 # Install what is missing (apt-get as root; prints the command otherwise).
 deps:
@@ -272,17 +307,17 @@ check-vm: all module
 	@echo "== rfwake and the runtime's tests in a VM (tools/vm)"
 	$(Q)RF_BUILD=$(B) prove --timer -e 'tools/run-test $(VM_TEST_TIMEOUT)' tests/vm.sh
 
-check-asan: deps $(ASAN_BINS)
+check-asan: $(ASAN_BINS)
 	@echo "== unit tests under AddressSanitizer + UndefinedBehaviorSanitizer"
 	$(Q)RF_BUILD=$(B) RF_SANITIZED=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $(PROVE) $(ASAN_BINS)
 
-check-tsan: deps $(TSAN_BINS)
+check-tsan: $(TSAN_BINS)
 	@echo "== concurrency tests under ThreadSanitizer"
 	$(Q)RF_BUILD=$(B) RF_SANITIZED=1 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 		$(PROVE) $(TSAN_BINS)
 
-check-aarch64: deps $(AARCH64_BINS)
+check-aarch64: $(AARCH64_BINS)
 	@echo "== aarch64 switch/scheduler tests under qemu-user"
 	$(Q)RF_BUILD=$(B) $(PROVE) -e 'tools/run-test $(TEST_TIMEOUT) qemu-aarch64' $(AARCH64_BINS)
 
@@ -309,7 +344,7 @@ module-check:
 	$(Q)RF_BUILD=$(B) prove --timer -e sh tools/module-check
 
 # The core's KUnit suite on UML, built from Debian's linux-source-6.1.
-kunit: deps
+kunit:
 	@echo "== rfwake: KUnit (UML)"
 	$(Q)RF_BUILD=$(B) tools/kunit
 

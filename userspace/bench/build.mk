@@ -3,7 +3,6 @@
 # switch, how many can exist) for OS threads against fibers.
 RF_TASKS := $(B)/bench/rf-tasks
 BENCH_BINS += $(RF_TASKS)
-all: $(RF_TASKS)
 
 $(RF_TASKS): userspace/bench/rf-tasks.c userspace/bench/bench-common.h userspace/include/ringfiber.h $(STATIC_LIB)
 	@mkdir -p $(dir $@)
@@ -28,7 +27,6 @@ demo: all
 # for where the client sets the rate.
 HTTP_FLOOR := $(B)/bench/http-floor
 BENCH_BINS += $(HTTP_FLOOR)
-all: $(HTTP_FLOOR)
 
 $(HTTP_FLOOR): userspace/bench/http-floor.c userspace/examples/serve/serve-util.h
 	@mkdir -p $(dir $@)
