@@ -130,13 +130,14 @@ lib: $(STATIC_LIB) $(SHARED_LIB)
 # makefile, $(DEPS_STAMP), which make remakes before it builds any goal
 # (GNU make: "How Makefiles Are Remade"); it is written once every package
 # is there, and checked again when tools/install-deps changes.
-# `make deps`, `make demo` and `make check` install what is missing (as
-# root: apt-get; otherwise they print the command and stop); any other goal
+# `make deps`, `make demo`, `make check` and `make bench-http` (wrk and
+# nginx) install what is missing (as root: apt-get; otherwise they print
+# the command and stop); any other goal
 # (plain `make` too) never runs apt-get: it prints the command and goes on.
 DEPS_STAMP := $(B)/.deps-ok.mk
 # INSTALL_DEPS: tests/build-deps.sh puts a stub here.
 INSTALL_DEPS ?= tools/install-deps
-DEPS_INSTALL_GOALS := deps demo check
+DEPS_INSTALL_GOALS := deps demo check bench-http
 ifneq ($(filter $(DEPS_INSTALL_GOALS),$(MAKECMDGOALS)),)
 DEPS_INSTALL := 1
 include $(DEPS_STAMP)
@@ -149,7 +150,7 @@ $(DEPS_STAMP): $(INSTALL_DEPS)
 	@mkdir -p $(dir $@)
 	$(Q)RF_NO_INSTALL=$(if $(filter 1,$(DEPS_INSTALL)),0,1) $(INSTALL_DEPS) || { \
 		test "$(DEPS_INSTALL)" = 1 || echo "make: going on without them" \
-			"(\`make deps\`, \`make demo\` and \`make check\` install them)" >&2; \
+			"(\`make deps\` installs them)" >&2; \
 		exit 1; }
 	$(Q)echo '# tools/install-deps found every package' >$@
 

@@ -57,9 +57,9 @@ show() {
 	sed 's/^/#   /' "$tmp/$1.out" | head -20
 }
 
-echo "1..7"
+echo "1..9"
 
-for goal in demo check; do
+for goal in demo check bench-http; do
 	mk "$goal" -j2 "$goal"
 	rc=$?
 	[ $rc -ne 0 ] && [ "$(cat "$tmp/$goal.calls" 2>/dev/null)" = RF_NO_INSTALL=0 ]
