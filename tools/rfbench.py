@@ -1,9 +1,9 @@
 # SPDX-License-Identifier: MIT
 #
-# rfbench.py - what the programs that drive measurements share: the
-# machine's description, servers started in the background until they
-# print their "listening on" line, wrk's output, /proc/stat CPU accounting
-# and the formats of the figures (1.10 ms).
+# rfbench.py - what tools/bench-http and tools/demo share: the machine's
+# description, servers started in the background until they print their
+# "listening on" line, wrk's output, /proc/stat CPU accounting and the
+# formats of the figures (1,234 req/s, 1.10 ms).
 #
 # A module beside the scripts, not a package: each script puts its own
 # directory first on sys.path and imports it.  Python 3 standard library
@@ -192,6 +192,12 @@ def read_wrk(path):
         return None
 
 
+def wrk_rps(path):
+    """The Requests/sec of a wrk output as wrk printed it, or None."""
+    r = read_wrk(path)
+    return r["rps"] if r else None
+
+
 # ------------------------------------------------------------ CPU time
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -234,6 +240,12 @@ def busy_us_per(before, after, count):
 # ------------------------------------------------------------ the figures
 
 
+def num(v):
+    """A whole number with thousands separators: 1,234,567; "n/a" for
+    None."""
+    return "n/a" if v is None else f"{v:,.0f}"
+
+
 def lat_us(v):
     """A latency in microseconds as the bench-http table prints it: 658 us,
     1.10 ms, 1.23 s; "-" when there is none (wrk's -1)."""
@@ -244,6 +256,46 @@ def lat_us(v):
     if v < 1e6:
         return "%.2f ms" % (v / 1000)
     return "%.2f s" % (v / 1e6)
+
+
+def ns(v):
+    """Nanoseconds as the demo's report prints them: 11 ns, 27.1 µs,
+    170 µs, 2.05 ms, 1.20 s; "n/a" for None."""
+    if v is None:
+        return "n/a"
+    if v >= 1e9:
+        return "%.2f s" % (v / 1e9)
+    if v >= 1e6:
+        return "%.2f ms" % (v / 1e6)
+    if v >= 1e5:
+        return "%.0f µs" % (v / 1e3)
+    if v >= 1e3:
+        return "%.1f µs" % (v / 1e3)
+    return "%.0f ns" % v
+
+
+def us(v):
+    """Microseconds, printed as ns() does; "n/a" for None or a negative
+    figure (wrk's -1: nothing answered)."""
+    return "n/a" if v is None or v < 0 else ns(v * 1000)
+
+
+def size(v):
+    """Bytes: 8.0 MiB, 34.8 KiB, 512 B; "n/a" for None."""
+    if v is None:
+        return "n/a"
+    if v >= 1048576:
+        return "%.1f MiB" % (v / 1048576)
+    if v >= 1024:
+        return "%.1f KiB" % (v / 1024)
+    return "%d B" % int(v)
+
+
+def pct(a, b):
+    """a / b as a whole percentage (70%); "-" when b is not positive."""
+    if b is None or b <= 0:
+        return "-"
+    return "%.0f%%" % (100 * (a or 0) / b)
 
 
 def say(*args, **kw):
