@@ -102,5 +102,26 @@ for x in r.values():
 EOF
 ok $? "the JSON names the client CPUs and has the CPU figures of each server"
 
+# A run in which wrk completed no request measured nothing: FAILED, not a
+# row whose -1 latency passes the p99 target.  A stand-in wrk prints what
+# wrk prints when every connection failed.
+mkdir -p "$tmp/fakebin"
+cat >"$tmp/fakebin/wrk" <<'EOF'
+#!/bin/sh
+echo "Running 1s test @ $*"
+echo "  0 requests in 1.00s, 0.00B read"
+echo "  Socket errors: connect 20, read 0, write 0, timeout 0"
+echo "Requests/sec:      0.00"
+echo "Transfer/sec:       0.00B"
+EOF
+chmod +x "$tmp/fakebin/wrk"
+PATH="$tmp/fakebin:$PATH" timeout 120 "$BENCH" --servers "floor" --conns 20 --duration 1 \
+	--rounds 1 --warmup 0 --out "$tmp/empty" "$B" >"$tmp/empty.log" 2>&1
+rc=$?
+[ $rc = 1 ] && grep -q "no request completed" "$tmp/empty.log" &&
+	awk -F'\t' '$1 == "floor" && $3 == "FAILED" { f = 1 } END { exit !f }' "$tmp/empty/cells.tsv"
+ok $? "a run with no request completed is FAILED (exit 1), not measured" \
+	"exit $rc; $(tail -8 "$tmp/empty.log")"
+
 echo "1..$n"
 exit $((failed > 0))
