@@ -31,8 +31,20 @@ ver=$(modinfo -F vermagic "$module" | cut -d' ' -f1)
 
 # tools/vm's own failures (124: timeout, 125: no exit status) become a
 # Bail out and status 1: run-test takes 124 for its own timeout.
-rc=0
-tools/vm --build "$B" --timeout "${RF_VM_TIMEOUT:-840}" || rc=$?
+# The stream is also kept in $B/vm/suite.tap; on a failure the failed
+# checks of each subtest (indented, so prove hides them) and their
+# diagnostics go to stderr too, which prove shows: a CI log then says what
+# failed, not only which program.
+mkdir -p "$B/vm"
+tools/vm --build "$B" --timeout "${RF_VM_TIMEOUT:-840}" | tee "$B/vm/suite.tap"
+rc=${PIPESTATUS[0]}
+if [ "$rc" != 0 ]; then
+	awk '/^# Subtest: / { label = substr($0, 12) }
+	     /^    not ok/ { print "vm.sh: " label ": " substr($0, 5); diag = 1; next }
+	     diag && /^    #/ { print "vm.sh:   " substr($0, 5); next }
+	     { diag = 0 }
+	     /^not ok/ { print "vm.sh: " $0 }' "$B/vm/suite.tap" >&2
+fi
 case $rc in
 0 | 1) exit $rc ;;
 124) echo "Bail out! the VM ran past ${RF_VM_TIMEOUT:-840}s (see $B/vm/console.log)" ;;
