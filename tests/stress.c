@@ -111,6 +111,7 @@ static void test_pingpong(unsigned int backend, const char *name, int64_t spin)
 #define PRODUCERS 8
 #define CONSUMERS 8
 #define SLEEPERS 16
+#define MIXED_STEAL_NS (20 * 1000000000LL)
 
 struct mixed {
 	struct rf_chan *ch;
@@ -137,6 +138,20 @@ static void *producer(void *arg)
 	for (unsigned long i = 1; i <= m->per_producer; i++) {
 		uintptr_t v = i * PRODUCERS + (uintptr_t)(s % 7);
 
+		/*
+		 * Half-way, hold the rest back (ready, yielding: a backlog on
+		 * this worker) until a consumer has run on worker 1, for up to
+		 * MIXED_STEAL_NS.  On a loaded host worker 1's thread may get
+		 * no CPU before worker 0 alone has moved every message; what
+		 * is checked is that it steals once it runs, not how soon.
+		 */
+		if (i == m->per_producer / 2) {
+			int64_t end = rf_deadline_after(MIXED_STEAL_NS);
+
+			while (!__atomic_load_n(&m->worker_seen[1], __ATOMIC_RELAXED) &&
+			       rf_now() < end)
+				rf_yield();
+		}
 		if (rf_chan_send(m->ch, (void *)v, RF_NO_DEADLINE))
 			break;
 		__atomic_add_fetch(&m->sent_sum, v, __ATOMIC_RELAXED);
