@@ -103,25 +103,36 @@ EOF
 ok $? "the JSON names the client CPUs and has the CPU figures of each server"
 
 # A run in which wrk completed no request measured nothing: FAILED, not a
-# row whose -1 latency passes the p99 target.  A stand-in wrk prints what
-# wrk prints when every connection failed.
+# row whose -1 latency passes the p99 target; the server's other cells
+# still count.  A stand-in wrk prints, at 20 connections, what wrk prints
+# when every connection failed, and at 10 an ordinary run.
 mkdir -p "$tmp/fakebin"
 cat >"$tmp/fakebin/wrk" <<'EOF'
 #!/bin/sh
 echo "Running 1s test @ $*"
-echo "  0 requests in 1.00s, 0.00B read"
-echo "  Socket errors: connect 20, read 0, write 0, timeout 0"
-echo "Requests/sec:      0.00"
-echo "Transfer/sec:       0.00B"
+case " $* " in
+*" -c 10 "*)
+	printf '  Latency Distribution\n     50%%  100.00us\n     99%%  300.00us\n'
+	echo "  1000 requests in 1.00s, 100.00KB read"
+	echo "Requests/sec:   1000.00" ;;
+*)
+	echo "  0 requests in 1.00s, 0.00B read"
+	echo "  Socket errors: connect 20, read 0, write 0, timeout 0"
+	echo "Requests/sec:      0.00" ;;
+esac
 EOF
 chmod +x "$tmp/fakebin/wrk"
-PATH="$tmp/fakebin:$PATH" timeout 120 "$BENCH" --servers "floor" --conns 20 --duration 1 \
+PATH="$tmp/fakebin:$PATH" timeout 120 "$BENCH" --servers "floor" --conns "10 20" --duration 1 \
 	--rounds 1 --warmup 0 --out "$tmp/empty" "$B" >"$tmp/empty.log" 2>&1
 rc=$?
-[ $rc = 1 ] && grep -q "no request completed" "$tmp/empty.log" &&
-	awk -F'\t' '$1 == "floor" && $3 == "FAILED" { f = 1 } END { exit !f }' "$tmp/empty/cells.tsv"
+[ $rc = 1 ] && grep -q "floor at 20 connections: no request completed" "$tmp/empty.log" &&
+	awk -F'\t' '$1 == "floor" && $2 == 20 && $3 == "FAILED" { f = 1 } END { exit !f }' \
+		"$tmp/empty/cells.tsv"
 ok $? "a run with no request completed is FAILED (exit 1), not measured" \
 	"exit $rc; $(tail -8 "$tmp/empty.log")"
+awk -F'\t' '$1 == "floor" && $2 == 10 && $3 == "ok" && $5 == "1000.0" { f = 1 } END { exit !f }' \
+	"$tmp/empty/cells.tsv"
+ok $? "... and the server's cell at 10 connections is still measured" "$(cat "$tmp/empty/cells.tsv")"
 
 echo "1..$n"
 exit $((failed > 0))
