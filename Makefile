@@ -45,11 +45,11 @@ ARCH := $(shell $(CC) -dumpmachine | cut -d- -f1)
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	-Wno-unused-parameter -Wpointer-arith -Wformat=2
 CFLAGS ?= -O2 -g
-BASE_CFLAGS := -std=gnu11 $(WARN) -D_GNU_SOURCE -Iuserspace/include -Iuserspace/src \
-	-Imodule/include/uapi
+BASE_CFLAGS := -std=gnu11 $(WARN) -D_GNU_SOURCE -Iuserspace/include -Imodule/include/uapi
 NATIVE_CFLAGS := $(BASE_CFLAGS) -Iuserspace/src/arch/$(ARCH)
 A64_CFLAGS := $(BASE_CFLAGS) -Iuserspace/src/arch/aarch64
-LIB_CFLAGS := -fPIC -fvisibility=hidden
+# The library's internal headers are for the library only.
+LIB_CFLAGS := -fPIC -fvisibility=hidden -Iuserspace/src
 URING_LIBS := -luring
 
 LIB_SRCS := userspace/src/runtime.c userspace/src/sched.c userspace/src/steal.c \
@@ -62,8 +62,14 @@ LIB_SRCS := userspace/src/runtime.c userspace/src/sched.c userspace/src/steal.c 
 	userspace/src/wake/rfwake.c
 ARCH_SRCS = userspace/src/arch/$(1)/switch.S
 
+# The objects of the library in build directory $(1) for architecture $(2).
+LIB_OBJS_IN = $(patsubst userspace/src/%,$(1)/obj/%.o,$(LIB_SRCS) $(call ARCH_SRCS,$(2)))
+LIB_HDRS := userspace/include/ringfiber.h $(wildcard userspace/src/*.h) \
+	module/include/uapi/linux/rfwake.h
+TEST_HDRS := tests/tap.h tests/helpers.h
+
 # --------------------------------------------------------------- native build
-LIB_OBJS := $(patsubst userspace/src/%,$(B)/obj/%.o,$(LIB_SRCS) $(call ARCH_SRCS,$(ARCH)))
+LIB_OBJS := $(call LIB_OBJS_IN,$(B),$(ARCH))
 STATIC_LIB := $(B)/libringfiber.a
 SHARED_LIB := $(B)/libringfiber.so.$(VERSION)
 SONAME := libringfiber.so.$(VERSION_MAJOR)
@@ -76,19 +82,16 @@ RFWAKE_TEST_SRCS := $(sort $(wildcard tests/rfwake/*.c))
 RFWAKE_TEST_BINS := $(patsubst tests/%.c,$(B)/tests/%,$(RFWAKE_TEST_SRCS))
 ASAN_BINS := $(patsubst tests/%.c,$(B)/asan/tests/%,$(TEST_SRCS))
 ASAN_LIB := $(B)/asan/libringfiber.a
-ASAN_OBJS := $(patsubst userspace/src/%,$(B)/asan/obj/%.o,$(LIB_SRCS) $(call ARCH_SRCS,$(ARCH)))
 ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 # Concurrency tests, again under ThreadSanitizer (make check-tsan).
 TSAN_TESTS := stress toolkit blocking fls tracing lifetime wakelimit shutdown timers
 TSAN_LIB := $(B)/tsan/libringfiber.a
-TSAN_OBJS := $(patsubst userspace/src/%,$(B)/tsan/obj/%.o,$(LIB_SRCS) $(call ARCH_SRCS,$(ARCH)))
 TSAN_BINS := $(patsubst %,$(B)/tsan/tests/%,$(TSAN_TESTS))
 TSAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer
 
 # Tests that need no io_uring; they also run on aarch64 under qemu-user.
 PORTABLE_TESTS := switch sched
-AARCH64_OBJS := $(patsubst userspace/src/%,$(B)/aarch64/obj/%.o,$(LIB_SRCS) $(call ARCH_SRCS,aarch64))
 AARCH64_BINS := $(patsubst %,$(B)/aarch64/tests/%,$(PORTABLE_TESTS))
 
 EXAMPLES := $(B)/examples/echo-server $(B)/examples/echo-client \
@@ -96,7 +99,6 @@ EXAMPLES := $(B)/examples/echo-server $(B)/examples/echo-client \
 BENCH := $(B)/bench/rf-bench
 PROGRAM_LIBS := $(STATIC_LIB) $(URING_LIBS)
 MODULE_KO := module/rfwake.ko
-UAPI_H := module/include/uapi/linux/rfwake.h
 
 .PHONY: all lib check check-unit check-asan check-tsan check-aarch64 check-trace bench demo deps \
 	clean module module-clean module-check kunit check-vm install-deps
@@ -158,19 +160,36 @@ $(DEPS_STAMP): $(INSTALL_DEPS)
 deps:
 	$(Q)tools/install-deps
 
-$(B)/obj/%.c.o: userspace/src/%.c userspace/include/ringfiber.h $(wildcard userspace/src/*.h) $(UAPI_H)
-	@mkdir -p $(dir $@)
-	$(quiet) CC $@
-	$(Q)$(CC) $(NATIVE_CFLAGS) $(LIB_CFLAGS) $(CFLAGS) -c -o $@ $<
+# One rule set per build of the library and the unit tests: native, ASan +
+# UBSan, TSan, aarch64.  $(call LIB_VARIANT,DIR,CC,CFLAGS,ARCH,TAG,TEST_LDFLAGS):
+# DIR/obj/ the objects, DIR/libringfiber.a, DIR/tests/NAME from tests/NAME.c;
+# CFLAGS has the variant's -I for its arch and its sanitizer; TAG marks the
+# quiet output (CC-A64).
+define LIB_VARIANT
+$(1)/obj/%.c.o: userspace/src/%.c $$(LIB_HDRS)
+	@mkdir -p $$(dir $$@)
+	$$(quiet) CC$(5) $$@
+	$$(Q)$(2) $(3) $$(LIB_CFLAGS) $$(CFLAGS) -c -o $$@ $$<
 
-$(B)/obj/%.S.o: userspace/src/%.S
-	@mkdir -p $(dir $@)
-	$(quiet) AS $@
-	$(Q)$(CC) $(LIB_CFLAGS) -c -o $@ $<
+$(1)/obj/%.S.o: userspace/src/%.S
+	@mkdir -p $$(dir $$@)
+	$$(quiet) AS$(5) $$@
+	$$(Q)$(2) $$(LIB_CFLAGS) -c -o $$@ $$<
 
-$(STATIC_LIB): $(LIB_OBJS)
-	$(quiet) AR $@
-	$(Q)rm -f $@ && $(AR) rcs $@ $^
+$(1)/libringfiber.a: $$(call LIB_OBJS_IN,$(1),$(4))
+	$$(quiet) AR$(5) $$@
+	$$(Q)rm -f $$@ && $$(AR) rcs $$@ $$^
+
+$(1)/tests/%: tests/%.c $$(TEST_HDRS) $(1)/libringfiber.a
+	@mkdir -p $$(dir $$@)
+	$$(quiet) CC$(5) $$@
+	$$(Q)$(2) $(3) $$(CFLAGS) $(6) -o $$@ $$< $(1)/libringfiber.a $$(URING_LIBS) -lpthread
+endef
+
+$(eval $(call LIB_VARIANT,$(B),$$(CC),$$(NATIVE_CFLAGS),$(ARCH),,))
+$(eval $(call LIB_VARIANT,$(B)/asan,$$(CC),$$(NATIVE_CFLAGS) $$(ASAN_FLAGS),$(ARCH),,))
+$(eval $(call LIB_VARIANT,$(B)/tsan,$$(CC),$$(NATIVE_CFLAGS) $$(TSAN_FLAGS),$(ARCH),,))
+$(eval $(call LIB_VARIANT,$(B)/aarch64,$$(AARCH64_CC),$$(A64_CFLAGS),aarch64,-A64,-static))
 
 $(SHARED_LIB): $(LIB_OBJS) userspace/src/ringfiber.map
 	$(quiet) LD $@
@@ -180,16 +199,13 @@ $(SHARED_LIB): $(LIB_OBJS) userspace/src/ringfiber.map
 	$(Q)ln -sf $(notdir $@) $(B)/$(SONAME)
 	$(Q)ln -sf $(SONAME) $(B)/libringfiber.so
 
-$(B)/tests/rfwake/%: tests/rfwake/%.c $(wildcard tests/rfwake/*.h) tests/tap.h \
-		tests/helpers.h module/include/uapi/linux/rfwake.h
+# The module's tests need no library: their own rule, which wins over the
+# variants' $(B)/tests/% (a shorter stem).
+$(B)/tests/rfwake/%: tests/rfwake/%.c $(wildcard tests/rfwake/*.h) $(TEST_HDRS) \
+		module/include/uapi/linux/rfwake.h
 	@mkdir -p $(dir $@)
 	$(quiet) CC $@
 	$(Q)$(CC) $(NATIVE_CFLAGS) -Itests $(CFLAGS) -o $@ $< $(URING_LIBS) -lpthread
-
-$(B)/tests/%: tests/%.c tests/tap.h tests/helpers.h $(STATIC_LIB)
-	@mkdir -p $(dir $@)
-	$(quiet) CC $@
-	$(Q)$(CC) $(NATIVE_CFLAGS) $(CFLAGS) -o $@ $< $(PROGRAM_LIBS) -lpthread
 
 # The examples: the servers link the model switch (serve.o, the runtime
 # underneath); the clients are plain programs that share serve-util.h.
@@ -220,67 +236,6 @@ $(BENCH): userspace/bench/rf-bench.c userspace/bench/bench-common.h $(STATIC_LIB
 	@mkdir -p $(dir $@)
 	$(quiet) CC $@
 	$(Q)$(CC) $(NATIVE_CFLAGS) $(CFLAGS) -o $@ $< $(PROGRAM_LIBS) -lboost_context -lpthread
-
-# ------------------------------------------------------- ASan + UBSan build
-$(B)/asan/obj/%.c.o: userspace/src/%.c userspace/include/ringfiber.h $(wildcard userspace/src/*.h) $(UAPI_H)
-	@mkdir -p $(dir $@)
-	$(quiet) CC $@
-	$(Q)$(CC) $(NATIVE_CFLAGS) $(LIB_CFLAGS) $(CFLAGS) $(ASAN_FLAGS) -c -o $@ $<
-
-$(B)/asan/obj/%.S.o: userspace/src/%.S
-	@mkdir -p $(dir $@)
-	$(quiet) AS $@
-	$(Q)$(CC) $(LIB_CFLAGS) -c -o $@ $<
-
-$(ASAN_LIB): $(ASAN_OBJS)
-	$(quiet) AR $@
-	$(Q)rm -f $@ && $(AR) rcs $@ $^
-
-$(B)/asan/tests/%: tests/%.c tests/tap.h tests/helpers.h $(ASAN_LIB)
-	@mkdir -p $(dir $@)
-	$(quiet) CC $@
-	$(Q)$(CC) $(NATIVE_CFLAGS) $(CFLAGS) $(ASAN_FLAGS) -o $@ $< $(ASAN_LIB) $(URING_LIBS) -lpthread
-
-# ------------------------------------------------------ ThreadSanitizer build
-$(B)/tsan/obj/%.c.o: userspace/src/%.c userspace/include/ringfiber.h $(wildcard userspace/src/*.h) $(UAPI_H)
-	@mkdir -p $(dir $@)
-	$(quiet) CC $@
-	$(Q)$(CC) $(NATIVE_CFLAGS) $(LIB_CFLAGS) $(CFLAGS) $(TSAN_FLAGS) -c -o $@ $<
-
-$(B)/tsan/obj/%.S.o: userspace/src/%.S
-	@mkdir -p $(dir $@)
-	$(quiet) AS $@
-	$(Q)$(CC) $(LIB_CFLAGS) -c -o $@ $<
-
-$(TSAN_LIB): $(TSAN_OBJS)
-	$(quiet) AR $@
-	$(Q)rm -f $@ && $(AR) rcs $@ $^
-
-$(B)/tsan/tests/%: tests/%.c tests/tap.h tests/helpers.h $(TSAN_LIB)
-	@mkdir -p $(dir $@)
-	$(quiet) CC $@
-	$(Q)$(CC) $(NATIVE_CFLAGS) $(CFLAGS) $(TSAN_FLAGS) -o $@ $< $(TSAN_LIB) $(URING_LIBS) -lpthread
-
-# ------------------------------------------------ aarch64 cross build
-$(B)/aarch64/obj/%.c.o: userspace/src/%.c userspace/include/ringfiber.h $(wildcard userspace/src/*.h) $(UAPI_H)
-	@mkdir -p $(dir $@)
-	$(quiet) CC-A64 $@
-	$(Q)$(AARCH64_CC) $(A64_CFLAGS) $(LIB_CFLAGS) $(CFLAGS) -c -o $@ $<
-
-$(B)/aarch64/obj/%.S.o: userspace/src/%.S
-	@mkdir -p $(dir $@)
-	$(quiet) AS-A64 $@
-	$(Q)$(AARCH64_CC) -c -o $@ $<
-
-$(B)/aarch64/libringfiber.a: $(AARCH64_OBJS)
-	$(quiet) AR-A64 $@
-	$(Q)rm -f $@ && $(AR) rcs $@ $^
-
-$(B)/aarch64/tests/%: tests/%.c tests/tap.h tests/helpers.h $(B)/aarch64/libringfiber.a
-	@mkdir -p $(dir $@)
-	$(quiet) CC-A64 $@
-	$(Q)$(AARCH64_CC) $(A64_CFLAGS) $(CFLAGS) -static -o $@ $< \
-		$(B)/aarch64/libringfiber.a $(URING_LIBS) -lpthread
 
 # ------------------------------------------------------------------ checks
 TEST_TIMEOUT ?= 300

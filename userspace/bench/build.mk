@@ -1,4 +1,7 @@
-# --- rf-tasks (helper T) ---
+# SPDX-License-Identifier: MIT
+# userspace/bench/build.mk - the benchmarks' programs and drivers (included by
+# Makefile).
+#
 # rf-tasks: the seeds' "Key Differences" figures (memory per task, creation,
 # switch, how many can exist) for OS threads against fibers.
 RF_TASKS := $(B)/bench/rf-tasks
@@ -8,8 +11,6 @@ $(RF_TASKS): userspace/bench/rf-tasks.c userspace/bench/bench-common.h userspace
 	@mkdir -p $(dir $@)
 	$(quiet) CC $@
 	$(Q)$(CC) $(NATIVE_CFLAGS) $(CFLAGS) -o $@ $< $(PROGRAM_LIBS) -lpthread
-
-# --- rf-tasks (helper T) above, bench-http and demo below ---
 
 # bench-http: httpserver under each --model against nginx and http-floor, with wrk
 # (BENCH_HTTP_ARGS, e.g. --quick).  demo: the seeds' "Key Differences"
