@@ -777,57 +777,6 @@ static void test_outliving(void)
 	close(outlive_pipe[1]);
 }
 
-/* ------------------------------------------------ deadlock with a ring */
-
-static struct rf_fiber *cyc_a, *cyc_b;
-static int cyc_rc_a, cyc_rc_b, cyc_sleep_rc;
-
-static void *cyc_a_fn(void *arg)
-{
-	cyc_rc_a = rf_join(cyc_b, NULL, ND);
-	return NULL;
-}
-
-static void *cyc_b_fn(void *arg)
-{
-	cyc_rc_b = rf_join(cyc_a, NULL, ND);
-	return NULL;
-}
-
-static void *cyc_sleeper(void *arg)
-{
-	cyc_sleep_rc = rf_sleep(rf_deadline_after(20 * MSEC));
-	return NULL;
-}
-
-static void *cycle_main(void *arg)
-{
-	struct rf_spawn_attr det = { .detached = 1 };
-	int rc;
-
-	rc = rf_spawn(&cyc_a, cyc_a_fn, NULL, NULL);
-	rc |= rf_spawn(&cyc_b, cyc_b_fn, NULL, NULL);
-	rc |= rf_spawn(NULL, cyc_sleeper, NULL, &det);
-	is_int(rc, 0, tn("spawn a join cycle and a 20 ms sleeper"));
-	return NULL;
-}
-
-/*
- * A join cycle is a deadlock only once nothing else can happen: the
- * sleeper's timer must finish first, untouched.
- */
-static void test_deadlock(void)
-{
-	int rc;
-
-	cyc_rc_a = cyc_rc_b = cyc_sleep_rc = 1;
-	rc = run_flags(cur_flags, cycle_main, NULL, NULL, NULL);
-	is_int(rc, -EDEADLK, tn("a join cycle on a runtime with a ring: run -> -EDEADLK"));
-	is_int(cyc_sleep_rc, 0, tn("the sleeper was not taken for part of the deadlock"));
-	is_int(cyc_rc_a, -ECANCELED, tn("the first fiber of the cycle was cancelled"));
-	is_int(cyc_rc_b, -ECANCELED, tn("the second fiber of the cycle was cancelled"));
-}
-
 /* ------------------------------------------------------------- tiny ring */
 
 #define TINY_FIBERS 16
@@ -998,7 +947,6 @@ int main(void)
 		is_int(st.fibers, 0, tn("no fiber left after the run"));
 		is_int(st.inflight, 0, tn("nothing in flight after the run"));
 		test_outliving();
-		test_deadlock();
 		test_tiny_ring();
 	}
 	test_config_name = NULL;

@@ -297,44 +297,6 @@ static void test_remote_cancel(void)
 	}
 }
 
-/* ----------------------------------------------------- deadlock, 2 workers */
-
-static struct rf_fiber *dl_a, *dl_b;
-static int dl_rc_a, dl_rc_b;
-
-static void *dl_a_fn(void *arg)
-{
-	dl_rc_a = rf_join(dl_b, NULL, RF_NO_DEADLINE);
-	return NULL;
-}
-
-static void *dl_b_fn(void *arg)
-{
-	dl_rc_b = rf_join(dl_a, NULL, RF_NO_DEADLINE);
-	return NULL;
-}
-
-static void *deadlock_main(void *arg)
-{
-	rf_spawn_on(0, &dl_a, dl_a_fn, NULL, NULL);
-	rf_spawn_on(1, &dl_b, dl_b_fn, NULL, NULL);
-	return NULL;
-}
-
-static void test_deadlock(void)
-{
-	struct rf_runtime_opts opts = { .workers = 2 };
-	int rc;
-
-	dl_rc_a = dl_rc_b = 1;
-	rc = run_main(&opts, deadlock_main, NULL, NULL, NULL);
-	is_int(rc, -EDEADLK, "a join cycle across two workers -> -EDEADLK");
-	/* both are cancelled; one may see the other finish first */
-	ok((dl_rc_a == -ECANCELED || dl_rc_a == 0) && (dl_rc_b == -ECANCELED || dl_rc_b == 0) &&
-	   (dl_rc_a == -ECANCELED || dl_rc_b == -ECANCELED),
-	   "the cycle was cancelled, both joins returned (%d, %d)", dl_rc_a, dl_rc_b);
-}
-
 int main(void)
 {
 	static const struct {
@@ -357,6 +319,5 @@ int main(void)
 	test_mixed(1);
 	test_mixed(64);
 	test_remote_cancel();
-	test_deadlock();
 	return done_testing();
 }
