@@ -9,23 +9,11 @@
 # measures.  TAP on stdout; binaries from $RF_BUILD (default build).
 
 set -u
+# shellcheck source=tests/lib/tap.bash
+. "$(dirname "$0")/lib/tap.bash"
 
 B=${RF_BUILD:-build}
 BENCH=tools/bench-http
-n=0
-failed=0
-
-ok() {	# COND-STATUS DESCRIPTION [DIAGNOSTIC]
-	n=$((n + 1))
-	if [ "$1" = 0 ]; then
-		echo "ok $n - $2"
-	else
-		failed=$((failed + 1))
-		echo "not ok $n - $2"
-		[ -n "${3:-}" ] && printf '%s\n' "$3" | sed 's/^/# /'
-	fi
-}
-
 tmp=$(mktemp -d /tmp/bench-http-test.XXXXXX) || exit 1
 trap 'rm -rf "$tmp"' EXIT
 
@@ -36,9 +24,9 @@ refused() {	# DESCRIPTION PATTERN ARGS...
 	out=$(timeout 20 "$BENCH" "$@" "$B" 2>&1)
 	rc=$?
 	if [ $rc = 2 ] && printf '%s' "$out" | grep -q -- "$pattern"; then
-		ok 0 "refused (exit 2): $what"
+		tap_ok 0 "refused (exit 2): $what"
 	else
-		ok 1 "refused (exit 2): $what" "exit $rc: $out"
+		tap_ok 1 "refused (exit 2): $what" "exit $rc: $out"
 	fi
 }
 refused "an unknown server" "unknown server" --servers "fibers apache"
@@ -51,25 +39,23 @@ refused "an unknown option" "unknown option" --fast
 
 if ! command -v wrk >/dev/null || [ "$(nproc)" -lt 2 ] ||
 	[ ! -x "$B/bench/http-floor" ] || [ ! -x "$B/examples/httpserver" ]; then
-	echo "ok $((n + 1)) # SKIP a real run needs wrk, 2 CPUs and make all"
-	n=$((n + 1))
-	echo "1..$n"
-	exit $((failed > 0))
+	tap_skip "a real run needs wrk, 2 CPUs and make all"
+	tap_done
 fi
 
 timeout 120 "$BENCH" --servers "floor fibers" --conns 20 --duration 1 --rounds 1 --warmup 0 \
 	--out "$tmp/out" --json "$tmp/b.json" "$B" >"$tmp/log" 2>&1
 rc=$?
-ok $rc "a 1 s run of floor and fibers exits 0" "$(tail -20 "$tmp/log")"
+tap_ok $rc "a 1 s run of floor and fibers exits 0" "$(tail -20 "$tmp/log")"
 
 # The table: one row per server, and its CPU columns.
 for s in floor fibers; do
 	row=$(awk -v s="$s" '$1 == s && $2 == 20' "$tmp/log")
 	[ -n "$row" ]
-	ok $? "the table has a $s row at 20 connections" "$(cat "$tmp/log")"
+	tap_ok $? "the table has a $s row at 20 connections" "$(cat "$tmp/log")"
 done
 grep -q "server CPU" "$tmp/log" && grep -q "wrk CPU" "$tmp/log"
-ok $? "the table has the server CPU, us/req and wrk CPU columns"
+tap_ok $? "the table has the server CPU, us/req and wrk CPU columns"
 
 # cells.tsv: rates positive, busy shares within 0-100, CPU time per request
 # positive and consistent with them (busy share / rate, within rounding).
@@ -88,7 +74,7 @@ $3 == "ok" {
 }
 END { if (n != 2) print "cells: " n " servers measured, want 2" }' "$tmp/out/cells.tsv" 2>&1)
 [ -z "$check" ]
-ok $? "cells.tsv: positive rates, busy shares in range, CPU time per request consistent" "$check"
+tap_ok $? "cells.tsv: positive rates, busy shares in range, CPU time per request consistent" "$check"
 
 python3 - "$tmp/b.json" <<'EOF'
 import json, sys
@@ -100,7 +86,7 @@ for x in r.values():
     for k in ("rps", "server_cpu_pct", "client_cpu_pct", "server_us_per_req"):
         assert isinstance(x[k], (int, float)) and x[k] > 0, (x["server"], k, x[k])
 EOF
-ok $? "the JSON names the client CPUs and has the CPU figures of each server"
+tap_ok $? "the JSON names the client CPUs and has the CPU figures of each server"
 
 # A run in which wrk completed no request measured nothing: FAILED, not a
 # row whose -1 latency passes the p99 target; the server's other cells
@@ -128,11 +114,10 @@ rc=$?
 [ $rc = 1 ] && grep -q "floor at 20 connections: no request completed" "$tmp/empty.log" &&
 	awk -F'\t' '$1 == "floor" && $2 == 20 && $3 == "FAILED" { f = 1 } END { exit !f }' \
 		"$tmp/empty/cells.tsv"
-ok $? "a run with no request completed is FAILED (exit 1), not measured" \
+tap_ok $? "a run with no request completed is FAILED (exit 1), not measured" \
 	"exit $rc; $(tail -8 "$tmp/empty.log")"
 awk -F'\t' '$1 == "floor" && $2 == 10 && $3 == "ok" && $5 == "1000.0" { f = 1 } END { exit !f }' \
 	"$tmp/empty/cells.tsv"
-ok $? "... and the server's cell at 10 connections is still measured" "$(cat "$tmp/empty/cells.tsv")"
+tap_ok $? "... and the server's cell at 10 connections is still measured" "$(cat "$tmp/empty/cells.tsv")"
 
-echo "1..$n"
-exit $((failed > 0))
+tap_done

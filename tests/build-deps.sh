@@ -11,11 +11,12 @@
 # was called and reports a package missing: nothing is installed, and no
 # root is needed.  Each make runs in its own build directory (B=).
 set -u
+# shellcheck source=tests/lib/tap.bash
+. "$(dirname "$0")/lib/tap.bash"
 # The make check run below must not run this test again (it would, were
 # the packages not checked first).
 if [ -n "${RF_IN_BUILD_DEPS_TEST:-}" ]; then
-	echo "1..0 # SKIP run by itself (a make check of tests/build-deps.sh)"
-	exit 0
+	tap_skip_all "run by itself (a make check of tests/build-deps.sh)"
 fi
 export RF_IN_BUILD_DEPS_TEST=1
 # Not the flags of a make this test runs under (make check): its own.
@@ -42,43 +43,32 @@ mk() {
 		B="$tmp/$name" INSTALL_DEPS="$tmp/stub" "$@" >"$tmp/$name.out" 2>&1
 }
 
-n=0 fail=0
-check() {
-	n=$((n + 1))
-	if [ "$1" = 0 ]; then
-		echo "ok $n - $2"
-		return 0
-	fi
-	echo "not ok $n - $2"
-	fail=1
-	return 1
-}
 show() {
-	sed 's/^/#   /' "$tmp/$1.out" | head -20
+	tap_diag_file "$tmp/$1.out" 20
 }
 
-echo "1..9"
+tap_plan 9
 
 for goal in demo check bench-http; do
 	mk "$goal" -j2 "$goal"
 	rc=$?
 	[ $rc -ne 0 ] && [ "$(cat "$tmp/$goal.calls" 2>/dev/null)" = RF_NO_INSTALL=0 ]
-	check $? "make -j2 $goal: install-deps asked to install (RF_NO_INSTALL=0), make failed (exit $rc)"
+	tap_ok $? "make -j2 $goal: install-deps asked to install (RF_NO_INSTALL=0), make failed (exit $rc)"
 	[ ! -e "$tmp/first.o" ] && [ ! -e "$tmp/$goal/obj" ]
-	check $? "make -j2 $goal: nothing compiled before the packages (a fragment's program first in all)" ||
+	tap_ok $? "make -j2 $goal: nothing compiled before the packages (a fragment's program first in all)" ||
 		show "$goal"
 done
 
 mk plain "$tmp/first.o"
 rc=$?
 [ "$(cat "$tmp/plain.calls" 2>/dev/null)" = RF_NO_INSTALL=1 ]
-check $? "plain make: install-deps only checks (RF_NO_INSTALL=1)"
+tap_ok $? "plain make: install-deps only checks (RF_NO_INSTALL=1)"
 [ $rc -eq 0 ] && [ -e "$tmp/first.o" ] && grep -q 'rf-test-package' "$tmp/plain.out" &&
 	grep -q 'going on without them' "$tmp/plain.out"
-check $? "plain make: prints what is missing, says it goes on, and builds (exit $rc)" || show plain
+tap_ok $? "plain make: prints what is missing, says it goes on, and builds (exit $rc)" || show plain
 
 # KDIR= : no Kbuild clean, which would delete the tree's module and objects.
 mk clean clean KDIR=
 [ ! -e "$tmp/clean.calls" ]
-check $? "make clean: no package check"
-exit $fail
+tap_ok $? "make clean: no package check"
+tap_done

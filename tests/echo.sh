@@ -13,6 +13,8 @@
 # server whatever happens, so no run leaves one behind.
 
 set -u
+# shellcheck source=tests/lib/tap.bash
+. "$(dirname "$0")/lib/tap.bash"
 
 B=${RF_BUILD:-build}
 # $RF_SERVERS: where the server comes from instead (make check-servers-asan)
@@ -53,30 +55,6 @@ for prog in "$SERVER" "$CLIENT"; do
 done
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/rf-echo.XXXXXX") || exit 1
 
-n=0
-failures=0
-
-# tap_ok STATUS DESCRIPTION: STATUS 0 passes.
-tap_ok() {
-	n=$((n + 1))
-	if [ "$1" -eq 0 ]; then
-		echo "ok $n - $2"
-	else
-		echo "not ok $n - $2"
-		failures=$((failures + 1))
-	fi
-}
-
-tap_skip() {
-	n=$((n + 1))
-	echo "ok $n # SKIP $1"
-}
-
-# Show a file as TAP comments, for the reader of a failure.
-diag_file() {
-	sed 's/^/#   /' "$1"
-}
-
 # json_get JSON KEY: the number stored under KEY, or nothing.
 json_get() {
 	sed -n 's/.*"'"$2"'": *\(-\{0,1\}[0-9][0-9.eE+-]*\).*/\1/p' <<<"$1"
@@ -93,7 +71,7 @@ expect_usage() {
 	else
 		tap_ok 1 "$desc"
 		echo "#   exit status $rc, stderr:"
-		diag_file "$tmp/err"
+		tap_diag_file "$tmp/err"
 	fi
 }
 
@@ -111,8 +89,8 @@ start_server() {
 		sleep 0.1
 	done
 	echo "#   server did not start; stdout, then stderr:"
-	diag_file "$tmp/server.out"
-	diag_file "$tmp/server.err"
+	tap_diag_file "$tmp/server.out"
+	tap_diag_file "$tmp/server.err"
 	return 1
 }
 
@@ -131,8 +109,8 @@ run_client() {
 
 client_diag() {
 	echo "#   echo-client $* exited $rc; stdout, then stderr:"
-	diag_file "$tmp/client.out"
-	diag_file "$tmp/client.err"
+	tap_diag_file "$tmp/client.out"
+	tap_diag_file "$tmp/client.err"
 }
 
 # Bad command lines: each one is a separate check.
@@ -168,7 +146,7 @@ client_usage=(
 # checks of the fibers server, 6 for threads, 5 for pool, and the cap
 # under each model.
 plan=$((${#server_usage[@]} + ${#client_usage[@]} + 2 + 1 + 18 + 6 + 5 + 3))
-echo "1..$plan"
+tap_plan "$plan"
 
 for c in "${server_usage[@]}"; do
 	# shellcheck disable=SC2086 # the arguments are meant to split
@@ -192,10 +170,8 @@ if start_server 0; then
 else
 	tap_ok 1 "echo-server on port 0 prints its port"
 	# Everything below needs the server.
-	while [ "$n" -lt "$plan" ]; do
-		tap_ok 1 "no server to test"
-	done
-	exit 1
+	tap_fail_rest "no server to test"
+	tap_done
 fi
 
 # -- A small run: 8 connections for a second.
@@ -228,9 +204,7 @@ tap_ok $((rc + $?)) "text report, 3000-byte messages"
 # -- 1,000 concurrent connections.
 hard=$(ulimit -Hn)
 if [ "$hard" != unlimited ] && [ "$hard" -lt "$NEED_FDS" ]; then
-	for _ in 1 2 3; do
-		tap_skip "ulimit -Hn is $hard, 1,000 connections need $NEED_FDS"
-	done
+	tap_skip "ulimit -Hn is $hard, 1,000 connections need $NEED_FDS" 3
 else
 	run_client -c 1000 -d 2 --json "127.0.0.1:$port"
 	tap_ok "$rc" "echo-client -c 1000 -d 2 exits 0"
@@ -251,7 +225,7 @@ run_client -c 1 -d 0.1 "127.0.0.1:$port"
 tap_ok "$rc" "echo-server still echoes"
 if grep -qE 'accept:|connection:|rf_' "$tmp/server.err"; then
 	tap_ok 1 "echo-server reported no errors"
-	diag_file "$tmp/server.err"
+	tap_diag_file "$tmp/server.err"
 else
 	tap_ok 0 "echo-server reported no errors"
 fi
@@ -301,13 +275,13 @@ if start_server -q -n 3 0; then
 		wait "$server_pid"
 		src=$?
 		tap_ok "$src" "echo-server -n 3 exits 0 after 3 connections"
-		[ "$src" -ne 0 ] && diag_file "$tmp/server.err"
+		[ "$src" -ne 0 ] && tap_diag_file "$tmp/server.err"
 	fi
 	server_pid=
 	# Only the open file limit warning may remain, where ulimit -Hn is low.
 	if grep -qv 'warning:' "$tmp/server.err"; then
 		tap_ok 1 "echo-server -q prints only warnings on stderr"
-		diag_file "$tmp/server.err"
+		tap_diag_file "$tmp/server.err"
 	else
 		tap_ok 0 "echo-server -q prints only warnings on stderr"
 	fi
@@ -443,4 +417,4 @@ for model in fibers threads pool; do
 	fi
 done
 
-[ "$failures" -eq 0 ]
+tap_done

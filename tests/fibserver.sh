@@ -14,6 +14,8 @@
 # build).  A trap kills the server whatever happens.
 
 set -u
+# shellcheck source=tests/lib/tap.bash
+. "$(dirname "$0")/lib/tap.bash"
 
 B=${RF_BUILD:-build}
 # $RF_SERVERS: where the server comes from instead (make check-servers-asan)
@@ -61,29 +63,9 @@ for prog in "$SERVER" "$CLIENT"; do
 	fi
 done
 if ! command -v python3 >/dev/null; then
-	echo "1..0 # SKIP python3 is needed to speak the protocol"
-	exit 0
+	tap_skip_all "python3 is needed to speak the protocol"
 fi
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/rf-fib.XXXXXX") || exit 1
-
-n=0
-failures=0
-
-# tap_ok STATUS DESCRIPTION: STATUS 0 passes.
-tap_ok() {
-	n=$((n + 1))
-	if [ "$1" -eq 0 ]; then
-		echo "ok $n - $2"
-	else
-		echo "not ok $n - $2"
-		failures=$((failures + 1))
-	fi
-}
-
-# Show a file as TAP comments, for the reader of a failure.
-diag_file() {
-	sed 's/^/#   /' "$1"
-}
 
 # expect_usage DESCRIPTION PROGRAM ARGS...: exit status 2 and a usage line.
 expect_usage() {
@@ -96,7 +78,7 @@ expect_usage() {
 	else
 		tap_ok 1 "$desc"
 		echo "#   exit status $rc, stderr:"
-		diag_file "$tmp/err"
+		tap_diag_file "$tmp/err"
 	fi
 }
 
@@ -116,8 +98,8 @@ start_server() {
 		sleep 0.1
 	done
 	echo "#   server did not start; stdout, then stderr:"
-	diag_file "$tmp/server.out"
-	diag_file "$tmp/server.err"
+	tap_diag_file "$tmp/server.out"
+	tap_diag_file "$tmp/server.err"
 	return 1
 }
 
@@ -140,7 +122,7 @@ stop_server() {
 		grep -q '^fibserver: shut down by .*: [0-9]* connections' "$tmp/server.err"
 		tap_ok $((status + $?)) "$1"
 		[ "$status" -ne 0 ] && echo "#   exit status $status"
-		diag_file "$tmp/server.err"
+		tap_diag_file "$tmp/server.err"
 	fi
 	server_pid=
 }
@@ -274,7 +256,7 @@ answers=(
 # The usage cases, the -h checks, the unknown model's message, the fibers
 # run (the answers and 12 more), then threads (8 checks) and pool (6).
 plan=$((${#server_usage[@]} + ${#client_usage[@]} + 2 + 1 + 1 + ${#answers[@]} + 14 + 8 + 6))
-echo "1..$plan"
+tap_plan "$plan"
 
 for c in "${server_usage[@]}"; do
 	# shellcheck disable=SC2086 # the arguments are meant to split
@@ -296,10 +278,8 @@ if start_server -w 2 0; then
 	tap_ok 0 "fibserver -w 2 on port 0 listens on 127.0.0.1:$port"
 else
 	tap_ok 1 "fibserver -w 2 on port 0 prints its port"
-	while [ "$n" -lt "$plan" ]; do
-		tap_ok 1 "no server to test"
-	done
-	exit 1
+	tap_fail_rest "no server to test"
+	tap_done
 fi
 
 for c in "${answers[@]}"; do
@@ -326,7 +306,7 @@ timeout "$STEP_TIMEOUT" "$CLIENT" -t 0.1 -n 1 "127.0.0.1:$port" \
 rc=$?
 [ "$rc" -eq 1 ]
 tap_ok $? "hogclient against a dead server exits 1"
-[ "$rc" -ne 1 ] && diag_file "$tmp/client.err"
+[ "$rc" -ne 1 ] && tap_diag_file "$tmp/client.err"
 
 # -- hogclient: a valid measurement; its numbers are for the reader.
 if start_server -w 2 0; then
@@ -340,8 +320,8 @@ if start_server -w 2 0; then
 	tap_ok "$rc" "hogclient -t 1 -n $HEAVY_N exits 0 (valid measurement)"
 	grep -q '^ratio  *[0-9][0-9.]*$' "$tmp/client.out"
 	tap_ok $? "hogclient prints a ratio line"
-	diag_file "$tmp/client.out"
-	[ "$rc" -ne 0 ] && diag_file "$tmp/client.err"
+	tap_diag_file "$tmp/client.out"
+	[ "$rc" -ne 0 ] && tap_diag_file "$tmp/client.err"
 
 	# The answer of a too-early heavy request says so, and exits 1.
 	timeout "$STEP_TIMEOUT" "$CLIENT" -t 0.2 -n 3 --json "127.0.0.1:$port" \
@@ -349,7 +329,7 @@ if start_server -w 2 0; then
 	rc=$?
 	[ "$rc" -eq 1 ] && grep -q '"heavy_done_early": true' "$tmp/client.out"
 	tap_ok $? "hogclient -n 3: heavy answer before the window ends, exit 1"
-	[ "$rc" -ne 1 ] && diag_file "$tmp/client.err"
+	[ "$rc" -ne 1 ] && tap_diag_file "$tmp/client.err"
 
 	stop_during_hog "SIGTERM during fib(92) on 2 workers: fibserver exits 0"
 else
@@ -428,12 +408,12 @@ for model in threads pool; do
 		tap_ok "$rc" "threads: hogclient -t 1 -n $HEAVY_N exits 0 (valid measurement)"
 		grep -q '^ratio  *[0-9][0-9.]*$' "$tmp/client.out"
 		tap_ok $? "threads: hogclient prints a ratio line"
-		diag_file "$tmp/client.out"
-		[ "$rc" -ne 0 ] && diag_file "$tmp/client.err"
+		tap_diag_file "$tmp/client.out"
+		[ "$rc" -ne 0 ] && tap_diag_file "$tmp/client.err"
 	fi
 	stop_during_hog "SIGTERM during fib(92) under $model: fibserver exits 0"
 	grep -q "^fibserver: model $model.* accepted" "$tmp/server.err"
 	tap_ok $? "$model: the summary names the model"
 done
 
-[ "$failures" -eq 0 ]
+tap_done

@@ -12,22 +12,21 @@
 # run; keep it below the runner's limit (tools/run-test) so that a hang is
 # reported here and not by the runner killing us.
 set -u
+# shellcheck source=tests/lib/tap.bash
+. "$(dirname "$0")/lib/tap.bash"
 B=${RF_BUILD:-build}
 module=module/rfwake.ko
 
-skip() {
-	echo "1..0 # SKIP $*"
-	exit 0
-}
-
-command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 not installed (qemu-system-x86)"
-command -v busybox >/dev/null || skip "busybox not installed (busybox-static)"
-command -v cpio >/dev/null || skip "cpio not installed"
-command -v modinfo >/dev/null || skip "modinfo not installed (kmod)"
-[ -f "$module" ] || skip "$module not built (make module)"
+command -v qemu-system-x86_64 >/dev/null ||
+	tap_skip_all "qemu-system-x86_64 not installed (qemu-system-x86)"
+command -v busybox >/dev/null || tap_skip_all "busybox not installed (busybox-static)"
+command -v cpio >/dev/null || tap_skip_all "cpio not installed"
+command -v modinfo >/dev/null || tap_skip_all "modinfo not installed (kmod)"
+[ -f "$module" ] || tap_skip_all "$module not built (make module)"
 ver=$(modinfo -F vermagic "$module" | cut -d' ' -f1)
-[ -e "/boot/vmlinuz-$ver" ] || skip "no /boot/vmlinuz-$ver to load $module into (linux-image-$ver)"
-[ -r "/boot/vmlinuz-$ver" ] || skip "/boot/vmlinuz-$ver is not readable by $(id -un)"
+[ -e "/boot/vmlinuz-$ver" ] ||
+	tap_skip_all "no /boot/vmlinuz-$ver to load $module into (linux-image-$ver)"
+[ -r "/boot/vmlinuz-$ver" ] || tap_skip_all "/boot/vmlinuz-$ver is not readable by $(id -un)"
 
 # tools/vm's own failures (124: timeout, 125: no exit status) become a
 # Bail out and status 1: run-test takes 124 for its own timeout.

@@ -21,7 +21,7 @@ cd "$(dirname "$0")/../.." || exit 1
 ROUNDS=10000
 
 bt_require sched/sched_switch raw_syscalls/sys_enter raw_syscalls/sys_exit
-echo "1..7"
+tap_plan 7
 
 # -- fiber-pingpong: fiber switches.
 run_traced ping "-p @PID@ $TOOLS/ctxswitch.bt @PID@" fiber-pingpong -n "$ROUNDS"
@@ -63,4 +63,4 @@ tns=$(bt_get futex thread_switch_ns)
 [ -n "$timed" ] && [ "$timed" -ge "$nvcsw" ] && [ -n "$tns" ] && [ "$tns" -gt 0 ]
 tap_ok $? "${timed:-?} switches inside system calls timed, ${tns:-?} ns each"
 
-[ "$failures" -eq 0 ]
+tap_done

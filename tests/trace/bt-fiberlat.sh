@@ -22,7 +22,7 @@ SPIN_MS=5		# fiber-hog: 5 ms = 5,000,000 ns, in the [4M, 8M) bucket
 SPIN_ROUNDS=20
 
 bt_require
-echo "1..6"
+tap_plan 6
 
 # -- fiber-pingpong: every resumption counted.
 run_traced ping "-p @PID@ $TOOLS/fiberlat.bt @PID@" fiber-pingpong -n "$ROUNDS"
@@ -77,4 +77,4 @@ inrange=$(awk -v lo="$lo" '
 [ -n "$ticks" ] && [ "$ticks" -gt 0 ] && [ "$inrange" -eq "$ticks" ]
 tap_ok $? "$inrange delays in [$lo, $((lo * 4))) ns: the ticker's ${ticks:-?} ticks"
 
-[ "$failures" -eq 0 ]
+tap_done

@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: MIT
 #
 # bt-lib.bash - what the bpftrace scripts' tests (tests/trace/bt-*.sh) share:
-# TAP helpers, the checks that decide whether they can run at all, and
-# run_traced, which runs one workload under one tools/*.bt script.
+# the checks that decide whether they can run at all, and run_traced, which
+# runs one workload under one tools/*.bt script.  TAP comes from
+# tests/lib/tap.bash, sourced here.
 #
 # Sourced, never run (so the name does not end in .sh: make check-trace
 # runs every tests/trace/*.sh).  The tests run workloads from
@@ -10,6 +11,9 @@
 # prints "ready PID" and waits for a line on stdin, so the script attaches
 # before anything happens; then the workload runs, prints its counters,
 # exits, and the script is stopped with SIGINT and prints its totals.
+
+# shellcheck source=tests/lib/tap.bash
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/tap.bash"
 
 B=${RF_BUILD:-build}
 WORKLOAD=$B/tests/trace/workload
@@ -38,51 +42,21 @@ trap bt_cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-n=0
-failures=0
-
-# tap_ok STATUS DESCRIPTION: STATUS 0 passes.
-tap_ok() {
-	n=$((n + 1))
-	if [ "$1" -eq 0 ]; then
-		echo "ok $n - $2"
-	else
-		echo "not ok $n - $2"
-		failures=$((failures + 1))
-	fi
-}
-
-tap_skip() {
-	n=$((n + 1))
-	echo "ok $n # SKIP $1"
-}
-
-# Show a file as TAP comments, for the reader of a failure.
-diag_file() {
-	sed 's/^/#   /' "$1"
-}
-
-# skip_all REASON: the whole file is skipped.
-skip_all() {
-	echo "1..0 # SKIP $1"
-	exit 0
-}
-
 # shellcheck disable=SC2120 # the tracepoints are optional
 # bt_require TRACEPOINT...: skip the whole file unless this machine can run
 # bpftrace scripts on those tracepoints (and uprobes), and the workload is
 # built.
 bt_require() {
 	local tp
-	[ "$(id -u)" -eq 0 ] || skip_all "needs root (bpftrace)"
-	command -v bpftrace >/dev/null || skip_all "bpftrace is not installed"
-	[ -r /sys/kernel/btf/vmlinux ] || skip_all "no kernel BTF (/sys/kernel/btf/vmlinux)"
+	[ "$(id -u)" -eq 0 ] || tap_skip_all "needs root (bpftrace)"
+	command -v bpftrace >/dev/null || tap_skip_all "bpftrace is not installed"
+	[ -r /sys/kernel/btf/vmlinux ] || tap_skip_all "no kernel BTF (/sys/kernel/btf/vmlinux)"
 	for tp in "$@"; do
 		[ -d "/sys/kernel/tracing/events/$tp" ] ||
 			[ -d "/sys/kernel/debug/tracing/events/$tp" ] ||
-			skip_all "no tracepoint $tp in tracefs"
+			tap_skip_all "no tracepoint $tp in tracefs"
 	done
-	[ -x "$WORKLOAD" ] || skip_all "$WORKLOAD is not built (run make)"
+	[ -x "$WORKLOAD" ] || tap_skip_all "$WORKLOAD is not built (run make)"
 	tmp=$(mktemp -d "${TMPDIR:-/tmp}/rf-bt.XXXXXX") || exit 1
 }
 
@@ -133,7 +107,7 @@ run_traced() {
 	if ! wait_for 10 grep -q '^ready ' "$o.wl"; then
 		exec 3>&-
 		echo "#   workload $* did not start:"
-		diag_file "$o.err"
+		tap_diag_file "$o.err"
 		return 1
 	fi
 	pid=$(sed -n 's/^ready //p' "$o.wl")
@@ -144,13 +118,13 @@ run_traced() {
 	if ! wait_for "$ATTACH_TIMEOUT" bt_started "$o.bt" "$bt"; then
 		exec 3>&-
 		echo "#   bpftrace $btargs did not start:"
-		diag_file "$o.bterr"
+		tap_diag_file "$o.bterr"
 		return 1
 	fi
 	if ! grep -q 'Hit Ctrl-C' "$o.bt"; then
 		exec 3>&-
 		echo "#   bpftrace $btargs failed:"
-		diag_file "$o.bterr"
+		tap_diag_file "$o.bterr"
 		return 1
 	fi
 	if [ -n "${PERF_EVENTS:-}" ]; then
@@ -169,7 +143,7 @@ run_traced() {
 	fi
 	if [ "$wait_rc" -ne 0 ]; then
 		echo "#   workload $* exited $wait_rc:"
-		diag_file "$o.err"
+		tap_diag_file "$o.err"
 		return 1
 	fi
 	if [ -n "$perf" ]; then
@@ -188,7 +162,7 @@ run_traced() {
 	cat "$o.bterr" >>"$o.err"
 	if [ "$wait_rc" -ne 0 ]; then
 		echo "#   bpftrace $btargs exited $wait_rc:"
-		diag_file "$o.bterr"
+		tap_diag_file "$o.bterr"
 		return 1
 	fi
 	return 0

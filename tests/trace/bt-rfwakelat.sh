@@ -27,14 +27,14 @@ cd "$(dirname "$0")/../.." || exit 1
 ROUNDS=1000
 VM_TIMEOUT=240
 
-command -v bpftrace >/dev/null || skip_all "bpftrace is not installed"
-command -v "${QEMU:-qemu-system-x86_64}" >/dev/null || skip_all "no qemu"
-command -v cpio >/dev/null || skip_all "no cpio (tools/vm needs it)"
-ls /boot/vmlinuz-* >/dev/null 2>&1 || skip_all "no kernel image in /boot for the VM"
-[ -f module/rfwake.ko ] || skip_all "module/rfwake.ko is not built (make module)"
-[ -x "$WORKLOAD" ] || skip_all "$WORKLOAD is not built (run make)"
+command -v bpftrace >/dev/null || tap_skip_all "bpftrace is not installed"
+command -v "${QEMU:-qemu-system-x86_64}" >/dev/null || tap_skip_all "no qemu"
+command -v cpio >/dev/null || tap_skip_all "no cpio (tools/vm needs it)"
+ls /boot/vmlinuz-* >/dev/null 2>&1 || tap_skip_all "no kernel image in /boot for the VM"
+[ -f module/rfwake.ko ] || tap_skip_all "module/rfwake.ko is not built (make module)"
+[ -x "$WORKLOAD" ] || tap_skip_all "$WORKLOAD is not built (run make)"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/rf-bt.XXXXXX") || exit 1
-echo "1..7"
+tap_plan 7
 
 # The VM's side (busybox sh): start the workload with --wait, attach both
 # scripts, let it run, wait for the scripts' END, print everything between
@@ -89,14 +89,12 @@ timeout -k 10 $((VM_TIMEOUT + 30)) tools/vm --build "$tmp/vm" --mem 2048 \
 	fiber-pingpong -n "$ROUNDS" >"$tmp/vm.out" 2>"$tmp/vm.err"
 rc=$?
 if [ "$rc" -ne 0 ] && grep -qE 'no qemu|kernel image|not found' "$tmp/vm.err"; then
-	for _ in 1 2 3 4 5 6 7; do
-		tap_skip "tools/vm cannot run here: $(tail -1 "$tmp/vm.err")"
-	done
-	exit 0
+	tap_skip "tools/vm cannot run here: $(tail -1 "$tmp/vm.err")" 7
+	tap_done
 fi
 grep -q '^=== end' "$tmp/vm.out"
 tap_ok $? "the VM ran fiber-pingpong -n $ROUNDS under rfwakelat.bt and wakelat.bt"
-[ "$rc" -ne 0 ] && { diag_file "$tmp/vm.err"; diag_file "$tmp/vm.out"; }
+[ "$rc" -ne 0 ] && { tap_diag_file "$tmp/vm.err"; tap_diag_file "$tmp/vm.out"; }
 
 # section FILE: that file's part of the VM's output.
 section() {
@@ -136,4 +134,4 @@ hist=$(awk '/^@ns\[armed\]:/ { h = 1; next } h && /^\[/ { s += $3 }
 	[ "$hist" -ge $((armed - armed / 100 - 1)) ]
 tap_ok $? "the armed histogram holds them ($hist of ${armed:-?})"
 
-[ "$failures" -eq 0 ]
+tap_done

@@ -25,7 +25,7 @@ SPIN_MS=5		# thread-preempt: 5000 us, inside the [4K, 8K) bucket
 SPIN_ROUNDS=20
 
 bt_require sched/sched_switch sched/sched_wakeup sched/sched_wakeup_new
-echo "1..9"
+tap_plan 9
 
 # perf sched record picks sched_waking, which perf sched latency (6.1)
 # does not read: ask for sched_wakeup too, the event the script uses.
@@ -61,7 +61,7 @@ if [ "$have_perf" = 0 ]; then
 	tap_skip "perf is not installed: no cross-check with perf sched latency"
 elif [ -z "$mean" ] || [ ! -s "$tmp/futex.perf" ]; then
 	tap_ok 1 "perf sched latency cross-check: no data"
-	diag_file "$tmp/futex.perfout"
+	tap_diag_file "$tmp/futex.perfout"
 else
 	# The threads the script saw, and perf's rows for them: "comm:tid |
 	# runtime | switches | avg: X ms | ...": the count-weighted mean.
@@ -91,11 +91,8 @@ run_traced preempt "$TOOLS/threadlat.bt @PID@" thread-preempt \
 rc=$?
 unset PERF_EVENTS
 if [ "$rc" -ne 0 ] && grep -q 'SCHED_FIFO' "$tmp/preempt.err"; then
-	for _ in 1 2 3 4 5; do
-		tap_skip "thread-preempt cannot use SCHED_FIFO here"
-	done
-	[ "$failures" -eq 0 ]
-	exit
+	tap_skip "thread-preempt cannot use SCHED_FIFO here" 5
+	tap_done
 fi
 tap_ok "$rc" "threadlat.bt traced thread-preempt -n $SPIN_ROUNDS -m $SPIN_MS"
 show preempt
@@ -166,4 +163,4 @@ else
 	tap_ok $? "in the kernel: preempted ${preempted:-?} >= preemptions ${preemptions:-?}"
 fi
 
-[ "$failures" -eq 0 ]
+tap_done

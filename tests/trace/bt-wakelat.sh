@@ -22,7 +22,7 @@ cd "$(dirname "$0")/../.." || exit 1
 ROUNDS=5000
 
 bt_require
-echo "1..4"
+tap_plan 4
 
 args=(fiber-pingpong -n "$ROUNDS")
 if "$WORKLOAD" -h 2>&1 | grep -q -- '--no-spin'; then
@@ -50,4 +50,4 @@ tap_ok $? "resumes ${resumes:-?} are rf_stats.sleeps ${sleeps:-?}"
 	[ "$count" -ge $((kicks - kicks / 10 - 1)) ]
 tap_ok $? "${count:-?} of the ${kicks:-?} kicks timed to a resume"
 
-[ "$failures" -eq 0 ]
+tap_done

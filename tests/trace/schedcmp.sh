@@ -20,6 +20,8 @@
 # with the reason where one is missing.
 
 set -u
+# shellcheck source=tests/lib/tap.bash
+. "$(dirname "$0")/../lib/tap.bash"
 
 B=${RF_BUILD:-build}
 SCHEDCMP=$B/tools/schedcmp
@@ -50,44 +52,17 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-skip_all() {
-	echo "1..0 # SKIP $1"
-	exit 0
-}
-
-[ "$(id -u)" -eq 0 ] || skip_all "not root: schedcmp loads BPF programs"
-[ -r /sys/kernel/btf/vmlinux ] || skip_all "no kernel BTF (/sys/kernel/btf/vmlinux)"
-[ -x "$SCHEDCMP" ] || skip_all "$SCHEDCMP not built (make; it needs bpftool, clang and kernel BTF)"
-[ -x "$WORKLOAD" ] || skip_all "$WORKLOAD not built (run make)"
-command -v python3 >/dev/null || skip_all "python3 missing (it reads the JSON)"
+[ "$(id -u)" -eq 0 ] || tap_skip_all "not root: schedcmp loads BPF programs"
+[ -r /sys/kernel/btf/vmlinux ] || tap_skip_all "no kernel BTF (/sys/kernel/btf/vmlinux)"
+[ -x "$SCHEDCMP" ] || tap_skip_all "$SCHEDCMP not built (make; it needs bpftool, clang and kernel BTF)"
+[ -x "$WORKLOAD" ] || tap_skip_all "$WORKLOAD not built (run make)"
+command -v python3 >/dev/null || tap_skip_all "python3 missing (it reads the JSON)"
 [ -d /sys/kernel/tracing/events/sched ] || [ -d /sys/kernel/debug/tracing/events/sched ] ||
-	skip_all "no sched tracepoints (tracefs)"
+	tap_skip_all "no sched tracepoints (tracefs)"
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/rf-schedcmp.XXXXXX") || exit 1
 
-n=0
-failures=0
-plan=44
-echo "1..$plan"
-
-tap_ok() {
-	n=$((n + 1))
-	if [ "$1" -eq 0 ]; then
-		echo "ok $n - $2"
-	else
-		echo "not ok $n - $2"
-		failures=$((failures + 1))
-	fi
-}
-
-tap_skip() {
-	n=$((n + 1))
-	echo "ok $n # SKIP $1"
-}
-
-diag_file() {
-	sed 's/^/#   /' "$1" | head -40
-}
+tap_plan 44
 
 # kv FILE KEY: the value of KEY=value in the workload's counters line.
 kv() {
@@ -175,12 +150,12 @@ tap_ok $? "-- CMD: exits with the command's status (3: got $rc)"
 tap_ok $? "a target without ringfiber probes: said once on stderr"
 [ "$(jq_py "$tmp/noprobe.out" 'len(L) == 1 and L[0]["fibers_traced"] is False and L[0]["threads"]["switches"] >= 1')" = True ]
 tap_ok $? "... and its threads are traced (one final JSON line)"
-[ $rc -ne 3 ] || [ "$failures" -eq 0 ] || diag_file "$tmp/noprobe.err"
+[ $rc -ne 3 ] || [ "$tap_failed" -eq 0 ] || tap_diag_file "$tmp/noprobe.err" 40
 
 # ------------------------------------------- fiber-pingpong, -- CMD, JSON
 run_cmd fpp "$SCHEDCMP" --json -i 0.05 -- "$WORKLOAD" fiber-pingpong -n "$PINGPONG_ROUNDS"
 tap_ok "$rc" "fiber-pingpong under schedcmp --json -i 0.05 -- CMD: exit 0"
-[ "$rc" -ne 0 ] && diag_file "$tmp/fpp.err"
+[ "$rc" -ne 0 ] && tap_diag_file "$tmp/fpp.err" 40
 bad=$(python3 - "$tmp/fpp.out" <<'EOF'
 import json, sys
 bad = 0
@@ -300,7 +275,7 @@ else
 	perf_ok=0
 fi
 tap_ok "$rc" "thread-preempt under schedcmp${perf_ok/1/ and perf sched record}: exit 0"
-[ "$rc" -ne 0 ] && diag_file "$tmp/pre.err"
+[ "$rc" -ne 0 ] && tap_diag_file "$tmp/pre.err" 40
 preempt=$(kv "$tmp/pre.out" preemptions)
 at_ms=$(jq_py "$tmp/pre.out" "sum(hist_count(d['threads']['hist'], $MS * 900000, $MS * 1500000) for d in L)")
 [ -n "$preempt" ] && [ "$at_ms" -ge "$preempt" ] && [ "$at_ms" -le $((preempt + 3)) ]
@@ -337,7 +312,7 @@ nivcsw=$(kv "$tmp/pre2.out" busy_nivcsw)
 p50=$(jq_py "$tmp/pre2.out" 'L[-1]["threads"]["rq_runnable"]["p50_ns"]')
 if [ "$rc" -ne 0 ] || [ -z "$preempt" ]; then
 	tap_ok 1 "thread-preempt under schedcmp (exit $rc)"
-	diag_file "$tmp/pre2.err"
+	tap_diag_file "$tmp/pre2.err" 40
 elif [ "${nivcsw:-0}" -gt $((preempt * 3 / 2)) ]; then
 	tap_skip "CPU busy: the busy thread was preempted $nivcsw times for $preempt rounds; p50 $p50 ns"
 else
@@ -391,5 +366,4 @@ long=$(cat "$tmp/int.out" "$tmp/text.out" | grep -v -e '^mode=' -e '^threads: ' 
 [ "$rc" -eq 0 ] && [ "$long" -eq 0 ] && grep -q 'time parked' "$tmp/text.out"
 tap_ok $? "text output fits in 80 columns ($long longer lines), has the parked table"
 
-[ "$n" -eq "$plan" ] || echo "# planned $plan checks, ran $n"
-[ "$failures" -eq 0 ] && [ "$n" -eq "$plan" ]
+tap_done
