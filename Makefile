@@ -85,13 +85,13 @@ ASAN_LIB := $(B)/asan/libringfiber.a
 ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 # Concurrency tests, again under ThreadSanitizer (make check-tsan).
-TSAN_TESTS := stress toolkit blocking fls tracing lifetime wakelimit shutdown timers
+TSAN_TESTS := stress toolkit blocking fls tracing lifetime wakelimit shutdown timers deadlock
 TSAN_LIB := $(B)/tsan/libringfiber.a
 TSAN_BINS := $(patsubst %,$(B)/tsan/tests/%,$(TSAN_TESTS))
 TSAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer
 
 # Tests that need no io_uring; they also run on aarch64 under qemu-user.
-PORTABLE_TESTS := switch sched
+PORTABLE_TESTS := switch sched deadlock
 AARCH64_BINS := $(patsubst %,$(B)/aarch64/tests/%,$(PORTABLE_TESTS))
 
 EXAMPLES := $(B)/examples/echo-server $(B)/examples/echo-client \
