@@ -110,11 +110,19 @@ TRACE_BINS :=
 include bpf/build.mk
 include tests/trace/build.mk
 
-# The servers' model switch (fibers, threads, pool), linked into every server.
+# libserve.a: the servers' and clients' shared code (the model switch, the
+# command line, net helpers, clock, histogram, fib), linked into every one.
 # The fragments below add their programs to EXAMPLES and BENCH_BINS, which
 # `all` lists; a fragment never adds a prerequisite to `all` itself.
 BENCH_BINS :=
-SERVE_OBJ := $(B)/examples/serve.o
+SERVE_SRCS := userspace/examples/serve/serve.c userspace/examples/serve/serve-cli.c \
+	userspace/examples/serve/serve-util.c userspace/examples/serve/serve-hist.c \
+	userspace/examples/fibserver/fib.c
+SERVE_LIB := $(B)/examples/libserve.a
+# Defined before the fragments: a rule's prerequisites are expanded when read.
+SERVE_H := $(wildcard userspace/examples/serve/*.h) userspace/examples/fibserver/fib-common.h
+EXAMPLE_CFLAGS := $(NATIVE_CFLAGS) -Iuserspace/examples/serve -Iuserspace/examples/fibserver
+SERVE_LIBS := $(SERVE_LIB) $(PROGRAM_LIBS) -lpthread -lm
 # The HTTP server and its parser (userspace/examples/http/), the parser's
 # fuzzer (tests/fuzz/), the cost benchmark, bench-http and demo (userspace/bench/).
 -include userspace/examples/http/build.mk
@@ -207,29 +215,26 @@ $(B)/tests/rfwake/%: tests/rfwake/%.c $(wildcard tests/rfwake/*.h) $(TEST_HDRS) 
 	$(quiet) CC $@
 	$(Q)$(CC) $(NATIVE_CFLAGS) -Itests $(CFLAGS) -o $@ $< $(URING_LIBS) -lpthread
 
-# The examples: the servers link the model switch (serve.o, the runtime
-# underneath); the clients are plain programs that share serve-util.h.
-SERVE_H := userspace/examples/serve/serve.h userspace/examples/serve/serve-util.h
-EXAMPLE_CFLAGS := $(NATIVE_CFLAGS) -Iuserspace/examples/serve
-
-$(SERVE_OBJ): userspace/examples/serve/serve.c $(SERVE_H) userspace/include/ringfiber.h
+# The examples: every server and client links libserve.a (the servers' part
+# needs the runtime underneath; hogclient takes only the plain helpers).
+$(B)/examples/obj/%.o: userspace/examples/%.c $(SERVE_H) userspace/include/ringfiber.h
 	@mkdir -p $(dir $@)
 	$(quiet) CC $@
 	$(Q)$(CC) $(EXAMPLE_CFLAGS) $(CFLAGS) -c -o $@ $<
 
-$(B)/examples/echo-server $(B)/examples/fibserver: $(SERVE_OBJ)
+$(SERVE_LIB): $(patsubst userspace/examples/%.c,$(B)/examples/obj/%.o,$(SERVE_SRCS))
+	$(quiet) AR $@
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
 
-$(B)/examples/echo-%: userspace/examples/echo/echo-%.c userspace/examples/echo/*.h $(SERVE_H) \
-		$(STATIC_LIB)
+$(B)/examples/echo-%: userspace/examples/echo/echo-%.c $(SERVE_H) $(SERVE_LIB) $(STATIC_LIB)
 	@mkdir -p $(dir $@)
 	$(quiet) CC $@
-	$(Q)$(CC) $(EXAMPLE_CFLAGS) $(CFLAGS) -o $@ $< $(filter %.o,$^) $(PROGRAM_LIBS) -lpthread -lm
+	$(Q)$(CC) $(EXAMPLE_CFLAGS) $(CFLAGS) -o $@ $< $(SERVE_LIBS)
 
-$(B)/examples/%: userspace/examples/fibserver/%.c userspace/examples/fibserver/*.h $(SERVE_H) \
-		$(STATIC_LIB)
+$(B)/examples/%: userspace/examples/fibserver/%.c $(SERVE_H) $(SERVE_LIB) $(STATIC_LIB)
 	@mkdir -p $(dir $@)
 	$(quiet) CC $@
-	$(Q)$(CC) $(EXAMPLE_CFLAGS) $(CFLAGS) -o $@ $< $(filter %.o,$^) $(PROGRAM_LIBS) -lpthread -lm
+	$(Q)$(CC) $(EXAMPLE_CFLAGS) $(CFLAGS) -o $@ $< $(SERVE_LIBS)
 
 # rf-bench measures Boost.Context's fcontext switch as its peer in the same run.
 $(BENCH): userspace/bench/rf-bench.c userspace/bench/bench-common.h $(STATIC_LIB)

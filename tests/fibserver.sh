@@ -82,8 +82,8 @@ expect_usage() {
 	fi
 }
 
-# fibserver's first line on stderr, with the port it got as \1.
-LISTENING='fibserver: listening on 127\.0\.0\.1:\([0-9][0-9]*\) with .*'
+# fibserver's one line on stdout, as every server's, with the port it got as \1.
+LISTENING='listening on 127\.0\.0\.1:\([0-9][0-9]*\)'
 
 # start_server ARGS...: run fibserver in the background; sets server_pid
 # and port.  Returns 1 if it did not print its listening line in 5 s.
@@ -92,7 +92,7 @@ start_server() {
 	"$SERVER" "$@" >"$tmp/server.out" 2>"$tmp/server.err" &
 	server_pid=$!
 	for _ in $(seq 50); do
-		port=$(sed -n "s/^$LISTENING\$/\\1/p" "$tmp/server.err")
+		port=$(sed -n "s/^$LISTENING\$/\\1/p" "$tmp/server.out")
 		[ -n "$port" ] && return 0
 		kill -0 "$server_pid" 2>/dev/null || break
 		sleep 0.1

@@ -29,7 +29,8 @@ demo: all
 HTTP_FLOOR := $(B)/bench/http-floor
 BENCH_BINS += $(HTTP_FLOOR)
 
-$(HTTP_FLOOR): userspace/bench/http-floor.c userspace/examples/serve/serve-util.h
+$(HTTP_FLOOR): userspace/bench/http-floor.c $(SERVE_H) $(SERVE_LIB)
 	@mkdir -p $(dir $@)
 	$(quiet) CC $@
-	$(Q)$(CC) $(NATIVE_CFLAGS) -Iuserspace/examples/serve $(CFLAGS) -o $@ $< $(URING_LIBS)
+	$(Q)$(CC) $(NATIVE_CFLAGS) -Iuserspace/examples/serve $(CFLAGS) -o $@ $< $(SERVE_LIB) \
+		$(URING_LIBS)

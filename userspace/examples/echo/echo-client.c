@@ -14,12 +14,19 @@
  * Exit status: 0 if at least one request succeeded and there were no
  * errors and no failed connections; 1 otherwise; 2 for a bad command line.
  */
+#include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "ringfiber.h"
-#include "echo-common.h"
+#include "serve-hist.h"
+#include "serve-util.h"
 
 #define ECHO_DEFAULT_CONNS	10
 #define ECHO_DEFAULT_SECONDS	5.0
@@ -51,84 +58,10 @@
  * just before the end may finish, but a dead or stuck server cannot hang
  * the client.
  */
-#define ECHO_GRACE_NS		(2 * ECHO_NSEC_PER_SEC)
+#define ECHO_GRACE_NS		(2 * SERVE_NSEC_PER_SEC)
 
 /* The worker's send queue; see echo-server.c. */
 #define ECHO_RING_ENTRIES	4096
-
-/*
- * struct hist - log-linear latency histogram, like HdrHistogram's.
- *
- * Values are nanoseconds.  Below 2 * HIST_SUB each value has its own
- * bucket; above, each power of two [2^k, 2^(k+1)) is cut into HIST_SUB
- * equal buckets, so a bucket is at most 1/HIST_SUB = 1.6% of its values
- * wide, whatever their magnitude, and 59 * 64 counters cover all of uint64.
- *
- *	value v, k = floor(log2 v) >= HIST_SUB_BITS, shift = k - HIST_SUB_BITS:
- *	index = shift * HIST_SUB + (v >> shift)		(v >> shift in [64, 128))
- *	small v (k < HIST_SUB_BITS + 1):  index = v
- *
- * A single worker runs every fiber, so all of them add to one histogram
- * without locks.
- */
-#define HIST_SUB_BITS	6
-#define HIST_SUB	(1u << HIST_SUB_BITS)
-#define HIST_BUCKETS	((64 - HIST_SUB_BITS + 1) * HIST_SUB)
-
-struct hist {
-	uint64_t count[HIST_BUCKETS];
-	uint64_t total;		/* values recorded */
-	uint64_t max;		/* exact largest value */
-};
-
-static unsigned int hist_index(uint64_t v)
-{
-	unsigned int shift;
-
-	if (v < 2 * HIST_SUB)
-		return (unsigned int)v;
-	shift = (unsigned int)(63 - __builtin_clzll(v)) - HIST_SUB_BITS;
-	return shift * HIST_SUB + (unsigned int)(v >> shift);
-}
-
-/* The largest value that lands in bucket @i: percentiles never flatter. */
-static uint64_t hist_highest(unsigned int i)
-{
-	unsigned int shift;
-
-	if (i < 2 * HIST_SUB)
-		return i;
-	shift = i / HIST_SUB - 1;
-	return (((uint64_t)(i - shift * HIST_SUB) + 1) << shift) - 1;
-}
-
-static void hist_record(struct hist *h, uint64_t v)
-{
-	h->count[hist_index(v)]++;
-	h->total++;
-	if (v > h->max)
-		h->max = v;
-}
-
-/* The value below which a fraction @q of the recorded values fall. */
-static uint64_t hist_quantile(const struct hist *h, double q)
-{
-	uint64_t want, seen = 0;
-	unsigned int i;
-
-	if (!h->total)
-		return 0;
-	want = (uint64_t)ceil(q * (double)h->total);
-	if (want < 1)
-		want = 1;
-	for (i = 0; i < HIST_BUCKETS; i++) {
-		seen += h->count[i];
-		if (seen >= want)
-			break;
-	}
-	/* The bucket's top may be above anything actually seen. */
-	return i < HIST_BUCKETS && hist_highest(i) < h->max ? hist_highest(i) : h->max;
-}
 
 /* Single worker, so no field needs a lock. */
 struct client {
@@ -151,8 +84,8 @@ struct client {
 	unsigned long failed;		/* connections that never came up */
 	uint64_t requests;		/* echoes received and verified */
 	uint64_t errors;		/* requests that failed */
-	struct echo_ratelimit rl;
-	struct hist hist;		/* round trip latency, ns */
+	struct serve_ratelimit rl;
+	struct serve_hist hist;		/* round trip latency, ns */
 };
 
 /* Static, not on a stack: the histogram alone is 30 KiB. */
@@ -180,21 +113,7 @@ static void usage(FILE *f)
 		ECHO_MAX_MSG_SIZE, ECHO_DEFAULT_MSG_SIZE);
 }
 
-static void fail_usage(const char *fmt, ...)
-	__attribute__((format(printf, 1, 2), noreturn));
-
-static void fail_usage(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "%s: ", cl.prog);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	usage(stderr);
-	exit(2);
-}
+#define fail_usage(...) serve_usage_error(cl.prog, usage, __VA_ARGS__)
 
 static const char *err_name(ssize_t err)
 {
@@ -279,7 +198,7 @@ static int conn_open(unsigned long id)
 fail:
 	cl.connecting--;
 	cl.failed++;
-	echo_ratelimited(&cl.rl, cl.prog, "connection %lu: %s to %s: %s",
+	serve_ratelimited(&cl.rl, cl.prog, "connection %lu: %s to %s: %s",
 			 id, what, cl.addr_name, strerror(-err));
 	return err;
 }
@@ -297,7 +216,7 @@ static void *conn_fiber(void *arg)
 	if (!tx) {
 		cl.connecting--;
 		cl.failed++;
-		echo_ratelimited(&cl.rl, cl.prog, "connection %lu: out of memory", id);
+		serve_ratelimited(&cl.rl, cl.prog, "connection %lu: out of memory", id);
 		return NULL;
 	}
 	rx = tx + cl.msg_size;
@@ -312,24 +231,24 @@ static void *conn_fiber(void *arg)
 		t0 = rf_now();
 		n = send_all(fd, tx, cl.msg_size);
 		if (n < 0) {
-			echo_ratelimited(&cl.rl, cl.prog, "connection %lu: send: %s",
+			serve_ratelimited(&cl.rl, cl.prog, "connection %lu: send: %s",
 					 id, err_name(n));
 			goto error;
 		}
 		n = recv_all(fd, rx, cl.msg_size);
 		if (n <= 0) {
-			echo_ratelimited(&cl.rl, cl.prog, "connection %lu: recv: %s",
+			serve_ratelimited(&cl.rl, cl.prog, "connection %lu: recv: %s",
 					 id, err_name(n));
 			goto error;
 		}
 		t1 = rf_now();
 		if (memcmp(tx, rx, cl.msg_size)) {
-			echo_ratelimited(&cl.rl, cl.prog,
+			serve_ratelimited(&cl.rl, cl.prog,
 					 "connection %lu: request %" PRIu64 ": echo differs from what was sent",
 					 id, seq);
 			goto error;
 		}
-		hist_record(&cl.hist, (uint64_t)(t1 - t0));
+		serve_hist_record(&cl.hist, t1 - t0);
 		cl.requests++;
 	}
 	goto out_close;
@@ -375,7 +294,7 @@ static void *client_main(void *arg)
 	}
 
 	cl.start = rf_now();
-	cl.end = cl.start + (int64_t)(cl.seconds * ECHO_NSEC_PER_SEC);
+	cl.end = cl.start + (int64_t)(cl.seconds * SERVE_NSEC_PER_SEC);
 	cl.deadline = cl.end + ECHO_GRACE_NS;
 
 	for (i = 0; i < cl.conns; i++) {
@@ -390,7 +309,7 @@ static void *client_main(void *arg)
 		}
 		if (err < 0) {
 			/* Count every connection not even tried as failed. */
-			echo_ratelimited(&cl.rl, cl.prog,
+			serve_ratelimited(&cl.rl, cl.prog,
 					 "connection %lu: cannot start a fiber: %s",
 					 i, strerror(-err));
 			fibers[i] = NULL;
@@ -410,9 +329,9 @@ static void report(void)
 {
 	double secs = (double)cl.elapsed / 1e9;
 	double rps = secs > 0 ? (double)cl.requests / secs : 0;
-	double p50 = (double)hist_quantile(&cl.hist, 0.50) / 1e3;
-	double p99 = (double)hist_quantile(&cl.hist, 0.99) / 1e3;
-	double p999 = (double)hist_quantile(&cl.hist, 0.999) / 1e3;
+	double p50 = (double)serve_hist_quantile(&cl.hist, 0.50) / 1e3;
+	double p99 = (double)serve_hist_quantile(&cl.hist, 0.99) / 1e3;
+	double p999 = (double)serve_hist_quantile(&cl.hist, 0.999) / 1e3;
 	double max = (double)cl.hist.max / 1e3;
 
 	if (cl.json) {
@@ -506,7 +425,7 @@ int main(int argc, char **argv)
 			strerror(-err));
 		return 1;
 	}
-	echo_ratelimit_flush(&cl.rl, cl.prog, "error");
+	serve_ratelimit_flush(&cl.rl, cl.prog, "error");
 
 	report();
 	return cl.requests > 0 && !cl.errors && !cl.failed ? 0 : 1;

@@ -19,29 +19,30 @@
  *            Documentation/tracing.md
  *   pool     a fixed pool of threads, each serving one connection at a time
  *
- * Usage: echo-server [-q] [-w N] [-n COUNT] [--model M] [--max-conns N] [ADDR:]PORT
+ * Usage: echo-server [-w N] [--model M] [--max-conns N] [-n COUNT] [-q] [ADDR:]PORT,
+ * the servers' common command line (serve.h).
  *
  * stdout carries exactly one line, "listening on ADDR:PORT", with the port
  * the kernel picked when PORT is 0, so that a script can read it; everything
  * else goes to stderr.  The server runs until SIGINT or SIGTERM, or with -n
  * until COUNT connections have been accepted and have closed.
  */
+#include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
-#include "ringfiber.h"		/* RF_MAX_WORKERS, for -w */
 #include "serve.h"
-#include "echo-common.h"
 
 /*
  * One recv per buffer-full: 4 KiB is a page, so an idle connection touches
  * at most two pages of its fiber's or thread's stack.
  */
 #define ECHO_BUF_SIZE		4096
-
-/* The pool's and the runtime's limit on -w: serve.h takes any unsigned int. */
-#define ECHO_MAX_WORKERS	1024
 
 /*
  * Connection handlers run on every worker or thread: the counters they
@@ -50,7 +51,6 @@
  */
 struct server {
 	const char *prog;
-	int quiet;
 
 	unsigned long connections;	/* handlers started */
 	unsigned long active;		/* handlers running now */
@@ -58,7 +58,7 @@ struct server {
 	unsigned long conn_errors;	/* recv/send errors other than resets */
 	unsigned long resets;		/* peers that reset the connection */
 	pthread_mutex_t conn_rl_lock;
-	struct echo_ratelimit conn_rl;	/* for connection errors, under conn_rl_lock */
+	struct serve_ratelimit conn_rl;	/* for connection errors, under conn_rl_lock */
 };
 
 static struct server srv = {
@@ -71,22 +71,9 @@ static struct server srv = {
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: %s [-q] [-w WORKERS] [-n COUNT] [--model M] [--max-conns N] [ADDR:]PORT\n"
-		"Echo every byte received on each TCP connection back to its sender.\n"
-		"\n"
-		"  ADDR           numeric IPv4 address, or IPv6 in brackets (default 127.0.0.1)\n"
-		"  PORT           TCP port; 0 picks a free one\n"
-		"  -q             quiet: print only the listening line, warnings and errors\n"
-		"  -w N           fibers: N workers (default: one per CPU);\n"
-		"                 pool: N threads (default: min(32, CPUs + 4)); not with threads\n"
-		"  -n COUNT       exit once COUNT connections have been accepted and closed\n"
-		"  -m, --model M  fibers (default), threads or pool\n"
-		"  --max-conns N  at most N connections open; more are closed at once\n"
-		"  -h             show this help\n"
-		"\n"
-		"Prints \"listening on ADDR:PORT\" on stdout once the socket listens.\n",
-		srv.prog);
+	serve_cli_usage(f, srv.prog,
+			"Echo every byte received on each TCP connection back to its sender.\n",
+			"a connection is closed at once");
 }
 
 /* Resets are how clients often leave: not worth a message each. */
@@ -99,7 +86,7 @@ static void conn_error(ssize_t err)
 {
 	srv_add(conn_errors, 1);
 	pthread_mutex_lock(&srv.conn_rl_lock);
-	echo_ratelimited(&srv.conn_rl, srv.prog, "connection: %s", strerror((int)-err));
+	serve_ratelimited(&srv.conn_rl, srv.prog, "connection: %s", strerror((int)-err));
 	pthread_mutex_unlock(&srv.conn_rl_lock);
 }
 
@@ -134,30 +121,10 @@ static void echo_conn(struct serve_conn *c, void *arg)
 	srv_add(active, -1);
 }
 
-static void fail_usage(const char *fmt, ...)
-	__attribute__((format(printf, 1, 2), noreturn));
-
-static void fail_usage(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "%s: ", srv.prog);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	usage(stderr);
-	exit(2);
-}
-
-enum { OPT_MAX_CONNS = 256 };
-
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{ "model", required_argument, NULL, 'm' },
-		{ "max-conns", required_argument, NULL, OPT_MAX_CONNS },
-		{ "help", no_argument, NULL, 'h' },
+		SERVE_CLI_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
 	};
 	struct serve_opts o = {
@@ -165,74 +132,29 @@ int main(int argc, char **argv)
 		.model = SERVE_FIBERS,
 		.handle = echo_conn,
 	};
-	unsigned long workers = 0;
-	struct sockaddr_storage ss;
-	char name[SERVE_ADDRSTRLEN];
-	socklen_t len;
+	struct serve_cli cli = { .o = &o, .usage = usage };
 	int opt, err, listen_fd;
 
-	while ((opt = getopt_long(argc, argv, "qn:w:m:h", longopts, NULL)) != -1) {
-		switch (opt) {
-		case 'q':
-			srv.quiet = 1;
-			break;
-		case 'w':
-			if (serve_parse_ulong(optarg, 1, ECHO_MAX_WORKERS, &workers) < 0)
-				fail_usage("bad worker count '%s'", optarg);
-			break;
-		case 'n':
-			if (serve_parse_ulong(optarg, 1, ULONG_MAX, &o.max_accepts) < 0)
-				fail_usage("bad connection count '%s'", optarg);
-			break;
-		case 'm':
-			if (serve_parse_model(optarg, &o.model) < 0)
-				fail_usage("unknown model '%s': want fibers, threads or pool",
-					   optarg);
-			break;
-		case OPT_MAX_CONNS:
-			if (serve_parse_ulong(optarg, 1, ULONG_MAX, &o.max_conns) < 0)
-				fail_usage("bad connection cap '%s'", optarg);
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
-		}
-	}
-	if (argc - optind != 1)
-		fail_usage("%s", argc - optind ? "too many arguments" : "missing [ADDR:]PORT");
-	if (serve_parse_addr(argv[optind], &ss, &len, 1) < 0)
-		fail_usage("bad address '%s': want [ADDR:]PORT, PORT 0-65535", argv[optind]);
-	if (workers && o.model == SERVE_THREADS)
-		fail_usage("-w does not apply to --model=threads (a thread per connection)");
-	if (o.model == SERVE_FIBERS && workers > RF_MAX_WORKERS)
-		fail_usage("bad worker count '%lu': at most %d for fibers", workers,
-			   RF_MAX_WORKERS);
-	o.workers = (unsigned int)workers;
-	o.quiet = srv.quiet;
+	while ((opt = getopt_long(argc, argv, SERVE_CLI_SHORTOPTS, longopts, NULL)) != -1)
+		serve_cli_option(&cli, opt, optarg);
+	serve_cli_args(&cli, argc, argv);
 
 	serve_raise_nofile(srv.prog, SERVE_TARGET_CONNECTIONS + SERVE_FD_MARGIN,
-			   "10,000 connections", !srv.quiet);
+			   "10,000 connections", !o.quiet);
 
-	listen_fd = serve_listen_named(srv.prog, &ss, len, name, sizeof(name));
+	listen_fd = serve_cli_listen(&cli);
 	if (listen_fd < 0)
 		return 1;
-
-	/* Connections queue in the backlog from here on, so it is safe to tell. */
-	printf("listening on %s\n", name);
-	fflush(stdout);
 
 	err = serve_run(listen_fd, &o);
 	close(listen_fd);
 
-	echo_ratelimit_flush(&srv.conn_rl, srv.prog, "connection error");
+	serve_ratelimit_flush(&srv.conn_rl, srv.prog, "connection error");
 	if (err < 0) {
 		fprintf(stderr, "%s: %s\n", srv.prog, strerror(-err));
 		return 1;
 	}
-	if (!srv.quiet)
+	if (!o.quiet)
 		fprintf(stderr,
 			"%s: %lu connections (at most %lu at once), %lu resets, %lu errors\n",
 			srv.prog, srv_get(connections), srv_get(peak_active),

@@ -1,8 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * fib-common.h - what fibserver.c and hogclient.c share: the protocol's
- * limits, the reference Fibonacci numbers, "ADDR:PORT" parsing and printing,
- * strict number parsing and the open file limit; and the servers' guarded
+ * limits and the reference Fibonacci numbers; and the servers' guarded
  * recursion, which httpserver's /fib/ shares too.
  *
  * The protocol (the seeds' fib server, in C):
@@ -16,16 +15,14 @@
  * 0, and the server answers "1" for "0".  N goes up to FIB_N_MAX.
  *
  * hogclient needs no ringfiber (it is a plain pthread program), so nothing
- * here calls the library; number and address parsing and the open file
- * limit come from serve-util.h, which the servers share.  Every function is
- * static inline: a program that does not use one gets no warning and no
- * copy.
+ * here calls the library.  The two functions are compiled once, in fib.c,
+ * into libserve.a; number and address parsing, the clock and the open file
+ * limit come from serve-util.h, which the servers and clients share.
  */
 #ifndef FIB_COMMON_H
 #define FIB_COMMON_H
 
 #include <stdint.h>
-#include <time.h>
 
 #include "serve-util.h"
 
@@ -60,7 +57,7 @@
  * (httpserver: 503, and --work-timeout sets it).  fib(47), hogclient's
  * heavy request, takes about 5 s.
  */
-#define FIB_TIME_MAX_NS		(60 * FIB_NSEC_PER_SEC)
+#define FIB_TIME_MAX_NS		(60 * SERVE_NSEC_PER_SEC)
 
 /*
  * fib_guarded() asks its guard whether to go on in the calls with n at
@@ -89,49 +86,14 @@ struct fib_guard {
  * kernel like any other), which is the CPU-hog experiment.  Asking @g is
  * not yielding (see FIB_CHECK_N): it lets the computation end when nobody
  * wants it any more, or when it has run too long.
- *
- * noinline: gcc otherwise inlines the function into itself a few levels
- * deep, which makes it 2.5 times faster at -O2 and the time for a given N
- * depend on the compiler's mood; one call per level keeps the cost close to
- * the seeds' algorithm and to the timings hogclient's default N is chosen
- * from (gcc still turns the second call into a loop).  unused: hogclient,
- * which includes this header too, does not call it.
  */
-static __attribute__((noinline, unused)) uint64_t fib_guarded(unsigned int n,
-							       struct fib_guard *g)
-{
-	if (n <= 2)
-		return 1;
-	if (n >= FIB_CHECK_N && (g->stopped || (g->stopped = g->give_up(g))))
-		return 0;
-	return fib_guarded(n - 1, g) + fib_guarded(n - 2, g);
-}
+uint64_t fib_guarded(unsigned int n, struct fib_guard *g);
 
 /*
  * fib_reference() - the seeds' fib(@n), by iteration: what the answers are
  * checked against, in microseconds where the server's recursion takes
  * seconds.  @n <= FIB_N_MAX.
  */
-static inline uint64_t fib_reference(unsigned int n)
-{
-	uint64_t a = 1, b = 1, t;	/* fib(1), fib(2) */
-	unsigned int i;
-
-	for (i = 3; i <= n; i++) {
-		t = a + b;
-		a = b;
-		b = t;
-	}
-	return b;
-}
-
-/* CLOCK_MONOTONIC in nanoseconds. */
-static inline int64_t fib_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * FIB_NSEC_PER_SEC + ts.tv_nsec;
-}
+uint64_t fib_reference(unsigned int n);
 
 #endif /* FIB_COMMON_H */

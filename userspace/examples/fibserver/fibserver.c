@@ -33,20 +33,26 @@
  * bytes closes the connection.  Lines that arrive together are answered
  * together, in order.
  *
- * Usage: fibserver [-w WORKERS] [-q] [--model M] [ADDR:]PORT
+ * Usage: fibserver [-w N] [--model M] [--max-conns N] [-n COUNT] [-q] [ADDR:]PORT,
+ * the servers' common command line (serve.h).
  *
  * SIGINT or SIGTERM shut the server down gracefully (serve_run() returns;
  * under fibers every fiber is cancelled first): a summary goes to stderr
  * and the exit status is 0.  A computation in progress gives up (see
  * serve_abandoned()) rather than hold the shutdown for as long as it takes,
  * and so does one whose client has left.
- * Messages go to stderr; stdout stays unused.
+ * stdout carries exactly one line, "listening on ADDR:PORT", as every
+ * server's; everything else goes to stderr.
  */
+#include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
-#include "ringfiber.h"		/* RF_MAX_WORKERS, for -w */
 #include "serve.h"
 #include "fib-common.h"
 
@@ -73,7 +79,6 @@
  */
 struct server {
 	const char *prog;
-	int quiet;			/* -q */
 
 	/* shared */
 	unsigned long connections;	/* handlers started */
@@ -95,23 +100,16 @@ static struct server srv = {
 
 static void usage(FILE *f)
 {
+	serve_cli_usage(f, srv.prog,
+			"Answer each line N with the N-th Fibonacci number, computed by the\n"
+			"naive recursion in the connection's fiber or thread, which never yields.\n",
+			"a connection is closed at once");
 	fprintf(f,
-		"usage: %s [-w WORKERS] [-q] [--model M] [ADDR:]PORT\n"
-		"Answer each line N with the N-th Fibonacci number, computed by the\n"
-		"naive recursion in the connection's fiber or thread, which never yields.\n"
-		"\n"
-		"  ADDR           numeric IPv4 address, or IPv6 in brackets (default 127.0.0.1)\n"
-		"  PORT           TCP port; 0 picks a free one\n"
-		"  -w WORKERS     fibers: ringfiber workers, at most %d (default 0: one per CPU);\n"
-		"                 pool: threads (default 0: min(32, CPUs + 4)); threads: 0 only\n"
-		"  -m, --model M  fibers (default), threads or pool\n"
-		"  -q             quiet: print only warnings and errors\n"
-		"  -h             show this help\n"
 		"\n"
 		"A request is a decimal N from 0 to %d and \"\\n\"; the answer is fib(N)\n"
 		"and \"\\n\", with fib(n) = 1 for n <= 2 as in the seeds, or \"error\\n\".\n"
 		"SIGINT or SIGTERM shut the server down.\n",
-		srv.prog, RF_MAX_WORKERS, FIB_N_MAX);
+		FIB_N_MAX);
 }
 
 /* Print one of the first FIB_LOG_MAX errors of a kind, from any worker. */
@@ -322,27 +320,10 @@ static void summary(void)
 		READ(too_long));
 }
 
-static void fail_usage(const char *fmt, ...)
-	__attribute__((format(printf, 1, 2), noreturn));
-
-static void fail_usage(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "%s: ", srv.prog);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	usage(stderr);
-	exit(2);
-}
-
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{ "model", required_argument, NULL, 'm' },
-		{ "help", no_argument, NULL, 'h' },
+		SERVE_CLI_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
 	};
 	struct serve_opts o = {
@@ -350,64 +331,19 @@ int main(int argc, char **argv)
 		.model = SERVE_FIBERS,
 		.handle = fib_conn,
 	};
-	unsigned long workers = 0;
-	struct sockaddr_storage ss;
-	char name[SERVE_ADDRSTRLEN];
-	socklen_t len;
+	struct serve_cli cli = { .o = &o, .usage = usage };
 	int opt, err, listen_fd;
-	unsigned int n;
 
-	while ((opt = getopt_long(argc, argv, "w:qm:h", longopts, NULL)) != -1) {
-		switch (opt) {
-		case 'w':
-			if (serve_parse_ulong(optarg, 0, RF_MAX_WORKERS, &workers) < 0)
-				fail_usage("bad worker count '%s'", optarg);
-			break;
-		case 'q':
-			srv.quiet = 1;
-			break;
-		case 'm':
-			if (serve_parse_model(optarg, &o.model) < 0)
-				fail_usage("unknown model '%s': want fibers, threads or pool",
-					   optarg);
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
-		}
-	}
-	if (argc - optind != 1)
-		fail_usage("%s", argc - optind ? "too many arguments" :
-			   "missing [ADDR:]PORT");
-	if (serve_parse_addr(argv[optind], &ss, &len, 1) < 0)
-		fail_usage("bad address '%s': want [ADDR:]PORT, PORT 0-65535",
-			   argv[optind]);
-	if (workers && o.model == SERVE_THREADS)
-		fail_usage("-w does not apply to --model=threads (a thread per connection)");
-	o.workers = (unsigned int)workers;
-	o.quiet = srv.quiet;
+	while ((opt = getopt_long(argc, argv, SERVE_CLI_SHORTOPTS, longopts, NULL)) != -1)
+		serve_cli_option(&cli, opt, optarg);
+	serve_cli_args(&cli, argc, argv);
 
 	serve_raise_nofile(srv.prog, SERVE_TARGET_CONNECTIONS + SERVE_FD_MARGIN,
-			   "10,000 connections", 0);
+			   "10,000 connections", !o.quiet);
 
-	listen_fd = serve_listen_named(srv.prog, &ss, len, name, sizeof(name));
+	listen_fd = serve_cli_listen(&cli);
 	if (listen_fd < 0)
 		return 1;
-
-	/* Connections queue in the backlog from here on, so it is safe to tell. */
-	if (!srv.quiet) {
-		n = serve_workers(&o);
-		if (o.model == SERVE_THREADS)
-			fprintf(stderr, "%s: listening on %s with a thread per connection (threads)\n",
-				srv.prog, name);
-		else
-			fprintf(stderr, "%s: listening on %s with %u worker%s (%s)\n",
-				srv.prog, name, n, n == 1 ? "" : "s",
-				serve_model_name(o.model));
-	}
 
 	err = serve_run(listen_fd, &o);
 	close(listen_fd);
@@ -415,7 +351,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%s: %s\n", srv.prog, strerror(-err));
 		return 1;
 	}
-	if (!srv.quiet)
+	if (!o.quiet)
 		summary();
 	return 0;
 }

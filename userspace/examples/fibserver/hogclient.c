@@ -29,13 +29,21 @@
  * Exit status: 0 for a valid measurement (whatever the ratio), 1 if the
  * heavy answer came early or on any error, 2 for a bad command line.
  */
+#include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "fib-common.h"
+#include "serve-hist.h"
+#include "serve-util.h"
 
 #define HOG_DEFAULT_SECONDS	3.0
 #define HOG_DEFAULT_CONNS	1
@@ -65,95 +73,16 @@
  * answered within this, or its connection is out of step for the second
  * window: an error.
  */
-#define HOG_RESYNC_NS		(5 * FIB_NSEC_PER_SEC)
+#define HOG_RESYNC_NS		(5 * SERVE_NSEC_PER_SEC)
 
 /* How long to wait for the heavy answer after the second window. */
-#define HOG_HEAVY_WAIT_NS	(60 * FIB_NSEC_PER_SEC)
+#define HOG_HEAVY_WAIT_NS	(60 * SERVE_NSEC_PER_SEC)
 
 /* The longest answer line read: "error\n" or a number, with room to spare. */
 #define HOG_LINE_MAX		64
 
 /* Each connection thread needs little stack: its histograms are elsewhere. */
 #define HOG_THREAD_STACK	(256 * 1024)
-
-/*
- * struct hist - log-linear latency histogram (see echo-client.c).
- *
- * Values are nanoseconds.  Below 2 * HIST_SUB each value has its own
- * bucket; above, each power of two is cut into HIST_SUB equal buckets, so a
- * bucket is at most 1.6% of its values wide.
- */
-#define HIST_SUB_BITS	6
-#define HIST_SUB	(1u << HIST_SUB_BITS)
-#define HIST_BUCKETS	((64 - HIST_SUB_BITS + 1) * HIST_SUB)
-
-struct hist {
-	uint64_t count[HIST_BUCKETS];
-	uint64_t total;		/* values recorded */
-	uint64_t max;		/* exact largest value */
-};
-
-static unsigned int hist_index(uint64_t v)
-{
-	unsigned int shift;
-
-	if (v < 2 * HIST_SUB)
-		return (unsigned int)v;
-	shift = (unsigned int)(63 - __builtin_clzll(v)) - HIST_SUB_BITS;
-	return shift * HIST_SUB + (unsigned int)(v >> shift);
-}
-
-/* The largest value that lands in bucket @i: percentiles never flatter. */
-static uint64_t hist_highest(unsigned int i)
-{
-	unsigned int shift;
-
-	if (i < 2 * HIST_SUB)
-		return i;
-	shift = i / HIST_SUB - 1;
-	return (((uint64_t)(i - shift * HIST_SUB) + 1) << shift) - 1;
-}
-
-static void hist_record(struct hist *h, int64_t v)
-{
-	uint64_t u = v > 0 ? (uint64_t)v : 0;
-
-	h->count[hist_index(u)]++;
-	h->total++;
-	if (u > h->max)
-		h->max = u;
-}
-
-static void hist_add(struct hist *to, const struct hist *from)
-{
-	unsigned int i;
-
-	for (i = 0; i < HIST_BUCKETS; i++)
-		to->count[i] += from->count[i];
-	to->total += from->total;
-	if (from->max > to->max)
-		to->max = from->max;
-}
-
-/* The value below which a fraction @q of the recorded values fall. */
-static uint64_t hist_quantile(const struct hist *h, double q)
-{
-	uint64_t want, seen = 0;
-	unsigned int i;
-
-	if (!h->total)
-		return 0;
-	want = (uint64_t)ceil(q * (double)h->total);
-	if (want < 1)
-		want = 1;
-	for (i = 0; i < HIST_BUCKETS; i++) {
-		seen += h->count[i];
-		if (seen >= want)
-			break;
-	}
-	/* The bucket's top may be above anything actually seen. */
-	return i < HIST_BUCKETS && hist_highest(i) < h->max ? hist_highest(i) : h->max;
-}
 
 enum { ALONE, HOG, NPHASES };
 
@@ -162,7 +91,7 @@ static const char *const phase_name[NPHASES] = { "alone", "during-hog" };
 struct phase_result {
 	uint64_t answered;	/* answered within the window */
 	uint64_t unanswered;	/* sent, not answered when the window ended */
-	struct hist hist;	/* latency, ns */
+	struct serve_hist hist;	/* latency, ns */
 };
 
 /* A partly read answer line survives a receive timeout. */
@@ -234,21 +163,7 @@ static void usage(FILE *f)
 		HOG_MAX_CONNS, HOG_DEFAULT_CONNS);
 }
 
-static void fail_usage(const char *fmt, ...)
-	__attribute__((format(printf, 1, 2), noreturn));
-
-static void fail_usage(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "%s: ", cl.prog);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	usage(stderr);
-	exit(2);
-}
+#define fail_usage(...) serve_usage_error(cl.prog, usage, __VA_ARGS__)
 
 static const char *err_name(int err)
 {
@@ -316,7 +231,7 @@ static ssize_t read_answer(int fd, struct line_buf *lb, int64_t deadline)
 		if (errno != EAGAIN && errno != EWOULDBLOCK)
 			return -errno;
 		/* SO_RCVTIMEO expired: time to look at the clock. */
-		if (fib_now() >= deadline)
+		if (serve_now() >= deadline)
 			return 0;
 	}
 }
@@ -342,24 +257,24 @@ static int run_window(struct tiny *t, int p)
 	ssize_t n;
 	int err;
 
-	while ((t0 = fib_now()) < end) {
+	while ((t0 = serve_now()) < end) {
 		err = send_all(t->fd, "1\n", 2);
 		if (err < 0)
 			return tiny_fail(t, "send", err);
 		n = read_answer(t->fd, &t->lb, end);
-		t1 = fib_now();
+		t1 = serve_now();
 		if (n < 0)
 			return tiny_fail(t, "recv", (int)n);
 		if (n > 0 && !is_one(&t->lb, n))
 			return tiny_fail(t, "the answer to 1", -EPROTO);
 		if (n > 0 && t1 <= end) {
-			hist_record(&r->hist, t1 - t0);
+			serve_hist_record(&r->hist, t1 - t0);
 			r->answered++;
 			continue;
 		}
 
 		/* Not answered in the window: its latency is at least this. */
-		hist_record(&r->hist, end - t0);
+		serve_hist_record(&r->hist, end - t0);
 		r->unanswered++;
 		if (p == ALONE && n == 0) {
 			/* Get back in step for the second window. */
@@ -469,7 +384,7 @@ struct heavy {
 
 static void report(int done_early, double heavy_s)
 {
-	struct hist *sum;
+	struct serve_hist *sum;
 	uint64_t answered[NPHASES] = { 0 }, unanswered[NPHASES] = { 0 };
 	double rps[NPHASES], p50[NPHASES], p99[NPHASES], ratio;
 	unsigned long i;
@@ -482,13 +397,13 @@ static void report(int done_early, double heavy_s)
 	}
 	for (p = 0; p < NPHASES; p++) {
 		for (i = 0; i < cl.conns; i++) {
-			hist_add(&sum[p], &cl.tiny[i].res[p].hist);
+			serve_hist_add(&sum[p], &cl.tiny[i].res[p].hist);
 			answered[p] += cl.tiny[i].res[p].answered;
 			unanswered[p] += cl.tiny[i].res[p].unanswered;
 		}
 		rps[p] = rate(p, answered[p]);
-		p50[p] = (double)hist_quantile(&sum[p], 0.50) / 1e3;
-		p99[p] = (double)hist_quantile(&sum[p], 0.99) / 1e3;
+		p50[p] = (double)serve_hist_quantile(&sum[p], 0.50) / 1e3;
+		p99[p] = (double)serve_hist_quantile(&sum[p], 0.99) / 1e3;
 	}
 	free(sum);
 	ratio = rps[ALONE] > 0 ? rps[HOG] / rps[ALONE] : 0;
@@ -521,7 +436,7 @@ static void report(int done_early, double heavy_s)
 			printf("took %.3f s", heavy_s);
 		else
 			printf("not answered within %lld s of the window's end",
-			       (long long)(HOG_HEAVY_WAIT_NS / FIB_NSEC_PER_SEC));
+			       (long long)(HOG_HEAVY_WAIT_NS / SERVE_NSEC_PER_SEC));
 		if (done_early)
 			printf(", before the window ended: measurement NOT valid (raise -n)\n");
 		else
@@ -577,7 +492,7 @@ static void *heavy_thread(void *arg)
 	struct heavy *h = arg;
 
 	h->result = read_answer(h->fd, &h->lb, h->deadline);
-	h->answered_at = fib_now();
+	h->answered_at = serve_now();
 	return NULL;
 }
 
@@ -596,7 +511,7 @@ static int heavy_check(const struct heavy *h, double *secs)
 		fprintf(stderr,
 			"%s: fib(%lu) not answered within %lld s after the window; closing (the server finishes it anyway)\n",
 			cl.prog, cl.heavy_n,
-			(long long)(HOG_HEAVY_WAIT_NS / FIB_NSEC_PER_SEC));
+			(long long)(HOG_HEAVY_WAIT_NS / SERVE_NSEC_PER_SEC));
 		return 0;
 	}
 	snprintf(want, sizeof(want), "%" PRIu64 "\n",
@@ -651,8 +566,8 @@ static int measure(void)
 
 	err = start_threads();
 	pthread_mutex_lock(&cl.lock);
-	cl.start[ALONE] = fib_now();
-	cl.end[ALONE] = cl.start[ALONE] + (int64_t)(cl.seconds * FIB_NSEC_PER_SEC);
+	cl.start[ALONE] = serve_now();
+	cl.end[ALONE] = cl.start[ALONE] + (int64_t)(cl.seconds * SERVE_NSEC_PER_SEC);
 	pthread_mutex_unlock(&cl.lock);
 	gate_open(1, err < 0);
 
@@ -671,8 +586,8 @@ static int measure(void)
 		goto abort;
 	}
 	pthread_mutex_lock(&cl.lock);
-	h.sent = cl.start[HOG] = fib_now();
-	cl.end[HOG] = cl.start[HOG] + (int64_t)(cl.seconds * FIB_NSEC_PER_SEC);
+	h.sent = cl.start[HOG] = serve_now();
+	cl.end[HOG] = cl.start[HOG] + (int64_t)(cl.seconds * SERVE_NSEC_PER_SEC);
 	h.deadline = cl.end[HOG] + HOG_HEAVY_WAIT_NS;
 	pthread_mutex_unlock(&cl.lock);
 	err = pthread_create(&h.thread, NULL, heavy_thread, &h);

@@ -1,23 +1,20 @@
 # SPDX-License-Identifier: MIT
 # userspace/examples/http/build.mk - httpserver (included by Makefile).
 #
-# The server links the model switch (serve.o) and the request parser; the
-# parser is also built into its unit test and its fuzzer (tests/fuzz/build.mk).
+# The server links libserve.a (the model switch, the common command line)
+# and the request parser; the parser is also built into its unit test and
+# its fuzzer (tests/fuzz/build.mk).
 
 HTTP_PARSE_SRC := userspace/examples/http/http-parse.c
 HTTPSERVER := $(B)/examples/httpserver
 EXAMPLES += $(HTTPSERVER)
 
 $(HTTPSERVER): userspace/examples/http/httpserver.c $(HTTP_PARSE_SRC) \
-		userspace/examples/http/http-parse.h userspace/examples/serve/serve.h \
-		userspace/examples/serve/serve-util.h userspace/examples/fibserver/fib-common.h \
-		$(SERVE_OBJ) $(STATIC_LIB)
+		userspace/examples/http/http-parse.h $(SERVE_H) $(SERVE_LIB) $(STATIC_LIB)
 	@mkdir -p $(dir $@)
 	$(quiet) CC $@
-	$(Q)$(CC) $(NATIVE_CFLAGS) -Iuserspace/examples/serve -Iuserspace/examples/http \
-		-Iuserspace/examples/fibserver \
-		$(CFLAGS) -o $@ userspace/examples/http/httpserver.c $(HTTP_PARSE_SRC) \
-		$(SERVE_OBJ) $(PROGRAM_LIBS) -lpthread
+	$(Q)$(CC) $(EXAMPLE_CFLAGS) -Iuserspace/examples/http $(CFLAGS) -o $@ \
+		userspace/examples/http/httpserver.c $(HTTP_PARSE_SRC) $(SERVE_LIBS)
 
 # ------------------------------------------- the servers under ASan + UBSan
 # The three servers built with AddressSanitizer (LeakSanitizer included) and
@@ -28,37 +25,38 @@ $(HTTPSERVER): userspace/examples/http/httpserver.c $(HTTP_PARSE_SRC) \
 ASAN_EXAMPLES_DIR := $(B)/asan/examples
 ASAN_SERVERS := $(ASAN_EXAMPLES_DIR)/httpserver $(ASAN_EXAMPLES_DIR)/fibserver \
 	$(ASAN_EXAMPLES_DIR)/echo-server
-ASAN_SERVE_OBJ := $(ASAN_EXAMPLES_DIR)/serve.o
+ASAN_SERVE_LIB := $(ASAN_EXAMPLES_DIR)/libserve.a
+ASAN_SERVE_LIBS := $(ASAN_SERVE_LIB) $(ASAN_LIB) $(URING_LIBS) -lpthread -lm
 
 .PHONY: check-servers-asan
 
-$(ASAN_SERVE_OBJ): userspace/examples/serve/serve.c $(SERVE_H) userspace/include/ringfiber.h
+$(ASAN_EXAMPLES_DIR)/obj/%.o: userspace/examples/%.c $(SERVE_H) userspace/include/ringfiber.h
 	@mkdir -p $(dir $@)
 	$(quiet) CC $@
 	$(Q)$(CC) $(EXAMPLE_CFLAGS) $(CFLAGS) $(ASAN_FLAGS) -c -o $@ $<
 
+$(ASAN_SERVE_LIB): $(patsubst userspace/examples/%.c,$(ASAN_EXAMPLES_DIR)/obj/%.o,$(SERVE_SRCS))
+	$(quiet) AR $@
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
+
 $(ASAN_EXAMPLES_DIR)/httpserver: userspace/examples/http/httpserver.c $(HTTP_PARSE_SRC) \
-		userspace/examples/http/http-parse.h $(SERVE_H) \
-		userspace/examples/fibserver/fib-common.h $(ASAN_SERVE_OBJ) $(ASAN_LIB)
+		userspace/examples/http/http-parse.h $(SERVE_H) $(ASAN_SERVE_LIB) $(ASAN_LIB)
 	@mkdir -p $(dir $@)
 	$(quiet) CC $@
-	$(Q)$(CC) $(EXAMPLE_CFLAGS) -Iuserspace/examples/http -Iuserspace/examples/fibserver \
-		$(CFLAGS) $(ASAN_FLAGS) -o $@ userspace/examples/http/httpserver.c \
-		$(HTTP_PARSE_SRC) $(ASAN_SERVE_OBJ) $(ASAN_LIB) $(URING_LIBS) -lpthread
+	$(Q)$(CC) $(EXAMPLE_CFLAGS) -Iuserspace/examples/http $(CFLAGS) $(ASAN_FLAGS) -o $@ \
+		userspace/examples/http/httpserver.c $(HTTP_PARSE_SRC) $(ASAN_SERVE_LIBS)
 
-$(ASAN_EXAMPLES_DIR)/fibserver: userspace/examples/fibserver/fibserver.c \
-		userspace/examples/fibserver/fib-common.h $(SERVE_H) $(ASAN_SERVE_OBJ) $(ASAN_LIB)
+$(ASAN_EXAMPLES_DIR)/fibserver: userspace/examples/fibserver/fibserver.c $(SERVE_H) \
+		$(ASAN_SERVE_LIB) $(ASAN_LIB)
 	@mkdir -p $(dir $@)
 	$(quiet) CC $@
-	$(Q)$(CC) $(EXAMPLE_CFLAGS) $(CFLAGS) $(ASAN_FLAGS) -o $@ $< $(ASAN_SERVE_OBJ) \
-		$(ASAN_LIB) $(URING_LIBS) -lpthread -lm
+	$(Q)$(CC) $(EXAMPLE_CFLAGS) $(CFLAGS) $(ASAN_FLAGS) -o $@ $< $(ASAN_SERVE_LIBS)
 
-$(ASAN_EXAMPLES_DIR)/echo-server: userspace/examples/echo/echo-server.c \
-		userspace/examples/echo/echo-common.h $(SERVE_H) $(ASAN_SERVE_OBJ) $(ASAN_LIB)
+$(ASAN_EXAMPLES_DIR)/echo-server: userspace/examples/echo/echo-server.c $(SERVE_H) \
+		$(ASAN_SERVE_LIB) $(ASAN_LIB)
 	@mkdir -p $(dir $@)
 	$(quiet) CC $@
-	$(Q)$(CC) $(EXAMPLE_CFLAGS) $(CFLAGS) $(ASAN_FLAGS) -o $@ $< $(ASAN_SERVE_OBJ) \
-		$(ASAN_LIB) $(URING_LIBS) -lpthread -lm
+	$(Q)$(CC) $(EXAMPLE_CFLAGS) $(CFLAGS) $(ASAN_FLAGS) -o $@ $< $(ASAN_SERVE_LIBS)
 
 # Part of make check-asan (so of make check): about two minutes here.
 check-asan: check-servers-asan

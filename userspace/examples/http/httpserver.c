@@ -2,10 +2,10 @@
 /*
  * httpserver - a small HTTP/1.1 server: one handler, three schedulers.
  *
- * Usage: httpserver [-w WORKERS] [--model fibers|threads|pool]
- *                   [--max-conns N] [--files DIR] [--header-timeout MS]
- *                   [--idle-timeout MS] [--work-timeout MS]
- *                   [--send-timeout MS] [-n COUNT] [ADDR:]PORT
+ * Usage: httpserver [-w N] [--model M] [--max-conns N] [-n COUNT] [-q]
+ *                   [--files DIR] [--header-timeout MS] [--idle-timeout MS]
+ *                   [--work-timeout MS] [--send-timeout MS] [ADDR:]PORT
+ * (the first five are the servers' common command line, serve.h)
  *
  * The connection handler below is written once, straight-line, against
  * serve.h; --model picks who runs it (a fiber per connection on the
@@ -42,8 +42,8 @@
  * an answer for --send-timeout (default 60 s, nginx's send_timeout) is
  * disconnected.
  *
- * stdout carries exactly one line, "listening on ADDR:PORT"; everything
- * else goes to stderr.
+ * stdout carries exactly one line, "listening on ADDR:PORT", as every
+ * server's; everything else goes to stderr.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -104,9 +104,6 @@
 
 #define NSEC_PER_MSEC		1000000LL
 
-#define RF_STR_(x)		#x
-#define RF_STR(x)		RF_STR_(x)
-
 /*
  * The default cap: what 10,000 benchmark connections need, with room; the
  * open file limit is raised to fit it (serve_raise_nofile()).
@@ -126,12 +123,6 @@
 
 /* nginx's send_timeout */
 #define HTTP_SEND_TIMEOUT_MS	60000
-
-/*
- * Each connection's handler keeps both buffers on its stack: fibers get
- * this much (the buffers, the parser, stdio for an error message).
- */
-#define HTTP_STACK_SIZE		(64 * 1024)
 
 struct http_server {
 	const char *prog;
@@ -642,6 +633,12 @@ struct http_watch {
 static pthread_mutex_t watch_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct http_watch watch_list = { &watch_list, &watch_list, -1, 0, 0 };
 
+/*
+ * The watchdog's clock: CLOCK_MONOTONIC_COARSE (the last tick, a few ms
+ * behind) costs a fraction of serve_now()'s read and is read for every
+ * request on every connection, while a deadline of seconds needs no better.
+ * The one clock in the servers other than serve_now(), for that reason.
+ */
 static int64_t coarse_now(void)
 {
 	struct timespec ts;
@@ -870,34 +867,26 @@ static void http_refuse(int fd, void *arg)
 
 static void usage(FILE *f)
 {
+	char refused[80];
+
+	snprintf(refused, sizeof(refused),
+		 "503 (default %d,\n"
+		 "                       lowered to fit the open file limit)", HTTP_MAX_CONNS_DEFAULT);
+	serve_cli_usage(f, hs.prog, "A small HTTP/1.1 server: one handler, three schedulers.\n",
+			refused);
 	fprintf(f,
-		"usage: httpserver [-w WORKERS] [--model fibers|threads|pool] [--max-conns N]\n"
-		"                  [--files DIR] [--header-timeout MS] [--idle-timeout MS]\n"
-		"                  [--work-timeout MS] [--send-timeout MS] [-n COUNT] [ADDR:]PORT\n"
-		"  -w, --workers N       fibers: runtime workers (default: one per CPU);\n"
-		"                        pool: pool threads (default: min(32, CPUs + 4))\n"
-		"  -m, --model M         fibers (default), threads or pool\n"
-		"  -c, --max-conns N     answer 503 beyond N open connections (default %d;\n"
-		"                        lowered to fit the open file limit)\n"
-		"  -f, --files DIR       serve DIR's files under /files/\n"
-		"  --header-timeout MS   408 when a request head takes longer (default 10000)\n"
-		"  --idle-timeout MS     close a connection idle this long between\n"
-		"                        requests; 0: never (default 75000)\n"
-		"  --work-timeout MS     503 when /fib/ computes longer (default 60000)\n"
-		"  --send-timeout MS     disconnect a client that takes nothing of an\n"
-		"                        answer this long; 0: never (default %d)\n"
-		"  -n COUNT              exit after COUNT connections have ended\n"
+		"  -f, --files DIR      serve DIR's files under /files/\n"
+		"  --header-timeout MS  408 when a request head takes longer (default 10000)\n"
+		"  --idle-timeout MS    close a connection idle this long between\n"
+		"                       requests; 0: never (default 75000)\n"
+		"  --work-timeout MS    503 when /fib/ computes longer (default 60000)\n"
+		"  --send-timeout MS    disconnect a client that takes nothing of an\n"
+		"                       answer this long; 0: never (default %d)\n"
 		"routes: /  /fib/N  /sleep/MS  /block/MS  /offload/MS  /files/PATH\n",
-		HTTP_MAX_CONNS_DEFAULT, HTTP_SEND_TIMEOUT_MS);
+		HTTP_SEND_TIMEOUT_MS);
 }
 
-static int fail_usage(const char *what, const char *arg)
-{
-	fprintf(stderr, "%s: %s%s%s%s\n", hs.prog, what, arg ? " '" : "",
-		arg ? arg : "", arg ? "'" : "");
-	usage(stderr);
-	return 2;
-}
+#define fail_usage(...) serve_usage_error(hs.prog, usage, __VA_ARGS__)
 
 enum { OPT_HEADER_TIMEOUT = 256, OPT_IDLE_TIMEOUT, OPT_WORK_TIMEOUT, OPT_SEND_TIMEOUT };
 
@@ -916,7 +905,7 @@ static int fit_max_conns(struct serve_opts *o, int cap_given)
 	if (o->model == SERVE_FIBERS)
 		reserve += (rlim_t)HTTP_FD_PER_WORKER * serve_workers(o);
 	/* need 0: the cap is fitted below, so no warning about it */
-	limit = serve_raise_nofile(hs.prog, 0, "the connection cap", 1);
+	limit = serve_raise_nofile(hs.prog, 0, "the connection cap", !o->quiet);
 	if (limit <= reserve) {
 		fprintf(stderr, "%s: the open file limit (%llu) leaves no descriptor for a "
 			"connection: the server keeps %llu for itself\n", hs.prog,
@@ -931,56 +920,46 @@ static int fit_max_conns(struct serve_opts *o, int cap_given)
 			(unsigned long long)reserve);
 		o->max_conns = (unsigned long)(limit - reserve);
 	}
-	fprintf(stderr, "%s: at most %lu connections open; more get 503\n", hs.prog,
-		o->max_conns);
+	if (!o->quiet)
+		fprintf(stderr, "%s: at most %lu connections open; more get 503\n", hs.prog,
+			o->max_conns);
 	return 0;
 }
 
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{ "workers", required_argument, NULL, 'w' },
-		{ "model", required_argument, NULL, 'm' },
-		{ "max-conns", required_argument, NULL, 'c' },
+		SERVE_CLI_LONGOPTS,
 		{ "files", required_argument, NULL, 'f' },
 		{ "header-timeout", required_argument, NULL, OPT_HEADER_TIMEOUT },
 		{ "idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT },
 		{ "work-timeout", required_argument, NULL, OPT_WORK_TIMEOUT },
 		{ "send-timeout", required_argument, NULL, OPT_SEND_TIMEOUT },
-		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct serve_opts o = {
 		.prog = hs.prog,
 		.model = SERVE_FIBERS,
 		.max_conns = HTTP_MAX_CONNS_DEFAULT,
-		.stack_size = HTTP_STACK_SIZE,
+		/*
+		 * Each connection's handler keeps both buffers on its stack
+		 * (with the parser and stdio for an error message): the
+		 * runtime's default fiber stack is enough, and threads get no
+		 * more, so that 10,000 of them fit.
+		 */
+		.stack_size = RF_DEFAULT_STACK_SIZE,
 		.send_timeout_ns = HTTP_SEND_TIMEOUT_MS * NSEC_PER_MSEC,
 		.handle = http_handle,
 		.refuse = http_refuse,
 	};
-	struct sockaddr_storage ss;
-	char name[SERVE_ADDRSTRLEN];
+	struct serve_cli cli = { .o = &o, .usage = usage };
 	unsigned long v;
-	socklen_t len;
-	int opt, fd, err, cap_given = 0;
+	int opt, fd, err;
 
-	while ((opt = getopt_long(argc, argv, "w:m:c:f:n:h", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, SERVE_CLI_SHORTOPTS "f:", longopts, NULL)) != -1) {
+		if (serve_cli_option(&cli, opt, optarg))
+			continue;
 		switch (opt) {
-		case 'w':
-			if (serve_parse_ulong(optarg, 1, 4096, &v) < 0)
-				return fail_usage("bad worker count", optarg);
-			o.workers = (unsigned int)v;
-			break;
-		case 'm':
-			if (serve_parse_model(optarg, &o.model) < 0)
-				return fail_usage("unknown model (fibers, threads, pool)", optarg);
-			break;
-		case 'c':
-			if (serve_parse_ulong(optarg, 1, 1000000, &o.max_conns) < 0)
-				return fail_usage("bad connection cap", optarg);
-			cap_given = 1;
-			break;
 		case 'f':
 			if (hs.files_dir >= 0)
 				close(hs.files_dir);
@@ -991,59 +970,38 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			break;
-		case 'n':
-			if (serve_parse_ulong(optarg, 1, ULONG_MAX, &o.max_accepts) < 0)
-				return fail_usage("bad connection count", optarg);
-			break;
 		case OPT_HEADER_TIMEOUT:
 			if (serve_parse_ulong(optarg, 1, 3600000, &v) < 0)
-				return fail_usage("bad header timeout", optarg);
+				fail_usage("bad header timeout '%s'", optarg);
 			hs.header_timeout_ns = (int64_t)v * NSEC_PER_MSEC;
 			break;
 		case OPT_IDLE_TIMEOUT:
 			if (serve_parse_ulong(optarg, 0, 3600000, &v) < 0)
-				return fail_usage("bad idle timeout", optarg);
+				fail_usage("bad idle timeout '%s'", optarg);
 			hs.idle_timeout_ns = v ? (int64_t)v * NSEC_PER_MSEC : -1;
 			break;
 		case OPT_WORK_TIMEOUT:
 			if (serve_parse_ulong(optarg, 1, 3600000, &v) < 0)
-				return fail_usage("bad work timeout", optarg);
+				fail_usage("bad work timeout '%s'", optarg);
 			hs.work_timeout_ns = (int64_t)v * NSEC_PER_MSEC;
 			break;
 		case OPT_SEND_TIMEOUT:
 			if (serve_parse_ulong(optarg, 0, 3600000, &v) < 0)
-				return fail_usage("bad send timeout", optarg);
+				fail_usage("bad send timeout '%s'", optarg);
 			o.send_timeout_ns = (int64_t)v * NSEC_PER_MSEC;
 			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
 		}
 	}
-	if (argc - optind != 1)
-		return fail_usage(argc - optind ? "too many arguments" : "missing [ADDR:]PORT",
-				  NULL);
-	if (o.model == SERVE_THREADS && o.workers)
-		return fail_usage("-w does not apply to --model threads", NULL);
-	if (o.model == SERVE_FIBERS && o.workers > RF_MAX_WORKERS)
-		return fail_usage("too many workers for fibers (at most " RF_STR(RF_MAX_WORKERS) ")",
-				  NULL);
-	if (serve_parse_addr(argv[optind], &ss, &len, 1) < 0)
-		return fail_usage("bad address (want [ADDR:]PORT, PORT 0-65535)", argv[optind]);
+	serve_cli_args(&cli, argc, argv);
 
 	/* A peer that resets mid-answer must not kill the server. */
 	signal(SIGPIPE, SIG_IGN);
-	if (fit_max_conns(&o, cap_given) < 0)
+	if (fit_max_conns(&o, cli.max_conns_given) < 0)
 		return 1;
 
-	fd = serve_listen_named(hs.prog, &ss, len, name, sizeof(name));
+	fd = serve_cli_listen(&cli);
 	if (fd < 0)
 		return 1;
-	printf("listening on %s\n", name);
-	fflush(stdout);
 
 	{
 		sigset_t all, old;
@@ -1066,11 +1024,12 @@ int main(int argc, char **argv)
 	close(fd);
 	if (hs.files_dir >= 0)
 		close(hs.files_dir);
-	fprintf(stderr, "%s: work given up: %lu (client gone), %lu over --work-timeout; "
-		"%lu offloads refused (queue full)\n", hs.prog,
-		__atomic_load_n(&hs.gone, __ATOMIC_RELAXED),
-		__atomic_load_n(&hs.too_long, __ATOMIC_RELAXED),
-		__atomic_load_n(&hs.queue_full, __ATOMIC_RELAXED));
+	if (!o.quiet)
+		fprintf(stderr, "%s: work given up: %lu (client gone), %lu over --work-timeout; "
+			"%lu offloads refused (queue full)\n", hs.prog,
+			__atomic_load_n(&hs.gone, __ATOMIC_RELAXED),
+			__atomic_load_n(&hs.too_long, __ATOMIC_RELAXED),
+			__atomic_load_n(&hs.queue_full, __ATOMIC_RELAXED));
 	if (err < 0) {
 		fprintf(stderr, "%s: %s\n", hs.prog, strerror(-err));
 		return 1;

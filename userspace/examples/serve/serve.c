@@ -49,17 +49,8 @@
 #include "serve.h"
 #include "serve-util.h"
 
-#define NSEC_PER_SEC		1000000000LL
+#define NSEC_PER_SEC		SERVE_NSEC_PER_SEC
 #define NSEC_PER_MSEC		1000000LL
-
-/*
- * A fiber's stack when serve_opts.stack_size is 0: the runtime's default,
- * 64 KiB.  The HTTP handler keeps about 16 KiB of buffers on it, and the
- * runtime's hog watchdog runs its signal handler on the stack of the fiber
- * it interrupts (with sanitizers, frames that overflow 16 KiB).  Stack that
- * is never touched costs no memory, only address space.
- */
-#define SERVE_FIBER_STACK	RF_DEFAULT_STACK_SIZE
 
 /*
  * Every idle connection keeps one recv request in the kernel.  A ring of
@@ -888,8 +879,15 @@ int serve_run(int listen_fd, const struct serve_opts *o)
 	S.model = o->model;
 	S.listen_fd = listen_fd;
 	S.stack_size = o->stack_size;
+	/*
+	 * A fiber's stack by default: the runtime's, 64 KiB (RF_DEFAULT_STACK_SIZE,
+	 * the one definition).  The HTTP handler keeps about 16 KiB of buffers on
+	 * it, and the hog watchdog runs its signal handler on the stack of the
+	 * fiber it interrupts (with sanitizers, frames that overflow 16 KiB).
+	 * Stack that is never touched costs no memory, only address space.
+	 */
 	if (!S.stack_size && o->model == SERVE_FIBERS)
-		S.stack_size = SERVE_FIBER_STACK;
+		S.stack_size = RF_DEFAULT_STACK_SIZE;
 
 	if (o->model == SERVE_FIBERS)
 		err = fibers_run(&hogs);
@@ -945,14 +943,6 @@ int serve_abandoned(struct serve_conn *c)
 	if (c && serve_peer_gone(c))
 		return -ECONNRESET;
 	return 0;
-}
-
-int64_t serve_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * NSEC_PER_SEC + ts.tv_nsec;
 }
 
 int64_t serve_deadline_after(int64_t ns)

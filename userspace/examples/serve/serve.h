@@ -25,10 +25,13 @@
 #define SERVE_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
+
+#include "serve-util.h"		/* serve_now(), the listening socket */
 
 #define SERVE_NO_DEADLINE	((int64_t)-1)
 
@@ -140,9 +143,6 @@ int serve_peer_gone(struct serve_conn *c);
  */
 int serve_abandoned(struct serve_conn *c);
 
-/* serve_now() - CLOCK_MONOTONIC now, in nanoseconds. */
-int64_t serve_now(void);
-
 /* serve_deadline_after() - the deadline @ns from now. */
 int64_t serve_deadline_after(int64_t ns);
 
@@ -187,5 +187,78 @@ int serve_close(int fd);
  * serve_abandoned() as it goes.
  */
 int serve_blocking(void *(*fn)(void *), void *arg, void **result);
+
+/* ------------------------------------------------ the servers' command line */
+
+/*
+ * Every server's command line is "[OPTIONS] [ADDR:]PORT", and these
+ * options are parsed the same way in each (serve-cli.c):
+ *
+ *   -w, --workers N    fibers: runtime workers, 1 to RF_MAX_WORKERS (default:
+ *                      one per CPU); pool: threads, 1 to SERVE_MAX_WORKERS
+ *                      (default: min(32, CPUs + 4)); not with threads
+ *   -m, --model M      fibers (the default), threads or pool
+ *   -c, --max-conns N  at most N connections open, 1 to SERVE_MAX_CONNS
+ *   -n COUNT           exit once COUNT connections have ended
+ *   -q, --quiet        stdout's listening line, warnings and errors only
+ *   -h, --help         the server's usage on stdout, exit 0
+ *
+ * A server hands every option its getopt_long() loop returns (with
+ * SERVE_CLI_SHORTOPTS and SERVE_CLI_LONGOPTS among its own) to
+ * serve_cli_option() first, takes the address with serve_cli_args(), and
+ * listens with serve_cli_listen(), which prints the one line on stdout
+ * every server prints, "listening on ADDR:PORT".  A bad command line is a
+ * message, the usage on stderr and exit status 2.
+ */
+#define SERVE_MAX_WORKERS	1024
+#define SERVE_MAX_CONNS		1000000
+
+#define SERVE_CLI_SHORTOPTS	"w:m:c:n:qh"
+#define SERVE_CLI_LONGOPTS \
+	{ "workers", required_argument, NULL, 'w' }, \
+	{ "model", required_argument, NULL, 'm' }, \
+	{ "max-conns", required_argument, NULL, 'c' }, \
+	{ "quiet", no_argument, NULL, 'q' }, \
+	{ "help", no_argument, NULL, 'h' }
+
+struct serve_cli {
+	struct serve_opts *o;		/* -w, -m, -c, -n and -q land here */
+	void (*usage)(FILE *f);		/* the server's help: -h, usage errors */
+	int max_conns_given;		/* -c was on the command line */
+	struct sockaddr_storage addr;	/* [ADDR:]PORT, from serve_cli_args() */
+	socklen_t addr_len;
+	char name[SERVE_ADDRSTRLEN];	/* what serve_cli_listen() listens on */
+};
+
+/*
+ * serve_cli_option() - take @opt (with @arg) if it is one of the common
+ * options above, or getopt's '?' for an unknown one.  Return: 1 if taken,
+ * 0 if it is the server's own.  Exits 2 on a bad value, 0 after -h.
+ */
+int serve_cli_option(struct serve_cli *cli, int opt, const char *arg);
+
+/*
+ * serve_cli_args() - after the options: the one [ADDR:]PORT left in
+ * @argv[optind..@argc), and -w checked against the model.  Exits 2 on a
+ * bad command line.
+ */
+void serve_cli_args(struct serve_cli *cli, int argc, char **argv);
+
+/*
+ * serve_cli_usage() - the start of a server's usage, the same for every
+ * server: the synopsis, @what the server does (lines ending in "\n"), the
+ * address and the common options; @refused says what happens to a
+ * connection beyond --max-conns.  The server's own options follow.
+ */
+void serve_cli_usage(FILE *f, const char *prog, const char *what, const char *refused);
+
+/*
+ * serve_cli_listen() - listen on the address, then print "listening on
+ * ADDR:PORT" (the port the kernel picked for port 0) on stdout, flushed:
+ * connections queue in the backlog from here on, so it is safe to tell.
+ * Unless -q, one more line on stderr says how the connections will be run.
+ * Return: the listening descriptor, or -1 after printing why.
+ */
+int serve_cli_listen(struct serve_cli *cli);
 
 #endif /* SERVE_H */
