@@ -465,9 +465,6 @@ struct rf_runtime {
 	pthread_mutex_t pool_lock;
 	uint64_t blocking_calls;	/* atomic */
 	uint64_t blocking_busy;		/* atomic: jobs queued or running */
-
-	/* counters of the workers of runs that are over */
-	struct rf_stats past;
 };
 
 /* The worker running on this thread, or NULL. */
