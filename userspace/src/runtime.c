@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "compat.h"
 #include "internal.h"
 
 #ifdef __SANITIZE_THREAD__
@@ -28,10 +29,6 @@
 #define RF__MAX_RING_ENTRIES 32768
 #define RF__DEFAULT_STACK_POOL 256
 #define RF__DEFAULT_BLOCKING_THREADS 4
-
-#ifndef IORING_OP_FUTEX_WAIT
-#define IORING_OP_FUTEX_WAIT 51
-#endif
 
 #define RF__KNOWN_FLAGS (RF_RT_NO_DEFER_TASKRUN | RF_RT_NO_COOP_TASKRUN | \
 			 RF_RT_NO_MULTISHOT_ACCEPT | RF_RT_NO_GUARD_MADVISE | \

@@ -22,11 +22,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "compat.h"
 #include "internal.h"
-
-#ifndef MADV_GUARD_INSTALL
-#define MADV_GUARD_INSTALL 102	/* Linux 6.13 uapi/asm-generic/mman-common.h */
-#endif
 
 /* The descriptor's share of the mapping's top, kept cache-line aligned. */
 #define RF__DESC_SIZE ((sizeof(struct rf_fiber) + 63) & ~(size_t)63)

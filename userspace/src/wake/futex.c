@@ -16,17 +16,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "compat.h"
 #include "internal.h"
 
-#ifndef IORING_OP_FUTEX_WAIT
-#define IORING_OP_FUTEX_WAIT 51		/* Linux 6.7 uapi/linux/io_uring.h */
-#endif
-#ifndef FUTEX2_SIZE_U32
-#define FUTEX2_SIZE_U32 0x02
-#endif
-#ifndef FUTEX2_PRIVATE
-#define FUTEX2_PRIVATE 128
-#endif
 #define RF__FUTEX_MATCH_ANY 0xffffffffu
 
 static bool rf__futex_available(const struct rf_runtime *rt)
