@@ -693,11 +693,20 @@ int rf_acceptor_close(struct rf_acceptor *a);
  * The semantics are in Documentation/scheduler.md.
  */
 
+/* A list and a link in one (private: the library's list.h; in struct rf_waitq). */
+struct rf__list_node {
+	struct rf__list_node *next, *prev;
+};
+
+struct rf__list {
+	struct rf__list_node *first, *last;
+};
+
 /** struct rf_waitq - a lock and a FIFO of parked fibers (private). */
 struct rf_waitq {
 	unsigned int lock;
 	unsigned int len;
-	void *head, *tail;
+	struct rf__list waiters;
 };
 
 /**
@@ -710,7 +719,7 @@ struct rf_mutex {
 	struct rf_waitq q;
 	unsigned int locked;
 };
-#define RF_MUTEX_INIT { { 0, 0, 0, 0 }, 0 }
+#define RF_MUTEX_INIT { { 0, 0, { 0, 0 } }, 0 }
 
 /** rf_mutex_init() - make @m an unlocked mutex. */
 void rf_mutex_init(struct rf_mutex *m);
@@ -729,7 +738,7 @@ int rf_mutex_unlock(struct rf_mutex *m);
 struct rf_cond {
 	struct rf_waitq q;
 };
-#define RF_COND_INIT { { 0, 0, 0, 0 } }
+#define RF_COND_INIT { { 0, 0, { 0, 0 } } }
 
 /** rf_cond_init() - make @c a condition variable with no waiters. */
 void rf_cond_init(struct rf_cond *c);
@@ -755,7 +764,7 @@ struct rf_sem {
 	struct rf_waitq q;
 	int64_t count;
 };
-#define RF_SEM_INIT(n) { { 0, 0, 0, 0 }, (n) }
+#define RF_SEM_INIT(n) { { 0, 0, { 0, 0 } }, (n) }
 
 /** rf_sem_init() - a semaphore with @count permits (>= 0). Return: 0, -EINVAL. */
 int rf_sem_init(struct rf_sem *s, int64_t count);
@@ -777,7 +786,7 @@ struct rf_waitgroup {
 	struct rf_waitq q;
 	int64_t count;
 };
-#define RF_WAITGROUP_INIT { { 0, 0, 0, 0 }, 0 }
+#define RF_WAITGROUP_INIT { { 0, 0, { 0, 0 } }, 0 }
 
 /** rf_wg_init() - a wait group with a count of zero. */
 void rf_wg_init(struct rf_waitgroup *wg);
@@ -798,7 +807,7 @@ struct rf_event {
 	struct rf_waitq q;
 	unsigned int set;
 };
-#define RF_EVENT_INIT { { 0, 0, 0, 0 }, 0 }
+#define RF_EVENT_INIT { { 0, 0, { 0, 0 } }, 0 }
 
 /** rf_event_init() - an event that is not set. */
 void rf_event_init(struct rf_event *e);

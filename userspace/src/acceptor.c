@@ -20,7 +20,7 @@
 
 struct rf_acceptor {
 	struct rf__worker *wk;		/* the worker whose ring holds the request */
-	struct rf_acceptor *prev, *next;	/* the runtime's open acceptors */
+	struct rf__list_node link;	/* in its worker's list of open acceptors */
 	int fd;
 	int flags;
 	bool armed;		/* a multishot request is in the kernel */
@@ -164,10 +164,7 @@ RF_EXPORT int rf_acceptor_open(struct rf_acceptor **ap, int fd, int flags)
 			return ret;
 		}
 	}
-	a->next = wk->acceptors;
-	if (a->next)
-		a->next->prev = a;
-	wk->acceptors = a;
+	rf__list_add_head(&wk->acceptors, &a->link);
 	/* the request is in this worker's ring: the fiber stays here */
 	wk->current->pinned = true;
 	*ap = a;
@@ -238,12 +235,7 @@ out:
 
 static void rf__acceptor_free(struct rf__worker *wk, struct rf_acceptor *a)
 {
-	if (a->prev)
-		a->prev->next = a->next;
-	else
-		wk->acceptors = a->next;
-	if (a->next)
-		a->next->prev = a->prev;
+	rf__list_del(&wk->acceptors, &a->link);
 	while (a->count)
 		close(rf__acceptor_pop(a));
 	free(a->queue);
@@ -312,6 +304,8 @@ RF_EXPORT int rf_acceptor_close(struct rf_acceptor *a)
  */
 void rf__acceptors_destroy(struct rf__worker *wk)
 {
-	while (wk->acceptors)
-		rf__acceptor_free(wk, wk->acceptors);
+	struct rf_acceptor *a, *next;
+
+	rf__list_for_each_entry_safe(a, next, &wk->acceptors, link)
+		rf__acceptor_free(wk, a);
 }

@@ -26,7 +26,7 @@
 
 struct rf_group {
 	struct rf_waitq q;		/* its lock guards the group; the creator waits */
-	struct rf_fiber *members;	/* running members, through grp_next/grp_prev */
+	struct rf__list members;	/* running members, through rf_fiber.grp_link */
 	uint64_t live;			/* members spawned and not finished */
 	int err;			/* the first failure, or 0 */
 	bool cancelled;
@@ -59,7 +59,7 @@ static void rf__group_cancel_locked(struct rf_group *g, int err)
 	if (g->cancelled)
 		return;
 	g->cancelled = true;
-	for (f = g->members; f; f = f->grp_next)
+	rf__list_for_each_entry(f, &g->members, grp_link)
 		rf__cancel_fiber(rf__tls_wk, f);
 }
 
@@ -70,13 +70,7 @@ static void rf__group_leave(struct rf_fiber *f, int ret)
 	struct rf_group *g = f->group;
 
 	rf__wq_lock(&g->q);
-	if (f->grp_prev)
-		f->grp_prev->grp_next = f->grp_next;
-	else
-		g->members = f->grp_next;
-	if (f->grp_next)
-		f->grp_next->grp_prev = f->grp_prev;
-	f->grp_prev = f->grp_next = NULL;
+	rf__list_del(&g->members, &f->grp_link);
 	f->group = NULL;
 	if (ret)
 		rf__group_cancel_locked(g, ret);
@@ -97,11 +91,7 @@ static void *rf__group_task(void *p)
 	rf__wq_lock(&g->q);
 	self->group = g;
 	self->deadline = g->deadline;
-	self->grp_prev = NULL;
-	self->grp_next = g->members;
-	if (g->members)
-		g->members->grp_prev = self;
-	g->members = self;
+	rf__list_add_head(&g->members, &self->grp_link);
 	cancelled = g->cancelled;
 	rf__wq_unlock(&g->q);
 	if (cancelled)

@@ -38,6 +38,7 @@
 
 #include "ringfiber.h"
 #include "ringfiber-trace.h"
+#include "list.h"
 #include "switch.h"
 
 #define RF_EXPORT __attribute__((visibility("default")))
@@ -185,7 +186,7 @@ struct rf_fiber {
 	bool finished;			/* under join_q's lock: has exited */
 	bool detached;			/* under join_q's lock */
 	struct rf__wait *wait;		/* what we are parked on (own worker only) */
-	struct rf_fiber *all_prev, *all_next;	/* the list of list_wk */
+	struct rf__list_node all_link;	/* in list_wk's list of every fiber */
 	struct rf__worker *list_wk;	/* whose all-list holds us */
 	char *map_base;			/* the stack mapping */
 	size_t map_size;
@@ -205,7 +206,7 @@ struct rf_fiber {
 	bool bound;			/* wk's ring or heap of deadlines still holds us */
 	int64_t deadline;		/* cap of every blocking call (groups) */
 	struct rf_group *group;		/* the group we belong to, or NULL */
-	struct rf_fiber *grp_prev, *grp_next;
+	struct rf__list_node grp_link;	/* in the group's list of members */
 	/* tracing (trace.h): 0 = not measured */
 	int64_t tr_ready_ns;		/* when it was made ready */
 	int64_t tr_park_ns;		/* when it stopped running */
@@ -272,7 +273,7 @@ struct rf__worker {
 	bool has_ring;
 	uint64_t inflight;		/* requests whose completion is owed */
 	uint64_t unsubmitted;		/* prepared, not yet handed to the kernel */
-	struct rf_acceptor *acceptors;	/* open acceptors */
+	struct rf__list acceptors;	/* open acceptors */
 	/* timer.c: the deadlines of event waits and sleeps, one kernel timer */
 	struct rf__tnode *timers;	/* a binary min-heap's root: the earliest */
 	unsigned int ntimers;		/* waits in it */
@@ -344,7 +345,7 @@ struct rf__worker {
 
 	/* The list of every fiber spawned here (join, deadlock, teardown). */
 	rf__spinlock_t all_lock __attribute__((aligned(RF__CACHELINE)));
-	struct rf_fiber *all;
+	struct rf__list all;		/* through rf_fiber.all_link */
 };
 
 /*
@@ -583,13 +584,13 @@ void rf__group_fiber_done(struct rf_fiber *f);
  * struct rf__waiter - a fiber parked in a struct rf_waitq (sync.c, chan.c).
  * Lives on the parked fiber's stack.
  * @w:     the event wait; whoever wins w.woken owns the hand-off.
- * @next, @prev: the queue links (under the queue's lock).
+ * @link:  in the queue (under the queue's lock), then in a wakelist.
  * @q:     the queue, or NULL once taken off it.
  * @value: what a channel hands over, or any per-primitive datum.
  */
 struct rf__waiter {
 	struct rf__wait w;
-	struct rf__waiter *next, *prev;
+	struct rf__list_node link;
 	struct rf_waitq *q;
 	void *value;
 };
@@ -598,13 +599,13 @@ struct rf__waiter {
  * struct rf__wakelist - waiters a waker claimed under a queue's lock, made
  * ready only after it has released the lock (rf__wq_unlock_wake()): the
  * woken fibers may free the queue's object at once.  Linked through
- * rf__waiter.next, oldest first.
+ * rf__waiter.link, oldest first.
  */
 struct rf__wakelist {
-	struct rf__waiter *head, *tail;
+	struct rf__list waiters;
 };
 
-#define RF__WAKELIST_INIT { NULL, NULL }
+#define RF__WAKELIST_INIT { { NULL, NULL } }
 
 /* wq.c: the queue of parked fibers every primitive is built on. */
 void rf__wq_lock(struct rf_waitq *q);

@@ -425,9 +425,10 @@ static void rf__for_each_fiber(struct rf_runtime *rt, struct rf__worker *self,
 {
 	for (unsigned int i = 0; i < rt->nworkers; i++) {
 		struct rf__worker *wk = rt->workers[i];
+		struct rf_fiber *f;
 
 		rf__spin_lock(&wk->all_lock);
-		for (struct rf_fiber *f = wk->all; f; f = f->all_next)
+		rf__list_for_each_entry(f, &wk->all, all_link)
 			fn(self, f);
 		rf__spin_unlock(&wk->all_lock);
 	}
@@ -799,10 +800,9 @@ static void rf__free_unjoined(struct rf_runtime *rt)
 {
 	for (unsigned int i = 0; i < rt->nworkers; i++) {
 		struct rf__worker *wk = rt->workers[i];
-		struct rf_fiber *f = wk->all, *next;
+		struct rf_fiber *f, *next;
 
-		for (; f; f = next) {
-			next = f->all_next;
+		rf__list_for_each_entry_safe(f, next, &wk->all, all_link) {
 			if (rf__state(f) == RF__DONE) {
 				rf__all_unlink(f);
 				rf__fiber_put(wk, f);
@@ -1113,10 +1113,10 @@ RF_EXPORT void rf_runtime_destroy(struct rf_runtime *rt)
 		struct rf__worker *wk = rt->workers[i];
 
 		/* Fibers left by a deadlocked run: nothing will ever resume them. */
-		while (wk->all) {
-			struct rf_fiber *f = wk->all;
+		struct rf_fiber *f, *next;
 
-			wk->all = f->all_next;
+		rf__list_for_each_entry_safe(f, next, &wk->all, all_link) {
+			rf__list_del(&wk->all, &f->all_link);
 			rf__stack_free(wk, f);
 		}
 		rf__stack_pool_drain(wk);

@@ -341,11 +341,7 @@ static void rf__all_link(struct rf__worker *wk, struct rf_fiber *f)
 {
 	rf__spin_lock(&wk->all_lock);
 	f->list_wk = wk;
-	f->all_prev = NULL;
-	f->all_next = wk->all;
-	if (wk->all)
-		wk->all->all_prev = f;
-	wk->all = f;
+	rf__list_add_head(&wk->all, &f->all_link);
 	rf__spin_unlock(&wk->all_lock);
 	__atomic_add_fetch(&wk->nfibers, 1, __ATOMIC_RELAXED);
 }
@@ -355,12 +351,7 @@ void rf__all_unlink(struct rf_fiber *f)
 	struct rf__worker *wk = f->list_wk;
 
 	rf__spin_lock(&wk->all_lock);
-	if (f->all_prev)
-		f->all_prev->all_next = f->all_next;
-	else
-		wk->all = f->all_next;
-	if (f->all_next)
-		f->all_next->all_prev = f->all_prev;
+	rf__list_del(&wk->all, &f->all_link);
 	rf__spin_unlock(&wk->all_lock);
 	__atomic_sub_fetch(&wk->nfibers, 1, __ATOMIC_RELAXED);
 }
@@ -468,7 +459,7 @@ int rf__spawn(struct rf__worker *wk, struct rf__worker *on, struct rf_fiber **fp
 	/* only a group's fibers carry a deadline (group.c sets it) */
 	f->deadline = RF_NO_DEADLINE;
 	f->group = NULL;
-	f->grp_prev = f->grp_next = NULL;
+	f->grp_link.next = f->grp_link.prev = NULL;
 	memset(f->fls, 0, sizeof(f->fls));
 	strncpy(f->name, name, RF_NAME_MAX - 1);
 	f->name[RF_NAME_MAX - 1] = '\0';

@@ -79,20 +79,12 @@ void rf__wq_unlock(struct rf_waitq *q)
 
 struct rf__waiter *rf__wq_first(struct rf_waitq *q)
 {
-	return q->head;
+	return rf__list_first_entry(&q->waiters, struct rf__waiter, link);
 }
 
 void rf__wq_remove(struct rf_waitq *q, struct rf__waiter *wt)
 {
-	if (wt->prev)
-		wt->prev->next = wt->next;
-	else
-		q->head = wt->next;
-	if (wt->next)
-		wt->next->prev = wt->prev;
-	else
-		q->tail = wt->prev;
-	wt->next = wt->prev = NULL;
+	rf__list_del(&q->waiters, &wt->link);
 	wt->q = NULL;
 	q->len--;
 }
@@ -136,13 +128,7 @@ static int rf__wq_park_wait(struct rf_waitq *q, struct rf__waiter *wt, int64_t d
 		return ret;
 	}
 	wt->q = q;
-	wt->next = NULL;
-	wt->prev = q->tail;
-	if (q->tail)
-		((struct rf__waiter *)q->tail)->next = wt;
-	else
-		q->head = wt;
-	q->tail = wt;
+	rf__list_add_tail(&q->waiters, &wt->link);
 	q->len++;
 	rf__wq_unlock(q);
 	/* wk may be stale after this: the fiber can come back elsewhere */
@@ -213,11 +199,7 @@ struct rf__waiter *rf__wq_take_first(struct rf_waitq *q, struct rf__wakelist *wl
 		if (!rf__wq_claim(wt))
 			continue;	/* its timer or a cancellation has it */
 		wt->w.res = res;
-		if (wl->tail)
-			wl->tail->next = wt;
-		else
-			wl->head = wt;
-		wl->tail = wt;
+		rf__list_add_tail(&wl->waiters, &wt->link);
 		return wt;
 	}
 	return NULL;
@@ -237,11 +219,10 @@ void rf__wq_take_all(struct rf_waitq *q, struct rf__wakelist *wl, int res)
  */
 void rf__wq_unlock_wake(struct rf_waitq *q, struct rf__wakelist *wl)
 {
-	struct rf__waiter *wt = wl->head, *next;
+	struct rf__waiter *wt, *next;
 
 	rf__wq_unlock(q);
-	for (; wt; wt = next) {
-		next = wt->next;
+	/* the next one is read before this one is made ready and may be gone */
+	rf__list_for_each_entry_safe(wt, next, &wl->waiters, link)
 		rf__wq_deliver(wt, wt->w.res);
-	}
 }
