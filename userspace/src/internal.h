@@ -256,6 +256,12 @@ static inline void rf__spin_unlock(rf__spinlock_t *l)
 }
 
 /*
+ * Room for a wake back-end's state of a worker (rf__wake_priv()): with
+ * parked and wake_pending it fills one cache line.
+ */
+#define RF__WAKE_PRIV_SIZE 48
+
+/*
  * struct rf__worker - one worker: its thread, ring, run queue and stacks.
  */
 struct rf__worker {
@@ -294,14 +300,7 @@ struct rf__worker {
 	 * hog rescue may interrupt it (see rf__guard_enter()).
 	 */
 	volatile bool in_user;
-	uint64_t wake_buf;		/* eventfd, msg_ring back-ends: the read's buffer */
-	int efd;			/* eventfd, msg_ring back-ends: the eventfd */
 	bool wake_unarmed;		/* the back-end's request could not be re-armed */
-	/* rfwake back-end (wake/rfwake.c) */
-	bool rfwake_registered;		/* rfwake_id is ours in the domain */
-	bool rfwake_cmd_owed;		/* a WAIT command was prepared, not reaped */
-	unsigned int rfwake_sq_pos;	/* its SQ position: submitted once khead passes */
-	struct __kernel_timespec rfwake_tick;	/* the 1 ms retry after a failure */
 	unsigned int steal_from;	/* where the next steal attempt starts */
 	uint64_t hog_reported_seq;	/* run_seq of the last hog reported */
 	/* tracing (trace.c): the batch of records not yet handed to a tracer */
@@ -335,8 +334,8 @@ struct rf__worker {
 	/* The parking protocol: see rf__kick() and Documentation/scheduler.md. */
 	uint32_t parked __attribute__((aligned(RF__CACHELINE)));
 	uint32_t wake_pending;
-	uint32_t futex_word;		/* futex back-end */
-	uint32_t rfwake_id;		/* rfwake back-end: our waiter (set before the run) */
+	/* the wake back-end's own state of this worker: see rf__wake_priv() */
+	uint64_t wake_priv[RF__WAKE_PRIV_SIZE / sizeof(uint64_t)];
 
 	/* Fibers any idle worker may take. */
 	rf__spinlock_t steal_lock __attribute__((aligned(RF__CACHELINE)));
@@ -361,8 +360,10 @@ struct rf__worker {
  * @close:     optional, in rf_runtime_destroy(): undo @open.
  * @setup:     on the worker's thread, after its ring exists: make what it
  *             needs and arm its request.  0 or a negative errno.
- * @teardown:  undo @setup (the ring is still there); no thread kicks this
- *             worker any more.
+ * @teardown:  undo @setup (the ring, if any, is still there); no thread
+ *             kicks this worker any more.  At the end of every run, also
+ *             where @setup was not called (no ring) or failed: it undoes
+ *             only what is there.
  * @kick:      wake worker @to; @from is the calling thread's worker, or
  *             NULL on a thread that is none (the rf_blocking() pool).  0,
  *             or a negative errno when the wake-up could not be sent at
@@ -388,6 +389,23 @@ struct rf__wake_ops {
 	int (*arm)(struct rf__worker *wk);
 };
 
+_Static_assert(__builtin_offsetof(struct rf__worker, wake_priv) + RF__WAKE_PRIV_SIZE <=
+	       __builtin_offsetof(struct rf__worker, parked) + RF__CACHELINE,
+	       "a back-end's state shares the cache line of parked");
+
+/*
+ * A wake back-end's state of worker @wk: each back-end (userspace/src/wake/) defines
+ * its own struct, checks that it fits in RF__WAKE_PRIV_SIZE, and reaches it
+ * through this; the worker knows nothing of it.  It lies in the worker, on
+ * the cache line that wakers write anyway (parked, wake_pending): a kick
+ * reads it with no pointer to follow, and nothing is allocated for it.
+ * Zero-filled before the runtime's first run.
+ */
+static inline void *rf__wake_priv(struct rf__worker *wk)
+{
+	return wk->wake_priv;
+}
+
 extern const struct rf__wake_ops rf__wake_msg_ring;
 extern const struct rf__wake_ops rf__wake_eventfd;
 extern const struct rf__wake_ops rf__wake_futex;
@@ -401,7 +419,11 @@ int rf__eventfd_setup(struct rf__worker *wk);
 void rf__eventfd_teardown(struct rf__worker *wk);
 int rf__eventfd_arm(struct rf__worker *wk);
 int rf__eventfd_kick(struct rf__worker *from, struct rf__worker *to);
+bool rf__eventfd_is_read(struct rf__worker *wk, const struct io_uring_cqe *cqe);
 void rf__eventfd_complete(struct rf__worker *wk, const struct io_uring_cqe *cqe);
+
+/* wake/futex.c: with no ring at all, a worker sleeps on its futex word. */
+void rf__futex_sleep(struct rf__worker *wk);
 
 struct rf__pool;
 

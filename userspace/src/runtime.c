@@ -353,7 +353,6 @@ RF_EXPORT int rf_runtime_create(struct rf_runtime **rtp, const struct rf_runtime
 		wk->id = i;
 		wk->page_size = rt->page_size;
 		wk->stack_pool_max = o.stack_pool;
-		wk->efd = -1;
 		wk->steal_from = i + 1;
 		wk->cpu = (rt->flags & RF_RT_NO_PIN) || !ncpus ? -1 : cpus[i % ncpus];
 		rt->workers[i] = wk;
@@ -530,10 +529,8 @@ static void rf__sleep(struct rf__worker *wk)
 		rf__flush(wk, true);
 		return;
 	}
-	/* no ring: the futex word is the whole back-end */
-	syscall(SYS_futex, &wk->futex_word, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
-	__atomic_store_n(&wk->futex_word, 0, __ATOMIC_SEQ_CST);
-	__atomic_store_n(&wk->wake_pending, 0, __ATOMIC_SEQ_CST);
+	/* no ring: the futex back-end's word is all there is */
+	rf__futex_sleep(wk);
 }
 
 /*
@@ -721,8 +718,9 @@ static void rf__worker_teardown(struct rf__worker *wk)
 {
 	struct rf_runtime *rt = wk->rt;
 
+	/* with a ring, while it is still there */
+	rt->wake->teardown(wk);
 	if (wk->has_ring) {
-		rt->wake->teardown(wk);
 		/* cancels what is still armed: acceptors, the shutdown's poll */
 		io_uring_queue_exit(&wk->ring);
 		wk->has_ring = false;
@@ -732,7 +730,6 @@ static void rf__worker_teardown(struct rf__worker *wk)
 	wk->unsubmitted = 0;
 	__atomic_store_n(&wk->parked, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&wk->wake_pending, 0, __ATOMIC_RELAXED);
-	__atomic_store_n(&wk->futex_word, 0, __ATOMIC_RELAXED);
 	rf__altstack_leave(wk);
 	rf__tls_wk = NULL;
 }
@@ -1052,8 +1049,9 @@ out:
 
 /*
  * Wake the workers so that one of them sees the mark (async-signal-safe):
- * the eventfd every ring polls, or without rings the futex word each
- * worker sleeps on (set after the mark: see rf__stop_pending()).
+ * the eventfd every ring polls, or without rings a kick of the futex
+ * back-end, whose word each worker sleeps on (set after the mark: see
+ * rf__stop_pending()).
  */
 static void rf__stop_kick(struct rf_runtime *rt)
 {
@@ -1064,12 +1062,8 @@ static void rf__stop_kick(struct rf_runtime *rt)
 		(void)n;	/* the counter cannot overflow: one write per run */
 		return;
 	}
-	for (unsigned int i = 0; i < rt->nworkers; i++) {
-		struct rf__worker *wk = rt->workers[i];
-
-		__atomic_store_n(&wk->futex_word, 1, __ATOMIC_SEQ_CST);
-		syscall(SYS_futex, &wk->futex_word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
-	}
+	for (unsigned int i = 0; i < rt->nworkers; i++)
+		rt->wake->kick(NULL, rt->workers[i]);
 }
 
 /*

@@ -18,6 +18,20 @@
 
 #include "internal.h"
 
+/* A worker's state (rf__wake_priv()), the msg_ring back-end's too. */
+struct rf__eventfd_state {
+	uint64_t buf;		/* the armed read's buffer */
+	int fd;			/* the eventfd, while open */
+	bool open;
+};
+
+static inline struct rf__eventfd_state *rf__eventfd_of(struct rf__worker *wk)
+{
+	_Static_assert(sizeof(struct rf__eventfd_state) <= RF__WAKE_PRIV_SIZE,
+		       "the eventfd back-end's state fits in the worker");
+	return rf__wake_priv(wk);
+}
+
 static bool rf__eventfd_available(const struct rf_runtime *rt)
 {
 	return rt->features & RF_FEAT_RING;
@@ -26,37 +40,49 @@ static bool rf__eventfd_available(const struct rf_runtime *rt)
 /* Tagged with the buffer: msg_ring tells this read from its messages. */
 int rf__eventfd_arm(struct rf__worker *wk)
 {
+	struct rf__eventfd_state *st = rf__eventfd_of(wk);
 	struct io_uring_sqe *sqe = rf__get_sqe_internal(wk);
 
 	if (!sqe)
 		return -EBUSY;
-	io_uring_prep_read(sqe, 0, &wk->wake_buf, sizeof(wk->wake_buf), 0);
+	io_uring_prep_read(sqe, 0, &st->buf, sizeof(st->buf), 0);
 	sqe->flags |= IOSQE_FIXED_FILE;
-	sqe->user_data = rf__ud(&wk->wake_buf, RF__UD_WAKE);
+	sqe->user_data = rf__ud(&st->buf, RF__UD_WAKE);
 	wk->wake_unarmed = false;
 	return 0;
 }
 
+/* Is @cqe the completion of @wk's eventfd read (msg_ring: not a message)? */
+bool rf__eventfd_is_read(struct rf__worker *wk, const struct io_uring_cqe *cqe)
+{
+	return cqe->user_data == rf__ud(&rf__eventfd_of(wk)->buf, RF__UD_WAKE);
+}
+
 int rf__eventfd_setup(struct rf__worker *wk)
 {
+	struct rf__eventfd_state *st = rf__eventfd_of(wk);
 	int ret;
 
-	wk->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (wk->efd < 0)
+	st->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (st->fd < 0)
 		return -errno;
-	ret = io_uring_register_files(&wk->ring, &wk->efd, 1);
+	ret = io_uring_register_files(&wk->ring, &st->fd, 1);
 	if (!ret)
 		ret = rf__eventfd_arm(wk);
 	if (ret) {
-		close(wk->efd);
-		wk->efd = -1;
+		close(st->fd);
+		st->fd = -1;
+		return ret;
 	}
-	return ret;
+	st->open = true;
+	return 0;
 }
 
 void rf__eventfd_teardown(struct rf__worker *wk)
 {
-	if (wk->efd < 0)
+	struct rf__eventfd_state *st = rf__eventfd_of(wk);
+
+	if (!st->open)
 		return;
 	/*
 	 * An rf_blocking() thread that made a fiber of this run ready may
@@ -67,8 +93,9 @@ void rf__eventfd_teardown(struct rf__worker *wk)
 	while (__atomic_load_n(&wk->rt->blocking_busy, __ATOMIC_SEQ_CST))
 		sched_yield();
 	/* the ring's exit cancels the read and drops the fixed file */
-	close(wk->efd);
-	wk->efd = -1;
+	close(st->fd);
+	st->fd = -1;
+	st->open = false;
 }
 
 int rf__eventfd_kick(struct rf__worker *from, struct rf__worker *to)
@@ -78,7 +105,7 @@ int rf__eventfd_kick(struct rf__worker *from, struct rf__worker *to)
 	int ret = 0;
 
 	/* EAGAIN: the counter is full, the worker is woken anyway */
-	if (write(to->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+	if (write(rf__eventfd_of(to)->fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 		ret = -errno;
 	errno = saved_errno;
 	return ret;

@@ -9,6 +9,10 @@
  * already 1 when the wait was armed, the kernel completes it at once with
  * -EAGAIN, which is a wake-up too.  The worker clears the word before it
  * re-arms.
+ *
+ * A runtime without io_uring uses this back-end too, with no ring: the
+ * worker sleeps on the same word with FUTEX_WAIT itself (rf__futex_sleep()),
+ * and rf_runtime_shutdown() kicks it as any waker does.
  */
 #include <errno.h>
 #include <linux/futex.h>
@@ -20,6 +24,18 @@
 #include "internal.h"
 
 #define RF__FUTEX_MATCH_ANY 0xffffffffu
+
+/* A worker's state (rf__wake_priv()). */
+struct rf__futex_state {
+	uint32_t word;		/* atomic: 1 once a waker has been, 0 when seen */
+};
+
+static inline struct rf__futex_state *rf__futex_of(struct rf__worker *wk)
+{
+	_Static_assert(sizeof(struct rf__futex_state) <= RF__WAKE_PRIV_SIZE,
+		       "the futex back-end's state fits in the worker");
+	return rf__wake_priv(wk);
+}
 
 static bool rf__futex_available(const struct rf_runtime *rt)
 {
@@ -37,7 +53,7 @@ static int rf__futex_arm(struct rf__worker *wk)
 	memset(sqe, 0, sizeof(*sqe));
 	sqe->opcode = IORING_OP_FUTEX_WAIT;
 	sqe->fd = FUTEX2_SIZE_U32 | FUTEX2_PRIVATE;
-	sqe->addr = (uint64_t)(uintptr_t)&wk->futex_word;
+	sqe->addr = (uint64_t)(uintptr_t)&rf__futex_of(wk)->word;
 	sqe->off = 0;				/* addr2: the expected value */
 	sqe->addr3 = RF__FUTEX_MATCH_ANY;	/* the wake mask */
 	sqe->user_data = rf__ud(NULL, RF__UD_WAKE);
@@ -46,28 +62,41 @@ static int rf__futex_arm(struct rf__worker *wk)
 
 static int rf__futex_setup(struct rf__worker *wk)
 {
-	__atomic_store_n(&wk->futex_word, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&rf__futex_of(wk)->word, 0, __ATOMIC_RELAXED);
 	return rf__futex_arm(wk);
 }
 
+/* The ring's exit cancels the wait; the next run starts with no wake-up. */
 static void rf__futex_teardown(struct rf__worker *wk)
 {
-	/* the ring's exit cancels the wait */
+	__atomic_store_n(&rf__futex_of(wk)->word, 0, __ATOMIC_RELAXED);
 }
 
+/* Async-signal-safe: the hog rescue and rf_runtime_shutdown() kick too. */
 static int rf__futex_kick(struct rf__worker *from, struct rf__worker *to)
 {
-	int saved_errno = errno;	/* the hog rescue kicks from a signal handler */
+	uint32_t *word = &rf__futex_of(to)->word;
+	int saved_errno = errno;
 
-	__atomic_store_n(&to->futex_word, 1, __ATOMIC_SEQ_CST);
-	syscall(SYS_futex, &to->futex_word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+	__atomic_store_n(word, 1, __ATOMIC_SEQ_CST);
+	syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 	errno = saved_errno;
 	return 0;
 }
 
+/* No ring: sleep until kicked. */
+void rf__futex_sleep(struct rf__worker *wk)
+{
+	uint32_t *word = &rf__futex_of(wk)->word;
+
+	syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
+	__atomic_store_n(word, 0, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&wk->wake_pending, 0, __ATOMIC_SEQ_CST);
+}
+
 static void rf__futex_complete(struct rf__worker *wk, const struct io_uring_cqe *cqe)
 {
-	__atomic_store_n(&wk->futex_word, 0, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&rf__futex_of(wk)->word, 0, __ATOMIC_SEQ_CST);
 	if (!rf__load_relaxed(&wk->rt->done) && rf__futex_arm(wk)) {
 		wk->wake_unarmed = true;
 		__atomic_fetch_add(&wk->wake_errors, 1, __ATOMIC_RELAXED);

@@ -17,6 +17,7 @@
  * every wake-up from such a thread was lost from then on.)  A waker that
  * finds no SQE in its own ring writes to the eventfd too.  So no way of
  * waking a worker depends on a descriptor made after the run started.
+ * The worker's state is the eventfd back-end's: a message needs none.
  */
 #include <errno.h>
 
@@ -58,7 +59,7 @@ static void rf__msg_ring_complete(struct rf__worker *wk, const struct io_uring_c
 		return;
 	}
 	/* a message needs nothing; the eventfd read is armed again */
-	if (cqe->user_data == rf__ud(&wk->wake_buf, RF__UD_WAKE))
+	if (rf__eventfd_is_read(wk, cqe))
 		rf__eventfd_complete(wk, cqe);
 }
 

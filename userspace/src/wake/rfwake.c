@@ -140,6 +140,22 @@ out:
 	return works;
 }
 
+/* A worker's state (rf__wake_priv()). */
+struct rf__rfwake_state {
+	uint32_t id;			/* our waiter in the domain (set before the run) */
+	bool registered;		/* @id is ours in the domain */
+	bool cmd_owed;			/* a WAIT command was prepared, not reaped */
+	unsigned int sq_pos;		/* its SQ position: submitted once khead passes */
+	struct __kernel_timespec tick;	/* the 1 ms retry after a failure */
+};
+
+static inline struct rf__rfwake_state *rf__rfwake_of(struct rf__worker *wk)
+{
+	_Static_assert(sizeof(struct rf__rfwake_state) <= RF__WAKE_PRIV_SIZE,
+		       "the rfwake back-end's state fits in the worker");
+	return rf__wake_priv(wk);
+}
+
 static bool rf__rfwake_available(const struct rf_runtime *rt)
 {
 	return rt->features & RF_FEAT_RFWAKE;
@@ -177,14 +193,15 @@ static void rf__rfwake_close(struct rf_runtime *rt)
 
 static int rf__rfwake_arm(struct rf__worker *wk)
 {
+	struct rf__rfwake_state *st = rf__rfwake_of(wk);
 	struct io_uring_sqe *sqe = rf__get_sqe_internal(wk);
 
 	if (!sqe)
 		return -EBUSY;
-	rf__rfwake_prep_wait(sqe, 0, true, wk->rfwake_id);	/* fixed file 0: the domain */
+	rf__rfwake_prep_wait(sqe, 0, true, st->id);	/* fixed file 0: the domain */
 	sqe->user_data = rf__ud(NULL, RF__UD_WAKE);
-	wk->rfwake_sq_pos = wk->ring.sq.sqe_tail - 1;
-	wk->rfwake_cmd_owed = true;
+	st->sq_pos = wk->ring.sq.sqe_tail - 1;
+	st->cmd_owed = true;
 	wk->wake_unarmed = false;
 	return 0;
 }
@@ -199,49 +216,53 @@ static void rf__rfwake_unarmed(struct rf__worker *wk)
 /* After a failed command: try again in a millisecond, not at once. */
 static void rf__rfwake_arm_retry(struct rf__worker *wk)
 {
+	struct rf__rfwake_state *st = rf__rfwake_of(wk);
 	struct io_uring_sqe *sqe = rf__get_sqe_internal(wk);
 
 	if (!sqe) {
 		rf__rfwake_unarmed(wk);
 		return;
 	}
-	wk->rfwake_tick = (struct __kernel_timespec){ .tv_nsec = RF__RFWAKE_RETRY_NS };
-	io_uring_prep_timeout(sqe, &wk->rfwake_tick, 0, 0);
-	sqe->user_data = rf__ud(&wk->rfwake_tick, RF__UD_WAKE);
+	st->tick = (struct __kernel_timespec){ .tv_nsec = RF__RFWAKE_RETRY_NS };
+	io_uring_prep_timeout(sqe, &st->tick, 0, 0);
+	sqe->user_data = rf__ud(&st->tick, RF__UD_WAKE);
 }
 
 /* Has the kernel taken the last command we prepared from the SQ? */
 static bool rf__rfwake_cmd_submitted(struct rf__worker *wk)
 {
+	struct rf__rfwake_state *st = rf__rfwake_of(wk);
 	unsigned int head = io_uring_smp_load_acquire(wk->ring.sq.khead);
 
-	return (int)(head - wk->rfwake_sq_pos) > 0;
+	return (int)(head - st->sq_pos) > 0;
 }
 
 static void rf__rfwake_unregister(struct rf__worker *wk)
 {
+	struct rf__rfwake_state *st = rf__rfwake_of(wk);
 	struct rf_runtime *rt = wk->rt;
-	struct rfwake_unregister unreg = { .id = wk->rfwake_id };
+	struct rfwake_unregister unreg = { .id = st->id };
 
-	wk->rfwake_registered = false;
+	st->registered = false;
 	if (ioctl(rt->wake_fd, RFWAKE_IOC_UNREGISTER, &unreg) < 0) {
 		rf__rfwake_report(rt, "RFWAKE_IOC_UNREGISTER", -errno,
 				  "the ring's teardown ends when the runtime is destroyed");
-		wk->rfwake_cmd_owed = false;	/* nothing to wait for now */
+		st->cmd_owed = false;	/* nothing to wait for now */
 	}
 }
 
 static int rf__rfwake_setup(struct rf__worker *wk)
 {
+	struct rf__rfwake_state *st = rf__rfwake_of(wk);
 	struct rf_runtime *rt = wk->rt;
 	struct rfwake_register reg = { .flags = 0 };
 	int ret;
 
-	wk->rfwake_cmd_owed = false;
+	st->cmd_owed = false;
 	if (ioctl(rt->wake_fd, RFWAKE_IOC_REGISTER, &reg) < 0)
 		return -errno;
-	wk->rfwake_id = reg.id;
-	wk->rfwake_registered = true;
+	st->id = reg.id;
+	st->registered = true;
 	/* a fixed file: no file lookup each time the command is armed */
 	ret = io_uring_register_files(&wk->ring, &rt->wake_fd, 1);
 	if (!ret)
@@ -259,15 +280,16 @@ static int rf__rfwake_setup(struct rf__worker *wk)
  */
 static void rf__rfwake_teardown(struct rf__worker *wk)
 {
+	struct rf__rfwake_state *st = rf__rfwake_of(wk);
 	struct rf_runtime *rt = wk->rt;
 	int64_t end = rf_now() + RF__RFWAKE_REAP_NS;
 
-	if (!wk->rfwake_registered)
+	if (!st->registered)
 		return;
 	rf__rfwake_unregister(wk);
-	if (wk->rfwake_cmd_owed && !rf__rfwake_cmd_submitted(wk))
-		wk->rfwake_cmd_owed = false;	/* prepared as the run ended, never submitted */
-	while (wk->rfwake_cmd_owed) {
+	if (st->cmd_owed && !rf__rfwake_cmd_submitted(wk))
+		st->cmd_owed = false;	/* prepared as the run ended, never submitted */
+	while (st->cmd_owed) {
 		struct __kernel_timespec ts = { .tv_nsec = 100 * 1000 * 1000 };
 		struct io_uring_cqe *cqe;
 		unsigned int head, n = 0;
@@ -281,24 +303,24 @@ static void rf__rfwake_teardown(struct rf__worker *wk)
 		io_uring_for_each_cqe(&wk->ring, head, cqe) {
 			n++;
 			if (cqe->user_data == rf__ud(NULL, RF__UD_WAKE)) {
-				wk->rfwake_cmd_owed = false;
+				st->cmd_owed = false;
 				break;
 			}
 		}
 		io_uring_cq_advance(&wk->ring, n);
-		if (wk->rfwake_cmd_owed && rf_now() >= end) {
+		if (st->cmd_owed && rf_now() >= end) {
 			rf__rfwake_report(rt, "completing the WAIT command on RFWAKE_IOC_UNREGISTER",
 					  -ETIME, "the ring's teardown ends when the runtime is destroyed");
 			break;
 		}
 	}
-	wk->rfwake_cmd_owed = false;
+	st->cmd_owed = false;
 }
 
 static int rf__rfwake_kick(struct rf__worker *from, struct rf__worker *to)
 {
 	struct rf_runtime *rt = to->rt;
-	struct rfwake_target wake = { .id = to->rfwake_id };
+	struct rfwake_target wake = { .id = rf__rfwake_of(to)->id };
 	int saved_errno = errno;	/* the hog rescue kicks from a signal handler */
 	int ret = 0;
 
@@ -323,7 +345,7 @@ static void rf__rfwake_complete(struct rf__worker *wk, const struct io_uring_cqe
 			rf__rfwake_unarmed(wk);
 		return;
 	}
-	wk->rfwake_cmd_owed = false;
+	rf__rfwake_of(wk)->cmd_owed = false;
 	if (cqe->res >= 0) {
 		/* res: the wakes merged into this one */
 		if (!done && rf__rfwake_arm(wk))
