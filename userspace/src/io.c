@@ -256,30 +256,36 @@ void rf__cancel_wait(struct rf__worker *wk, struct rf__wait *w)
 /* ---------------------------------------------------------- blocking calls */
 
 /*
- * Start a call: the calling fiber, or an error for calls that cannot be
- * made.  @nsqe is 2 with a deadline: the request and its linked timeout must
- * be adjacent in the queue, so make room for both first.
+ * struct rf__op - one blocking call of the calling fiber, on its stack:
+ * rf__op_start() (or rf__op_begin()) makes its request, which the caller
+ * prepares in @sqe, and rf__op_finish() parks until it is complete.
  */
-static struct io_uring_sqe *rf__op_begin_ex(struct rf__worker **wkp, struct rf__wait *w,
-					    int64_t deadline, int *err, bool cancellable)
+struct rf__op {
+	struct rf__worker *wk;
+	struct rf__wait w;		/* the request's user_data points here */
+	struct io_uring_sqe *sqe;	/* the request, for the caller to prepare */
+	int64_t deadline;
+};
+
+/*
+ * Start a call: 0 and @op->sqe, or the error of a call that cannot be made.
+ * @deadline is the call's, as given: a deadline makes room for two SQEs,
+ * since the request and its linked timeout must be adjacent in the queue.
+ * Not @cancellable: a cancelled fiber's call is made all the same.
+ */
+static int rf__op_begin(struct rf__op *op, int64_t deadline, bool cancellable)
 {
 	struct rf__worker *wk = rf__tls_wk;
 	struct rf_fiber *cur = wk ? wk->current : NULL;
-	struct io_uring_sqe *sqe;
 
-	*wkp = wk;
-	if (rf__unlikely(!cur)) {
-		*err = -EPERM;
-		return NULL;
-	}
-	if (rf__unlikely(!wk->has_ring)) {
-		*err = -ENOSYS;
-		return NULL;
-	}
-	if (rf__unlikely(rf__load_relaxed(&cur->cancelled) && cancellable)) {
-		*err = -ECANCELED;
-		return NULL;
-	}
+	op->wk = wk;
+	op->deadline = deadline;
+	if (rf__unlikely(!cur))
+		return -EPERM;
+	if (rf__unlikely(!wk->has_ring))
+		return -ENOSYS;
+	if (rf__unlikely(rf__load_relaxed(&cur->cancelled) && cancellable))
+		return -ECANCELED;
 	if (deadline != RF_NO_DEADLINE && io_uring_sq_space_left(&wk->ring) < 2) {
 		rf__flush(wk, false);
 		/*
@@ -287,40 +293,45 @@ static struct io_uring_sqe *rf__op_begin_ex(struct rf__worker **wkp, struct rf__
 		 * next submission, would be an unlinked pair (the timer is
 		 * refused, the request never times out).
 		 */
-		if (rf__unlikely(io_uring_sq_space_left(&wk->ring) < 2)) {
-			*err = -EBUSY;
-			return NULL;
-		}
+		if (rf__unlikely(io_uring_sq_space_left(&wk->ring) < 2))
+			return -EBUSY;
 	}
-	sqe = rf__get_sqe(wk);
-	if (rf__unlikely(!sqe)) {
-		*err = -EBUSY;
-		return NULL;
-	}
-	rf__wait_init(w, cur, RF__WAIT_RING);
-	return sqe;
+	op->sqe = rf__get_sqe(wk);
+	if (rf__unlikely(!op->sqe))
+		return -EBUSY;
+	rf__wait_init(&op->w, cur, RF__WAIT_RING);
+	return 0;
 }
 
-static inline struct io_uring_sqe *rf__op_begin(struct rf__worker **wkp, struct rf__wait *w,
-					       int64_t deadline, int *err)
+/*
+ * Start a cancellable call with @deadline, capped by the deadlines of the
+ * groups the calling fiber belongs to: 0 or a negative errno, as
+ * rf__op_begin().
+ */
+static inline int rf__op_start(struct rf__op *op, int64_t deadline)
 {
-	return rf__op_begin_ex(wkp, w, deadline, err, true);
+	struct rf__worker *wk = rf__tls_wk;
+
+	if (wk && wk->current)
+		deadline = rf__fiber_deadline(wk->current, deadline);
+	return rf__op_begin(op, deadline, true);
 }
 
 /* Park until every completion of the request (and its timeout) is in. */
-static int rf__op_wait(struct rf__worker *wk, struct rf__wait *w, struct io_uring_sqe *sqe,
-		       int64_t deadline)
+static int rf__op_finish(struct rf__op *op)
 {
+	struct rf__worker *wk = op->wk;
 	struct rf_fiber *cur = wk->current;
+	struct rf__wait *w = &op->w;
 
-	sqe->user_data = rf__ud(w, RF__UD_OP);
+	op->sqe->user_data = rf__ud(w, RF__UD_OP);
 	w->pending = 1;
-	if (deadline != RF_NO_DEADLINE) {
+	if (op->deadline != RF_NO_DEADLINE) {
 		struct io_uring_sqe *tsqe;
 
-		sqe->flags |= IOSQE_IO_LINK;
-		tsqe = rf__get_sqe(wk);	/* room was made in rf__op_begin */
-		rf__set_ts(&w->ts, deadline);
+		op->sqe->flags |= IOSQE_IO_LINK;
+		tsqe = rf__get_sqe(wk);	/* room was made in rf__op_begin() */
+		rf__set_ts(&w->ts, op->deadline);
 		io_uring_prep_link_timeout(tsqe, &w->ts, IORING_TIMEOUT_ABS);
 		tsqe->user_data = rf__ud(w, RF__UD_TIMER);
 		w->pending = 2;
@@ -334,22 +345,6 @@ static int rf__op_wait(struct rf__worker *wk, struct rf__wait *w, struct io_urin
 	return w->res;
 }
 
-#define RF__OP(prep)							\
-	do {								\
-		RF__GUARD();						\
-		struct rf__worker *wk;					\
-		struct rf__wait w;					\
-		int err;						\
-		struct io_uring_sqe *sqe;				\
-		if (rf__tls_wk && rf__tls_wk->current)			\
-			deadline = rf__fiber_deadline(rf__tls_wk->current, deadline); \
-		sqe = rf__op_begin(&wk, &w, deadline, &err);		\
-		if (!sqe)						\
-			return err;					\
-		prep;							\
-		return rf__op_wait(wk, &w, sqe, deadline);		\
-	} while (0)
-
 /* read(2) never moves more than this in one call either */
 #define RF__MAX_RW 0x7ffff000u
 
@@ -360,7 +355,14 @@ static unsigned int rf__rw_len(size_t len)
 
 RF_EXPORT int rf_nop(int64_t deadline)
 {
-	RF__OP(io_uring_prep_nop(sqe));
+	RF__GUARD();
+	struct rf__op op;
+	int ret = rf__op_start(&op, deadline);
+
+	if (ret)
+		return ret;
+	io_uring_prep_nop(op.sqe);
+	return rf__op_finish(&op);
 }
 
 /*
@@ -396,12 +398,26 @@ RF_EXPORT int rf_sleep(int64_t deadline)
 
 RF_EXPORT ssize_t rf_read(int fd, void *buf, size_t len, off_t off, int64_t deadline)
 {
-	RF__OP(io_uring_prep_read(sqe, fd, buf, rf__rw_len(len), (__u64)off));
+	RF__GUARD();
+	struct rf__op op;
+	int ret = rf__op_start(&op, deadline);
+
+	if (ret)
+		return ret;
+	io_uring_prep_read(op.sqe, fd, buf, rf__rw_len(len), (__u64)off);
+	return rf__op_finish(&op);
 }
 
 RF_EXPORT ssize_t rf_write(int fd, const void *buf, size_t len, off_t off, int64_t deadline)
 {
-	RF__OP(io_uring_prep_write(sqe, fd, buf, rf__rw_len(len), (__u64)off));
+	RF__GUARD();
+	struct rf__op op;
+	int ret = rf__op_start(&op, deadline);
+
+	if (ret)
+		return ret;
+	io_uring_prep_write(op.sqe, fd, buf, rf__rw_len(len), (__u64)off);
+	return rf__op_finish(&op);
 }
 
 static bool rf__iov_ok(const struct iovec *iov, int iovcnt)
@@ -411,26 +427,56 @@ static bool rf__iov_ok(const struct iovec *iov, int iovcnt)
 
 RF_EXPORT ssize_t rf_readv(int fd, const struct iovec *iov, int iovcnt, off_t off, int64_t deadline)
 {
+	RF__GUARD();
+	struct rf__op op;
+	int ret;
+
 	if (!rf__iov_ok(iov, iovcnt))
 		return -EINVAL;
-	RF__OP(io_uring_prep_readv(sqe, fd, iov, (unsigned int)iovcnt, (__u64)off));
+	ret = rf__op_start(&op, deadline);
+	if (ret)
+		return ret;
+	io_uring_prep_readv(op.sqe, fd, iov, (unsigned int)iovcnt, (__u64)off);
+	return rf__op_finish(&op);
 }
 
 RF_EXPORT ssize_t rf_writev(int fd, const struct iovec *iov, int iovcnt, off_t off, int64_t deadline)
 {
+	RF__GUARD();
+	struct rf__op op;
+	int ret;
+
 	if (!rf__iov_ok(iov, iovcnt))
 		return -EINVAL;
-	RF__OP(io_uring_prep_writev(sqe, fd, iov, (unsigned int)iovcnt, (__u64)off));
+	ret = rf__op_start(&op, deadline);
+	if (ret)
+		return ret;
+	io_uring_prep_writev(op.sqe, fd, iov, (unsigned int)iovcnt, (__u64)off);
+	return rf__op_finish(&op);
 }
 
 RF_EXPORT ssize_t rf_recv(int fd, void *buf, size_t len, int flags, int64_t deadline)
 {
-	RF__OP(io_uring_prep_recv(sqe, fd, buf, rf__rw_len(len), flags));
+	RF__GUARD();
+	struct rf__op op;
+	int ret = rf__op_start(&op, deadline);
+
+	if (ret)
+		return ret;
+	io_uring_prep_recv(op.sqe, fd, buf, rf__rw_len(len), flags);
+	return rf__op_finish(&op);
 }
 
 RF_EXPORT ssize_t rf_send(int fd, const void *buf, size_t len, int flags, int64_t deadline)
 {
-	RF__OP(io_uring_prep_send(sqe, fd, buf, rf__rw_len(len), flags | MSG_NOSIGNAL));
+	RF__GUARD();
+	struct rf__op op;
+	int ret = rf__op_start(&op, deadline);
+
+	if (ret)
+		return ret;
+	io_uring_prep_send(op.sqe, fd, buf, rf__rw_len(len), flags | MSG_NOSIGNAL);
+	return rf__op_finish(&op);
 }
 
 /*
@@ -440,31 +486,63 @@ RF_EXPORT ssize_t rf_send(int fd, const void *buf, size_t len, int flags, int64_
  */
 RF_EXPORT ssize_t rf_sendmsg(int fd, const struct msghdr *msg, int flags, int64_t deadline)
 {
+	RF__GUARD();
+	struct rf__op op;
+	int ret;
+
 	if (!msg)
 		return -EINVAL;
-	RF__OP(io_uring_prep_sendmsg(sqe, fd, msg, (unsigned int)(flags | MSG_NOSIGNAL)));
+	ret = rf__op_start(&op, deadline);
+	if (ret)
+		return ret;
+	io_uring_prep_sendmsg(op.sqe, fd, msg, (unsigned int)(flags | MSG_NOSIGNAL));
+	return rf__op_finish(&op);
 }
 
 RF_EXPORT int rf_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags,
 			int64_t deadline)
 {
+	RF__GUARD();
+	struct rf__op op;
+	int ret;
+
 	if (!addr != !addrlen)
 		return -EINVAL;
-	RF__OP(io_uring_prep_accept(sqe, fd, addr, addrlen, flags));
+	ret = rf__op_start(&op, deadline);
+	if (ret)
+		return ret;
+	io_uring_prep_accept(op.sqe, fd, addr, addrlen, flags);
+	return rf__op_finish(&op);
 }
 
 RF_EXPORT int rf_connect(int fd, const struct sockaddr *addr, socklen_t addrlen, int64_t deadline)
 {
+	RF__GUARD();
+	struct rf__op op;
+	int ret;
+
 	if (!addr)
 		return -EINVAL;
-	RF__OP(io_uring_prep_connect(sqe, fd, addr, addrlen));
+	ret = rf__op_start(&op, deadline);
+	if (ret)
+		return ret;
+	io_uring_prep_connect(op.sqe, fd, addr, addrlen);
+	return rf__op_finish(&op);
 }
 
 RF_EXPORT int rf_openat(int dirfd, const char *path, int flags, mode_t mode, int64_t deadline)
 {
+	RF__GUARD();
+	struct rf__op op;
+	int ret;
+
 	if (!path)
 		return -EINVAL;
-	RF__OP(io_uring_prep_openat(sqe, dirfd, path, flags, mode));
+	ret = rf__op_start(&op, deadline);
+	if (ret)
+		return ret;
+	io_uring_prep_openat(op.sqe, dirfd, path, flags, mode);
+	return rf__op_finish(&op);
 }
 
 /*
@@ -478,10 +556,18 @@ RF_EXPORT int rf_openat(int dirfd, const char *path, int flags, mode_t mode, int
 RF_EXPORT int rf_openat2(int dirfd, const char *path, struct open_how *how, size_t size,
 			 int64_t deadline)
 {
+	RF__GUARD();
+	struct rf__op op;
+	int ret;
+
 	if (!path || !how || size > UINT_MAX)
 		return -EINVAL;
-	RF__OP(io_uring_prep_rw(IORING_OP_OPENAT2, sqe, dirfd, path, (unsigned int)size,
-				(uint64_t)(uintptr_t)how));
+	ret = rf__op_start(&op, deadline);
+	if (ret)
+		return ret;
+	io_uring_prep_rw(IORING_OP_OPENAT2, op.sqe, dirfd, path, (unsigned int)size,
+			 (uint64_t)(uintptr_t)how);
+	return rf__op_finish(&op);
 }
 
 /*
@@ -491,24 +577,34 @@ RF_EXPORT int rf_openat2(int dirfd, const char *path, struct open_how *how, size
 RF_EXPORT int rf_close(int fd)
 {
 	RF__GUARD();
-	struct rf__worker *wk;
-	struct rf__wait w;
-	struct io_uring_sqe *sqe;
-	int err;
+	struct rf__op op;
 
-	sqe = rf__op_begin_ex(&wk, &w, RF_NO_DEADLINE, &err, false);
-	if (!sqe)
+	if (rf__op_begin(&op, RF_NO_DEADLINE, false))
 		return close(fd) == 0 ? 0 : -errno;
-	io_uring_prep_close(sqe, fd);
-	return rf__op_wait(wk, &w, sqe, RF_NO_DEADLINE);
+	io_uring_prep_close(op.sqe, fd);
+	return rf__op_finish(&op);
 }
 
 RF_EXPORT int rf_fsync(int fd, int datasync, int64_t deadline)
 {
-	RF__OP(io_uring_prep_fsync(sqe, fd, datasync ? IORING_FSYNC_DATASYNC : 0));
+	RF__GUARD();
+	struct rf__op op;
+	int ret = rf__op_start(&op, deadline);
+
+	if (ret)
+		return ret;
+	io_uring_prep_fsync(op.sqe, fd, datasync ? IORING_FSYNC_DATASYNC : 0);
+	return rf__op_finish(&op);
 }
 
 RF_EXPORT int rf_poll(int fd, unsigned int events, int64_t deadline)
 {
-	RF__OP(io_uring_prep_poll_add(sqe, fd, events));
+	RF__GUARD();
+	struct rf__op op;
+	int ret = rf__op_start(&op, deadline);
+
+	if (ret)
+		return ret;
+	io_uring_prep_poll_add(op.sqe, fd, events);
+	return rf__op_finish(&op);
 }
