@@ -52,7 +52,9 @@ A64_CFLAGS := $(BASE_CFLAGS) -Iuserspace/src/arch/aarch64
 LIB_CFLAGS := -fPIC -fvisibility=hidden -Iuserspace/src
 URING_LIBS := -luring
 
-LIB_SRCS := userspace/src/runtime.c userspace/src/sched.c userspace/src/steal.c \
+LIB_SRCS := userspace/src/runtime.c userspace/src/setup.c userspace/src/loop.c \
+	userspace/src/deadlock.c userspace/src/shutdown.c \
+	userspace/src/sched.c userspace/src/steal.c \
 	userspace/src/watchdog.c userspace/src/stack.c userspace/src/io.c \
 	userspace/src/acceptor.c userspace/src/wq.c userspace/src/sync.c \
 	userspace/src/chan.c userspace/src/group.c userspace/src/blocking.c \

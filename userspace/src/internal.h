@@ -32,6 +32,7 @@
 
 #include <liburing.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -461,7 +462,7 @@ struct rf_runtime {
 	 */
 	uint32_t run_state;
 	int stop_fd;			/* eventfd that rf_runtime_shutdown() writes, or -1 */
-	struct rf_runtime *sig_next;	/* runs RF_RT_SHUTDOWN_ON_SIGNAL serves (runtime.c) */
+	struct rf_runtime *sig_next;	/* runs RF_RT_SHUTDOWN_ON_SIGNAL serves (shutdown.c) */
 	void *main_result;
 	void *start;			/* rf_runtime_run()'s start barrier */
 
@@ -495,7 +496,7 @@ extern __thread struct rf__worker *rf__tls_wk __attribute__((tls_model("initial-
 
 /*
  * Entering the library from a fiber's own code: mark the worker "not in
- * user code" so the hog rescue (a signal handler, runtime.c) leaves its
+ * user code" so the hog rescue (a signal handler, watchdog.c) leaves its
  * state alone; on leaving, restore what it was.  Every exported function
  * that touches a worker's state starts with RF__GUARD().
  */
@@ -591,7 +592,31 @@ void rf__watchdog_stop(struct rf_runtime *rt);
 
 /* runtime.c */
 void rf__run_over(struct rf_runtime *rt);
+void rf__for_each_fiber(struct rf_runtime *rt, struct rf__worker *self,
+			void (*fn)(struct rf__worker *, struct rf_fiber *));
+void rf__cancel_one(struct rf__worker *self, struct rf_fiber *f);
+
+/* setup.c */
+int rf__probe(struct rf_runtime *rt);
+int rf__wake_from_env(unsigned int *want);
+int rf__pick_wake(struct rf_runtime *rt, unsigned int want);
+int rf__worker_setup(struct rf__worker *wk);
+void rf__worker_teardown(struct rf__worker *wk);
+
+/* loop.c */
+void rf__loop(struct rf__worker *wk);
+
+/* deadlock.c */
+bool rf__quiet_enter(struct rf__worker *wk);
+void rf__quiet_leave(struct rf__worker *wk);
+
+/* shutdown.c */
+bool rf__stop_pending(struct rf_runtime *rt);
+void rf__stop_fibers(struct rf__worker *wk);
+int rf__stop_arm(struct rf__worker *wk);
 void rf__stop_complete(struct rf__worker *wk, const struct io_uring_cqe *cqe);
+int rf__signals_take(struct rf_runtime *rt, sigset_t *old);
+int rf__signals_give(struct rf_runtime *rt);
 
 /* blocking.c */
 void rf__pool_stop(struct rf_runtime *rt);

@@ -6,7 +6,7 @@
  * straight to the next ready fiber of its worker: one rf__switch, no trip
  * through the worker loop.  Only when the run queue is empty, or
  * RF__SWITCH_BUDGET switches have passed, does it switch to the loop
- * (runtime.c), which drains the inbox, reaps completions, submits what
+ * (loop.c), which drains the inbox, reaps completions, submits what
  * fibers prepared, steals, and sleeps when nothing is ready.
  *
  * The one rule for where a fiber runs next: a fiber is made ready on the

@@ -3,7 +3,7 @@
  * trace.c - the probes' semaphores and the timed switch path (see trace.h).
  *
  * Only switches are timed here: everything else a tracer learns from a
- * probe at the place it happens (sched.c, runtime.c, steal.c, watchdog.c).
+ * probe at the place it happens (sched.c, loop.c, steal.c, watchdog.c).
  * The two hooks run around rf__switch() only while a tracer is attached to
  * "run", "park" or "batch": rf__trace_switch_out() on the way out of a
  * context, rf__trace_switch_in() once a fiber runs again.

@@ -1,0 +1,130 @@
+// SPDX-License-Identifier: MIT
+/*
+ * loop.c - the worker loop, and what a worker does when it has nothing to
+ * run: spin for a while, then park and sleep in the kernel.
+ */
+#include "internal.h"
+
+/* Completions are waiting in the kernel (deferred task work, CQ overflow). */
+static bool rf__kernel_has_completions(struct rf__worker *wk)
+{
+	return IO_URING_READ_ONCE(*wk->ring.sq.kflags) &
+	       (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW);
+}
+
+/* Anything for an idle worker to do? */
+static bool rf__has_work(struct rf__worker *wk)
+{
+	struct rf_runtime *rt = wk->rt;
+
+	/*
+	 * seq_cst, as the store of parked before the re-check: a relaxed load
+	 * may be satisfied before that store is seen (aarch64 does), and miss
+	 * what a waker that read parked == 0 had published.
+	 */
+	if (__atomic_load_n(&wk->inbox, __ATOMIC_SEQ_CST) ||
+	    __atomic_load_n(&rt->done, __ATOMIC_SEQ_CST))
+		return true;
+	if (wk->has_ring && (io_uring_cq_ready(&wk->ring) || rf__kernel_has_completions(wk)))
+		return true;
+	return rt->nworkers > 1 && rf__stealable_anywhere(rt);
+}
+
+/* Sleep until kicked (or a completion arrives). */
+static void rf__sleep(struct rf__worker *wk)
+{
+	if (wk->has_ring) {
+		rf__flush(wk, true);
+		return;
+	}
+	/* no ring: the futex back-end's word is all there is */
+	rf__futex_sleep(wk);
+}
+
+/*
+ * Nothing ready: poll for work for idle_spin_ns (a kick then costs the
+ * waker no system call and us no wake-up latency), then park: raise the
+ * parked flag, look once more, and sleep in the kernel.
+ */
+static void rf__idle(struct rf__worker *wk)
+{
+	struct rf_runtime *rt = wk->rt;
+	bool quiet;
+
+	__atomic_add_fetch(&rt->nidle, 1, __ATOMIC_SEQ_CST);
+	if (rt->idle_spin_ns > 0 && wk->has_ring) {
+		int64_t end = rf__time_add(rf_now(), rt->idle_spin_ns);
+		unsigned int spins = 0;
+
+		while (!rf__has_work(wk)) {
+			rf__cpu_relax();
+			if (!(++spins & 63) && rf_now() >= end)
+				break;
+		}
+	}
+	if (rf__has_work(wk))
+		goto out;
+	/* no SQE was free to re-arm the back-end: no kick could wake us */
+	if (rf__unlikely(wk->wake_unarmed) && rt->wake->arm && rt->wake->arm(wk))
+		goto out;	/* the loop flushes and we try again */
+	__atomic_store_n(&wk->parked, 1, __ATOMIC_SEQ_CST);
+	if (rf__has_work(wk)) {
+		__atomic_store_n(&wk->parked, 0, __ATOMIC_SEQ_CST);
+		goto out;
+	}
+	quiet = !wk->inflight;
+	if (quiet && rf__quiet_enter(wk)) {
+		__atomic_store_n(&wk->parked, 0, __ATOMIC_SEQ_CST);
+		goto out;
+	}
+	/* a tracer gets what we recorded before we sleep, not after */
+	rf__trace_flush(wk);
+	if (rf__unlikely(RF__PROBE_ON(idle) | RF__PROBE_ON(resume))) {
+		int64_t slept = rf__trace_now();
+
+		RF__PROBE(idle, 1, wk->id);
+		rf__sleep(wk);
+		RF__PROBE(resume, 2, wk->id, rf__trace_now() - slept);
+	} else {
+		rf__sleep(wk);
+	}
+	__atomic_store_n(&wk->parked, 0, __ATOMIC_SEQ_CST);
+	if (quiet)
+		rf__quiet_leave(wk);
+	rf__count(&wk->sleeps, 1);
+out:
+	__atomic_sub_fetch(&rt->nidle, 1, __ATOMIC_SEQ_CST);
+}
+
+/*
+ * The worker loop: runs on the thread's own stack whenever the run queue is
+ * empty or the switch budget is spent.
+ */
+void rf__loop(struct rf__worker *wk)
+{
+	struct rf_runtime *rt = wk->rt;
+
+	while (!rf__load(&rt->done)) {
+		if (rf__unlikely(rf__stop_pending(rt)))
+			rf__stop_fibers(wk);
+		rf__inbox_drain(wk);
+		if (wk->has_ring) {
+			/* submit what fibers prepared; run deferred completions */
+			if (wk->unsubmitted || rf__kernel_has_completions(wk))
+				rf__flush(wk, false);
+			rf__reap(wk);
+		}
+		if (!wk->runq.head) {
+			if (rt->nworkers > 1 && rf__steal(wk))
+				continue;
+			rf__idle(wk);
+			continue;
+		}
+		/* someone is idle: offer it half of our queue */
+		if (wk->runq.len > 1 && rf__load_relaxed(&rt->nidle))
+			rf__publish(wk, false);
+		wk->budget = RF__SWITCH_BUDGET;
+		rf__loop_switch_to(wk, rf__runq_pop(&wk->runq));
+	}
+	rf__trace_flush(wk);
+}
