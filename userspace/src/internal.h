@@ -597,9 +597,8 @@ void rf__for_each_fiber(struct rf_runtime *rt, struct rf__worker *self,
 void rf__cancel_one(struct rf__worker *self, struct rf_fiber *f);
 
 /* setup.c */
-int rf__probe(struct rf_runtime *rt);
 int rf__wake_from_env(unsigned int *want);
-int rf__pick_wake(struct rf_runtime *rt, unsigned int want);
+int rf__runtime_probe(struct rf_runtime *rt, unsigned int want);
 int rf__worker_setup(struct rf__worker *wk);
 void rf__worker_teardown(struct rf__worker *wk);
 
@@ -613,6 +612,7 @@ void rf__quiet_leave(struct rf__worker *wk);
 /* shutdown.c */
 bool rf__stop_pending(struct rf_runtime *rt);
 void rf__stop_fibers(struct rf__worker *wk);
+int rf__stop_open(struct rf_runtime *rt);
 int rf__stop_arm(struct rf__worker *wk);
 void rf__stop_complete(struct rf__worker *wk, const struct io_uring_cqe *cqe);
 int rf__signals_take(struct rf_runtime *rt, sigset_t *old);

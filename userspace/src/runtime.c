@@ -11,7 +11,6 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -68,68 +67,80 @@ static void rf__free_runtime(struct rf_runtime *rt)
 	free(rt);
 }
 
-RF_EXPORT int rf_runtime_create(struct rf_runtime **rtp, const struct rf_runtime_opts *opts)
+/*
+ * Check the caller's options and fill in the defaults.  RF_WAKE_BACKEND is
+ * read after the checks: a bad opts.wake_backend is bad input either way.
+ */
+static int rf__opts_check(struct rf_runtime_opts *o)
 {
-	struct rf_runtime_opts o = { 0 };
-	struct rf_runtime *rt;
-	int *cpus = NULL;
+	if (o->flags & ~RF__KNOWN_FLAGS)
+		return -EINVAL;
+	if (!o->stack_size)
+		o->stack_size = RF_DEFAULT_STACK_SIZE;
+	if (o->stack_size < RF_MIN_STACK_SIZE || o->stack_size > RF_MAX_STACK_SIZE)
+		return -EINVAL;
+	if (!o->ring_entries)
+		o->ring_entries = RF__DEFAULT_RING_ENTRIES;
+	if (o->ring_entries < RF__MIN_RING_ENTRIES || o->ring_entries > RF__MAX_RING_ENTRIES ||
+	    (o->ring_entries & (o->ring_entries - 1)))
+		return -EINVAL;
+	if (!o->stack_pool)
+		o->stack_pool = RF__DEFAULT_STACK_POOL;
+	if (o->workers > RF_MAX_WORKERS || o->wake_backend >= RF_WAKE_NR ||
+	    (o->ncpus && !o->cpus) || (o->cpus && !o->ncpus) || o->ncpus > CPU_SETSIZE)
+		return -EINVAL;
+	for (unsigned int i = 0; i < o->ncpus; i++)
+		if (o->cpus[i] < 0 || o->cpus[i] >= CPU_SETSIZE)
+			return -EINVAL;
+	if (!o->blocking_threads)
+		o->blocking_threads = RF__DEFAULT_BLOCKING_THREADS;
+	if (o->blocking_threads > 1024)
+		return -EINVAL;
+	return rf__wake_from_env(&o->wake_backend);
+}
+
+/*
+ * The CPUs the workers go on (the caller's, or the process's affinity
+ * mask) in a new array, and the number of workers if the caller left it
+ * to us.
+ */
+static int rf__cpus_choose(struct rf_runtime_opts *o, int **cpusp, unsigned int *ncpusp)
+{
 	unsigned int ncpus = 0;
+	int *cpus = NULL;
 	int ret;
 
-	if (!rtp)
-		return -EINVAL;
-	if (opts)
-		o = *opts;
-	if (o.flags & ~RF__KNOWN_FLAGS)
-		return -EINVAL;
-	if (!o.stack_size)
-		o.stack_size = RF_DEFAULT_STACK_SIZE;
-	if (o.stack_size < RF_MIN_STACK_SIZE || o.stack_size > RF_MAX_STACK_SIZE)
-		return -EINVAL;
-	if (!o.ring_entries)
-		o.ring_entries = RF__DEFAULT_RING_ENTRIES;
-	if (o.ring_entries < RF__MIN_RING_ENTRIES || o.ring_entries > RF__MAX_RING_ENTRIES ||
-	    (o.ring_entries & (o.ring_entries - 1)))
-		return -EINVAL;
-	if (!o.stack_pool)
-		o.stack_pool = RF__DEFAULT_STACK_POOL;
-	if (o.workers > RF_MAX_WORKERS || o.wake_backend >= RF_WAKE_NR ||
-	    (o.ncpus && !o.cpus) || (o.cpus && !o.ncpus) || o.ncpus > CPU_SETSIZE)
-		return -EINVAL;
-	for (unsigned int i = 0; i < o.ncpus; i++)
-		if (o.cpus[i] < 0 || o.cpus[i] >= CPU_SETSIZE)
-			return -EINVAL;
-	if (!o.blocking_threads)
-		o.blocking_threads = RF__DEFAULT_BLOCKING_THREADS;
-	if (o.blocking_threads > 1024)
-		return -EINVAL;
-	/* after the checks: a bad opts.wake_backend is bad input either way */
-	ret = rf__wake_from_env(&o.wake_backend);
-	if (ret)
-		return ret;
-
-	if (o.cpus) {
-		cpus = malloc(o.ncpus * sizeof(*cpus));
+	if (o->cpus) {
+		cpus = malloc(o->ncpus * sizeof(*cpus));
 		if (!cpus)
 			return -ENOMEM;
-		memcpy(cpus, o.cpus, o.ncpus * sizeof(*cpus));
-		ncpus = o.ncpus;
+		memcpy(cpus, o->cpus, o->ncpus * sizeof(*cpus));
+		ncpus = o->ncpus;
 	} else {
 		ret = rf__default_cpus(&cpus, &ncpus);
 		if (ret)
 			return ret;
 	}
-	if (!o.workers)
-		o.workers = ncpus ? (ncpus > RF_MAX_WORKERS ? RF_MAX_WORKERS : ncpus) : 1;
-	else if (!o.cpus && o.workers < ncpus)
+	if (!o->workers)
+		o->workers = ncpus ? (ncpus > RF_MAX_WORKERS ? RF_MAX_WORKERS : ncpus) : 1;
+	else if (!o->cpus && o->workers < ncpus)
 		/*
 		 * Fewer workers than CPUs and no CPU named: pinning them to the
 		 * first CPUs would stack every such process on CPU 0.  Let the
 		 * kernel place them.
 		 */
-		o.flags |= RF_RT_NO_PIN;
+		o->flags |= RF_RT_NO_PIN;
+	*cpusp = cpus;
+	*ncpusp = ncpus;
+	return 0;
+}
 
-	rt = calloc(1, sizeof(*rt));
+/* The runtime and its workers, as @o says; it owns @cpus from here on. */
+static int rf__runtime_alloc(struct rf_runtime **rtp, const struct rf_runtime_opts *o,
+			     int *cpus, unsigned int ncpus)
+{
+	struct rf_runtime *rt = calloc(1, sizeof(*rt));
+
 	if (!rt) {
 		free(cpus);
 		return -ENOMEM;
@@ -140,72 +151,69 @@ RF_EXPORT int rf_runtime_create(struct rf_runtime **rtp, const struct rf_runtime
 	pthread_cond_init(&rt->monitor_cond, NULL);
 	rt->wake_fd = -1;
 	rt->stop_fd = -1;
-	rt->flags = o.flags;
+	rt->flags = o->flags;
 	rt->page_size = (size_t)sysconf(_SC_PAGESIZE);
-	rt->stack_size = (o.stack_size + rt->page_size - 1) / rt->page_size * rt->page_size;
-	rt->ring_entries = o.ring_entries;
-	rt->idle_spin_ns = o.idle_spin_ns ? o.idle_spin_ns : RF_DEFAULT_IDLE_SPIN_NS;
-	rt->hog_ns = o.hog_ns ? o.hog_ns : RF_DEFAULT_HOG_NS;
-	rt->blocking_threads = o.blocking_threads;
-	rt->nworkers = o.workers;
+	rt->stack_size = (o->stack_size + rt->page_size - 1) / rt->page_size * rt->page_size;
+	rt->ring_entries = o->ring_entries;
+	rt->idle_spin_ns = o->idle_spin_ns ? o->idle_spin_ns : RF_DEFAULT_IDLE_SPIN_NS;
+	rt->hog_ns = o->hog_ns ? o->hog_ns : RF_DEFAULT_HOG_NS;
+	rt->blocking_threads = o->blocking_threads;
+	rt->nworkers = o->workers;
 	rt->cpus = cpus;
+	*rtp = rt;
 
 	rt->workers = calloc(rt->nworkers, sizeof(*rt->workers));
-	if (!rt->workers) {
-		ret = -ENOMEM;
-		goto err;
-	}
+	if (!rt->workers)
+		return -ENOMEM;
 	for (unsigned int i = 0; i < rt->nworkers; i++) {
 		struct rf__worker *wk = aligned_alloc(RF__CACHELINE,
 						      (sizeof(*wk) + RF__CACHELINE - 1) &
 						      ~(size_t)(RF__CACHELINE - 1));
 
-		if (!wk) {
-			ret = -ENOMEM;
-			goto err;
-		}
+		if (!wk)
+			return -ENOMEM;
 		memset(wk, 0, sizeof(*wk));
 		wk->rt = rt;
 		wk->id = i;
 		wk->page_size = rt->page_size;
-		wk->stack_pool_max = o.stack_pool;
+		wk->stack_pool_max = o->stack_pool;
 		wk->steal_from = i + 1;
 		wk->cpu = (rt->flags & RF_RT_NO_PIN) || !ncpus ? -1 : cpus[i % ncpus];
 		rt->workers[i] = wk;
 	}
+	return 0;
+}
 
-	if (!(o.flags & RF_RT_NO_GUARD_MADVISE) && rf__guard_madvise_works())
-		rt->features |= RF_FEAT_GUARD_MADVISE;
-	if (!(o.flags & RF_RT_NO_OVERFLOW_HANDLER)) {
-		ret = rf__overflow_handler_install();
-		if (ret)
-			goto err;
-	}
-	if (!(o.flags & RF_RT_NO_RING)) {
-		ret = rf__probe(rt);
-		if (ret && ret != -ENOSYS && ret != -EPERM)
-			goto err;
-		/* no io_uring: schedule fibers anyway; I/O returns -ENOSYS */
-		if (ret == 0 && !(o.flags & RF_RT_NO_MULTISHOT_ACCEPT))
-			rt->features |= RF_FEAT_MULTISHOT_ACCEPT;	/* confirmed on first use */
-	}
-	ret = rf__pick_wake(rt, o.wake_backend);
+RF_EXPORT int rf_runtime_create(struct rf_runtime **rtp, const struct rf_runtime_opts *opts)
+{
+	struct rf_runtime_opts o = { 0 };
+	struct rf_runtime *rt = NULL;
+	unsigned int ncpus;
+	int *cpus;
+	int ret;
+
+	if (!rtp)
+		return -EINVAL;
+	if (opts)
+		o = *opts;
+	ret = rf__opts_check(&o);
 	if (ret)
-		goto err;
-	if (rt->features & RF_FEAT_RING) {
-		/* what rf_runtime_shutdown() wakes the workers' rings with */
-		rt->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-		if (rt->stop_fd < 0) {
-			ret = -errno;
-			goto err;
-		}
+		return ret;
+	ret = rf__cpus_choose(&o, &cpus, &ncpus);
+	if (ret)
+		return ret;
+	ret = rf__runtime_alloc(&rt, &o, cpus, ncpus);
+	if (!ret)
+		ret = rf__runtime_probe(rt, o.wake_backend);
+	if (!ret)
+		ret = rf__stop_open(rt);
+	if (ret) {
+		if (rt)
+			rf__free_runtime(rt);
+		return ret;
 	}
 	*rtp = rt;
 	return 0;
-
-err:
-	rf__free_runtime(rt);
-	return ret;
 }
 
 /* ------------------------------------------------------ a worker's life */

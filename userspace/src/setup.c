@@ -40,9 +40,6 @@ static const struct {
 	{ 0, 0, 0 },
 };
 
-#define RF__FEAT_SETUP_MASK (RF_FEAT_SINGLE_ISSUER | RF_FEAT_DEFER_TASKRUN | \
-			     RF_FEAT_COOP_TASKRUN | RF_FEAT_SUBMIT_ALL)
-
 /*
  * Make a ring with the best setup the kernel takes; with @features already
  * probed, make exactly that one again.
@@ -95,7 +92,7 @@ static int rf__ring_init(struct io_uring *ring, unsigned int entries, unsigned i
 }
 
 /* Learn what the kernel has, with a ring made for the purpose. */
-int rf__probe(struct rf_runtime *rt)
+static int rf__probe(struct rf_runtime *rt)
 {
 	struct io_uring ring;
 	struct io_uring_probe *probe;
@@ -174,7 +171,7 @@ static int rf__use_wake(struct rf_runtime *rt, unsigned int id)
 	return 0;
 }
 
-int rf__pick_wake(struct rf_runtime *rt, unsigned int want)
+static int rf__pick_wake(struct rf_runtime *rt, unsigned int want)
 {
 	int ret = -EOPNOTSUPP;
 
@@ -195,6 +192,33 @@ int rf__pick_wake(struct rf_runtime *rt, unsigned int want)
 			break;
 	}
 	return ret;
+}
+
+/*
+ * What rf_runtime_create() learns of the kernel: rt->features (under the
+ * RF_RT_NO_* flags in rt->flags), the overflow handler, and the wake
+ * back-end, @want or the first that works.  Without io_uring (or with
+ * RF_RT_NO_RING) fibers are scheduled anyway and I/O returns -ENOSYS.
+ */
+int rf__runtime_probe(struct rf_runtime *rt, unsigned int want)
+{
+	int ret;
+
+	if (!(rt->flags & RF_RT_NO_GUARD_MADVISE) && rf__guard_madvise_works())
+		rt->features |= RF_FEAT_GUARD_MADVISE;
+	if (!(rt->flags & RF_RT_NO_OVERFLOW_HANDLER)) {
+		ret = rf__overflow_handler_install();
+		if (ret)
+			return ret;
+	}
+	if (!(rt->flags & RF_RT_NO_RING)) {
+		ret = rf__probe(rt);
+		if (ret && ret != -ENOSYS && ret != -EPERM)
+			return ret;
+		if (ret == 0 && !(rt->flags & RF_RT_NO_MULTISHOT_ACCEPT))
+			rt->features |= RF_FEAT_MULTISHOT_ACCEPT;	/* confirmed on first use */
+	}
+	return rf__pick_wake(rt, want);
 }
 
 static int rf__pin(struct rf__worker *wk)

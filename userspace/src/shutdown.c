@@ -9,6 +9,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -40,6 +41,15 @@ void rf__stop_fibers(struct rf__worker *wk)
 	} while (!__atomic_compare_exchange_n(&rt->run_state, &state, state | RF__RUN_STOPPED,
 					      false, __ATOMIC_SEQ_CST, __ATOMIC_ACQUIRE));
 	rf__for_each_fiber(rt, wk, rf__cancel_one);
+}
+
+/* With rings: the eventfd rf_runtime_shutdown() wakes the workers' rings with. */
+int rf__stop_open(struct rf_runtime *rt)
+{
+	if (!(rt->features & RF_FEAT_RING))
+		return 0;
+	rt->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	return rt->stop_fd < 0 ? -errno : 0;
 }
 
 /* Keep a poll of rt->stop_fd in the ring: rf_runtime_shutdown() completes it. */
