@@ -21,8 +21,9 @@
 # The kernel module is built by Kbuild (see Kbuild and module/Kbuild); this
 # file only hands `make module` to it.
 
+# The library's version: the newest node of userspace/src/ringfiber.map.
 VERSION_MAJOR := 0
-VERSION_MINOR := 1
+VERSION_MINOR := 3
 VERSION := $(VERSION_MAJOR).$(VERSION_MINOR).0
 
 CC ?= cc
