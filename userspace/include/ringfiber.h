@@ -24,8 +24,14 @@
  *    the kernel has let go of every request it made: nothing stays pending
  *    in the ring and no buffer of the caller is touched afterwards.
  *
- * The design is described in Documentation/fiber-core.md (one worker) and
+ * The design is described in Documentation/fiber-core.md (a fiber's memory,
+ * the switch, the worker loop, how a completion becomes a wake-up) and
  * Documentation/scheduler.md (workers, wake-ups, stealing, the toolkit).
+ *
+ * "The seeds", named below, are the articles ringfiber started from: they
+ * compare OS threads with green threads (their examples are Python), and
+ * some primitives here are their patterns (a semaphore for backpressure, a
+ * producer/consumer queue, a task group).
  */
 #ifndef RINGFIBER_H
 #define RINGFIBER_H
@@ -292,12 +298,15 @@ struct rf_stats {
 /* ---------------------------------------------------------------- runtime */
 
 /**
- * rf_runtime_create() - make a runtime with one worker and its ring.
+ * rf_runtime_create() - make a runtime and its workers.
  * @rtp:  where the new runtime is stored.
  * @opts: settings, or NULL for the defaults.
  *
- * Probes io_uring and uses the best features the kernel has (see
- * Documentation/fiber-core.md for the list and the fallbacks).  If the
+ * The workers (@opts->workers, by default one per CPU the process may run
+ * on) are made here; each makes its thread and its ring at the start of
+ * every run (rf_runtime_run()).  Probes io_uring and uses the best features
+ * the kernel has (see Documentation/fiber-core.md for the list and the
+ * fallbacks), and picks the wake back-end (RF_WAKE_*).  If the
  * kernel has no io_uring (ENOSYS, or disabled by kernel.io_uring_disabled)
  * the runtime still schedules fibers but I/O calls return -ENOSYS, and so
  * do waits with a deadline (as with RF_RT_NO_RING).
@@ -305,7 +314,8 @@ struct rf_stats {
  * Return: 0, -EINVAL for bad settings, -ENOMEM, -EMFILE or -ENFILE when
  * no file descriptor is free (for the ring it probes the kernel with, and
  * closes again, or for the eventfd rf_runtime_shutdown() writes, which a
- * runtime with a ring keeps), or the ring's setup error.
+ * runtime with a ring keeps), -EOPNOTSUPP when the wake back-end asked for
+ * is not available here, or the ring's setup error.
  */
 int rf_runtime_create(struct rf_runtime **rtp, const struct rf_runtime_opts *opts);
 

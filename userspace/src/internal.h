@@ -92,8 +92,9 @@ static inline void rf__cpu_relax(void)
  * io_uring user_data: a pointer with a tag in its low bits (all tagged
  * objects are 8-byte aligned).  A NULL pointer with RF__UD_OP marks a
  * request whose completion carries nothing to deliver but is counted in
- * inflight (cancellations, timeout removals); RF__UD_IGNORE marks internal
- * requests that are not counted (wake-ups sent with MSG_RING).
+ * inflight (rf_cancel()'s cancellations); RF__UD_IGNORE marks internal
+ * requests that are not counted (the timer's removals).
+ * Documentation/fiber-core.md has the table.
  */
 enum {
 	RF__UD_OP = 0,		/* struct rf__wait: the operation itself */
