@@ -264,13 +264,14 @@ fi
 if start_server -q -n 3 0; then
 	tap_ok 0 "echo-server -n 3 started"
 	run_client -c 3 -d 0.2 "127.0.0.1:$port"
-	tap_ok "$rc" "3 connections to echo-server -n 3"
+	tap_ok "$rc" "3 connections to echo-server -n 3" || client_diag -c 3 -d 0.2
 	for _ in $(seq 50); do
 		kill -0 "$server_pid" 2>/dev/null || break
 		sleep 0.1
 	done
 	if kill -0 "$server_pid" 2>/dev/null; then
 		tap_ok 1 "echo-server -n 3 exits after 3 connections"
+		tap_diag_file "$tmp/server.err"
 	else
 		wait "$server_pid"
 		src=$?
