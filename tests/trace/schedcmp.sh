@@ -226,8 +226,12 @@ runs=$(kv "$tmp/fonly.out" runs)
 [ "$rc" -eq 0 ] && [ "$(jq_py "$tmp/fonly.out" 'not L[-1]["threads_traced"] and sum(d["threads"]["switches"] for d in L) == 0 and sum(d["fibers"]["switches"] for d in L) == '"${runs:-0}")" = True ]
 tap_ok $? "-F: the fibers (${runs:-no} runs) and no thread"
 run_cmd nosys "$SCHEDCMP" --json --no-syscalls -- "$WORKLOAD" futex-pingpong -n 1000
-[ "$rc" -eq 0 ] && [ "$(jq_py "$tmp/nosys.out" 'sum(d["threads"]["switches"] for d in L) >= 1000 and sum(d["threads"]["switch_count"] for d in L) == 0')" = True ]
-tap_ok $? "--no-syscalls: thread switches, none timed"
+# A switch per futex call that slept (waits): a wake that comes before the
+# wait makes none, which two CPUs often allow.
+waits=$(kv "$tmp/nosys.out" waits)
+[ "$rc" -eq 0 ] && [ "${waits:-0}" -gt 0 ] && [ "$(jq_py "$tmp/nosys.out" 'sum(d["threads"]["switches"] for d in L) >= '"$waits"' and sum(d["threads"]["switch_count"] for d in L) == 0')" = True ]
+tap_ok $? "--no-syscalls: thread switches (at least ${waits:-no} sleeping futex calls), none timed" \
+	"$(jq_py "$tmp/nosys.out" '[(d["threads"]["switches"], d["threads"]["switch_count"]) for d in L]' 2>&1)"
 
 # ------------------------------------------------------- futex-pingpong
 run_cmd futex "$SCHEDCMP" --json -- "$WORKLOAD" futex-pingpong -n "$FUTEX_ROUNDS"
@@ -251,11 +255,12 @@ tap_ok $? "... each sleeping futex call timed (time per switch)"
 run_cmd hog "$SCHEDCMP" --json -- "$WORKLOAD" fiber-hog -n "$HOG_ROUNDS" -m "$MS"
 tap_ok "$rc" "fiber-hog under schedcmp: exit 0"
 ticks=$(kv "$tmp/hog.out" ticks)
-# The ticker waits one spin of MS ms per round: [0.9 MS, 1.5 MS] overlaps
-# only the bucket [2^23, 2^24) ns for MS = 10.
-at_ms=$(jq_py "$tmp/hog.out" "sum(hist_count(d['fibers']['hist'], $MS * 900000, $MS * 1500000) for d in L)")
+# The ticker waits one spin of MS ms per round.
+# Where the machine is loaded, the spin's thread may be preempted and the
+# wait be longer: 0.9 MS or more, one per round.
+at_ms=$(jq_py "$tmp/hog.out" "sum(hist_count(d['fibers']['hist'], $MS * 900000, 1e18) for d in L)")
 [ -n "$ticks" ] && [ "$at_ms" -ge "$ticks" ] && [ "$at_ms" -le $((ticks + 2)) ]
-tap_ok $? "fiber run-queue histogram: $at_ms samples at ~$MS ms, one per round (${ticks:-none})"
+tap_ok $? "fiber run-queue histogram: $at_ms samples of ~$MS ms or more, one per round (${ticks:-none})"
 runs=$(kv "$tmp/hog.out" runs)
 traced=$(jq_py "$tmp/hog.out" 'sum(d["fibers"]["switches"] for d in L)')
 [ "$traced" = "$runs" ]
@@ -277,9 +282,18 @@ fi
 tap_ok "$rc" "thread-preempt under schedcmp${perf_ok/1/ and perf sched record}: exit 0"
 [ "$rc" -ne 0 ] && tap_diag_file "$tmp/pre.err" 40
 preempt=$(kv "$tmp/pre.out" preemptions)
-at_ms=$(jq_py "$tmp/pre.out" "sum(hist_count(d['threads']['hist'], $MS * 900000, $MS * 1500000) for d in L)")
-[ -n "$preempt" ] && [ "$at_ms" -ge "$preempt" ] && [ "$at_ms" -le $((preempt + 3)) ]
-tap_ok $? "thread run-queue histogram: $at_ms samples at ~$MS ms, one per preemption (${preempt:-none})"
+# Each preemption by the FIFO thread keeps the busy thread waiting MS ms: a
+# sample of 0.9 MS or more per preemption.  Where other tasks preempt it
+# too (busy_nivcsw above the preemptions: a loaded machine), each such
+# preemption may lengthen a wait past 1.5 MS (hence no upper bound on the
+# delay), add a sample of its own, or split one of the FIFO thread's in two:
+# the count may then be off by as many.
+at_ms=$(jq_py "$tmp/pre.out" "sum(hist_count(d['threads']['hist'], $MS * 900000, 1e18) for d in L)")
+nivcsw=$(kv "$tmp/pre.out" busy_nivcsw)
+extra=0
+[ -n "$preempt" ] && [ "${nivcsw:-0}" -gt "$preempt" ] && extra=$((nivcsw - preempt))
+[ -n "$preempt" ] && [ "$at_ms" -ge $((preempt - extra)) ] && [ "$at_ms" -le $((preempt + extra + 3)) ]
+tap_ok $? "thread run-queue histogram: $at_ms samples of ~$MS ms or more, one per preemption (${preempt:-none}; the busy thread preempted ${nivcsw:-?} times)"
 
 # perf sched latency on this kernel and perf 6.1 sees the delays of
 # preempted tasks (switched out runnable) but few wake-ups (it records
@@ -337,7 +351,14 @@ tap_ok $? "-i 0.1 -c 2, text: two intervals, then exit 0 by itself"
 "$SCHEDCMP" -i 0.1 -p "$idle_pid" >"$tmp/int.out" 2>"$tmp/int.err" &
 sc_pid=$!
 bg_pids="$bg_pids $sc_pid"
-sleep 0.5
+# Once it traces (its handler is set): loading the BPF programs can take
+# seconds on a loaded machine.
+for _ in $(seq 200); do
+	grep -q '^Tracing' "$tmp/int.err" && break
+	kill -0 "$sc_pid" 2>/dev/null || break
+	sleep 0.05
+done
+sleep 0.3
 kill -INT "$sc_pid"
 for _ in $(seq 50); do
 	kill -0 "$sc_pid" 2>/dev/null || break
