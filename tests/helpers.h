@@ -110,6 +110,17 @@ static inline int done_testing(void)
 	return tap_done();
 }
 
+/* The wake back-ends (rf_runtime_opts.wake_backend), for the tests that try each. */
+static const struct wake_backend {
+	unsigned int id;
+	const char *name;
+} wake_backends[] = {
+	{ RF_WAKE_MSG_RING, "msg_ring" },
+	{ RF_WAKE_EVENTFD, "eventfd" },
+	{ RF_WAKE_FUTEX, "futex" },
+	{ RF_WAKE_RFWAKE, "rfwake" },
+};
+
 /*
  * run_main() - make a runtime with @opts, run @fn(@arg) as its main fiber,
  * optionally read the runtime's counters after the run, destroy it.

@@ -73,26 +73,16 @@ static void *small_ring_main(void *arg)
 	return NULL;
 }
 
-static const struct {
-	unsigned int id;
-	const char *name;
-} backends[] = {
-	{ RF_WAKE_MSG_RING, "msg_ring" },
-	{ RF_WAKE_EVENTFD, "eventfd" },
-	{ RF_WAKE_FUTEX, "futex" },
-	{ RF_WAKE_RFWAKE, "rfwake" },
-};
-
 static void run_size(unsigned int entries)
 {
 	int valid = entries >= 2 && !(entries & (entries - 1));
 
-	for (size_t b = 0; b < ARRAY_SIZE(backends); b++) {
+	for (size_t b = 0; b < ARRAY_SIZE(wake_backends); b++) {
 		struct rf_runtime_opts opts = {
 			.ring_entries = entries,
 			.workers = 2,
 			.flags = RF_RT_SHUTDOWN_ON_SIGNAL,
-			.wake_backend = backends[b].id,
+			.wake_backend = wake_backends[b].id,
 		};
 		struct result r;
 		struct rf_runtime *rt = NULL;
@@ -108,7 +98,7 @@ static void run_size(unsigned int entries)
 				return;	/* refused before any back-end is looked at */
 			/* accepted anyway: it must then work (the old 1 hung here) */
 		} else if (!ok(rc == 0, "ring_entries %u (%s): rf_runtime_create() -> 0 (got %d)",
-			       entries, backends[b].name, rc)) {
+			       entries, wake_backends[b].name, rc)) {
 			continue;
 		}
 		memset(&r, 0x55, sizeof(r));
@@ -117,7 +107,7 @@ static void run_size(unsigned int entries)
 		ok(rc == 0 && r.nop == 0 && r.read == -ETIMEDOUT && r.sleep == 0 &&
 		   r.event == -ETIMEDOUT && r.many_timed_out == MANY && r.cross == 0,
 		   "ring_entries %u (%s): deadlines work (run %d, nop %d, read %d, sleep %d, "
-		   "event %d, %d of %d timed out, cross-worker %d)", entries, backends[b].name,
+		   "event %d, %d of %d timed out, cross-worker %d)", entries, wake_backends[b].name,
 		   rc, r.nop, r.read, r.sleep, r.event, r.many_timed_out, MANY, r.cross);
 	}
 }

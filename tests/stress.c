@@ -299,21 +299,11 @@ static void test_remote_cancel(void)
 
 int main(void)
 {
-	static const struct {
-		unsigned int id;
-		const char *name;
-	} backends[] = {
-		{ RF_WAKE_MSG_RING, "msg_ring" },
-		{ RF_WAKE_EVENTFD, "eventfd" },
-		{ RF_WAKE_FUTEX, "futex" },
-		{ RF_WAKE_RFWAKE, "rfwake" },
-	};
-
 	test_watchdog(test_quick() ? 280 : 120);
 	ring_or_skip_all();
-	for (size_t i = 0; i < ARRAY_SIZE(backends); i++) {
-		test_pingpong(backends[i].id, backends[i].name, 0);
-		test_pingpong(backends[i].id, backends[i].name, -1);
+	for (size_t i = 0; i < ARRAY_SIZE(wake_backends); i++) {
+		test_pingpong(wake_backends[i].id, wake_backends[i].name, 0);
+		test_pingpong(wake_backends[i].id, wake_backends[i].name, -1);
 	}
 	test_mixed(0);
 	test_mixed(1);

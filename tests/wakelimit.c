@@ -236,26 +236,16 @@ static int child(unsigned int backend, int out)
 	return write(out, &res, sizeof(res)) == (ssize_t)sizeof(res) ? 0 : 2;
 }
 
-static const struct {
-	unsigned int id;
-	const char *name;
-} backends[] = {
-	{ RF_WAKE_MSG_RING, "msg_ring" },
-	{ RF_WAKE_EVENTFD, "eventfd" },
-	{ RF_WAKE_FUTEX, "futex" },
-	{ RF_WAKE_RFWAKE, "rfwake" },
-};
-
 static void test_backend(unsigned int i)
 {
-	struct rf_runtime_opts probe = { .wake_backend = backends[i].id };
+	struct rf_runtime_opts probe = { .wake_backend = wake_backends[i].id };
 	struct rf_runtime *rt = NULL;
 	struct child_result cr;
 	int p[2], status = -1, rc;
 	ssize_t n = 0;
 	pid_t pid;
 
-	test_config_name = backends[i].name;
+	test_config_name = wake_backends[i].name;
 	rc = rf_runtime_create(&rt, &probe);
 	if (rc == -EOPNOTSUPP) {
 		tap_skip(NROUNDS + 3, "this back-end is not available here");
@@ -273,7 +263,7 @@ static void test_backend(unsigned int i)
 	pid = fork();
 	if (pid == 0) {
 		close(p[0]);
-		_exit(child(backends[i].id, p[1]));
+		_exit(child(wake_backends[i].id, p[1]));
 	}
 	close(p[1]);
 	if (pid > 0)
@@ -302,7 +292,7 @@ int main(void)
 {
 	test_watchdog(300);
 	ring_or_skip_all();
-	for (unsigned int i = 0; i < ARRAY_SIZE(backends); i++)
+	for (unsigned int i = 0; i < ARRAY_SIZE(wake_backends); i++)
 		test_backend(i);
 	return done_testing();
 }
