@@ -628,20 +628,6 @@ static void test_two_runs(void)
 	no_pool_threads_left("the second run");
 }
 
-/* Does a default runtime get an io_uring ring here? */
-static int ring_available(void)
-{
-	struct rf_runtime *rt = NULL;
-	struct rf_stats st;
-	int rc;
-
-	if (rf_runtime_create(&rt, NULL) != 0)
-		return 0;
-	rc = rf_runtime_stats(rt, &st);
-	rf_runtime_destroy(rt);
-	return rc == 0 && (st.features & RF_FEAT_RING);
-}
-
 int main(void)
 {
 	struct rf_runtime_opts o;
@@ -658,7 +644,7 @@ int main(void)
 	is_int(rf_blocking(NULL, NULL, NULL), -EPERM,
 	       "rf_blocking(NULL fn) outside a fiber -> -EPERM");
 
-	have_ring = ring_available();
+	have_ring = runtime_has_ring(NULL);
 	for (i = 0; i < ARRAY_SIZE(configs); i++) {
 		cfg = &configs[i];
 		test_config_name = cfg->name;

@@ -75,20 +75,6 @@ static void *cycle_main(void *arg)
 	return NULL;
 }
 
-/* Whether a runtime made with @opts has an io_uring ring. */
-static int runtime_has_ring(const struct rf_runtime_opts *opts)
-{
-	struct rf_runtime *rt = NULL;
-	struct rf_stats st;
-	int rc;
-
-	if (rf_runtime_create(&rt, opts) != 0)
-		return 0;
-	rc = rf_runtime_stats(rt, &st);
-	rf_runtime_destroy(rt);
-	return rc == 0 && (st.features & RF_FEAT_RING);
-}
-
 static void test_join_cycle(const struct cycle_config *cfg)
 {
 	struct rf_runtime_opts opts = { .flags = cfg->flags, .workers = cfg->workers };

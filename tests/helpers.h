@@ -207,6 +207,20 @@ static inline int count_open_fds(void)
 	return n;
 }
 
+/* Whether a runtime made with @opts (NULL: the defaults) has an io_uring ring. */
+static inline int runtime_has_ring(const struct rf_runtime_opts *opts)
+{
+	struct rf_runtime *rt = NULL;
+	struct rf_stats st;
+	int rc;
+
+	if (rf_runtime_create(&rt, opts) != 0)
+		return 0;
+	rc = rf_runtime_stats(rt, &st);
+	rf_runtime_destroy(rt);
+	return rc == 0 && (st.features & RF_FEAT_RING);
+}
+
 /*
  * ring_or_skip_all() - skip the whole program when this kernel gives the
  * runtime no io_uring ring (no io_uring, or kernel.io_uring_disabled).
