@@ -5,8 +5,8 @@
  * Every test is its own program (see tap.h).  The helpers here run a fiber
  * as the main fiber of a fresh runtime, name checks after the runtime
  * configuration a loop is on (liburing's tests loop over ring flags the same
- * way), compare event logs, count open descriptors, and stop a test that
- * hangs instead of letting it sit until the runner's timeout.
+ * way), compare event logs and count open descriptors.  The watchdog that
+ * stops a test that hangs is in tap.h: the tests of the module use it too.
  *
  * The tests are black-box: they use ringfiber.h and nothing else of the
  * library.
@@ -80,27 +80,6 @@ static inline int test_quick(void)
 	const char *s = getenv("RF_TEST_QUICK");
 
 	return test_sanitized() || (s && *s && strcmp(s, "0") != 0);
-}
-
-static inline void test_watchdog_fired(int sig)
-{
-	static const char msg[] = "Bail out! watchdog: the test hangs\n";
-	ssize_t n = write(STDOUT_FILENO, msg, sizeof(msg) - 1);
-
-	(void)n;
-	(void)sig;
-	_exit(1);
-}
-
-/*
- * test_watchdog() - end the program with a TAP "Bail out!" after @seconds,
- * so a library bug that hangs a fiber fails the test quickly and says so.
- * Forked children do not inherit the alarm.
- */
-static inline void test_watchdog(unsigned int seconds)
-{
-	signal(SIGALRM, test_watchdog_fired);
-	alarm(seconds);
 }
 
 /* Print the plan after the last check (valid TAP) and give the exit code. */

@@ -12,10 +12,12 @@
 #define RF_TESTS_TAP_H
 
 #include <inttypes.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int tap__n;
 static int tap__failed;
@@ -80,6 +82,27 @@ static inline int tap_done(void)
 	if (tap__failed)
 		tap_diag("%d of %d checks failed", tap__failed, tap__n);
 	return tap__failed ? 1 : 0;
+}
+
+static inline void test_watchdog_fired(int sig)
+{
+	static const char msg[] = "Bail out! watchdog: the test hangs\n";
+	ssize_t n = write(STDOUT_FILENO, msg, sizeof(msg) - 1);
+
+	(void)n;
+	(void)sig;
+	_exit(1);
+}
+
+/*
+ * test_watchdog() - end the program with a TAP "Bail out!" after @seconds,
+ * so a bug that hangs the test fails it quickly and says so.  Forked
+ * children do not inherit the alarm: one that may hang calls it itself.
+ */
+static inline void test_watchdog(unsigned int seconds)
+{
+	signal(SIGALRM, test_watchdog_fired);
+	alarm(seconds);
 }
 
 #define ok(cond, ...) tap_ok(!!(cond), __FILE__, __LINE__, __VA_ARGS__)

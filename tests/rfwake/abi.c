@@ -1012,7 +1012,7 @@ static void test_fd_passing(void)
 		int passed, rc;
 
 		/* Only the passed descriptor reaches the domain. */
-		rfw_watchdog(60);
+		test_watchdog(60);
 		close(fd);
 		close(sv[0]);
 		passed = recv_fd(sv[1]);
@@ -1061,7 +1061,7 @@ static void test_killed_waiter(void)
 
 	pid = fork();
 	if (pid == 0) {
-		rfw_watchdog(60);
+		test_watchdog(60);
 		_exit(rfw_wait_for(fd, 0, 60 * SEC, NULL, NULL) == 0 ? 0 : 1);
 	}
 	ok(wait_blocked_in(pid, pid, SYS_ioctl), "a child process sleeps in WAIT on our waiter");
@@ -1078,7 +1078,7 @@ static void test_killed_waiter(void)
 	if (pid == 0) {
 		struct waiter w;
 
-		rfw_watchdog(60);
+		test_watchdog(60);
 		if (!waiter_start(&w, fd, 0, 60 * SEC))
 			_exit(1);
 		exit(0);	/* exit_group: the sleeping thread is killed */
@@ -1381,7 +1381,7 @@ int main(void)
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	fd = rfw_open_or_skip();
-	rfw_watchdog(240);
+	test_watchdog(240);
 	badmem_init(&bad);
 
 	test_device_node();

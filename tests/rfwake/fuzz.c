@@ -635,7 +635,7 @@ int main(void)
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	dom = rfw_open_or_skip();
-	rfw_watchdog(240);
+	test_watchdog(240);
 	badmem_init(&bad);
 	/* Every struct read from the read-only page names id UINT32_MAX. */
 	mprotect(bad.ro, bad.page, PROT_READ | PROT_WRITE);

@@ -100,26 +100,6 @@ static inline const char *errname(int neg)
 				 errname(rfw_w_), #got);                      \
 	} while (0)
 
-static inline void rfw_watchdog_fired(int sig)
-{
-	static const char msg[] = "Bail out! watchdog: the test hangs\n";
-	ssize_t n = write(STDOUT_FILENO, msg, sizeof(msg) - 1);
-
-	(void)n;
-	(void)sig;
-	_exit(1);
-}
-
-/*
- * rfw_watchdog() - end the program with a TAP "Bail out!" after @seconds.
- * Forked children do not inherit the alarm: they call it themselves.
- */
-static inline void rfw_watchdog(unsigned int seconds)
-{
-	signal(SIGALRM, rfw_watchdog_fired);
-	alarm(seconds);
-}
-
 static inline int rfw_required(void)
 {
 	const char *s = getenv("RFWAKE_REQUIRE");

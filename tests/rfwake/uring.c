@@ -607,7 +607,7 @@ static void t_fixed_file_after_close(void)
 		struct cqe_got g;
 		int fd;
 
-		rfw_watchdog(60);
+		test_watchdog(60);
 		fd = rfw_open();
 		if (fd < 0 || rfw_register(fd) != 0 || ring_init(&r, IORING_SETUP_CQE32) ||
 		    io_uring_register_files(&r, &fd, 1))
@@ -648,7 +648,7 @@ static void t_exit_own_domain(int ring_first)
 		struct io_uring r;
 		int fd = -1;
 
-		rfw_watchdog(60);
+		test_watchdog(60);
 		if (!ring_first)
 			fd = rfw_open();
 		if (ring_init(&r, IORING_SETUP_CQE32))
@@ -689,7 +689,7 @@ static void t_exit_parent_domain(unsigned int ring_flags, const char *what, int 
 	if (pid == 0) {
 		struct io_uring r;
 
-		rfw_watchdog(60);
+		test_watchdog(60);
 		if (ring_init(&r, ring_flags) || submit_wait(&r, dom, 2, 0, 0, 1, 0))
 			_exit(3);
 		if (!parked(2))
@@ -737,7 +737,7 @@ int main(void)
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	dom = rfw_open_or_skip();
-	rfw_watchdog(240);
+	test_watchdog(240);
 	if (ring_init(&probe, 0))
 		tap_skip_all("no io_uring here");
 	io_uring_queue_exit(&probe);
