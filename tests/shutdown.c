@@ -251,6 +251,17 @@ static const char *const stopper_name[] = {
  * inside a spawn more often), and a shutdown meant for one run must not
  * stop the next.
  */
+/*
+ * none_failed() - check that none of the rounds' @what failed (@bad counts
+ * those that did) and, if some did, say what the last of them returned.
+ */
+static void none_failed(unsigned int bad, int last, const char *name, const char *what)
+{
+	is_int(bad, 0, name);
+	if (bad)
+		tap_diag("  the last failed %s returned %d", what, last);
+}
+
 static void test_spawn_vs_shutdown(enum stopper how, unsigned int rounds)
 {
 	struct rf_runtime_opts opts = { .workers = 2, .stack_pool = 1024 };
@@ -312,12 +323,8 @@ static void test_spawn_vs_shutdown(enum stopper how, unsigned int rounds)
 		 rounds, mid, parked);
 	if (how == STOP_THREAD_EARLY)
 		tap_diag("  in %u rounds the call came before the run had started (-ESRCH)", early);
-	is_int(bad_rc, 0, "every run returned 0");
-	if (bad_rc)
-		tap_diag("  the last failed run returned %d", last_rc);
-	is_int(bad_shutdown, 0, "every rf_runtime_shutdown() returned 0");
-	if (bad_shutdown)
-		tap_diag("  the last failed call returned %d", last_shutdown);
+	none_failed(bad_rc, last_rc, "every run returned 0", "run");
+	none_failed(bad_shutdown, last_shutdown, "every rf_runtime_shutdown() returned 0", "call");
 	if (how == STOP_FIBER) {
 		is_int(bad_after, 0, "the calling fiber's next call returned -ECANCELED at once");
 		if (bad_after)
@@ -492,12 +499,8 @@ static void test_shutdown_from_handler(unsigned int rounds, unsigned int flags)
 	no_ring = false;
 	tap_diag("rf_runtime_shutdown() from a signal handler%s: %u rounds",
 		 flags & RF_RT_NO_RING ? ", without a ring" : "", rounds);
-	is_int(bad_rc, 0, "every run returned 0");
-	if (bad_rc)
-		tap_diag("  the last failed run returned %d", last_rc);
-	is_int(bad_call, 0, "every call in the handler returned 0");
-	if (bad_call)
-		tap_diag("  the last failed call returned %d", last_call);
+	none_failed(bad_rc, last_rc, "every run returned 0", "run");
+	none_failed(bad_call, last_call, "every call in the handler returned 0", "call");
 	is_int(escaped, 0, "every blocking call ended by the shutdown returned -ECANCELED");
 	is_int(spawn_failed, 0, "every rf_spawn() succeeded");
 }
