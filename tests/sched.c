@@ -398,6 +398,22 @@ static void test_join_errors(void)
 
 /* ----------------------------------------------------------- cancellation */
 
+/*
+ * spawn_joiner() - spawn @j's fiber into @f to join @target, with j->rc 1
+ * until its join returns; check the spawn as @name.  Return: rf_spawn()'s.
+ */
+static int spawn_joiner(struct rf_fiber **f, struct joiner *j, struct rf_fiber *target,
+			const char *name)
+{
+	int rc;
+
+	j->target = target;
+	j->rc = 1;
+	rc = rf_spawn(f, joiner_fiber, j, NULL);
+	is_int(rc, 0, tn("%s", name));
+	return rc;
+}
+
 static void test_cancel(void)
 {
 	struct joiner w = { 0 }, x = { 0 }, y = { 0 };
@@ -412,11 +428,7 @@ static void test_cancel(void)
 	is_int(rc, 0, tn("spawn a spinning target"));
 	if (rc)
 		return;
-	w.target = t;
-	w.rc = 1;
-	rc = rf_spawn(&fw, joiner_fiber, &w, NULL);
-	is_int(rc, 0, tn("spawn a joiner"));
-	if (rc)
+	if (spawn_joiner(&fw, &w, t, "spawn a joiner"))
 		return;
 	rf_yield(); /* t yields, w parks in rf_join(t) */
 	is_int(rf_cancel(fw), 0, tn("rf_cancel() a fiber parked in rf_join()"));
@@ -425,11 +437,7 @@ static void test_cancel(void)
 	is_int(w.rc, -ECANCELED, tn("its parked rf_join() returned -ECANCELED"));
 
 	/* x is cancelled while ready, before it ever ran: only marked. */
-	x.target = t;
-	x.rc = 1;
-	rc = rf_spawn(&fx, joiner_fiber, &x, NULL);
-	is_int(rc, 0, tn("spawn another joiner"));
-	if (rc == 0) {
+	if (spawn_joiner(&fx, &x, t, "spawn another joiner") == 0) {
 		is_int(rf_cancel(fx), 0, tn("rf_cancel() a ready fiber"));
 		is_int(rf_join(fx, &res, ND), 0, tn("join it"));
 		ok(res == (void *)0x77, "%s", tn("a cancelled ready fiber still runs (%p)", res));
@@ -437,13 +445,9 @@ static void test_cancel(void)
 	}
 
 	/* y cancels itself, then its blocking call fails at once. */
-	y.target = t;
-	y.rc = 1;
 	y.rc2 = 1;
 	y.cancel_self = 1;
-	rc = rf_spawn(&fy, joiner_fiber, &y, NULL);
-	is_int(rc, 0, tn("spawn a self-cancelling joiner"));
-	if (rc == 0) {
+	if (spawn_joiner(&fy, &y, t, "spawn a self-cancelling joiner") == 0) {
 		is_int(rf_join(fy, NULL, ND), 0, tn("join it"));
 		is_int(y.rc2, 0, tn("rf_cancel(rf_self()) -> 0"));
 		is_int(y.rc, -ECANCELED, tn("then rf_join() -> -ECANCELED"));
