@@ -88,6 +88,16 @@ static struct rf_fiber *spawn_any(unsigned int worker, rf_fn fn, void *arg)
 	return f;
 }
 
+/*
+ * The @i-th fiber of a group spread over both workers: the odd ones pinned
+ * to worker @other, the even ones on worker 0 where idle workers may steal
+ * them.
+ */
+static struct rf_fiber *spawn_spread(int i, rf_fn fn, void *arg)
+{
+	return i % 2 ? spawn_other(fn, arg) : spawn_any(0, fn, arg);
+}
+
 /* Join @f and return its result as an int; -10000 if that fails. */
 static int join_rc(struct rf_fiber *f)
 {
@@ -102,6 +112,16 @@ static int join_rc(struct rf_fiber *f)
 		return -10000;
 	}
 	return (int)(intptr_t)res;
+}
+
+/* Join the @n fibers in @f; the OR of their join_rc()s. */
+static int join_all(struct rf_fiber **f, int n)
+{
+	int i, rc = 0;
+
+	for (i = 0; i < n; i++)
+		rc |= join_rc(f[i]);
+	return rc;
 }
 
 /* Raise *@max to @n if it is lower. */
@@ -416,8 +436,7 @@ static void test_mutex_fifo(void)
 	is_int(rf_mutex_unlock(&fifo_mx), 0, tn("rf_mutex_unlock() with 5 waiters"));
 	is_int(rf_mutex_trylock(&fifo_mx), -EBUSY,
 	       tn("the unlocker cannot take it back: it went to the longest waiter"));
-	for (i = 0; i < 5; i++)
-		rc |= join_rc(f[i]);
+	rc |= join_all(f, 5);
 	is_int(rc, 0, tn("every waiter locked and unlocked"));
 	is_seq(fifo_order, fifo_n, want, (int)ARRAY_SIZE(want),
 	       tn("waiters got the mutex in the order they queued"));
@@ -463,9 +482,8 @@ static void test_mutex_exclusion(void)
 	STORE(&excl_inside, 0);
 	STORE(&excl_max, 0);
 	for (i = 0; i < EXCL_FIBERS; i++)
-		f[i] = i % 2 ? spawn_other(excl_fiber, NULL) : spawn_any(0, excl_fiber, NULL);
-	for (i = 0; i < EXCL_FIBERS; i++)
-		rc |= join_rc(f[i]);
+		f[i] = spawn_spread(i, excl_fiber, NULL);
+	rc |= join_all(f, EXCL_FIBERS);
 	is_int(rc, 0, tn("%d fibers locked and unlocked %d times each", EXCL_FIBERS,
 			 EXCL_ROUNDS));
 	is_int(LOAD(&excl_max), 1, tn("never more than one fiber inside"));
@@ -503,14 +521,13 @@ static void test_cond_predicate(void)
 	rf_cond_init(&pred_cv);
 	pred_ready = 0;
 	for (i = 0; i < 4; i++)
-		f[i] = i % 2 ? spawn_other(pred_consumer, NULL) : spawn_any(0, pred_consumer, NULL);
+		f[i] = spawn_spread(i, pred_consumer, NULL);
 	rf_sleep(after_ms(2));
 	is_int(rf_mutex_lock(&pred_mx, ND), 0, tn("producer locks"));
 	pred_ready = 1;
 	is_int(rf_cond_broadcast(&pred_cv), 0, tn("rf_cond_broadcast()"));
 	is_int(rf_mutex_unlock(&pred_mx), 0, tn("producer unlocks"));
-	for (i = 0; i < 4; i++)
-		rc |= join_rc(f[i]);
+	rc |= join_all(f, 4);
 	is_int(rc, 0, tn("4 consumers on both workers saw the predicate, holding the mutex"));
 }
 
@@ -566,8 +583,7 @@ static void test_cond_signal(void)
 	rf_sleep(after_ms(2));
 	is_int(LOAD(&sig_n), 2, tn("one more woke"));
 	is_int(rf_cond_broadcast(&sig_cv), 0, tn("rf_cond_broadcast()"));
-	for (i = 0; i < 3; i++)
-		rc |= join_rc(f[i]);
+	rc |= join_all(f, 3);
 	is_int(rc, 0, tn("every waiter returned 0"));
 	is_seq(sig_order, LOAD(&sig_n), want, (int)ARRAY_SIZE(want),
 	       tn("signalled in the order they waited"));
@@ -725,9 +741,8 @@ static void test_sem(void)
 	STORE(&bp_max, 0);
 	STORE(&bp_entries, 0);
 	for (i = 0; i < SEM_FIBERS; i++)
-		f[i] = i % 2 ? spawn_other(bp_fiber, NULL) : spawn_any(0, bp_fiber, NULL);
-	for (i = 0; i < SEM_FIBERS; i++)
-		rc |= join_rc(f[i]);
+		f[i] = spawn_spread(i, bp_fiber, NULL);
+	rc |= join_all(f, SEM_FIBERS);
 	is_int(rc, 0, tn("%d fibers on both workers acquired and released", SEM_FIBERS));
 	is_int(LOAD(&bp_entries), SEM_FIBERS * SEM_ROUNDS, tn("every round entered"));
 	ok(LOAD(&bp_max) >= 1 && LOAD(&bp_max) <= SEM_N, "%s",
@@ -783,11 +798,10 @@ static void test_waitgroup(void)
 	w[0] = spawn_other(wg_waiter, NULL);
 	w[1] = spawn_here(wg_waiter, NULL);
 	for (i = 0; i < 3; i++)
-		t[i] = i % 2 ? spawn_other(wg_task, NULL) : spawn_any(0, wg_task, NULL);
+		t[i] = spawn_spread(i, wg_task, NULL);
 	is_int(rf_wg_wait(&wg, ND), 0, tn("rf_wg_wait() for 3 tasks on both workers"));
 	is_int(LOAD(&wg_finished), 3, tn("all 3 had finished"));
-	for (i = 0; i < 3; i++)
-		rc |= join_rc(t[i]);
+	rc |= join_all(t, 3);
 	is_int(rc, 0, tn("every rf_wg_done() -> 0"));
 	rc = join_rc(w[0]) | join_rc(w[1]);
 	is_int(rc, 0, tn("both other waiters woke, after the last task"));
@@ -838,8 +852,7 @@ static void test_event(void)
 	is_int(rf_event_set(&ev), 0, tn("rf_event_set() with 4 waiters"));
 	if (!other)	/* same worker: all of them are parked, none has run yet */
 		is_int(rf_event_clear(&ev), 0, tn("rf_event_clear() before they run"));
-	for (i = 0; i < 4; i++)
-		rc |= join_rc(f[i]);
+	rc |= join_all(f, 4);
 	is_int(rc, 0, tn("4 waiters on both workers woke"));
 }
 
@@ -961,12 +974,11 @@ static void test_chan_many(unsigned int capacity)
 	}
 	for (i = 0; i < PRODUCERS; i++) {
 		pa[i] = (struct chan_arg){ .ch = ch, .id = i, .n = PER_PRODUCER };
-		pf[i] = i % 2 ? spawn_other(producer, &pa[i]) : spawn_any(0, producer, &pa[i]);
+		pf[i] = spawn_spread(i, producer, &pa[i]);
 		want += (long)i * 100000 * PER_PRODUCER +
 			(long)PER_PRODUCER * (PER_PRODUCER + 1) / 2;
 	}
-	for (i = 0; i < PRODUCERS; i++)
-		rc |= join_rc(pf[i]);
+	rc |= join_all(pf, PRODUCERS);
 	is_int(rc, 0, tn("capacity %u: %d producers sent %d values each", capacity, PRODUCERS,
 			 PER_PRODUCER));
 	is_int(rf_chan_close(ch), 0, tn("capacity %u: close", capacity));
