@@ -56,6 +56,23 @@ static void *spin_until_released(void *arg)
 /* ------------------------------------------------------------- FIFO order */
 
 /*
+ * spawn_numbered() - spawn @count fibers of @fn into @f, the i-th with the
+ * argument i, stopping at the first failure; *@n says how many were
+ * spawned (the caller joins those).  Return: 0 or rf_spawn()'s error.
+ */
+static int spawn_numbered(struct rf_fiber **f, int count, rf_fn fn, int *n)
+{
+	int rc = 0;
+
+	for (*n = 0; *n < count; (*n)++) {
+		rc = rf_spawn(&f[*n], fn, (void *)(intptr_t)*n, NULL);
+		if (rc)
+			break;
+	}
+	return rc;
+}
+
+/*
  * Spawned fibers run in spawn order, after the spawner parks; the spawner
  * keeps running first.
  */
@@ -66,12 +83,7 @@ static void test_spawn_order(void)
 	int i, n = 0, rc = 0;
 
 	nev = 0;
-	for (i = 0; i < 5; i++) {
-		rc = rf_spawn(&f[i], log_fiber, (void *)(intptr_t)i, NULL);
-		if (rc)
-			break;
-		n++;
-	}
+	rc = spawn_numbered(f, 5, log_fiber, &n);
 	is_int(rc, 0, tn("spawn 5 fibers"));
 	ev(100);
 	for (i = 0; i < n; i++)
@@ -107,12 +119,7 @@ static void test_yield_rounds(void)
 	nev = 0;
 	yield_rcs = 0;
 	st0 = my_stats();
-	for (i = 0; i < 3; i++) {
-		rc = rf_spawn(&f[i], yield_rounds, (void *)(intptr_t)i, NULL);
-		if (rc)
-			break;
-		n++;
-	}
+	rc = spawn_numbered(f, 3, yield_rounds, &n);
 	is_int(rc, 0, tn("spawn 3 yielding fibers"));
 	for (r = 0; r < 3; r++) {
 		ev(100);
@@ -530,12 +537,7 @@ static void test_many_fibers(void)
 	if (!ok(f != NULL, "%s", tn("calloc")))
 		return;
 	st0 = my_stats();
-	for (i = 0; i < MANY_FIBERS; i++) {
-		rc = rf_spawn(&f[i], times_three, (void *)(intptr_t)i, NULL);
-		if (rc)
-			break;
-		n++;
-	}
+	rc = spawn_numbered(f, MANY_FIBERS, times_three, &n);
 	is_int(n, MANY_FIBERS, tn("spawn %d fibers", MANY_FIBERS));
 	if (rc)
 		tap_diag("  rf_spawn() #%d returned %d (%s)", n, rc, strerror(-rc));
