@@ -45,7 +45,6 @@
  * server's; everything else goes to stderr.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -322,31 +321,14 @@ static void summary(void)
 
 int main(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		SERVE_CLI_LONGOPTS,
-		{ NULL, 0, NULL, 0 },
-	};
 	struct serve_opts o = {
 		.prog = srv.prog,
 		.model = SERVE_FIBERS,
 		.handle = fib_conn,
 	};
-	struct serve_cli cli = { .o = &o, .usage = usage };
-	int opt, err, listen_fd;
+	int err;
 
-	while ((opt = getopt_long(argc, argv, SERVE_CLI_SHORTOPTS, longopts, NULL)) != -1)
-		serve_cli_option(&cli, opt, optarg);
-	serve_cli_args(&cli, argc, argv);
-
-	serve_raise_nofile(srv.prog, SERVE_TARGET_CONNECTIONS + SERVE_FD_MARGIN,
-			   "10,000 connections", !o.quiet);
-
-	listen_fd = serve_cli_listen(&cli);
-	if (listen_fd < 0)
-		return 1;
-
-	err = serve_run(listen_fd, &o);
-	close(listen_fd);
+	err = serve_cli_main(&o, usage, argc, argv);
 	if (err < 0) {
 		fprintf(stderr, "%s: %s\n", srv.prog, strerror(-err));
 		return 1;

@@ -7,6 +7,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "ringfiber.h"		/* RF_MAX_WORKERS */
 #include "serve.h"
@@ -112,4 +113,29 @@ int serve_cli_listen(struct serve_cli *cli)
 				serve_model_name(o->model));
 	}
 	return fd;
+}
+
+int serve_cli_main(struct serve_opts *o, void (*usage)(FILE *f), int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		SERVE_CLI_LONGOPTS,
+		{ NULL, 0, NULL, 0 },
+	};
+	struct serve_cli cli = { .o = o, .usage = usage };
+	int opt, err, listen_fd;
+
+	while ((opt = getopt_long(argc, argv, SERVE_CLI_SHORTOPTS, longopts, NULL)) != -1)
+		serve_cli_option(&cli, opt, optarg);
+	serve_cli_args(&cli, argc, argv);
+
+	serve_raise_nofile(o->prog, SERVE_TARGET_CONNECTIONS + SERVE_FD_MARGIN,
+			   "10,000 connections", !o->quiet);
+
+	listen_fd = serve_cli_listen(&cli);
+	if (listen_fd < 0)
+		exit(1);
+
+	err = serve_run(listen_fd, o);
+	close(listen_fd);
+	return err;
 }

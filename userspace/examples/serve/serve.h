@@ -261,4 +261,14 @@ void serve_cli_usage(FILE *f, const char *prog, const char *what, const char *re
  */
 int serve_cli_listen(struct serve_cli *cli);
 
+/*
+ * serve_cli_main() - the whole life of a server that has only the common
+ * options (@o->prog, @o->handle and @o->model set, @usage its help): the
+ * command line, the open file limit raised for SERVE_TARGET_CONNECTIONS,
+ * serve_cli_listen() and serve_run() until the end.  Exits 2 on a bad
+ * command line, 1 if it cannot listen (after saying why).
+ * Return: serve_run()'s: 0, or a negative errno.
+ */
+int serve_cli_main(struct serve_opts *o, void (*usage)(FILE *f), int argc, char **argv);
+
 #endif /* SERVE_H */
