@@ -66,9 +66,7 @@
 /* Single worker, so no field needs a lock. */
 struct client {
 	const char *prog;
-	struct sockaddr_storage addr;
-	socklen_t addr_len;
-	char addr_name[SERVE_ADDRSTRLEN];
+	struct serve_target server;
 	unsigned long conns;		/* -c */
 	double seconds;			/* -d */
 	size_t msg_size;		/* -s */
@@ -178,14 +176,14 @@ static int conn_open(unsigned long id)
 	const char *what = "socket";
 	int fd, err;
 
-	fd = socket(cl.addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	fd = socket(cl.server.addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		err = -errno;
 		goto fail;
 	}
 	serve_set_nodelay(fd);
 	what = "connect";
-	err = rf_connect(fd, (const struct sockaddr *)&cl.addr, cl.addr_len,
+	err = rf_connect(fd, (const struct sockaddr *)&cl.server.addr, cl.server.len,
 			 cl.deadline);
 	if (err < 0) {
 		rf_close(fd);
@@ -199,7 +197,7 @@ fail:
 	cl.connecting--;
 	cl.failed++;
 	serve_ratelimited(&cl.rl, cl.prog, "connection %lu: %s to %s: %s",
-			 id, what, cl.addr_name, strerror(-err));
+			 id, what, cl.server.name, strerror(-err));
 	return err;
 }
 
@@ -343,7 +341,7 @@ static void report(void)
 		       rps, p50, p99, p999, max);
 	} else {
 		printf("target       %s, %zu-byte messages\n",
-		       cl.addr_name, cl.msg_size);
+		       cl.server.name, cl.msg_size);
 		printf("connections  %lu established, %lu failed\n",
 		       cl.established, cl.failed);
 		printf("requests     %" PRIu64 " completed, %" PRIu64 " errors in %.3f s\n",
@@ -400,13 +398,7 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (argc - optind != 1)
-		fail_usage("%s", argc - optind ? "too many arguments" :
-			   "missing ADDR:PORT");
-	if (serve_parse_addr(argv[optind], &cl.addr, &cl.addr_len, 0) < 0)
-		fail_usage("bad address '%s': want ADDR:PORT, PORT 1-65535",
-			   argv[optind]);
-	serve_format_addr(&cl.addr, cl.addr_name, sizeof(cl.addr_name));
+	serve_parse_target(&cl.server, cl.prog, usage, "ADDR:PORT", argc, argv, optind);
 
 	/* One descriptor per connection, and a few for stdio and the ring. */
 	serve_raise_nofile(cl.prog, cl.conns + 16, "the connections asked for",

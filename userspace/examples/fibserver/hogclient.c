@@ -112,9 +112,7 @@ struct tiny {
 
 struct client {
 	const char *prog;
-	struct sockaddr_storage addr;
-	socklen_t addr_len;
-	char addr_name[SERVE_ADDRSTRLEN];
+	struct serve_target server;
 	double seconds;			/* -t */
 	unsigned long heavy_n;		/* -n */
 	unsigned long conns;		/* -c */
@@ -342,14 +340,14 @@ static int conn_open(void)
 	struct timeval tv = { .tv_sec = HOG_CONNECT_TIMEOUT_S };
 	int fd, one = 1, err;
 
-	fd = socket(cl.addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	fd = socket(cl.server.addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
 	/* Two-byte requests: Nagle would hold them for the delayed ACK. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	/* Linux bounds connect(2) by the send timeout. */
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	if (connect(fd, (const struct sockaddr *)&cl.addr, cl.addr_len) < 0) {
+	if (connect(fd, (const struct sockaddr *)&cl.server.addr, cl.server.len) < 0) {
 		err = errno == EINPROGRESS ? -ETIMEDOUT : -errno;
 		close(fd);
 		return err;
@@ -552,7 +550,7 @@ static int measure(void)
 		cl.tiny[i].fd = conn_open();
 		if (cl.tiny[i].fd < 0) {
 			fprintf(stderr, "%s: connection %lu to %s: %s\n", cl.prog,
-				i, cl.addr_name, strerror(-cl.tiny[i].fd));
+				i, cl.server.name, strerror(-cl.tiny[i].fd));
 			goto close;
 		}
 	}
@@ -560,7 +558,7 @@ static int measure(void)
 	h.fd = conn_open();
 	if (h.fd < 0) {
 		fprintf(stderr, "%s: heavy connection to %s: %s\n", cl.prog,
-			cl.addr_name, strerror(-h.fd));
+			cl.server.name, strerror(-h.fd));
 		goto close;
 	}
 
@@ -664,13 +662,7 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (argc - optind != 1)
-		fail_usage("%s", argc - optind ? "too many arguments" :
-			   "missing [ADDR:]PORT");
-	if (serve_parse_addr(argv[optind], &cl.addr, &cl.addr_len, 0) < 0)
-		fail_usage("bad address '%s': want [ADDR:]PORT, PORT 1-65535",
-			   argv[optind]);
-	serve_format_addr(&cl.addr, cl.addr_name, sizeof(cl.addr_name));
+	serve_parse_target(&cl.server, cl.prog, usage, "[ADDR:]PORT", argc, argv, optind);
 
 	/* One descriptor per connection, the heavy one, and stdio. */
 	serve_raise_nofile(cl.prog, cl.conns + 16, "the connections asked for", 0);

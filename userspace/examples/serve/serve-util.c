@@ -129,6 +129,19 @@ const char *serve_format_addr(const struct sockaddr_storage *ss,
 	return buf;
 }
 
+void serve_parse_target(struct serve_target *t, const char *prog, void (*usage)(FILE *f),
+			const char *syntax, int argc, char **argv, int first)
+{
+	if (argc - first > 1)
+		serve_usage_error(prog, usage, "too many arguments");
+	if (argc - first < 1)
+		serve_usage_error(prog, usage, "missing %s", syntax);
+	if (serve_parse_addr(argv[first], &t->addr, &t->len, 0) < 0)
+		serve_usage_error(prog, usage, "bad address '%s': want %s, PORT 1-65535",
+				  argv[first], syntax);
+	serve_format_addr(&t->addr, t->name, sizeof(t->name));
+}
+
 rlim_t serve_nr_open(void)
 {
 	unsigned long long n;

@@ -63,6 +63,27 @@ int serve_parse_addr(const char *s, struct sockaddr_storage *ss,
 const char *serve_format_addr(const struct sockaddr_storage *ss,
 			      char *buf, size_t size);
 
+/**
+ * struct serve_target - the server a client talks to.
+ * @addr: from serve_parse_addr().
+ * @len:  its length.
+ * @name: @addr as "ADDR:PORT", for messages.
+ */
+struct serve_target {
+	struct sockaddr_storage addr;
+	socklen_t len;
+	char name[SERVE_ADDRSTRLEN];
+};
+
+/*
+ * serve_parse_target() - a client's one operand, after its options: exactly
+ * one address in @argv[@first..@argc), its port not 0, into @t.  @syntax
+ * is how the usage spells it ("ADDR:PORT", "[ADDR:]PORT").  Anything else is
+ * a usage error (serve_usage_error(@prog, @usage, ...)): exit status 2.
+ */
+void serve_parse_target(struct serve_target *t, const char *prog, void (*usage)(FILE *f),
+			const char *syntax, int argc, char **argv, int first);
+
 /*
  * The kernel refuses a RLIMIT_NOFILE above fs.nr_open even when the hard
  * limit says "unlimited", so that is as far as raising can go.
