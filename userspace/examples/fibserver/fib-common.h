@@ -79,6 +79,26 @@ struct fib_guard {
 	int stopped;
 };
 
+struct serve_conn;
+
+/**
+ * struct fib_work - a computation for a connection, and its guard.
+ * @guard:    first: fib_guarded() hands it back; .give_up = fib_work_give_up.
+ * @sc:       the connection.
+ * @deadline: serve_now() time beyond which it gives up.
+ */
+struct fib_work {
+	struct fib_guard guard;
+	struct serve_conn *sc;
+	int64_t deadline;
+};
+
+/*
+ * fib_work_give_up() - the servers' guard: go on while serve_abandoned()
+ * says the answer is wanted, and until the deadline (then -ETIMEDOUT).
+ */
+int fib_work_give_up(struct fib_guard *g);
+
 /*
  * fib_guarded() - the seeds' fib(@n), recursion and all, for the servers.
  * It never yields and makes no blocking call: a fiber computing fib(45)

@@ -3,7 +3,10 @@
  * fib.c - the seeds' Fibonacci numbers, for fibserver, httpserver's /fib/
  * and hogclient; see fib-common.h.  Part of libserve.a.
  */
+#include <errno.h>
+
 #include "fib-common.h"
+#include "serve.h"
 
 /*
  * noinline: gcc otherwise inlines the function into itself a few levels
@@ -19,6 +22,16 @@ __attribute__((noinline)) uint64_t fib_guarded(unsigned int n, struct fib_guard 
 	if (n >= FIB_CHECK_N && (g->stopped || (g->stopped = g->give_up(g))))
 		return 0;
 	return fib_guarded(n - 1, g) + fib_guarded(n - 2, g);
+}
+
+int fib_work_give_up(struct fib_guard *g)
+{
+	struct fib_work *w = (struct fib_work *)g;
+	int err = serve_abandoned(w->sc);
+
+	if (!err && serve_now() > w->deadline)
+		err = -ETIMEDOUT;
+	return err;
 }
 
 uint64_t fib_reference(unsigned int n)

@@ -130,24 +130,6 @@ static void log_limited(unsigned long *count, const char *fmt, ...)
 
 static unsigned long conn_logged;
 
-/* One computation's guard: its connection and when it must end. */
-struct fib_work {
-	struct fib_guard guard;		/* first: fib_guarded() hands it back */
-	struct serve_conn *sc;
-	int64_t deadline;
-};
-
-/* Go on while the answer is wanted and time is left (fib_guarded()). */
-static int fib_give_up(struct fib_guard *g)
-{
-	struct fib_work *w = (struct fib_work *)g;
-	int err = serve_abandoned(w->sc);
-
-	if (!err && serve_now() > w->deadline)
-		err = -ETIMEDOUT;
-	return err;
-}
-
 /*
  * The N of a request line (without its "\n"), or -EINVAL.  Strict: only
  * digits, so " 5", "+5", "5 " and "0x5" are errors, and leading zeros are
@@ -238,7 +220,7 @@ static ssize_t answer_lines(struct conn *c)
 					return err;
 			}
 			struct fib_work w = {
-				.guard.give_up = fib_give_up,
+				.guard.give_up = fib_work_give_up,
 				.sc = c->sc,
 				.deadline = serve_now() + FIB_TIME_MAX_NS,
 			};

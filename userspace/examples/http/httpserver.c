@@ -329,24 +329,6 @@ static int parse_number(const char *s, size_t len, unsigned long max, unsigned l
 	return 0;
 }
 
-/* One request's work: its connection, and until when it may go on. */
-struct work {
-	struct fib_guard guard;		/* first: fib_guarded() hands it back */
-	struct serve_conn *sc;
-	int64_t deadline;		/* serve_now() time */
-};
-
-/* fib_guarded()'s question: the client still there, the server not stopping, time left? */
-static int fib_give_up(struct fib_guard *g)
-{
-	struct work *w = (struct work *)g;
-	int err = serve_abandoned(w->sc);
-
-	if (!err && serve_now() > w->deadline)
-		err = -ETIMEDOUT;
-	return err;
-}
-
 /*
  * The seeds' fib, the naive recursion, CPU-bound on purpose: it holds its
  * worker (fibers) or thread; it gives up when the client leaves, the server
@@ -355,8 +337,8 @@ static int fib_give_up(struct fib_guard *g)
 static int route_fib(struct http_conn *c, const struct http_request *req,
 		     const char *arg, size_t len)
 {
-	struct work w = {
-		.guard.give_up = fib_give_up,
+	struct fib_work w = {
+		.guard.give_up = fib_work_give_up,
 		.sc = c->sc,
 		.deadline = serve_now() + hs.work_timeout_ns,
 	};
@@ -384,12 +366,13 @@ static int route_fib(struct http_conn *c, const struct http_request *req,
 
 /*
  * Sleep w->deadline - now in HTTP_WAIT_SLICE_NS pieces, asking between
- * them whether to go on; what made it stop goes into w->guard.stopped.
+ * them whether to go on; what made it stop goes into w->guard.stopped, as
+ * for /fib/ (@arg is a struct fib_work, its give_up unused).
  * Runs in the handler (/block/) or in serve_blocking()'s thread (/offload/).
  */
 static void *wait_in_slices(void *arg)
 {
-	struct work *w = arg;
+	struct fib_work *w = arg;
 	struct timespec ts;
 	int64_t left;
 
@@ -411,7 +394,7 @@ enum wait_kind { WAIT_SLEEP, WAIT_BLOCK, WAIT_OFFLOAD };
 static int route_wait(struct http_conn *c, const struct http_request *req,
 		      const char *arg, size_t len, enum wait_kind kind)
 {
-	struct work w = { .sc = c->sc };
+	struct fib_work w = { .sc = c->sc };
 	unsigned long ms;
 	int64_t ns;
 	char body[48];
