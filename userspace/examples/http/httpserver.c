@@ -873,6 +873,16 @@ static void usage(FILE *f)
 
 enum { OPT_HEADER_TIMEOUT = 256, OPT_IDLE_TIMEOUT, OPT_WORK_TIMEOUT, OPT_SEND_TIMEOUT };
 
+/* A --WHAT-timeout's MS, @min to an hour, in nanoseconds; a usage error otherwise. */
+static int64_t parse_timeout(const char *arg, unsigned long min, const char *what)
+{
+	unsigned long v;
+
+	if (serve_parse_ulong(arg, min, 3600000, &v) < 0)
+		fail_usage("bad %s timeout '%s'", what, arg);
+	return (int64_t)v * NSEC_PER_MSEC;
+}
+
 /*
  * Fit the connection cap to the open file limit: raise the soft limit to
  * the hard one (an unprivileged process can go no further), keep the
@@ -936,7 +946,6 @@ int main(int argc, char **argv)
 		.refuse = http_refuse,
 	};
 	struct serve_cli cli = { .o = &o, .usage = usage };
-	unsigned long v;
 	int opt, fd, err;
 
 	while ((opt = getopt_long(argc, argv, SERVE_CLI_SHORTOPTS "f:", longopts, NULL)) != -1) {
@@ -954,24 +963,18 @@ int main(int argc, char **argv)
 			}
 			break;
 		case OPT_HEADER_TIMEOUT:
-			if (serve_parse_ulong(optarg, 1, 3600000, &v) < 0)
-				fail_usage("bad header timeout '%s'", optarg);
-			hs.header_timeout_ns = (int64_t)v * NSEC_PER_MSEC;
+			hs.header_timeout_ns = parse_timeout(optarg, 1, "header");
 			break;
 		case OPT_IDLE_TIMEOUT:
-			if (serve_parse_ulong(optarg, 0, 3600000, &v) < 0)
-				fail_usage("bad idle timeout '%s'", optarg);
-			hs.idle_timeout_ns = v ? (int64_t)v * NSEC_PER_MSEC : -1;
+			hs.idle_timeout_ns = parse_timeout(optarg, 0, "idle");
+			if (!hs.idle_timeout_ns)
+				hs.idle_timeout_ns = -1;	/* 0: no limit */
 			break;
 		case OPT_WORK_TIMEOUT:
-			if (serve_parse_ulong(optarg, 1, 3600000, &v) < 0)
-				fail_usage("bad work timeout '%s'", optarg);
-			hs.work_timeout_ns = (int64_t)v * NSEC_PER_MSEC;
+			hs.work_timeout_ns = parse_timeout(optarg, 1, "work");
 			break;
 		case OPT_SEND_TIMEOUT:
-			if (serve_parse_ulong(optarg, 0, 3600000, &v) < 0)
-				fail_usage("bad send timeout '%s'", optarg);
-			o.send_timeout_ns = (int64_t)v * NSEC_PER_MSEC;
+			o.send_timeout_ns = parse_timeout(optarg, 0, "send");
 			break;
 		}
 	}
