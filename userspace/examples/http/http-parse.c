@@ -100,38 +100,26 @@ static inline int token_is(const char *s, size_t n, const char *lit, size_t litl
 
 #define TOKEN_IS(s, n, lit) token_is(s, n, lit, sizeof(lit) - 1)
 
+/* The methods' tokens, case-sensitive (RFC 9110 section 9.1), by enum http_method. */
+static const char *const method_names[] = {
+	[HTTP_GET] = "GET",
+	[HTTP_HEAD] = "HEAD",
+	[HTTP_POST] = "POST",
+	[HTTP_PUT] = "PUT",
+	[HTTP_DELETE] = "DELETE",
+	[HTTP_CONNECT] = "CONNECT",
+	[HTTP_OPTIONS] = "OPTIONS",
+	[HTTP_TRACE] = "TRACE",
+	[HTTP_PATCH] = "PATCH",
+};
+
 static enum http_method method_of(const char *m, size_t n)
 {
-	switch (n) {
-	case 3:
-		if (!memcmp(m, "GET", 3))
-			return HTTP_GET;
-		if (!memcmp(m, "PUT", 3))
-			return HTTP_PUT;
-		break;
-	case 4:
-		if (!memcmp(m, "HEAD", 4))
-			return HTTP_HEAD;
-		if (!memcmp(m, "POST", 4))
-			return HTTP_POST;
-		break;
-	case 5:
-		if (!memcmp(m, "PATCH", 5))
-			return HTTP_PATCH;
-		if (!memcmp(m, "TRACE", 5))
-			return HTTP_TRACE;
-		break;
-	case 6:
-		if (!memcmp(m, "DELETE", 6))
-			return HTTP_DELETE;
-		break;
-	case 7:
-		if (!memcmp(m, "OPTIONS", 7))
-			return HTTP_OPTIONS;
-		if (!memcmp(m, "CONNECT", 7))
-			return HTTP_CONNECT;
-		break;
-	}
+	enum http_method i;
+
+	for (i = 0; i < HTTP_UNKNOWN; i++)
+		if (strlen(method_names[i]) == n && !memcmp(m, method_names[i], n))
+			return i;
 	return HTTP_UNKNOWN;
 }
 
@@ -521,21 +509,9 @@ int http_parse_request(const char *buf, size_t len, struct http_request *req)
 
 const char *http_method_name(enum http_method m)
 {
-	static const char *const names[] = {
-		[HTTP_GET] = "GET",
-		[HTTP_HEAD] = "HEAD",
-		[HTTP_POST] = "POST",
-		[HTTP_PUT] = "PUT",
-		[HTTP_DELETE] = "DELETE",
-		[HTTP_CONNECT] = "CONNECT",
-		[HTTP_OPTIONS] = "OPTIONS",
-		[HTTP_TRACE] = "TRACE",
-		[HTTP_PATCH] = "PATCH",
-	};
-
 	if ((unsigned int)m >= HTTP_UNKNOWN)
 		return "UNKNOWN";
-	return names[m];
+	return method_names[m];
 }
 
 const char *http_reason(int status)
