@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * bench-common.h - what rf-bench and rf-tasks share: the clock and the
+ * bench-common.h - what rf-bench and rf-tasks share: the clock, the best
+ * of several trials, the fibers a switch or a spawn is timed with, and the
  * futex hand-off between two OS threads, the peer every fiber switch and
  * wake-up is compared with.
  *
@@ -17,12 +18,36 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ringfiber.h"
+
 static inline double now_ns(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec * 1e9 + ts.tv_nsec;
+}
+
+/* The better (smaller) of two times. */
+static inline double best(double a, double b)
+{
+	return a < b ? a : b;
+}
+
+/* A fiber that does nothing but yield, *(long *)@arg times: two time a switch. */
+static inline void *yielder(void *arg)
+{
+	long n = *(long *)arg;
+
+	for (long i = 0; i < n; i++)
+		rf_yield();
+	return NULL;
+}
+
+/* A fiber that ends at once: times a spawn and a join. */
+static inline void *empty(void *arg)
+{
+	return arg;
 }
 
 static inline long futex(uint32_t *uaddr, int op, uint32_t val)

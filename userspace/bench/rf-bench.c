@@ -250,15 +250,6 @@ struct sched_bench {
 	int err;
 };
 
-static void *yielder(void *arg)
-{
-	long n = *(long *)arg;
-
-	for (long i = 0; i < n; i++)
-		rf_yield();
-	return NULL;
-}
-
 static void *yield_main(void *arg)
 {
 	struct sched_bench *b = arg;
@@ -273,11 +264,6 @@ static void *yield_main(void *arg)
 		rf_join(f[i], NULL, RF_NO_DEADLINE);
 	b->result_ns = (now_ns() - t0) / (2.0 * b->n);
 	return NULL;
-}
-
-static void *empty(void *arg)
-{
-	return arg;
 }
 
 static void *spawn_join_main(void *arg)
@@ -397,11 +383,6 @@ static int run_sched(rf_fn fn, struct sched_bench *b, const struct rf_runtime_op
 	ret = rf_runtime_run(rt, fn, b, NULL);
 	rf_runtime_destroy(rt);
 	return ret ? ret : b->err;
-}
-
-static double best(double a, double b)
-{
-	return a < b ? a : b;
 }
 
 static void die(const char *what, int err)

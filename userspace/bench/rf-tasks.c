@@ -150,11 +150,6 @@ static void add_ratio(const char *name, const struct figure *a, const struct fig
 		add(name, a->value / b->value, "x");
 }
 
-static double best(double a, double b)
-{
-	return a < b ? a : b;
-}
-
 /* --------------------------------------------------------- /proc and /sys */
 /*
  * Read with open/read into the caller's buffer: no malloc, no new mapping,
@@ -528,11 +523,6 @@ static struct figure *thread_mem(long n)
 	free(th);
 	add_mem("thread", &runs, n, &total);
 	return total;
-}
-
-static void *empty(void *arg)
-{
-	return arg;
 }
 
 /* ns per pthread_create + pthread_join, @batch (<= CREATE_BATCH) alive at most. */
@@ -918,15 +908,6 @@ static void *fiber_create_main(void *arg)
 		}
 		j->ns = best(j->ns, (now_ns() - t0) / j->n);
 	}
-	return NULL;
-}
-
-static void *yielder(void *arg)
-{
-	long n = *(long *)arg;
-
-	for (long i = 0; i < n; i++)
-		rf_yield();
 	return NULL;
 }
 
