@@ -1017,23 +1017,31 @@ static ssize_t fiber_send(struct serve_conn *c, const void *p, size_t len,
 		rf_send(c->fd, p, len, 0, rf_deadline_after(S.o->send_timeout_ns));
 }
 
+/*
+ * One send of @msg, or of @len bytes at @p without one, as the model sends:
+ * the bytes the socket took, or a negative errno (see sent()).
+ */
+static ssize_t send_once(struct serve_conn *c, const void *p, size_t len,
+			 const struct msghdr *msg)
+{
+	ssize_t n;
+
+	if (S.model == SERVE_FIBERS)
+		return sent(c, fiber_send(c, p, len, msg));
+	/* MSG_NOSIGNAL: a peer gone away is an EPIPE, not a SIGPIPE. */
+	do {
+		n = msg ? sendmsg(c->fd, msg, MSG_NOSIGNAL) : send(c->fd, p, len, MSG_NOSIGNAL);
+	} while (n < 0 && errno == EINTR);
+	return sent(c, n < 0 ? -errno : n);
+}
+
 int serve_send_all(struct serve_conn *c, const void *buf, size_t len)
 {
 	const char *p = buf;
 	ssize_t n;
 
 	while (len) {
-		if (S.model == SERVE_FIBERS) {
-			n = fiber_send(c, p, len, NULL);
-		} else {
-			/* MSG_NOSIGNAL: a peer gone away is an EPIPE, not a SIGPIPE. */
-			n = send(c->fd, p, len, MSG_NOSIGNAL);
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n < 0)
-				n = -errno;
-		}
-		n = sent(c, n);
+		n = send_once(c, p, len, NULL);
 		if (n < 0)
 			return (int)n;
 		/* send(2) never returns 0 for len > 0; do not spin if it does */
@@ -1063,16 +1071,7 @@ int serve_sendv_all(struct serve_conn *c, struct iovec *iov, int iovcnt)
 			return 0;
 		msg.msg_iov = iov;
 		msg.msg_iovlen = (size_t)(iovcnt > IOV_MAX ? IOV_MAX : iovcnt);
-		if (S.model == SERVE_FIBERS) {
-			n = fiber_send(c, NULL, 0, &msg);
-		} else {
-			n = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n < 0)
-				n = -errno;
-		}
-		n = sent(c, n);
+		n = send_once(c, NULL, 0, &msg);
 		if (n < 0)
 			return (int)n;
 		if (n == 0)
