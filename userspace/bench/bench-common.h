@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * bench-common.h - what rf-bench and rf-tasks share: the clock, the best
- * of several trials, the fibers a switch or a spawn is timed with, and the
- * futex hand-off between two OS threads, the peer every fiber switch and
- * wake-up is compared with.
+ * bench-common.h - what rf-bench and rf-tasks share: the clock, counts on
+ * the command line, the best of several trials, the fibers a switch or a
+ * spawn is timed with, and the futex hand-off between two OS threads, the
+ * peer every fiber switch and wake-up is compared with.
  *
  * Each benchmark is one translation unit that includes this file, so every
  * function is static inline.
@@ -11,9 +11,11 @@
 #ifndef BENCH_COMMON_H
 #define BENCH_COMMON_H
 
+#include <errno.h>
 #include <linux/futex.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -26,6 +28,23 @@ static inline double now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec * 1e9 + ts.tv_nsec;
+}
+
+/*
+ * A count on the command line: the whole of @s a decimal number from 1 to
+ * @max.  Return: 0 (*@out set), or -EINVAL.
+ */
+static inline int parse_count(const char *s, long max, long *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < 1 || v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
 }
 
 /* The better (smaller) of two times. */

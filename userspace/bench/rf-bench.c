@@ -1313,7 +1313,7 @@ int main(int argc, char **argv)
 	const struct rf_runtime_opts one = { .workers = 1 };
 	struct sched_bench b;
 	long parked = 100000;
-	char *stack1, *stack2, *stack3, *stack4, *end;
+	char *stack1, *stack2, *stack3, *stack4;
 	int json = 0, width = 0, opt, ret;
 
 	while ((opt = getopt_long(argc, argv, "jqp:h", longopts, NULL)) != -1) {
@@ -1325,9 +1325,7 @@ int main(int argc, char **argv)
 			scale = 10;
 			break;
 		case 'p':
-			errno = 0;
-			parked = strtol(optarg, &end, 10);
-			if (errno || *end || parked < 1 || parked > 10000000)
+			if (parse_count(optarg, 10000000, &parked) < 0)
 				usage();
 			break;
 		default:

@@ -1139,18 +1139,6 @@ static void usage(FILE *to, int status)
 	exit(status);
 }
 
-static long parse_count(const char *s, long max)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || end == s || *end || v < 1 || v > max)
-		usage(stderr, 2);
-	return v;
-}
-
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -1177,13 +1165,16 @@ int main(int argc, char **argv)
 			quick = true;
 			break;
 		case 't':
-			tasks = parse_count(optarg, 1000000);
+			if (parse_count(optarg, 1000000, &tasks) < 0)
+				usage(stderr, 2);
 			break;
 		case 'T':
-			max_threads = parse_count(optarg, 10000000);
+			if (parse_count(optarg, 10000000, &max_threads) < 0)
+				usage(stderr, 2);
 			break;
 		case 'F':
-			max_fibers = parse_count(optarg, 100000000);
+			if (parse_count(optarg, 100000000, &max_fibers) < 0)
+				usage(stderr, 2);
 			break;
 		case 'h':
 			usage(stdout, 0);
