@@ -16,6 +16,10 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
+from tap import ok  # noqa: E402
+import tap  # noqa: E402
+
 B = os.environ.get("RF_BUILD", "build")
 FLOOR = os.path.join(B, "bench", "http-floor")
 ANSWER = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\n"
@@ -23,21 +27,6 @@ ANSWER = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\
 REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 STEP_TIMEOUT = 10.0
 
-n = 0
-failures = 0
-
-
-def ok(cond, desc, diag=None):
-    global n, failures
-    n += 1
-    print(f"{'ok' if cond else 'not ok'} {n} - {desc}")
-    if not cond:
-        failures += 1
-        if diag is not None:
-            for line in str(diag).splitlines() or [""]:
-                print(f"# {line}")
-    sys.stdout.flush()
-    return cond
 
 
 def read_exact(s, size):
@@ -176,5 +165,4 @@ def main():
 
 if __name__ == "__main__":
     rc = main()
-    print(f"1..{n}")
-    sys.exit(1 if failures or rc else 0)
+    sys.exit(1 if tap.done() or rc else 0)

@@ -19,6 +19,10 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
+from tap import ok  # noqa: E402
+import tap  # noqa: E402
+
 B = os.environ.get("RF_BUILD", "build")
 # $RF_SERVERS: where the server comes from instead (make check-servers-asan)
 SERVER = os.path.join(os.environ.get("RF_SERVERS") or os.path.join(B, "examples"),
@@ -27,24 +31,7 @@ MODELS = ("fibers", "threads", "pool")
 # No step may hang the test: a socket read gives up after this.
 STEP_TIMEOUT = 10.0
 
-n = 0
-failures = 0
 servers = []
-
-
-def ok(cond, desc, diag=None):
-    global n, failures
-    n += 1
-    if cond:
-        print(f"ok {n} - {desc}")
-    else:
-        failures += 1
-        print(f"not ok {n} - {desc}")
-        if diag is not None:
-            for line in str(diag).splitlines() or [""]:
-                print(f"# {line}")
-    sys.stdout.flush()
-    return cond
 
 
 def fib(k):
@@ -836,8 +823,7 @@ def main():
         finally:
             for s in servers:
                 s.stop()
-    print(f"1..{n}")
-    return 1 if failures else 0
+    return tap.done()
 
 
 if __name__ == "__main__":

@@ -35,32 +35,15 @@ import sys
 import threading
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
+from tap import ok, diag  # noqa: E402
+import tap  # noqa: E402
+
 B = os.environ.get("RF_BUILD", "build")
 SERVER = os.path.join(B, "examples", "httpserver")
 BOUND = 10.0
 NOFILE = 256
 LOAD_SECONDS = 6.0 if not os.environ.get("RF_TEST_QUICK") else 3.0
-
-n = 0
-failures = 0
-
-
-def ok(cond, desc, diag=None):
-    global n, failures
-    n += 1
-    print(f"{'ok' if cond else 'not ok'} {n} - {desc}")
-    if not cond:
-        failures += 1
-        for line in str(diag or "").splitlines():
-            print(f"# {line}")
-    sys.stdout.flush()
-    return cond
-
-
-def diag(msg):
-    print(f"# {msg}")
-    sys.stdout.flush()
-
 
 def pin(cpu):
     def f():
@@ -254,8 +237,7 @@ def main():
         if srv and srv.proc.poll() is None:
             srv.proc.kill()
             srv.proc.wait()
-    print(f"1..{n}")
-    return 1 if failures else 0
+    return tap.done()
 
 
 if __name__ == "__main__":
