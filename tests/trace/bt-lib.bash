@@ -3,7 +3,8 @@
 # bt-lib.bash - what the bpftrace scripts' tests (tests/trace/bt-*.sh) share:
 # the checks that decide whether they can run at all, and run_traced, which
 # runs one workload under one tools/*.bt script.  TAP comes from
-# tests/lib/tap.bash, sourced here.
+# tests/lib/tap.bash, the waits and the cleanup from tests/lib/proc.bash,
+# both sourced here.
 #
 # Sourced, never run (so the name does not end in .sh: make check-trace
 # runs every tests/trace/*.sh).  The tests run workloads from
@@ -14,6 +15,8 @@
 
 # shellcheck source=tests/lib/tap.bash
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/tap.bash"
+# shellcheck source=tests/lib/proc.bash
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/proc.bash"
 
 B=${RF_BUILD:-build}
 WORKLOAD=$B/tests/trace/workload
@@ -27,20 +30,7 @@ STOP_TIMEOUT=15		# bpftrace's END after SIGINT
 
 tmp=
 started_pids=
-
-bt_cleanup() {
-	local p
-	for p in $started_pids; do
-		if kill -0 "$p" 2>/dev/null; then
-			kill -KILL "$p" 2>/dev/null
-			wait "$p" 2>/dev/null
-		fi
-	done
-	[ -n "$tmp" ] && rm -rf "$tmp"
-}
-trap bt_cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+trap_cleanup kill_started
 
 # shellcheck disable=SC2120 # the tracepoints are optional
 # bt_require TRACEPOINT...: skip the whole file unless this machine can run
@@ -58,27 +48,6 @@ bt_require() {
 	done
 	[ -x "$WORKLOAD" ] || tap_skip_all "$WORKLOAD is not built (run make)"
 	tmp=$(mktemp -d "${TMPDIR:-/tmp}/rf-bt.XXXXXX") || exit 1
-}
-
-# wait_for SECONDS COMMAND...: poll COMMAND every 0.1 s until it succeeds.
-wait_for() {
-	local tenths=$(($1 * 10))
-	shift
-	while [ "$tenths" -gt 0 ]; do
-		"$@" && return 0
-		tenths=$((tenths - 1))
-		sleep 0.1
-	done
-	return 1
-}
-
-# wait_pid SECONDS PID: wait for PID (a child) to exit; sets wait_rc.
-# Returns 1, with PID still running, if it did not exit in time.
-wait_pid() {
-	wait_for "$1" eval '! kill -0 '"$2"' 2>/dev/null' || return 1
-	wait "$2"
-	wait_rc=$?
-	return 0
 }
 
 # bt_started OUT PID: bpftrace PID has printed its banner into OUT; gives

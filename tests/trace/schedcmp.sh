@@ -22,6 +22,8 @@
 set -u
 # shellcheck source=tests/lib/tap.bash
 . "$(dirname "$0")/../lib/tap.bash"
+# shellcheck source=tests/lib/proc.bash
+. "$(dirname "$0")/../lib/proc.bash"
 
 B=${RF_BUILD:-build}
 SCHEDCMP=$B/tools/schedcmp
@@ -38,19 +40,8 @@ PREEMPT_ROUNDS=20
 MS=10
 
 tmp=
-bg_pids=
-
-cleanup() {
-	local p
-	for p in $bg_pids; do
-		kill -KILL "$p" 2>/dev/null
-		wait "$p" 2>/dev/null
-	done
-	[ -n "$tmp" ] && rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+started_pids=
+trap_cleanup kill_started
 
 [ "$(id -u)" -eq 0 ] || tap_skip_all "not root: schedcmp loads BPF programs"
 [ -r /sys/kernel/btf/vmlinux ] || tap_skip_all "no kernel BTF (/sys/kernel/btf/vmlinux)"
@@ -194,7 +185,7 @@ tap_ok $? "the batch probe fired, no bad records"
 mkfifo "$tmp/in"
 "$WORKLOAD" fiber-pingpong -n "$PINGPONG_ROUNDS" --wait <"$tmp/in" >"$tmp/wl.out" 2>"$tmp/wl.err" &
 wl_pid=$!
-bg_pids="$bg_pids $wl_pid"
+started_pids="$started_pids $wl_pid"
 exec 3>"$tmp/in"
 for _ in $(seq 100); do
 	grep -q '^ready' "$tmp/wl.out" && break
@@ -202,7 +193,7 @@ for _ in $(seq 100); do
 done
 timeout "$STEP_TIMEOUT" "$SCHEDCMP" --json -i 0.05 -p "$wl_pid" >"$tmp/attach.out" 2>"$tmp/attach.err" &
 sc_pid=$!
-bg_pids="$bg_pids $sc_pid"
+started_pids="$started_pids $sc_pid"
 for _ in $(seq 200); do
 	grep -q '^Tracing' "$tmp/attach.err" && break
 	kill -0 "$sc_pid" 2>/dev/null || break
@@ -337,7 +328,7 @@ fi
 # ---------------------------------------------- Ctrl-C, -c, text output
 "$WORKLOAD" idle >"$tmp/idle.out" 2>&1 &
 idle_pid=$!
-bg_pids="$bg_pids $idle_pid"
+started_pids="$started_pids $idle_pid"
 sleep 0.2
 timeout "$STEP_TIMEOUT" "$SCHEDCMP" -i 0.1 -c 3 --json -p "$idle_pid" >"$tmp/count.out" 2>"$tmp/count.err"
 rc=$?
@@ -350,7 +341,7 @@ tap_ok $? "-i 0.1 -c 2, text: two intervals, then exit 0 by itself"
 
 "$SCHEDCMP" -i 0.1 -p "$idle_pid" >"$tmp/int.out" 2>"$tmp/int.err" &
 sc_pid=$!
-bg_pids="$bg_pids $sc_pid"
+started_pids="$started_pids $sc_pid"
 # Once it traces (its handler is set): loading the BPF programs can take
 # seconds on a loaded machine.
 for _ in $(seq 200); do
@@ -360,15 +351,10 @@ for _ in $(seq 200); do
 done
 sleep 0.3
 kill -INT "$sc_pid"
-for _ in $(seq 50); do
-	kill -0 "$sc_pid" 2>/dev/null || break
-	sleep 0.1
-done
-if kill -0 "$sc_pid" 2>/dev/null; then
+if ! wait_pid 5 "$sc_pid"; then
 	tap_ok 1 "SIGINT ends schedcmp -p"
 else
-	wait "$sc_pid"
-	rc=$?
+	rc=$wait_rc
 	grep -q '(last)' "$tmp/int.out"
 	tap_ok $((rc + $?)) "SIGINT: prints the last interval and exits 0 (exit $rc)"
 fi
