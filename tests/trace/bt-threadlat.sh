@@ -32,6 +32,25 @@ tap_plan 9
 have_perf=0
 command -v perf >/dev/null && have_perf=1
 
+# perf_mean NAME: perf sched latency's mean delay, in ns, over the threads
+# the script saw in run NAME (from its rows "comm:tid | runtime | switches
+# | avg: X ms | ...", weighted by count); nothing if perf has no row for
+# them.  Leaves perf's report in $tmp/NAME.lat.
+perf_mean() {
+	local tids
+	tids=$(sed -n 's/^@thread_us\[\([0-9]*\), .*/\1/p' "$tmp/$1.bt" |
+		tr '\n' ' ')
+	perf sched latency -p -i "$tmp/$1.perf" >"$tmp/$1.lat" 2>/dev/null
+	awk -F'|' -v tids=" $tids" '
+		{
+			split($1, a, ":"); tid = a[2] + 0
+			if (index(tids, " " tid " ") == 0) next
+			n = $3 + 0; sub(/.*avg: */, "", $4); avg = $4 + 0
+			sum += n * avg * 1e6; cnt += n
+		}
+		END { if (cnt) printf "%d\n", sum / cnt }' "$tmp/$1.lat"
+}
+
 # -- futex-pingpong: wake-ups, and perf's mean on the same run.
 if [ "$have_perf" = 1 ]; then
 	export PERF_EVENTS="-e sched:sched_wakeup -e sched:sched_wakeup_new"
@@ -63,19 +82,7 @@ elif [ -z "$mean" ] || [ ! -s "$tmp/futex.perf" ]; then
 	tap_ok 1 "perf sched latency cross-check: no data"
 	tap_diag_file "$tmp/futex.perfout"
 else
-	# The threads the script saw, and perf's rows for them: "comm:tid |
-	# runtime | switches | avg: X ms | ...": the count-weighted mean.
-	tids=$(sed -n 's/^@thread_us\[\([0-9]*\), .*/\1/p' "$tmp/futex.bt" |
-		tr '\n' ' ')
-	perf sched latency -p -i "$tmp/futex.perf" >"$tmp/futex.lat" 2>/dev/null
-	pmean=$(awk -F'|' -v tids=" $tids" '
-		{
-			split($1, a, ":"); tid = a[2] + 0
-			if (index(tids, " " tid " ") == 0) next
-			n = $3 + 0; sub(/.*avg: */, "", $4); avg = $4 + 0
-			sum += n * avg * 1e6; cnt += n
-		}
-		END { if (cnt) printf "%d\n", sum / cnt }' "$tmp/futex.lat")
+	pmean=$(perf_mean futex)
 	echo "#   threadlat mean_ns $mean over $count; perf sched latency ${pmean:-?} ns"
 	[ -n "$pmean" ] && [ "$pmean" -gt 0 ] && within 20 "$mean" "$pmean"
 	tap_ok $? "mean delay $mean ns within 20% of perf sched latency's ${pmean:-?} ns"
@@ -128,17 +135,7 @@ mean=$(bt_get preempt mean_ns)
 if [ "$have_perf" = 0 ]; then
 	tap_skip "perf is not installed: no cross-check with perf sched latency"
 else
-	tids=$(sed -n 's/^@thread_us\[\([0-9]*\), .*/\1/p' "$tmp/preempt.bt" |
-		tr '\n' ' ')
-	perf sched latency -p -i "$tmp/preempt.perf" >"$tmp/preempt.lat" 2>/dev/null
-	pmean=$(awk -F'|' -v tids=" $tids" '
-		{
-			split($1, a, ":"); tid = a[2] + 0
-			if (index(tids, " " tid " ") == 0) next
-			n = $3 + 0; sub(/.*avg: */, "", $4); avg = $4 + 0
-			sum += n * avg * 1e6; cnt += n
-		}
-		END { if (cnt) printf "%d\n", sum / cnt }' "$tmp/preempt.lat")
+	pmean=$(perf_mean preempt)
 	echo "#   threadlat mean_ns ${mean:-?}; perf sched latency ${pmean:-?} ns"
 	[ -n "$pmean" ] && [ -n "$mean" ] && [ "$pmean" -gt 0 ] &&
 		within 20 "$mean" "$pmean"
