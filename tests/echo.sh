@@ -27,84 +27,19 @@ NEED_FDS=1100
 # No single step may hang the test: a stuck program is killed after this.
 STEP_TIMEOUT=20
 
-tmp=
-server_pid=
-client_pid=
-
-cleanup() {
-	# client_pid is timeout(1), which passes SIGTERM on to the client.
-	if [ -n "$client_pid" ] && kill -0 "$client_pid" 2>/dev/null; then
-		kill -TERM "$client_pid" 2>/dev/null
-		wait "$client_pid" 2>/dev/null
-	fi
-	if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
-		kill -KILL "$server_pid" 2>/dev/null
-		wait "$server_pid" 2>/dev/null
-	fi
-	[ -n "$tmp" ] && rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-for prog in "$SERVER" "$CLIENT"; do
-	if [ ! -x "$prog" ]; then
-		echo "Bail out! $prog is not built (run make)"
-		exit 1
-	fi
-done
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/rf-echo.XXXXXX") || exit 1
+# shellcheck source=tests/lib/serve.bash
+. "$(dirname "$0")/lib/serve.bash"
+serve_init echo
 
 # json_get JSON KEY: the number stored under KEY, or nothing.
 json_get() {
 	sed -n 's/.*"'"$2"'": *\(-\{0,1\}[0-9][0-9.eE+-]*\).*/\1/p' <<<"$1"
 }
 
-# expect_usage DESCRIPTION PROGRAM ARGS...: exit status 2 and a usage line.
-expect_usage() {
-	local desc=$1 rc
-	shift
-	timeout "$STEP_TIMEOUT" "$@" >"$tmp/out" 2>"$tmp/err"
-	rc=$?
-	if [ "$rc" -eq 2 ] && grep -q '^usage: ' "$tmp/err"; then
-		tap_ok 0 "$desc"
-	else
-		tap_ok 1 "$desc"
-		echo "#   exit status $rc, stderr:"
-		tap_diag_file "$tmp/err"
-	fi
-}
-
-# start_server ARGS...: run echo-server in the background; sets server_pid
-# and port.  Returns 1 if it did not print its listening line in 5 s.
-start_server() {
-	port=
-	"$SERVER" "$@" >"$tmp/server.out" 2>"$tmp/server.err" &
-	server_pid=$!
-	for _ in $(seq 50); do
-		port=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' \
-			"$tmp/server.out")
-		[ -n "$port" ] && return 0
-		kill -0 "$server_pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	echo "#   server did not start; stdout, then stderr:"
-	tap_diag_file "$tmp/server.out"
-	tap_diag_file "$tmp/server.err"
-	return 1
-}
-
-# run_client ARGS...: echo-client under a timeout; sets rc and out.  It
-# runs in the background so that a signal to the test runs the trap now,
-# not once the client is done.
-run_client() {
-	timeout "$STEP_TIMEOUT" "$CLIENT" "$@" >"$tmp/client.out" \
-		2>"$tmp/client.err" &
-	client_pid=$!
-	wait "$client_pid"
-	rc=$?
-	client_pid=
-	out=$(cat "$tmp/client.out")
+# stop_server DESCRIPTION: SIGTERM, then an exit with status 0 within 5 s.
+stop_server() {
+	kill -TERM "$server_pid"
+	expect_exit 5 "$1"
 }
 
 client_diag() {
@@ -148,21 +83,7 @@ client_usage=(
 plan=$((${#server_usage[@]} + ${#client_usage[@]} + 2 + 1 + 18 + 6 + 5 + 3))
 tap_plan "$plan"
 
-for c in "${server_usage[@]}"; do
-	# shellcheck disable=SC2086 # the arguments are meant to split
-	expect_usage "echo-server usage error: ${c%%|*}" "$SERVER" ${c#*|}
-done
-for c in "${client_usage[@]}"; do
-	# shellcheck disable=SC2086
-	expect_usage "echo-client usage error: ${c%%|*}" "$CLIENT" ${c#*|}
-done
-
-"$SERVER" --model=bogus 0 2>&1 | grep -q "unknown model 'bogus'"
-tap_ok $? "echo-server --model=bogus names the bad model"
-"$SERVER" -h 2>&1 | grep -q '^usage: '
-tap_ok $? "echo-server -h prints the usage"
-"$CLIENT" --help 2>&1 | grep -q '^usage: '
-tap_ok $? "echo-client --help prints the usage"
+usage_checks
 
 # -- The server on port 0 tells the port it got.
 if start_server 0; then
@@ -231,18 +152,7 @@ else
 fi
 
 # -- SIGTERM: a graceful shutdown, status 0.
-kill -TERM "$server_pid"
-for _ in $(seq 50); do
-	kill -0 "$server_pid" 2>/dev/null || break
-	sleep 0.1
-done
-if kill -0 "$server_pid" 2>/dev/null; then
-	tap_ok 1 "echo-server exits 0 on SIGTERM (still running)"
-else
-	wait "$server_pid"
-	tap_ok $? "echo-server exits 0 on SIGTERM"
-fi
-server_pid=
+stop_server "echo-server exits 0 on SIGTERM"
 
 # -- A dead server is a failed run, not a hang and not a success.  The
 # listening socket may outlive the process for a moment (the kernel tears
@@ -265,20 +175,8 @@ if start_server -q -n 3 0; then
 	tap_ok 0 "echo-server -n 3 started"
 	run_client -c 3 -d 0.2 "127.0.0.1:$port"
 	tap_ok "$rc" "3 connections to echo-server -n 3" || client_diag -c 3 -d 0.2
-	for _ in $(seq 50); do
-		kill -0 "$server_pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	if kill -0 "$server_pid" 2>/dev/null; then
-		tap_ok 1 "echo-server -n 3 exits after 3 connections"
+	expect_exit 5 "echo-server -n 3 exits 0 after 3 connections" ||
 		tap_diag_file "$tmp/server.err"
-	else
-		wait "$server_pid"
-		src=$?
-		tap_ok "$src" "echo-server -n 3 exits 0 after 3 connections"
-		[ "$src" -ne 0 ] && tap_diag_file "$tmp/server.err"
-	fi
-	server_pid=
 	# Only the open file limit warning may remain, where ulimit -Hn is low.
 	if grep -qv 'warning:' "$tmp/server.err"; then
 		tap_ok 1 "echo-server -q prints only warnings on stderr"
@@ -291,24 +189,6 @@ else
 		tap_ok 1 "echo-server -n 3 did not start"
 	done
 fi
-
-# stop_server MODEL: SIGTERM, then an exit with status 0 within 5 s.
-stop_server() {
-	kill -TERM "$server_pid"
-	for _ in $(seq 50); do
-		kill -0 "$server_pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	if kill -0 "$server_pid" 2>/dev/null; then
-		tap_ok 1 "$1: echo-server exits 0 on SIGTERM (still running)"
-		kill -KILL "$server_pid"
-		wait "$server_pid" 2>/dev/null
-	else
-		wait "$server_pid"
-		tap_ok $? "$1: echo-server exits 0 on SIGTERM"
-	fi
-	server_pid=
-}
 
 # -- The same checks of a run under threads and pool.  A pool thread
 # serves one connection until it closes, so the pool gets as many threads
@@ -339,7 +219,7 @@ for model in threads pool; do
 			tap_ok $((rc + $?)) "$model: 1000 connections, a thread each, no errors"
 			echo "#   $out"
 		fi
-		stop_server "$model"
+		stop_server "$model: echo-server exits 0 on SIGTERM"
 	else
 		for _ in $(seq $((count - 1))); do
 			tap_ok 1 "echo-server --model=$model did not start"
@@ -348,17 +228,7 @@ for model in threads pool; do
 	if start_server -q -n 3 "${args[@]}" 0; then
 		run_client -c 3 -d 0.2 "127.0.0.1:$port"
 		tap_ok "$rc" "3 connections to echo-server -n 3 --model=$model"
-		for _ in $(seq 50); do
-			kill -0 "$server_pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		if kill -0 "$server_pid" 2>/dev/null; then
-			tap_ok 1 "$model: echo-server -n 3 exits after 3 connections"
-		else
-			wait "$server_pid"
-			tap_ok $? "$model: echo-server -n 3 exits 0 after 3 connections"
-		fi
-		server_pid=
+		expect_exit 5 "$model: echo-server -n 3 exits 0 after 3 connections"
 	else
 		for _ in 1 2; do
 			tap_ok 1 "echo-server -n 3 --model=$model did not start"
@@ -411,8 +281,7 @@ for model in fibers threads pool; do
 		got=$(cap_check)
 		tap_ok $? "$model: --max-conns 2 closes a third connection, then serves again ($got)"
 		kill -TERM "$server_pid"
-		wait "$server_pid" 2>/dev/null
-		server_pid=
+		wait_server "$STEP_TIMEOUT"
 	else
 		tap_ok 1 "echo-server --max-conns 2 --model=$model did not start"
 	fi

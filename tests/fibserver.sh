@@ -25,8 +25,8 @@ CLIENT=$B/examples/hogclient
 # No single step may hang the test: a stuck program is killed after this.
 STEP_TIMEOUT=20
 
-# How long a graceful shutdown may take, in tenths of a second.
-SHUTDOWN_TENTHS=50
+# How long a graceful shutdown may take, in seconds.
+SHUTDOWN_SECONDS=5
 
 # fibserver's FIB_BUF_SIZE: a line that does not end within it is dropped.
 BUF_SIZE=1024
@@ -36,95 +36,37 @@ BUF_SIZE=1024
 # one-second window even on a CPU three times as fast.
 HEAVY_N=47
 
-tmp=
-server_pid=
-client_pid=
-
-cleanup() {
-	# client_pid is timeout(1), which passes SIGTERM on to the client.
-	if [ -n "$client_pid" ] && kill -0 "$client_pid" 2>/dev/null; then
-		kill -TERM "$client_pid" 2>/dev/null
-		wait "$client_pid" 2>/dev/null
-	fi
-	if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
-		kill -KILL "$server_pid" 2>/dev/null
-		wait "$server_pid" 2>/dev/null
-	fi
-	[ -n "$tmp" ] && rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-for prog in "$SERVER" "$CLIENT"; do
-	if [ ! -x "$prog" ]; then
-		echo "Bail out! $prog is not built (run make)"
-		exit 1
-	fi
-done
+# shellcheck source=tests/lib/serve.bash
+. "$(dirname "$0")/lib/serve.bash"
+serve_init fib
 if ! command -v python3 >/dev/null; then
 	tap_skip_all "python3 is needed to speak the protocol"
 fi
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/rf-fib.XXXXXX") || exit 1
-
-# expect_usage DESCRIPTION PROGRAM ARGS...: exit status 2 and a usage line.
-expect_usage() {
-	local desc=$1 rc
-	shift
-	timeout "$STEP_TIMEOUT" "$@" >"$tmp/out" 2>"$tmp/err"
-	rc=$?
-	if [ "$rc" -eq 2 ] && grep -q '^usage: ' "$tmp/err"; then
-		tap_ok 0 "$desc"
-	else
-		tap_ok 1 "$desc"
-		echo "#   exit status $rc, stderr:"
-		tap_diag_file "$tmp/err"
-	fi
-}
-
-# fibserver's one line on stdout, as every server's, with the port it got as \1.
-LISTENING='listening on 127\.0\.0\.1:\([0-9][0-9]*\)'
-
-# start_server ARGS...: run fibserver in the background; sets server_pid
-# and port.  Returns 1 if it did not print its listening line in 5 s.
-start_server() {
-	port=
-	"$SERVER" "$@" >"$tmp/server.out" 2>"$tmp/server.err" &
-	server_pid=$!
-	for _ in $(seq 50); do
-		port=$(sed -n "s/^$LISTENING\$/\\1/p" "$tmp/server.out")
-		[ -n "$port" ] && return 0
-		kill -0 "$server_pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	echo "#   server did not start; stdout, then stderr:"
-	tap_diag_file "$tmp/server.out"
-	tap_diag_file "$tmp/server.err"
-	return 1
-}
 
 # stop_server DESCRIPTION: SIGTERM, then the server must exit 0 in time
 # with its summary line.
 stop_server() {
-	local status
 	kill -TERM "$server_pid"
-	for _ in $(seq "$SHUTDOWN_TENTHS"); do
-		kill -0 "$server_pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	if kill -0 "$server_pid" 2>/dev/null; then
+	if ! wait_server "$SHUTDOWN_SECONDS"; then
 		tap_ok 1 "$1 (still running after SIGTERM)"
-		kill -KILL "$server_pid"
-		wait "$server_pid" 2>/dev/null
-	else
-		wait "$server_pid"
-		status=$?
-		grep -q '^fibserver: shut down by .*: [0-9]* connections' "$tmp/server.err"
-		tap_ok $((status + $?)) "$1"
-		[ "$status" -ne 0 ] && echo "#   exit status $status"
-		tap_diag_file "$tmp/server.err"
+		return
 	fi
-	server_pid=
+	grep -q '^fibserver: shut down by .*: [0-9]* connections' "$tmp/server.err"
+	tap_ok $((wait_rc + $?)) "$1"
+	[ "$wait_rc" -ne 0 ] && echo "#   exit status $wait_rc"
+	tap_diag_file "$tmp/server.err"
+}
+
+# measure [PREFIX]: hogclient -t 1 -n HEAVY_N against the server, a valid
+# measurement (exit 0) with a ratio line: 2 checks, PREFIX before their
+# descriptions.  The numbers are for the reader.
+measure() {
+	run_client -t 1 -n "$HEAVY_N" "127.0.0.1:$port"
+	tap_ok "$rc" "${1:-}hogclient -t 1 -n $HEAVY_N exits 0 (valid measurement)"
+	grep -q '^ratio  *[0-9][0-9.]*$' "$tmp/client.out"
+	tap_ok $? "${1:-}hogclient prints a ratio line"
+	tap_diag_file "$tmp/client.out"
+	[ "$rc" -ne 0 ] && tap_diag_file "$tmp/client.err"
 }
 
 # stop_during_hog DESCRIPTION: SIGTERM while a fiber computes fib(92),
@@ -141,20 +83,14 @@ open(sys.argv[2], 'w').close()
 time.sleep(30)
 EOF
 	hog_pid=$!
-	for _ in $(seq 50); do
-		[ -e "$tmp/hog.sent" ] && break
-		sleep 0.1
-	done
-	if [ -e "$tmp/hog.sent" ]; then
+	if wait_for 5 test -e "$tmp/hog.sent"; then
 		# Long enough for the request to arrive and the computation to start.
 		sleep 0.5
 		stop_server "$1"
 	else
 		# Without the request this would not test a shutdown during fib(92).
 		tap_ok 1 "$1 (the fib(92) request could not be sent)"
-		kill -KILL "$server_pid"
-		wait "$server_pid" 2>/dev/null
-		server_pid=
+		kill_server
 	fi
 	kill "$hog_pid" 2>/dev/null
 	wait "$hog_pid" 2>/dev/null
@@ -258,20 +194,7 @@ answers=(
 plan=$((${#server_usage[@]} + ${#client_usage[@]} + 2 + 1 + 1 + ${#answers[@]} + 14 + 8 + 6))
 tap_plan "$plan"
 
-for c in "${server_usage[@]}"; do
-	# shellcheck disable=SC2086 # the arguments are meant to split
-	expect_usage "fibserver usage error: ${c%%|*}" "$SERVER" ${c#*|}
-done
-for c in "${client_usage[@]}"; do
-	# shellcheck disable=SC2086
-	expect_usage "hogclient usage error: ${c%%|*}" "$CLIENT" ${c#*|}
-done
-"$SERVER" --model=bogus 0 2>&1 | grep -q "unknown model 'bogus'"
-tap_ok $? "fibserver --model=bogus names the bad model"
-"$SERVER" -h 2>&1 | grep -q '^usage: '
-tap_ok $? "fibserver -h prints the usage"
-"$CLIENT" --help 2>&1 | grep -q '^usage: '
-tap_ok $? "hogclient --help prints the usage"
+usage_checks
 
 # -- The protocol, on two workers.
 if start_server -w 2 0; then
@@ -301,9 +224,7 @@ expect_answer "fibserver still answers" "6765\\n" "20\\n"
 stop_server "SIGTERM: fibserver exits 0 with a summary"
 
 # -- A dead server is a failed measurement, not a hang.
-timeout "$STEP_TIMEOUT" "$CLIENT" -t 0.1 -n 1 "127.0.0.1:$port" \
-	>"$tmp/client.out" 2>"$tmp/client.err"
-rc=$?
+run_client -t 0.1 -n 1 "127.0.0.1:$port"
 [ "$rc" -eq 1 ]
 tap_ok $? "hogclient against a dead server exits 1"
 [ "$rc" -ne 1 ] && tap_diag_file "$tmp/client.err"
@@ -311,22 +232,10 @@ tap_ok $? "hogclient against a dead server exits 1"
 # -- hogclient: a valid measurement; its numbers are for the reader.
 if start_server -w 2 0; then
 	tap_ok 0 "fibserver -w 2 started again"
-	timeout "$STEP_TIMEOUT" "$CLIENT" -t 1 -n "$HEAVY_N" "127.0.0.1:$port" \
-		>"$tmp/client.out" 2>"$tmp/client.err" &
-	client_pid=$!
-	wait "$client_pid"
-	rc=$?
-	client_pid=
-	tap_ok "$rc" "hogclient -t 1 -n $HEAVY_N exits 0 (valid measurement)"
-	grep -q '^ratio  *[0-9][0-9.]*$' "$tmp/client.out"
-	tap_ok $? "hogclient prints a ratio line"
-	tap_diag_file "$tmp/client.out"
-	[ "$rc" -ne 0 ] && tap_diag_file "$tmp/client.err"
+	measure
 
 	# The answer of a too-early heavy request says so, and exits 1.
-	timeout "$STEP_TIMEOUT" "$CLIENT" -t 0.2 -n 3 --json "127.0.0.1:$port" \
-		>"$tmp/client.out" 2>"$tmp/client.err"
-	rc=$?
+	run_client -t 0.2 -n 3 --json "127.0.0.1:$port"
 	[ "$rc" -eq 1 ] && grep -q '"heavy_done_early": true' "$tmp/client.out"
 	tap_ok $? "hogclient -n 3: heavy answer before the window ends, exit 1"
 	[ "$rc" -ne 1 ] && tap_diag_file "$tmp/client.err"
@@ -399,17 +308,7 @@ for model in threads pool; do
 		"1\\n55\\nerror\\n6765\\n" "1\\n10\\nx\\n20\\n"
 	parallel_answers "$model"
 	if [ "$model" = threads ]; then
-		timeout "$STEP_TIMEOUT" "$CLIENT" -t 1 -n "$HEAVY_N" "127.0.0.1:$port" \
-			>"$tmp/client.out" 2>"$tmp/client.err" &
-		client_pid=$!
-		wait "$client_pid"
-		rc=$?
-		client_pid=
-		tap_ok "$rc" "threads: hogclient -t 1 -n $HEAVY_N exits 0 (valid measurement)"
-		grep -q '^ratio  *[0-9][0-9.]*$' "$tmp/client.out"
-		tap_ok $? "threads: hogclient prints a ratio line"
-		tap_diag_file "$tmp/client.out"
-		[ "$rc" -ne 0 ] && tap_diag_file "$tmp/client.err"
+		measure "threads: "
 	fi
 	stop_during_hog "SIGTERM during fib(92) under $model: fibserver exits 0"
 	grep -q "^fibserver: model $model.* accepted" "$tmp/server.err"
