@@ -136,20 +136,20 @@ all: lib $(EXAMPLES) $(BENCH) $(BENCH_BINS) $(TEST_BINS) $(RFWAKE_TEST_BINS) $(T
 
 lib: $(STATIC_LIB) $(SHARED_LIB)
 
-# The packages (tools/install-deps) must be there before anything compiles,
+# The packages (scripts/install-deps) must be there before anything compiles,
 # whatever order the goals' prerequisites come in: a fragment's own
 # `all: X`, read before `all: deps ...`, once built X first, and under -j a
 # prerequisite listed first is not built first anyway.  So the check is a
 # makefile, $(DEPS_STAMP), which make remakes before it builds any goal
 # (GNU make: "How Makefiles Are Remade"); it is written once every package
-# is there, and checked again when tools/install-deps changes.
+# is there, and checked again when scripts/install-deps changes.
 # `make deps`, `make demo`, `make check` and `make bench-http` (wrk and
 # nginx) install what is missing (as root: apt-get; otherwise they print
 # the command and stop); any other goal
 # (plain `make` too) never runs apt-get: it prints the command and goes on.
 DEPS_STAMP := $(B)/.deps-ok.mk
 # INSTALL_DEPS: tests/build-deps.sh puts a stub here.
-INSTALL_DEPS ?= tools/install-deps
+INSTALL_DEPS ?= scripts/install-deps
 DEPS_INSTALL_GOALS := deps demo check bench-http
 ifneq ($(filter $(DEPS_INSTALL_GOALS),$(MAKECMDGOALS)),)
 DEPS_INSTALL := 1
@@ -165,11 +165,11 @@ $(DEPS_STAMP): $(INSTALL_DEPS)
 		test "$(DEPS_INSTALL)" = 1 || echo "make: going on without them" \
 			"(\`make deps\` installs them)" >&2; \
 		exit 1; }
-	$(Q)echo '# tools/install-deps found every package' >$@
+	$(Q)echo '# scripts/install-deps found every package' >$@
 
 # Install what is missing (apt-get as root; prints the command otherwise).
 deps:
-	$(Q)tools/install-deps
+	$(Q)scripts/install-deps
 
 # One rule set per build of the library and the unit tests: native, ASan +
 # UBSan, TSan, aarch64.  $(call LIB_VARIANT,DIR,CC,CFLAGS,ARCH,TAG,TEST_LDFLAGS):
@@ -247,7 +247,7 @@ $(BENCH): userspace/bench/rf-bench.c userspace/bench/bench-common.h $(STATIC_LIB
 
 # ------------------------------------------------------------------ checks
 TEST_TIMEOUT ?= 300
-PROVE := prove --timer -e 'tools/run-test $(TEST_TIMEOUT)'
+PROVE := prove --timer -e 'scripts/run-test $(TEST_TIMEOUT)'
 
 VM_TEST_TIMEOUT ?= 900
 
@@ -266,10 +266,10 @@ check-trace: all
 
 # In qemu booting Debian's 6.1 kernel with rfwake loaded (TCG where KVM is
 # missing): the module's ABI tests and fuzz run, and the runtime's tests
-# with the rfwake back-end and with the default one (tools/vm-init/suite).
+# with the rfwake back-end and with the default one (scripts/vm-init/suite).
 check-vm: all module
-	@echo "== rfwake and the runtime's tests in a VM (tools/vm)"
-	$(Q)RF_BUILD=$(B) prove --timer -e 'tools/run-test $(VM_TEST_TIMEOUT)' tests/vm.sh
+	@echo "== rfwake and the runtime's tests in a VM (scripts/vm)"
+	$(Q)RF_BUILD=$(B) prove --timer -e 'scripts/run-test $(VM_TEST_TIMEOUT)' tests/vm.sh
 
 check-asan: $(ASAN_BINS)
 	@echo "== unit tests under AddressSanitizer + UndefinedBehaviorSanitizer"
@@ -283,15 +283,15 @@ check-tsan: $(TSAN_BINS)
 
 check-aarch64: $(AARCH64_BINS)
 	@echo "== aarch64 switch/scheduler tests under qemu-user"
-	$(Q)RF_BUILD=$(B) $(PROVE) -e 'tools/run-test $(TEST_TIMEOUT) qemu-aarch64' $(AARCH64_BINS)
+	$(Q)RF_BUILD=$(B) $(PROVE) -e 'scripts/run-test $(TEST_TIMEOUT) qemu-aarch64' $(AARCH64_BINS)
 
 bench: all
 	$(Q)$(BENCH)
 
 # ------------------------------------------------------------- kernel module
 # KDIR: given, else the running kernel's build tree, else Debian's
-# linux-headers-amd64 (installed by tools/install-deps).
-KDIR ?= $(shell tools/kdir)
+# linux-headers-amd64 (installed by scripts/install-deps).
+KDIR ?= $(shell scripts/kdir)
 MODULE_SRCS := $(filter-out %.mod.c,$(wildcard module/*.c module/*.h \
 	module/include/uapi/linux/*.h)) \
 	Kbuild module/Kbuild
@@ -305,12 +305,12 @@ $(MODULE_KO): $(MODULE_SRCS)
 # checkpatch.pl --strict and kernel-doc on the module's sources.
 module-check:
 	@echo "== rfwake: checkpatch --strict, kernel-doc"
-	$(Q)RF_BUILD=$(B) prove --timer -e sh tools/module-check
+	$(Q)RF_BUILD=$(B) prove --timer -e sh scripts/module-check
 
 # The core's KUnit suite on UML, built from Debian's linux-source-6.1.
 kunit:
 	@echo "== rfwake: KUnit (UML)"
-	$(Q)RF_BUILD=$(B) tools/kunit
+	$(Q)RF_BUILD=$(B) scripts/kunit
 
 module-clean:
 	$(Q)test -z "$(KDIR)" || $(MAKE) -C $(KDIR) M=$(CURDIR) clean

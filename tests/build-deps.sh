@@ -1,13 +1,13 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 #
-# build-deps.sh - the Makefile checks the packages (tools/install-deps)
+# build-deps.sh - the Makefile checks the packages (scripts/install-deps)
 # before it compiles anything, even when a makefile fragment puts its
 # program first in `all` (as userspace/bench/build.mk once did, so that a
 # fresh Debian 12 compiled before installing liburing-dev); make demo and
 # make check install, other goals only print the command and go on.
 #
-# INSTALL_DEPS= replaces tools/install-deps with a stub that records how it
+# INSTALL_DEPS= replaces scripts/install-deps with a stub that records how it
 # was called and reports a package missing: nothing is installed, and no
 # root is needed.  Each make runs in its own build directory (B=).
 set -u

@@ -1,15 +1,15 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 #
-# vm.sh - the tests that need the rfwake module, in a qemu VM (tools/vm):
+# vm.sh - the tests that need the rfwake module, in a qemu VM (scripts/vm):
 # the module's ABI tests (tests/rfwake/), then the runtime's own tests with
 # RF_WAKE_BACKEND=rfwake and with the default back-end, then the kernel log
-# check.  Each program is a subtest of one TAP stream (tools/vm-init/suite).
+# check.  Each program is a subtest of one TAP stream (scripts/vm-init/suite).
 #
 # Skips, saying why, where the VM cannot run: no qemu, no module built, no
 # kernel image for it.  `make check` builds the module first, so in CI the
 # VM really runs.  RF_VM_TIMEOUT (seconds, default 840) bounds the whole VM
-# run; keep it below the runner's limit (tools/run-test) so that a hang is
+# run; keep it below the runner's limit (scripts/run-test) so that a hang is
 # reported here and not by the runner killing us.
 set -u
 # shellcheck source=tests/lib/tap.bash
@@ -28,14 +28,14 @@ ver=$(modinfo -F vermagic "$module" | cut -d' ' -f1)
 	tap_skip_all "no /boot/vmlinuz-$ver to load $module into (linux-image-$ver)"
 [ -r "/boot/vmlinuz-$ver" ] || tap_skip_all "/boot/vmlinuz-$ver is not readable by $(id -un)"
 
-# tools/vm's own failures (124: timeout, 125: no exit status) become a
+# scripts/vm's own failures (124: timeout, 125: no exit status) become a
 # Bail out and status 1: run-test takes 124 for its own timeout.
 # The stream is also kept in $B/vm/suite.tap; on a failure the failed
 # checks of each subtest (indented, so prove hides them) and their
 # diagnostics go to stderr too, which prove shows: a CI log then says what
 # failed, not only which program.
 mkdir -p "$B/vm"
-tools/vm --build "$B" --timeout "${RF_VM_TIMEOUT:-840}" | tee "$B/vm/suite.tap"
+scripts/vm --build "$B" --timeout "${RF_VM_TIMEOUT:-840}" | tee "$B/vm/suite.tap"
 rc=${PIPESTATUS[0]}
 if [ "$rc" != 0 ]; then
 	awk '/^# Subtest: / { label = substr($0, 12) }
@@ -48,6 +48,6 @@ case $rc in
 0 | 1) exit $rc ;;
 124) echo "Bail out! the VM ran past ${RF_VM_TIMEOUT:-840}s (see $B/vm/console.log)" ;;
 125) echo "Bail out! the VM died without an exit status (see $B/vm/console.log)" ;;
-*) echo "Bail out! tools/vm failed with status $rc" ;;
+*) echo "Bail out! scripts/vm failed with status $rc" ;;
 esac
 exit 1

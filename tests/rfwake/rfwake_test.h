@@ -5,7 +5,7 @@
  * The programs in tests/rfwake/ test the device through its ioctl, io_uring,
  * poll and mmap interfaces, nothing else: they include the UAPI header
  * (<linux/rfwake.h>, from module/include/uapi) and tap.h, not the ringfiber
- * library.  They run inside the test VM (tools/vm), where the module is
+ * library.  They run inside the test VM (scripts/vm), where the module is
  * loaded; elsewhere /dev/rfwake is missing and they skip.  With
  * RFWAKE_REQUIRE=1 in the environment a missing device is a failure, so a
  * VM run whose module did not load cannot pass as "skipped".

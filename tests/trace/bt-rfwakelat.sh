@@ -5,7 +5,7 @@
 # of the rfwake module's wake-ups, with tools/wakelat.bt on the same run.
 #
 # rfwake's tracepoints exist only where the module is loaded: in this
-# project, the test VM.  So this test boots it (tools/vm: Debian's kernel
+# project, the test VM.  So this test boots it (scripts/vm: Debian's kernel
 # under qemu, TCG when there is no KVM) with bpftrace, the workload and the
 # two scripts in its initramfs, and runs fiber-pingpong with
 # RF_WAKE_BACKEND=rfwake there under both scripts at once.  Each kick of a
@@ -29,7 +29,7 @@ VM_TIMEOUT=240
 
 command -v bpftrace >/dev/null || tap_skip_all "bpftrace is not installed"
 command -v "${QEMU:-qemu-system-x86_64}" >/dev/null || tap_skip_all "no qemu"
-command -v cpio >/dev/null || tap_skip_all "no cpio (tools/vm needs it)"
+command -v cpio >/dev/null || tap_skip_all "no cpio (scripts/vm needs it)"
 ls /boot/vmlinuz-* >/dev/null 2>&1 || tap_skip_all "no kernel image in /boot for the VM"
 [ -f module/rfwake.ko ] || tap_skip_all "module/rfwake.ko is not built (make module)"
 [ -x "$WORKLOAD" ] || tap_skip_all "$WORKLOAD is not built (run make)"
@@ -82,14 +82,14 @@ echo "=== end"
 EOF
 chmod +x "$tmp/drive.sh"
 
-timeout -k 10 $((VM_TIMEOUT + 30)) tools/vm --build "$tmp/vm" --mem 2048 \
+timeout -k 10 $((VM_TIMEOUT + 30)) scripts/vm --build "$tmp/vm" --mem 2048 \
 	--timeout "$VM_TIMEOUT" --add "$(command -v bpftrace)" \
 	--add "$WORKLOAD" --add tools/rfwakelat.bt --add tools/wakelat.bt \
 	--add "$tmp/drive.sh" -- "$tmp/drive.sh" "$WORKLOAD" \
 	fiber-pingpong -n "$ROUNDS" >"$tmp/vm.out" 2>"$tmp/vm.err"
 rc=$?
 if [ "$rc" -ne 0 ] && grep -qE 'no qemu|kernel image|not found' "$tmp/vm.err"; then
-	tap_skip "tools/vm cannot run here: $(tail -1 "$tmp/vm.err")" 7
+	tap_skip "scripts/vm cannot run here: $(tail -1 "$tmp/vm.err")" 7
 	tap_done
 fi
 grep -q '^=== end' "$tmp/vm.out"
