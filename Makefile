@@ -107,10 +107,10 @@ MODULE_KO := module/rfwake.ko
 	clean module module-clean module-check kunit check-vm install-deps
 .DEFAULT_GOAL := all
 
-# Tracing: schedcmp (bpf/) and the workloads its tests and the bpftrace
+# Tracing: schedcmp (trace/) and the workloads its tests and the bpftrace
 # scripts' tests run (tests/trace/).  Each fragment appends to TRACE_BINS.
 TRACE_BINS :=
-include bpf/build.mk
+include trace/build.mk
 include tests/trace/build.mk
 
 # libserve.a: the servers' and clients' shared code (the model switch, the

@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 #
-# bt-ctxswitch.sh - truth test of tools/ctxswitch.bt, the context switches
+# bt-ctxswitch.sh - truth test of trace/ctxswitch.bt, the context switches
 # of one process's threads and fibers.
 #
 # fiber-pingpong: the fiber switches counted must match the runtime's own

@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 #
-# bt-fiberlat.sh - truth test of tools/fiberlat.bt, the run-queue latency
+# bt-fiberlat.sh - truth test of trace/fiberlat.bt, the run-queue latency
 # of a ringfiber program's fibers (the ringfiber:run probe's delay_ns).
 #
 # fiber-pingpong: every switch into a fiber is one run probe hit, so the

@@ -2,7 +2,7 @@
 #
 # bt-lib.bash - what the bpftrace scripts' tests (tests/trace/bt-*.sh) share:
 # the checks that decide whether they can run at all, and run_traced, which
-# runs one workload under one tools/*.bt script.  TAP comes from
+# runs one workload under one trace/*.bt script.  TAP comes from
 # tests/lib/tap.bash, the waits and the cleanup from tests/lib/proc.bash,
 # both sourced here.
 #
@@ -21,7 +21,7 @@
 B=${RF_BUILD:-build}
 WORKLOAD=$B/tests/trace/workload
 # shellcheck disable=SC2034 # used by the tests that source this
-TOOLS=tools
+TOOLS=trace
 
 # No single step may hang a test: each wait gives up after this long.
 ATTACH_TIMEOUT=30	# bpftrace's start (it compiles the script)

@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 #
-# bt-offcpu.sh - truth test of tools/offcpu.bt, off-CPU time of a process's
+# bt-offcpu.sh - truth test of trace/offcpu.bt, off-CPU time of a process's
 # threads and parked time of its fibers, by reason.
 #
 # futex-pingpong: each player's sleeps in FUTEX_WAIT are its waits (state S,

@@ -1,8 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 #
-# bt-rfwakelat.sh - truth test of tools/rfwakelat.bt, the wake-up latency
-# of the rfwake module's wake-ups, with tools/wakelat.bt on the same run.
+# bt-rfwakelat.sh - truth test of trace/rfwakelat.bt, the wake-up latency
+# of the rfwake module's wake-ups, with trace/wakelat.bt on the same run.
 #
 # rfwake's tracepoints exist only where the module is loaded: in this
 # project, the test VM.  So this test boots it (scripts/vm: Debian's kernel
@@ -55,9 +55,9 @@ while [ $i -lt 100 ] && ! grep -q '^ready' $d/wl.out; do
 	i=$((i + 1))
 done
 p=$(sed -n 's/^ready //p' $d/wl.out)
-bpftrace tools/rfwakelat.bt "$p" >$d/rf.out 2>$d/rf.err &
+bpftrace trace/rfwakelat.bt "$p" >$d/rf.out 2>$d/rf.err &
 r=$!
-bpftrace -p "$p" tools/wakelat.bt "$p" >$d/wk.out 2>$d/wk.err &
+bpftrace -p "$p" trace/wakelat.bt "$p" >$d/wk.out 2>$d/wk.err &
 k=$!
 i=0
 while [ $i -lt 1200 ]; do
@@ -84,7 +84,7 @@ chmod +x "$tmp/drive.sh"
 
 timeout -k 10 $((VM_TIMEOUT + 30)) scripts/vm --build "$tmp/vm" --mem 2048 \
 	--timeout "$VM_TIMEOUT" --add "$(command -v bpftrace)" \
-	--add "$WORKLOAD" --add tools/rfwakelat.bt --add tools/wakelat.bt \
+	--add "$WORKLOAD" --add trace/rfwakelat.bt --add trace/wakelat.bt \
 	--add "$tmp/drive.sh" -- "$tmp/drive.sh" "$WORKLOAD" \
 	fiber-pingpong -n "$ROUNDS" >"$tmp/vm.out" 2>"$tmp/vm.err"
 rc=$?

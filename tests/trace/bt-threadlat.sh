@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 #
-# bt-threadlat.sh - truth test of tools/threadlat.bt, the run-queue latency
+# bt-threadlat.sh - truth test of trace/threadlat.bt, the run-queue latency
 # of one process's threads.
 #
 # futex-pingpong -s: two threads on one CPU hand a token through a futex;

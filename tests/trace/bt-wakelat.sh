@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 #
-# bt-wakelat.sh - truth test of tools/wakelat.bt, the wake-up latency
+# bt-wakelat.sh - truth test of trace/wakelat.bt, the wake-up latency
 # between a ringfiber program's workers (ringfiber:kick -> ringfiber:resume).
 #
 # fiber-pingpong hands a token between fibers on two workers; a worker with

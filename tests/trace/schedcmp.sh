@@ -26,7 +26,7 @@ set -u
 . "$(dirname "$0")/../lib/proc.bash"
 
 B=${RF_BUILD:-build}
-SCHEDCMP=$B/tools/schedcmp
+SCHEDCMP=$B/trace/schedcmp
 WORKLOAD=$B/tests/trace/workload
 
 # No single step may hang the test.

@@ -3,7 +3,7 @@
  * workload.c - scheduling workloads with known counts, for testing tracers.
  *
  * The tracing tests (the scripts in tests/trace) run a tracer (a bpftrace
- * script of tools/, or schedcmp) against one of these and compare what it
+ * script of trace/, or schedcmp) against one of these and compare what it
  * saw with what the workload counted itself, so every counter printed here
  * comes from the workload's own bookkeeping, the runtime's rf_stats or the
  * kernel's rusage: none is derived from the number of rounds asked for.

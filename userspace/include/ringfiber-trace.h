@@ -3,8 +3,8 @@
  * ringfiber-trace.h - the runtime's tracing interface: its USDT probes and
  * the record a batch of scheduling events is handed over in.
  *
- * This header is an ABI between the library and tracers (the tools/ scripts,
- * tools/schedcmp and its BPF program bpf/schedcmp.bpf.c), in the way a
+ * This header is an ABI between the library and tracers (the trace/ scripts,
+ * trace/schedcmp and its BPF program trace/schedcmp.bpf.c), in the way a
  * kernel UAPI header is: it uses only fixed-size types, it is included by
  * BPF programs (after vmlinux.h) as well as by C programs, and what it
  * describes changes only by addition.  Documentation/tracing.md explains

@@ -1,12 +1,12 @@
 # SPDX-License-Identifier: MIT
-# bpf/build.mk - schedcmp: its BPF program and loader (included by Makefile).
+# trace/build.mk - schedcmp: its BPF program and loader (included by Makefile).
 #
 # The libbpf-bootstrap pipeline, one name throughout:
 #
-#   running kernel's BTF --bpftool--> $(B)/bpf/vmlinux.h
-#   bpf/schedcmp.bpf.c --clang -target bpf--> $(B)/bpf/schedcmp.bpf.o
-#   schedcmp.bpf.o --bpftool gen skeleton--> $(B)/bpf/schedcmp.skel.h
-#   tools/schedcmp.c + schedcmp.skel.h --cc -lbpf--> $(B)/tools/schedcmp
+#   running kernel's BTF --bpftool--> $(B)/trace/vmlinux.h
+#   trace/schedcmp.bpf.c --clang -target bpf--> $(B)/trace/schedcmp.bpf.o
+#   schedcmp.bpf.o --bpftool gen skeleton--> $(B)/trace/schedcmp.skel.h
+#   trace/schedcmp.c + schedcmp.skel.h --cc -lbpf--> $(B)/trace/schedcmp
 #
 # vmlinux.h is generated, never committed: CO-RE relocations make the
 # object run on other kernels, but the types it is compiled against are
@@ -21,14 +21,14 @@ LLVM_STRIP ?= llvm-strip
 VMLINUX_BTF ?= /sys/kernel/btf/vmlinux
 BPF_ARCH := $(patsubst x86_64,x86,$(patsubst aarch64,arm64,$(ARCH)))
 
-SCHEDCMP := $(B)/tools/schedcmp
+SCHEDCMP := $(B)/trace/schedcmp
 # -target bpf has no system include path of its own; usdt.bpf.h needs
 # <asm/errno.h> from the host's (libbpf-bootstrap's CLANG_BPF_SYS_INCLUDES).
 # Deferred (=): the shell runs only when a BPF object is compiled.
 BPF_SYS_INCLUDES = $(shell $(BPF_CLANG) -v -E - </dev/null 2>&1 | \
 	sed -n '/<...> search starts here:/,/End of search list./{ s| \(/.*\)|-idirafter \1|p }')
 SCHEDCMP_BPF_CFLAGS = -g -O2 -Wall -target bpf -D__TARGET_ARCH_$(BPF_ARCH) \
-	-I$(B)/bpf -Ibpf -Iuserspace/include $(BPF_SYS_INCLUDES)
+	-I$(B)/trace -Itrace -Iuserspace/include $(BPF_SYS_INCLUDES)
 
 ifneq ($(wildcard $(VMLINUX_BTF)),)
 TRACE_BINS += $(SCHEDCMP)
@@ -36,24 +36,24 @@ else
 $(info schedcmp: not built: no kernel BTF at $(VMLINUX_BTF))
 endif
 
-$(B)/bpf/vmlinux.h: $(VMLINUX_BTF)
+$(B)/trace/vmlinux.h: $(VMLINUX_BTF)
 	@mkdir -p $(dir $@)
 	$(quiet) GEN $@
 	$(Q)$(BPFTOOL) btf dump file $(VMLINUX_BTF) format c >$@.tmp && mv $@.tmp $@
 
 # DWARF is stripped (llvm-strip -g) as libbpf-tools do: the BTF stays.
-$(B)/bpf/schedcmp.bpf.o: bpf/schedcmp.bpf.c bpf/schedcmp.h \
-		userspace/include/ringfiber-trace.h $(B)/bpf/vmlinux.h
+$(B)/trace/schedcmp.bpf.o: trace/schedcmp.bpf.c trace/schedcmp.h \
+		userspace/include/ringfiber-trace.h $(B)/trace/vmlinux.h
 	$(quiet) BPF $@
 	$(Q)$(BPF_CLANG) $(SCHEDCMP_BPF_CFLAGS) -c -o $@ $<
 	$(Q)$(LLVM_STRIP) -g $@
 
-$(B)/bpf/schedcmp.skel.h: $(B)/bpf/schedcmp.bpf.o
+$(B)/trace/schedcmp.skel.h: $(B)/trace/schedcmp.bpf.o
 	$(quiet) SKEL $@
 	$(Q)$(BPFTOOL) gen skeleton $< >$@.tmp && mv $@.tmp $@
 
-$(SCHEDCMP): tools/schedcmp.c bpf/schedcmp.h userspace/include/ringfiber-trace.h \
-		$(B)/bpf/schedcmp.skel.h
+$(SCHEDCMP): trace/schedcmp.c trace/schedcmp.h userspace/include/ringfiber-trace.h \
+		$(B)/trace/schedcmp.skel.h
 	@mkdir -p $(dir $@)
 	$(quiet) CC $@
-	$(Q)$(CC) $(NATIVE_CFLAGS) -Ibpf -I$(B)/bpf $(CFLAGS) -o $@ $< -lbpf -lelf -lz -lm
+	$(Q)$(CC) $(NATIVE_CFLAGS) -Itrace -I$(B)/trace $(CFLAGS) -o $@ $< -lbpf -lelf -lz -lm

@@ -3,7 +3,7 @@
  * schedcmp.bpf.c - the BPF half of schedcmp: one process's OS threads, from
  * the scheduler's tracepoints, and its fibers, from the ringfiber runtime's
  * "batch" USDT probe, counted into one per-CPU struct schedcmp_stats that
- * the loader (tools/schedcmp.c) reads once per interval.
+ * the loader (trace/schedcmp.c) reads once per interval.
  *
  * Threads.  Like runqlat, a thread's run-queue latency runs from its
  * wake-up (sched_wakeup, sched_wakeup_new) or from the moment it was

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * schedcmp.h - what schedcmp's BPF program (schedcmp.bpf.c) and its loader
- * (tools/schedcmp.c) share: the counters the program keeps, one copy per
+ * (trace/schedcmp.c) share: the counters the program keeps, one copy per
  * CPU, and the loader sums, diffs and prints once per interval.
  *
  * Included after vmlinux.h by the BPF program and after <linux/types.h> by

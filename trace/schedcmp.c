@@ -2,7 +2,7 @@
 /*
  * schedcmp - compare one process's kernel scheduling with its fibers'.
  *
- * Loads bpf/schedcmp.bpf.c (through its bpftool skeleton), points it at one
+ * Loads trace/schedcmp.bpf.c (through its bpftool skeleton), points it at one
  * process, and prints, once per interval, its OS threads and its ringfiber
  * fibers side by side: switches per second, run-queue latency (mean, p50,
  * p99 and a log2 histogram), the mean time a switch costs, and the time
