@@ -127,10 +127,10 @@ SERVE_H := $(wildcard userspace/examples/serve/*.h) userspace/examples/fibserver
 EXAMPLE_CFLAGS := $(NATIVE_CFLAGS) -Iuserspace/examples/serve -Iuserspace/examples/fibserver
 SERVE_LIBS := $(SERVE_LIB) $(PROGRAM_LIBS) -lpthread -lm
 # The HTTP server and its parser (userspace/examples/http/), the parser's
-# fuzzer (tests/fuzz/), the cost benchmark, bench-http and demo (userspace/bench/).
+# fuzzer (tests/fuzz/), the cost benchmark, bench-http and demo (bench/).
 -include userspace/examples/http/build.mk
 -include tests/fuzz/build.mk
--include userspace/bench/build.mk
+-include bench/build.mk
 
 all: lib $(EXAMPLES) $(BENCH) $(BENCH_BINS) $(TEST_BINS) $(RFWAKE_TEST_BINS) $(TRACE_BINS)
 
@@ -240,7 +240,7 @@ $(B)/examples/%: userspace/examples/fibserver/%.c $(SERVE_H) $(SERVE_LIB) $(STAT
 	$(Q)$(CC) $(EXAMPLE_CFLAGS) $(CFLAGS) -o $@ $< $(SERVE_LIBS)
 
 # rf-bench measures Boost.Context's fcontext switch as its peer in the same run.
-$(BENCH): userspace/bench/rf-bench.c userspace/bench/bench-common.h $(STATIC_LIB)
+$(BENCH): bench/rf-bench.c bench/bench-common.h $(STATIC_LIB)
 	@mkdir -p $(dir $@)
 	$(quiet) CC $@
 	$(Q)$(CC) $(NATIVE_CFLAGS) $(CFLAGS) -o $@ $< $(PROGRAM_LIBS) -lboost_context -lpthread

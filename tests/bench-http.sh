@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 #
-# bench-http.sh - tools/bench-http's own behaviour, not its figures: bad
+# bench-http.sh - bench/bench-http's own behaviour, not its figures: bad
 # command lines exit 2, and one short real run (http-floor and fibers at 20
 # connections, 1 s) gives a table, raw files and JSON whose CPU accounting
 # is in range (busy shares 0-100%, a positive server CPU time per request).
@@ -13,7 +13,7 @@ set -u
 . "$(dirname "$0")/lib/tap.bash"
 
 B=${RF_BUILD:-build}
-BENCH=tools/bench-http
+BENCH=bench/bench-http
 tmp=$(mktemp -d /tmp/bench-http-test.XXXXXX) || exit 1
 trap 'rm -rf "$tmp"' EXIT
 

@@ -3,7 +3,7 @@
 #
 # build-deps.sh - the Makefile checks the packages (scripts/install-deps)
 # before it compiles anything, even when a makefile fragment puts its
-# program first in `all` (as userspace/bench/build.mk once did, so that a
+# program first in `all` (as bench/build.mk once did, so that a
 # fresh Debian 12 compiled before installing liburing-dev); make demo and
 # make check install, other goals only print the command and go on.
 #

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: MIT
 #
-# rfbench.py - what tools/bench-http and tools/demo share: the machine's
+# rfbench.py - what bench/bench-http and bench/demo share: the machine's
 # description, servers started in the background until they print their
 # "listening on" line, wrk's output, /proc/stat CPU accounting and the
 # formats of the figures (1,234 req/s, 1.10 ms).

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-# userspace/bench/build.mk - the benchmarks' programs and drivers (included by
+# bench/build.mk - the benchmarks' programs and drivers (included by
 # Makefile).
 #
 # rf-tasks: the seeds' "Key Differences" figures (memory per task, creation,
@@ -7,7 +7,7 @@
 RF_TASKS := $(B)/bench/rf-tasks
 BENCH_BINS += $(RF_TASKS)
 
-$(RF_TASKS): userspace/bench/rf-tasks.c userspace/bench/bench-common.h userspace/include/ringfiber.h $(STATIC_LIB)
+$(RF_TASKS): bench/rf-tasks.c bench/bench-common.h userspace/include/ringfiber.h $(STATIC_LIB)
 	@mkdir -p $(dir $@)
 	$(quiet) CC $@
 	$(Q)$(CC) $(NATIVE_CFLAGS) $(CFLAGS) -o $@ $< $(PROGRAM_LIBS) -lpthread
@@ -18,10 +18,10 @@ $(RF_TASKS): userspace/bench/rf-tasks.c userspace/bench/bench-common.h userspace
 # (DEMO_ARGS, e.g. --quick).
 .PHONY: bench-http demo
 bench-http: all
-	tools/bench-http $(BENCH_HTTP_ARGS) $(B)
+	bench/bench-http $(BENCH_HTTP_ARGS) $(B)
 
 demo: all
-	tools/demo $(DEMO_ARGS) $(B)
+	bench/demo $(DEMO_ARGS) $(B)
 
 # http-floor: the least an io_uring server does per request (multishot
 # receive into provided buffers, a fixed answer): bench-http's reference
@@ -29,7 +29,7 @@ demo: all
 HTTP_FLOOR := $(B)/bench/http-floor
 BENCH_BINS += $(HTTP_FLOOR)
 
-$(HTTP_FLOOR): userspace/bench/http-floor.c $(SERVE_H) $(SERVE_LIB)
+$(HTTP_FLOOR): bench/http-floor.c $(SERVE_H) $(SERVE_LIB)
 	@mkdir -p $(dir $@)
 	$(quiet) CC $@
 	$(Q)$(CC) $(NATIVE_CFLAGS) -Iuserspace/examples/serve $(CFLAGS) -o $@ $< $(SERVE_LIB) \
