@@ -69,7 +69,9 @@ ARCH_SRCS = userspace/src/arch/$(1)/switch.S
 LIB_OBJS_IN = $(patsubst userspace/src/%,$(1)/obj/%.o,$(LIB_SRCS) $(call ARCH_SRCS,$(2)))
 LIB_HDRS := userspace/include/ringfiber.h $(wildcard userspace/src/*.h) \
 	module/include/uapi/linux/rfwake.h
-TEST_HDRS := tests/tap.h tests/helpers.h
+TEST_HDRS := tests/lib/tap.h tests/lib/helpers.h
+# The C tests' shared headers, included as "tap.h" and "helpers.h".
+TEST_CFLAGS := -Itests/lib
 
 # --------------------------------------------------------------- native build
 LIB_OBJS := $(call LIB_OBJS_IN,$(B),$(ARCH))
@@ -194,7 +196,7 @@ $(1)/libringfiber.a: $$(call LIB_OBJS_IN,$(1),$(4))
 $(1)/tests/%: tests/%.c $$(TEST_HDRS) $(1)/libringfiber.a
 	@mkdir -p $$(dir $$@)
 	$$(quiet) CC$(5) $$@
-	$$(Q)$(2) $(3) $$(CFLAGS) $(6) -o $$@ $$< $(1)/libringfiber.a $$(URING_LIBS) -lpthread
+	$$(Q)$(2) $(3) $$(TEST_CFLAGS) $$(CFLAGS) $(6) -o $$@ $$< $(1)/libringfiber.a $$(URING_LIBS) -lpthread
 endef
 
 $(eval $(call LIB_VARIANT,$(B),$$(CC),$$(NATIVE_CFLAGS),$(ARCH),,))
@@ -216,7 +218,7 @@ $(B)/tests/rfwake/%: tests/rfwake/%.c $(wildcard tests/rfwake/*.h) $(TEST_HDRS) 
 		module/include/uapi/linux/rfwake.h
 	@mkdir -p $(dir $@)
 	$(quiet) CC $@
-	$(Q)$(CC) $(NATIVE_CFLAGS) -Itests $(CFLAGS) -o $@ $< $(URING_LIBS) -lpthread
+	$(Q)$(CC) $(NATIVE_CFLAGS) $(TEST_CFLAGS) $(CFLAGS) -o $@ $< $(URING_LIBS) -lpthread
 
 # The examples: every server and client links libserve.a (the servers' part
 # needs the runtime underneath; hogclient takes only the plain helpers).

@@ -25,16 +25,16 @@ FUZZ_ARTIFACTS := $(B)/fuzz/artifacts
 
 # The unit test links the parser instead of the runtime: explicit rules, so
 # they win over the Makefile's $(B)/tests/% and $(B)/asan/tests/% patterns.
-$(B)/tests/http-parse: tests/http-parse.c tests/tap.h $(HTTP_PARSE_DEPS)
+$(B)/tests/http-parse: tests/http-parse.c tests/lib/tap.h $(HTTP_PARSE_DEPS)
 	@mkdir -p $(dir $@)
 	$(quiet) CC $@
-	$(Q)$(CC) $(NATIVE_CFLAGS) -Itests -Iuserspace/examples/http $(CFLAGS) -o $@ \
+	$(Q)$(CC) $(NATIVE_CFLAGS) $(TEST_CFLAGS) -Iuserspace/examples/http $(CFLAGS) -o $@ \
 		tests/http-parse.c $(HTTP_PARSE_SRC)
 
-$(B)/asan/tests/http-parse: tests/http-parse.c tests/tap.h $(HTTP_PARSE_DEPS)
+$(B)/asan/tests/http-parse: tests/http-parse.c tests/lib/tap.h $(HTTP_PARSE_DEPS)
 	@mkdir -p $(dir $@)
 	$(quiet) CC $@
-	$(Q)$(CC) $(NATIVE_CFLAGS) -Itests -Iuserspace/examples/http $(CFLAGS) $(ASAN_FLAGS) \
+	$(Q)$(CC) $(NATIVE_CFLAGS) $(TEST_CFLAGS) -Iuserspace/examples/http $(CFLAGS) $(ASAN_FLAGS) \
 		-o $@ tests/http-parse.c $(HTTP_PARSE_SRC)
 
 $(FUZZ_BIN): tests/fuzz/http-parse-fuzz.c $(HTTP_PARSE_DEPS)

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: MIT
 #
 # tap.bash - the Test Anything Protocol for ringfiber's shell tests, as
-# tests/tap.h is for the C ones.
+# tests/lib/tap.h is for the C ones.
 #
 # Sourced, never run (so the name does not end in .sh: make runs every
 # tests/*.sh), by path from the test itself:
