@@ -2,7 +2,7 @@
 #
 # ringfiber top-level Makefile.
 #
-#   make            library (static + shared), examples, benchmarks, tests
+#   make            library (static + shared), servers, benchmarks, tests
 #   make deps       install the Debian packages that are missing (as root;
 #                   make demo and make check do it first, plain make never)
 #   make check      every test (TAP, under prove), then the unit tests again
@@ -99,8 +99,8 @@ TSAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer
 PORTABLE_TESTS := switch sched deadlock
 AARCH64_BINS := $(patsubst %,$(B)/aarch64/tests/%,$(PORTABLE_TESTS))
 
-EXAMPLES := $(B)/examples/echo-server $(B)/examples/echo-client \
-	$(B)/examples/fibserver $(B)/examples/hogclient
+EXAMPLES := $(B)/servers/echo-server $(B)/bench/echo-client \
+	$(B)/servers/fibserver $(B)/bench/hogclient
 BENCH := $(B)/bench/rf-bench
 PROGRAM_LIBS := $(STATIC_LIB) $(URING_LIBS)
 MODULE_KO := module/rfwake.ko
@@ -120,17 +120,17 @@ include tests/trace/build.mk
 # The fragments below add their programs to EXAMPLES and BENCH_BINS, which
 # `all` lists; a fragment never adds a prerequisite to `all` itself.
 BENCH_BINS :=
-SERVE_SRCS := userspace/examples/serve/serve.c userspace/examples/serve/serve-cli.c \
-	userspace/examples/serve/serve-util.c userspace/examples/serve/serve-hist.c \
-	userspace/examples/fibserver/fib.c
-SERVE_LIB := $(B)/examples/libserve.a
+SERVE_SRCS := servers/common/serve.c servers/common/serve-cli.c \
+	servers/common/serve-util.c servers/common/serve-hist.c \
+	servers/common/fib.c
+SERVE_LIB := $(B)/servers/libserve.a
 # Defined before the fragments: a rule's prerequisites are expanded when read.
-SERVE_H := $(wildcard userspace/examples/serve/*.h) userspace/examples/fibserver/fib-common.h
-EXAMPLE_CFLAGS := $(NATIVE_CFLAGS) -Iuserspace/examples/serve -Iuserspace/examples/fibserver
+SERVE_H := $(wildcard servers/common/*.h) servers/common/fib-common.h
+EXAMPLE_CFLAGS := $(NATIVE_CFLAGS) -Iservers/common
 SERVE_LIBS := $(SERVE_LIB) $(PROGRAM_LIBS) -lpthread -lm
-# The HTTP server and its parser (userspace/examples/http/), the parser's
+# The HTTP server and its parser (servers/http/), the parser's
 # fuzzer (tests/fuzz/), the cost benchmark, bench-http and demo (bench/).
--include userspace/examples/http/build.mk
+-include servers/build.mk
 -include tests/fuzz/build.mk
 -include bench/build.mk
 
@@ -220,23 +220,28 @@ $(B)/tests/rfwake/%: tests/rfwake/%.c $(wildcard tests/rfwake/*.h) $(TEST_HDRS) 
 	$(quiet) CC $@
 	$(Q)$(CC) $(NATIVE_CFLAGS) $(TEST_CFLAGS) $(CFLAGS) -o $@ $< $(URING_LIBS) -lpthread
 
-# The examples: every server and client links libserve.a (the servers' part
+# The servers and the load clients: every one links libserve.a (the servers' part
 # needs the runtime underneath; hogclient takes only the plain helpers).
-$(B)/examples/obj/%.o: userspace/examples/%.c $(SERVE_H) userspace/include/ringfiber.h
+$(B)/servers/obj/%.o: servers/%.c $(SERVE_H) userspace/include/ringfiber.h
 	@mkdir -p $(dir $@)
 	$(quiet) CC $@
 	$(Q)$(CC) $(EXAMPLE_CFLAGS) $(CFLAGS) -c -o $@ $<
 
-$(SERVE_LIB): $(patsubst userspace/examples/%.c,$(B)/examples/obj/%.o,$(SERVE_SRCS))
+$(SERVE_LIB): $(patsubst servers/%.c,$(B)/servers/obj/%.o,$(SERVE_SRCS))
 	$(quiet) AR $@
 	$(Q)rm -f $@ && $(AR) rcs $@ $^
 
-$(B)/examples/echo-%: userspace/examples/echo/echo-%.c $(SERVE_H) $(SERVE_LIB) $(STATIC_LIB)
+$(B)/servers/echo-%: servers/echo/echo-%.c $(SERVE_H) $(SERVE_LIB) $(STATIC_LIB)
 	@mkdir -p $(dir $@)
 	$(quiet) CC $@
 	$(Q)$(CC) $(EXAMPLE_CFLAGS) $(CFLAGS) -o $@ $< $(SERVE_LIBS)
 
-$(B)/examples/%: userspace/examples/fibserver/%.c $(SERVE_H) $(SERVE_LIB) $(STATIC_LIB)
+$(B)/servers/fibserver: servers/fib/fibserver.c $(SERVE_H) $(SERVE_LIB) $(STATIC_LIB)
+	@mkdir -p $(dir $@)
+	$(quiet) CC $@
+	$(Q)$(CC) $(EXAMPLE_CFLAGS) $(CFLAGS) -o $@ $< $(SERVE_LIBS)
+
+$(B)/bench/echo-client $(B)/bench/hogclient: $(B)/bench/%: bench/%.c $(SERVE_H) $(SERVE_LIB) $(STATIC_LIB)
 	@mkdir -p $(dir $@)
 	$(quiet) CC $@
 	$(Q)$(CC) $(EXAMPLE_CFLAGS) $(CFLAGS) -o $@ $< $(SERVE_LIBS)

@@ -32,5 +32,5 @@ BENCH_BINS += $(HTTP_FLOOR)
 $(HTTP_FLOOR): bench/http-floor.c $(SERVE_H) $(SERVE_LIB)
 	@mkdir -p $(dir $@)
 	$(quiet) CC $@
-	$(Q)$(CC) $(NATIVE_CFLAGS) -Iuserspace/examples/serve $(CFLAGS) -o $@ $< $(SERVE_LIB) \
+	$(Q)$(CC) $(NATIVE_CFLAGS) -Iservers/common $(CFLAGS) -o $@ $< $(SERVE_LIB) \
 		$(URING_LIBS)

@@ -29,7 +29,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "serve-util.h"	/* the examples' address, limit and listen helpers */
+#include "serve-util.h"	/* the servers' address, limit and listen helpers */
 
 #define ANSWER "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello, world\n"
 #define ANSWER_LEN (sizeof(ANSWER) - 1)

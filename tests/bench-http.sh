@@ -38,7 +38,7 @@ refused "--client-cpus 4096 (not online)" "not online" --client-cpus 4096
 refused "an unknown option" "unknown option" --fast
 
 if ! command -v wrk >/dev/null || [ "$(nproc)" -lt 2 ] ||
-	[ ! -x "$B/bench/http-floor" ] || [ ! -x "$B/examples/httpserver" ]; then
+	[ ! -x "$B/bench/http-floor" ] || [ ! -x "$B/servers/httpserver" ]; then
 	tap_skip "a real run needs wrk, 2 CPUs and make all"
 	tap_done
 fi

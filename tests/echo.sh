@@ -18,8 +18,8 @@ set -u
 
 B=${RF_BUILD:-build}
 # $RF_SERVERS: where the server comes from instead (make check-servers-asan)
-SERVER=${RF_SERVERS:-$B/examples}/echo-server
-CLIENT=$B/examples/echo-client
+SERVER=${RF_SERVERS:-$B/servers}/echo-server
+CLIENT=$B/bench/echo-client
 
 # Descriptors the 1,000-connection case needs in each process, with margin.
 NEED_FDS=1100

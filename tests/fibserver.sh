@@ -19,8 +19,8 @@ set -u
 
 B=${RF_BUILD:-build}
 # $RF_SERVERS: where the server comes from instead (make check-servers-asan)
-SERVER=${RF_SERVERS:-$B/examples}/fibserver
-CLIENT=$B/examples/hogclient
+SERVER=${RF_SERVERS:-$B/servers}/fibserver
+CLIENT=$B/bench/hogclient
 
 # No single step may hang the test: a stuck program is killed after this.
 STEP_TIMEOUT=20

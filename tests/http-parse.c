@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * http-parse.c - httpserver's request-head parser against every rule in
- * userspace/examples/http/http-parse.h: what parses, what each refusal
+ * servers/http/http-parse.h: what parses, what each refusal
  * answers (400, 414, 431, 505), the limits both on complete heads and on
  * heads still arriving, the keep-alive rules, pipelining, the target's
  * forms and path, the versions taken as 1.1, Transfer-Encoding, the

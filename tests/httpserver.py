@@ -25,7 +25,7 @@ import tap  # noqa: E402
 
 B = os.environ.get("RF_BUILD", "build")
 # $RF_SERVERS: where the server comes from instead (make check-servers-asan)
-SERVER = os.path.join(os.environ.get("RF_SERVERS") or os.path.join(B, "examples"),
+SERVER = os.path.join(os.environ.get("RF_SERVERS") or os.path.join(B, "servers"),
                       "httpserver")
 MODELS = ("fibers", "threads", "pool")
 # No step may hang the test: a socket read gives up after this.

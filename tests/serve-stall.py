@@ -40,7 +40,7 @@ from tap import ok, diag  # noqa: E402
 import tap  # noqa: E402
 
 B = os.environ.get("RF_BUILD", "build")
-SERVER = os.path.join(B, "examples", "httpserver")
+SERVER = os.path.join(B, "servers", "httpserver")
 BOUND = 10.0
 NOFILE = 256
 LOAD_SECONDS = 6.0 if not os.environ.get("RF_TEST_QUICK") else 3.0

@@ -11,7 +11,7 @@
 # libFuzzer is clang's (libclang-rt-14-dev), so the fuzzer is built with
 # clang whatever CC is.
 
-HTTP_PARSE_DEPS := $(HTTP_PARSE_SRC) userspace/examples/http/http-parse.h
+HTTP_PARSE_DEPS := $(HTTP_PARSE_SRC) servers/http/http-parse.h
 
 FUZZ_CC ?= clang
 FUZZ_BIN := $(B)/fuzz/http-parse-fuzz
@@ -28,13 +28,13 @@ FUZZ_ARTIFACTS := $(B)/fuzz/artifacts
 $(B)/tests/http-parse: tests/http-parse.c tests/lib/tap.h $(HTTP_PARSE_DEPS)
 	@mkdir -p $(dir $@)
 	$(quiet) CC $@
-	$(Q)$(CC) $(NATIVE_CFLAGS) $(TEST_CFLAGS) -Iuserspace/examples/http $(CFLAGS) -o $@ \
+	$(Q)$(CC) $(NATIVE_CFLAGS) $(TEST_CFLAGS) -Iservers/http $(CFLAGS) -o $@ \
 		tests/http-parse.c $(HTTP_PARSE_SRC)
 
 $(B)/asan/tests/http-parse: tests/http-parse.c tests/lib/tap.h $(HTTP_PARSE_DEPS)
 	@mkdir -p $(dir $@)
 	$(quiet) CC $@
-	$(Q)$(CC) $(NATIVE_CFLAGS) $(TEST_CFLAGS) -Iuserspace/examples/http $(CFLAGS) $(ASAN_FLAGS) \
+	$(Q)$(CC) $(NATIVE_CFLAGS) $(TEST_CFLAGS) -Iservers/http $(CFLAGS) $(ASAN_FLAGS) \
 		-o $@ tests/http-parse.c $(HTTP_PARSE_SRC)
 
 $(FUZZ_BIN): tests/fuzz/http-parse-fuzz.c $(HTTP_PARSE_DEPS)
@@ -42,7 +42,7 @@ $(FUZZ_BIN): tests/fuzz/http-parse-fuzz.c $(HTTP_PARSE_DEPS)
 	$(quiet) FUZZCC $@
 	$(Q)command -v $(FUZZ_CC) >/dev/null || \
 		{ echo "$@: $(FUZZ_CC) not found (install clang and libclang-rt-14-dev)"; exit 1; }
-	$(Q)$(FUZZ_CC) $(NATIVE_CFLAGS) -Iuserspace/examples/http $(CFLAGS) $(FUZZ_FLAGS) -o $@ \
+	$(Q)$(FUZZ_CC) $(NATIVE_CFLAGS) -Iservers/http $(CFLAGS) $(FUZZ_FLAGS) -o $@ \
 		tests/fuzz/http-parse-fuzz.c $(HTTP_PARSE_SRC)
 
 check-fuzz: $(FUZZ_BIN)

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * http-parse-fuzz.c - libFuzzer target for httpserver's request-head parser
- * (userspace/examples/http/http-parse.c).
+ * (servers/http/http-parse.c).
  *
  * Beyond "no crash, no sanitizer report" it checks what the server relies
  * on when it re-parses a buffer as bytes arrive:

@@ -1,20 +1,20 @@
 # SPDX-License-Identifier: MIT
-# userspace/examples/http/build.mk - httpserver (included by Makefile).
+# servers/build.mk - httpserver (included by Makefile).
 #
 # The server links libserve.a (the model switch, the common command line)
 # and the request parser; the parser is also built into its unit test and
 # its fuzzer (tests/fuzz/build.mk).
 
-HTTP_PARSE_SRC := userspace/examples/http/http-parse.c
-HTTPSERVER := $(B)/examples/httpserver
+HTTP_PARSE_SRC := servers/http/http-parse.c
+HTTPSERVER := $(B)/servers/httpserver
 EXAMPLES += $(HTTPSERVER)
 
-$(HTTPSERVER): userspace/examples/http/httpserver.c $(HTTP_PARSE_SRC) \
-		userspace/examples/http/http-parse.h $(SERVE_H) $(SERVE_LIB) $(STATIC_LIB)
+$(HTTPSERVER): servers/http/httpserver.c $(HTTP_PARSE_SRC) \
+		servers/http/http-parse.h $(SERVE_H) $(SERVE_LIB) $(STATIC_LIB)
 	@mkdir -p $(dir $@)
 	$(quiet) CC $@
-	$(Q)$(CC) $(EXAMPLE_CFLAGS) -Iuserspace/examples/http $(CFLAGS) -o $@ \
-		userspace/examples/http/httpserver.c $(HTTP_PARSE_SRC) $(SERVE_LIBS)
+	$(Q)$(CC) $(EXAMPLE_CFLAGS) -Iservers/http $(CFLAGS) -o $@ \
+		servers/http/httpserver.c $(HTTP_PARSE_SRC) $(SERVE_LIBS)
 
 # ------------------------------------------- the servers under ASan + UBSan
 # The three servers built with AddressSanitizer (LeakSanitizer included) and
@@ -22,7 +22,7 @@ $(HTTPSERVER): userspace/examples/http/httpserver.c $(HTTP_PARSE_SRC) \
 # leak, or any error report, makes a server exit non-zero, and the tests
 # require exit 0 after SIGTERM.  The clients (echo-client, hogclient) stay
 # the plain build's.
-ASAN_EXAMPLES_DIR := $(B)/asan/examples
+ASAN_EXAMPLES_DIR := $(B)/asan/servers
 ASAN_SERVERS := $(ASAN_EXAMPLES_DIR)/httpserver $(ASAN_EXAMPLES_DIR)/fibserver \
 	$(ASAN_EXAMPLES_DIR)/echo-server
 ASAN_SERVE_LIB := $(ASAN_EXAMPLES_DIR)/libserve.a
@@ -30,29 +30,29 @@ ASAN_SERVE_LIBS := $(ASAN_SERVE_LIB) $(ASAN_LIB) $(URING_LIBS) -lpthread -lm
 
 .PHONY: check-servers-asan
 
-$(ASAN_EXAMPLES_DIR)/obj/%.o: userspace/examples/%.c $(SERVE_H) userspace/include/ringfiber.h
+$(ASAN_EXAMPLES_DIR)/obj/%.o: servers/%.c $(SERVE_H) userspace/include/ringfiber.h
 	@mkdir -p $(dir $@)
 	$(quiet) CC $@
 	$(Q)$(CC) $(EXAMPLE_CFLAGS) $(CFLAGS) $(ASAN_FLAGS) -c -o $@ $<
 
-$(ASAN_SERVE_LIB): $(patsubst userspace/examples/%.c,$(ASAN_EXAMPLES_DIR)/obj/%.o,$(SERVE_SRCS))
+$(ASAN_SERVE_LIB): $(patsubst servers/%.c,$(ASAN_EXAMPLES_DIR)/obj/%.o,$(SERVE_SRCS))
 	$(quiet) AR $@
 	$(Q)rm -f $@ && $(AR) rcs $@ $^
 
-$(ASAN_EXAMPLES_DIR)/httpserver: userspace/examples/http/httpserver.c $(HTTP_PARSE_SRC) \
-		userspace/examples/http/http-parse.h $(SERVE_H) $(ASAN_SERVE_LIB) $(ASAN_LIB)
+$(ASAN_EXAMPLES_DIR)/httpserver: servers/http/httpserver.c $(HTTP_PARSE_SRC) \
+		servers/http/http-parse.h $(SERVE_H) $(ASAN_SERVE_LIB) $(ASAN_LIB)
 	@mkdir -p $(dir $@)
 	$(quiet) CC $@
-	$(Q)$(CC) $(EXAMPLE_CFLAGS) -Iuserspace/examples/http $(CFLAGS) $(ASAN_FLAGS) -o $@ \
-		userspace/examples/http/httpserver.c $(HTTP_PARSE_SRC) $(ASAN_SERVE_LIBS)
+	$(Q)$(CC) $(EXAMPLE_CFLAGS) -Iservers/http $(CFLAGS) $(ASAN_FLAGS) -o $@ \
+		servers/http/httpserver.c $(HTTP_PARSE_SRC) $(ASAN_SERVE_LIBS)
 
-$(ASAN_EXAMPLES_DIR)/fibserver: userspace/examples/fibserver/fibserver.c $(SERVE_H) \
+$(ASAN_EXAMPLES_DIR)/fibserver: servers/fib/fibserver.c $(SERVE_H) \
 		$(ASAN_SERVE_LIB) $(ASAN_LIB)
 	@mkdir -p $(dir $@)
 	$(quiet) CC $@
 	$(Q)$(CC) $(EXAMPLE_CFLAGS) $(CFLAGS) $(ASAN_FLAGS) -o $@ $< $(ASAN_SERVE_LIBS)
 
-$(ASAN_EXAMPLES_DIR)/echo-server: userspace/examples/echo/echo-server.c $(SERVE_H) \
+$(ASAN_EXAMPLES_DIR)/echo-server: servers/echo/echo-server.c $(SERVE_H) \
 		$(ASAN_SERVE_LIB) $(ASAN_LIB)
 	@mkdir -p $(dir $@)
 	$(quiet) CC $@
