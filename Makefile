@@ -99,9 +99,6 @@ TSAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer
 PORTABLE_TESTS := switch sched deadlock
 AARCH64_BINS := $(patsubst %,$(B)/aarch64/tests/%,$(PORTABLE_TESTS))
 
-EXAMPLES := $(B)/servers/echo-server $(B)/bench/echo-client \
-	$(B)/servers/fibserver $(B)/bench/hogclient
-BENCH := $(B)/bench/rf-bench
 PROGRAM_LIBS := $(STATIC_LIB) $(URING_LIBS)
 MODULE_KO := module/rfwake.ko
 
@@ -109,32 +106,18 @@ MODULE_KO := module/rfwake.ko
 	clean module module-clean module-check kunit check-vm install-deps
 .DEFAULT_GOAL := all
 
-# Tracing: schedcmp (trace/) and the workloads its tests and the bpftrace
-# scripts' tests run (tests/trace/).  Each fragment appends to TRACE_BINS.
-TRACE_BINS :=
+# The programs.  Each area's fragment adds its programs to PROGRAMS, the
+# one list `all` builds; a fragment never adds a prerequisite to `all`
+# itself.  servers/build.mk comes first: libserve.a's variables are
+# expanded in the others' prerequisites, which make reads at once.
+PROGRAMS :=
+include servers/build.mk
+include bench/build.mk
 include trace/build.mk
 include tests/trace/build.mk
+include tests/fuzz/build.mk
 
-# libserve.a: the servers' and clients' shared code (the model switch, the
-# command line, net helpers, clock, histogram, fib), linked into every one.
-# The fragments below add their programs to EXAMPLES and BENCH_BINS, which
-# `all` lists; a fragment never adds a prerequisite to `all` itself.
-BENCH_BINS :=
-SERVE_SRCS := servers/common/serve.c servers/common/serve-cli.c \
-	servers/common/serve-util.c servers/common/serve-hist.c \
-	servers/common/fib.c
-SERVE_LIB := $(B)/servers/libserve.a
-# Defined before the fragments: a rule's prerequisites are expanded when read.
-SERVE_H := $(wildcard servers/common/*.h) servers/common/fib-common.h
-EXAMPLE_CFLAGS := $(NATIVE_CFLAGS) -Iservers/common
-SERVE_LIBS := $(SERVE_LIB) $(PROGRAM_LIBS) -lpthread -lm
-# The HTTP server and its parser (servers/http/), the parser's
-# fuzzer (tests/fuzz/), the cost benchmark, bench-http and demo (bench/).
--include servers/build.mk
--include tests/fuzz/build.mk
--include bench/build.mk
-
-all: lib $(EXAMPLES) $(BENCH) $(BENCH_BINS) $(TEST_BINS) $(RFWAKE_TEST_BINS) $(TRACE_BINS)
+all: lib $(PROGRAMS) $(TEST_BINS) $(RFWAKE_TEST_BINS)
 
 lib: $(STATIC_LIB) $(SHARED_LIB)
 
@@ -220,38 +203,6 @@ $(B)/tests/rfwake/%: tests/rfwake/%.c $(wildcard tests/rfwake/*.h) $(TEST_HDRS) 
 	$(quiet) CC $@
 	$(Q)$(CC) $(NATIVE_CFLAGS) $(TEST_CFLAGS) $(CFLAGS) -o $@ $< $(URING_LIBS) -lpthread
 
-# The servers and the load clients: every one links libserve.a (the servers' part
-# needs the runtime underneath; hogclient takes only the plain helpers).
-$(B)/servers/obj/%.o: servers/%.c $(SERVE_H) userspace/include/ringfiber.h
-	@mkdir -p $(dir $@)
-	$(quiet) CC $@
-	$(Q)$(CC) $(EXAMPLE_CFLAGS) $(CFLAGS) -c -o $@ $<
-
-$(SERVE_LIB): $(patsubst servers/%.c,$(B)/servers/obj/%.o,$(SERVE_SRCS))
-	$(quiet) AR $@
-	$(Q)rm -f $@ && $(AR) rcs $@ $^
-
-$(B)/servers/echo-%: servers/echo/echo-%.c $(SERVE_H) $(SERVE_LIB) $(STATIC_LIB)
-	@mkdir -p $(dir $@)
-	$(quiet) CC $@
-	$(Q)$(CC) $(EXAMPLE_CFLAGS) $(CFLAGS) -o $@ $< $(SERVE_LIBS)
-
-$(B)/servers/fibserver: servers/fib/fibserver.c $(SERVE_H) $(SERVE_LIB) $(STATIC_LIB)
-	@mkdir -p $(dir $@)
-	$(quiet) CC $@
-	$(Q)$(CC) $(EXAMPLE_CFLAGS) $(CFLAGS) -o $@ $< $(SERVE_LIBS)
-
-$(B)/bench/echo-client $(B)/bench/hogclient: $(B)/bench/%: bench/%.c $(SERVE_H) $(SERVE_LIB) $(STATIC_LIB)
-	@mkdir -p $(dir $@)
-	$(quiet) CC $@
-	$(Q)$(CC) $(EXAMPLE_CFLAGS) $(CFLAGS) -o $@ $< $(SERVE_LIBS)
-
-# rf-bench measures Boost.Context's fcontext switch as its peer in the same run.
-$(BENCH): bench/rf-bench.c bench/bench-common.h $(STATIC_LIB)
-	@mkdir -p $(dir $@)
-	$(quiet) CC $@
-	$(Q)$(CC) $(NATIVE_CFLAGS) $(CFLAGS) -o $@ $< $(PROGRAM_LIBS) -lboost_context -lpthread
-
 # ------------------------------------------------------------------ checks
 TEST_TIMEOUT ?= 300
 PROVE := prove --timer -e 'scripts/run-test $(TEST_TIMEOUT)'
@@ -291,9 +242,6 @@ check-tsan: $(TSAN_BINS)
 check-aarch64: $(AARCH64_BINS)
 	@echo "== aarch64 switch/scheduler tests under qemu-user"
 	$(Q)RF_BUILD=$(B) $(PROVE) -e 'scripts/run-test $(TEST_TIMEOUT) qemu-aarch64' $(AARCH64_BINS)
-
-bench: all
-	$(Q)$(BENCH)
 
 # ------------------------------------------------------------- kernel module
 # KDIR: given, else the running kernel's build tree, else Debian's

@@ -2,10 +2,24 @@
 # bench/build.mk - the benchmarks' programs and drivers (included by
 # Makefile).
 #
+# rf-bench (make bench): the fiber core's figures, with Boost.Context's
+# fcontext switch measured as its peer in the same run.
+RF_BENCH := $(B)/bench/rf-bench
+PROGRAMS += $(RF_BENCH)
+
+$(RF_BENCH): bench/rf-bench.c bench/bench-common.h $(STATIC_LIB)
+	@mkdir -p $(dir $@)
+	$(quiet) CC $@
+	$(Q)$(CC) $(NATIVE_CFLAGS) $(CFLAGS) -o $@ $< $(PROGRAM_LIBS) -lboost_context -lpthread
+
+.PHONY: bench
+bench: all
+	$(Q)$(RF_BENCH)
+
 # rf-tasks: the seeds' "Key Differences" figures (memory per task, creation,
 # switch, how many can exist) for OS threads against fibers.
 RF_TASKS := $(B)/bench/rf-tasks
-BENCH_BINS += $(RF_TASKS)
+PROGRAMS += $(RF_TASKS)
 
 $(RF_TASKS): bench/rf-tasks.c bench/bench-common.h userspace/include/ringfiber.h $(STATIC_LIB)
 	@mkdir -p $(dir $@)
@@ -27,10 +41,20 @@ demo: all
 # receive into provided buffers, a fixed answer): bench-http's reference
 # for where the client sets the rate.
 HTTP_FLOOR := $(B)/bench/http-floor
-BENCH_BINS += $(HTTP_FLOOR)
+PROGRAMS += $(HTTP_FLOOR)
 
 $(HTTP_FLOOR): bench/http-floor.c $(SERVE_H) $(SERVE_LIB)
 	@mkdir -p $(dir $@)
 	$(quiet) CC $@
-	$(Q)$(CC) $(NATIVE_CFLAGS) -Iservers/common $(CFLAGS) -o $@ $< $(SERVE_LIB) \
-		$(URING_LIBS)
+	$(Q)$(CC) $(SERVE_CFLAGS) $(CFLAGS) -o $@ $< $(SERVE_LIB) $(URING_LIBS)
+
+# The load clients: echo-client (echo-server's) and hogclient (fibserver's
+# CPU-hog experiment).  They link libserve.a for its plain helpers and the
+# histogram.
+LOAD_CLIENTS := $(B)/bench/echo-client $(B)/bench/hogclient
+PROGRAMS += $(LOAD_CLIENTS)
+
+$(LOAD_CLIENTS): $(B)/bench/%: bench/%.c $(SERVE_H) $(SERVE_LIB) $(STATIC_LIB)
+	@mkdir -p $(dir $@)
+	$(quiet) CC $@
+	$(Q)$(CC) $(SERVE_CFLAGS) $(CFLAGS) -o $@ $< $(SERVE_LIBS)

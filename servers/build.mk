@@ -1,20 +1,55 @@
 # SPDX-License-Identifier: MIT
-# servers/build.mk - httpserver (included by Makefile).
+# servers/build.mk - the servers and libserve.a (included by Makefile).
 #
-# The server links libserve.a (the model switch, the common command line)
-# and the request parser; the parser is also built into its unit test and
-# its fuzzer (tests/fuzz/build.mk).
+# libserve.a is what the servers and the load clients share, compiled once
+# (servers/common/: the model switch, the command line, net helpers, the
+# clock, the histogram, fib).  Each server is its own main in servers/NAME/
+# linked with libserve.a and the runtime.  The rule set is written once and
+# instantiated twice: the plain build in $(B)/servers/ and the ASan+UBSan
+# build, over the sanitized runtime, in $(B)/asan/servers/.
 
+SERVE_SRCS := $(addprefix servers/common/,serve.c serve-cli.c serve-util.c \
+	serve-hist.c fib.c)
+# Defined before the other fragments: a rule's prerequisites are expanded
+# when it is read.
+SERVE_H := $(wildcard servers/common/*.h)
+SERVE_CFLAGS := $(NATIVE_CFLAGS) -Iservers/common
+SERVE_LIB := $(B)/servers/libserve.a
+SERVE_LIBS := $(SERVE_LIB) $(PROGRAM_LIBS) -lpthread -lm
+# The request parser is also built into its unit test and its fuzzer
+# (tests/fuzz/build.mk).
 HTTP_PARSE_SRC := servers/http/http-parse.c
-HTTPSERVER := $(B)/servers/httpserver
-EXAMPLES += $(HTTPSERVER)
+HTTP_PARSE_H := servers/http/http-parse.h
+SERVERS := httpserver fibserver echo-server
 
-$(HTTPSERVER): servers/http/httpserver.c $(HTTP_PARSE_SRC) \
-		servers/http/http-parse.h $(SERVE_H) $(SERVE_LIB) $(STATIC_LIB)
-	@mkdir -p $(dir $@)
-	$(quiet) CC $@
-	$(Q)$(CC) $(EXAMPLE_CFLAGS) -Iservers/http $(CFLAGS) -o $@ \
-		servers/http/httpserver.c $(HTTP_PARSE_SRC) $(SERVE_LIBS)
+# $(call SERVERS_VARIANT,DIR,SANITIZER_FLAGS,RUNTIME_LIB): DIR/obj/ the
+# objects, DIR/libserve.a, DIR/httpserver, DIR/fibserver, DIR/echo-server.
+define SERVERS_VARIANT
+$(1)/obj/%.o: servers/%.c $$(SERVE_H) userspace/include/ringfiber.h
+	@mkdir -p $$(dir $$@)
+	$$(quiet) CC $$@
+	$$(Q)$$(CC) $$(SERVE_CFLAGS) $$(CFLAGS) $(2) -c -o $$@ $$<
+
+$(1)/obj/http/httpserver.o $(1)/obj/http/http-parse.o: $$(HTTP_PARSE_H)
+
+$(1)/libserve.a: $$(patsubst servers/%.c,$(1)/obj/%.o,$$(SERVE_SRCS))
+	$$(quiet) AR $$@
+	$$(Q)rm -f $$@ && $$(AR) rcs $$@ $$^
+
+$(1)/httpserver: $(1)/obj/http/httpserver.o $(1)/obj/http/http-parse.o
+$(1)/fibserver: $(1)/obj/fib/fibserver.o
+$(1)/echo-server: $(1)/obj/echo/echo-server.o
+
+$$(addprefix $(1)/,$$(SERVERS)): $(1)/libserve.a $(3)
+	$$(quiet) LD $$@
+	$$(Q)$$(CC) $$(CFLAGS) $(2) -o $$@ $$(filter %.o,$$^) $(1)/libserve.a $(3) \
+		$$(URING_LIBS) -lpthread -lm
+endef
+
+$(eval $(call SERVERS_VARIANT,$(B)/servers,,$$(STATIC_LIB)))
+$(eval $(call SERVERS_VARIANT,$(B)/asan/servers,$$(ASAN_FLAGS),$$(ASAN_LIB)))
+
+PROGRAMS += $(addprefix $(B)/servers/,$(SERVERS))
 
 # ------------------------------------------- the servers under ASan + UBSan
 # The three servers built with AddressSanitizer (LeakSanitizer included) and
@@ -22,48 +57,14 @@ $(HTTPSERVER): servers/http/httpserver.c $(HTTP_PARSE_SRC) \
 # leak, or any error report, makes a server exit non-zero, and the tests
 # require exit 0 after SIGTERM.  The clients (echo-client, hogclient) stay
 # the plain build's.
-ASAN_EXAMPLES_DIR := $(B)/asan/servers
-ASAN_SERVERS := $(ASAN_EXAMPLES_DIR)/httpserver $(ASAN_EXAMPLES_DIR)/fibserver \
-	$(ASAN_EXAMPLES_DIR)/echo-server
-ASAN_SERVE_LIB := $(ASAN_EXAMPLES_DIR)/libserve.a
-ASAN_SERVE_LIBS := $(ASAN_SERVE_LIB) $(ASAN_LIB) $(URING_LIBS) -lpthread -lm
-
 .PHONY: check-servers-asan
-
-$(ASAN_EXAMPLES_DIR)/obj/%.o: servers/%.c $(SERVE_H) userspace/include/ringfiber.h
-	@mkdir -p $(dir $@)
-	$(quiet) CC $@
-	$(Q)$(CC) $(EXAMPLE_CFLAGS) $(CFLAGS) $(ASAN_FLAGS) -c -o $@ $<
-
-$(ASAN_SERVE_LIB): $(patsubst servers/%.c,$(ASAN_EXAMPLES_DIR)/obj/%.o,$(SERVE_SRCS))
-	$(quiet) AR $@
-	$(Q)rm -f $@ && $(AR) rcs $@ $^
-
-$(ASAN_EXAMPLES_DIR)/httpserver: servers/http/httpserver.c $(HTTP_PARSE_SRC) \
-		servers/http/http-parse.h $(SERVE_H) $(ASAN_SERVE_LIB) $(ASAN_LIB)
-	@mkdir -p $(dir $@)
-	$(quiet) CC $@
-	$(Q)$(CC) $(EXAMPLE_CFLAGS) -Iservers/http $(CFLAGS) $(ASAN_FLAGS) -o $@ \
-		servers/http/httpserver.c $(HTTP_PARSE_SRC) $(ASAN_SERVE_LIBS)
-
-$(ASAN_EXAMPLES_DIR)/fibserver: servers/fib/fibserver.c $(SERVE_H) \
-		$(ASAN_SERVE_LIB) $(ASAN_LIB)
-	@mkdir -p $(dir $@)
-	$(quiet) CC $@
-	$(Q)$(CC) $(EXAMPLE_CFLAGS) $(CFLAGS) $(ASAN_FLAGS) -o $@ $< $(ASAN_SERVE_LIBS)
-
-$(ASAN_EXAMPLES_DIR)/echo-server: servers/echo/echo-server.c $(SERVE_H) \
-		$(ASAN_SERVE_LIB) $(ASAN_LIB)
-	@mkdir -p $(dir $@)
-	$(quiet) CC $@
-	$(Q)$(CC) $(EXAMPLE_CFLAGS) $(CFLAGS) $(ASAN_FLAGS) -o $@ $< $(ASAN_SERVE_LIBS)
 
 # Part of make check-asan (so of make check): about two minutes here.
 check-asan: check-servers-asan
 
-check-servers-asan: all $(ASAN_SERVERS)
+check-servers-asan: all $(addprefix $(B)/asan/servers/,$(SERVERS))
 	@echo "== the servers under AddressSanitizer + UndefinedBehaviorSanitizer"
-	$(Q)RF_BUILD=$(B) RF_SERVERS=$(ASAN_EXAMPLES_DIR) RF_SANITIZED=1 \
+	$(Q)RF_BUILD=$(B) RF_SERVERS=$(B)/asan/servers RF_SANITIZED=1 \
 		ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		$(PROVE) tests/httpserver.py tests/fibserver.sh tests/echo.sh

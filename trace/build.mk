@@ -31,7 +31,7 @@ SCHEDCMP_BPF_CFLAGS = -g -O2 -Wall -target bpf -D__TARGET_ARCH_$(BPF_ARCH) \
 	-I$(B)/trace -Itrace -Iuserspace/include $(BPF_SYS_INCLUDES)
 
 ifneq ($(wildcard $(VMLINUX_BTF)),)
-TRACE_BINS += $(SCHEDCMP)
+PROGRAMS += $(SCHEDCMP)
 else
 $(info schedcmp: not built: no kernel BTF at $(VMLINUX_BTF))
 endif

@@ -11,7 +11,7 @@
 # libFuzzer is clang's (libclang-rt-14-dev), so the fuzzer is built with
 # clang whatever CC is.
 
-HTTP_PARSE_DEPS := $(HTTP_PARSE_SRC) servers/http/http-parse.h
+HTTP_PARSE_DEPS := $(HTTP_PARSE_SRC) $(HTTP_PARSE_H)
 
 FUZZ_CC ?= clang
 FUZZ_BIN := $(B)/fuzz/http-parse-fuzz

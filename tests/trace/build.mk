@@ -6,7 +6,7 @@
 # (or to -p PID) without naming the library.
 
 TRACE_WORKLOAD := $(B)/tests/trace/workload
-TRACE_BINS += $(TRACE_WORKLOAD)
+PROGRAMS += $(TRACE_WORKLOAD)
 
 $(TRACE_WORKLOAD): tests/trace/workload.c userspace/include/ringfiber.h $(STATIC_LIB)
 	@mkdir -p $(dir $@)
