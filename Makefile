@@ -18,8 +18,8 @@
 #   make fuzz       the HTTP parser under libFuzzer (FUZZ_SECONDS=300)
 #   make V=1        show full commands
 #
-# The kernel module is built by Kbuild (see Kbuild and module/Kbuild); this
-# file only hands `make module` to it.
+# The kernel module is built by Kbuild (module/Kbuild); this file only hands
+# `make module` to it.
 
 # The library's version: the newest node of userspace/src/ringfiber.map.
 VERSION_MAJOR := 0
@@ -249,13 +249,13 @@ check-aarch64: $(AARCH64_BINS)
 KDIR ?= $(shell scripts/kdir)
 MODULE_SRCS := $(filter-out %.mod.c,$(wildcard module/*.c module/*.h \
 	module/include/uapi/linux/*.h)) \
-	Kbuild module/Kbuild
+	module/Kbuild
 
 module: $(MODULE_KO)
 
 $(MODULE_KO): $(MODULE_SRCS)
 	$(Q)test -n "$(KDIR)" || { echo "module: no kernel build tree (set KDIR)"; exit 1; }
-	$(Q)$(MAKE) -C $(KDIR) M=$(CURDIR) $(if $(V),V=$(V)) modules
+	$(Q)$(MAKE) -C $(KDIR) M=$(CURDIR)/module $(if $(V),V=$(V)) modules
 
 # checkpatch.pl --strict and kernel-doc on the module's sources.
 module-check:
@@ -268,7 +268,7 @@ kunit:
 	$(Q)RF_BUILD=$(B) scripts/kunit
 
 module-clean:
-	$(Q)test -z "$(KDIR)" || $(MAKE) -C $(KDIR) M=$(CURDIR) clean
+	$(Q)test -z "$(KDIR)" || $(MAKE) -C $(KDIR) M=$(CURDIR)/module clean
 
 clean: module-clean
 	$(quiet) CLEAN $(B)
