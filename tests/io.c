@@ -38,14 +38,6 @@ static const char *tmp_path(const char *name)
 	return p;
 }
 
-/* After a call returns, the kernel holds nothing of it. */
-#define no_inflight(after) is_int(my_stats().inflight, 0, tn("nothing in flight after %s", after))
-
-static int64_t ms_since(int64_t t0)
-{
-	return (rf_now() - t0) / MSEC;
-}
-
 /* Event log for ordering checks. */
 static int evlog[64];
 static int nev;
@@ -943,9 +935,7 @@ int main(void)
 		if (mkdir(tmpdir, 0700) != 0)
 			perror("mkdir");
 		rc = run_flags(cur_flags, io_main, NULL, NULL, &st);
-		is_int(rc, 0, tn("rf_runtime_run() -> 0"));
-		is_int(st.fibers, 0, tn("no fiber left after the run"));
-		is_int(st.inflight, 0, tn("nothing in flight after the run"));
+		is_clean_run(rc, &st);
 		test_outliving();
 		test_tiny_ring();
 	}

@@ -31,18 +31,10 @@ static void count_sigpipe(int sig)
 	sigpipes++;
 }
 
-static int64_t ms_since(int64_t t0)
-{
-	return (rf_now() - t0) / MSEC;
-}
-
 static uint64_t inflight_now(void)
 {
 	return my_stats().inflight;
 }
-
-/* After a call returns, the kernel holds nothing of it. */
-#define no_inflight(after) is_int(my_stats().inflight, 0, tn("nothing in flight after %s", after))
 
 static struct sockaddr_in loopback(uint16_t port)
 {
@@ -746,9 +738,7 @@ int main(void)
 		cur_flags = configs[i].flags;
 		test_config_name = configs[i].name;
 		rc = run_flags(cur_flags, net_main, NULL, NULL, &st);
-		is_int(rc, 0, tn("rf_runtime_run() -> 0"));
-		is_int(st.fibers, 0, tn("no fiber left after the run"));
-		is_int(st.inflight, 0, tn("nothing in flight after the run"));
+		is_clean_run(rc, &st);
 		test_acceptor_left_open();
 	}
 	test_config_name = NULL;

@@ -1801,9 +1801,7 @@ int main(void)
 		test_config_name = configs[i].name;
 		opts.workers = configs[i].workers;
 		rc = run_main(&opts, main_fiber, (void *)(intptr_t)configs[i].workers, NULL, &st);
-		is_int(rc, 0, tn("rf_runtime_run() -> 0"));
-		is_int(st.fibers, 0, tn("no fiber left after the run"));
-		is_int(st.inflight, 0, tn("nothing in flight after the run"));
+		is_clean_run(rc, &st);
 	}
 	test_config_name = NULL;
 	return done_testing();

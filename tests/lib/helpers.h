@@ -144,6 +144,27 @@ static inline struct rf_stats my_stats(void)
 	return st;
 }
 
+/* After a call returns, the kernel holds nothing of it. */
+#define no_inflight(after) is_int(my_stats().inflight, 0, tn("nothing in flight after %s", after))
+
+/* Milliseconds since @t0, an rf_now() time. */
+static inline int64_t ms_since(int64_t t0)
+{
+	return (rf_now() - t0) / MSEC;
+}
+
+/*
+ * is_clean_run() - three checks after the run of a configuration: it
+ * returned 0 (@rc, from run_main()) and the runtime's counters after it
+ * (@st) show no fiber left and nothing in flight.
+ */
+static inline void is_clean_run(int rc, const struct rf_stats *st)
+{
+	is_int(rc, 0, tn("rf_runtime_run() -> 0"));
+	is_int(st->fibers, 0, tn("no fiber left after the run"));
+	is_int(st->inflight, 0, tn("nothing in flight after the run"));
+}
+
 /*
  * is_seq() - check that an event log equals @want, printing both on failure.
  */
