@@ -154,6 +154,32 @@ static void wait_flag(int *flag)
 	wait_count(flag, 1);
 }
 
+/*
+ * A fiber made by @spawn (spawn_here() or spawn_other()), returned once it
+ * has set *@started: it is about to wait, or waits.
+ */
+static struct rf_fiber *spawn_started(struct rf_fiber *(*spawn)(rf_fn fn, void *arg), rf_fn fn,
+				      void *arg, int *started)
+{
+	struct rf_fiber *f = spawn(fn, arg);
+
+	if (f)
+		wait_flag(started);
+	return f;
+}
+
+/* A new group with @deadline, or NULL and a failed check named @what. */
+static struct rf_group *new_group(int64_t deadline, const char *what)
+{
+	struct rf_group *g = NULL;
+
+	if (rf_group_create(&g, deadline) != 0) {
+		ok(0, "%s", tn("%s", what));
+		return NULL;
+	}
+	return g;
+}
+
 /* ----------------------------------------------- every waiting call, alike */
 
 enum { OP_LOCK, OP_COND, OP_SEM, OP_WG, OP_EVENT, OP_SEND, OP_RECV, OP_NR };
@@ -398,14 +424,15 @@ static struct rf_mutex fifo_mx;
 static int fifo_order[8];
 static int fifo_n;			/* written under fifo_mx */
 
-struct fifo_arg {
+/* A waiter that logs its @id when it gets through; @started: it is about to wait. */
+struct order_arg {
 	int id;
 	int started;
 };
 
 static void *fifo_locker(void *p)
 {
-	struct fifo_arg *a = p;
+	struct order_arg *a = p;
 	int rc;
 
 	STORE(&a->started, 1);
@@ -420,7 +447,7 @@ static void *fifo_locker(void *p)
 static void test_mutex_fifo(void)
 {
 	static const int want[] = { 0, 1, 2, 3, 4 };
-	struct fifo_arg a[5];
+	struct order_arg a[5];
 	struct rf_fiber *f[5];
 	int i, rc = 0;
 
@@ -428,10 +455,9 @@ static void test_mutex_fifo(void)
 	fifo_n = 0;
 	is_int(rf_mutex_lock(&fifo_mx, ND), 0, tn("rf_mutex_lock() of a free mutex"));
 	for (i = 0; i < 5; i++) {
-		a[i] = (struct fifo_arg){ .id = i };
-		f[i] = spawn_here(fifo_locker, &a[i]);
-		if (f[i])
-			wait_flag(&a[i].started);	/* it is parked on the mutex */
+		a[i] = (struct order_arg){ .id = i };
+		/* it is parked on the mutex */
+		f[i] = spawn_started(spawn_here, fifo_locker, &a[i], &a[i].started);
 	}
 	is_int(rf_mutex_unlock(&fifo_mx), 0, tn("rf_mutex_unlock() with 5 waiters"));
 	is_int(rf_mutex_trylock(&fifo_mx), -EBUSY,
@@ -444,50 +470,85 @@ static void test_mutex_fifo(void)
 	rf_mutex_unlock(&fifo_mx);
 }
 
-static struct rf_mutex excl_mx = RF_MUTEX_INIT;
-static long excl_count;			/* under excl_mx: no atomics on purpose */
-static int excl_inside, excl_max;
+/*
+ * A gate: a mutex, or a semaphore of a few permits, that fibers on both
+ * workers pass @rounds times each while it counts how many are inside.
+ */
+struct gate {
+	struct rf_mutex *mx;	/* the gate is a mutex, or */
+	struct rf_sem *sem;	/* a semaphore */
+	int rounds;
+	long plain_count;	/* mutex only: counted under it, no atomics on purpose */
+	int inside, max, entries;	/* atomic */
+};
 
-#define EXCL_FIBERS 6
-#define EXCL_ROUNDS 200
+#define GATE_MAX_FIBERS 12
 
-static void *excl_fiber(void *p)
+static void *gate_fiber(void *p)
 {
+	struct gate *g = p;
 	int i, n, rc;
 
-	for (i = 0; i < EXCL_ROUNDS; i++) {
-		rc = rf_mutex_lock(&excl_mx, ND);
+	for (i = 0; i < g->rounds; i++) {
+		rc = g->mx ? rf_mutex_lock(g->mx, ND) : rf_sem_acquire(g->sem, ND);
 		if (rc)
 			return rc_ptr(rc);
-		n = INC(&excl_inside);
-		atomic_max(&excl_max, n);
-		excl_count++;
-		if (i % 8 == 0)
-			rf_yield();	/* let others queue up behind us */
-		DEC(&excl_inside);
-		rc = rf_mutex_unlock(&excl_mx);
+		n = INC(&g->inside);
+		atomic_max(&g->max, n);
+		INC(&g->entries);
+		/*
+		 * Let others queue up behind us; holders of a semaphore also
+		 * sleep, so that several of them are inside at once.
+		 */
+		if (g->mx) {
+			g->plain_count++;
+			if (i % 8 == 0)
+				rf_yield();
+		} else if (i % 2) {
+			rf_sleep(rf_deadline_after(100 * 1000));
+		} else {
+			rf_yield();
+		}
+		DEC(&g->inside);
+		rc = g->mx ? rf_mutex_unlock(g->mx) : rf_sem_release(g->sem);
 		if (rc)
 			return rc_ptr(rc);
 	}
 	return NULL;
 }
 
+/* Run @nfibers gate_fiber()s through @g, some stealable; the OR of their results. */
+static int gate_run(struct gate *g, int nfibers)
+{
+	struct rf_fiber *f[GATE_MAX_FIBERS];
+	int i;
+
+	if (nfibers > (int)ARRAY_SIZE(f))
+		return -E2BIG;
+	g->plain_count = 0;
+	STORE(&g->inside, 0);
+	STORE(&g->max, 0);
+	STORE(&g->entries, 0);
+	for (i = 0; i < nfibers; i++)
+		f[i] = spawn_spread(i, gate_fiber, g);
+	return join_all(f, nfibers);
+}
+
+static struct rf_mutex excl_mx = RF_MUTEX_INIT;
+
+#define EXCL_FIBERS 6
+#define EXCL_ROUNDS 200
+
 /* Fibers on both workers, some stealable, never two inside at once. */
 static void test_mutex_exclusion(void)
 {
-	struct rf_fiber *f[EXCL_FIBERS];
-	int i, rc = 0;
+	struct gate g = { .mx = &excl_mx, .rounds = EXCL_ROUNDS };
 
-	excl_count = 0;
-	STORE(&excl_inside, 0);
-	STORE(&excl_max, 0);
-	for (i = 0; i < EXCL_FIBERS; i++)
-		f[i] = spawn_spread(i, excl_fiber, NULL);
-	rc |= join_all(f, EXCL_FIBERS);
-	is_int(rc, 0, tn("%d fibers locked and unlocked %d times each", EXCL_FIBERS,
-			 EXCL_ROUNDS));
-	is_int(LOAD(&excl_max), 1, tn("never more than one fiber inside"));
-	is_int(excl_count, EXCL_FIBERS * EXCL_ROUNDS, tn("no increment under the mutex was lost"));
+	is_int(gate_run(&g, EXCL_FIBERS), 0,
+	       tn("%d fibers locked and unlocked %d times each", EXCL_FIBERS, EXCL_ROUNDS));
+	is_int(LOAD(&g.max), 1, tn("never more than one fiber inside"));
+	is_int(g.plain_count, EXCL_FIBERS * EXCL_ROUNDS,
+	       tn("no increment under the mutex was lost"));
 }
 
 /* ------------------------------------------------------ condition variable */
@@ -536,14 +597,9 @@ static struct rf_cond sig_cv;
 static int sig_order[4];
 static int sig_n;			/* atomic */
 
-struct sig_arg {
-	int id;
-	int started;
-};
-
 static void *sig_waiter(void *p)
 {
-	struct sig_arg *a = p;
+	struct order_arg *a = p;
 	int rc;
 
 	rc = rf_mutex_lock(&sig_mx, ND);
@@ -561,7 +617,7 @@ static void *sig_waiter(void *p)
 static void test_cond_signal(void)
 {
 	static const int want[] = { 0, 1, 2 };
-	struct sig_arg a[3];
+	struct order_arg a[3];
 	struct rf_fiber *f[3];
 	int i, rc = 0;
 
@@ -569,10 +625,8 @@ static void test_cond_signal(void)
 	rf_cond_init(&sig_cv);
 	STORE(&sig_n, 0);
 	for (i = 0; i < 3; i++) {
-		a[i] = (struct sig_arg){ .id = i };
-		f[i] = spawn_here(sig_waiter, &a[i]);
-		if (f[i])
-			wait_flag(&a[i].started);
+		a[i] = (struct order_arg){ .id = i };
+		f[i] = spawn_started(spawn_here, sig_waiter, &a[i], &a[i].started);
 	}
 	is_int(rf_cond_signal(&sig_cv), 0, tn("rf_cond_signal() with 3 waiters"));
 	wait_count(&sig_n, 1);
@@ -628,9 +682,7 @@ static void test_cond_timeout_relock(void)
 	rf_cond_init(&re_cv);
 	STORE(&re_released, 0);
 	is_int(rf_mutex_lock(&re_mx, ND), 0, tn("lock"));
-	f = spawn_here(re_waiter, &a);
-	if (f)
-		wait_flag(&a.started);
+	f = spawn_started(spawn_here, re_waiter, &a, &a.started);
 	rf_yield();
 	is_int(rf_mutex_unlock(&re_mx), 0, tn("unlock: handed to the waiter"));
 	/* queued now; the waiter's rf_cond_wait() hands it back to us */
@@ -676,30 +728,6 @@ static void test_cond_cancelled(void)
 #define SEM_ROUNDS 10
 
 static struct rf_sem bp_sem;
-static int bp_inside, bp_max, bp_entries;
-
-static void *bp_fiber(void *p)
-{
-	int i, n, rc;
-
-	for (i = 0; i < SEM_ROUNDS; i++) {
-		rc = rf_sem_acquire(&bp_sem, ND);
-		if (rc)
-			return rc_ptr(rc);
-		n = INC(&bp_inside);
-		atomic_max(&bp_max, n);
-		INC(&bp_entries);
-		if (i % 2)
-			rf_sleep(rf_deadline_after(100 * 1000));
-		else
-			rf_yield();
-		DEC(&bp_inside);
-		rc = rf_sem_release(&bp_sem);
-		if (rc)
-			return rc_ptr(rc);
-	}
-	return NULL;
-}
 
 static void *sem_waiter(void *p)
 {
@@ -711,8 +739,9 @@ static void *sem_waiter(void *p)
 
 static void test_sem(void)
 {
+	struct gate g = { .sem = &bp_sem, .rounds = SEM_ROUNDS };
 	struct rf_sem big;
-	struct rf_fiber *f[SEM_FIBERS];
+	struct rf_fiber *f;
 	int i, rc = 0, started = 0;
 
 	is_int(rf_sem_init(&bp_sem, -1), -EINVAL, tn("rf_sem_init(-1) -> -EINVAL"));
@@ -727,26 +756,19 @@ static void test_sem(void)
 
 	/* a release hands its permit to the waiter, not to whoever comes next */
 	is_int(rf_sem_init(&bp_sem, 0), 0, tn("rf_sem_init(0)"));
-	f[0] = spawn_here(sem_waiter, &started);
-	if (f[0])
-		wait_flag(&started);
+	f = spawn_started(spawn_here, sem_waiter, &started, &started);
 	is_int(rf_sem_release(&bp_sem), 0, tn("rf_sem_release() with a waiter"));
 	is_int(rf_sem_tryacquire(&bp_sem), -EAGAIN,
 	       tn("the releaser cannot take the permit back: the waiter has it"));
-	is_int(join_rc(f[0]), 0, tn("the waiter's rf_sem_acquire() -> 0"));
+	is_int(join_rc(f), 0, tn("the waiter's rf_sem_acquire() -> 0"));
 
 	/* backpressure: at most SEM_N inside */
 	is_int(rf_sem_init(&bp_sem, SEM_N), 0, tn("rf_sem_init(%d)", SEM_N));
-	STORE(&bp_inside, 0);
-	STORE(&bp_max, 0);
-	STORE(&bp_entries, 0);
-	for (i = 0; i < SEM_FIBERS; i++)
-		f[i] = spawn_spread(i, bp_fiber, NULL);
-	rc |= join_all(f, SEM_FIBERS);
+	rc = gate_run(&g, SEM_FIBERS);
 	is_int(rc, 0, tn("%d fibers on both workers acquired and released", SEM_FIBERS));
-	is_int(LOAD(&bp_entries), SEM_FIBERS * SEM_ROUNDS, tn("every round entered"));
-	ok(LOAD(&bp_max) >= 1 && LOAD(&bp_max) <= SEM_N, "%s",
-	   tn("never more than %d inside (at most %d were)", SEM_N, LOAD(&bp_max)));
+	is_int(LOAD(&g.entries), SEM_FIBERS * SEM_ROUNDS, tn("every round entered"));
+	ok(LOAD(&g.max) >= 1 && LOAD(&g.max) <= SEM_N, "%s",
+	   tn("never more than %d inside (at most %d were)", SEM_N, LOAD(&g.max)));
 	for (i = 0; i < SEM_N; i++)
 		rc |= rf_sem_tryacquire(&bp_sem);
 	is_int(rc, 0, tn("all %d permits came back", SEM_N));
@@ -1033,9 +1055,7 @@ static void test_chan_rendezvous(void)
 		return;
 	}
 	a = (struct chan_arg){ .ch = ch, .got = &x };
-	f = spawn_here(chan_sender, &a);
-	if (f)
-		wait_flag(&a.started);	/* parked in its send */
+	f = spawn_started(spawn_here, chan_sender, &a, &a.started);	/* parked in its send */
 	rf_sleep(after_ms(2));
 	is_int(LOAD(&a.done), 0, tn("rendezvous: the send waits for a receiver"));
 	is_int(rf_chan_destroy(ch), -EBUSY, tn("rf_chan_destroy() while a sender waits -> -EBUSY"));
@@ -1044,9 +1064,7 @@ static void test_chan_rendezvous(void)
 	is_int(join_rc(f), 0, tn("rendezvous: and then the send returned 0"));
 
 	b = (struct chan_arg){ .ch = ch };
-	f = spawn_here(chan_receiver, &b);
-	if (f)
-		wait_flag(&b.started);
+	f = spawn_started(spawn_here, chan_receiver, &b, &b.started);
 	is_int(rf_chan_trysend(ch, &x), 0,
 	       tn("rendezvous: rf_chan_trysend() to a waiting receiver"));
 	is_int(join_rc(f), 0, tn("rendezvous: the receiver got it"));
@@ -1054,9 +1072,7 @@ static void test_chan_rendezvous(void)
 
 	/* close wakes a waiting receiver and a waiting sender with -EPIPE */
 	b = (struct chan_arg){ .ch = ch };
-	f = spawn_other(chan_receiver, &b);
-	if (f)
-		wait_flag(&b.started);
+	f = spawn_started(spawn_other, chan_receiver, &b, &b.started);
 	rf_sleep(after_ms(1));
 	is_int(rf_chan_close(ch), 0, tn("close with a receiver waiting"));
 	is_int(join_rc(f), -EPIPE, tn("the waiting receiver -> -EPIPE"));
@@ -1065,9 +1081,7 @@ static void test_chan_rendezvous(void)
 	if (rf_chan_create(&ch, 0) != 0)
 		return;
 	a = (struct chan_arg){ .ch = ch, .got = &x };
-	f = spawn_other(chan_sender, &a);
-	if (f)
-		wait_flag(&a.started);
+	f = spawn_started(spawn_other, chan_sender, &a, &a.started);
 	rf_sleep(after_ms(1));
 	is_int(rf_chan_close(ch), 0, tn("close with a sender waiting"));
 	is_int(join_rc(f), -EPIPE, tn("the waiting sender -> -EPIPE"));
@@ -1090,9 +1104,7 @@ static void test_chan_full(void)
 	}
 	is_int(rf_chan_send(ch, &x, ND), 0, tn("fill the slot"));
 	a = (struct chan_arg){ .ch = ch, .got = &y };
-	f = spawn_here(chan_sender, &a);
-	if (f)
-		wait_flag(&a.started);	/* parked: the channel is full */
+	f = spawn_started(spawn_here, chan_sender, &a, &a.started);	/* parked: the channel is full */
 	is_int(rf_chan_tryrecv(ch, &v), 0, tn("receive"));
 	ok(v == &x, "%s", tn("the buffered value"));
 	is_int(rf_chan_tryrecv(ch, &v), 0, tn("receive the waiting sender's value, moved in"));
@@ -1130,6 +1142,17 @@ static int task_wait_forever(void *p)
 	STORE(&m->started, 1);
 	rc = rf_event_wait(&grp_never, ND);
 	STORE(&m->rc, rc);
+	return rc;
+}
+
+/* Spawn @n members of @g that wait forever, with @attr; 0 or the first error. */
+static int spawn_waiting_members(struct rf_group *g, struct member *m, int n,
+				 const struct rf_spawn_attr *attr)
+{
+	int i, rc = 0;
+
+	for (i = 0; i < n && !rc; i++)
+		rc = rf_group_spawn(g, task_wait_forever, &m[i], attr);
 	return rc;
 }
 
@@ -1173,10 +1196,9 @@ static void test_group_success(void)
 	int i, rc = 0;
 
 	STORE(&grp_counter, 0);
-	if (rf_group_create(&g, ND) != 0) {
-		ok(0, "%s", tn("rf_group_create()"));
+	g = new_group(ND, "rf_group_create()");
+	if (!g)
 		return;
-	}
 	for (i = 0; i < 8 && !rc; i++)
 		rc = rf_group_spawn(g, task_count, (void *)(intptr_t)i, NULL);
 	is_int(rc, 0, tn("rf_group_spawn() 8 members"));
@@ -1195,12 +1217,10 @@ static void test_group_failure(void)
 	struct rf_group *g = NULL;
 	int i, rc = 0;
 
-	if (rf_group_create(&g, ND) != 0) {
-		ok(0, "%s", tn("rf_group_create()"));
+	g = new_group(ND, "rf_group_create()");
+	if (!g)
 		return;
-	}
-	for (i = 0; i < 3 && !rc; i++)
-		rc = rf_group_spawn(g, task_wait_forever, &m[i], NULL);
+	rc = spawn_waiting_members(g, m, 3, NULL);
 	rc |= rf_group_spawn(g, task_fail, NULL, NULL);
 	is_int(rc, 0, tn("rf_group_spawn() 3 waiting members and one that fails"));
 	is_int(rf_group_wait(g), -EIO, tn("rf_group_wait() -> the failure, -EIO"));
@@ -1212,10 +1232,9 @@ static void test_group_exit(void)
 {
 	struct rf_group *g = NULL;
 
-	if (rf_group_create(&g, ND) != 0) {
-		ok(0, "%s", tn("rf_group_create()"));
+	g = new_group(ND, "rf_group_create()");
+	if (!g)
 		return;
-	}
 	is_int(rf_group_spawn(g, task_exit, NULL, NULL), 0,
 	       tn("spawn a member that calls rf_exit()"));
 	is_int(rf_group_wait(g), -ENOTCONN,
@@ -1230,12 +1249,10 @@ static void test_group_cancel(void)
 	int i, rc = 0;
 
 	/* running members */
-	if (rf_group_create(&g, ND) != 0) {
-		ok(0, "%s", tn("rf_group_create()"));
+	g = new_group(ND, "rf_group_create()");
+	if (!g)
 		return;
-	}
-	for (i = 0; i < 2 && !rc; i++)
-		rc = rf_group_spawn(g, task_wait_forever, &m[i], NULL);
+	rc = spawn_waiting_members(g, m, 2, NULL);
 	is_int(rc, 0, tn("rf_group_spawn() 2 members"));
 	wait_flag(&m[0].started);
 	wait_flag(&m[1].started);
@@ -1252,9 +1269,7 @@ static void test_group_cancel(void)
 	memset(m, 0, sizeof(m));
 	if (rf_group_create(&g, ND) != 0)
 		return;
-	rc = 0;
-	for (i = 0; i < 3 && !rc; i++)
-		rc = rf_group_spawn(g, task_wait_forever, &m[i], &pinned);
+	rc = spawn_waiting_members(g, m, 3, &pinned);
 	is_int(rc, 0, tn("rf_group_spawn() 3 pinned members"));
 	is_int(LOAD(&m[0].started), 0, tn("they have not started (we did not yield)"));
 	is_int(rf_group_cancel(g), 0, tn("rf_group_cancel() before they start"));
@@ -1309,12 +1324,10 @@ static void test_group_deadline(void)
 	struct rf_group *g = NULL;
 	int i, rc = 0;
 
-	if (rf_group_create(&g, after_ms(10)) != 0) {
-		ok(0, "%s", tn("rf_group_create(deadline)"));
+	g = new_group(after_ms(10), "rf_group_create(deadline)");
+	if (!g)
 		return;
-	}
-	for (i = 0; i < 2 && !rc; i++)
-		rc = rf_group_spawn(g, task_wait_forever, &m[i], NULL);
+	rc = spawn_waiting_members(g, m, 2, NULL);
 	is_int(rc, 0, tn("rf_group_spawn() 2 members that wait forever"));
 	is_int(rf_group_wait(g), -ETIMEDOUT, tn("rf_group_wait() at the deadline -> -ETIMEDOUT"));
 	for (i = 0; i < 2; i++)
@@ -1354,10 +1367,9 @@ static void test_group_deadline_caps_calls(void)
 	int rc;
 
 	rf_event_init(&c.done);
-	if (rf_group_create(&g, after_ms(10)) != 0) {
-		ok(0, "%s", tn("rf_group_create(deadline)"));
+	g = new_group(after_ms(10), "rf_group_create(deadline)");
+	if (!g)
 		return;
-	}
 	is_int(rf_group_spawn(g, task_capped, &c, NULL), 0,
 	       tn("spawn a member that waits forever"));
 	rc = rf_event_wait(&c.done, after_ms(10000));
@@ -1401,10 +1413,9 @@ static void test_group_nested(void)
 
 	/* the outer deadline bounds an inner group that asked for a later one */
 	n = (struct nest_arg){ .inner_deadline = after_ms(100000) };
-	if (rf_group_create(&g, after_ms(10)) != 0) {
-		ok(0, "%s", tn("rf_group_create(outer)"));
+	g = new_group(after_ms(10), "rf_group_create(outer)");
+	if (!g)
 		return;
-	}
 	is_int(rf_group_spawn(g, task_nest, &n, NULL), 0,
 	       tn("spawn a member making an inner group"));
 	is_int(rf_group_wait(g), -ETIMEDOUT, tn("outer rf_group_wait() -> -ETIMEDOUT"));
@@ -1462,10 +1473,9 @@ static void test_group_deadline_cond(void)
 	struct expired_arg e = { .m = RF_MUTEX_INIT, .c = RF_COND_INIT };
 	struct rf_group *g = NULL;
 
-	if (rf_group_create(&g, after_ms(5)) != 0) {
-		ok(0, "%s", tn("rf_group_create(deadline)"));
+	g = new_group(after_ms(5), "rf_group_create(deadline)");
+	if (!g)
 		return;
-	}
 	is_int(rf_group_spawn(g, task_expired_cond, &e, &pinned), 0,
 	       tn("spawn a member that waits on a condition"));
 	wait_flag(&e.started);
@@ -1521,10 +1531,9 @@ static void test_group_expired_creator(void)
 	struct rf_group *g = NULL;
 	int finished = 0;
 
-	if (rf_group_create(&g, after_ms(5)) != 0) {
-		ok(0, "%s", tn("rf_group_create(deadline)"));
+	g = new_group(after_ms(5), "rf_group_create(deadline)");
+	if (!g)
 		return;
-	}
 	is_int(rf_group_spawn(g, task_expired_creator, &finished, NULL), 0,
 	       tn("spawn a member that makes a group after the deadline"));
 	is_int(rf_group_wait(g), -ETIMEDOUT, tn("rf_group_wait() -> -ETIMEDOUT"));
@@ -1551,27 +1560,25 @@ static void *th_waiter(void *p)
 	void *v = NULL;
 	int rc = -10009;
 
+	/* about to wait; the rf_cond_wait() one counts itself once it holds the mutex */
+	if (which != 5)
+		INC(&th_parked);
 	switch (which) {
 	case 0:
-		INC(&th_parked);
 		rc = rf_mutex_lock(&th_mx, ND);	/* held by the test fiber */
 		if (rc == 0)
 			rc = rf_mutex_unlock(&th_mx);
 		break;
 	case 1:
-		INC(&th_parked);
 		rc = rf_sem_acquire(&th_sem, ND);
 		break;
 	case 2:
-		INC(&th_parked);
 		rc = rf_event_wait(&th_ev, ND);
 		break;
 	case 3:
-		INC(&th_parked);
 		rc = rf_wg_wait(&th_wg, ND);
 		break;
 	case 4:
-		INC(&th_parked);
 		rc = rf_chan_recv(th_ch, &v, ND);
 		if (rc == 0 && v != &th_parked)
 			rc = -10010;
