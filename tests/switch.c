@@ -38,16 +38,17 @@ static __attribute__((noinline)) void check_alignment(void)
 	snprintf(fmt_buf, sizeof(fmt_buf), "%.3f %.1Lf", 1.5, (long double)2.5);
 }
 
+/* Logs the odd steps 1, 3, 5, main() the even ones: each switch hands over the next. */
 static void ordered_entry(void *arg)
 {
+	int step;
+
 	seen_arg = arg;
 	check_alignment();
-	note(1);
-	rf__switch(&ctx_sp, main_sp);
-	note(3);
-	rf__switch(&ctx_sp, main_sp);
-	note(5);
-	rf__switch(&ctx_sp, main_sp);
+	for (step = 1; step <= 5; step += 2) {
+		note(step);
+		rf__switch(&ctx_sp, main_sp);
+	}
 	__builtin_trap();	/* never resumed again */
 }
 
@@ -98,7 +99,7 @@ static void *new_stack(void)
 int main(void)
 {
 	char *stack = new_stack(), *stack2 = new_stack(), *stack3 = new_stack();
-	int arg_token, good = 0;
+	int arg_token, good = 0, step;
 	const int rounds = 1000;
 
 	tap_plan(9);
@@ -107,12 +108,10 @@ int main(void)
 
 	/* Odd top address on purpose: rf__ctx_init must align it. */
 	ctx_sp = rf__ctx_init(stack + STACK_SIZE - 8, ordered_entry, &arg_token);
-	note(0);
-	rf__switch(&main_sp, ctx_sp);
-	note(2);
-	rf__switch(&main_sp, ctx_sp);
-	note(4);
-	rf__switch(&main_sp, ctx_sp);
+	for (step = 0; step <= 4; step += 2) {
+		note(step);
+		rf__switch(&main_sp, ctx_sp);
+	}
 	note(6);
 	ok(seen_arg == &arg_token, "new context receives its argument");
 	is_int(seen_misalign, 0, "new context's stack is 16-byte aligned");
