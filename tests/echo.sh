@@ -194,13 +194,9 @@ fi
 # serves one connection until it closes, so the pool gets as many threads
 # as the client has connections (-w 8); 1,000 connections are for threads.
 for model in threads pool; do
-	if [ "$model" = threads ]; then
-		args=(--model=threads)
-		count=4
-	else
-		args=(--model pool -w 8)
-		count=3
-	fi
+	model_args "$model" 8
+	count=3
+	[ "$model" = threads ] && count=4	# and the 1,000 connections
 	if start_server -q "${args[@]}" 0; then
 		tap_ok 0 "echo-server ${args[*]} on port 0 listens on 127.0.0.1:$port"
 		run_client -c 8 -d 1 --json "127.0.0.1:$port"

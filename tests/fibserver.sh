@@ -289,13 +289,9 @@ parallel_answers() {
 }
 
 for model in threads pool; do
-	if [ "$model" = threads ]; then
-		args=(--model=threads)
-		count=8
-	else
-		args=(--model pool -w 2)
-		count=6
-	fi
+	model_args "$model" 2
+	count=6
+	[ "$model" = threads ] && count=8	# and measure's two checks
 	if ! start_server "${args[@]}" 0; then
 		for _ in $(seq "$count"); do
 			tap_ok 1 "fibserver --model=$model did not start"

@@ -47,6 +47,17 @@ serve_init() {
 	tmp=$(mktemp -d "${TMPDIR:-/tmp}/rf-$1.XXXXXX") || exit 1
 }
 
+# model_args MODEL POOL_THREADS: set the array args to the server options
+# that select MODEL: threads, or pool with POOL_THREADS threads.
+# shellcheck disable=SC2034 # args is the caller's
+model_args() {
+	if [ "$1" = threads ]; then
+		args=(--model=threads)
+	else
+		args=(--model pool -w "$2")
+	fi
+}
+
 # expect_usage DESCRIPTION PROGRAM ARGS...: exit status 2 and a usage line.
 expect_usage() {
 	local desc=$1 rc
