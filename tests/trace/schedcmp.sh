@@ -87,6 +87,17 @@ run_cmd() {
 	rc=$?
 }
 
+# wait_tracing PID ERRFILE: wait (10 s at most) until the schedcmp of PID
+# says on ERRFILE that it traces (its handler is set), or has exited:
+# loading the BPF programs can take seconds on a loaded machine.
+wait_tracing() {
+	for _ in $(seq 200); do
+		grep -q '^Tracing' "$2" && break
+		kill -0 "$1" 2>/dev/null || break
+		sleep 0.05
+	done
+}
+
 # ---------------------------------------------------------------- the CLI
 "$SCHEDCMP" -h >"$tmp/help" 2>&1
 rc=$?
@@ -194,11 +205,7 @@ done
 timeout "$STEP_TIMEOUT" "$SCHEDCMP" --json -i 0.05 -p "$wl_pid" >"$tmp/attach.out" 2>"$tmp/attach.err" &
 sc_pid=$!
 started_pids="$started_pids $sc_pid"
-for _ in $(seq 200); do
-	grep -q '^Tracing' "$tmp/attach.err" && break
-	kill -0 "$sc_pid" 2>/dev/null || break
-	sleep 0.05
-done
+wait_tracing "$sc_pid" "$tmp/attach.err"
 echo go >&3
 exec 3>&-
 wait "$wl_pid"
@@ -342,13 +349,7 @@ tap_ok $? "-i 0.1 -c 2, text: two intervals, then exit 0 by itself"
 "$SCHEDCMP" -i 0.1 -p "$idle_pid" >"$tmp/int.out" 2>"$tmp/int.err" &
 sc_pid=$!
 started_pids="$started_pids $sc_pid"
-# Once it traces (its handler is set): loading the BPF programs can take
-# seconds on a loaded machine.
-for _ in $(seq 200); do
-	grep -q '^Tracing' "$tmp/int.err" && break
-	kill -0 "$sc_pid" 2>/dev/null || break
-	sleep 0.05
-done
+wait_tracing "$sc_pid" "$tmp/int.err"
 sleep 0.3
 kill -INT "$sc_pid"
 if ! wait_pid 5 "$sc_pid"; then
