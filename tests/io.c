@@ -26,7 +26,6 @@ static const struct rt_config configs[] = {
 
 /* Made by main() before any runtime runs; holds this program's files. */
 static char tmpdir[] = "/tmp/rf-io-XXXXXX";
-static unsigned int cur_flags;
 
 static const char *tmp_path(const char *name)
 {
@@ -758,7 +757,7 @@ static void test_outliving(void)
 	outlive_read_rc = 1;
 	outlive_byte = 0;
 	outlive_joinable_done = 0;
-	rc = run_flags(cur_flags, outlive_main, NULL, NULL, &st);
+	rc = run_flags(test_config_flags, outlive_main, NULL, NULL, &st);
 	is_int(rc, 0, tn("main returns while its fibers are parked in I/O: run -> 0"));
 	is_int(outlive_read_rc, 1, tn("the parked rf_read() finished after main"));
 	ok(outlive_byte == 'w', "%s", tn("and read the byte"));
@@ -817,7 +816,7 @@ static void *tiny_main(void *arg)
 /* More requests than the submission queue holds, deadlines included. */
 static void test_tiny_ring(void)
 {
-	struct rf_runtime_opts opts = { .ring_entries = 2, .flags = cur_flags };
+	struct rf_runtime_opts opts = { .ring_entries = 2, .flags = test_config_flags };
 	int bad = 0;
 
 	is_int(run_main(&opts, tiny_main, &bad, NULL, NULL), 0, tn("run on a 2-entry ring"));
@@ -832,10 +831,10 @@ static void *io_main(void *arg)
 
 	tap_diag("%s: features 0x%x", tn("ring"), st.features);
 	ok(st.features & RF_FEAT_RING, "%s", tn("the runtime has a ring"));
-	if ((cur_flags & RF_RT_NO_DEFER_TASKRUN))
+	if ((test_config_flags & RF_RT_NO_DEFER_TASKRUN))
 		is_int(st.features & RF_FEAT_DEFER_TASKRUN, 0,
 		       tn("RF_RT_NO_DEFER_TASKRUN: no RF_FEAT_DEFER_TASKRUN"));
-	if ((cur_flags & RF_RT_NO_COOP_TASKRUN))
+	if ((test_config_flags & RF_RT_NO_COOP_TASKRUN))
 		is_int(st.features & RF_FEAT_COOP_TASKRUN, 0,
 		       tn("RF_RT_NO_COOP_TASKRUN: no RF_FEAT_COOP_TASKRUN"));
 
@@ -865,6 +864,21 @@ static void cleanup_tmpdir(void)
 	for (i = 0; i < ARRAY_SIZE(names); i++)
 		unlink(tmp_path(names[i]));
 	rmdir(tmpdir);
+}
+
+/* Before each configuration's run: an empty directory of its own. */
+static void fresh_tmpdir(void)
+{
+	cleanup_tmpdir();
+	if (mkdir(tmpdir, 0700) != 0)
+		perror("mkdir");
+}
+
+/* After each configuration's run: the checks that make runtimes of their own. */
+static void after_io_run(void)
+{
+	test_outliving();
+	test_tiny_ring();
 }
 
 static void *nothing_main(void *arg)
@@ -916,10 +930,6 @@ static void test_single_issuer_owner(void)
 
 int main(void)
 {
-	struct rf_stats st;
-	size_t i;
-	int rc;
-
 	test_watchdog(120);
 	ring_or_skip_all();
 	umask(022);
@@ -928,18 +938,7 @@ int main(void)
 		tap_skip_all("cannot make a directory in /tmp");
 	}
 
-	for (i = 0; i < ARRAY_SIZE(configs); i++) {
-		cur_flags = configs[i].flags;
-		test_config_name = configs[i].name;
-		cleanup_tmpdir();
-		if (mkdir(tmpdir, 0700) != 0)
-			perror("mkdir");
-		rc = run_flags(cur_flags, io_main, NULL, NULL, &st);
-		is_clean_run(rc, &st);
-		test_outliving();
-		test_tiny_ring();
-	}
-	test_config_name = NULL;
+	run_configs(configs, ARRAY_SIZE(configs), io_main, fresh_tmpdir, after_io_run);
 	test_single_issuer_owner();
 	cleanup_tmpdir();
 	return done_testing();

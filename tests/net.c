@@ -23,7 +23,6 @@ static const struct rt_config configs[] = {
 	{ "one-shot accept", RF_RT_NO_MULTISHOT_ACCEPT },
 };
 
-static unsigned int cur_flags;
 static volatile sig_atomic_t sigpipes;
 
 static void count_sigpipe(int sig)
@@ -536,7 +535,7 @@ static void *leftover_main(void *arg)
 
 static void test_acceptor_left_open(void)
 {
-	struct rf_runtime_opts opts = { .flags = cur_flags };
+	struct rf_runtime_opts opts = { .flags = test_config_flags };
 	struct rf_runtime *rt = NULL;
 	int fds_before, fds_after, rc;
 
@@ -712,7 +711,7 @@ static void *net_main(void *arg)
 
 	tap_diag("%s: features 0x%x, multishot accept %s", tn("ring"), st.features,
 		 multishot ? "in use" : "not in use");
-	if (cur_flags & RF_RT_NO_MULTISHOT_ACCEPT)
+	if (test_config_flags & RF_RT_NO_MULTISHOT_ACCEPT)
 		is_int(multishot, 0, tn("RF_RT_NO_MULTISHOT_ACCEPT: no RF_FEAT_MULTISHOT_ACCEPT"));
 
 	test_echo();
@@ -726,21 +725,9 @@ static void *net_main(void *arg)
 
 int main(void)
 {
-	struct rf_stats st;
-	size_t i;
-	int rc;
-
 	test_watchdog(120);
 	ring_or_skip_all();
 	signal(SIGPIPE, count_sigpipe);
-
-	for (i = 0; i < ARRAY_SIZE(configs); i++) {
-		cur_flags = configs[i].flags;
-		test_config_name = configs[i].name;
-		rc = run_flags(cur_flags, net_main, NULL, NULL, &st);
-		is_clean_run(rc, &st);
-		test_acceptor_left_open();
-	}
-	test_config_name = NULL;
+	run_configs(configs, ARRAY_SIZE(configs), net_main, NULL, test_acceptor_left_open);
 	return done_testing();
 }

@@ -37,6 +37,8 @@ struct rt_config {
 
 /* Set by the loop over configurations; prefixes every check's name. */
 static const char *test_config_name;
+/* The flags of the configuration run_configs() is on. */
+static unsigned int test_config_flags;
 
 /*
  * tn() - a check's name, prefixed with the configuration being tested.
@@ -163,6 +165,32 @@ static inline void is_clean_run(int rc, const struct rf_stats *st)
 	is_int(rc, 0, tn("rf_runtime_run() -> 0"));
 	is_int(st->fibers, 0, tn("no fiber left after the run"));
 	is_int(st->inflight, 0, tn("nothing in flight after the run"));
+}
+
+/*
+ * run_configs() - for each of the @n configurations of @configs: name the
+ * checks after it, call @before, run @fn as the main fiber of a runtime
+ * with its flags, check that the run was clean (is_clean_run()) and call
+ * @after; @before and @after (when not NULL) run outside any runtime.
+ */
+static inline void run_configs(const struct rt_config *configs, size_t n, rf_fn fn,
+			       void (*before)(void), void (*after)(void))
+{
+	struct rf_stats st;
+	size_t i;
+	int rc;
+
+	for (i = 0; i < n; i++) {
+		test_config_flags = configs[i].flags;
+		test_config_name = configs[i].name;
+		if (before)
+			before();
+		rc = run_flags(test_config_flags, fn, NULL, NULL, &st);
+		is_clean_run(rc, &st);
+		if (after)
+			after();
+	}
+	test_config_name = NULL;
 }
 
 /*
