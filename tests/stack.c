@@ -322,6 +322,21 @@ static void *concurrent_main(void *arg)
 	return NULL;
 }
 
+/*
+ * Run @fn as the main fiber with @opts and a zeroed @pr: a check named
+ * @name that the run returned 0, one that every spawn and join worked.
+ */
+static void run_pool(const struct rf_runtime_opts *opts, rf_fn fn, struct pool_result *pr,
+		     const char *name)
+{
+	int rc;
+
+	memset(pr, 0, sizeof(*pr));
+	rc = run_main(opts, fn, pr, NULL, NULL);
+	is_int(rc, 0, name);
+	is_int(pr->errors, 0, "every spawn and join worked");
+}
+
 static void test_pool(void)
 {
 	/*
@@ -330,12 +345,9 @@ static void test_pool(void)
 	 * below could reach twice the limit.
 	 */
 	struct rf_runtime_opts opts = { .workers = 1 };
-	struct pool_result pr = { 0 };
-	int rc;
+	struct pool_result pr;
 
-	rc = run_main(&opts, sequential_main, &pr, NULL, NULL);
-	is_int(rc, 0, "spawn and join 10,000 fibers one after another");
-	is_int(pr.errors, 0, "every spawn and join worked");
+	run_pool(&opts, sequential_main, &pr, "spawn and join 10,000 fibers one after another");
 	ok(pr.max_mapped >= 2 && pr.max_mapped <= 4,
 	   "stacks are reused: at most %" PRIu64 " mapped at once", pr.max_mapped);
 	ok(pr.end.stacks_pooled >= 1, "a freed stack waits in the pool (%" PRIu64 ")",
@@ -343,20 +355,14 @@ static void test_pool(void)
 	is_int(pr.end.stacks_mapped, 1 + pr.end.stacks_pooled,
 	       "mapped stacks = main's + pooled ones");
 
-	memset(&pr, 0, sizeof(pr));
-	rc = run_main(&opts, concurrent_main, &pr, NULL, NULL);
-	is_int(rc, 0, "spawn 300 fibers at once, join them");
-	is_int(pr.errors, 0, "every spawn and join worked");
+	run_pool(&opts, concurrent_main, &pr, "spawn 300 fibers at once, join them");
 	ok(pr.max_mapped >= 301, "301 stacks mapped while they live (%" PRIu64 ")", pr.max_mapped);
 	ok(pr.end.stacks_pooled <= 256,
 	   "the pool keeps at most 256 stacks by default (%" PRIu64 ")", pr.end.stacks_pooled);
 	is_int(pr.end.stacks_mapped, 1 + pr.end.stacks_pooled, "the rest were unmapped");
 
-	memset(&pr, 0, sizeof(pr));
 	opts.stack_pool = 4;
-	rc = run_main(&opts, concurrent_main, &pr, NULL, NULL);
-	is_int(rc, 0, "the same with stack_pool 4");
-	is_int(pr.errors, 0, "every spawn and join worked");
+	run_pool(&opts, concurrent_main, &pr, "the same with stack_pool 4");
 	ok(pr.end.stacks_pooled <= 4, "the pool keeps at most 4 stacks (%" PRIu64 ")",
 	   pr.end.stacks_pooled);
 	is_int(pr.end.stacks_mapped, 1 + pr.end.stacks_pooled, "the rest were unmapped");
