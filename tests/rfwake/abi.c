@@ -315,6 +315,15 @@ static int wake_batch(int fd, void *targets, uint32_t count, uint32_t flags, uin
 	return rc;
 }
 
+/* A WAKE_BATCH that must return @want, with @want in its woken field too. */
+static void is_batch_woken(int fd, struct rfwake_target *t, uint32_t n, int want, const char *what)
+{
+	uint32_t woken;
+	int rc = wake_batch(fd, t, n, 0, 0, &woken);
+
+	ok(rc == want && woken == (uint32_t)want, "%s (%s, %u)", what, errname(rc), woken);
+}
+
 static void test_wake_batch(void)
 {
 	struct rfwake_target *many, *edge, t[4];
@@ -380,9 +389,7 @@ static void test_wake_batch(void)
 	t[0] = (struct rfwake_target){ .id = 0, .payload = 1 };
 	t[1] = (struct rfwake_target){ .id = 0, .payload = 2 };
 	t[2] = (struct rfwake_target){ .id = 1, .payload = 4 };
-	rc = wake_batch(fd, t, 3, 0, 0, &woken);
-	ok(rc == 0 && woken == 0, "WAKE_BATCH with nobody asleep: 0, woken 0 (%s, %u)",
-	   errname(rc), woken);
+	is_batch_woken(fd, t, 3, 0, "WAKE_BATCH with nobody asleep: 0, woken 0");
 	is_pending(fd, 0, 2, 3, "a target named twice got both wakes, merged");
 	is_pending(fd, 1, 1, 4, "the other target got its wake");
 	is_idle(fd, 2, "an id not named got nothing");
@@ -407,9 +414,7 @@ static void test_wake_batch(void)
 	t[0] = (struct rfwake_target){ .id = 0, .payload = 0x100 };
 	t[1] = (struct rfwake_target){ .id = 1, .payload = 0x200 };
 	t[2] = (struct rfwake_target){ .id = 2, .payload = 0x300 };
-	rc = wake_batch(fd, t, 3, 0, 0, &woken);
-	ok(rc == 2 && woken == 2, "WAKE_BATCH returns the number of sleepers woken: 2 (%s, %u)",
-	   errname(rc), woken);
+	is_batch_woken(fd, t, 3, 2, "WAKE_BATCH returns the number of sleepers woken: 2");
 	waiter_join(&w0);
 	waiter_join(&w1);
 	is_woken(&w0, 1, 0x100, "sleeper 0 got its payload");
