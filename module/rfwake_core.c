@@ -438,15 +438,27 @@ int rfwake_wake_batch(struct rfwake_domain *dom,
 }
 
 /*
- * Check that @w may be waited on by the caller; its lock is held.
+ * Look up waiter @id for the caller to wait on, and take its lock
+ * (interrupts off).  Returns the waiter, locked; or NULL with *@err set
+ * (-EINVAL, -ENOENT, -EBUSY: someone else waits on it) and no lock held.
  */
-static int rfwake_check_waitable(struct rfwake_waiter *w)
+static struct rfwake_waiter *rfwake_lock_waitable(struct rfwake_domain *dom,
+						  u32 id, int *err)
 {
+	struct rfwake_waiter *w;
+
+	w = rfwake_lookup(dom, id, err);
+	if (!w)
+		return NULL;
+	spin_lock_irq(&w->wq.lock);
 	if (!w->registered)
-		return -ENOENT;
-	if (w->sleeping || w->armed)
-		return -EBUSY;
-	return 0;
+		*err = -ENOENT;
+	else if (w->sleeping || w->armed)
+		*err = -EBUSY;
+	else
+		return w;
+	spin_unlock_irq(&w->wq.lock);
+	return NULL;
 }
 
 /*
@@ -551,14 +563,10 @@ int rfwake_wait(struct rfwake_domain *dom, u32 id, u32 flags, ktime_t deadline,
 
 	if (flags & ~RFWAKE_WAIT_FLAGS)
 		return -EINVAL;
-	w = rfwake_lookup(dom, id, &err);
+	w = rfwake_lock_waitable(dom, id, &err);
 	if (!w)
 		return err;
-	spin_lock_irq(&w->wq.lock);
-	err = rfwake_check_waitable(w);
-	if (!err)
-		err = rfwake_wait_locked(dom, w, flags, deadline, payload,
-					 count);
+	err = rfwake_wait_locked(dom, w, flags, deadline, payload, count);
 	spin_unlock_irq(&w->wq.lock);
 	return err;
 }
@@ -598,22 +606,17 @@ int rfwake_swap(struct rfwake_domain *dom, u32 wake_id, u64 wake_payload,
 	target = rfwake_lookup(dom, wake_id, &err);
 	if (!target)
 		return err;
-	self = rfwake_lookup(dom, wait_id, &err);
-	if (!self)
-		return err;
 
 	/*
 	 * Claim our own waiter first (sleeping = true keeps other waiters
 	 * off it), then wake the target: its reply lands in our pending
 	 * count even if it comes before we sleep.
 	 */
-	spin_lock_irq(&self->wq.lock);
-	err = rfwake_check_waitable(self);
-	if (!err)
-		self->sleeping = true;
-	spin_unlock_irq(&self->wq.lock);
-	if (err)
+	self = rfwake_lock_waitable(dom, wait_id, &err);
+	if (!self)
 		return err;
+	self->sleeping = true;
+	spin_unlock_irq(&self->wq.lock);
 
 	spin_lock_irq(&target->wq.lock);
 	if (target->registered)
@@ -661,24 +664,20 @@ int rfwake_arm(struct rfwake_domain *dom, u32 id, struct rfwake_async *async)
 	struct rfwake_waiter *w;
 	int err;
 
-	w = rfwake_lookup(dom, id, &err);
+	w = rfwake_lock_waitable(dom, id, &err);
 	if (!w)
 		return err;
-	spin_lock_irq(&w->wq.lock);
-	err = rfwake_check_waitable(w);
-	if (err)
-		goto out;
 	rfwake_count(cmds_armed);
 	if (w->pending) {
 		rfwake_consume(dom, w, &async->payload, &async->count);
 		async->res = async->count;
 		rfwake_count(cmds_completed);
 		err = 1;
-		goto out;
+	} else {
+		w->armed = async;
+		rfwake_set_state(dom, w->id, RFWAKE_STATE_PARKED);
+		err = 0;
 	}
-	w->armed = async;
-	rfwake_set_state(dom, w->id, RFWAKE_STATE_PARKED);
-out:
 	spin_unlock_irq(&w->wq.lock);
 	return err;
 }
