@@ -171,6 +171,16 @@ static u32 rfwake_test_register(struct kunit *test, struct rfwake_domain *dom)
 	return id;
 }
 
+/* Registers a waiter and leaves a wake with @payload pending on it. */
+static u32 rfwake_test_register_pending(struct kunit *test,
+					struct rfwake_domain *dom, u64 payload)
+{
+	u32 id = rfwake_test_register(test, dom);
+
+	KUNIT_ASSERT_EQ(test, rfwake_wake(dom, id, payload, false), 0);
+	return id;
+}
+
 /* Takes what is pending on @id, or returns -EAGAIN. */
 static int rfwake_test_take(struct rfwake_domain *dom, u32 id, u64 *payload,
 			    u32 *count)
@@ -235,6 +245,24 @@ rfwake_test_thread_new(struct kunit *test,
 static void rfwake_test_go(struct rfwake_test_thread *t)
 {
 	wake_up_process(t->task);
+}
+
+/*
+ * Starts a thread whose job @fn waits once on @id, with a deadline that
+ * leaves the test time to end the wait itself, and returns once it sleeps.
+ */
+static struct rfwake_test_thread *
+rfwake_test_sleeper(struct kunit *test,
+		    int (*fn)(struct rfwake_test_thread *t), u32 id)
+{
+	struct rfwake_test_thread *t;
+
+	t = rfwake_test_thread_new(test, fn, id, id, 1);
+	t->flags = RFWAKE_WAIT_DEADLINE;
+	t->deadline = rfwake_test_after_ms(RFWAKE_TEST_WOKEN_MS);
+	rfwake_test_go(t);
+	KUNIT_ASSERT_TRUE(test, rfwake_test_await_parked(test->priv, id));
+	return t;
 }
 
 /* Waits for a thread's job to end; false when it took too long. */
@@ -538,16 +566,38 @@ static void rfwake_test_register_every_id(struct kunit *test)
 			RFWAKE_MAX_WAITERS - 1);
 }
 
-static void rfwake_test_register_bad_flags(struct kunit *test)
+/*
+ * Swaps that fail before their wake goes out, for a bad wait id or flags:
+ * @a is registered, @gone was and is not any more.
+ */
+static void rfwake_test_bad_swaps(struct kunit *test, u32 a, u32 gone)
 {
 	struct rfwake_test_ctx *ctx = test->priv;
-	u32 id = 1234;
+	const u32 past_end = RFWAKE_TEST_WAITERS;
+	const struct {
+		u32 wake_id;
+		u32 wait_id;
+		u32 flags;
+		int ret;
+	} swaps[] = {
+		{ a, a, 0, -EINVAL },
+		{ a, past_end, 0, -EINVAL },
+		{ a, gone, 0, -ENOENT },
+		{ gone, a, 0, -ENOENT },
+		{ past_end, a, 0, -EINVAL },
+		{ gone, a, RFWAKE_WAIT_NONBLOCK, -EINVAL },
+	};
+	u32 i, count = 0;
+	u64 payload = 0;
 
-	/* Every flag is reserved; nothing gets registered. */
-	KUNIT_EXPECT_EQ(test, rfwake_register(ctx->dom, 1, &id), -EINVAL);
-	KUNIT_EXPECT_EQ(test, rfwake_register(ctx->dom, BIT(31), &id), -EINVAL);
-	KUNIT_EXPECT_EQ(test, id, 1234);
-	KUNIT_EXPECT_EQ(test, rfwake_nwaiters(ctx->dom), 0);
+	for (i = 0; i < ARRAY_SIZE(swaps); i++)
+		KUNIT_EXPECT_EQ_MSG(test, rfwake_swap(ctx->dom, swaps[i].wake_id, 1,
+						      swaps[i].wait_id,
+						      swaps[i].flags, 0,
+						      &payload, &count),
+				    swaps[i].ret, "swap %u to %u, flags %#x",
+				    swaps[i].wake_id, swaps[i].wait_id,
+				    swaps[i].flags);
 }
 
 static void rfwake_test_bad_ids(struct kunit *test)
@@ -580,25 +630,7 @@ static void rfwake_test_bad_ids(struct kunit *test)
 			-ENOENT);
 	KUNIT_EXPECT_EQ(test, rfwake_arm(dom, gone, &ta->async), -ENOENT);
 
-	/* swap: a bad wait id or flags fail before the wake goes out */
-	KUNIT_EXPECT_EQ(test, rfwake_swap(dom, a, 1, a, 0, 0, &payload, &count),
-			-EINVAL);
-	KUNIT_EXPECT_EQ(test, rfwake_swap(dom, a, 1, past_end, 0, 0, &payload,
-					  &count),
-			-EINVAL);
-	KUNIT_EXPECT_EQ(test, rfwake_swap(dom, a, 1, gone, 0, 0, &payload,
-					  &count),
-			-ENOENT);
-	KUNIT_EXPECT_EQ(test, rfwake_swap(dom, gone, 1, a, 0, 0, &payload,
-					  &count),
-			-ENOENT);
-	KUNIT_EXPECT_EQ(test, rfwake_swap(dom, past_end, 1, a, 0, 0, &payload,
-					  &count),
-			-EINVAL);
-	KUNIT_EXPECT_EQ(test, rfwake_swap(dom, gone, 1, a,
-					  RFWAKE_WAIT_NONBLOCK, 0, &payload,
-					  &count),
-			-EINVAL);
+	rfwake_test_bad_swaps(test, a, gone);
 	/* none of these calls woke a */
 	KUNIT_EXPECT_FALSE(test, rfwake_any_pending(dom));
 	KUNIT_EXPECT_EQ(test, rfwake_test_take(dom, a, &payload, &count),
@@ -608,27 +640,82 @@ static void rfwake_test_bad_ids(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, atomic_read(&ta->completions), 0);
 }
 
-static void rfwake_test_wait_bad_flags(struct kunit *test)
+/**
+ * enum rfwake_test_call - the calls that rfwake_test_bad_flags() plays.
+ * @RFWAKE_TEST_REGISTER: rfwake_register().
+ * @RFWAKE_TEST_WAIT: rfwake_wait() on a waiter with a wake pending.
+ * @RFWAKE_TEST_SWAP: rfwake_swap() to another waiter, waiting on that one.
+ */
+enum rfwake_test_call {
+	RFWAKE_TEST_REGISTER,
+	RFWAKE_TEST_WAIT,
+	RFWAKE_TEST_SWAP,
+};
+
+/**
+ * struct rfwake_test_bad_flag - a call given flags it does not know.
+ * @name: the parameter's description.
+ * @call: the call.
+ * @flags: its flags.
+ */
+struct rfwake_test_bad_flag {
+	const char *name;
+	enum rfwake_test_call call;
+	u32 flags;
+};
+
+static const struct rfwake_test_bad_flag rfwake_test_bad_flag_cases[] = {
+	/* every flag of register is reserved */
+	{ "register 1", RFWAKE_TEST_REGISTER, 1 },
+	{ "register BIT(31)", RFWAKE_TEST_REGISTER, BIT(31) },
+	{ "wait BIT(2)", RFWAKE_TEST_WAIT, BIT(2) },
+	{ "wait BIT(31) | NONBLOCK", RFWAKE_TEST_WAIT,
+	  BIT(31) | RFWAKE_WAIT_NONBLOCK },
+	/* swap knows DEADLINE and NOSYNC only */
+	{ "swap BIT(31)", RFWAKE_TEST_SWAP, BIT(31) },
+};
+
+static void rfwake_test_bad_flag_desc(const struct rfwake_test_bad_flag *bad,
+				      char *desc)
 {
+	strscpy(desc, bad->name, KUNIT_PARAM_DESC_SIZE);
+}
+
+KUNIT_ARRAY_PARAM(rfwake_test_bad_flag, rfwake_test_bad_flag_cases,
+		  rfwake_test_bad_flag_desc);
+
+/*
+ * A call given flags it does not know fails with -EINVAL and changes
+ * nothing: no waiter registered, no wake sent, a pending wake not consumed.
+ */
+static void rfwake_test_bad_flags(struct kunit *test)
+{
+	const struct rfwake_test_bad_flag *bad = test->param_value;
 	struct rfwake_test_ctx *ctx = test->priv;
 	struct rfwake_domain *dom = ctx->dom;
-	u32 a, b, count = 0;
+	u32 a, b, id = 1234, count = 0;
 	u64 payload = 0;
+	int ret;
 
-	a = rfwake_test_register(test, dom);
+	a = rfwake_test_register_pending(test, dom, 1);
 	b = rfwake_test_register(test, dom);
-	KUNIT_ASSERT_EQ(test, rfwake_wake(dom, a, 1, false), 0);
-
-	/* a has a wake pending: bad flags must not consume it */
-	KUNIT_EXPECT_EQ(test, rfwake_wait(dom, a, BIT(2), 0, &payload, &count),
-			-EINVAL);
-	KUNIT_EXPECT_EQ(test, rfwake_wait(dom, a, BIT(31) | RFWAKE_WAIT_NONBLOCK,
-					  0, &payload, &count),
-			-EINVAL);
-	/* swap knows DEADLINE and NOSYNC only */
-	KUNIT_EXPECT_EQ(test, rfwake_swap(dom, b, 1, a, BIT(31), 0, &payload,
-					  &count),
-			-EINVAL);
+	switch (bad->call) {
+	case RFWAKE_TEST_REGISTER:
+		ret = rfwake_register(dom, bad->flags, &id);
+		break;
+	case RFWAKE_TEST_WAIT:
+		ret = rfwake_wait(dom, a, bad->flags, 0, &payload, &count);
+		break;
+	default:
+		ret = rfwake_swap(dom, b, 1, a, bad->flags, 0, &payload,
+				  &count);
+		break;
+	}
+	KUNIT_EXPECT_EQ(test, ret, -EINVAL);
+	/* nothing registered, and id left alone */
+	KUNIT_EXPECT_EQ(test, id, 1234);
+	KUNIT_EXPECT_EQ(test, rfwake_nwaiters(dom), 2);
+	/* b got no wake, and a's wake is still there */
 	KUNIT_EXPECT_EQ(test, rfwake_test_take(dom, b, &payload, &count),
 			-EAGAIN);
 	KUNIT_EXPECT_EQ(test, rfwake_test_take(dom, a, &payload, &count), 0);
@@ -680,10 +767,8 @@ static void rfwake_test_any_pending(struct kunit *test)
 	u32 a, b, count = 0;
 	u64 payload = 0;
 
-	a = rfwake_test_register(test, dom);
-	b = rfwake_test_register(test, dom);
-	KUNIT_ASSERT_EQ(test, rfwake_wake(dom, a, 1, false), 0);
-	KUNIT_ASSERT_EQ(test, rfwake_wake(dom, b, 2, false), 0);
+	a = rfwake_test_register_pending(test, dom, 1);
+	b = rfwake_test_register_pending(test, dom, 2);
 
 	/* pending: a, b */
 	KUNIT_EXPECT_TRUE(test, rfwake_any_pending(dom));
@@ -703,8 +788,7 @@ static void rfwake_test_unregister_drops_pending(struct kunit *test)
 	u32 a, count = 0;
 	u64 payload = 0;
 
-	a = rfwake_test_register(test, dom);
-	KUNIT_ASSERT_EQ(test, rfwake_wake(dom, a, 1, false), 0);
+	a = rfwake_test_register_pending(test, dom, 1);
 	KUNIT_ASSERT_EQ(test, rfwake_unregister(dom, a), 0);
 
 	/* the wake died with the waiter */
@@ -825,11 +909,7 @@ static void rfwake_test_wake_sleeper(struct kunit *test)
 
 	a = rfwake_test_register(test, dom);
 	b = rfwake_test_register(test, dom);
-	t = rfwake_test_thread_new(test, rfwake_test_wait_once, a, a, 1);
-	t->flags = RFWAKE_WAIT_DEADLINE;
-	t->deadline = rfwake_test_after_ms(RFWAKE_TEST_WOKEN_MS);
-	rfwake_test_go(t);
-	KUNIT_ASSERT_TRUE(test, rfwake_test_await_parked(ctx, a));
+	t = rfwake_test_sleeper(test, rfwake_test_wait_once, a);
 
 	/* t sleeps on a: every other claim on a is -EBUSY */
 	KUNIT_EXPECT_EQ(test, rfwake_wait(dom, a, RFWAKE_WAIT_DEADLINE,
@@ -863,11 +943,7 @@ static void rfwake_test_wake_woken_sleeper(struct kunit *test)
 	u64 payload = 0, payloads;
 
 	a = rfwake_test_register(test, dom);
-	t = rfwake_test_thread_new(test, rfwake_test_wait_once, a, a, 1);
-	t->flags = RFWAKE_WAIT_DEADLINE;
-	t->deadline = rfwake_test_after_ms(RFWAKE_TEST_WOKEN_MS);
-	rfwake_test_go(t);
-	KUNIT_ASSERT_TRUE(test, rfwake_test_await_parked(ctx, a));
+	t = rfwake_test_sleeper(test, rfwake_test_wait_once, a);
 
 	/* t sleeps on a: the first wake wakes it (1) */
 	KUNIT_EXPECT_EQ(test, rfwake_wake(dom, a, 0x1, false), 1);
@@ -897,11 +973,7 @@ static void rfwake_test_unregister_sleeper(struct kunit *test)
 	u32 a;
 
 	a = rfwake_test_register(test, ctx->dom);
-	t = rfwake_test_thread_new(test, rfwake_test_wait_once, a, a, 1);
-	t->flags = RFWAKE_WAIT_DEADLINE;
-	t->deadline = rfwake_test_after_ms(RFWAKE_TEST_WOKEN_MS);
-	rfwake_test_go(t);
-	KUNIT_ASSERT_TRUE(test, rfwake_test_await_parked(ctx, a));
+	t = rfwake_test_sleeper(test, rfwake_test_wait_once, a);
 
 	/* the sleeper leaves with -EIDRM, long before its deadline */
 	KUNIT_EXPECT_EQ(test, rfwake_unregister(ctx->dom, a), 0);
@@ -920,11 +992,7 @@ static void rfwake_test_signal_interrupts(struct kunit *test)
 	u64 payload = 0;
 
 	a = rfwake_test_register(test, dom);
-	t = rfwake_test_thread_new(test, rfwake_test_wait_signalled, a, a, 1);
-	t->flags = RFWAKE_WAIT_DEADLINE;
-	t->deadline = rfwake_test_after_ms(RFWAKE_TEST_WOKEN_MS);
-	rfwake_test_go(t);
-	KUNIT_ASSERT_TRUE(test, rfwake_test_await_parked(ctx, a));
+	t = rfwake_test_sleeper(test, rfwake_test_wait_signalled, a);
 
 	/* a signal ends the sleep with -ERESTARTSYS, long before the deadline */
 	send_sig(SIGUSR1, t->task, 1);
@@ -944,8 +1012,7 @@ static void rfwake_test_signal_loses_to_wake(struct kunit *test)
 	struct rfwake_test_thread *t;
 	u32 a;
 
-	a = rfwake_test_register(test, dom);
-	KUNIT_ASSERT_EQ(test, rfwake_wake(dom, a, 0x6, false), 0);
+	a = rfwake_test_register_pending(test, dom, 0x6);
 	t = rfwake_test_thread_new(test, rfwake_test_wait_signalled, a, a, 1);
 	t->flags = RFWAKE_WAIT_DEADLINE;
 	t->deadline = rfwake_test_after_ms(RFWAKE_TEST_WOKEN_MS);
@@ -1178,8 +1245,7 @@ static void rfwake_test_arm_pending(struct kunit *test)
 	struct rfwake_test_async *ta = rfwake_test_async_new(test);
 	u32 a;
 
-	a = rfwake_test_register(test, dom);
-	KUNIT_ASSERT_EQ(test, rfwake_wake(dom, a, 0x1, false), 0);
+	a = rfwake_test_register_pending(test, dom, 0x1);
 	KUNIT_ASSERT_EQ(test, rfwake_wake(dom, a, 0x4, false), 0);
 
 	/* two wakes pending: the command completes at once, no callback */
@@ -1262,8 +1328,7 @@ static void rfwake_test_destroy_cancels(struct kunit *test)
 		KUNIT_ASSERT_EQ(test, rfwake_arm(dom, id, &ta[i]->async), 0);
 	}
 	/* a waiter with a pending wake and one with nothing: freed too */
-	id = rfwake_test_register(test, dom);
-	KUNIT_ASSERT_EQ(test, rfwake_wake(dom, id, 1, false), 0);
+	rfwake_test_register_pending(test, dom, 1);
 	rfwake_test_register(test, dom);
 
 	ctx->dom_ready = false;
@@ -1447,9 +1512,8 @@ static struct kunit_case rfwake_test_cases[] = {
 	KUNIT_CASE(rfwake_test_domain_init_limits),
 	KUNIT_CASE(rfwake_test_register_lowest_free),
 	KUNIT_CASE(rfwake_test_register_every_id),
-	KUNIT_CASE(rfwake_test_register_bad_flags),
+	KUNIT_CASE_PARAM(rfwake_test_bad_flags, rfwake_test_bad_flag_gen_params),
 	KUNIT_CASE(rfwake_test_bad_ids),
-	KUNIT_CASE(rfwake_test_wait_bad_flags),
 	KUNIT_CASE(rfwake_test_wakes_coalesce),
 	KUNIT_CASE(rfwake_test_any_pending),
 	KUNIT_CASE(rfwake_test_unregister_drops_pending),
