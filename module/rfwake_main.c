@@ -214,34 +214,45 @@ static int rfwake_flush(struct file *file, fl_owner_t id)
 	return 0;
 }
 
-static int rfwake_ioc_info(struct rfwake_file *rf, void __user *uarg)
-{
+/* An ioctl's argument, copied in once by rfwake_ioctl(). */
+union rfwake_ioc_arg {
 	struct rfwake_info info;
+	struct rfwake_register reg;
+	struct rfwake_unregister unreg;
+	struct rfwake_wait wait;
+	struct rfwake_target target;
+	struct rfwake_wake_batch batch;
+	struct rfwake_swap swap;
+};
 
-	memset(&info, 0, sizeof(info));
-	info.abi_version = RFWAKE_ABI_VERSION;
-	info.max_waiters = rf->dom.max_waiters;
-	info.nwaiters = rfwake_nwaiters(&rf->dom);
-	info.features = RFWAKE_FEAT_POLL | RFWAKE_FEAT_MMAP;
+static int rfwake_ioc_info(struct rfwake_file *rf, union rfwake_ioc_arg *arg,
+			   void __user *uarg)
+{
+	struct rfwake_info *info = &arg->info;
+
+	memset(info, 0, sizeof(*info));
+	info->abi_version = RFWAKE_ABI_VERSION;
+	info->max_waiters = rf->dom.max_waiters;
+	info->nwaiters = rfwake_nwaiters(&rf->dom);
+	info->features = RFWAKE_FEAT_POLL | RFWAKE_FEAT_MMAP;
 	if (IS_ENABLED(CONFIG_IO_URING))
-		info.features |= RFWAKE_FEAT_URING_CMD;
-	return copy_to_user(uarg, &info, sizeof(info)) ? -EFAULT : 0;
+		info->features |= RFWAKE_FEAT_URING_CMD;
+	return 0;
 }
 
-static int rfwake_ioc_register(struct rfwake_file *rf, void __user *uarg)
+static int rfwake_ioc_register(struct rfwake_file *rf,
+			       union rfwake_ioc_arg *arg, void __user *uarg)
 {
-	struct rfwake_register reg;
+	struct rfwake_register *reg = &arg->reg;
 	u32 id;
 	int ret;
 
-	if (copy_from_user(&reg, uarg, sizeof(reg)))
-		return -EFAULT;
-	ret = rfwake_register(&rf->dom, reg.flags, &id);
+	ret = rfwake_register(&rf->dom, reg->flags, &id);
 	if (ret)
 		return ret;
-	memset(&reg, 0, sizeof(reg));
-	reg.id = id;
-	if (copy_to_user(uarg, &reg, sizeof(reg))) {
+	memset(reg, 0, sizeof(*reg));
+	reg->id = id;
+	if (copy_to_user(uarg, reg, sizeof(*reg))) {
 		/* the caller cannot learn the id: do not leak it */
 		rfwake_unregister(&rf->dom, id);
 		return -EFAULT;
@@ -249,15 +260,12 @@ static int rfwake_ioc_register(struct rfwake_file *rf, void __user *uarg)
 	return 0;
 }
 
-static int rfwake_ioc_unregister(struct rfwake_file *rf, void __user *uarg)
+static int rfwake_ioc_unregister(struct rfwake_file *rf,
+				 union rfwake_ioc_arg *arg, void __user *uarg)
 {
-	struct rfwake_unregister unreg;
-
-	if (copy_from_user(&unreg, uarg, sizeof(unreg)))
-		return -EFAULT;
-	if (unreg.flags)
+	if (arg->unreg.flags)
 		return -EINVAL;
-	return rfwake_unregister(&rf->dom, unreg.id);
+	return rfwake_unregister(&rf->dom, arg->unreg.id);
 }
 
 /* A user deadline in ns; values beyond KTIME_MAX mean "never". */
@@ -266,59 +274,45 @@ static ktime_t rfwake_deadline(u64 deadline_ns)
 	return deadline_ns > KTIME_MAX ? KTIME_MAX : ns_to_ktime(deadline_ns);
 }
 
-static int rfwake_ioc_wait(struct rfwake_file *rf, void __user *uarg)
+/* The result is written into the caller's struct, the rest as it came. */
+static int rfwake_ioc_wait(struct rfwake_file *rf, union rfwake_ioc_arg *arg,
+			   void __user *uarg)
 {
-	struct rfwake_wait in, out;
-	u64 payload;
-	u32 count;
-	int ret;
+	struct rfwake_wait *wait = &arg->wait;
 
-	if (copy_from_user(&in, uarg, sizeof(in)))
-		return -EFAULT;
-	if (in.__reserved)
+	if (wait->__reserved)
 		return -EINVAL;
-	ret = rfwake_wait(&rf->dom, in.id, in.flags,
-			  rfwake_deadline(in.deadline_ns), &payload, &count);
-	if (ret)
-		return ret;
-	memset(&out, 0, sizeof(out));
-	out.id = in.id;
-	out.flags = in.flags;
-	out.deadline_ns = in.deadline_ns;
-	out.payload = payload;
-	out.count = count;
-	return copy_to_user(uarg, &out, sizeof(out)) ? -EFAULT : 0;
+	return rfwake_wait(&rf->dom, wait->id, wait->flags,
+			   rfwake_deadline(wait->deadline_ns), &wait->payload,
+			   &wait->count);
 }
 
-static int rfwake_ioc_wake(struct rfwake_file *rf, void __user *uarg)
+static int rfwake_ioc_wake(struct rfwake_file *rf, union rfwake_ioc_arg *arg,
+			   void __user *uarg)
 {
-	struct rfwake_target target;
-
-	if (copy_from_user(&target, uarg, sizeof(target)))
-		return -EFAULT;
-	if (target.__reserved)
+	if (arg->target.__reserved)
 		return -EINVAL;
-	return rfwake_wake(&rf->dom, target.id, target.payload, false);
+	return rfwake_wake(&rf->dom, arg->target.id, arg->target.payload,
+			   false);
 }
 
-static int rfwake_ioc_wake_batch(struct rfwake_file *rf, void __user *uarg)
+static int rfwake_ioc_wake_batch(struct rfwake_file *rf,
+				 union rfwake_ioc_arg *arg, void __user *uarg)
 {
 	struct rfwake_target onstack[RFWAKE_BATCH_ONSTACK];
-	struct rfwake_wake_batch batch;
+	struct rfwake_wake_batch *batch = &arg->batch;
 	struct rfwake_target *targets;
 	void __user *utargets;
 	size_t size;
 	int ret;
 
-	if (copy_from_user(&batch, uarg, sizeof(batch)))
-		return -EFAULT;
-	if (batch.flags || batch.__reserved || batch.count == 0 ||
-	    batch.count > RFWAKE_MAX_BATCH)
+	if (batch->flags || batch->__reserved || batch->count == 0 ||
+	    batch->count > RFWAKE_MAX_BATCH)
 		return -EINVAL;
 	/* count <= RFWAKE_MAX_BATCH: the product cannot overflow */
-	size = (size_t)batch.count * sizeof(*targets);
-	utargets = u64_to_user_ptr(batch.targets);
-	if (batch.count <= RFWAKE_BATCH_ONSTACK) {
+	size = (size_t)batch->count * sizeof(*targets);
+	utargets = u64_to_user_ptr(batch->targets);
+	if (batch->count <= RFWAKE_BATCH_ONSTACK) {
 		targets = onstack;
 		if (copy_from_user(targets, utargets, size))
 			return -EFAULT;
@@ -327,68 +321,82 @@ static int rfwake_ioc_wake_batch(struct rfwake_file *rf, void __user *uarg)
 		if (IS_ERR(targets))
 			return PTR_ERR(targets);
 	}
-	ret = rfwake_wake_batch(&rf->dom, targets, batch.count);
+	ret = rfwake_wake_batch(&rf->dom, targets, batch->count);
 	if (targets != onstack)
 		kfree(targets);
 	if (ret < 0)
 		return ret;
 	/* the wakes are delivered whether or not @woken can be written */
-	batch.woken = ret;
-	if (put_user(batch.woken, (u32 __user *)(uarg +
+	batch->woken = ret;
+	if (put_user(batch->woken, (u32 __user *)(uarg +
 			offsetof(struct rfwake_wake_batch, woken))))
 		return -EFAULT;
 	return ret;
 }
 
-static int rfwake_ioc_swap(struct rfwake_file *rf, void __user *uarg)
+/* As for WAIT, the result is written into the caller's struct. */
+static int rfwake_ioc_swap(struct rfwake_file *rf, union rfwake_ioc_arg *arg,
+			   void __user *uarg)
 {
-	struct rfwake_swap in, out;
-	u64 payload;
-	u32 count;
-	int ret;
+	struct rfwake_swap *swap = &arg->swap;
 
-	if (copy_from_user(&in, uarg, sizeof(in)))
-		return -EFAULT;
-	ret = rfwake_swap(&rf->dom, in.wake_id, in.wake_payload, in.wait_id,
-			  in.flags, rfwake_deadline(in.deadline_ns), &payload,
-			  &count);
-	if (ret)
-		return ret;
-	memset(&out, 0, sizeof(out));
-	out.wake_id = in.wake_id;
-	out.wait_id = in.wait_id;
-	out.wake_payload = in.wake_payload;
-	out.deadline_ns = in.deadline_ns;
-	out.flags = in.flags;
-	out.count = count;
-	out.payload = payload;
-	return copy_to_user(uarg, &out, sizeof(out)) ? -EFAULT : 0;
+	return rfwake_swap(&rf->dom, swap->wake_id, swap->wake_payload,
+			   swap->wait_id, swap->flags,
+			   rfwake_deadline(swap->deadline_ns), &swap->payload,
+			   &swap->count);
 }
+
+/**
+ * struct rfwake_ioctl_desc - an ioctl command and its handler.
+ * @cmd: the command; its size and direction say what rfwake_ioctl() copies
+ *       in (_IOC_WRITE) before the handler runs.
+ * @copy_out: when the handler returns 0, rfwake_ioctl() copies the argument
+ *            back; the others write their output themselves.
+ * @handler: serves the command on the argument copied in; @uarg is the
+ *           caller's copy.
+ */
+struct rfwake_ioctl_desc {
+	unsigned int cmd;
+	bool copy_out;
+	int (*handler)(struct rfwake_file *rf, union rfwake_ioc_arg *arg,
+		       void __user *uarg);
+};
+
+static const struct rfwake_ioctl_desc rfwake_ioctls[] = {
+	{ RFWAKE_IOC_INFO, true, rfwake_ioc_info },
+	/* REGISTER unregisters the id when it cannot be written */
+	{ RFWAKE_IOC_REGISTER, false, rfwake_ioc_register },
+	{ RFWAKE_IOC_UNREGISTER, false, rfwake_ioc_unregister },
+	{ RFWAKE_IOC_WAIT, true, rfwake_ioc_wait },
+	{ RFWAKE_IOC_WAKE, false, rfwake_ioc_wake },
+	/* WAKE_BATCH writes @woken only, and returns it */
+	{ RFWAKE_IOC_WAKE_BATCH, false, rfwake_ioc_wake_batch },
+	{ RFWAKE_IOC_SWAP, true, rfwake_ioc_swap },
+};
 
 static long rfwake_ioctl(struct file *file, unsigned int cmd,
 			 unsigned long arg)
 {
 	struct rfwake_file *rf = file->private_data;
 	void __user *uarg = (void __user *)arg;
+	const struct rfwake_ioctl_desc *desc = NULL;
+	union rfwake_ioc_arg karg;
+	unsigned int i;
+	int ret;
 
-	switch (cmd) {
-	case RFWAKE_IOC_INFO:
-		return rfwake_ioc_info(rf, uarg);
-	case RFWAKE_IOC_REGISTER:
-		return rfwake_ioc_register(rf, uarg);
-	case RFWAKE_IOC_UNREGISTER:
-		return rfwake_ioc_unregister(rf, uarg);
-	case RFWAKE_IOC_WAIT:
-		return rfwake_ioc_wait(rf, uarg);
-	case RFWAKE_IOC_WAKE:
-		return rfwake_ioc_wake(rf, uarg);
-	case RFWAKE_IOC_WAKE_BATCH:
-		return rfwake_ioc_wake_batch(rf, uarg);
-	case RFWAKE_IOC_SWAP:
-		return rfwake_ioc_swap(rf, uarg);
-	default:
+	for (i = 0; i < ARRAY_SIZE(rfwake_ioctls); i++)
+		if (rfwake_ioctls[i].cmd == cmd)
+			desc = &rfwake_ioctls[i];
+	if (!desc)
 		return -ENOTTY;
-	}
+	/* a known command's size is that of its member of karg */
+	if ((_IOC_DIR(cmd) & _IOC_WRITE) &&
+	    copy_from_user(&karg, uarg, _IOC_SIZE(cmd)))
+		return -EFAULT;
+	ret = desc->handler(rf, &karg, uarg);
+	if (ret || !desc->copy_out)
+		return ret;
+	return copy_to_user(uarg, &karg, _IOC_SIZE(cmd)) ? -EFAULT : 0;
 }
 
 /*
