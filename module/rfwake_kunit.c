@@ -188,6 +188,24 @@ static int rfwake_test_take(struct rfwake_domain *dom, u32 id, u64 *payload,
 	return rfwake_wait(dom, id, RFWAKE_WAIT_NONBLOCK, 0, payload, count);
 }
 
+/*
+ * Takes what is pending on @id and expects @count wakes, merged into
+ * @payload.
+ */
+static void rfwake_test_expect_taken(struct kunit *test,
+				     struct rfwake_domain *dom, u32 id,
+				     u32 count, u64 payload)
+{
+	u64 got_payload = 0;
+	u32 got_count = 0;
+
+	KUNIT_EXPECT_EQ_MSG(test, rfwake_test_take(dom, id, &got_payload,
+						   &got_count),
+			    0, "waiter %u", id);
+	KUNIT_EXPECT_EQ_MSG(test, got_count, count, "waiter %u", id);
+	KUNIT_EXPECT_EQ_MSG(test, got_payload, payload, "waiter %u", id);
+}
+
 /* Polls the shared page until @id's waiter is parked, for at most a while. */
 static bool rfwake_test_await_parked(struct rfwake_test_ctx *ctx, u32 id)
 {
@@ -718,9 +736,7 @@ static void rfwake_test_bad_flags(struct kunit *test)
 	/* b got no wake, and a's wake is still there */
 	KUNIT_EXPECT_EQ(test, rfwake_test_take(dom, b, &payload, &count),
 			-EAGAIN);
-	KUNIT_EXPECT_EQ(test, rfwake_test_take(dom, a, &payload, &count), 0);
-	KUNIT_EXPECT_EQ(test, count, 1);
-	KUNIT_EXPECT_EQ(test, payload, 1);
+	rfwake_test_expect_taken(test, dom, a, 1, 1);
 }
 
 static void rfwake_test_wakes_coalesce(struct kunit *test)
@@ -744,9 +760,7 @@ static void rfwake_test_wakes_coalesce(struct kunit *test)
 	KUNIT_EXPECT_TRUE(test, rfwake_any_pending(dom));
 
 	/* four wakes merged into one wait: count 4, payloads ORed */
-	KUNIT_EXPECT_EQ(test, rfwake_test_take(dom, a, &payload, &count), 0);
-	KUNIT_EXPECT_EQ(test, count, 4);
-	KUNIT_EXPECT_EQ(test, payload, 0x8000000000000003ULL);
+	rfwake_test_expect_taken(test, dom, a, 4, 0x8000000000000003ULL);
 
 	/* consumed: nothing left */
 	KUNIT_EXPECT_FALSE(test, rfwake_any_pending(dom));
@@ -850,9 +864,7 @@ static void rfwake_test_deadline_past(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, rfwake_swap(dom, b, 0x8, a, RFWAKE_SWAP_DEADLINE,
 					  past, &payload, &count),
 			-ETIMEDOUT);
-	KUNIT_EXPECT_EQ(test, rfwake_test_take(dom, b, &payload, &count), 0);
-	KUNIT_EXPECT_EQ(test, count, 1);
-	KUNIT_EXPECT_EQ(test, payload, 0x8);
+	rfwake_test_expect_taken(test, dom, b, 1, 0x8);
 }
 
 static void rfwake_test_deadline_sleeps_until(struct kunit *test)
@@ -1364,9 +1376,7 @@ static void rfwake_test_wake_batch(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, atomic_read(&ta->completions), 1);
 	KUNIT_EXPECT_EQ(test, ta->async.res, 1);
 	KUNIT_EXPECT_EQ(test, ta->async.payload, 0x2);
-	KUNIT_EXPECT_EQ(test, rfwake_test_take(dom, a, &payload, &count), 0);
-	KUNIT_EXPECT_EQ(test, count, 2);
-	KUNIT_EXPECT_EQ(test, payload, 0x5);
+	rfwake_test_expect_taken(test, dom, a, 2, 0x5);
 	KUNIT_EXPECT_EQ(test, rfwake_test_take(dom, b, &payload, &count),
 			-EAGAIN);
 	KUNIT_EXPECT_FALSE(test, rfwake_any_pending(dom));
