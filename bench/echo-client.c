@@ -390,12 +390,8 @@ int main(int argc, char **argv)
 		case 'j':
 			cl.json = 1;
 			break;
-		case 'h':
-			usage(stdout);
-			return 0;
 		default:
-			usage(stderr);
-			return 2;
+			serve_usage_exit(usage, opt);
 		}
 	}
 	serve_parse_target(&cl.server, cl.prog, usage, "ADDR:PORT", argc, argv, optind);

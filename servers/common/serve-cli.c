@@ -44,11 +44,8 @@ int serve_cli_option(struct serve_cli *cli, int opt, const char *arg)
 		o->quiet = 1;
 		return 1;
 	case 'h':
-		cli->usage(stdout);
-		exit(0);
 	case '?':	/* getopt said why */
-		cli->usage(stderr);
-		exit(2);
+		serve_usage_exit(cli->usage, opt);
 	default:
 		return 0;
 	}

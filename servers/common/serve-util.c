@@ -326,3 +326,13 @@ void serve_usage_error(const char *prog, void (*usage)(FILE *f), const char *fmt
 	usage(stderr);
 	exit(2);
 }
+
+void serve_usage_exit(void (*usage)(FILE *f), int opt)
+{
+	if (opt == 'h') {
+		usage(stdout);
+		exit(0);
+	}
+	usage(stderr);
+	exit(2);
+}

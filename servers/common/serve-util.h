@@ -186,4 +186,12 @@ void serve_ratelimit_flush(struct serve_ratelimit *rl, const char *prog, const c
 void serve_usage_error(const char *prog, void (*usage)(FILE *f), const char *fmt, ...)
 	__attribute__((format(printf, 3, 4), noreturn));
 
+/*
+ * serve_usage_exit() - what a getopt loop does with an option the program
+ * does not take itself: after -h (@opt 'h'), @usage on stdout and exit
+ * status 0; after anything else (getopt's '?': it has said what was
+ * wrong), @usage on stderr and exit status 2.
+ */
+void serve_usage_exit(void (*usage)(FILE *f), int opt) __attribute__((noreturn));
+
 #endif /* SERVE_UTIL_H */
