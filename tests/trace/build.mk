@@ -3,12 +3,14 @@
 #
 # build/tests/trace/workload links the runtime statically, so the runtime's
 # USDT probes are in the workload's own executable: a tracer attaches to it
-# (or to -p PID) without naming the library.
+# (or to -p PID) without naming the library.  It takes libserve.a's plain
+# helpers (strict numbers, the usage error, the clock) as the clients do.
 
 TRACE_WORKLOAD := $(B)/tests/trace/workload
 PROGRAMS += $(TRACE_WORKLOAD)
 
-$(TRACE_WORKLOAD): tests/trace/workload.c userspace/include/ringfiber.h $(STATIC_LIB)
+$(TRACE_WORKLOAD): tests/trace/workload.c userspace/include/ringfiber.h $(SERVE_H) \
+		$(SERVE_LIB) $(STATIC_LIB)
 	@mkdir -p $(dir $@)
 	$(quiet) CC $@
-	$(Q)$(CC) $(NATIVE_CFLAGS) $(CFLAGS) -o $@ $< $(PROGRAM_LIBS) -lpthread
+	$(Q)$(CC) $(SERVE_CFLAGS) $(CFLAGS) -o $@ $< $(SERVE_LIBS)

@@ -56,7 +56,6 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,6 +66,8 @@
 #include <unistd.h>
 
 #include <ringfiber.h>
+
+#include "serve-util.h"
 
 #define PROG "workload"
 
@@ -149,34 +150,10 @@ static void usage(FILE *f)
 		DEFAULT_WORKERS);
 }
 
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 static void die(const char *what, int err)
 {
 	fprintf(stderr, "%s: %s: %s\n", PROG, what, strerror(err));
 	exit(1);
-}
-
-/* Strict: the whole string a number in [min, max] ("10k" is an error). */
-static int parse_ulong(const char *s, unsigned long min, unsigned long max, unsigned long *out)
-{
-	unsigned long v;
-	char *end;
-
-	if (!s || *s < '0' || *s > '9')
-		return -EINVAL;
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno || *end || v < min || v > max)
-		return -EINVAL;
-	*out = v;
-	return 0;
 }
 
 /*
@@ -333,7 +310,7 @@ static int run_futex_pingpong(void)
 		fprintf(stderr, "%s: only one CPU: both threads on CPU %d\n", PROG, cpus[0]);
 
 	turn = 0;
-	t0 = now_ns();
+	t0 = serve_now();
 	for (i = 0; i < 2; i++) {
 		pthread_attr_init(&attr);
 		attr_pin(&attr, pl[i].cpu);
@@ -344,7 +321,7 @@ static int run_futex_pingpong(void)
 	}
 	for (i = 0; i < 2; i++)
 		pthread_join(pl[i].thread, NULL);
-	t1 = now_ns();
+	t1 = serve_now();
 
 	printf("mode=futex-pingpong rounds=%lu cpu0=%d cpu1=%d waits=%lu eagain=%lu "
 	       "wake_calls=%lu wakes=%lu nvcsw=%ld nivcsw=%ld "
@@ -378,9 +355,9 @@ static int run_runtime(struct rf_runtime_opts *opts, rf_fn fn)
 		fprintf(stderr, "%s: rf_runtime_create: %s\n", PROG, strerror(-err));
 		return 1;
 	}
-	t0 = now_ns();
+	t0 = serve_now();
 	err = rf_runtime_run(rt, fn, NULL, &result);
-	rt_wall_ns = now_ns() - t0;
+	rt_wall_ns = serve_now() - t0;
 	if (rf_runtime_stats(rt, &rt_stats) < 0)
 		memset(&rt_stats, 0, sizeof(rt_stats));
 	rf_runtime_destroy(rt);
@@ -647,15 +624,15 @@ static void *fifo_main(void *arg)
 	while (!__atomic_load_n(&busy_started, __ATOMIC_ACQUIRE));
 	res->wakes++;
 
-	w0 = now_ns();
+	w0 = serve_now();
 	after_spin = __atomic_load_n(&busy_iter, __ATOMIC_RELAXED);
 	for (r = 0; r < cfg.rounds; r++) {
 		before_gap = after_spin;
 		sleep_ns(spin);		/* the busy thread runs meanwhile */
-		t0 = now_ns();
+		t0 = serve_now();
 		before_spin = __atomic_load_n(&busy_iter, __ATOMIC_RELAXED);
 		do
-			t1 = now_ns();
+			t1 = serve_now();
 		while (t1 - t0 < spin);
 		after_spin = __atomic_load_n(&busy_iter, __ATOMIC_RELAXED);
 		res->runs++;
@@ -664,7 +641,7 @@ static void *fifo_main(void *arg)
 		if (before_spin != before_gap && after_spin == before_spin)
 			res->preemptions++;
 	}
-	res->wall_ns = now_ns() - w0;
+	res->wall_ns = serve_now() - w0;
 	return NULL;
 }
 
@@ -776,20 +753,7 @@ static int run_idle(void)
 
 /* --------------------------------------------------------------------- main */
 
-static int bad_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int bad_usage(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "%s: ", PROG);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	usage(stderr);
-	return 2;
-}
+#define bad_usage(...) serve_usage_error(PROG, usage, __VA_ARGS__)
 
 int main(int argc, char **argv)
 {
@@ -803,7 +767,7 @@ int main(int argc, char **argv)
 	int opt;
 
 	if (argc < 2)
-		return bad_usage("%s", "missing MODE");
+		bad_usage("%s", "missing MODE");
 	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
 		usage(stdout);
 		return 0;
@@ -812,7 +776,7 @@ int main(int argc, char **argv)
 		if (!strcmp(argv[1], modes[i].name))
 			break;
 	if (i == NMODES)
-		return bad_usage("unknown mode '%s'", argv[1]);
+		bad_usage("unknown mode '%s'", argv[1]);
 	cfg.mode = (enum mode)i;
 	cfg.rounds = modes[i].rounds;
 	cfg.ms = DEFAULT_MS;
@@ -825,19 +789,19 @@ int main(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, "+n:m:w:sh", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'n':
-			if (parse_ulong(optarg, 1, MAX_ROUNDS, &cfg.rounds) < 0)
-				return bad_usage("bad round count '%s' (1 to 100000000)", optarg);
+			if (serve_parse_ulong(optarg, 1, MAX_ROUNDS, &cfg.rounds) < 0)
+				bad_usage("bad round count '%s' (1 to 100000000)", optarg);
 			given |= OPT_N;
 			break;
 		case 'm':
-			if (parse_ulong(optarg, 1, MAX_MS, &cfg.ms) < 0)
-				return bad_usage("bad milliseconds '%s' (1 to 10000)", optarg);
+			if (serve_parse_ulong(optarg, 1, MAX_MS, &cfg.ms) < 0)
+				bad_usage("bad milliseconds '%s' (1 to 10000)", optarg);
 			cfg.ms_given = 1;
 			given |= OPT_M;
 			break;
 		case 'w':
-			if (parse_ulong(optarg, 1, RF_MAX_WORKERS, &v) < 0)
-				return bad_usage("bad worker count '%s' (1 to 256)", optarg);
+			if (serve_parse_ulong(optarg, 1, RF_MAX_WORKERS, &v) < 0)
+				bad_usage("bad worker count '%s' (1 to 256)", optarg);
 			cfg.workers = (unsigned int)v;
 			given |= OPT_W;
 			break;
@@ -848,18 +812,14 @@ int main(int argc, char **argv)
 		case 'W':
 			cfg.wait = 1;
 			break;
-		case 'h':
-			usage(stdout);
-			return 0;
 		default:
-			usage(stderr);
-			return 2;
+			serve_usage_exit(usage, opt);
 		}
 	}
 	if (optind < argc)
-		return bad_usage("unexpected argument '%s'", argv[optind]);
+		bad_usage("unexpected argument '%s'", argv[optind]);
 	if (given & ~modes[cfg.mode].opts)
-		return bad_usage("an option given does not apply to mode %s",
+		bad_usage("an option given does not apply to mode %s",
 				 modes[cfg.mode].name);
 
 	if (cfg.wait)
