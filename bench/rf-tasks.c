@@ -842,24 +842,40 @@ static void unpark_fibers(struct fiber_job *j, struct rf_fiber **f)
 	}
 }
 
-static void *fiber_mem_main(void *arg)
+/*
+ * The handles of @j->n fibers, faulted in, then the memory before any is
+ * spawned in @j->a: what fiber_mem_main() and fiber_max_main() start with.
+ * Return: the handles, or NULL with @j->err set and @nomem_why or
+ * @snap_why in @j->why.
+ */
+static struct rf_fiber **fiber_handles(struct fiber_job *j, const char *nomem_why,
+				       const char *snap_why)
 {
-	struct fiber_job *j = arg;
 	struct rf_fiber **f = calloc(j->n, sizeof(*f));
 
 	if (!f) {
 		j->err = -ENOMEM;
-		snprintf(j->why, sizeof(j->why), "no memory for the fiber handles");
+		snprintf(j->why, sizeof(j->why), "%s", nomem_why);
 		return NULL;
 	}
 	memset(f, 0, j->n * sizeof(*f));	/* fault the array in before measuring */
 	if (mem_snap(&j->a)) {
 		j->err = -EIO;
-		snprintf(j->why, sizeof(j->why),
-			 "/proc/self/statm, status or /proc/meminfo unreadable");
+		snprintf(j->why, sizeof(j->why), "%s", snap_why);
 		free(f);
 		return NULL;
 	}
+	return f;
+}
+
+static void *fiber_mem_main(void *arg)
+{
+	struct fiber_job *j = arg;
+	struct rf_fiber **f = fiber_handles(j, "no memory for the fiber handles",
+					    "/proc/self/statm, status or /proc/meminfo unreadable");
+
+	if (!f)
+		return NULL;
 	park_fibers(j, f, false);
 	if (!j->err && mem_snap(&j->b)) {
 		j->err = -EIO;
@@ -938,22 +954,15 @@ static void *fiber_switch_main(void *arg)
 static void *fiber_max_main(void *arg)
 {
 	struct fiber_job *j = arg;
-	struct rf_fiber **f = calloc(j->n, sizeof(*f));
+	struct rf_fiber **f;
+	char nomem_why[64];
 	double t0;
 
-	if (!f) {
-		j->err = -ENOMEM;
-		snprintf(j->why, sizeof(j->why), "no memory for %ld fiber handles", j->n);
+	snprintf(nomem_why, sizeof(nomem_why), "no memory for %ld fiber handles", j->n);
+	f = fiber_handles(j, nomem_why,
+			  "no memory budget without /proc/self/statm, status, meminfo");
+	if (!f)
 		return NULL;
-	}
-	memset(f, 0, j->n * sizeof(*f));
-	if (mem_snap(&j->a)) {
-		j->err = -EIO;
-		snprintf(j->why, sizeof(j->why),
-			 "no memory budget without /proc/self/statm, status, meminfo");
-		free(f);
-		return NULL;
-	}
 	t0 = now_ns();
 	park_fibers(j, f, true);
 	j->ns = now_ns() - t0;
