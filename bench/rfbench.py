@@ -246,32 +246,31 @@ def num(v):
     return "n/a" if v is None else f"{v:,.0f}"
 
 
+def scaled(v, units):
+    """v in the first of units, (at_least, divisor, format) from the
+    largest down, that it reaches; the last one takes whatever is left."""
+    for at_least, divisor, fmt in units:
+        if v >= at_least:
+            break
+    return fmt % (v / divisor)
+
+
+LAT_US_UNITS = ((1e6, 1e6, "%.2f s"), (1000, 1000, "%.2f ms"), (0, 1, "%.0f us"))
+NS_UNITS = ((1e9, 1e9, "%.2f s"), (1e6, 1e6, "%.2f ms"), (1e5, 1e3, "%.0f µs"),
+            (1e3, 1e3, "%.1f µs"), (0, 1, "%.0f ns"))
+SIZE_UNITS = ((1048576, 1048576, "%.1f MiB"), (1024, 1024, "%.1f KiB"), (0, 1, "%d B"))
+
+
 def lat_us(v):
     """A latency in microseconds as the bench-http table prints it: 658 us,
     1.10 ms, 1.23 s; "-" when there is none (wrk's -1)."""
-    if v < 0:
-        return "-"
-    if v < 1000:
-        return "%.0f us" % v
-    if v < 1e6:
-        return "%.2f ms" % (v / 1000)
-    return "%.2f s" % (v / 1e6)
+    return "-" if v < 0 else scaled(v, LAT_US_UNITS)
 
 
 def ns(v):
     """Nanoseconds as the demo's report prints them: 11 ns, 27.1 µs,
     170 µs, 2.05 ms, 1.20 s; "n/a" for None."""
-    if v is None:
-        return "n/a"
-    if v >= 1e9:
-        return "%.2f s" % (v / 1e9)
-    if v >= 1e6:
-        return "%.2f ms" % (v / 1e6)
-    if v >= 1e5:
-        return "%.0f µs" % (v / 1e3)
-    if v >= 1e3:
-        return "%.1f µs" % (v / 1e3)
-    return "%.0f ns" % v
+    return "n/a" if v is None else scaled(v, NS_UNITS)
 
 
 def us(v):
@@ -282,13 +281,7 @@ def us(v):
 
 def size(v):
     """Bytes: 8.0 MiB, 34.8 KiB, 512 B; "n/a" for None."""
-    if v is None:
-        return "n/a"
-    if v >= 1048576:
-        return "%.1f MiB" % (v / 1048576)
-    if v >= 1024:
-        return "%.1f KiB" % (v / 1024)
-    return "%d B" % int(v)
+    return "n/a" if v is None else scaled(v, SIZE_UNITS)
 
 
 def pct(a, b):
