@@ -44,6 +44,26 @@ int serve_parse_ulong(const char *s, unsigned long min,
 	return 0;
 }
 
+int serve_parse_digits(const char *s, size_t len, unsigned long max, unsigned long *out)
+{
+	unsigned long v = 0, d;
+	size_t i;
+
+	if (!len)
+		return -EINVAL;
+	for (i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -EINVAL;
+		d = (unsigned long)(s[i] - '0');
+		/* v * 10 + d <= max, without overflowing */
+		if (d > max || v > (max - d) / 10)
+			return -EINVAL;
+		v = v * 10 + d;
+	}
+	*out = v;
+	return 0;
+}
+
 int serve_parse_seconds(const char *s, double max, double *out)
 {
 	char *end;

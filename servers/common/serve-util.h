@@ -35,6 +35,13 @@ int serve_parse_ulong(const char *s, unsigned long min,
 		      unsigned long max, unsigned long *out);
 
 /*
+ * serve_parse_digits() - a number in a request: the whole of @s[0..@len)
+ * decimal digits (no sign, no spaces; leading zeros are fine), at most
+ * @max.  Return: 0 (*@out set), or -EINVAL.
+ */
+int serve_parse_digits(const char *s, size_t len, unsigned long max, unsigned long *out);
+
+/*
  * serve_parse_seconds() - a positive duration in seconds, fractions
  * allowed ("0.2", ".5"), at most @max.  Return: 0, or -EINVAL.
  */

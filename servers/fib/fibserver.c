@@ -137,20 +137,12 @@ static unsigned long conn_logged;
  */
 static int parse_request(const char *line, size_t len)
 {
-	unsigned int n = 0;
-	size_t i;
+	unsigned long n;
 
 	if (len && line[len - 1] == '\r')
 		len--;
-	if (len == 0 || len > FIB_LINE_MAX)
+	if (len > FIB_LINE_MAX || serve_parse_digits(line, len, FIB_N_MAX, &n) < 0)
 		return -EINVAL;
-	for (i = 0; i < len; i++) {
-		if (line[i] < '0' || line[i] > '9')
-			return -EINVAL;
-		n = n * 10 + (unsigned int)(line[i] - '0');
-		if (n > FIB_N_MAX)
-			return -EINVAL;	/* also keeps n from overflowing */
-	}
 	return (int)n;
 }
 

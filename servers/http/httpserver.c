@@ -308,25 +308,22 @@ static int route_hello(struct http_conn *c, const struct http_request *req)
 }
 
 /*
- * A decimal number in [0, @max] that is all of @s[0..@len): no sign, no
- * spaces, no leading "+" (strtoul would take all three).
+ * A route's argument, @arg[0..@len): a decimal number in [0, @max] of at
+ * most 10 digits, no sign, no spaces, no leading "+" (strtoul would take
+ * all three), into *@out; a 400 otherwise.  Then the answers already
+ * queued go out first: they must not wait for this request.
+ * Return: 1 to go on; else what the route returns (0 once the 400 is
+ * queued, or a negative errno).
  */
-static int parse_number(const char *s, size_t len, unsigned long max, unsigned long *out)
+static int route_number(struct http_conn *c, const struct http_request *req,
+			const char *arg, size_t len, unsigned long max, unsigned long *out)
 {
-	unsigned long v = 0;
-	size_t i;
+	int err;
 
-	if (!len || len > 10)
-		return -EINVAL;
-	for (i = 0; i < len; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return -EINVAL;
-		v = v * 10 + (unsigned long)(s[i] - '0');
-	}
-	if (v > max)
-		return -ERANGE;
-	*out = v;
-	return 0;
+	if (len > 10 || serve_parse_digits(arg, len, max, out) < 0)
+		return out_fail(c, req, 400, NULL);
+	err = out_flush(c);
+	return err < 0 ? err : 1;
 }
 
 /*
@@ -347,11 +344,8 @@ static int route_fib(struct http_conn *c, const struct http_request *req,
 	uint64_t v;
 	int m, err;
 
-	if (parse_number(arg, len, HTTP_FIB_N_MAX, &n) < 0)
-		return out_fail(c, req, 400, NULL);
-	/* Answers already queued go out first: they must not wait for this. */
-	err = out_flush(c);
-	if (err < 0)
+	err = route_number(c, req, arg, len, HTTP_FIB_N_MAX, &n);
+	if (err <= 0)
 		return err;
 	v = fib_guarded((unsigned int)n, &w.guard);
 	if (w.guard.stopped == -ETIMEDOUT) {
@@ -400,11 +394,8 @@ static int route_wait(struct http_conn *c, const struct http_request *req,
 	char body[48];
 	int m, err;
 
-	if (parse_number(arg, len, HTTP_SLEEP_MS_MAX, &ms) < 0)
-		return out_fail(c, req, 400, NULL);
-	/* Answers already queued go out first: they must not wait for this. */
-	err = out_flush(c);
-	if (err < 0)
+	err = route_number(c, req, arg, len, HTTP_SLEEP_MS_MAX, &ms);
+	if (err <= 0)
 		return err;
 	ns = (int64_t)ms * NSEC_PER_MSEC;
 	w.deadline = serve_now() + ns;
