@@ -602,21 +602,59 @@ enum {
 	CH_DONE,
 };
 
-static inline int hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c |= 0x20;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 /* qdtext and the bytes of a quoted-pair: HTAB, SP, visible ASCII, obs-text. */
 static inline int is_quoted_byte(unsigned char c)
 {
 	return c == '\t' || (c >= 0x20 && c != 0x7f);
 }
+
+/*
+ * What may follow the chunk-size or a chunk-ext-val: BWS and ";" (another
+ * chunk-ext), or the CR that ends the line.  Return: 0, or -400.
+ */
+static int chunk_after_value(struct http_chunked *ch, unsigned char c)
+{
+	if (c == ';')
+		ch->state = CH_EXT_NAME_START;
+	else if (is_ows((char)c))
+		ch->state = CH_EXT_BWS;
+	else if (c == '\r')
+		ch->state = CH_SIZE_LF;
+	else
+		return -400;
+	return 0;
+}
+
+/* The states where BWS may stand: before ";", a name, "=" or a value. */
+#define CH_BWS_STATES	(1u << CH_EXT_BWS | 1u << CH_EXT_NAME_START | \
+			 1u << CH_EXT_NAME_BWS | 1u << CH_EXT_VALUE_START)
+
+/*
+ * The states that stay where they are on the bytes of a class: in a
+ * chunk-ext-name, a chunk-ext-val token, a trailer field's name or value.
+ */
+static const uint8_t chunk_stay[CH_DONE + 1] = {
+	[CH_EXT_NAME] = C_TOKEN,
+	[CH_EXT_TOKEN] = C_TOKEN,
+	[CH_TRAILER_NAME] = C_TOKEN,
+	[CH_TRAILER_VALUE] = C_VALUE,
+};
+
+/*
+ * The states that, once BWS or the bytes they stay on are passed, take one
+ * given byte and nothing else, and the state it leads to.
+ */
+static const struct {
+	unsigned char byte;
+	unsigned char next;
+} chunk_expect[CH_DONE + 1] = {
+	[CH_EXT_BWS] = { ';', CH_EXT_NAME_START },
+	[CH_DATA_CR] = { '\r', CH_DATA_LF },
+	[CH_DATA_LF] = { '\n', CH_SIZE_START },
+	[CH_TRAILER_NAME] = { ':', CH_TRAILER_VALUE },
+	[CH_TRAILER_VALUE] = { '\r', CH_TRAILER_LF },
+	[CH_END_LF] = { '\n', CH_DONE },
+};
 
 int http_chunked_parse(struct http_chunked *ch, const char *buf, size_t len,
 		       uint64_t max_body, size_t *used)
@@ -645,10 +683,14 @@ int http_chunked_parse(struct http_chunked *ch, const char *buf, size_t len,
 		if (ch->state >= CH_TRAILER_START && ch->state < CH_END_LF &&
 		    ++ch->trailer_bytes > HTTP_HEADERS_MAX)
 			return -431;
+		if (((1u << ch->state) & CH_BWS_STATES) && is_ows((char)c))
+			continue;
+		if (http_class[c] & chunk_stay[ch->state])
+			continue;
 		switch (ch->state) {
 		case CH_SIZE_START:
 		case CH_SIZE:
-			d = hex_digit((char)c);
+			d = hex_value((char)c);
 			if (d >= 0) {
 				/*
 				 * Beyond the limit: known as soon as this digit
@@ -660,34 +702,18 @@ int http_chunked_parse(struct http_chunked *ch, const char *buf, size_t len,
 					return -413;
 				ch->size = ch->size * 16 + (uint64_t)d;
 				ch->state = CH_SIZE;
-			} else if (ch->state == CH_SIZE_START) {
-				return -400;
-			} else if (c == ';') {
-				ch->state = CH_EXT_NAME_START;
-			} else if (is_ows((char)c)) {
-				ch->state = CH_EXT_BWS;
-			} else if (c == '\r') {
-				ch->state = CH_SIZE_LF;
-			} else {
+			} else if (ch->state == CH_SIZE_START ||
+				   chunk_after_value(ch, c) < 0) {
 				return -400;
 			}
 			break;
-		case CH_EXT_BWS:
-			if (c == ';')
-				ch->state = CH_EXT_NAME_START;
-			else if (!is_ows((char)c))
-				return -400;
-			break;
 		case CH_EXT_NAME_START:
-			if (http_class[c] & C_TOKEN)
-				ch->state = CH_EXT_NAME;
-			else if (!is_ows((char)c))
+			if (!(http_class[c] & C_TOKEN))
 				return -400;
+			ch->state = CH_EXT_NAME;
 			break;
 		case CH_EXT_NAME:
 		case CH_EXT_NAME_BWS:
-			if ((http_class[c] & C_TOKEN) && ch->state == CH_EXT_NAME)
-				break;
 			if (c == '=')
 				ch->state = CH_EXT_VALUE_START;
 			else if (c == ';')
@@ -704,20 +730,12 @@ int http_chunked_parse(struct http_chunked *ch, const char *buf, size_t len,
 				ch->state = CH_EXT_QUOTED;
 			else if (http_class[c] & C_TOKEN)
 				ch->state = CH_EXT_TOKEN;
-			else if (!is_ows((char)c))
+			else
 				return -400;
 			break;
 		case CH_EXT_TOKEN:
 		case CH_EXT_VALUE_END:
-			if ((http_class[c] & C_TOKEN) && ch->state == CH_EXT_TOKEN)
-				break;
-			if (c == ';')
-				ch->state = CH_EXT_NAME_START;
-			else if (is_ows((char)c))
-				ch->state = CH_EXT_BWS;
-			else if (c == '\r')
-				ch->state = CH_SIZE_LF;
-			else
+			if (chunk_after_value(ch, c) < 0)
 				return -400;
 			break;
 		case CH_EXT_QUOTED:
@@ -744,15 +762,15 @@ int http_chunked_parse(struct http_chunked *ch, const char *buf, size_t len,
 				ch->state = CH_TRAILER_START;	/* the last chunk */
 			}
 			break;
+		case CH_EXT_BWS:
 		case CH_DATA_CR:
-			if (c != '\r')
-				return -400;
-			ch->state = CH_DATA_LF;
-			break;
 		case CH_DATA_LF:
-			if (c != '\n')
+		case CH_TRAILER_NAME:
+		case CH_TRAILER_VALUE:
+		case CH_END_LF:
+			if (c != chunk_expect[ch->state].byte)
 				return -400;
-			ch->state = CH_SIZE_START;
+			ch->state = chunk_expect[ch->state].next;
 			break;
 		case CH_TRAILER_START:
 			if (c == '\r') {
@@ -765,28 +783,11 @@ int http_chunked_parse(struct http_chunked *ch, const char *buf, size_t len,
 				return -400;	/* obs-fold, a bare LF, garbage */
 			}
 			break;
-		case CH_TRAILER_NAME:
-			if (c == ':')
-				ch->state = CH_TRAILER_VALUE;
-			else if (!(http_class[c] & C_TOKEN))
-				return -400;
-			break;
-		case CH_TRAILER_VALUE:
-			if (c == '\r')
-				ch->state = CH_TRAILER_LF;
-			else if (!(http_class[c] & C_VALUE))
-				return -400;
-			break;
 		case CH_TRAILER_LF:
 			if (c != '\n')
 				return -400;
 			ch->trailers++;
 			ch->state = CH_TRAILER_START;
-			break;
-		case CH_END_LF:
-			if (c != '\n')
-				return -400;
-			ch->state = CH_DONE;
 			break;
 		}
 	}
