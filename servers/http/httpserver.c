@@ -936,8 +936,19 @@ int main(int argc, char **argv)
 		.handle = http_handle,
 		.refuse = http_refuse,
 	};
+	/* --WHAT-timeout MS, by option: WHAT, the least MS, where the ns go */
+	const struct {
+		const char *what;
+		unsigned long min;
+		int64_t *ns;
+	} timeouts[] = {
+		[OPT_HEADER_TIMEOUT - OPT_HEADER_TIMEOUT] = { "header", 1, &hs.header_timeout_ns },
+		[OPT_IDLE_TIMEOUT - OPT_HEADER_TIMEOUT] = { "idle", 0, &hs.idle_timeout_ns },
+		[OPT_WORK_TIMEOUT - OPT_HEADER_TIMEOUT] = { "work", 1, &hs.work_timeout_ns },
+		[OPT_SEND_TIMEOUT - OPT_HEADER_TIMEOUT] = { "send", 0, &o.send_timeout_ns },
+	};
 	struct serve_cli cli = { .o = &o, .usage = usage };
-	int opt, fd, err;
+	int opt, fd, err, t;
 
 	while ((opt = getopt_long(argc, argv, SERVE_CLI_SHORTOPTS "f:", longopts, NULL)) != -1) {
 		if (serve_cli_option(&cli, opt, optarg))
@@ -954,18 +965,13 @@ int main(int argc, char **argv)
 			}
 			break;
 		case OPT_HEADER_TIMEOUT:
-			hs.header_timeout_ns = parse_timeout(optarg, 1, "header");
-			break;
 		case OPT_IDLE_TIMEOUT:
-			hs.idle_timeout_ns = parse_timeout(optarg, 0, "idle");
-			if (!hs.idle_timeout_ns)
-				hs.idle_timeout_ns = -1;	/* 0: no limit */
-			break;
 		case OPT_WORK_TIMEOUT:
-			hs.work_timeout_ns = parse_timeout(optarg, 1, "work");
-			break;
 		case OPT_SEND_TIMEOUT:
-			o.send_timeout_ns = parse_timeout(optarg, 0, "send");
+			t = opt - OPT_HEADER_TIMEOUT;
+			*timeouts[t].ns = parse_timeout(optarg, timeouts[t].min, timeouts[t].what);
+			if (opt == OPT_IDLE_TIMEOUT && !hs.idle_timeout_ns)
+				hs.idle_timeout_ns = -1;	/* 0: no limit */
 			break;
 		}
 	}
