@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * bench-common.h - what rf-bench and rf-tasks share: the clock, counts on
- * the command line, the best of several trials, the fibers a switch or a
- * spawn is timed with, and the futex hand-off between two OS threads, the
- * peer every fiber switch and wake-up is compared with.
+ * bench-common.h - what rf-bench and rf-tasks share: the command line, the
+ * clock, the best of several trials, the fibers a switch or a spawn is
+ * timed with, and the futex hand-off between two OS threads, the peer
+ * every fiber switch and wake-up is compared with.
  *
- * Each benchmark is one translation unit that includes this file, so every
- * function is static inline.
+ * The command line is in bench-common.c, compiled once and linked into
+ * both; what is timed, or times, stays static inline here, so that it is
+ * compiled into the measuring code as before.
  */
 #ifndef BENCH_COMMON_H
 #define BENCH_COMMON_H
@@ -15,6 +16,7 @@
 #include <linux/futex.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -31,21 +33,39 @@ static inline double now_ns(void)
 }
 
 /*
- * A count on the command line: the whole of @s a decimal number from 1 to
- * @max.  Return: 0 (*@out set), or -EINVAL.
+ * struct bench_count - a benchmark's --@name N: N the whole of the
+ * argument, a decimal number from 1 to @max, into *@value.  @short_opt:
+ * its one-letter form too (in the shortopts given), or 0.
  */
-static inline int parse_count(const char *s, long max, long *out)
-{
-	char *end;
-	long v;
+struct bench_count {
+	const char *name;
+	int short_opt;
+	long max;
+	long *value;
+};
 
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || end == s || *end || v < 1 || v > max)
-		return -EINVAL;
-	*out = v;
-	return 0;
-}
+#define BENCH_MAX_COUNTS	8
+
+/**
+ * bench_parse_args() - a benchmark's command line.
+ * @shortopts: getopt's one-letter options ("h", "jqp:h").
+ * @counts:    the options that take a count, at most BENCH_MAX_COUNTS.
+ * @json:      set by --json (-j).
+ * @quick:     set by --quick (-q).
+ * @usage:     called, never to return, with (stdout, 0) after --help or
+ *             -h, and with (stderr, 2) after a mistake: an unknown option
+ *             (getopt has said which), a bad count, an argument left over.
+ */
+void bench_parse_args(int argc, char **argv, const char *shortopts,
+		      const struct bench_count *counts, size_t ncounts,
+		      bool *json, bool *quick, void (*usage)(FILE *to, int status));
+
+/*
+ * bench_json_member() - the @i-th member of the figures' JSON object on
+ * stdout: "@name": @value, or null where @value is NULL (a figure that
+ * could not be measured), after ", " unless it is the first.
+ */
+void bench_json_member(int i, const char *name, const char *value);
 
 /* The better (smaller) of two times. */
 static inline double best(double a, double b)

@@ -7,10 +7,19 @@
 RF_BENCH := $(B)/bench/rf-bench
 PROGRAMS += $(RF_BENCH)
 
-$(RF_BENCH): bench/rf-bench.c bench/bench-common.h $(STATIC_LIB)
+# bench-common.o: their command line, compiled once for both.
+BENCH_COMMON_O := $(B)/bench/bench-common.o
+
+$(BENCH_COMMON_O): bench/bench-common.c bench/bench-common.h userspace/include/ringfiber.h
 	@mkdir -p $(dir $@)
 	$(quiet) CC $@
-	$(Q)$(CC) $(NATIVE_CFLAGS) $(CFLAGS) -o $@ $< $(PROGRAM_LIBS) -lboost_context -lpthread
+	$(Q)$(CC) $(NATIVE_CFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(RF_BENCH): bench/rf-bench.c bench/bench-common.h $(BENCH_COMMON_O) $(STATIC_LIB)
+	@mkdir -p $(dir $@)
+	$(quiet) CC $@
+	$(Q)$(CC) $(NATIVE_CFLAGS) $(CFLAGS) -o $@ $< $(BENCH_COMMON_O) $(PROGRAM_LIBS) \
+		-lboost_context -lpthread
 
 .PHONY: bench
 bench: all
@@ -21,10 +30,11 @@ bench: all
 RF_TASKS := $(B)/bench/rf-tasks
 PROGRAMS += $(RF_TASKS)
 
-$(RF_TASKS): bench/rf-tasks.c bench/bench-common.h userspace/include/ringfiber.h $(STATIC_LIB)
+$(RF_TASKS): bench/rf-tasks.c bench/bench-common.h userspace/include/ringfiber.h \
+		$(BENCH_COMMON_O) $(STATIC_LIB)
 	@mkdir -p $(dir $@)
 	$(quiet) CC $@
-	$(Q)$(CC) $(NATIVE_CFLAGS) $(CFLAGS) -o $@ $< $(PROGRAM_LIBS) -lpthread
+	$(Q)$(CC) $(NATIVE_CFLAGS) $(CFLAGS) -o $@ $< $(BENCH_COMMON_O) $(PROGRAM_LIBS) -lpthread
 
 # bench-http: httpserver under each --model against nginx and http-floor, with wrk
 # (BENCH_HTTP_ARGS, e.g. --quick).  demo: the seeds' "Key Differences"

@@ -1292,7 +1292,8 @@ static void multicore(void)
 	}
 }
 
-static void usage(void)
+/* On stderr with exit status 2 even after -h: what rf-bench has always done. */
+static void usage(FILE *to, int status)
 {
 	fprintf(stderr, "usage: rf-bench [--json] [--quick] [--parked N]\n");
 	exit(2);
@@ -1300,40 +1301,21 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "quick", no_argument, NULL, 'q' },
-		{ "parked", required_argument, NULL, 'p' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	double rf_sw = 1e30, boost_sw = 1e30, rf_main = 1e30, boost_main_sw = 1e30;
 	double yield = 1e30, sj = 1e30, nop = 1e30, epo = 0;
 	/* .workers = 1: the default is one worker per CPU */
 	const struct rf_runtime_opts one = { .workers = 1 };
 	struct sched_bench b;
 	long parked = 100000;
+	const struct bench_count counts[] = { { "parked", 'p', 10000000, &parked } };
+	bool json = false, quick = false;
 	char *stack1, *stack2, *stack3, *stack4;
-	int json = 0, width = 0, opt, ret;
+	int width = 0, ret;
+	char num[32];
 
-	while ((opt = getopt_long(argc, argv, "jqp:h", longopts, NULL)) != -1) {
-		switch (opt) {
-		case 'j':
-			json = 1;
-			break;
-		case 'q':
-			scale = 10;
-			break;
-		case 'p':
-			if (parse_count(optarg, 10000000, &parked) < 0)
-				usage();
-			break;
-		default:
-			usage();
-		}
-	}
-	if (optind != argc)
-		usage();
+	bench_parse_args(argc, argv, "jqp:h", counts, 1, &json, &quick, usage);
+	if (quick)
+		scale = 10;
 	if (getenv("RF_WAKE_BACKEND")) {
 		/* it would force one back-end on every run, named or not */
 		fprintf(stderr, "rf-bench: ignoring RF_WAKE_BACKEND=%s: every back-end is "
@@ -1398,11 +1380,8 @@ int main(int argc, char **argv)
 	if (json) {
 		printf("{");
 		for (int i = 0; i < nfigures; i++) {
-			printf("%s\"%s\": ", i ? ", " : "", figures[i].name);
-			if (figures[i].na)
-				printf("null");
-			else
-				printf("%.6g", figures[i].value);
+			snprintf(num, sizeof(num), "%.6g", figures[i].value);
+			bench_json_member(i, figures[i].name, figures[i].na ? NULL : num);
 		}
 		printf("}\n");
 		/* the reasons stay visible without breaking the object: each once */

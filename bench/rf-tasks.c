@@ -1099,13 +1099,9 @@ static void print_json(void)
 	char num[32];
 
 	printf("{");
-	for (int i = 0; i < nfigures; i++) {
-		printf("%s\"%s\": ", i ? ", " : "", figures[i].name);
-		if (figures[i].na)
-			printf("null");
-		else
-			fputs(format_number(num, sizeof(num), figures[i].value), stdout);
-	}
+	for (int i = 0; i < nfigures; i++)
+		bench_json_member(i, figures[i].name, figures[i].na ? NULL :
+				  format_number(num, sizeof(num), figures[i].value));
 	printf("%s\"notes\": {", nfigures ? ", " : "");
 	for (int i = 0; i < nfigures; i++) {
 		if (!figures[i].note)
@@ -1150,50 +1146,18 @@ static void usage(FILE *to, int status)
 
 int main(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "quick", no_argument, NULL, 'q' },
-		{ "tasks", required_argument, NULL, 't' },
-		{ "max-threads", required_argument, NULL, 'T' },
-		{ "max-fibers", required_argument, NULL, 'F' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	long tasks = 0, max_threads = 100000, max_fibers = 0, room;
+	const struct bench_count counts[] = {
+		{ "tasks", 0, 1000000, &tasks },
+		{ "max-threads", 0, 10000000, &max_threads },
+		{ "max-fibers", 0, 100000000, &max_fibers },
+	};
 	struct figure *tm, *fm, *tc, *fc, *ts, *fs, *tx, *fx;
 	bool json = false, quick = false;
 	struct budget bud;
-	int opt;
 
-	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		switch (opt) {
-		case 'j':
-			json = true;
-			break;
-		case 'q':
-			quick = true;
-			break;
-		case 't':
-			if (parse_count(optarg, 1000000, &tasks) < 0)
-				usage(stderr, 2);
-			break;
-		case 'T':
-			if (parse_count(optarg, 10000000, &max_threads) < 0)
-				usage(stderr, 2);
-			break;
-		case 'F':
-			if (parse_count(optarg, 100000000, &max_fibers) < 0)
-				usage(stderr, 2);
-			break;
-		case 'h':
-			usage(stdout, 0);
-			break;
-		default:
-			usage(stderr, 2);
-		}
-	}
-	if (optind != argc)
-		usage(stderr, 2);
+	bench_parse_args(argc, argv, "h", counts, sizeof(counts) / sizeof(counts[0]),
+			 &json, &quick, usage);
 	if (!tasks)
 		tasks = quick ? 2000 : 10000;
 	if (!max_fibers)
