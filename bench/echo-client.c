@@ -15,7 +15,6 @@
  * errors and no failed connections; 1 otherwise; 2 for a bad command line.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <netinet/tcp.h>
@@ -69,7 +68,7 @@ struct client {
 	struct serve_target server;
 	unsigned long conns;		/* -c */
 	double seconds;			/* -d */
-	size_t msg_size;		/* -s */
+	unsigned long msg_size;		/* -s */
 	int json;			/* --json */
 
 	int64_t start;			/* rf_now() when the run began */
@@ -110,8 +109,6 @@ static void usage(FILE *f)
 		cl.prog, ECHO_DEFAULT_CONNS, ECHO_DEFAULT_SECONDS,
 		ECHO_MAX_MSG_SIZE, ECHO_DEFAULT_MSG_SIZE);
 }
-
-#define fail_usage(...) serve_usage_error(cl.prog, usage, __VA_ARGS__)
 
 static const char *err_name(ssize_t err)
 {
@@ -340,7 +337,7 @@ static void report(void)
 		       cl.established, cl.failed, cl.requests, cl.errors, secs,
 		       rps, p50, p99, p999, max);
 	} else {
-		printf("target       %s, %zu-byte messages\n",
+		printf("target       %s, %lu-byte messages\n",
 		       cl.server.name, cl.msg_size);
 		printf("connections  %lu established, %lu failed\n",
 		       cl.established, cl.failed);
@@ -355,13 +352,14 @@ static void report(void)
 
 int main(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "connections", required_argument, NULL, 'c' },
-		{ "duration", required_argument, NULL, 'd' },
-		{ "size", required_argument, NULL, 's' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+	static const struct serve_client_opt options[] = {
+		{ .opt = 'c', .name = "connections", .what = "connection count",
+		  .min = 1, .max = ECHO_MAX_CONNS, .count = &cl.conns },
+		{ .opt = 'd', .name = "duration", .what = "duration",
+		  .max = ECHO_MAX_SECONDS, .seconds = &cl.seconds },
+		{ .opt = 's', .name = "size", .what = "message size",
+		  .min = 1, .max = ECHO_MAX_MSG_SIZE, .count = &cl.msg_size },
+		{ .name = NULL },
 	};
 	/* one worker: the load generator's counters need no locks */
 	const struct rf_runtime_opts opts = {
@@ -369,32 +367,9 @@ int main(int argc, char **argv)
 		.workers = 1,
 	};
 	struct rf_runtime *rt;
-	unsigned long size;
-	int opt, err;
+	int err;
 
-	while ((opt = getopt_long(argc, argv, "c:d:s:h", longopts, NULL)) != -1) {
-		switch (opt) {
-		case 'c':
-			if (serve_parse_ulong(optarg, 1, ECHO_MAX_CONNS, &cl.conns) < 0)
-				fail_usage("bad connection count '%s'", optarg);
-			break;
-		case 'd':
-			if (serve_parse_seconds(optarg, ECHO_MAX_SECONDS, &cl.seconds) < 0)
-				fail_usage("bad duration '%s'", optarg);
-			break;
-		case 's':
-			if (serve_parse_ulong(optarg, 1, ECHO_MAX_MSG_SIZE, &size) < 0)
-				fail_usage("bad message size '%s'", optarg);
-			cl.msg_size = size;
-			break;
-		case 'j':
-			cl.json = 1;
-			break;
-		default:
-			serve_usage_exit(usage, opt);
-		}
-	}
-	serve_parse_target(&cl.server, cl.prog, usage, "ADDR:PORT", argc, argv, optind);
+	serve_client_args(argc, argv, cl.prog, usage, options, &cl.json, "ADDR:PORT", &cl.server);
 
 	/* One descriptor per connection, and a few for stdio and the ring. */
 	serve_raise_nofile(cl.prog, cl.conns + 16, "the connections asked for",

@@ -30,7 +30,6 @@
  * heavy answer came early or on any error, 2 for a bad command line.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <netinet/tcp.h>
@@ -160,8 +159,6 @@ static void usage(FILE *f)
 		cl.prog, HOG_DEFAULT_SECONDS, FIB_N_MAX, HOG_DEFAULT_HEAVY_N,
 		HOG_MAX_CONNS, HOG_DEFAULT_CONNS);
 }
-
-#define fail_usage(...) serve_usage_error(cl.prog, usage, __VA_ARGS__)
 
 static const char *err_name(int err)
 {
@@ -625,40 +622,22 @@ close:
 
 int main(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "time", required_argument, NULL, 't' },
-		{ "heavy", required_argument, NULL, 'n' },
-		{ "connections", required_argument, NULL, 'c' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+	char heavy_hint[32];
+	const struct serve_client_opt options[] = {
+		{ .opt = 't', .name = "time", .what = "duration",
+		  .max = HOG_MAX_SECONDS, .seconds = &cl.seconds },
+		{ .opt = 'n', .name = "heavy", .what = "heavy N", .hint = heavy_hint,
+		  .min = 0, .max = FIB_N_MAX, .count = &cl.heavy_n },
+		{ .opt = 'c', .name = "connections", .what = "connection count",
+		  .min = 1, .max = HOG_MAX_CONNS, .count = &cl.conns },
+		{ .name = NULL },
 	};
 	unsigned long i;
-	int opt, status;
+	int status;
 
-	while ((opt = getopt_long(argc, argv, "t:n:c:h", longopts, NULL)) != -1) {
-		switch (opt) {
-		case 't':
-			if (serve_parse_seconds(optarg, HOG_MAX_SECONDS, &cl.seconds) < 0)
-				fail_usage("bad duration '%s'", optarg);
-			break;
-		case 'n':
-			if (serve_parse_ulong(optarg, 0, FIB_N_MAX, &cl.heavy_n) < 0)
-				fail_usage("bad heavy N '%s': want 0-%d", optarg,
-					   FIB_N_MAX);
-			break;
-		case 'c':
-			if (serve_parse_ulong(optarg, 1, HOG_MAX_CONNS, &cl.conns) < 0)
-				fail_usage("bad connection count '%s'", optarg);
-			break;
-		case 'j':
-			cl.json = 1;
-			break;
-		default:
-			serve_usage_exit(usage, opt);
-		}
-	}
-	serve_parse_target(&cl.server, cl.prog, usage, "[ADDR:]PORT", argc, argv, optind);
+	snprintf(heavy_hint, sizeof(heavy_hint), ": want 0-%d", FIB_N_MAX);
+	serve_client_args(argc, argv, cl.prog, usage, options, &cl.json, "[ADDR:]PORT",
+			  &cl.server);
 
 	/* One descriptor per connection, the heavy one, and stdio. */
 	serve_raise_nofile(cl.prog, cl.conns + 16, "the connections asked for", 0);

@@ -8,6 +8,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <getopt.h>
 #include <math.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -160,6 +161,50 @@ void serve_parse_target(struct serve_target *t, const char *prog, void (*usage)(
 		serve_usage_error(prog, usage, "bad address '%s': want %s, PORT 1-65535",
 				  argv[first], syntax);
 	serve_format_addr(&t->addr, t->name, sizeof(t->name));
+}
+
+void serve_client_args(int argc, char **argv, const char *prog, void (*usage)(FILE *f),
+		       const struct serve_client_opt *opts, int *json,
+		       const char *syntax, struct serve_target *t)
+{
+	/* the options with a value, --json, --help and the end */
+	struct option longopts[SERVE_CLIENT_OPTS_MAX + 3];
+	char shortopts[2 * SERVE_CLIENT_OPTS_MAX + 2];
+	const struct serve_client_opt *o;
+	size_t n = 0, s = 0;
+	int opt, err;
+
+	for (o = opts; o->name; o++) {
+		if (n == SERVE_CLIENT_OPTS_MAX)
+			abort();	/* the client's own table: a bug, not a user's mistake */
+		longopts[n++] = (struct option){ o->name, required_argument, NULL, o->opt };
+		shortopts[s++] = (char)o->opt;
+		shortopts[s++] = ':';
+	}
+	longopts[n++] = (struct option){ "json", no_argument, NULL, 'j' };
+	longopts[n++] = (struct option){ "help", no_argument, NULL, 'h' };
+	longopts[n] = (struct option){ NULL, 0, NULL, 0 };
+	shortopts[s++] = 'h';
+	shortopts[s] = '\0';
+
+	while ((opt = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+		if (opt == 'j') {
+			*json = 1;
+			continue;
+		}
+		for (o = opts; o->name && o->opt != opt; o++)
+			;
+		if (!o->name)
+			serve_usage_exit(usage, opt);	/* -h, or getopt's '?' */
+		if (o->count)
+			err = serve_parse_ulong(optarg, o->min, o->max, o->count);
+		else
+			err = serve_parse_seconds(optarg, (double)o->max, o->seconds);
+		if (err < 0)
+			serve_usage_error(prog, usage, "bad %s '%s'%s", o->what, optarg,
+					  o->hint ? o->hint : "");
+	}
+	serve_parse_target(t, prog, usage, syntax, argc, argv, optind);
 }
 
 rlim_t serve_nr_open(void)

@@ -91,6 +91,44 @@ struct serve_target {
 void serve_parse_target(struct serve_target *t, const char *prog, void (*usage)(FILE *f),
 			const char *syntax, int argc, char **argv, int first);
 
+/**
+ * struct serve_client_opt - an option of a load client that takes a value.
+ * @opt:     its letter: -@opt VALUE, and getopt's value for --@name VALUE.
+ * @name:    its long name.
+ * @what:    what the value is, for the message "bad WHAT 'VALUE'".
+ * @hint:    the rest of that message (": want 0-92"), or NULL.
+ * @min:     a count's least value.
+ * @max:     a count's greatest, or a duration's longest, in seconds.
+ * @count:   where a count goes (serve_parse_ulong()); NULL for a duration,
+ * @seconds: where a duration goes (serve_parse_seconds()).
+ */
+struct serve_client_opt {
+	int opt;
+	const char *name;
+	const char *what;
+	const char *hint;
+	unsigned long min, max;
+	unsigned long *count;
+	double *seconds;
+};
+
+#define SERVE_CLIENT_OPTS_MAX	8
+
+/**
+ * serve_client_args() - the whole command line of a load client.
+ * @prog:   the program's name, for messages.
+ * @usage:  its help: after -h on stdout, exit status 0; after a bad
+ *          command line (a message first) on stderr, exit status 2.
+ * @opts:   its options with a value, at most SERVE_CLIENT_OPTS_MAX, in the
+ *          order of its help, ended by one without a @name.
+ * @json:   set to 1 by --json.
+ * @syntax: how @usage spells the address ("ADDR:PORT", "[ADDR:]PORT").
+ * @t:      the one address after the options (serve_parse_target()).
+ */
+void serve_client_args(int argc, char **argv, const char *prog, void (*usage)(FILE *f),
+		       const struct serve_client_opt *opts, int *json,
+		       const char *syntax, struct serve_target *t);
+
 /*
  * The kernel refuses a RLIMIT_NOFILE above fs.nr_open even when the hard
  * limit says "unlimited", so that is as far as raising can go.
