@@ -7,6 +7,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "ringfiber.h"		/* RF_MAX_WORKERS */
@@ -135,4 +136,15 @@ int serve_cli_main(struct serve_opts *o, void (*usage)(FILE *f), int argc, char 
 	err = serve_run(listen_fd, o);
 	close(listen_fd);
 	return err;
+}
+
+int serve_cli_status(const struct serve_opts *o, int err, void (*summary)(void))
+{
+	if (err < 0) {
+		fprintf(stderr, "%s: %s\n", o->prog, strerror(-err));
+		return 1;
+	}
+	if (!o->quiet)
+		summary();
+	return 0;
 }

@@ -271,4 +271,11 @@ int serve_cli_listen(struct serve_cli *cli);
  */
 int serve_cli_main(struct serve_opts *o, void (*usage)(FILE *f), int argc, char **argv);
 
+/*
+ * serve_cli_status() - what such a server's main() returns once
+ * serve_cli_main() has returned @err: 1 after printing the error, or 0
+ * after @summary() (not under -q).
+ */
+int serve_cli_status(const struct serve_opts *o, int err, void (*summary)(void));
+
 #endif /* SERVE_H */

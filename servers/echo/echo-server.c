@@ -120,6 +120,13 @@ static void echo_conn(struct serve_conn *c, void *arg)
 	srv_add(active, -1);
 }
 
+static void summary(void)
+{
+	fprintf(stderr, "%s: %lu connections (at most %lu at once), %lu resets, %lu errors\n",
+		srv.prog, srv_get(connections), srv_get(peak_active), srv_get(resets),
+		srv_get(conn_errors));
+}
+
 int main(int argc, char **argv)
 {
 	struct serve_opts o = {
@@ -127,18 +134,8 @@ int main(int argc, char **argv)
 		.model = SERVE_FIBERS,
 		.handle = echo_conn,
 	};
-	int err;
+	int err = serve_cli_main(&o, usage, argc, argv);
 
-	err = serve_cli_main(&o, usage, argc, argv);
 	serve_ratelimit_flush(&srv.conn_rl, srv.prog, "connection error");
-	if (err < 0) {
-		fprintf(stderr, "%s: %s\n", srv.prog, strerror(-err));
-		return 1;
-	}
-	if (!o.quiet)
-		fprintf(stderr,
-			"%s: %lu connections (at most %lu at once), %lu resets, %lu errors\n",
-			srv.prog, srv_get(connections), srv_get(peak_active),
-			srv_get(resets), srv_get(conn_errors));
-	return 0;
+	return serve_cli_status(&o, err, summary);
 }

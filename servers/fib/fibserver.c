@@ -300,14 +300,6 @@ int main(int argc, char **argv)
 		.model = SERVE_FIBERS,
 		.handle = fib_conn,
 	};
-	int err;
 
-	err = serve_cli_main(&o, usage, argc, argv);
-	if (err < 0) {
-		fprintf(stderr, "%s: %s\n", srv.prog, strerror(-err));
-		return 1;
-	}
-	if (!o.quiet)
-		summary();
-	return 0;
+	return serve_cli_status(&o, serve_cli_main(&o, usage, argc, argv), summary);
 }
