@@ -353,16 +353,32 @@ static unsigned int rf__rw_len(size_t len)
 	return len > RF__MAX_RW ? RF__MAX_RW : (unsigned int)len;
 }
 
-RF_EXPORT int rf_nop(int64_t deadline)
+/*
+ * rf__op_call() - make one blocking call whose request io_uring_prep_rw()
+ * describes, as liburing's io_uring_prep_<op>() helpers do: @opcode, @fd,
+ * @addr, @len and @off in the fields they name, @op_flags in the word the
+ * op reads its flags from (rw_flags, msg_flags, accept_flags, open_flags,
+ * fsync_flags, poll32_events: one union in the SQE).
+ *
+ * Return: the request's result, or rf__op_start()'s error.
+ */
+static inline int rf__op_call(int opcode, int fd, const void *addr, unsigned int len, __u64 off,
+			      __u32 op_flags, int64_t deadline)
 {
-	RF__GUARD();
 	struct rf__op op;
 	int ret = rf__op_start(&op, deadline);
 
 	if (ret)
 		return ret;
-	io_uring_prep_nop(op.sqe);
+	io_uring_prep_rw(opcode, op.sqe, fd, addr, len, off);
+	op.sqe->rw_flags = (__kernel_rwf_t)op_flags;
 	return rf__op_finish(&op);
+}
+
+RF_EXPORT int rf_nop(int64_t deadline)
+{
+	RF__GUARD();
+	return rf__op_call(IORING_OP_NOP, -1, NULL, 0, 0, 0, deadline);
 }
 
 /*
@@ -399,25 +415,13 @@ RF_EXPORT int rf_sleep(int64_t deadline)
 RF_EXPORT ssize_t rf_read(int fd, void *buf, size_t len, off_t off, int64_t deadline)
 {
 	RF__GUARD();
-	struct rf__op op;
-	int ret = rf__op_start(&op, deadline);
-
-	if (ret)
-		return ret;
-	io_uring_prep_read(op.sqe, fd, buf, rf__rw_len(len), (__u64)off);
-	return rf__op_finish(&op);
+	return rf__op_call(IORING_OP_READ, fd, buf, rf__rw_len(len), (__u64)off, 0, deadline);
 }
 
 RF_EXPORT ssize_t rf_write(int fd, const void *buf, size_t len, off_t off, int64_t deadline)
 {
 	RF__GUARD();
-	struct rf__op op;
-	int ret = rf__op_start(&op, deadline);
-
-	if (ret)
-		return ret;
-	io_uring_prep_write(op.sqe, fd, buf, rf__rw_len(len), (__u64)off);
-	return rf__op_finish(&op);
+	return rf__op_call(IORING_OP_WRITE, fd, buf, rf__rw_len(len), (__u64)off, 0, deadline);
 }
 
 static bool rf__iov_ok(const struct iovec *iov, int iovcnt)
@@ -428,55 +432,31 @@ static bool rf__iov_ok(const struct iovec *iov, int iovcnt)
 RF_EXPORT ssize_t rf_readv(int fd, const struct iovec *iov, int iovcnt, off_t off, int64_t deadline)
 {
 	RF__GUARD();
-	struct rf__op op;
-	int ret;
-
 	if (!rf__iov_ok(iov, iovcnt))
 		return -EINVAL;
-	ret = rf__op_start(&op, deadline);
-	if (ret)
-		return ret;
-	io_uring_prep_readv(op.sqe, fd, iov, (unsigned int)iovcnt, (__u64)off);
-	return rf__op_finish(&op);
+	return rf__op_call(IORING_OP_READV, fd, iov, (unsigned int)iovcnt, (__u64)off, 0, deadline);
 }
 
 RF_EXPORT ssize_t rf_writev(int fd, const struct iovec *iov, int iovcnt, off_t off, int64_t deadline)
 {
 	RF__GUARD();
-	struct rf__op op;
-	int ret;
-
 	if (!rf__iov_ok(iov, iovcnt))
 		return -EINVAL;
-	ret = rf__op_start(&op, deadline);
-	if (ret)
-		return ret;
-	io_uring_prep_writev(op.sqe, fd, iov, (unsigned int)iovcnt, (__u64)off);
-	return rf__op_finish(&op);
+	return rf__op_call(IORING_OP_WRITEV, fd, iov, (unsigned int)iovcnt, (__u64)off, 0,
+			   deadline);
 }
 
 RF_EXPORT ssize_t rf_recv(int fd, void *buf, size_t len, int flags, int64_t deadline)
 {
 	RF__GUARD();
-	struct rf__op op;
-	int ret = rf__op_start(&op, deadline);
-
-	if (ret)
-		return ret;
-	io_uring_prep_recv(op.sqe, fd, buf, rf__rw_len(len), flags);
-	return rf__op_finish(&op);
+	return rf__op_call(IORING_OP_RECV, fd, buf, rf__rw_len(len), 0, (__u32)flags, deadline);
 }
 
 RF_EXPORT ssize_t rf_send(int fd, const void *buf, size_t len, int flags, int64_t deadline)
 {
 	RF__GUARD();
-	struct rf__op op;
-	int ret = rf__op_start(&op, deadline);
-
-	if (ret)
-		return ret;
-	io_uring_prep_send(op.sqe, fd, buf, rf__rw_len(len), flags | MSG_NOSIGNAL);
-	return rf__op_finish(&op);
+	return rf__op_call(IORING_OP_SEND, fd, buf, rf__rw_len(len), 0,
+			   (__u32)(flags | MSG_NOSIGNAL), deadline);
 }
 
 /*
@@ -487,62 +467,37 @@ RF_EXPORT ssize_t rf_send(int fd, const void *buf, size_t len, int flags, int64_
 RF_EXPORT ssize_t rf_sendmsg(int fd, const struct msghdr *msg, int flags, int64_t deadline)
 {
 	RF__GUARD();
-	struct rf__op op;
-	int ret;
-
 	if (!msg)
 		return -EINVAL;
-	ret = rf__op_start(&op, deadline);
-	if (ret)
-		return ret;
-	io_uring_prep_sendmsg(op.sqe, fd, msg, (unsigned int)(flags | MSG_NOSIGNAL));
-	return rf__op_finish(&op);
+	return rf__op_call(IORING_OP_SENDMSG, fd, msg, 1, 0, (__u32)(flags | MSG_NOSIGNAL),
+			   deadline);
 }
 
+/* @addrlen goes in the SQE's off (addr2), as io_uring_prep_accept() puts it */
 RF_EXPORT int rf_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags,
 			int64_t deadline)
 {
 	RF__GUARD();
-	struct rf__op op;
-	int ret;
-
 	if (!addr != !addrlen)
 		return -EINVAL;
-	ret = rf__op_start(&op, deadline);
-	if (ret)
-		return ret;
-	io_uring_prep_accept(op.sqe, fd, addr, addrlen, flags);
-	return rf__op_finish(&op);
+	return rf__op_call(IORING_OP_ACCEPT, fd, addr, 0, (__u64)(uintptr_t)addrlen,
+			   (__u32)flags, deadline);
 }
 
 RF_EXPORT int rf_connect(int fd, const struct sockaddr *addr, socklen_t addrlen, int64_t deadline)
 {
 	RF__GUARD();
-	struct rf__op op;
-	int ret;
-
 	if (!addr)
 		return -EINVAL;
-	ret = rf__op_start(&op, deadline);
-	if (ret)
-		return ret;
-	io_uring_prep_connect(op.sqe, fd, addr, addrlen);
-	return rf__op_finish(&op);
+	return rf__op_call(IORING_OP_CONNECT, fd, addr, 0, addrlen, 0, deadline);
 }
 
 RF_EXPORT int rf_openat(int dirfd, const char *path, int flags, mode_t mode, int64_t deadline)
 {
 	RF__GUARD();
-	struct rf__op op;
-	int ret;
-
 	if (!path)
 		return -EINVAL;
-	ret = rf__op_start(&op, deadline);
-	if (ret)
-		return ret;
-	io_uring_prep_openat(op.sqe, dirfd, path, flags, mode);
-	return rf__op_finish(&op);
+	return rf__op_call(IORING_OP_OPENAT, dirfd, path, mode, 0, (__u32)flags, deadline);
 }
 
 /*
@@ -557,17 +512,10 @@ RF_EXPORT int rf_openat2(int dirfd, const char *path, struct open_how *how, size
 			 int64_t deadline)
 {
 	RF__GUARD();
-	struct rf__op op;
-	int ret;
-
 	if (!path || !how || size > UINT_MAX)
 		return -EINVAL;
-	ret = rf__op_start(&op, deadline);
-	if (ret)
-		return ret;
-	io_uring_prep_rw(IORING_OP_OPENAT2, op.sqe, dirfd, path, (unsigned int)size,
-			 (uint64_t)(uintptr_t)how);
-	return rf__op_finish(&op);
+	return rf__op_call(IORING_OP_OPENAT2, dirfd, path, (unsigned int)size,
+			   (__u64)(uintptr_t)how, 0, deadline);
 }
 
 /*
@@ -588,23 +536,14 @@ RF_EXPORT int rf_close(int fd)
 RF_EXPORT int rf_fsync(int fd, int datasync, int64_t deadline)
 {
 	RF__GUARD();
-	struct rf__op op;
-	int ret = rf__op_start(&op, deadline);
-
-	if (ret)
-		return ret;
-	io_uring_prep_fsync(op.sqe, fd, datasync ? IORING_FSYNC_DATASYNC : 0);
-	return rf__op_finish(&op);
+	return rf__op_call(IORING_OP_FSYNC, fd, NULL, 0, 0, datasync ? IORING_FSYNC_DATASYNC : 0,
+			   deadline);
 }
 
+/* the mask as io_uring_prep_poll_add() puts it (swapped on big-endian) */
 RF_EXPORT int rf_poll(int fd, unsigned int events, int64_t deadline)
 {
 	RF__GUARD();
-	struct rf__op op;
-	int ret = rf__op_start(&op, deadline);
-
-	if (ret)
-		return ret;
-	io_uring_prep_poll_add(op.sqe, fd, events);
-	return rf__op_finish(&op);
+	return rf__op_call(IORING_OP_POLL_ADD, fd, NULL, 0, 0, __io_uring_prep_poll_mask(events),
+			   deadline);
 }
