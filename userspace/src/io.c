@@ -20,7 +20,8 @@
 
 #include "internal.h"
 
-struct io_uring_sqe *rf__get_sqe(struct rf__worker *wk)
+/* An SQE of @wk's ring, counted as unsubmitted; NULL if even a flush left none. */
+static inline struct io_uring_sqe *rf__take_sqe(struct rf__worker *wk)
 {
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&wk->ring);
 
@@ -30,27 +31,25 @@ struct io_uring_sqe *rf__get_sqe(struct rf__worker *wk)
 		sqe = io_uring_get_sqe(&wk->ring);
 	}
 	if (sqe) {
-		rf__count(&wk->inflight, 1);
 		wk->unsubmitted++;
 		rf__count(&wk->sqes, 1);
 	}
 	return sqe;
 }
 
+struct io_uring_sqe *rf__get_sqe(struct rf__worker *wk)
+{
+	struct io_uring_sqe *sqe = rf__take_sqe(wk);
+
+	if (sqe)
+		rf__count(&wk->inflight, 1);
+	return sqe;
+}
+
 /* A request of the runtime's own (wake-ups): not counted in inflight. */
 struct io_uring_sqe *rf__get_sqe_internal(struct rf__worker *wk)
 {
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&wk->ring);
-
-	if (rf__unlikely(!sqe)) {
-		rf__flush(wk, false);
-		sqe = io_uring_get_sqe(&wk->ring);
-	}
-	if (sqe) {
-		wk->unsubmitted++;
-		rf__count(&wk->sqes, 1);
-	}
-	return sqe;
+	return rf__take_sqe(wk);
 }
 
 /*
