@@ -355,7 +355,7 @@ struct rf__worker {
  * A worker that has nothing to do sleeps in io_uring_enter(); a back-end is
  * the way another thread makes that call return.
  * @name:      "msg_ring", "eventfd", "futex", "rfwake" (RF_WAKE_BACKEND).
- * @available: can this kernel do it (rt->features is probed)?
+ * @needs:     the RF_FEAT_* bit rt->features (probed) must have for it.
  * @open:      optional, in rf_runtime_create() once chosen: what the workers
  *             share.  0 or a negative errno (RF_WAKE_AUTO then tries the
  *             next back-end).
@@ -381,7 +381,7 @@ struct rf__worker {
  */
 struct rf__wake_ops {
 	const char *name;
-	bool (*available)(const struct rf_runtime *rt);
+	unsigned int needs;
 	int (*open)(struct rf_runtime *rt);
 	void (*close)(struct rf_runtime *rt);
 	int (*setup)(struct rf__worker *wk);
@@ -406,6 +406,20 @@ _Static_assert(__builtin_offsetof(struct rf__worker, wake_priv) + RF__WAKE_PRIV_
 static inline void *rf__wake_priv(struct rf__worker *wk)
 {
 	return wk->wake_priv;
+}
+
+/* @wk's wake_priv as a back-end's @type of state, checked at build time to fit. */
+#define rf__wake_state(wk, type) ({							\
+	_Static_assert(sizeof(type) <= RF__WAKE_PRIV_SIZE,				\
+		       #type " fits in the worker's wake_priv");			\
+	(type *)rf__wake_priv(wk);							\
+})
+
+/* A re-arm of @wk's request failed: the worker stays awake until it is armed. */
+static inline void rf__wake_unarmed(struct rf__worker *wk)
+{
+	wk->wake_unarmed = true;
+	__atomic_fetch_add(&wk->wake_errors, 1, __ATOMIC_RELAXED);
 }
 
 extern const struct rf__wake_ops rf__wake_msg_ring;
@@ -491,6 +505,13 @@ struct rf_runtime {
 	uint64_t blocking_calls;	/* atomic */
 	uint64_t blocking_busy;		/* atomic: jobs queued or running */
 };
+
+/* wake/: after @wk's request completed: arm it again with @arm, unless the run ends. */
+static inline void rf__wake_rearm(struct rf__worker *wk, int (*arm)(struct rf__worker *wk))
+{
+	if (!rf__load_relaxed(&wk->rt->done) && arm(wk))
+		rf__wake_unarmed(wk);
+}
 
 /* The worker running on this thread, or NULL. */
 extern __thread struct rf__worker *rf__tls_wk __attribute__((tls_model("initial-exec")));

@@ -159,7 +159,7 @@ static int rf__use_wake(struct rf_runtime *rt, unsigned int id)
 	const struct rf__wake_ops *ops = rf__wake_backends[id];
 	int ret;
 
-	if (!ops->available(rt))
+	if (!(rt->features & ops->needs))
 		return -EOPNOTSUPP;
 	if (ops->open) {
 		ret = ops->open(rt);

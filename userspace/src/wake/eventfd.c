@@ -27,14 +27,7 @@ struct rf__eventfd_state {
 
 static inline struct rf__eventfd_state *rf__eventfd_of(struct rf__worker *wk)
 {
-	_Static_assert(sizeof(struct rf__eventfd_state) <= RF__WAKE_PRIV_SIZE,
-		       "the eventfd back-end's state fits in the worker");
-	return rf__wake_priv(wk);
-}
-
-static bool rf__eventfd_available(const struct rf_runtime *rt)
-{
-	return rt->features & RF_FEAT_RING;
+	return rf__wake_state(wk, struct rf__eventfd_state);
 }
 
 /* Tagged with the buffer: msg_ring tells this read from its messages. */
@@ -113,15 +106,12 @@ int rf__eventfd_kick(struct rf__worker *from, struct rf__worker *to)
 
 void rf__eventfd_complete(struct rf__worker *wk, const struct io_uring_cqe *cqe)
 {
-	if (!rf__load_relaxed(&wk->rt->done) && rf__eventfd_arm(wk)) {
-		wk->wake_unarmed = true;
-		__atomic_fetch_add(&wk->wake_errors, 1, __ATOMIC_RELAXED);
-	}
+	rf__wake_rearm(wk, rf__eventfd_arm);
 }
 
 const struct rf__wake_ops rf__wake_eventfd = {
 	.name = "eventfd",
-	.available = rf__eventfd_available,
+	.needs = RF_FEAT_RING,
 	.setup = rf__eventfd_setup,
 	.teardown = rf__eventfd_teardown,
 	.kick = rf__eventfd_kick,

@@ -32,14 +32,7 @@ struct rf__futex_state {
 
 static inline struct rf__futex_state *rf__futex_of(struct rf__worker *wk)
 {
-	_Static_assert(sizeof(struct rf__futex_state) <= RF__WAKE_PRIV_SIZE,
-		       "the futex back-end's state fits in the worker");
-	return rf__wake_priv(wk);
-}
-
-static bool rf__futex_available(const struct rf_runtime *rt)
-{
-	return rt->features & RF_FEAT_FUTEX_WAIT;
+	return rf__wake_state(wk, struct rf__futex_state);
 }
 
 static int rf__futex_arm(struct rf__worker *wk)
@@ -97,15 +90,12 @@ void rf__futex_sleep(struct rf__worker *wk)
 static void rf__futex_complete(struct rf__worker *wk, const struct io_uring_cqe *cqe)
 {
 	__atomic_store_n(&rf__futex_of(wk)->word, 0, __ATOMIC_SEQ_CST);
-	if (!rf__load_relaxed(&wk->rt->done) && rf__futex_arm(wk)) {
-		wk->wake_unarmed = true;
-		__atomic_fetch_add(&wk->wake_errors, 1, __ATOMIC_RELAXED);
-	}
+	rf__wake_rearm(wk, rf__futex_arm);
 }
 
 const struct rf__wake_ops rf__wake_futex = {
 	.name = "futex",
-	.available = rf__futex_available,
+	.needs = RF_FEAT_FUTEX_WAIT,
 	.setup = rf__futex_setup,
 	.teardown = rf__futex_teardown,
 	.kick = rf__futex_kick,

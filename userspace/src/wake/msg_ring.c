@@ -23,11 +23,6 @@
 
 #include "internal.h"
 
-static bool rf__msg_ring_available(const struct rf_runtime *rt)
-{
-	return rt->features & RF_FEAT_MSG_RING;
-}
-
 static int rf__msg_ring_kick(struct rf__worker *from, struct rf__worker *to)
 {
 	struct io_uring_sqe *sqe;
@@ -65,7 +60,7 @@ static void rf__msg_ring_complete(struct rf__worker *wk, const struct io_uring_c
 
 const struct rf__wake_ops rf__wake_msg_ring = {
 	.name = "msg_ring",
-	.available = rf__msg_ring_available,
+	.needs = RF_FEAT_MSG_RING,
 	.setup = rf__eventfd_setup,
 	.teardown = rf__eventfd_teardown,
 	.kick = rf__msg_ring_kick,

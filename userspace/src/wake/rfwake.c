@@ -151,14 +151,7 @@ struct rf__rfwake_state {
 
 static inline struct rf__rfwake_state *rf__rfwake_of(struct rf__worker *wk)
 {
-	_Static_assert(sizeof(struct rf__rfwake_state) <= RF__WAKE_PRIV_SIZE,
-		       "the rfwake back-end's state fits in the worker");
-	return rf__wake_priv(wk);
-}
-
-static bool rf__rfwake_available(const struct rf_runtime *rt)
-{
-	return rt->features & RF_FEAT_RFWAKE;
+	return rf__wake_state(wk, struct rf__rfwake_state);
 }
 
 /* The runtime's wake domain. */
@@ -206,13 +199,6 @@ static int rf__rfwake_arm(struct rf__worker *wk)
 	return 0;
 }
 
-/* No SQE for the command (or its retry tick): the worker loop arms it later. */
-static void rf__rfwake_unarmed(struct rf__worker *wk)
-{
-	wk->wake_unarmed = true;
-	__atomic_fetch_add(&wk->wake_errors, 1, __ATOMIC_RELAXED);
-}
-
 /* After a failed command: try again in a millisecond, not at once. */
 static void rf__rfwake_arm_retry(struct rf__worker *wk)
 {
@@ -220,7 +206,7 @@ static void rf__rfwake_arm_retry(struct rf__worker *wk)
 	struct io_uring_sqe *sqe = rf__get_sqe_internal(wk);
 
 	if (!sqe) {
-		rf__rfwake_unarmed(wk);
+		rf__wake_unarmed(wk);
 		return;
 	}
 	st->tick = (struct __kernel_timespec){ .tv_nsec = RF__RFWAKE_RETRY_NS };
@@ -341,15 +327,13 @@ static void rf__rfwake_complete(struct rf__worker *wk, const struct io_uring_cqe
 
 	if (cqe->user_data != rf__ud(NULL, RF__UD_WAKE)) {
 		/* the retry tick: try the command again */
-		if (!done && rf__rfwake_arm(wk))
-			rf__rfwake_unarmed(wk);
+		rf__wake_rearm(wk, rf__rfwake_arm);
 		return;
 	}
 	rf__rfwake_of(wk)->cmd_owed = false;
 	if (cqe->res >= 0) {
 		/* res: the wakes merged into this one */
-		if (!done && rf__rfwake_arm(wk))
-			rf__rfwake_unarmed(wk);
+		rf__wake_rearm(wk, rf__rfwake_arm);
 		return;
 	}
 	/* -EIDRM (unregistered), -ECANCELED (domain closed): the end of a run */
@@ -363,7 +347,7 @@ static void rf__rfwake_complete(struct rf__worker *wk, const struct io_uring_cqe
 
 const struct rf__wake_ops rf__wake_rfwake = {
 	.name = "rfwake",
-	.available = rf__rfwake_available,
+	.needs = RF_FEAT_RFWAKE,
 	.open = rf__rfwake_open,
 	.close = rf__rfwake_close,
 	.setup = rf__rfwake_setup,
