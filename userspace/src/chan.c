@@ -37,20 +37,6 @@ struct rf_chan {
 	void **buf;		/* @capacity slots, NULL for a rendezvous */
 };
 
-/*
- * Whether the calling fiber may wait: -EPERM outside a fiber, -ECANCELED in
- * a cancelled one (even where the call would not have to wait), else 0.
- */
-static inline int rf__chan_may_wait(void)
-{
-	struct rf__worker *wk = rf__tls_wk;
-	struct rf_fiber *cur = wk ? wk->current : NULL;
-
-	if (!cur)
-		return -EPERM;
-	return rf__load_relaxed(&cur->cancelled) ? -ECANCELED : 0;
-}
-
 RF_EXPORT int rf_chan_create(struct rf_chan **chp, unsigned int capacity)
 {
 	struct rf_chan *ch;
@@ -186,7 +172,7 @@ RF_EXPORT int rf_chan_send(struct rf_chan *ch, void *value, int64_t deadline)
 	RF__GUARD();
 	if (!ch)
 		return -EINVAL;
-	ret = rf__chan_may_wait();
+	ret = rf__may_wait();
 	if (ret)
 		return ret;
 	return rf__chan_send(ch, value, true, deadline);
@@ -207,7 +193,7 @@ RF_EXPORT int rf_chan_recv(struct rf_chan *ch, void **value, int64_t deadline)
 	RF__GUARD();
 	if (!ch || !value)
 		return -EINVAL;
-	ret = rf__chan_may_wait();
+	ret = rf__may_wait();
 	if (ret)
 		return ret;
 	return rf__chan_recv(ch, value, true, deadline);

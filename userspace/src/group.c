@@ -42,13 +42,6 @@ struct rf__group_task {
 	void *arg;
 };
 
-static inline struct rf_fiber *rf__cur(void)
-{
-	struct rf__worker *wk = rf__tls_wk;
-
-	return wk ? wk->current : NULL;
-}
-
 /* Cancel the group (under its lock): @err becomes its failure if it has none. */
 static void rf__group_cancel_locked(struct rf_group *g, int err)
 {

@@ -548,6 +548,28 @@ static inline void rf__guard_leave(const bool *prev)
 #define RF__GUARD() \
 	bool rf__guard_prev __attribute__((cleanup(rf__guard_leave), unused)) = rf__guard_enter()
 
+/* The fiber running on this thread, or NULL. */
+static inline struct rf_fiber *rf__cur(void)
+{
+	struct rf__worker *wk = rf__tls_wk;
+
+	return wk ? wk->current : NULL;
+}
+
+/*
+ * Whether the calling fiber may wait: -EPERM outside a fiber, -ECANCELED
+ * once it is cancelled, even where the call would not have to wait (every
+ * blocking call does, ringfiber.h), else 0.
+ */
+static inline int rf__may_wait(void)
+{
+	struct rf_fiber *cur = rf__cur();
+
+	if (!cur)
+		return -EPERM;
+	return rf__load_relaxed(&cur->cancelled) ? -ECANCELED : 0;
+}
+
 /* sched.c */
 void rf__ready(struct rf_fiber *f);
 void rf__park(struct rf__worker *wk);

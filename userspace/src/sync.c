@@ -35,45 +35,55 @@
 
 #include "internal.h"
 
-/* The fiber running on this thread, or NULL. */
-static inline struct rf_fiber *rf__cur(void)
-{
-	struct rf__worker *wk = rf__tls_wk;
+/*
+ * A try of @obj's state that needs no lock (a free mutex taken, a permit
+ * taken, a wait group at zero, an event set): true when the call is done.
+ */
+typedef bool rf__try_fn(void *obj);
 
-	return wk ? wk->current : NULL;
+/* @try @obj, whose queue is @q, without the lock: a waker may still hold that. */
+static inline bool rf__try_settled(struct rf_waitq *q, rf__try_fn *try, void *obj)
+{
+	if (!try(obj))
+		return false;
+	rf__wq_settle(q);
+	return true;
+}
+
+/*
+ * rf__wait_until() - the waiting calls' common part: 0 once @try(@obj)
+ * succeeds, tried without @q's lock, then under it, then after each wake-up
+ * as the waker hands over (rf__wq_park() returns 0 for that); else a
+ * negative errno (rf__may_wait(), the deadline, a cancellation).
+ */
+static inline int rf__wait_until(struct rf_waitq *q, rf__try_fn *try, void *obj,
+				 int64_t deadline, uint8_t reason)
+{
+	struct rf__waiter wt;
+	int ret = rf__may_wait();
+
+	if (ret)
+		return ret;
+	if (rf__try_settled(q, try, obj))
+		return 0;
+	rf__wq_lock(q);
+	if (try(obj)) {
+		rf__wq_unlock(q);
+		return 0;
+	}
+	return rf__wq_park(q, &wt, deadline, reason);
 }
 
 /* ------------------------------------------------------------------ mutex */
 
-static inline bool rf__mutex_try(struct rf_mutex *m)
+/* Take @mutex (a struct rf_mutex) if it is free. */
+static inline bool rf__mutex_try(void *mutex)
 {
+	struct rf_mutex *m = mutex;
 	unsigned int zero = 0;
 
 	return __atomic_compare_exchange_n(&m->locked, &zero, 1, false, __ATOMIC_ACQUIRE,
 					   __ATOMIC_RELAXED);
-}
-
-/*
- * Whether the calling fiber may wait: -EPERM outside a fiber, -ECANCELED
- * once it is cancelled, even where the call would not have to wait (every
- * blocking call of a cancelled fiber returns -ECANCELED); 0 otherwise.
- */
-static inline int rf__may_wait(void)
-{
-	struct rf_fiber *cur = rf__cur();
-
-	if (!cur)
-		return -EPERM;
-	return rf__load_relaxed(&cur->cancelled) ? -ECANCELED : 0;
-}
-
-/* Lock @m without its queue's lock: the unlocker may still hold that. */
-static inline bool rf__mutex_try_settled(struct rf_mutex *m)
-{
-	if (!rf__mutex_try(m))
-		return false;
-	rf__wq_settle(&m->q);
-	return true;
 }
 
 RF_EXPORT void rf_mutex_init(struct rf_mutex *m)
@@ -84,24 +94,11 @@ RF_EXPORT void rf_mutex_init(struct rf_mutex *m)
 
 RF_EXPORT int rf_mutex_lock(struct rf_mutex *m, int64_t deadline)
 {
-	struct rf__waiter wt;
-	int ret;
-
 	RF__GUARD();
 	if (!m)
 		return -EINVAL;
-	ret = rf__may_wait();
-	if (ret)
-		return ret;
-	if (rf__mutex_try_settled(m))
-		return 0;
-	rf__wq_lock(&m->q);
-	if (rf__mutex_try(m)) {
-		rf__wq_unlock(&m->q);
-		return 0;
-	}
-	/* 0: rf_mutex_unlock() handed the mutex to us, still locked */
-	return rf__wq_park(&m->q, &wt, deadline, RF_TRACE_LOCK);
+	/* 0 after parking: rf_mutex_unlock() handed the mutex to us, still locked */
+	return rf__wait_until(&m->q, rf__mutex_try, m, deadline, RF_TRACE_LOCK);
 }
 
 RF_EXPORT int rf_mutex_trylock(struct rf_mutex *m)
@@ -109,7 +106,7 @@ RF_EXPORT int rf_mutex_trylock(struct rf_mutex *m)
 	RF__GUARD();
 	if (!m)
 		return -EINVAL;
-	return rf__mutex_try_settled(m) ? 0 : -EBUSY;
+	return rf__try_settled(&m->q, rf__mutex_try, m) ? 0 : -EBUSY;
 }
 
 RF_EXPORT int rf_mutex_unlock(struct rf_mutex *m)
@@ -142,7 +139,7 @@ static void rf__mutex_lock_nocancel(struct rf_mutex *m)
 	struct rf__waiter wt;
 
 	for (;;) {
-		if (rf__mutex_try_settled(m))
+		if (rf__try_settled(&m->q, rf__mutex_try, m))
 			return;
 		rf__wq_lock(&m->q);
 		if (rf__mutex_try(m)) {
@@ -194,36 +191,40 @@ RF_EXPORT int rf_cond_wait(struct rf_cond *c, struct rf_mutex *m, int64_t deadli
 	return ret;
 }
 
-RF_EXPORT int rf_cond_signal(struct rf_cond *c)
+/* Wake the longest waiter of @c, or with @all every waiter. */
+static int rf__cond_wake(struct rf_cond *c, bool all)
 {
 	struct rf__wakelist wl = RF__WAKELIST_INIT;
 
-	RF__GUARD();
 	if (!c)
 		return -EINVAL;
 	rf__wq_lock(&c->q);
-	rf__wq_take_first(&c->q, &wl, 0);
+	if (all)
+		rf__wq_take_all(&c->q, &wl, 0);
+	else
+		rf__wq_take_first(&c->q, &wl, 0);
 	rf__wq_unlock_wake(&c->q, &wl);
 	return 0;
+}
+
+RF_EXPORT int rf_cond_signal(struct rf_cond *c)
+{
+	RF__GUARD();
+	return rf__cond_wake(c, false);
 }
 
 RF_EXPORT int rf_cond_broadcast(struct rf_cond *c)
 {
-	struct rf__wakelist wl = RF__WAKELIST_INIT;
-
 	RF__GUARD();
-	if (!c)
-		return -EINVAL;
-	rf__wq_lock(&c->q);
-	rf__wq_take_all(&c->q, &wl, 0);
-	rf__wq_unlock_wake(&c->q, &wl);
-	return 0;
+	return rf__cond_wake(c, true);
 }
 
 /* -------------------------------------------------------------- semaphore */
 
-static inline bool rf__sem_try(struct rf_sem *s)
+/* Take a permit of @sem (a struct rf_sem) if it has one. */
+static inline bool rf__sem_try(void *sem)
 {
+	struct rf_sem *s = sem;
 	int64_t c = rf__load_relaxed(&s->count);
 
 	while (c > 0)
@@ -242,35 +243,13 @@ RF_EXPORT int rf_sem_init(struct rf_sem *s, int64_t count)
 	return 0;
 }
 
-/* Take a permit without the queue's lock: its releaser may still hold that. */
-static inline bool rf__sem_try_settled(struct rf_sem *s)
-{
-	if (!rf__sem_try(s))
-		return false;
-	rf__wq_settle(&s->q);
-	return true;
-}
-
 RF_EXPORT int rf_sem_acquire(struct rf_sem *s, int64_t deadline)
 {
-	struct rf__waiter wt;
-	int ret;
-
 	RF__GUARD();
 	if (!s)
 		return -EINVAL;
-	ret = rf__may_wait();
-	if (ret)
-		return ret;
-	if (rf__sem_try_settled(s))
-		return 0;
-	rf__wq_lock(&s->q);
-	if (rf__sem_try(s)) {
-		rf__wq_unlock(&s->q);
-		return 0;
-	}
-	/* 0: rf_sem_release() handed its permit to us */
-	return rf__wq_park(&s->q, &wt, deadline, RF_TRACE_LOCK);
+	/* 0 after parking: rf_sem_release() handed its permit to us */
+	return rf__wait_until(&s->q, rf__sem_try, s, deadline, RF_TRACE_LOCK);
 }
 
 RF_EXPORT int rf_sem_tryacquire(struct rf_sem *s)
@@ -278,7 +257,7 @@ RF_EXPORT int rf_sem_tryacquire(struct rf_sem *s)
 	RF__GUARD();
 	if (!s)
 		return -EINVAL;
-	return rf__sem_try_settled(s) ? 0 : -EAGAIN;
+	return rf__try_settled(&s->q, rf__sem_try, s) ? 0 : -EAGAIN;
 }
 
 RF_EXPORT int rf_sem_release(struct rf_sem *s)
@@ -334,27 +313,20 @@ RF_EXPORT int rf_wg_done(struct rf_waitgroup *wg)
 	return rf_wg_add(wg, -1);
 }
 
+/* Is @waitgroup (a struct rf_waitgroup) at zero? */
+static inline bool rf__wg_zero(void *waitgroup)
+{
+	struct rf_waitgroup *wg = waitgroup;
+
+	return rf__load(&wg->count) == 0;
+}
+
 RF_EXPORT int rf_wg_wait(struct rf_waitgroup *wg, int64_t deadline)
 {
-	struct rf__waiter wt;
-	int ret;
-
 	RF__GUARD();
 	if (!wg)
 		return -EINVAL;
-	ret = rf__may_wait();
-	if (ret)
-		return ret;
-	if (rf__load(&wg->count) == 0) {
-		rf__wq_settle(&wg->q);
-		return 0;
-	}
-	rf__wq_lock(&wg->q);
-	if (rf__load(&wg->count) == 0) {
-		rf__wq_unlock(&wg->q);
-		return 0;
-	}
-	return rf__wq_park(&wg->q, &wt, deadline, RF_TRACE_EVENT);
+	return rf__wait_until(&wg->q, rf__wg_zero, wg, deadline, RF_TRACE_EVENT);
 }
 
 /* ------------------------------------------------------------------ event */
@@ -388,35 +360,26 @@ RF_EXPORT int rf_event_clear(struct rf_event *e)
 	return 0;
 }
 
+/* Is @event (a struct rf_event) set? */
+static inline bool rf__event_is_set(void *event)
+{
+	struct rf_event *e = event;
+
+	return rf__load(&e->set);
+}
+
 RF_EXPORT int rf_event_is_set(struct rf_event *e)
 {
 	if (!e)
 		return -EINVAL;
-	if (!rf__load(&e->set))
-		return 0;
-	rf__wq_settle(&e->q);	/* a poller may free it once it sees it set */
-	return 1;
+	/* settled: a poller may free it once it sees it set */
+	return rf__try_settled(&e->q, rf__event_is_set, e);
 }
 
 RF_EXPORT int rf_event_wait(struct rf_event *e, int64_t deadline)
 {
-	struct rf__waiter wt;
-	int ret;
-
 	RF__GUARD();
 	if (!e)
 		return -EINVAL;
-	ret = rf__may_wait();
-	if (ret)
-		return ret;
-	if (rf__load(&e->set)) {
-		rf__wq_settle(&e->q);
-		return 0;
-	}
-	rf__wq_lock(&e->q);
-	if (rf__load(&e->set)) {
-		rf__wq_unlock(&e->q);
-		return 0;
-	}
-	return rf__wq_park(&e->q, &wt, deadline, RF_TRACE_EVENT);
+	return rf__wait_until(&e->q, rf__event_is_set, e, deadline, RF_TRACE_EVENT);
 }
