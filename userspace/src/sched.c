@@ -592,16 +592,13 @@ static void rf__fiber_reap_handle(struct rf__worker *wk, struct rf_fiber *f)
 	rf__fiber_put(wk, f);
 }
 
-RF_EXPORT int rf_join(struct rf_fiber *f, void **result, int64_t deadline)
+/*
+ * For rf_join() and rf_detach(): 0 with @f's join queue locked if @f is a
+ * fiber of @wk's runtime whose handle is unspent (not detached, not joined
+ * nor being joined), else -EINVAL.
+ */
+static int rf__handle_lock(struct rf__worker *wk, struct rf_fiber *f)
 {
-	RF__GUARD();
-	struct rf__worker *wk;
-	struct rf_fiber *cur = rf__self_in(&wk);
-
-	if (!cur)
-		return -EPERM;
-	if (f == cur)
-		return -EDEADLK;
 	if (!f || f->rt != wk->rt)
 		return -EINVAL;
 	rf__wq_lock(&f->join_q);
@@ -609,14 +606,31 @@ RF_EXPORT int rf_join(struct rf_fiber *f, void **result, int64_t deadline)
 		rf__wq_unlock(&f->join_q);
 		return -EINVAL;
 	}
+	return 0;
+}
+
+RF_EXPORT int rf_join(struct rf_fiber *f, void **result, int64_t deadline)
+{
+	RF__GUARD();
+	struct rf__worker *wk;
+	struct rf_fiber *cur = rf__self_in(&wk);
+	int ret;
+
+	if (!cur)
+		return -EPERM;
+	if (f == cur)
+		return -EDEADLK;
+	ret = rf__handle_lock(wk, f);
+	if (ret)
+		return ret;
 	if (rf__load_relaxed(&cur->cancelled)) {
 		rf__wq_unlock(&f->join_q);
 		return -ECANCELED;
 	}
 	if (!f->finished) {
 		struct rf__waiter wt;
-		int ret = rf__wq_park(&f->join_q, &wt, deadline, RF_TRACE_JOIN);
 
+		ret = rf__wq_park(&f->join_q, &wt, deadline, RF_TRACE_JOIN);
 		if (ret < 0)
 			return ret;
 		wk = rf__tls_wk;
@@ -641,16 +655,13 @@ RF_EXPORT int rf_detach(struct rf_fiber *f)
 	struct rf__worker *wk;
 	struct rf_fiber *cur = rf__self_in(&wk);
 	bool finished;
+	int ret;
 
 	if (!cur)
 		return -EPERM;
-	if (!f || f->rt != wk->rt)
-		return -EINVAL;
-	rf__wq_lock(&f->join_q);
-	if (f->detached || f->join_q.len) {
-		rf__wq_unlock(&f->join_q);
-		return -EINVAL;
-	}
+	ret = rf__handle_lock(wk, f);
+	if (ret)
+		return ret;
 	f->detached = true;
 	finished = f->finished;
 	rf__wq_unlock(&f->join_q);
