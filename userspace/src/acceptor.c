@@ -178,6 +178,32 @@ static void rf__acceptor_unlink_waiter(struct rf__wait *w)
 	a->waiter = NULL;
 }
 
+/*
+ * For rf_acceptor_next() and rf_acceptor_close() of @a, an acceptor of the
+ * calling fiber's runtime: move to @a's worker (*@wkp follows), where its
+ * request is, then 0 if @a is free for the call; -EINVAL if it is NULL, not
+ * of this runtime or being closed, -EBUSY while another call uses it.
+ */
+static int rf__acceptor_enter(struct rf__worker **wkp, struct rf_acceptor *a)
+{
+	struct rf__worker *wk = *wkp;
+
+	if (!a || a->wk->rt != wk->rt)
+		return -EINVAL;
+	if (a->wk != wk) {
+		int ret = rf__migrate(wk, a->wk);
+
+		if (ret)
+			return ret;
+		*wkp = rf__tls_wk;
+	}
+	if (a->closing)
+		return -EINVAL;
+	if (a->busy)
+		return -EBUSY;
+	return 0;
+}
+
 RF_EXPORT int rf_acceptor_next(struct rf_acceptor *a, int64_t deadline)
 {
 	RF__GUARD();
@@ -188,19 +214,9 @@ RF_EXPORT int rf_acceptor_next(struct rf_acceptor *a, int64_t deadline)
 
 	if (!cur)
 		return -EPERM;
-	if (!a || a->wk->rt != wk->rt)
-		return -EINVAL;
-	/* the acceptor's request is in its worker's ring: go there */
-	if (a->wk != wk) {
-		ret = rf__migrate(wk, a->wk);
-		if (ret)
-			return ret;
-		wk = rf__tls_wk;
-	}
-	if (a->closing)
-		return -EINVAL;
-	if (a->busy)
-		return -EBUSY;
+	ret = rf__acceptor_enter(&wk, a);
+	if (ret)
+		return ret;
 	if (rf__load_relaxed(&cur->cancelled))
 		return -ECANCELED;
 	if (a->count)
@@ -254,24 +270,15 @@ RF_EXPORT int rf_acceptor_close(struct rf_acceptor *a)
 	RF__GUARD();
 	struct rf__worker *wk = rf__tls_wk;
 	struct rf_fiber *cur = wk ? wk->current : NULL;
+	int ret;
 
 	if (!a)
 		return 0;
 	if (!cur)
 		return -EPERM;
-	if (a->wk->rt != wk->rt)
-		return -EINVAL;
-	if (a->wk != wk) {
-		int ret = rf__migrate(wk, a->wk);
-
-		if (ret)
-			return ret;
-		wk = rf__tls_wk;
-	}
-	if (a->closing)
-		return -EINVAL;
-	if (a->busy)
-		return -EBUSY;
+	ret = rf__acceptor_enter(&wk, a);
+	if (ret)
+		return ret;
 	a->closing = true;
 	if (a->armed) {
 		struct io_uring_sqe *sqe = rf__get_sqe(wk);
