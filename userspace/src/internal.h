@@ -600,6 +600,8 @@ void rf__stack_pool_drain(struct rf__worker *wk);
 bool rf__guard_madvise_works(void);
 void rf__put(const char *s);
 void rf__put_num(unsigned long long v, unsigned int radix);
+int rf__sigaction_install(int sig, void (*handler)(int, siginfo_t *, void *), int flags,
+			  struct sigaction *old);
 int rf__overflow_handler_install(void);
 int rf__altstack_enter(struct rf__worker *wk);
 void rf__altstack_leave(struct rf__worker *wk);

@@ -190,6 +190,23 @@ void rf__put_num(unsigned long long v, unsigned int radix)
 	rf__put(buf + i);
 }
 
+/*
+ * Install @handler (an SA_SIGINFO one, with @flags too and no signal
+ * blocked while it runs) for @sig; the previous action in *@old if @old.
+ * 0 or a negative errno.
+ */
+int rf__sigaction_install(int sig, void (*handler)(int, siginfo_t *, void *), int flags,
+			  struct sigaction *old)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = handler;
+	sa.sa_flags = SA_SIGINFO | flags;
+	sigemptyset(&sa.sa_mask);
+	return sigaction(sig, &sa, old) ? -errno : 0;
+}
+
 static void rf__segv_handler(int sig, siginfo_t *si, void *uc)
 {
 	struct rf__worker *wk = rf__tls_wk;
@@ -226,14 +243,8 @@ static void rf__segv_handler(int sig, siginfo_t *si, void *uc)
 
 static void rf__segv_install(void)
 {
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_sigaction = rf__segv_handler;
-	sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
-	sigemptyset(&sa.sa_mask);
-	if (sigaction(SIGSEGV, &sa, &rf__old_segv) != 0)
-		rf__segv_err = -errno;
+	rf__segv_err = rf__sigaction_install(SIGSEGV, rf__segv_handler, SA_ONSTACK | SA_NODEFER,
+					     &rf__old_segv);
 }
 
 int rf__overflow_handler_install(void)

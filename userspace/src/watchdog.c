@@ -102,15 +102,9 @@ out:
 
 static void rf__hog_install(void)
 {
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_sigaction = rf__hog_handler;
 	/* on the worker's signal stack: the fiber's may be nearly full */
-	sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
-	sigemptyset(&sa.sa_mask);
-	if (sigaction(RF__HOG_SIGNAL, &sa, NULL) != 0)
-		rf__hog_err = -errno;
+	rf__hog_err = rf__sigaction_install(RF__HOG_SIGNAL, rf__hog_handler,
+					    SA_RESTART | SA_ONSTACK, NULL);
 }
 
 static void rf__sleep_ns(int64_t ns)
