@@ -76,6 +76,27 @@ static struct rf__tnode **rf__heap_slot(struct rf__worker *wk, unsigned int n,
 	return slot;
 }
 
+/* @n's children point back at @n. */
+static inline void rf__tnode_adopt(struct rf__tnode *n)
+{
+	if (n->left)
+		n->left->parent = n;
+	if (n->right)
+		n->right->parent = n;
+}
+
+/* @n has taken @old's place below n->parent: that parent (or the root) points at @n. */
+static inline void rf__tnode_replace(struct rf__worker *wk, struct rf__tnode *old,
+				     struct rf__tnode *n)
+{
+	if (!n->parent)
+		wk->timers = n;
+	else if (n->parent->left == old)
+		n->parent->left = n;
+	else
+		n->parent->right = n;
+}
+
 /* Exchange @child with its @parent: the links move, the waits stay put. */
 static void rf__heap_swap(struct rf__worker *wk, struct rf__tnode *parent, struct rf__tnode *child)
 {
@@ -93,16 +114,8 @@ static void rf__heap_swap(struct rf__worker *wk, struct rf__tnode *parent, struc
 	}
 	if (sibling)
 		sibling->parent = child;
-	if (parent->left)
-		parent->left->parent = parent;
-	if (parent->right)
-		parent->right->parent = parent;
-	if (!child->parent)
-		wk->timers = child;
-	else if (child->parent->left == parent)
-		child->parent->left = child;
-	else
-		child->parent->right = child;
+	rf__tnode_adopt(parent);
+	rf__tnode_replace(wk, parent, child);
 }
 
 static void rf__heap_up(struct rf__worker *wk, struct rf__tnode *n)
@@ -150,16 +163,8 @@ static void rf__heap_remove(struct rf__worker *wk, struct rf__wait *w)
 	wk->ntimers--;
 	if (last != n) {
 		*last = *n;
-		if (last->left)
-			last->left->parent = last;
-		if (last->right)
-			last->right->parent = last;
-		if (!n->parent)
-			wk->timers = last;
-		else if (n->parent->left == n)
-			n->parent->left = last;
-		else
-			n->parent->right = last;
+		rf__tnode_adopt(last);
+		rf__tnode_replace(wk, n, last);
 		/* it came from the bottom: it may belong lower, or (elsewhere) higher */
 		rf__heap_down(wk, last);
 		rf__heap_up(wk, last);
