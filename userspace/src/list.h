@@ -54,26 +54,30 @@ static inline bool rf__list_empty(const struct rf__list *list)
 	return !list->first;
 }
 
-static inline void rf__list_add_head(struct rf__list *list, struct rf__list_node *node)
+/* Link @node in between @prev and @next, neighbours on @list (NULL: its end). */
+static inline void rf__list_insert(struct rf__list *list, struct rf__list_node *node,
+				   struct rf__list_node *prev, struct rf__list_node *next)
 {
-	node->prev = NULL;
-	node->next = list->first;
-	if (list->first)
-		list->first->prev = node;
+	node->prev = prev;
+	node->next = next;
+	if (prev)
+		prev->next = node;
+	else
+		list->first = node;
+	if (next)
+		next->prev = node;
 	else
 		list->last = node;
-	list->first = node;
+}
+
+static inline void rf__list_add_head(struct rf__list *list, struct rf__list_node *node)
+{
+	rf__list_insert(list, node, NULL, list->first);
 }
 
 static inline void rf__list_add_tail(struct rf__list *list, struct rf__list_node *node)
 {
-	node->next = NULL;
-	node->prev = list->last;
-	if (list->last)
-		list->last->next = node;
-	else
-		list->first = node;
-	list->last = node;
+	rf__list_insert(list, node, list->last, NULL);
 }
 
 /* Take @node off @list, the list it is on; its links become NULL. */
