@@ -29,6 +29,25 @@
  *   0x80    d12, d13
  *   0x90    d14, d15
  */
+
+/*
+ * The frame above, once for saving it (\op = stp) and restoring it
+ * (\op = ldp): one list of register pairs and offsets, so the two cannot
+ * disagree.
+ */
+	.macro	frame_pairs op
+	\op	x19, x20, [sp, #0x00]
+	\op	x21, x22, [sp, #0x10]
+	\op	x23, x24, [sp, #0x20]
+	\op	x25, x26, [sp, #0x30]
+	\op	x27, x28, [sp, #0x40]
+	\op	x29, x30, [sp, #0x50]	/* frame pointer and return address */
+	\op	d8,  d9,  [sp, #0x60]
+	\op	d10, d11, [sp, #0x70]
+	\op	d12, d13, [sp, #0x80]
+	\op	d14, d15, [sp, #0x90]
+	.endm
+
 	.text
 	.globl	rf__switch
 	.hidden	rf__switch
@@ -37,29 +56,11 @@
 rf__switch:
 	.cfi_startproc
 	sub	sp, sp, #0xa0		/* room for the frame */
-	stp	x19, x20, [sp, #0x00]	/* save x19, x20 */
-	stp	x21, x22, [sp, #0x10]	/* save x21, x22 */
-	stp	x23, x24, [sp, #0x20]	/* save x23, x24 */
-	stp	x25, x26, [sp, #0x30]	/* save x25, x26 */
-	stp	x27, x28, [sp, #0x40]	/* save x27, x28 */
-	stp	x29, x30, [sp, #0x50]	/* save frame pointer and return address */
-	stp	d8,  d9,  [sp, #0x60]	/* save d8, d9 */
-	stp	d10, d11, [sp, #0x70]	/* save d10, d11 */
-	stp	d12, d13, [sp, #0x80]	/* save d12, d13 */
-	stp	d14, d15, [sp, #0x90]	/* save d14, d15: the frame is complete */
+	frame_pairs stp			/* save the callee-saved registers: the frame is complete */
 	mov	x9, sp			/* sp cannot be stored directly */
 	str	x9, [x0]		/* *save_sp = this context's frame */
 	mov	sp, x1			/* switch to the other context's stack */
-	ldp	x19, x20, [sp, #0x00]	/* restore x19, x20 */
-	ldp	x21, x22, [sp, #0x10]	/* restore x21, x22 */
-	ldp	x23, x24, [sp, #0x20]	/* restore x23, x24 */
-	ldp	x25, x26, [sp, #0x30]	/* restore x25, x26 */
-	ldp	x27, x28, [sp, #0x40]	/* restore x27, x28 */
-	ldp	x29, x30, [sp, #0x50]	/* restore frame pointer and return address */
-	ldp	d8,  d9,  [sp, #0x60]	/* restore d8, d9 */
-	ldp	d10, d11, [sp, #0x70]	/* restore d10, d11 */
-	ldp	d12, d13, [sp, #0x80]	/* restore d12, d13 */
-	ldp	d14, d15, [sp, #0x90]	/* restore d14, d15 */
+	frame_pairs ldp			/* restore that context's registers */
 	add	sp, sp, #0xa0		/* pop the frame */
 	ret				/* resume at x30 in that context */
 	.cfi_endproc
