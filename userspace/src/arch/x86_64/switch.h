@@ -5,22 +5,11 @@
 #ifndef RF_ARCH_SWITCH_H
 #define RF_ARCH_SWITCH_H
 
-#include <stdint.h>
-
-void rf__switch(void **save_sp, void *load_sp);
-void rf__fiber_start(void);
+#include "../context.h"
 
 /* Size of the frame rf__switch saves, return address included. */
 #define RF_ARCH_FRAME_WORDS 7
 
-/*
- * rf__ctx_init() - build the first frame of a new context below @top.
- * @top:   highest usable address of the new stack (any alignment).
- * @entry: function rf__fiber_start calls; it must never return.
- * @arg:   its argument.
- *
- * Return: the stack pointer to hand to rf__switch().
- */
 static inline void *rf__ctx_init(void *top, void (*entry)(void *), void *arg)
 {
 	uintptr_t aligned = (uintptr_t)top & ~(uintptr_t)15;
