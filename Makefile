@@ -67,7 +67,8 @@ ARCH_SRCS = userspace/src/arch/$(1)/switch.S
 
 # The objects of the library in build directory $(1) for architecture $(2).
 LIB_OBJS_IN = $(patsubst userspace/src/%,$(1)/obj/%.o,$(LIB_SRCS) $(call ARCH_SRCS,$(2)))
-LIB_HDRS := userspace/include/ringfiber.h $(wildcard userspace/src/*.h) \
+LIB_HDRS := userspace/include/ringfiber.h $(wildcard userspace/src/*.h userspace/src/*/*.h \
+	userspace/src/arch/*/*.h) \
 	module/include/uapi/linux/rfwake.h
 TEST_HDRS := tests/lib/tap.h tests/lib/helpers.h
 # The C tests' shared headers, included as "tap.h" and "helpers.h".
