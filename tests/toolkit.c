@@ -1145,15 +1145,23 @@ static int task_wait_forever(void *p)
 	return rc;
 }
 
-/* Spawn @n members of @g that wait forever, with @attr; 0 or the first error. */
-static int spawn_waiting_members(struct rf_group *g, struct member *m, int n,
-				 const struct rf_spawn_attr *attr)
+/*
+ * A new group with @deadline and @n members that wait forever (m[0..n-1],
+ * spawned with @attr), checked as @what; NULL if the group could not be
+ * made.
+ */
+static struct rf_group *group_of_waiters(int64_t deadline, struct member *m, int n,
+					 const struct rf_spawn_attr *attr, const char *what)
 {
+	struct rf_group *g = new_group(deadline, "rf_group_create()");
 	int i, rc = 0;
 
+	if (!g)
+		return NULL;
 	for (i = 0; i < n && !rc; i++)
 		rc = rf_group_spawn(g, task_wait_forever, &m[i], attr);
-	return rc;
+	is_int(rc, 0, tn("rf_group_spawn() %d members that %s", n, what));
+	return g;
 }
 
 static int task_fail(void *p)
@@ -1214,15 +1222,13 @@ static void test_group_success(void)
 static void test_group_failure(void)
 {
 	struct member m[3] = { { 0 } };
-	struct rf_group *g = NULL;
-	int i, rc = 0;
+	struct rf_group *g = group_of_waiters(ND, m, 3, NULL, "wait");
+	int i;
 
-	g = new_group(ND, "rf_group_create()");
 	if (!g)
 		return;
-	rc = spawn_waiting_members(g, m, 3, NULL);
-	rc |= rf_group_spawn(g, task_fail, NULL, NULL);
-	is_int(rc, 0, tn("rf_group_spawn() 3 waiting members and one that fails"));
+	is_int(rf_group_spawn(g, task_fail, NULL, NULL), 0,
+	       tn("rf_group_spawn() a member that fails"));
 	is_int(rf_group_wait(g), -EIO, tn("rf_group_wait() -> the failure, -EIO"));
 	for (i = 0; i < 3; i++)
 		is_int(LOAD(&m[i].rc), -ECANCELED, tn("member %d was cancelled -> -ECANCELED", i));
@@ -1245,15 +1251,13 @@ static void test_group_cancel(void)
 {
 	struct rf_spawn_attr pinned = { .pinned = 1 };
 	struct member m[3] = { { 0 } };
-	struct rf_group *g = NULL;
-	int i, rc = 0;
+	struct rf_group *g;
+	int i;
 
 	/* running members */
-	g = new_group(ND, "rf_group_create()");
+	g = group_of_waiters(ND, m, 2, NULL, "wait");
 	if (!g)
 		return;
-	rc = spawn_waiting_members(g, m, 2, NULL);
-	is_int(rc, 0, tn("rf_group_spawn() 2 members"));
 	wait_flag(&m[0].started);
 	wait_flag(&m[1].started);
 	is_int(rf_group_cancel(g), 0, tn("rf_group_cancel()"));
@@ -1267,10 +1271,9 @@ static void test_group_cancel(void)
 
 	/* members that had not started yet when the group was cancelled */
 	memset(m, 0, sizeof(m));
-	if (rf_group_create(&g, ND) != 0)
+	g = group_of_waiters(ND, m, 3, &pinned, "are pinned here");
+	if (!g)
 		return;
-	rc = spawn_waiting_members(g, m, 3, &pinned);
-	is_int(rc, 0, tn("rf_group_spawn() 3 pinned members"));
 	is_int(LOAD(&m[0].started), 0, tn("they have not started (we did not yield)"));
 	is_int(rf_group_cancel(g), 0, tn("rf_group_cancel() before they start"));
 	is_int(rf_group_wait(g), -ECANCELED, tn("rf_group_wait() -> -ECANCELED"));
@@ -1321,14 +1324,12 @@ static void test_group_creator_cancelled(void)
 static void test_group_deadline(void)
 {
 	struct member m[2] = { { 0 } };
-	struct rf_group *g = NULL;
-	int i, rc = 0;
+	struct rf_group *g;
+	int i;
 
-	g = new_group(after_ms(10), "rf_group_create(deadline)");
+	g = group_of_waiters(after_ms(10), m, 2, NULL, "wait forever");
 	if (!g)
 		return;
-	rc = spawn_waiting_members(g, m, 2, NULL);
-	is_int(rc, 0, tn("rf_group_spawn() 2 members that wait forever"));
 	is_int(rf_group_wait(g), -ETIMEDOUT, tn("rf_group_wait() at the deadline -> -ETIMEDOUT"));
 	for (i = 0; i < 2; i++)
 		ok(LOAD(&m[i].rc) == -ETIMEDOUT || LOAD(&m[i].rc) == -ECANCELED, "%s",
