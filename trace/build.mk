@@ -52,8 +52,11 @@ $(B)/trace/schedcmp.skel.h: $(B)/trace/schedcmp.bpf.o
 	$(quiet) SKEL $@
 	$(Q)$(BPFTOOL) gen skeleton $< >$@.tmp && mv $@.tmp $@
 
+# The command line's errors come from libserve.a (serve_usage_error()), as
+# the servers' and the load clients' do.
 $(SCHEDCMP): trace/schedcmp.c trace/schedcmp.h userspace/include/ringfiber-trace.h \
-		$(B)/trace/schedcmp.skel.h
+		$(B)/trace/schedcmp.skel.h $(SERVE_H) $(SERVE_LIB)
 	@mkdir -p $(dir $@)
 	$(quiet) CC $@
-	$(Q)$(CC) $(NATIVE_CFLAGS) -Itrace -I$(B)/trace $(CFLAGS) -o $@ $< -lbpf -lelf -lz -lm
+	$(Q)$(CC) $(SERVE_CFLAGS) -Itrace -I$(B)/trace $(CFLAGS) -o $@ $< $(SERVE_LIB) \
+		-lbpf -lelf -lz -lm

@@ -49,6 +49,7 @@
 #include "ringfiber-trace.h"
 #include "schedcmp.h"
 #include "schedcmp.skel.h"
+#include "serve-util.h"
 
 #define NSEC_PER_SEC	1000000000LL
 #define MAX_INTERVAL_S	86400.0
@@ -119,21 +120,8 @@ static void usage(FILE *f)
 		env.prog, env.prog, env.prog, env.prog, env.prog);
 }
 
-static void fail_usage(const char *fmt, ...)
-	__attribute__((format(printf, 1, 2), noreturn));
-
-static void fail_usage(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "%s: ", env.prog);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	usage(stderr);
-	exit(2);
-}
+/* A bad command line: serve_usage_error(), as every server and client. */
+#define fail_usage(...) serve_usage_error(env.prog, usage, __VA_ARGS__)
 
 static void parse_args(int argc, char **argv)
 {
