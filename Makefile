@@ -80,13 +80,17 @@ STATIC_LIB := $(B)/libringfiber.a
 SHARED_LIB := $(B)/libringfiber.so.$(VERSION)
 SONAME := libringfiber.so.$(VERSION_MAJOR)
 
-TEST_SRCS := $(sort $(wildcard tests/*.c))
-TEST_BINS := $(patsubst tests/%.c,$(B)/tests/%,$(TEST_SRCS))
-TEST_SCRIPTS := $(sort $(wildcard tests/*.sh tests/*.py))
-# The module's user-space tests: they run inside the test VM (tests/vm.sh).
+# One folder of tests per area: runtime/ (the library's unit tests, C),
+# servers/, bench/, build/; trace/, fuzz/ and rfwake/ have their own goals.
+# Every C test's program is $(B)/tests/NAME.
+TEST_SRCS := $(sort $(wildcard tests/runtime/*.c))
+TEST_BINS := $(patsubst tests/runtime/%.c,$(B)/tests/%,$(TEST_SRCS))
+TEST_SCRIPTS := $(sort $(foreach d,runtime servers bench build,$(wildcard tests/$(d)/*.sh \
+	tests/$(d)/*.py)))
+# The module's user-space tests: they run inside the test VM (tests/rfwake/vm.sh).
 RFWAKE_TEST_SRCS := $(sort $(wildcard tests/rfwake/*.c))
 RFWAKE_TEST_BINS := $(patsubst tests/%.c,$(B)/tests/%,$(RFWAKE_TEST_SRCS))
-ASAN_BINS := $(patsubst tests/%.c,$(B)/asan/tests/%,$(TEST_SRCS))
+ASAN_BINS := $(patsubst tests/runtime/%.c,$(B)/asan/tests/%,$(TEST_SRCS))
 ASAN_LIB := $(B)/asan/libringfiber.a
 ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
@@ -134,7 +138,7 @@ lib: $(STATIC_LIB) $(SHARED_LIB)
 # the command and stop); any other goal
 # (plain `make` too) never runs apt-get: it prints the command and goes on.
 DEPS_STAMP := $(B)/.deps-ok.mk
-# INSTALL_DEPS: tests/build-deps.sh puts a stub here.
+# INSTALL_DEPS: tests/build/build-deps.sh puts a stub here.
 INSTALL_DEPS ?= scripts/install-deps
 DEPS_INSTALL_GOALS := deps demo check bench-http
 ifneq ($(filter $(DEPS_INSTALL_GOALS),$(MAKECMDGOALS)),)
@@ -159,7 +163,8 @@ deps:
 
 # One rule set per build of the library and the unit tests: native, ASan +
 # UBSan, TSan, aarch64.  $(call LIB_VARIANT,DIR,CC,CFLAGS,ARCH,TAG,TEST_LDFLAGS):
-# DIR/obj/ the objects, DIR/libringfiber.a, DIR/tests/NAME from tests/NAME.c;
+# DIR/obj/ the objects, DIR/libringfiber.a, DIR/tests/NAME from
+# tests/runtime/NAME.c;
 # CFLAGS has the variant's -I for its arch and its sanitizer; TAG marks the
 # quiet output (CC-A64).
 define LIB_VARIANT
@@ -177,7 +182,7 @@ $(1)/libringfiber.a: $$(call LIB_OBJS_IN,$(1),$(4))
 	$$(quiet) AR$(5) $$@
 	$$(Q)rm -f $$@ && $$(AR) rcs $$@ $$^
 
-$(1)/tests/%: tests/%.c $$(TEST_HDRS) $(1)/libringfiber.a
+$(1)/tests/%: tests/runtime/%.c $$(TEST_HDRS) $(1)/libringfiber.a
 	@mkdir -p $$(dir $$@)
 	$$(quiet) CC$(5) $$@
 	$$(Q)$(2) $(3) $$(TEST_CFLAGS) $$(CFLAGS) $(6) -o $$@ $$< $(1)/libringfiber.a $$(URING_LIBS) -lpthread
@@ -215,7 +220,7 @@ check: all module
 
 check-unit: all
 	@echo "== tests ($(ARCH))"
-	$(Q)RF_BUILD=$(B) $(PROVE) $(TEST_BINS) $(filter-out tests/vm.sh,$(TEST_SCRIPTS))
+	$(Q)RF_BUILD=$(B) $(PROVE) $(TEST_BINS) $(TEST_SCRIPTS)
 
 # The tracing tools against workloads with known counts (root, BTF and
 # tracepoints needed; each test skips with the reason where they are missing).
@@ -228,7 +233,7 @@ check-trace: all
 # with the rfwake back-end and with the default one (scripts/vm-init/suite).
 check-vm: all module
 	@echo "== rfwake and the runtime's tests in a VM (scripts/vm)"
-	$(Q)RF_BUILD=$(B) prove --timer -e 'scripts/run-test $(VM_TEST_TIMEOUT)' tests/vm.sh
+	$(Q)RF_BUILD=$(B) prove --timer -e 'scripts/run-test $(VM_TEST_TIMEOUT)' tests/rfwake/vm.sh
 
 check-asan: $(ASAN_BINS)
 	@echo "== unit tests under AddressSanitizer + UndefinedBehaviorSanitizer"

@@ -67,4 +67,4 @@ check-servers-asan: all $(addprefix $(B)/asan/servers/,$(SERVERS))
 	$(Q)RF_BUILD=$(B) RF_SERVERS=$(B)/asan/servers RF_SANITIZED=1 \
 		ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-		$(PROVE) tests/httpserver.py tests/fibserver.sh tests/echo.sh
+		$(PROVE) tests/servers/httpserver.py tests/servers/fibserver.sh tests/servers/echo.sh

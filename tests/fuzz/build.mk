@@ -23,19 +23,23 @@ FUZZ_ARTIFACTS := $(B)/fuzz/artifacts
 
 .PHONY: check-fuzz fuzz
 
+# The parser's unit test (tests/servers/http-parse.c) runs with the others.
+TEST_BINS += $(B)/tests/http-parse
+ASAN_BINS += $(B)/asan/tests/http-parse
+
 # The unit test links the parser instead of the runtime: explicit rules, so
 # they win over the Makefile's $(B)/tests/% and $(B)/asan/tests/% patterns.
-$(B)/tests/http-parse: tests/http-parse.c tests/lib/tap.h $(HTTP_PARSE_DEPS)
+$(B)/tests/http-parse: tests/servers/http-parse.c tests/lib/tap.h $(HTTP_PARSE_DEPS)
 	@mkdir -p $(dir $@)
 	$(quiet) CC $@
 	$(Q)$(CC) $(NATIVE_CFLAGS) $(TEST_CFLAGS) -Iservers/http $(CFLAGS) -o $@ \
-		tests/http-parse.c $(HTTP_PARSE_SRC)
+		tests/servers/http-parse.c $(HTTP_PARSE_SRC)
 
-$(B)/asan/tests/http-parse: tests/http-parse.c tests/lib/tap.h $(HTTP_PARSE_DEPS)
+$(B)/asan/tests/http-parse: tests/servers/http-parse.c tests/lib/tap.h $(HTTP_PARSE_DEPS)
 	@mkdir -p $(dir $@)
 	$(quiet) CC $@
 	$(Q)$(CC) $(NATIVE_CFLAGS) $(TEST_CFLAGS) -Iservers/http $(CFLAGS) $(ASAN_FLAGS) \
-		-o $@ tests/http-parse.c $(HTTP_PARSE_SRC)
+		-o $@ tests/servers/http-parse.c $(HTTP_PARSE_SRC)
 
 $(FUZZ_BIN): tests/fuzz/http-parse-fuzz.c $(HTTP_PARSE_DEPS)
 	@mkdir -p $(dir $@)

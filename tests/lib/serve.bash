@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: MIT
 #
-# serve.bash - the harness of the servers' shell tests (tests/echo.sh,
-# tests/fibserver.sh): one server and one client at a time on 127.0.0.1,
+# serve.bash - the harness of the servers' shell tests (tests/servers/echo.sh,
+# tests/servers/fibserver.sh): one server and one client at a time on 127.0.0.1,
 # each with its output in $tmp, and a trap that kills both whatever
 # happens, so no run leaves one behind.
 #

@@ -5,7 +5,7 @@
 # each with a symbol version, and nothing internal (rf__*, liburing's).
 set -u
 # shellcheck source=tests/lib/tap.bash
-. "$(dirname "$0")/lib/tap.bash"
+. "$(dirname "$0")/../lib/tap.bash"
 B=${RF_BUILD:-build}
 lib="$B/libringfiber.so"
 header=userspace/include/ringfiber.h

@@ -12,11 +12,11 @@
 # root is needed.  Each make runs in its own build directory (B=).
 set -u
 # shellcheck source=tests/lib/tap.bash
-. "$(dirname "$0")/lib/tap.bash"
+. "$(dirname "$0")/../lib/tap.bash"
 # The make check run below must not run this test again (it would, were
 # the packages not checked first).
 if [ -n "${RF_IN_BUILD_DEPS_TEST:-}" ]; then
-	tap_skip_all "run by itself (a make check of tests/build-deps.sh)"
+	tap_skip_all "run by itself (a make check of tests/build/build-deps.sh)"
 fi
 export RF_IN_BUILD_DEPS_TEST=1
 # Not the flags of a make this test runs under (make check): its own.

@@ -10,7 +10,7 @@
 
 set -u
 # shellcheck source=tests/lib/tap.bash
-. "$(dirname "$0")/lib/tap.bash"
+. "$(dirname "$0")/../lib/tap.bash"
 
 B=${RF_BUILD:-build}
 BENCH=bench/bench-http

@@ -13,7 +13,7 @@
 # reported here and not by the runner killing us.
 set -u
 # shellcheck source=tests/lib/tap.bash
-. "$(dirname "$0")/lib/tap.bash"
+. "$(dirname "$0")/../lib/tap.bash"
 B=${RF_BUILD:-build}
 module=module/rfwake.ko
 

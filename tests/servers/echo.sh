@@ -14,7 +14,7 @@
 
 set -u
 # shellcheck source=tests/lib/tap.bash
-. "$(dirname "$0")/lib/tap.bash"
+. "$(dirname "$0")/../lib/tap.bash"
 
 B=${RF_BUILD:-build}
 # $RF_SERVERS: where the server comes from instead (make check-servers-asan)
@@ -28,7 +28,7 @@ NEED_FDS=1100
 STEP_TIMEOUT=20
 
 # shellcheck source=tests/lib/serve.bash
-. "$(dirname "$0")/lib/serve.bash"
+. "$(dirname "$0")/../lib/serve.bash"
 serve_init echo
 
 # json_get JSON KEY: the number stored under KEY, or nothing.

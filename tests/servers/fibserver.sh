@@ -15,7 +15,7 @@
 
 set -u
 # shellcheck source=tests/lib/tap.bash
-. "$(dirname "$0")/lib/tap.bash"
+. "$(dirname "$0")/../lib/tap.bash"
 
 B=${RF_BUILD:-build}
 # $RF_SERVERS: where the server comes from instead (make check-servers-asan)
@@ -37,7 +37,7 @@ BUF_SIZE=1024
 HEAVY_N=47
 
 # shellcheck source=tests/lib/serve.bash
-. "$(dirname "$0")/lib/serve.bash"
+. "$(dirname "$0")/../lib/serve.bash"
 serve_init fib
 if ! command -v python3 >/dev/null; then
 	tap_skip_all "python3 is needed to speak the protocol"
