@@ -27,7 +27,9 @@
  *	first): a SCHED_OTHER thread that never blocks, and a SCHED_FIFO one
  *	(needs root or CAP_SYS_NICE) that sleeps MS ms, wakes, spins MS ms,
  *	ROUNDS times.  Each wake-up preempts the busy thread, which then
- *	waits about MS ms in the run queue while still runnable.
+ *	waits about MS ms in the run queue while still runnable.  Its
+ *	busy_run_delay_ns is the kernel's count of that wait, other tasks'
+ *	share included (schedstat; -1 without CONFIG_SCHED_INFO).
  *   idle [-w WORKERS] [-m MS]
  *	a runtime with WORKERS workers (default 2) whose only fiber parks
  *	until a line arrives on stdin (end of file does not count), MS ms
@@ -567,19 +569,43 @@ static int run_fiber_hog(void)
 static int busy_started, busy_stop;	/* atomics */
 static uint64_t busy_iter;		/* atomic: the busy thread's progress */
 static long busy_nvcsw, busy_nivcsw;
+static int64_t busy_run_delay_ns = -1;	/* -1: no schedstat */
+
+/*
+ * The calling thread's time spent runnable but waiting for a CPU, in ns:
+ * the second field of /proc/thread-self/schedstat (CONFIG_SCHED_INFO), or
+ * -1 without it.
+ */
+static int64_t thread_run_delay_ns(void)
+{
+	unsigned long long on_cpu, delay;
+	FILE *f = fopen("/proc/thread-self/schedstat", "r");
+	int n;
+
+	if (!f)
+		return -1;
+	n = fscanf(f, "%llu %llu", &on_cpu, &delay);
+	fclose(f);
+	return n == 2 ? (int64_t)delay : -1;
+}
 
 static void *busy_main(void *arg)
 {
+	int64_t d0, d1;
 	long v0, i0, v1, i1;
 
 	pthread_setname_np(pthread_self(), "wl-busy");
 	thread_csw(&v0, &i0);
+	d0 = thread_run_delay_ns();
 	__atomic_store_n(&busy_started, 1, __ATOMIC_RELEASE);
 	while (!__atomic_load_n(&busy_stop, __ATOMIC_ACQUIRE))
 		__atomic_store_n(&busy_iter, busy_iter + 1, __ATOMIC_RELAXED);
+	d1 = thread_run_delay_ns();
 	thread_csw(&v1, &i1);
 	busy_nvcsw = v1 - v0;
 	busy_nivcsw = i1 - i0;
+	if (d0 >= 0 && d1 >= d0)
+		busy_run_delay_ns = d1 - d0;
 	return NULL;
 }
 
@@ -687,10 +713,10 @@ static int run_thread_preempt(void)
 
 	printf("mode=thread-preempt rounds=%lu ms=%lu cpu=%d runs=%lu fifo_wakes=%lu preemptions=%lu "
 	       "spin_ns=%" PRIu64 " spin_total_ns=%" PRIu64 " busy_nvcsw=%ld busy_nivcsw=%ld "
-	       "wall_ns=%" PRId64 "\n",
+	       "busy_run_delay_ns=%" PRId64 " wall_ns=%" PRId64 "\n",
 	       cfg.rounds, cfg.ms, cpu, res.runs, res.wakes, res.preemptions,
 	       res.runs ? res.spin_sum / res.runs : 0, res.spin_sum, busy_nvcsw, busy_nivcsw,
-	       res.wall_ns);
+	       busy_run_delay_ns, res.wall_ns);
 	return 0;
 }
 
