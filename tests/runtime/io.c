@@ -671,38 +671,65 @@ static void *nop_fiber(void *arg)
 	return NULL;
 }
 
-static void test_batching(void)
+/*
+ * NOP_FIBERS fibers make NOPS_EACH rf_nop()s each, @pinned to the calling
+ * fiber's worker or free to be stolen.  Return: the io_uring_enter() calls
+ * and requests of the whole runtime meanwhile, in @enters and @sqes.
+ */
+static void nop_storm(int pinned, uint64_t *enters, uint64_t *sqes)
 {
+	struct rf_spawn_attr attr = { .pinned = pinned };
+	const char *what = pinned ? "pinned" : "unpinned";
 	struct rf_fiber *f[NOP_FIBERS];
 	struct rf_stats st0, st1;
-	uint64_t enters, sqes;
 	int i, n = 0, rc = 0, bad = 0;
 
-	is_int(rf_nop(ND), 0, tn("rf_nop() -> 0"));
 	st0 = my_stats();
 	for (i = 0; i < NOP_FIBERS; i++) {
-		rc = rf_spawn(&f[i], nop_fiber, &bad, NULL);
+		rc = rf_spawn(&f[i], nop_fiber, &bad, &attr);
 		if (rc)
 			break;
 		n++;
 	}
-	is_int(rc, 0, tn("spawn %d fibers of %d rf_nop()s each", NOP_FIBERS, NOPS_EACH));
+	is_int(rc, 0, tn("spawn %d %s fibers of %d rf_nop()s each", NOP_FIBERS, what, NOPS_EACH));
 	for (i = 0; i < n; i++)
 		rf_join(f[i], NULL, ND);
 	st1 = my_stats();
-	is_int(bad, 0, tn("every rf_nop() returned 0"));
-	enters = st1.enters - st0.enters;
-	sqes = st1.sqes - st0.sqes;
-	tap_diag("%s: %" PRIu64 " io_uring_enter() for %" PRIu64 " requests", tn("batching"),
-		 enters, sqes);
-	ok(sqes >= (uint64_t)n * NOPS_EACH, "%s",
-	   tn("stats.sqes counts every request (%" PRIu64 ")", sqes));
-	/* one enter per request without sharing; a busy or emulated CPU lets
-	 * fewer fibers queue up per enter, so the bound leaves room */
-	ok(enters * 4 <= sqes, "%s",
-	   tn("requests of many fibers share an io_uring_enter() (%" PRIu64 " enters)", enters));
+	is_int(bad, 0, tn("every rf_nop() of the %s fibers returned 0", what));
+	*enters = st1.enters - st0.enters;
+	*sqes = st1.sqes - st0.sqes;
+	tap_diag("%s: %" PRIu64 " io_uring_enter() for %" PRIu64 " requests of %s fibers",
+		 tn("batching"), *enters, *sqes, what);
+	ok(*sqes >= (uint64_t)n * NOPS_EACH, "%s",
+	   tn("stats.sqes counts every request of the %s fibers (%" PRIu64 ")", what, *sqes));
 	ok(st1.cqes > st0.cqes, "%s", tn("stats.cqes grows"));
 	no_inflight("the rf_nop() storm");
+}
+
+static void test_batching(void)
+{
+	uint64_t enters, sqes;
+
+	is_int(rf_nop(ND), 0, tn("rf_nop() -> 0"));
+	/*
+	 * On one worker the sharing does not depend on the host's scheduler:
+	 * each fiber prepares its request and parks, the worker enters the
+	 * kernel once when its run queue runs dry, and the completions make
+	 * all the fibers ready again.  About one enter per round of
+	 * NOP_FIBERS requests; one per request if nothing were shared.  The
+	 * bound leaves room for the other workers' sleeps and wake-ups.
+	 */
+	nop_storm(1, &enters, &sqes);
+	ok(enters * (NOP_FIBERS / 2) <= sqes, "%s",
+	   tn("requests of many fibers on one worker share an io_uring_enter() (%" PRIu64
+	      " enters)", enters));
+	/*
+	 * Spread over several workers, how many requests each enter carries
+	 * depends on which workers the host runs when (a worker kept off its
+	 * CPU leaves the others a few fibers each, and stranded its own): it
+	 * is reported, not checked.  Every request must still complete.
+	 */
+	nop_storm(0, &enters, &sqes);
 }
 
 /* ------------------------------------------------- fibers outliving main */
