@@ -15,6 +15,7 @@
  * and rf_runtime_shutdown() kicks it as any waker does.
  */
 #include <errno.h>
+#include <limits.h>
 #include <linux/futex.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -59,10 +60,25 @@ static int rf__futex_setup(struct rf__worker *wk)
 	return rf__futex_arm(wk);
 }
 
-/* The ring's exit cancels the wait; the next run starts with no wake-up. */
+/*
+ * Take our ring's wait off the word before the ring goes, and start the
+ * next run with no wake-up.  The ring's exit does cancel the wait, but
+ * later, from a kernel worker (io_ring_exit_work()): until then it stays
+ * queued on the word, the same word the next run's ring waits on (the
+ * worker, and worker 0's thread, outlive the run).  FUTEX_WAKE wakes the
+ * oldest waiter first, so a kick of the next run would complete the dead
+ * ring's wait instead of the live one, and with wake_pending set no other
+ * waker would try again: the worker slept through it for good.  Waking
+ * every waiter now unqueues the wait at once (no kicker is left to race:
+ * see @teardown); its completion goes to the ring, which is about to go.
+ */
 static void rf__futex_teardown(struct rf__worker *wk)
 {
-	__atomic_store_n(&rf__futex_of(wk)->word, 0, __ATOMIC_RELAXED);
+	uint32_t *word = &rf__futex_of(wk)->word;
+
+	if (wk->has_ring)
+		syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+	__atomic_store_n(word, 0, __ATOMIC_RELAXED);
 }
 
 /* Async-signal-safe: the hog rescue and rf_runtime_shutdown() kick too. */
