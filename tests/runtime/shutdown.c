@@ -7,12 +7,14 @@
  * that park (rf_poll() on a pipe nobody writes, rf_sleep() for an hour,
  * rf_event_wait() on an event nobody sets) while the shutdown comes from a
  * fiber, from a plain thread, or from a plain thread that calls it while
- * rf_runtime_run() is still starting.  Then rounds where a signal handler
- * calls it while the fibers spawn, wake each other across workers and do
- * I/O (with a ring and without): the handler interrupts the library
- * anywhere, holding its locks.  Then child processes with threads of
- * their own, started before the run, that get SIGTERM or SIGINT under
- * RF_RT_SHUTDOWN_ON_SIGNAL and must exit 0.
+ * rf_runtime_run() is still starting, on each wake back-end there is: each
+ * ends its workers' sleeps its own way, and one run follows another on the
+ * same workers, so what a run leaves armed must not take the next one's
+ * wake-ups.  Then rounds where a signal handler calls it while the fibers
+ * spawn, wake each other across workers and do I/O (with a ring and
+ * without): the handler interrupts the library anywhere, holding its locks.
+ * Then child processes with threads of their own, started before the run,
+ * that get SIGTERM or SIGINT under RF_RT_SHUTDOWN_ON_SIGNAL and must exit 0.
  *
  * Every run must return 0 with every parked call ended by -ECANCELED: a
  * fiber that escapes the cancellation hangs the run, and the round's
@@ -29,6 +31,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 
 #include "helpers.h"
@@ -262,24 +265,48 @@ static void none_failed(unsigned int bad, int last, const char *name, const char
 		tap_diag("  the last failed %s returned %d", what, last);
 }
 
-static void test_spawn_vs_shutdown(enum stopper how, unsigned int rounds)
+/*
+ * The wake back-end wake_backends[@i] is one to test: RF_WAKE_BACKEND, which
+ * overrides rf_runtime_opts.wake_backend, names no other.
+ */
+static bool backend_wanted(unsigned int i)
 {
-	struct rf_runtime_opts opts = { .workers = 2, .stack_pool = 1024 };
+	const char *env = getenv("RF_WAKE_BACKEND");
+
+	return !env || !*env || !strcmp(env, "auto") || !strcmp(env, wake_backends[i].name);
+}
+
+static void test_spawn_vs_shutdown(enum stopper how, unsigned int rounds, unsigned int backend)
+{
+	struct rf_runtime_opts opts = { .workers = 2, .stack_pool = 1024,
+					.wake_backend = wake_backends[backend].id };
 	unsigned int bad_rc = 0, bad_shutdown = 0, escaped = 0, spawn_failed = 0, left = 0;
 	unsigned int mid = 0, early = 0;
 	unsigned long parked = 0;
 	unsigned int bad_after = 0;
 	int last_rc = 0, last_shutdown = 0, last_after = 0;
 	bool threaded = how != STOP_FIBER;
+	/* the checks below, as many as a skip must count */
+	unsigned int checks = how == STOP_FIBER ? 7 : 6;
 	struct rf_runtime *rt;
-	char what[96];
+	char what[128];
 	int rc;
 
-	snprintf(what, sizeof(what), "spawns racing a shutdown by %s", stopper_name[how]);
+	test_config_name = wake_backends[backend].name;
+	snprintf(what, sizeof(what), "[%s] spawns racing a shutdown by %s",
+		 wake_backends[backend].name, stopper_name[how]);
+	if (!backend_wanted(backend)) {
+		tap_skip(checks, tn("RF_WAKE_BACKEND chooses another back-end"));
+		goto out;
+	}
 	rc = rf_runtime_create(&rt, &opts);
+	if (rc == -EOPNOTSUPP) {
+		tap_skip(checks, tn("this back-end is not available here"));
+		goto out;
+	}
 	if (rc) {
-		ok(0, "rf_runtime_create() -> %d", rc);
-		return;
+		ok(0, "%s", tn("rf_runtime_create() -> %d", rc));
+		goto out;
 	}
 	for (unsigned int i = 0; i < rounds; i++) {
 		struct round r = { .how = how, .seed = i * 7919u + (unsigned int)how, .rt = rt,
@@ -317,22 +344,26 @@ static void test_spawn_vs_shutdown(enum stopper how, unsigned int rounds)
 		mid += C.spawned_before < C.spawned;
 		early += r.esrch > 0;
 	}
-	is_int(rf_runtime_shutdown(rt), -ESRCH, "rf_runtime_shutdown() between runs -> -ESRCH");
+	is_int(rf_runtime_shutdown(rt), -ESRCH, tn("rf_runtime_shutdown() between runs -> -ESRCH"));
 	rf_runtime_destroy(rt);
 	tap_diag("%s: %u rounds (%u with fibers spawned after the call), %lu parked calls", what,
 		 rounds, mid, parked);
 	if (how == STOP_THREAD_EARLY)
 		tap_diag("  in %u rounds the call came before the run had started (-ESRCH)", early);
-	none_failed(bad_rc, last_rc, "every run returned 0", "run");
-	none_failed(bad_shutdown, last_shutdown, "every rf_runtime_shutdown() returned 0", "call");
+	none_failed(bad_rc, last_rc, tn("every run returned 0"), "run");
+	none_failed(bad_shutdown, last_shutdown, tn("every rf_runtime_shutdown() returned 0"),
+		    "call");
 	if (how == STOP_FIBER) {
-		is_int(bad_after, 0, "the calling fiber's next call returned -ECANCELED at once");
+		is_int(bad_after, 0,
+		       tn("the calling fiber's next call returned -ECANCELED at once"));
 		if (bad_after)
 			tap_diag("  the last one returned %d", last_after);
 	}
-	is_int(escaped, 0, "every parked call returned -ECANCELED");
-	is_int(spawn_failed, 0, "every rf_spawn() succeeded");
-	is_int(left, 0, "no fiber left after a run");
+	is_int(escaped, 0, tn("every parked call returned -ECANCELED"));
+	is_int(spawn_failed, 0, tn("every rf_spawn() succeeded"));
+	is_int(left, 0, tn("no fiber left after a run"));
+out:
+	test_config_name = NULL;
 }
 
 /* ------------------------------------------ from a signal handler */
@@ -780,12 +811,14 @@ int main(int argc, char **argv)
 		return sig_child((enum sig_mode)atoi(argv[2]), atoi(argv[3]));
 	ring_or_skip_all();
 
-	if (wanted(argc, argv, "spawn-fiber"))
-		test_spawn_vs_shutdown(STOP_FIBER, rounds);
-	if (wanted(argc, argv, "spawn-thread"))
-		test_spawn_vs_shutdown(STOP_THREAD, rounds);
-	if (wanted(argc, argv, "spawn-early"))
-		test_spawn_vs_shutdown(STOP_THREAD_EARLY, rounds);
+	for (unsigned int b = 0; b < ARRAY_SIZE(wake_backends); b++) {
+		if (wanted(argc, argv, "spawn-fiber"))
+			test_spawn_vs_shutdown(STOP_FIBER, rounds, b);
+		if (wanted(argc, argv, "spawn-thread"))
+			test_spawn_vs_shutdown(STOP_THREAD, rounds, b);
+		if (wanted(argc, argv, "spawn-early"))
+			test_spawn_vs_shutdown(STOP_THREAD_EARLY, rounds, b);
+	}
 	if (wanted(argc, argv, "cost")) {
 		test_shutdown_cost(0);
 		test_shutdown_cost(1);
