@@ -735,8 +735,9 @@ static void test_batching(void)
 	/*
 	 * Spread over several workers, how many requests each enter carries
 	 * depends on which workers the host runs when (a worker kept off its
-	 * CPU leaves the others a few fibers each, and stranded its own): it
-	 * is reported, not checked.  Every request must still complete.
+	 * CPU strands the fibers it took, and while it counts idle, each offer
+	 * made to it holds half a run queue back for a pass): it is
+	 * reported, not checked.  Every request must still complete.
 	 */
 	nop_storm(0, &enters, &sqes);
 }

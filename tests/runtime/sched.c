@@ -3,14 +3,17 @@
  * sched.c - the scheduler seen from outside: FIFO order of spawns and of
  * rf_yield() rounds, what rf_join() and rf_runtime_run() report, names,
  * detached fibers, every rf_join() error, rf_cancel() of fibers parked in a
- * join, calls made outside a fiber, and twenty thousand fibers alive at
- * once.  Deadlock detection is tests/deadlock.c.
+ * join, calls made outside a fiber, twenty thousand fibers alive at once,
+ * and fibers offered for stealing to an idle worker that cannot take them.
+ * Deadlock detection is tests/deadlock.c.
  *
  * Only scheduling is used, and every runtime is made with RF_RT_NO_RING,
  * so this program needs no io_uring: it also runs on aarch64 under
  * qemu-user.
  */
 #include <pthread.h>
+#include <sys/syscall.h>
+#include <time.h>
 
 #include "helpers.h"
 
@@ -744,6 +747,178 @@ static void test_threads(const struct rt_config *cfg)
 	}
 }
 
+/* ------------------------------------- offers nobody takes (stealing) */
+
+/*
+ * A worker counted idle that the host keeps off its CPU takes nothing that
+ * is offered to it.  Worker 1 is made that worker: once it sleeps with
+ * nothing to do, a signal handler holds its thread until released.  The
+ * yielding fibers on worker 0 must all keep running: before, worker 0
+ * published half of its run queue at every pass while the other worker
+ * counted idle, and took its own offer back only once its run queue ran
+ * dry, which never happens while the fibers yield; the fibers of the
+ * first offers waited until all the others had finished.
+ */
+#define OFFER_FIBERS 16
+#define OFFER_ROUNDS 400
+
+/* Set by the handler on worker 1's thread, and by the test to let it go. */
+static int held, release_held;
+static int offer_progress[OFFER_FIBERS];
+static int offer_least_at_first_done = -1;
+
+static void hold_worker(int sig)
+{
+	struct timespec ms = { 0, 1000 * 1000 };
+
+	(void)sig;
+	__atomic_store_n(&held, 1, __ATOMIC_SEQ_CST);
+	while (!__atomic_load_n(&release_held, __ATOMIC_SEQ_CST))
+		nanosleep(&ms, NULL);
+}
+
+static void *report_tid(void *arg)
+{
+	return (void *)(intptr_t)syscall(SYS_gettid);
+}
+
+/* Voluntary context switches of thread @tid, its state in @state; -1 if unreadable. */
+static long thread_switches(pid_t tid, char *state)
+{
+	char path[64], line[128];
+	long n = -1;
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/status", (int)tid);
+	fp = fopen(path, "r");
+	if (!fp)
+		return -1;
+	*state = '?';
+	while (fgets(line, sizeof(line), fp)) {
+		if (!strncmp(line, "State:", 6))
+			sscanf(line + 6, " %c", state);
+		else if (!strncmp(line, "voluntary_ctxt_switches:", 24))
+			n = strtol(line + 24, NULL, 10);
+	}
+	fclose(fp);
+	return n;
+}
+
+/*
+ * Thread @tid has slept for 20 ms without waking: a worker with no fiber
+ * and no idle polling does that only in its idle sleep.  Waits up to 5 s.
+ */
+static int thread_settled_asleep(pid_t tid)
+{
+	struct timespec gap = { 0, 20 * 1000 * 1000 };
+	int tries;
+
+	for (tries = 0; tries < 250; tries++) {
+		char s0, s1;
+		long n0 = thread_switches(tid, &s0), n1;
+
+		nanosleep(&gap, NULL);
+		n1 = thread_switches(tid, &s1);
+		if (n0 >= 0 && n0 == n1 && s0 == 'S' && s1 == 'S')
+			return 1;
+	}
+	return 0;
+}
+
+static void *offer_yielder(void *arg)
+{
+	int i = (int)(intptr_t)arg, r, j, least;
+
+	for (r = 1; r <= OFFER_ROUNDS; r++) {
+		offer_progress[i] = r;
+		if (r == OFFER_ROUNDS && offer_least_at_first_done < 0) {
+			least = r;
+			for (j = 0; j < OFFER_FIBERS; j++)
+				if (offer_progress[j] < least)
+					least = offer_progress[j];
+			offer_least_at_first_done = least;
+		}
+		rf_yield();
+	}
+	return NULL;
+}
+
+static void *offer_main(void *arg)
+{
+	struct rf_fiber *f[OFFER_FIBERS], *tf;
+	void *tid = NULL;
+	int64_t t0;
+	int i, n = 0;
+
+	(void)arg;
+	if (rf_spawn_on(1, &tf, report_tid, NULL, NULL) || rf_join(tf, &tid, ND)) {
+		ok(0, "%s", tn("a fiber on worker 1 reports its thread"));
+		return NULL;
+	}
+	if (!thread_settled_asleep((pid_t)(intptr_t)tid)) {
+		tap_skip(2, "worker 1's thread was never seen asleep in /proc");
+		return NULL;
+	}
+	if (syscall(SYS_tgkill, getpid(), (pid_t)(intptr_t)tid, SIGUSR1)) {
+		tap_skip(2, "cannot signal worker 1's thread");
+		return NULL;
+	}
+	t0 = rf_now();
+	while (!__atomic_load_n(&held, __ATOMIC_SEQ_CST) && ms_since(t0) < 5000)
+		rf_yield();
+	if (!__atomic_load_n(&held, __ATOMIC_SEQ_CST)) {
+		__atomic_store_n(&release_held, 1, __ATOMIC_SEQ_CST);
+		tap_skip(2, "worker 1's thread did not take the signal in 5 s");
+		return NULL;
+	}
+	for (i = 0; i < OFFER_FIBERS; i++) {
+		if (rf_spawn(&f[i], offer_yielder, (void *)(intptr_t)i, NULL))
+			break;
+		n++;
+	}
+	is_int(n, OFFER_FIBERS, tn("spawn %d yielding fibers beside a held idle worker",
+				   OFFER_FIBERS));
+	for (i = 0; i < n; i++)
+		rf_join(f[i], NULL, ND);
+	__atomic_store_n(&release_held, 1, __ATOMIC_SEQ_CST);
+	tap_diag("%s", tn("when the first fiber finished its %d rounds, the last had made %d",
+			  OFFER_ROUNDS, offer_least_at_first_done));
+	/*
+	 * An offer not taken runs at the worker's next pass: a fiber in the
+	 * back half at every offer still runs about a third as often as one
+	 * in the front half.  Before, a fiber of the first offer made no
+	 * round after it (8 of 400 here) until the others had all finished.
+	 */
+	ok(offer_least_at_first_done >= OFFER_ROUNDS / 4, "%s",
+	   tn("no fiber waits in an offer the idle worker cannot take (%d of %d rounds)",
+	      offer_least_at_first_done, OFFER_ROUNDS));
+	return NULL;
+}
+
+static void test_untaken_offer(const struct rt_config *cfg)
+{
+	struct rf_runtime_opts opts = {
+		.flags = cfg->flags | RF_RT_NO_PIN,
+		.workers = 2,
+		.idle_spin_ns = -1,	/* worker 1 sleeps at once */
+		.hog_ns = -1,		/* no rescue: only the loop publishes */
+	};
+	struct sigaction sa = { .sa_handler = hold_worker }, old;
+	struct rf_stats st;
+	int rc;
+
+	__atomic_store_n(&held, 0, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&release_held, 0, __ATOMIC_SEQ_CST);
+	offer_least_at_first_done = -1;
+	memset(offer_progress, 0, sizeof(offer_progress));
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGUSR1, &sa, &old);
+	rc = run_main(&opts, offer_main, NULL, NULL, &st);
+	__atomic_store_n(&release_held, 1, __ATOMIC_SEQ_CST);
+	sigaction(SIGUSR1, &old, NULL);
+	is_clean_run(rc, &st);
+}
+
 /* Calls that need a fiber, made from plain thread context. */
 static void test_outside_fiber(void)
 {
@@ -778,6 +953,7 @@ int main(void)
 		tap_diag("configuration: %s (flags 0x%x)", configs[i].name, configs[i].flags);
 		test_runtime(&configs[i]);
 		test_threads(&configs[i]);
+		test_untaken_offer(&configs[i]);
 	}
 	test_config_name = NULL;
 	return done_testing();

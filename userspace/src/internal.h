@@ -590,6 +590,7 @@ int64_t rf__fiber_deadline(const struct rf_fiber *f, int64_t deadline);
 /* steal.c */
 void rf__publish(struct rf__worker *wk, bool all);
 bool rf__steal(struct rf__worker *wk);
+void rf__reclaim(struct rf__worker *wk);
 bool rf__stealable_anywhere(struct rf_runtime *rt);
 void rf__kick_idle(struct rf__worker *from);
 

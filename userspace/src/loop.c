@@ -120,9 +120,24 @@ void rf__loop(struct rf__worker *wk)
 			rf__idle(wk);
 			continue;
 		}
-		/* someone is idle: offer it half of our queue */
-		if (wk->runq.len > 1 && rf__load_relaxed(&rt->nidle))
-			rf__publish(wk, false);
+		/*
+		 * Someone is idle: offer it half of our queue.  If our last
+		 * offer is still there, whoever counts as idle did not run to
+		 * take it (an idle worker takes before it polls or sleeps):
+		 * run the offer first, and offer nothing this pass.
+		 * Publishing again at every pass would leave one fiber here
+		 * and the rest waiting in the offer (the run queue need not
+		 * run dry: fibers that yield, or whose requests complete
+		 * during the enter, are ready again at the next pass).  With
+		 * nobody idle, what is left of an offer stays for the first
+		 * worker to run dry.
+		 */
+		if (rf__load_relaxed(&rt->nidle)) {
+			if (rf__load_relaxed(&wk->steal_len))
+				rf__reclaim(wk);
+			else if (wk->runq.len > 1)
+				rf__publish(wk, false);
+		}
 		wk->budget = RF__SWITCH_BUDGET;
 		rf__loop_switch_to(wk, rf__runq_pop(&wk->runq));
 	}

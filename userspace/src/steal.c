@@ -9,8 +9,13 @@
  * back half of its run queue there from its loop when another worker is
  * idle (rt->nidle), and all of it when the hog rescue runs (watchdog.c);
  * an idle worker takes half of the first non-empty stealable queue it
- * finds, its own first.  Pinned fibers, and fibers a request on their
- * worker's ring still owes a completion (bound), are never published.
+ * finds, its own first.  An offer still there at the worker's next pass
+ * while another worker counts idle goes back to the front of its run queue
+ * (rf__reclaim()): a worker counted idle may be one the host keeps off its
+ * CPU, and the fibers it does not take must not wait while their worker
+ * runs the others.  Pinned fibers,
+ * and fibers a request on their worker's ring still owes a completion
+ * (bound), are never published.
  */
 #include "internal.h"
 
@@ -63,8 +68,11 @@ void rf__publish(struct rf__worker *wk, bool all)
 	rf__kick_idle(wk);
 }
 
-/* Take up to half (at least one) of @from's stealable fibers into @wk. */
-static uint64_t rf__take(struct rf__worker *wk, struct rf__worker *from)
+/*
+ * Take up to half (at least one) of @from's stealable fibers for @wk, all
+ * of them if @from is @wk, onto the back of @into.
+ */
+static uint64_t rf__take(struct rf__worker *wk, struct rf__worker *from, struct rf__runq *into)
 {
 	uint64_t n, got = 0;
 
@@ -79,7 +87,7 @@ static uint64_t rf__take(struct rf__worker *wk, struct rf__worker *from)
 
 		from->steal_head = f->next;
 		rf__store(&f->wk, wk);
-		rf__runq_push(&wk->runq, f);
+		rf__runq_push(into, f);
 		got++;
 	}
 	if (!from->steal_head)
@@ -98,6 +106,27 @@ static uint64_t rf__take(struct rf__worker *wk, struct rf__worker *from)
 	return got;
 }
 
+/*
+ * @wk's own offer, published at an earlier pass of its loop, is still there:
+ * nobody took it.  The other workers that count as idle may not be running
+ * at all (the host keeps a thread off its CPU for milliseconds), and @wk
+ * would publish from its run queue again and again while these fibers wait.
+ * Put them back at the front of the run queue: they were ready before any
+ * fiber there was made ready again.  Runs on @wk's thread.
+ */
+void rf__reclaim(struct rf__worker *wk)
+{
+	struct rf__runq back = { 0 };
+
+	if (!rf__take(wk, wk, &back))
+		return;
+	back.tail->next = wk->runq.head;
+	if (!wk->runq.tail)
+		wk->runq.tail = back.tail;
+	wk->runq.head = back.head;
+	wk->runq.len += back.len;
+}
+
 /* An idle worker looks for work: its own published fibers, then others'. */
 bool rf__steal(struct rf__worker *wk)
 {
@@ -105,14 +134,14 @@ bool rf__steal(struct rf__worker *wk)
 	unsigned int n = rt->nworkers;
 	uint64_t got;
 
-	if (rf__take(wk, wk))
+	if (rf__take(wk, wk, &wk->runq))
 		return true;
 	for (unsigned int i = 0; i < n; i++) {
 		struct rf__worker *v = rt->workers[(wk->steal_from + i) % n];
 
 		if (v == wk)
 			continue;
-		got = rf__take(wk, v);
+		got = rf__take(wk, v, &wk->runq);
 		if (got) {
 			wk->steal_from = (wk->steal_from + i) % n;
 			rf__count(&wk->steals, got);
