@@ -97,8 +97,13 @@ static void test_pingpong(unsigned int backend, const char *name, int64_t spin)
 	ok(p.a_done == p.rounds && p.b_done == p.rounds,
 	   "[%s%s] %lu round trips each way, none lost (%lu, %lu)", name,
 	   spin < 0 ? ", no spin" : "", p.rounds, p.a_done, p.b_done);
-	/* a release that finds no waiter leaves a permit: no wake-up needed */
-	ok(st.remote_wakes > 0 && st.remote_wakes <= 2 * p.rounds,
+	/*
+	 * A release that finds no waiter leaves a permit: no wake-up needed.
+	 * Beyond the round trips, the main fiber (unpinned) may make up to
+	 * three more: spawning a player on the other worker, and being woken
+	 * by each player's exit in its joins.
+	 */
+	ok(st.remote_wakes > 0 && st.remote_wakes <= 2 * p.rounds + 3,
 	   "[%s] wake-ups crossed workers (%" PRIu64 " remote wakes)", name, st.remote_wakes);
 	/* at most one per wake-up, plus the end of the run waking each worker */
 	ok(st.wake_calls <= st.remote_wakes + opts.workers,
