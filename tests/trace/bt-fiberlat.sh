@@ -57,23 +57,9 @@ tap_ok $? "count $count + unknown $unknown is rf_stats.runs ${runs:-?}"
 
 # The bucket that holds SPIN_MS ms, in ns, and the next one (a tick that
 # waited a little longer): they hold the ticker's delays, one per round.
-lo=1
-while [ $((lo * 2)) -le $((SPIN_MS * 1000000)) ]; do
-	lo=$((lo * 2))
-done
+lo=$(pow2_floor $((SPIN_MS * 1000000)))
 ticks=$(wl_get hog ticks)
-inrange=$(awk -v lo="$lo" '
-	/^@ns:/ { in_hist = 1; next }
-	in_hist && /^\[/ {
-		b = $1; sub(/^\[/, "", b); sub(/,$/, "", b)
-		v = b + 0
-		if (b ~ /K$/) v *= 1024
-		else if (b ~ /M$/) v *= 1048576
-		else if (b ~ /G$/) v *= 1073741824
-		if (v >= lo && v < 4 * lo) sum += $3
-	}
-	in_hist && /^$/ { exit }
-	END { print sum + 0 }' "$tmp/hog.bt")
+inrange=$(hist_count hog ns "$lo" $((lo * 4)))
 [ -n "$ticks" ] && [ "$ticks" -gt 0 ] && [ "$inrange" -eq "$ticks" ]
 tap_ok $? "$inrange delays in [$lo, $((lo * 4))) ns: the ticker's ${ticks:-?} ticks"
 

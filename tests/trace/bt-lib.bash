@@ -147,6 +147,34 @@ bt_get() {
 	sed -n "s/^$2 \([0-9-][0-9]*\)$/\1/p" "$tmp/$1.bt"
 }
 
+# pow2_floor N: the largest power of two not above N (N >= 1), the lower
+# bound of the log2 histogram bucket that holds N.
+pow2_floor() {
+	local p=1
+
+	while [ $((p * 2)) -le "$1" ]; do
+		p=$((p * 2))
+	done
+	echo "$p"
+}
+
+# hist_count NAME MAP LO [HI]: how many values the script's log2 histogram
+# @MAP holds in its buckets from LO up to HI (excluded; no bound without it).
+hist_count() {
+	awk -v map="@$2:" -v lo="$3" -v hi="${4:-0}" '
+	$1 == map { in_hist = 1; next }
+	in_hist && /^\[/ {
+		b = $1; sub(/^\[/, "", b); sub(/,$/, "", b)
+		v = b + 0
+		if (b ~ /K$/) v *= 1024
+		else if (b ~ /M$/) v *= 1048576
+		else if (b ~ /G$/) v *= 1073741824
+		if (v >= lo && (hi == 0 || v < hi)) sum += $3
+	}
+	in_hist && /^$/ { exit }
+	END { print sum + 0 }' "$tmp/$1.bt"
+}
+
 # within PERCENT A B: A is within PERCENT% of B (integers).
 within() {
 	local d=$(($2 - $3))

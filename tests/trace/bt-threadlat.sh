@@ -115,21 +115,9 @@ tap_ok $? "preempted ${preempted:-?} >= the workload's preemptions ${preemptions
 # that CPU ran too: the machine is shared).  The busy thread never sleeps,
 # so each of its delays is one of its involuntary switches: at most
 # busy_nivcsw delays that long, whatever the machine's load.
-lo=1
-while [ $((lo * 2)) -le $((SPIN_MS * 1000)) ]; do
-	lo=$((lo * 2))
-done
+lo=$(pow2_floor $((SPIN_MS * 1000)))
 nivcsw=$(wl_get preempt busy_nivcsw)
-long=$(awk -v lo="$lo" '
-	/^@usecs:/ { in_hist = 1; next }
-	in_hist && /^\[/ {
-		b = $1; sub(/^\[/, "", b); sub(/,$/, "", b)
-		v = b + 0
-		if (b ~ /K$/) v *= 1024; else if (b ~ /M$/) v *= 1048576
-		if (v >= lo) sum += $3
-	}
-	in_hist && /^$/ { exit }
-	END { print sum + 0 }' "$tmp/preempt.bt")
+long=$(hist_count preempt usecs "$lo")
 most=$((${nivcsw:-0} > ${preemptions:-0} ? ${nivcsw:-0} : ${preemptions:-0}))
 [ -n "$preemptions" ] && [ "$long" -ge "$preemptions" ] && [ "$long" -le $((most + 2)) ]
 tap_ok $? "$long delays of $lo us or more: the preemptions ${preemptions:-?}, at most the busy thread's involuntary switches ${nivcsw:-?}"
