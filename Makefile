@@ -57,7 +57,7 @@ LIB_SRCS := userspace/src/runtime.c userspace/src/setup.c userspace/src/loop.c \
 	userspace/src/deadlock.c userspace/src/shutdown.c \
 	userspace/src/sched.c userspace/src/steal.c \
 	userspace/src/watchdog.c userspace/src/stack.c userspace/src/io.c \
-	userspace/src/acceptor.c userspace/src/wq.c userspace/src/sync.c \
+	userspace/src/acceptor.c userspace/src/recv.c userspace/src/wq.c userspace/src/sync.c \
 	userspace/src/chan.c userspace/src/group.c userspace/src/blocking.c \
 	userspace/src/fls.c userspace/src/trace.c userspace/src/timer.c \
 	userspace/src/wake/msg_ring.c \
@@ -95,7 +95,7 @@ ASAN_LIB := $(B)/asan/libringfiber.a
 ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 # Concurrency tests, again under ThreadSanitizer (make check-tsan).
-TSAN_TESTS := stress toolkit blocking fls tracing lifetime wakelimit shutdown timers deadlock
+TSAN_TESTS := stress toolkit blocking fls tracing lifetime wakelimit shutdown timers deadlock recv
 TSAN_LIB := $(B)/tsan/libringfiber.a
 TSAN_BINS := $(patsubst %,$(B)/tsan/tests/%,$(TSAN_TESTS))
 TSAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer

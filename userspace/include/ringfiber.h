@@ -64,6 +64,7 @@ extern "C" {
 struct rf_runtime;
 struct rf_fiber;
 struct rf_acceptor;
+struct rf_receiver;
 struct rf_group;
 struct rf_chan;
 struct open_how;		/* <linux/openat2.h>, for rf_openat2() */
@@ -113,6 +114,18 @@ enum {
 	 * mask are back.  Works with and without a ring.
 	 */
 	RF_RT_SHUTDOWN_ON_SIGNAL = 1u << 7,
+	/**
+	 * Receivers (rf_receiver_open()) without a provided-buffer ring: each
+	 * rf_receiver_recv() polls the socket and recv()s into a buffer of a
+	 * pool the runtime keeps itself, as on kernels before 5.19.
+	 */
+	RF_RT_NO_BUF_RING = 1u << 8,
+	/**
+	 * Receivers make one receive request per rf_receiver_recv() (the
+	 * kernel still picks the buffer) instead of one multishot receive
+	 * per connection, as on kernels before 6.0.
+	 */
+	RF_RT_NO_MULTISHOT_RECV = 1u << 9,
 };
 
 /*
@@ -230,6 +243,8 @@ enum {
 	RF_FEAT_MSG_RING = 1u << 8,        /* IORING_OP_MSG_RING */
 	RF_FEAT_FUTEX_WAIT = 1u << 9,      /* IORING_OP_FUTEX_WAIT */
 	RF_FEAT_RFWAKE = 1u << 10,         /* /dev/rfwake: ABI 1 with uring_cmd */
+	RF_FEAT_BUF_RING = 1u << 11,       /* IORING_REGISTER_PBUF_RING: receivers' buffers */
+	RF_FEAT_MULTISHOT_RECV = 1u << 12, /* IORING_RECV_MULTISHOT: one receive per connection */
 };
 
 /**
@@ -668,6 +683,135 @@ int rf_acceptor_next(struct rf_acceptor *a, int64_t deadline);
  * Return: 0, -EBUSY if a fiber is waiting in rf_acceptor_next(), -EPERM.
  */
 int rf_acceptor_close(struct rf_acceptor *a);
+
+/* ---------------------------------------------------------------- receiver */
+/*
+ * A receiver waits for data on a connected socket without a buffer of its
+ * own: the kernel picks a buffer from its worker's pool when data arrives
+ * and the fiber borrows it until rf_buf_release().  An idle connection holds
+ * no buffer, only its receiver (about 100 bytes) and, where the kernel has
+ * them (6.0+), one multishot receive request armed for the connection's
+ * life, so that a request costs one completion and no submission.  Data
+ * that arrives while no fiber waits queues in the receiver, in order.
+ *
+ * Where the kernel lacks multishot receive (or with
+ * RF_RT_NO_MULTISHOT_RECV), each rf_receiver_recv() makes one receive
+ * request in which the kernel still picks the buffer; where it lacks
+ * provided-buffer rings (before 5.19, or with RF_RT_NO_BUF_RING), the
+ * receiver polls the socket and recv()s into a buffer of a pool the
+ * runtime keeps.  The calls and their results are the same on every path;
+ * rf_stats.features says which one is used (RF_FEAT_BUF_RING,
+ * RF_FEAT_MULTISHOT_RECV).
+ *
+ * The pool is finite (rf_runtime_recv_buffers()): a fiber may hold several
+ * buffers at once, a partial request across receives, say, but every
+ * buffer it holds is one the kernel cannot fill for another connection.
+ * When the pool runs dry, receivers wait until a buffer comes back; data
+ * waits in the socket meanwhile and nothing is lost.  Copy out what must
+ * be kept long and release early.  A buffer the kernel filled is never
+ * handed to it again before rf_buf_release(): while a fiber holds it, no
+ * receive writes into it.
+ */
+
+/**
+ * struct rf_buf - received bytes in a buffer the runtime lends.
+ * @data:  the first byte.
+ * @len:   how many bytes (at least 1).
+ * @owner: the runtime's: the pool the buffer belongs to.
+ * @id:    the runtime's: which buffer of the pool.
+ *
+ * Valid from rf_receiver_recv() until rf_buf_release(), within one
+ * rf_runtime_run(); release every buffer exactly once.
+ */
+struct rf_buf {
+	char *data;
+	size_t len;
+	void *owner;
+	unsigned int id;
+};
+
+/**
+ * rf_receiver_open() - start receiving on connected socket @fd (fiber context).
+ * @rp: receives the receiver.
+ * @fd: a connected stream socket; it stays owned by the caller, who closes
+ *      it after rf_receiver_close().
+ *
+ * Like an acceptor, a receiver lives on the calling fiber's worker, whose
+ * ring holds its request and whose pool lends its buffers, so the calling
+ * fiber is pinned there from now on; a fiber on another worker that uses
+ * the receiver moves there first (-EINVAL if it is pinned elsewhere).  The
+ * first receiver of a worker in a run sets the worker's pool up.  Nothing
+ * is submitted before the first rf_receiver_recv().
+ *
+ * Return: 0, -EINVAL (@rp NULL, @fd negative), -ENOMEM, -EPERM (not in a
+ * fiber), -ENOSYS (no ring).
+ */
+int rf_receiver_open(struct rf_receiver **rp, int fd);
+
+/**
+ * rf_receiver_recv() - wait for data on @r's socket (fiber context).
+ * @r:        the receiver.
+ * @b:        where the lent buffer is described; untouched unless the
+ *            return value is positive.
+ * @deadline: absolute rf_now() time, or RF_NO_DEADLINE.
+ *
+ * Only one fiber may wait on a receiver at a time.  After the end of the
+ * stream or an error, every later call returns the same again.
+ *
+ * Return: the number of bytes in *@b (> 0; the caller owns the buffer until
+ * rf_buf_release()), 0 at the end of the stream (the peer closed, or the
+ * socket was shut down for reading), -ETIMEDOUT, -ECANCELED, -EBUSY
+ * (another fiber waits on @r), -EINVAL (@b NULL, @r closing or of another
+ * runtime), -EPERM, or the socket's error (-ECONNRESET, ...).
+ */
+ssize_t rf_receiver_recv(struct rf_receiver *r, struct rf_buf *b, int64_t deadline);
+
+/**
+ * rf_buf_release() - give a lent buffer back to its pool.
+ * @b: a buffer rf_receiver_recv() filled; its @owner is cleared.
+ *
+ * May be called by any fiber of the run: on the buffer's own worker it
+ * goes back at once (and a receiver waiting for a buffer gets it), from
+ * another worker it goes back at its worker's next pass through the loop.
+ *
+ * Return: 0, or -EINVAL for a buffer that is not lent (NULL, never filled,
+ * already released).
+ */
+int rf_buf_release(struct rf_buf *b);
+
+/**
+ * rf_receiver_close() - stop receiving and free @r (fiber context).
+ * @r: the receiver, or NULL.
+ *
+ * Cancels its request if one is armed, waits until the kernel has let it
+ * go, and gives back the buffers of data nobody took (the data is lost:
+ * close a receiver when the connection ends).  The socket is not closed.
+ * Buffers already lent stay valid until released.  A receiver left open
+ * when the run ends is freed by the run's end.
+ *
+ * Return: 0, -EBUSY if a fiber is waiting in rf_receiver_recv(), -EINVAL,
+ * -EPERM.
+ */
+int rf_receiver_close(struct rf_receiver *r);
+
+/** Default receive buffers per worker (rf_runtime_recv_buffers()). */
+#define RF_DEFAULT_RECV_BUFS 2048
+/** Default size of a receive buffer: a request head of a few KiB fits. */
+#define RF_DEFAULT_RECV_BUF_SIZE 4096
+
+/**
+ * rf_runtime_recv_buffers() - size the receive buffer pools of @rt.
+ * @rt:    a runtime that is not running.
+ * @size:  bytes per buffer, from 64 to 1 MiB.
+ * @count: buffers per worker, a power of two from 1 to 32768.
+ *
+ * Each worker that opens a receiver maps @count * @size bytes of address
+ * space; a buffer costs memory once the kernel has filled it.
+ * The default is RF_DEFAULT_RECV_BUFS buffers of RF_DEFAULT_RECV_BUF_SIZE.
+ *
+ * Return: 0, -EINVAL, -EBUSY (running).
+ */
+int rf_runtime_recv_buffers(struct rf_runtime *rt, size_t size, unsigned int count);
 
 
 /* ------------------------------------------------------ concurrency toolkit */

@@ -19,6 +19,7 @@
 #define RF__ACCEPT_ONE_SHOT (-0x7fff)
 
 struct rf_acceptor {
+	struct rf__source src;		/* RF__SOURCE_ACCEPT: first */
 	struct rf__worker *wk;		/* the worker whose ring holds the request */
 	struct rf__list_node link;	/* in its worker's list of open acceptors */
 	int fd;
@@ -126,7 +127,7 @@ static int rf__acceptor_arm(struct rf__worker *wk, struct rf_acceptor *a)
 	if (!sqe)
 		return -EBUSY;
 	io_uring_prep_multishot_accept(sqe, a->fd, NULL, NULL, a->flags);
-	sqe->user_data = rf__ud(a, RF__UD_ACCEPT);
+	sqe->user_data = rf__ud(a, RF__UD_SOURCE);
 	a->armed = true;
 	return 0;
 }
@@ -152,6 +153,7 @@ RF_EXPORT int rf_acceptor_open(struct rf_acceptor **ap, int fd, int flags)
 	a = calloc(1, sizeof(*a));
 	if (!a)
 		return -ENOMEM;
+	a->src.kind = RF__SOURCE_ACCEPT;
 	a->wk = wk;
 	a->fd = fd;
 	a->flags = flags;
@@ -284,7 +286,7 @@ RF_EXPORT int rf_acceptor_close(struct rf_acceptor *a)
 		struct io_uring_sqe *sqe = rf__get_sqe(wk);
 
 		if (sqe) {
-			io_uring_prep_cancel64(sqe, rf__ud(a, RF__UD_ACCEPT), 0);
+			io_uring_prep_cancel64(sqe, rf__ud(a, RF__UD_SOURCE), 0);
 			sqe->user_data = 0;
 		}
 		/* Wait for the request's last completion, even if cancelled. */

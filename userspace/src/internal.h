@@ -99,13 +99,27 @@ static inline void rf__cpu_relax(void)
 enum {
 	RF__UD_OP = 0,		/* struct rf__wait: the operation itself */
 	RF__UD_TIMER = 1,	/* struct rf__wait: its deadline timer */
-	RF__UD_ACCEPT = 2,	/* struct rf_acceptor: multishot accept */
+	RF__UD_SOURCE = 2,	/* struct rf__source: a multishot request (accept, recv) */
 	RF__UD_WAKE = 3,	/* the wake back-end's request or message */
 	RF__UD_TIMERS = 4,	/* the worker's timer (timer.c); a generation, no pointer */
 	RF__UD_IGNORE = 5,	/* internal, not counted in inflight */
 	RF__UD_KICK = 6,	/* struct rf__worker: a kick sent to it came back */
 	RF__UD_STOP = 7,	/* the poll of rt->stop_fd: rf_runtime_shutdown() */
 	RF__UD_MASK = 7,
+};
+
+/*
+ * struct rf__source - the first member of every object that keeps a
+ * multishot request armed (an acceptor, a receiver): what RF__UD_SOURCE's
+ * pointer points at, and which of them it is.
+ */
+enum rf__source_kind {
+	RF__SOURCE_ACCEPT,	/* struct rf_acceptor */
+	RF__SOURCE_RECV,	/* struct rf_receiver */
+};
+
+struct rf__source {
+	enum rf__source_kind kind;
 };
 
 enum rf__fiber_state {
@@ -282,6 +296,8 @@ struct rf__worker {
 	uint64_t inflight;		/* requests whose completion is owed */
 	uint64_t unsubmitted;		/* prepared, not yet handed to the kernel */
 	struct rf__list acceptors;	/* open acceptors */
+	struct rf__list receivers;	/* open receivers (recv.c) */
+	struct rf__rxpool *rxpool;	/* receive buffers, from the first receiver on */
 	/* timer.c: the deadlines of event waits and sleeps, one kernel timer */
 	struct rf__tnode *timers;	/* a binary min-heap's root: the earliest */
 	unsigned int ntimers;		/* waits in it */
@@ -466,6 +482,8 @@ struct rf_runtime {
 	int64_t idle_spin_ns;		/* < 0: never */
 	int64_t hog_ns;			/* < 0: no watchdog */
 	unsigned int blocking_threads;
+	size_t rx_size;			/* receive buffers: bytes each (recv.c) */
+	unsigned int rx_count;		/* and how many per worker */
 	unsigned int wake_id;		/* RF_WAKE_* */
 	const struct rf__wake_ops *wake;
 	int wake_fd;			/* rfwake back-end: the wake domain, or -1 */
@@ -632,6 +650,15 @@ void rf__timer_reset(struct rf__worker *wk);
 bool rf__acceptor_complete(struct rf__worker *wk, struct rf_acceptor *a,
 			   const struct io_uring_cqe *cqe);
 void rf__acceptors_destroy(struct rf__worker *wk);
+
+/* recv.c */
+struct rf_receiver;
+bool rf__receiver_complete(struct rf__worker *wk, struct rf_receiver *r,
+			   const struct io_uring_cqe *cqe);
+void rf__rxpool_drain(struct rf__worker *wk);
+bool rf__rxpool_returned(struct rf__worker *wk);
+void rf__receivers_unregister(struct rf__worker *wk);
+void rf__receivers_destroy(struct rf__worker *wk);
 
 /* watchdog.c */
 int rf__watchdog_start(struct rf_runtime *rt);

@@ -106,9 +106,10 @@ void rf__reap(struct rf__worker *wk)
 			rf__count(&wk->inflight, -1);
 			rf__timer_complete(wk, w, cqe->res);
 			break;
-		case RF__UD_ACCEPT:
+		case RF__UD_SOURCE:
 			/* the hog rescue cannot take it now: leave it and the rest */
-			if (!rf__acceptor_complete(wk, p, cqe))
+			if (((struct rf__source *)p)->kind == RF__SOURCE_ACCEPT ?
+			    !rf__acceptor_complete(wk, p, cqe) : !rf__receiver_complete(wk, p, cqe))
 				goto out;
 			break;
 		case RF__UD_TIMERS:
@@ -134,6 +135,8 @@ void rf__reap(struct rf__worker *wk)
 out:
 	io_uring_cq_advance(&wk->ring, n);
 	rf__count(&wk->cqes, n);
+	if (wk->rxpool)
+		rf__rxpool_drain(wk);	/* buffers released on other workers */
 	if (wk->timers)
 		rf__timer_retry(wk);
 }

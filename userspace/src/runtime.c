@@ -26,7 +26,7 @@
 #define RF__KNOWN_FLAGS (RF_RT_NO_DEFER_TASKRUN | RF_RT_NO_COOP_TASKRUN | \
 			 RF_RT_NO_MULTISHOT_ACCEPT | RF_RT_NO_GUARD_MADVISE | \
 			 RF_RT_NO_OVERFLOW_HANDLER | RF_RT_NO_RING | RF_RT_NO_PIN | \
-			 RF_RT_SHUTDOWN_ON_SIGNAL)
+			 RF_RT_SHUTDOWN_ON_SIGNAL | RF_RT_NO_BUF_RING | RF_RT_NO_MULTISHOT_RECV)
 
 /* The CPUs of the process's affinity mask, in order. */
 static int rf__default_cpus(int **cpusp, unsigned int *np)
@@ -158,6 +158,8 @@ static int rf__runtime_alloc(struct rf_runtime **rtp, const struct rf_runtime_op
 	rt->idle_spin_ns = o->idle_spin_ns ? o->idle_spin_ns : RF_DEFAULT_IDLE_SPIN_NS;
 	rt->hog_ns = o->hog_ns ? o->hog_ns : RF_DEFAULT_HOG_NS;
 	rt->blocking_threads = o->blocking_threads;
+	rt->rx_size = RF_DEFAULT_RECV_BUF_SIZE;
+	rt->rx_count = RF_DEFAULT_RECV_BUFS;
 	rt->nworkers = o->workers;
 	rt->cpus = cpus;
 	*rtp = rt;

@@ -217,6 +217,12 @@ int rf__runtime_probe(struct rf_runtime *rt, unsigned int want)
 			return ret;
 		if (ret == 0 && !(rt->flags & RF_RT_NO_MULTISHOT_ACCEPT))
 			rt->features |= RF_FEAT_MULTISHOT_ACCEPT;	/* confirmed on first use */
+		/* both confirmed on first use too (recv.c) */
+		if (ret == 0 && !(rt->flags & RF_RT_NO_BUF_RING)) {
+			rt->features |= RF_FEAT_BUF_RING;
+			if (!(rt->flags & RF_RT_NO_MULTISHOT_RECV))
+				rt->features |= RF_FEAT_MULTISHOT_RECV;
+		}
 	}
 	return rf__pick_wake(rt, want);
 }
@@ -288,10 +294,13 @@ void rf__worker_teardown(struct rf__worker *wk)
 	/* with a ring, while it is still there */
 	rt->wake->teardown(wk);
 	if (wk->has_ring) {
-		/* cancels what is still armed: acceptors, the shutdown's poll */
+		/* the kernel forgets our receive buffers before the ring goes */
+		rf__receivers_unregister(wk);
+		/* cancels what is still armed: acceptors, receivers, the shutdown's poll */
 		io_uring_queue_exit(&wk->ring);
 		wk->has_ring = false;
 		rf__acceptors_destroy(wk);
+		rf__receivers_destroy(wk);
 	}
 	wk->inflight = 0;
 	wk->unsubmitted = 0;
