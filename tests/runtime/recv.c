@@ -3,7 +3,8 @@
  * recv.c - receivers: data in buffers the kernel picks, in order, queued
  * while nobody waits; buffers never refilled while lent, back in the pool
  * when released (from any worker), the end of the stream, deadlines,
- * cancellation, closing with data queued, and bad input.  Every path: the
+ * cancellation, closing with data queued, parking (no fiber while idle),
+ * and bad input.  Every path: the
  * multishot receive, one receive per call (RF_RT_NO_MULTISHOT_RECV) and
  * poll + recv(2) (RF_RT_NO_BUF_RING).
  *
@@ -11,6 +12,7 @@
  * with a selected buffer is the same for TCP (tests/servers use TCP).
  * Needs io_uring; skipped as a whole where the runtime gets no ring.
  */
+#include <pthread.h>
 #include <sys/socket.h>
 
 #include "helpers.h"
@@ -356,6 +358,217 @@ static void *wait_main(void *arg)
 	return NULL;
 }
 
+/* ------------------------------------------------------------- parking */
+
+/*
+ * Many connections parked between messages hold no fiber: while they wait,
+ * only the main fiber lives; each message starts its connection's fiber,
+ * which reads it, and parks again (a second round) or ends.
+ */
+#define NPARK 200
+
+struct parked_conn {
+	int sv[2];
+	struct rf_receiver *r;
+	int round;	/* messages read */
+	int bad;	/* a message that was not the expected one */
+};
+
+static struct parked_conn pconns[NPARK];
+static int pconn_done;
+
+static void *pconn_fiber(void *arg)
+{
+	struct parked_conn *c = arg;
+	struct rf_buf b;
+	ssize_t n = rf_receiver_recv(c->r, &b, SOON(2000));
+
+	if (n == 1) {
+		c->bad += b.data[0] != (char)('A' + c->round);
+		rf_buf_release(&b);
+		if (++c->round < 2 &&
+		    rf_receiver_park(c->r, pconn_fiber, c, &(struct rf_spawn_attr){ .name = "pconn" }) == 0)
+			return NULL;
+	} else {
+		c->bad++;
+	}
+	rf_receiver_close(c->r);
+	pconn_done++;
+	return NULL;
+}
+
+static void *park_many_main(void *arg)
+{
+	struct rf_stats st;
+	int opened = 0, parked = 0;
+	uint64_t fibers_parked, stacks_before;
+
+	(void)arg;
+	for (int i = 0; i < NPARK; i++) {
+		struct parked_conn *c = &pconns[i];
+
+		memset(c, 0, sizeof(*c));
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, c->sv) != 0)
+			break;
+		opened += rf_receiver_open(&c->r, c->sv[0]) == 0;
+		parked += rf_receiver_park(c->r, pconn_fiber, c, NULL) == 0;
+	}
+	is_int(opened, NPARK, tn("%d receivers opened", NPARK));
+	is_int(parked, NPARK, tn("and parked"));
+	rf_runtime_stats(NULL, &st);
+	fibers_parked = st.fibers;
+	stacks_before = st.stacks_mapped;
+	is_int(fibers_parked, 1, tn("while they wait, no fiber but main lives"));
+	/* round one, a connection at a time: each fiber ends before the next starts */
+	for (int i = 0; i < NPARK; i++) {
+		send(pconns[i].sv[1], "A", 1, 0);
+		rf_sleep(SOON(1));
+	}
+	rf_runtime_stats(NULL, &st);
+	ok(st.stacks_mapped - stacks_before < 10, "%s",
+	   tn("one at a time, %d connections used %llu new stacks", NPARK,
+	      (unsigned long long)(st.stacks_mapped - stacks_before)));
+	/* round two, all at once */
+	for (int i = 0; i < NPARK; i++)
+		send(pconns[i].sv[1], "B", 1, 0);
+	for (int i = 0; i < 200 && pconn_done < NPARK; i++)
+		rf_sleep(SOON(10));
+	is_int(pconn_done, NPARK, tn("every connection read its two messages"));
+	{
+		int bad = 0, rounds = 0;
+
+		for (int i = 0; i < NPARK; i++) {
+			bad += pconns[i].bad;
+			rounds += pconns[i].round;
+			close(pconns[i].sv[0]);
+			close(pconns[i].sv[1]);
+		}
+		is_int(bad, 0, tn("each message in its connection, in order"));
+		is_int(rounds, 2 * NPARK, tn("two rounds each"));
+	}
+	return NULL;
+}
+
+/* The main fiber parks one receiver and returns: the run waits for it. */
+static int late_sv[2];
+static int late_ran;
+
+static void *late_fiber(void *arg)
+{
+	struct rf_receiver *r = arg;
+	struct rf_buf b;
+
+	if (rf_receiver_recv(r, &b, SOON(2000)) > 0) {
+		late_ran = b.data[0] == 'L';
+		rf_buf_release(&b);
+	}
+	rf_receiver_close(r);
+	return NULL;
+}
+
+static void *late_sender(void *arg)
+{
+	(void)arg;
+	usleep(50 * 1000);
+	send(late_sv[1], "L", 1, 0);
+	return NULL;
+}
+
+static void *park_late_main(void *arg)
+{
+	struct rf_receiver *r;
+	struct rf_buf b;
+
+	(void)arg;
+	rf_receiver_open(&r, late_sv[0]);
+	is_int(rf_receiver_park(r, NULL, NULL, NULL), -EINVAL, tn("park with no function -> -EINVAL"));
+	is_int(rf_receiver_park(r, late_fiber, r, &(struct rf_spawn_attr){ .stack_size = 4096 }),
+	       -EINVAL, tn("park with a 4 KiB stack -> -EINVAL"));
+	is_int(rf_receiver_park(r, late_fiber, r, NULL), 0, tn("rf_receiver_park()"));
+	is_int(rf_receiver_park(r, late_fiber, r, NULL), -EBUSY, tn("parked twice -> -EBUSY"));
+	is_int(rf_receiver_recv(r, &b, SOON(10)), -EBUSY, tn("recv while parked -> -EBUSY"));
+	is_int(rf_receiver_close(r), -EBUSY, tn("close while parked -> -EBUSY"));
+	return NULL;	/* the run goes on until late_fiber has run */
+}
+
+static void test_park(void)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(configs); i++) {
+		struct rf_runtime_opts o = { .flags = configs[i].flags, .workers = 1 };
+		struct rf_stats st;
+		pthread_t t;
+
+		test_config_name = configs[i].name;
+		pconn_done = 0;
+		is_clean_run(run_main(&o, park_many_main, NULL, NULL, &st), &st);
+
+		late_ran = 0;
+		socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, late_sv);
+		pthread_create(&t, NULL, late_sender, NULL);
+		is_clean_run(run_main(&o, park_late_main, NULL, NULL, &st), &st);
+		pthread_join(t, NULL);
+		is_int(late_ran, 1, tn("the run ended after the parked receiver's fiber ran"));
+		close(late_sv[0]);
+		close(late_sv[1]);
+	}
+	test_config_name = NULL;
+}
+
+/* A shutdown starts a parked receiver's fiber, cancelled. */
+static int shut_result = 1;
+
+static void *shut_fiber(void *arg)
+{
+	struct rf_receiver *r = arg;
+	struct rf_buf b;
+
+	shut_result = (int)rf_receiver_recv(r, &b, RF_NO_DEADLINE);
+	rf_receiver_close(r);
+	return NULL;
+}
+
+static void *shut_main(void *arg)
+{
+	struct rf_receiver *r;
+
+	(void)arg;
+	rf_receiver_open(&r, sv[0]);
+	rf_receiver_park(r, shut_fiber, r, NULL);
+	return NULL;
+}
+
+static void *shut_thread(void *arg)
+{
+	usleep(50 * 1000);
+	rf_runtime_shutdown(arg);
+	return NULL;
+}
+
+static void test_park_shutdown(void)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(configs); i++) {
+		struct rf_runtime_opts o = { .flags = configs[i].flags };
+		struct rf_runtime *rt;
+		pthread_t t;
+		int rc;
+
+		test_config_name = configs[i].name;
+		shut_result = 1;
+		if (pair() != 0 || rf_runtime_create(&rt, &o) != 0) {
+			ok(0, "%s", tn("socketpair and runtime"));
+			continue;
+		}
+		pthread_create(&t, NULL, shut_thread, rt);
+		rc = rf_runtime_run(rt, shut_main, NULL, NULL);
+		pthread_join(t, NULL);
+		is_int(rc, 0, tn("a run with a parked receiver shuts down"));
+		is_int(shut_result, -ECANCELED, tn("its fiber started cancelled: recv -> -ECANCELED"));
+		rf_runtime_destroy(rt);
+		unpair();
+	}
+	test_config_name = NULL;
+}
+
 /* ------------------------------------------------------------ bad input */
 
 static void *badinput_main(void *arg)
@@ -428,6 +641,8 @@ int main(void)
 	run_small(stream_main, 1);
 	run_small(queued_main, 1);
 	run_small(remote_main, 2);
+	test_park();
+	test_park_shutdown();
 	for (size_t i = 0; i < ARRAY_SIZE(configs); i++) {
 		struct rf_stats st;
 

@@ -767,6 +767,33 @@ int rf_receiver_open(struct rf_receiver **rp, int fd);
 ssize_t rf_receiver_recv(struct rf_receiver *r, struct rf_buf *b, int64_t deadline);
 
 /**
+ * rf_receiver_park() - wait for @r's next data without a fiber (fiber context).
+ * @r:    the receiver; no fiber may wait on it.
+ * @fn:   what to start when data, the end of the stream or an error is
+ *        there for rf_receiver_recv().
+ * @arg:  @fn's argument.
+ * @attr: the fiber's name and stack size, or NULL; it is always detached
+ *        and pinned to @r's worker.  @attr->name must stay valid until the
+ *        fiber starts (a string literal).
+ *
+ * Hands @r to its worker: the calling fiber stops receiving on it and
+ * usually returns right after, so its stack goes back to the pool.  An idle
+ * connection then costs its receiver and whatever @arg points to, no stack:
+ * a server that parks between requests holds stacks only for connections
+ * that are being served.  When something is there, the worker starts
+ * @fn(@arg), which owns @r again (rf_receiver_recv() returns at once).  If
+ * something is there already, the fiber starts now.  A parked receiver
+ * counts as a live fiber: rf_runtime_run() does not return while one waits,
+ * and a shutdown starts its fiber at once, cancelled, so that it cleans up.
+ * While parked, rf_receiver_recv() and rf_receiver_close() return -EBUSY.
+ *
+ * Return: 0, -EBUSY (a fiber waits on @r, or it is parked), -EINVAL (@fn
+ * NULL, a bad stack size, @r closing or of another runtime), -EPERM.
+ */
+int rf_receiver_park(struct rf_receiver *r, rf_fn fn, void *arg,
+		     const struct rf_spawn_attr *attr);
+
+/**
  * rf_buf_release() - give a lent buffer back to its pool.
  * @b: a buffer rf_receiver_recv() filled; its @owner is cleared.
  *

@@ -109,6 +109,10 @@ void rf__loop(struct rf__worker *wk)
 	while (!rf__load(&rt->done)) {
 		if (rf__unlikely(rf__stop_pending(rt)))
 			rf__stop_fibers(wk);
+		/* a shutdown starts parked receivers' fibers, cancelled (recv.c) */
+		if (rf__unlikely(wk->rxpool && rf__receivers_parked(wk)) &&
+		    (rf__load(&rt->run_state) & RF__RUN_STOP))
+			rf__receivers_unpark_all(wk);
 		rf__inbox_drain(wk);
 		if (wk->has_ring) {
 			/* submit what fibers prepared; run deferred completions */

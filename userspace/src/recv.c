@@ -68,6 +68,9 @@ struct rf__rxpool {
 	uint32_t *ret_next;		/* the returned stack's links */
 	uint32_t returned;		/* atomic: returned stack's top, id + 1; 0 empty */
 	struct rf__list starved;	/* receivers whose fiber waits for a buffer */
+	struct rf__list parked;		/* rf_receiver_park()ed: no fiber until data */
+	struct rf__list unpark_retry;	/* parked, data there, no fiber could start */
+	unsigned int nparked;
 };
 
 struct rf__rx_ent {
@@ -94,6 +97,12 @@ struct rf_receiver {
 	struct rf__rx_ent inline_q[RF__RX_INLINE];
 	struct rf__wait *waiter;	/* fiber in rf_receiver_recv() */
 	struct rf__wait *closer;	/* fiber in rf_receiver_close() */
+	/* rf_receiver_park(): the fiber to start when there is something */
+	rf_fn park_fn;
+	void *park_arg;
+	struct rf_spawn_attr park_attr;
+	struct rf__list_node park_link;
+	struct rf__list *park_list;	/* the pool's parked or unpark_retry list, or NULL */
 };
 
 /* ------------------------------------------------------------------- pool */
@@ -109,6 +118,8 @@ static void rf__rx_ring_add(struct rf__rxpool *p, unsigned int bid)
 			      (unsigned short)bid, io_uring_buf_ring_mask(p->count), 0);
 	io_uring_buf_ring_advance(p->br, 1);
 }
+
+static void rf__rx_unpark(struct rf__worker *wk, struct rf_receiver *r);
 
 /* A buffer the owner's thread holds goes back; a fiber starved of one may arm. */
 static void rf__rx_recycle(struct rf__rxpool *p, unsigned int bid)
@@ -151,7 +162,13 @@ void rf__rxpool_drain(struct rf__worker *wk)
 	struct rf__rxpool *p = wk->rxpool;
 	uint32_t top;
 
-	if (!rf__load_relaxed(&p->returned))
+	if (rf__unlikely(!rf__list_empty(&p->unpark_retry)) && !wk->in_signal) {
+		struct rf_receiver *r, *next;
+
+		rf__list_for_each_entry_safe(r, next, &p->unpark_retry, park_link)
+			rf__rx_unpark(wk, r);
+	}
+	if (!rf__load_relaxed(&p->returned) || wk->in_signal)
 		return;
 	top = __atomic_exchange_n(&p->returned, 0, __ATOMIC_ACQUIRE);
 	while (top) {
@@ -317,12 +334,19 @@ bool rf__receiver_complete(struct rf__worker *wk, struct rf_receiver *r,
 	bool has_buf = cqe->flags & IORING_CQE_F_BUFFER;
 	unsigned int bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
 
-	if (wk->in_signal && !r->closing && r->count == r->cap)
+	/* no spawn (mmap) in the hog rescue's signal handler either */
+	if (wk->in_signal && !r->closing && (r->count == r->cap || r->park_fn))
 		return false;
 	if (!(cqe->flags & IORING_CQE_F_MORE)) {
 		/* the request is over: the next rf_receiver_recv() arms again */
 		r->armed = false;
 		rf__count(&wk->inflight, -1);
+	}
+	if (r->mode == RF__RX_POLL) {
+		/* rf_receiver_park()'s poll: readable, closed or an error; recv() says which */
+		if (r->park_fn)
+			rf__rx_unpark(wk, r);
+		goto out;
 	}
 	if (has_buf)
 		rf__rx_lend(p, bid);
@@ -348,6 +372,9 @@ bool rf__receiver_complete(struct rf__worker *wk, struct rf_receiver *r,
 	}
 	if (!r->closing)
 		rf__rx_wake(r);
+	if (r->park_fn && (r->count || !r->armed))
+		rf__rx_unpark(wk, r);	/* data, the end, or -ENOBUFS: its fiber arms again */
+out:
 	if (!r->armed && r->closer) {
 		struct rf__wait *w = r->closer;
 
@@ -496,6 +523,8 @@ RF_EXPORT ssize_t rf_receiver_recv(struct rf_receiver *r, struct rf_buf *b, int6
 		return ret;
 	if (!b)
 		return -EINVAL;
+	if (r->park_fn)
+		return -EBUSY;	/* parked: its own fiber will receive */
 	p = wk->rxpool;
 	r->busy = true;
 	for (;;) {
@@ -553,6 +582,108 @@ RF_EXPORT ssize_t rf_receiver_recv(struct rf_receiver *r, struct rf_buf *b, int6
 	}
 	r->busy = false;
 	return ret;
+}
+
+/*
+ * Start the fiber of parked @r (on @r's worker, its owner's thread).  If
+ * none can start (no memory for a stack), @r waits on the retry list for
+ * the next reap: its connection is not dropped.
+ */
+static void rf__rx_unpark(struct rf__worker *wk, struct rf_receiver *r)
+{
+	struct rf__rxpool *p = wk->rxpool;
+	struct rf_spawn_attr attr = r->park_attr;
+	int ret;
+
+	attr.detached = 1;
+	attr.pinned = 1;
+	ret = rf__spawn(wk, wk, NULL, r->park_fn, r->park_arg, &attr, false);
+	rf__list_del(r->park_list, &r->park_link);
+	if (ret) {
+		r->park_list = &p->unpark_retry;
+		rf__list_add_tail(r->park_list, &r->park_link);
+		return;
+	}
+	r->park_list = NULL;
+	r->park_fn = NULL;
+	p->nparked--;
+	/* the fiber now counts as live: the receiver's place holder goes */
+	__atomic_sub_fetch(&wk->rt->nlive, 1, __ATOMIC_ACQ_REL);
+}
+
+static int rf__rx_arm_poll(struct rf__worker *wk, struct rf_receiver *r)
+{
+	struct io_uring_sqe *sqe = rf__get_sqe(wk);
+
+	if (!sqe)
+		return -EBUSY;
+	io_uring_prep_poll_add(sqe, r->fd, POLLIN);
+	sqe->user_data = rf__ud(r, RF__UD_SOURCE);
+	r->armed = true;
+	return 0;
+}
+
+RF_EXPORT int rf_receiver_park(struct rf_receiver *r, rf_fn fn, void *arg,
+			       const struct rf_spawn_attr *attr)
+{
+	RF__GUARD();
+	struct rf__worker *wk = rf__tls_wk;
+	struct rf__rxpool *p;
+	int ret;
+
+	if (!wk || !wk->current)
+		return -EPERM;
+	ret = rf__rx_enter(&wk, r);
+	if (ret)
+		return ret;
+	if (!fn)
+		return -EINVAL;
+	if (attr && attr->stack_size &&
+	    (attr->stack_size < RF_MIN_STACK_SIZE || attr->stack_size > RF_MAX_STACK_SIZE))
+		return -EINVAL;
+	if (r->park_fn)
+		return -EBUSY;
+	p = wk->rxpool;
+	r->park_fn = fn;
+	r->park_arg = arg;
+	r->park_attr = attr ? *attr : (struct rf_spawn_attr){ 0 };
+	r->park_list = &p->parked;
+	rf__list_add_tail(r->park_list, &r->park_link);
+	p->nparked++;
+	/* counted as a live fiber until its fiber starts: the run waits for it */
+	__atomic_add_fetch(&wk->rt->nlive, 1, __ATOMIC_ACQ_REL);
+	if (r->count || r->ended || (rf__load(&wk->rt->run_state) & RF__RUN_STOP)) {
+		rf__rx_unpark(wk, r);	/* something is there already (or the run stops) */
+		return 0;
+	}
+	if (!r->armed) {
+		if (r->mode == RF__RX_POLL)
+			ret = rf__rx_arm_poll(wk, r);
+		else if (p->nlent < p->count)
+			ret = rf__rx_arm(wk, r);
+		else
+			ret = -ENOBUFS;
+		if (ret) {
+			/* no request to wake it (no SQE, a dry pool): a fiber waits instead */
+			rf__rx_unpark(wk, r);
+		}
+	}
+	return 0;
+}
+
+/* The run is being shut down: start every parked receiver's fiber, cancelled. */
+void rf__receivers_unpark_all(struct rf__worker *wk)
+{
+	struct rf__rxpool *p = wk->rxpool;
+	struct rf_receiver *r, *next;
+
+	rf__list_for_each_entry_safe(r, next, &p->parked, park_link)
+		rf__rx_unpark(wk, r);
+}
+
+bool rf__receivers_parked(struct rf__worker *wk)
+{
+	return wk->rxpool->nparked != 0;
 }
 
 RF_EXPORT int rf_buf_release(struct rf_buf *b)
@@ -614,6 +745,8 @@ static void rf__receiver_free(struct rf__worker *wk, struct rf_receiver *r, bool
 	}
 	if (r->on_starved)
 		rf__list_del(&p->starved, &r->starved_link);
+	if (r->park_list)	/* a run that ended parked (deadlocked): no fiber will come */
+		rf__list_del(r->park_list, &r->park_link);
 	rf__list_del(&wk->receivers, &r->link);
 	if (r->q != r->inline_q)
 		free(r->q);
@@ -634,6 +767,8 @@ RF_EXPORT int rf_receiver_close(struct rf_receiver *r)
 	ret = rf__rx_enter(&wk, r);
 	if (ret)
 		return ret;
+	if (r->park_fn)
+		return -EBUSY;
 	r->closing = true;
 	if (r->armed) {
 		struct io_uring_sqe *sqe = rf__get_sqe(wk);
