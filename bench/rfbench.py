@@ -294,3 +294,71 @@ def pct(a, b):
 def say(*args, **kw):
     """print() to stderr."""
     print(*args, file=sys.stderr, **kw)
+
+
+# ---------------------------------------------------- a server's processes
+
+
+def process_tree(pid):
+    """pid and its descendants (nginx: the master and its workers), from
+    the PPid lines of /proc/*/status; [] when pid is gone."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/status") as f:
+                for line in f:
+                    if line.startswith("PPid:"):
+                        parents.setdefault(int(line.split()[1]), []).append(int(entry))
+                        break
+        except OSError:
+            continue  # ended meanwhile
+    if not os.path.exists(f"/proc/{pid}"):
+        return []
+    tree, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        tree.append(p)
+        todo += parents.get(p, [])
+    return tree
+
+
+def tree_ticks(pid):
+    """utime + stime of pid and its descendants, in clock ticks: each
+    process's own and its threads', those that ended included."""
+    ticks = 0
+    for p in process_tree(pid):
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(") ", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            continue
+    return ticks
+
+
+def tree_rss_kib(pid):
+    """The VmRSS (KiB) of pid and its descendants, summed."""
+    kib = 0
+    for p in process_tree(pid):
+        try:
+            with open(f"/proc/{p}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        kib += int(line.split()[1])
+                        break
+        except (OSError, IndexError, ValueError):
+            continue
+    return kib
+
+
+def tree_fds(pid):
+    """The open descriptors of pid and its descendants, summed."""
+    n = 0
+    for p in process_tree(pid):
+        try:
+            n += len(os.listdir(f"/proc/{p}/fd"))
+        except OSError:
+            continue
+    return n
