@@ -152,6 +152,9 @@ static struct {
 #define INC(field)	__atomic_add_fetch(&S.field, 1, __ATOMIC_RELAXED)
 #define READ(field)	__atomic_load_n(&S.field, __ATOMIC_RELAXED)
 
+/* What a handler that returned still holds (below). */
+static void handler_returned(struct serve_conn *c);
+
 static const char *const model_names[] = {
 	[SERVE_FIBERS] = "fibers",
 	[SERVE_THREADS] = "threads",
@@ -377,6 +380,7 @@ static void *fiber_conn(void *arg)
 
 	free(arg);
 	S.o->handle(&c, S.o->arg);
+	handler_returned(&c);
 	linger_close(&c);
 	/*
 	 * A cancelled fiber's rf_close() may return -ECANCELED without
@@ -539,6 +543,7 @@ destroy:
 static void run_handler(struct serve_conn *c)
 {
 	S.o->handle(c, S.o->arg);
+	handler_returned(c);
 	linger_close(c);
 	close(c->fd);
 	conn_done();
@@ -952,34 +957,6 @@ int64_t serve_deadline_after(int64_t ns)
 	return serve_now() + ns;
 }
 
-ssize_t serve_recv(struct serve_conn *c, void *buf, size_t len, int64_t deadline)
-{
-	struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
-	int64_t left;
-	ssize_t n;
-	int r;
-
-	if (S.model == SERVE_FIBERS)
-		return rf_recv(c->fd, buf, len, 0, deadline);
-
-	while (deadline != SERVE_NO_DEADLINE) {
-		left = deadline - serve_now();
-		if (left <= 0)
-			return -ETIMEDOUT;
-		/* Rounded up: waking before the deadline would only poll again. */
-		left = (left + NSEC_PER_MSEC - 1) / NSEC_PER_MSEC;
-		r = poll(&pfd, 1, left > INT_MAX ? INT_MAX : (int)left);
-		if (r > 0)
-			break;		/* readable, closed or an error: recv says which */
-		if (r < 0 && errno != EINTR)
-			return -errno;
-	}
-	do {
-		n = recv(c->fd, buf, len, 0);
-	} while (n < 0 && errno == EINTR);
-	return n < 0 ? -errno : n;
-}
-
 /*
  * What a send's result means: a blocking send(2) of threads and pool says
  * EAGAIN when SO_SNDTIMEO expired with nothing sent (set_send_timeout()).
@@ -1170,4 +1147,207 @@ int serve_blocking(void *(*fn)(void *), void *arg, void **result)
 	if (result)
 		*result = r;
 	return 0;
+}
+
+/* ------------------------------------------- receiving into lent buffers */
+
+/*
+ * The blocks of serve_mem_get(): each thread keeps up to SERVE_MEM_KEEP
+ * free blocks of each class (4, 8 and 16 KiB), a stack linked through the
+ * blocks' first word; more go back to malloc.  A fiber may run on another
+ * worker after any call that parks it, so these functions never park, and
+ * are not inlined into one that does: the thread's cache is looked up anew
+ * by each call.  A thread's cache is freed when the thread exits.
+ */
+#define SERVE_MEM_MIN		4096
+#define SERVE_MEM_CLASSES	3
+#define SERVE_MEM_KEEP		16
+
+struct mem_cache {
+	void *free[SERVE_MEM_CLASSES];
+	unsigned int count[SERVE_MEM_CLASSES];
+	int registered;			/* the destructor will free it */
+};
+
+static __thread struct mem_cache mem_cache;
+static pthread_key_t mem_key;
+static pthread_once_t mem_once = PTHREAD_ONCE_INIT;
+static int mem_key_ok;
+
+static void mem_cache_free(void *arg)
+{
+	struct mem_cache *mc = arg;
+	void *p;
+	int i;
+
+	for (i = 0; i < SERVE_MEM_CLASSES; i++) {
+		while ((p = mc->free[i])) {
+			mc->free[i] = *(void **)p;
+			free(p);
+		}
+		mc->count[i] = 0;
+	}
+}
+
+static void mem_key_create(void)
+{
+	mem_key_ok = pthread_key_create(&mem_key, mem_cache_free) == 0;
+}
+
+/* The class of @size, or -1 for a size the cache does not keep. */
+static int mem_class(size_t size)
+{
+	int i;
+
+	for (i = 0; i < SERVE_MEM_CLASSES; i++)
+		if (size <= (size_t)SERVE_MEM_MIN << i)
+			return i;
+	return -1;
+}
+
+__attribute__((noinline)) void *serve_mem_get(size_t size)
+{
+	struct mem_cache *mc = &mem_cache;
+	int i = mem_class(size);
+	void *p;
+
+	if (i < 0)
+		return malloc(size);
+	p = mc->free[i];
+	if (!p)
+		return malloc((size_t)SERVE_MEM_MIN << i);
+	mc->free[i] = *(void **)p;
+	mc->count[i]--;
+	return p;
+}
+
+__attribute__((noinline)) void serve_mem_put(void *p, size_t size)
+{
+	struct mem_cache *mc = &mem_cache;
+	int i = mem_class(size);
+
+	if (!p)
+		return;
+	if (i >= 0 && !mc->registered) {
+		/* Once per thread: the cache is freed at the thread's exit. */
+		pthread_once(&mem_once, mem_key_create);
+		mc->registered = mem_key_ok && pthread_setspecific(mem_key, mc) == 0;
+	}
+	if (i < 0 || !mc->registered || mc->count[i] >= SERVE_MEM_KEEP) {
+		free(p);
+		return;
+	}
+	*(void **)p = mc->free[i];
+	mc->free[i] = p;
+	mc->count[i]++;
+}
+
+/*
+ * threads and pool: one recv(2), or -ETIMEDOUT at @deadline (poll(2) first
+ * when there is one).
+ */
+static ssize_t recv_wait(struct serve_conn *c, void *buf, size_t len, int64_t deadline)
+{
+	struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+	int64_t left;
+	ssize_t n;
+	int r;
+
+	while (deadline != SERVE_NO_DEADLINE) {
+		left = deadline - serve_now();
+		if (left <= 0)
+			return -ETIMEDOUT;
+		/* Rounded up: waking before the deadline would only poll again. */
+		left = (left + NSEC_PER_MSEC - 1) / NSEC_PER_MSEC;
+		r = poll(&pfd, 1, left > INT_MAX ? INT_MAX : (int)left);
+		if (r > 0)
+			break;		/* readable, closed or an error: recv says which */
+		if (r < 0 && errno != EINTR)
+			return -errno;
+	}
+	do {
+		n = recv(c->fd, buf, len, 0);
+	} while (n < 0 && errno == EINTR);
+	return n < 0 ? -errno : n;
+}
+
+ssize_t serve_recv(struct serve_conn *c, void *buf, size_t len, int64_t deadline)
+{
+	if (S.model == SERVE_FIBERS)
+		return c->receiver ? -EINVAL : rf_recv(c->fd, buf, len, 0, deadline);
+	return recv_wait(c, buf, len, deadline);
+}
+
+/* fibers: @c's receiver, opened on first use (this pins the fiber). */
+static int conn_receiver(struct serve_conn *c)
+{
+	struct rf_receiver *r;
+	int err;
+
+	if (c->receiver)
+		return 0;
+	err = rf_receiver_open(&r, c->fd);
+	if (err < 0)
+		return err;
+	c->receiver = r;
+	return 0;
+}
+
+ssize_t serve_recv_buf(struct serve_conn *c, struct serve_buf *b, int64_t deadline)
+{
+	struct rf_buf rb;
+	ssize_t n;
+	int err;
+
+	if (S.model == SERVE_FIBERS) {
+		err = conn_receiver(c);
+		if (err < 0)
+			return err;
+		n = rf_receiver_recv(c->receiver, &rb, deadline);
+		if (n > 0)
+			*b = (struct serve_buf){
+				.data = rb.data, .len = rb.len, .owner = rb.owner, .id = rb.id,
+			};
+		return n;
+	}
+	b->data = serve_mem_get(SERVE_RECV_BUF_SIZE);
+	if (!b->data)
+		return -ENOMEM;
+	n = recv_wait(c, b->data, SERVE_RECV_BUF_SIZE, deadline);
+	if (n <= 0) {
+		serve_mem_put(b->data, SERVE_RECV_BUF_SIZE);
+		b->data = NULL;
+		return n;
+	}
+	b->len = (size_t)n;
+	return n;
+}
+
+void serve_buf_release(struct serve_buf *b)
+{
+	struct rf_buf rb;
+
+	if (!b || !b->data)
+		return;
+	if (S.model == SERVE_FIBERS) {
+		rb = (struct rf_buf){
+			.data = b->data, .len = b->len, .owner = b->owner, .id = b->id,
+		};
+		rf_buf_release(&rb);
+	} else {
+		serve_mem_put(b->data, SERVE_RECV_BUF_SIZE);
+	}
+	*b = (struct serve_buf){ 0 };
+}
+
+/*
+ * The handler returned: its receiver closes before the lingering close
+ * reads the socket.
+ */
+static void handler_returned(struct serve_conn *c)
+{
+	if (c->receiver) {
+		rf_receiver_close(c->receiver);
+		c->receiver = NULL;
+	}
 }

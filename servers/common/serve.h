@@ -46,6 +46,8 @@ struct serve_conn {
 	int fd;			/* a connected stream socket; serve closes it (lingering) */
 	unsigned long id;	/* 1, 2, ... in accept order */
 	int send_timed_out;	/* serve.c's: a send met serve_opts.send_timeout_ns */
+	/* serve.c's, zero when the handler starts: */
+	void *receiver;		/* fibers: the rf_receiver of serve_recv_buf() */
 };
 
 /*
@@ -151,6 +153,57 @@ int64_t serve_deadline_after(int64_t ns);
  * -ETIMEDOUT at @deadline, or a negative errno.
  */
 ssize_t serve_recv(struct serve_conn *c, void *buf, size_t len, int64_t deadline);
+
+/*
+ * Receiving into lent buffers: a connection that waits holds no buffer.
+ *
+ * serve_recv_buf() lends the handler a buffer with the bytes received (at
+ * most SERVE_RECV_BUF_SIZE); serve_buf_release() gives it back.  fibers:
+ * the connection's rf_receiver (opened on the first call, which pins the
+ * fiber to its worker; closed by serve.c when the handler returns), whose
+ * buffers the kernel picks from the worker's pool as data arrives: one
+ * multishot receive per connection.  threads and pool: recv(2) into a
+ * buffer from the thread's cache (serve_mem_get()).  A handler may hold a
+ * few buffers at once, but the pool is shared by the worker's connections:
+ * copy out what must wait long (a partial request) and release early.
+ * Release every buffer before the handler returns.  serve_recv() and
+ * serve_recv_buf() are not mixed on one connection.
+ */
+#define SERVE_RECV_BUF_SIZE	4096
+
+/*
+ * struct serve_buf - received bytes, lent: @data[0..@len).  The other fields
+ * are serve.c's.  Leave all four as serve_recv_buf() set them.
+ */
+struct serve_buf {
+	char *data;
+	size_t len;
+	void *owner;
+	unsigned int id;
+};
+
+/*
+ * serve_recv_buf() - wait for bytes on @c: their count (> 0), in *@b, a
+ * buffer the caller owns until serve_buf_release(); 0 when the peer closed
+ * (or the connection's timeout shut it down: serve_timed_out()),
+ * -ETIMEDOUT at @deadline, or a negative errno.  *@b is set only on > 0.
+ */
+ssize_t serve_recv_buf(struct serve_conn *c, struct serve_buf *b, int64_t deadline);
+
+/*
+ * serve_buf_release() - give @b back, and empty it (@b->data NULL, @b->len
+ * 0).  An empty @b (zeroed, or released already) is left alone.
+ */
+void serve_buf_release(struct serve_buf *b);
+
+/*
+ * serve_mem_get() - @size bytes for a while (an answer being built), from
+ * the calling thread's small cache of 4, 8 and 16 KiB blocks, or malloc:
+ * NULL when out of memory.  serve_mem_put() gives it back (@size the same),
+ * from any thread.
+ */
+void *serve_mem_get(size_t size);
+void serve_mem_put(void *p, size_t size);
 
 /*
  * serve_send_all() - send all of @buf on @c: 0 or a negative errno;

@@ -38,12 +38,6 @@
 #include "serve.h"
 
 /*
- * One recv per buffer-full: 4 KiB is a page, so an idle connection touches
- * at most two pages of its fiber's or thread's stack.
- */
-#define ECHO_BUF_SIZE		4096
-
-/*
  * Connection handlers run on every worker or thread: the counters they
  * share are updated with atomics, the rate limiter under a mutex held for
  * a few instructions (never across a call that could park a fiber).
@@ -92,7 +86,7 @@ static void conn_error(ssize_t err)
 /* The handler, the same under every model. */
 static void echo_conn(struct serve_conn *c, void *arg)
 {
-	char buf[ECHO_BUF_SIZE];
+	struct serve_buf b;
 	unsigned long active, peak;
 	ssize_t n;
 
@@ -104,11 +98,16 @@ static void echo_conn(struct serve_conn *c, void *arg)
 					    __ATOMIC_RELAXED, __ATOMIC_RELAXED))
 		;
 
+	/*
+	 * What arrives is sent back from the buffer it arrived in, lent by
+	 * serve_recv_buf(): a connection that waits holds no buffer.
+	 */
 	for (;;) {
-		n = serve_recv(c, buf, sizeof(buf), SERVE_NO_DEADLINE);
+		n = serve_recv_buf(c, &b, SERVE_NO_DEADLINE);
 		if (n <= 0)
 			break;		/* 0: the peer closed, the normal end */
-		n = serve_send_all(c, buf, (size_t)n);
+		n = serve_send_all(c, b.data, b.len);
+		serve_buf_release(&b);
 		if (n < 0)
 			break;
 	}

@@ -168,12 +168,17 @@ static int is_reset(ssize_t err)
 	return err == -ECONNRESET || err == -EPIPE;
 }
 
-/* One connection's buffers: 1.5 KiB, on the fiber's or thread's stack. */
+/*
+ * One connection's state, on the fiber's or thread's stack.  Lines are read
+ * where they arrived, in the buffer serve_recv_buf() lent; only a line cut
+ * by a buffer's end is copied, to @line (heap, FIB_BUF_SIZE bytes), freed
+ * once the line is whole.
+ */
 struct conn {
 	struct serve_conn *sc;
-	size_t in_len;			/* bytes received, not yet a whole line */
+	char *line;			/* the start of a line begun in an earlier buffer */
+	size_t line_len;		/* its bytes, no "\n" among them */
 	size_t out_len;			/* answers not yet sent */
-	char in[FIB_BUF_SIZE];
 	char out[FIB_OUT_SIZE];
 };
 
@@ -186,86 +191,147 @@ static ssize_t flush_answers(struct conn *c)
 }
 
 /*
- * Answer every whole line received, in order, and keep the start of the
- * next one.  Return: 0, or a negative errno that ends the connection.
+ * Answer the line @line[0..@len) (without its "\n").  Return: 0, or a
+ * negative errno that ends the connection.
  */
-static ssize_t answer_lines(struct conn *c)
+static ssize_t answer_line(struct conn *c, const char *line, size_t len)
 {
-	size_t start = 0, len;
 	ssize_t err;
 	uint64_t v;
-	char *nl;
 	int n;
 
-	while ((nl = memchr(c->in + start, '\n', c->in_len - start))) {
-		len = (size_t)(nl - (c->in + start));
-		n = parse_request(c->in + start, len);
-		start += len + 1;
-		if (n < 0) {
-			memcpy(c->out + c->out_len, "error\n", 6);
-			c->out_len += 6;
-			COUNT(malformed);
-		} else {
-			if (n >= FIB_FLUSH_N && c->out_len) {
-				err = flush_answers(c);
-				if (err < 0)
-					return err;
-			}
-			struct fib_work w = {
-				.guard.give_up = fib_work_give_up,
-				.sc = c->sc,
-				.deadline = serve_now() + FIB_TIME_MAX_NS,
-			};
-
-			v = fib_guarded((unsigned int)n, &w.guard);
-			if (w.guard.stopped == -ETIMEDOUT) {
-				memcpy(c->out + c->out_len, "error\n", 6);
-				c->out_len += 6;
-				COUNT(too_long);
-			} else if (w.guard.stopped == -ECONNRESET) {
-				/* Nobody to answer: v is garbage.  Counted here, not as a reset. */
-				COUNT(gone);
-				return -ECONNABORTED;
-			} else if (w.guard.stopped) {
-				return w.guard.stopped;		/* stopping: -ECANCELED */
-			} else {
-				c->out_len += format_answer(c->out + c->out_len, v);
-				COUNT(answers);
-			}
-		}
-		if (c->out_len > sizeof(c->out) - FIB_ANSWER_MAX) {
+	n = parse_request(line, len);
+	if (n < 0) {
+		memcpy(c->out + c->out_len, "error\n", 6);
+		c->out_len += 6;
+		COUNT(malformed);
+	} else {
+		if (n >= FIB_FLUSH_N && c->out_len) {
 			err = flush_answers(c);
 			if (err < 0)
 				return err;
 		}
+		struct fib_work w = {
+			.guard.give_up = fib_work_give_up,
+			.sc = c->sc,
+			.deadline = serve_now() + FIB_TIME_MAX_NS,
+		};
+
+		v = fib_guarded((unsigned int)n, &w.guard);
+		if (w.guard.stopped == -ETIMEDOUT) {
+			memcpy(c->out + c->out_len, "error\n", 6);
+			c->out_len += 6;
+			COUNT(too_long);
+		} else if (w.guard.stopped == -ECONNRESET) {
+			/* Nobody to answer: v is garbage.  Counted here, not as a reset. */
+			COUNT(gone);
+			return -ECONNABORTED;
+		} else if (w.guard.stopped) {
+			return w.guard.stopped;		/* stopping: -ECANCELED */
+		} else {
+			c->out_len += format_answer(c->out + c->out_len, v);
+			COUNT(answers);
+		}
 	}
-	memmove(c->in, c->in + start, c->in_len - start);
-	c->in_len -= start;
-	return c->out_len ? flush_answers(c) : 0;
+	if (c->out_len > sizeof(c->out) - FIB_ANSWER_MAX)
+		return flush_answers(c);
+	return 0;
+}
+
+/* Keep @len more bytes of a line cut by a buffer's end: 0 or -ENOMEM. */
+static ssize_t line_keep(struct conn *c, const char *p, size_t len)
+{
+	if (!c->line) {
+		c->line = malloc(FIB_BUF_SIZE);
+		if (!c->line)
+			return -ENOMEM;
+	}
+	memcpy(c->line + c->line_len, p, len);
+	c->line_len += len;
+	return 0;
+}
+
+static void line_free(struct conn *c)
+{
+	free(c->line);
+	c->line = NULL;
+	c->line_len = 0;
+}
+
+/*
+ * Answer every whole line of @data[0..@len), in order (the first one may
+ * have begun in an earlier buffer), send the answers, and keep the start
+ * of the next line.  A line gets FIB_BUF_SIZE bytes, its "\n" included:
+ * one without its "\n" by then is not our protocol.
+ * Return: 0; 1 for such an overlong line (after sending the answers to the
+ * lines before it); or a negative errno that ends the connection.
+ */
+static ssize_t answer_lines(struct conn *c, const char *data, size_t len)
+{
+	size_t pos = 0, room, span, n;
+	ssize_t err = 0;
+	const char *nl;
+
+	while (pos < len) {
+		room = FIB_BUF_SIZE - c->line_len;
+		span = len - pos < room ? len - pos : room;
+		nl = memchr(data + pos, '\n', span);
+		if (!nl) {
+			if (span == room) {
+				err = 1;
+				break;
+			}
+			err = line_keep(c, data + pos, span);
+			break;
+		}
+		n = (size_t)(nl - (data + pos));
+		if (c->line_len) {
+			err = line_keep(c, data + pos, n);
+			if (!err)
+				err = answer_line(c, c->line, c->line_len);
+			line_free(c);
+		} else {
+			err = answer_line(c, data + pos, n);
+		}
+		pos += n + 1;
+		if (err < 0)
+			return err;
+	}
+	if (err < 0)
+		return err;
+	if (c->out_len) {
+		ssize_t sent = flush_answers(c);
+
+		if (sent < 0)
+			return sent;
+	}
+	return err;
 }
 
 /* The handler, the same under every model. */
 static void fib_conn(struct serve_conn *sc, void *arg)
 {
 	struct conn c = { .sc = sc };
+	struct serve_buf b;
 	ssize_t n;
 
 	COUNT(connections);
 	for (;;) {
-		n = serve_recv(sc, c.in + c.in_len, sizeof(c.in) - c.in_len,
-			       SERVE_NO_DEADLINE);
+		n = serve_recv_buf(sc, &b, SERVE_NO_DEADLINE);
 		if (n <= 0)
 			break;		/* 0: the peer closed, the normal end */
-		c.in_len += (size_t)n;
-		n = answer_lines(&c);
+		n = answer_lines(&c, b.data, b.len);
+		serve_buf_release(&b);
 		if (n < 0)
 			break;
-		if (c.in_len == sizeof(c.in)) {
-			/* No newline in a whole buffer: not our protocol. */
+		if (n == 1) {
+			/* No newline in a whole line's room: not our protocol. */
 			COUNT(overlong);
+			n = 0;
 			break;
 		}
 	}
+	line_free(&c);
 
 	if (n == -ECANCELED || n == -ECONNABORTED) {
 		/* the shutdown, or a client that left during a computation */

@@ -169,6 +169,10 @@ long_line=$(printf '1%.0s' $(seq 100))
 full_buffer=$(printf '1%.0s' $(seq "$BUF_SIZE"))
 line32=$(printf '0%.0s' $(seq 31))7
 line33=0$line32
+# 2000 requests in one write, 6000 bytes: lines cut by the ends of the
+# 4 KiB buffers the server receives into, answered whole and in order.
+many_req=$(printf '10\\n%.0s' $(seq 2000))
+many_ans=$(printf '55\\n%.0s' $(seq 2000))
 
 answers=(
 	"fib(1)|1\\n|1\\n"
@@ -187,11 +191,13 @@ answers=(
 	"a 32-byte line is fine|13\\n|$line32\\n"
 	"a 33-byte line is an error|error\\n1\\n|$line33\\n1\\n"
 	"a 100-byte line is an error, the connection goes on|error\\n1\\n|$long_line\\n1\\n"
+	"2000 pipelined requests across receive buffers, in order|$many_ans|$many_req"
+	"a line split across three writes|6765\\n1\\n|2|0|\\n1\\n"
 )
 
 # The usage cases, the -h checks, the unknown model's message, the fibers
-# run (the answers and 12 more), then threads (8 checks) and pool (6).
-plan=$((${#server_usage[@]} + ${#client_usage[@]} + 2 + 1 + 1 + ${#answers[@]} + 14 + 8 + 6))
+# run (the answers and 13 more), then threads (9 checks) and pool (7).
+plan=$((${#server_usage[@]} + ${#client_usage[@]} + 2 + 1 + 1 + ${#answers[@]} + 15 + 9 + 7))
 tap_plan "$plan"
 
 usage_checks
@@ -215,6 +221,11 @@ done
 got=$(ask "$full_buffer" 1)
 [ "$got" = "<EOF>" ] || [ "$got" = "<RESET>" ]
 tap_ok $? "no newline in $BUF_SIZE bytes: the connection is closed"
+[ "$got" = "<EOF>" ] || [ "$got" = "<RESET>" ] || echo "#   got '$got'"
+# The same line in two writes: what was kept of it counts.
+got=$(ask "${full_buffer:0:600}|${full_buffer:600}" 1)
+[ "$got" = "<EOF>" ] || [ "$got" = "<RESET>" ]
+tap_ok $? "no newline in $BUF_SIZE bytes sent in two writes: the connection is closed"
 [ "$got" = "<EOF>" ] || [ "$got" = "<RESET>" ] || echo "#   got '$got'"
 
 kill -0 "$server_pid" 2>/dev/null
@@ -290,8 +301,8 @@ parallel_answers() {
 
 for model in threads pool; do
 	model_args "$model" 2
-	count=6
-	[ "$model" = threads ] && count=8	# and measure's two checks
+	count=7
+	[ "$model" = threads ] && count=9	# and measure's two checks
 	if ! start_server "${args[@]}" 0; then
 		for _ in $(seq "$count"); do
 			tap_ok 1 "fibserver --model=$model did not start"
@@ -302,6 +313,8 @@ for model in threads pool; do
 	expect_answer "$model: fib(10)" "55\\n" "10\\n"
 	expect_answer "$model: pipelined requests, answered in order" \
 		"1\\n55\\nerror\\n6765\\n" "1\\n10\\nx\\n20\\n"
+	expect_answer "$model: 2000 pipelined requests across receive buffers" \
+		"$many_ans" "$many_req"
 	parallel_answers "$model"
 	if [ "$model" = threads ]; then
 		measure "threads: "
