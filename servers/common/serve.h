@@ -41,6 +41,18 @@ enum serve_model {
 	SERVE_POOL,
 };
 
+/*
+ * serve.c's: a connection's entry in the timeout service (serve_timeout_set()),
+ * on its worker's list (fibers) or the process's (threads, pool).
+ */
+struct serve_timeout {
+	struct serve_timeout *prev, *next;
+	int fd;
+	int listed;		/* on a list */
+	int64_t deadline;	/* atomic: coarse CLOCK_MONOTONIC ns, or none */
+	int expired;		/* atomic: the service shut the socket down for reading */
+};
+
 /* One accepted connection, as the handler sees it. */
 struct serve_conn {
 	int fd;			/* a connected stream socket; serve closes it (lingering) */
@@ -48,6 +60,7 @@ struct serve_conn {
 	int send_timed_out;	/* serve.c's: a send met serve_opts.send_timeout_ns */
 	/* serve.c's, zero when the handler starts: */
 	void *receiver;		/* fibers: the rf_receiver of serve_recv_buf() */
+	struct serve_timeout timeout;	/* serve_timeout_set() */
 };
 
 /*
@@ -204,6 +217,25 @@ void serve_buf_release(struct serve_buf *b);
  */
 void *serve_mem_get(size_t size);
 void serve_mem_put(void *p, size_t size);
+
+/*
+ * The timeout service: a connection's deadline without a timer per receive.
+ *
+ * serve_timeout_set() - from now on, @c's deadline is @timeout_ns from now
+ * (coarse: a tick of 50 ms); a negative @timeout_ns: none.  After the
+ * deadline the service marks @c (serve_timed_out()) and shuts its socket
+ * down for reading, so the receive it waits in returns 0, in every model.
+ * The first call puts @c on a list: fibers, its worker's (and pins the
+ * fiber there: it opens the receiver), swept every tick by a fiber of that
+ * worker, which exists while the list is not empty; threads and pool, one
+ * list under a mutex, swept by a thread.  Later calls are one store; serve.c
+ * takes @c off the list when the handler returns, before the close.
+ * Return: 0, or a negative errno when @c could not be put on a list.
+ */
+int serve_timeout_set(struct serve_conn *c, int64_t timeout_ns);
+
+/* serve_timed_out() - 1 once the timeout service has shut @c down, else 0. */
+int serve_timed_out(const struct serve_conn *c);
 
 /*
  * serve_send_all() - send all of @buf on @c: 0 or a negative errno;
