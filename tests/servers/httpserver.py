@@ -424,6 +424,133 @@ def test_model(model, files_dir):
     ok(rc == 0, f"{m} SIGTERM: exit 0", f"rc={rc} {err}")
 
 
+def pipelined_answers(srv, raw, count):
+    """Send @raw in one sendall, read @count answers: [(status, body)]."""
+    with srv.connect() as s:
+        s.sendall(raw)
+        r = Reader(s)
+        return [r.answer()[0::2] for _ in range(count)]
+
+
+def test_buffers(model):
+    """Requests against the 4 KiB buffers the server receives into: heads
+    cut by a buffer's end or spread over many receives, heads longer than a
+    buffer, pipelined requests over many buffers (the buffers are given back
+    and reused while answers are built), bodies skipped across buffers."""
+    args = ["--model", model, "--header-timeout", "5000", "--idle-timeout", "300"]
+    if model != "threads":
+        args += ["-w", "2"]
+    srv = Server(*args)
+    m = f"[{model}]"
+
+    # A head in many small pieces, each its own receive: kept across them.
+    head = (b"GET /fib/20 HTTP/1.1\r\nHost: t\r\nUser-Agent: a split head\r\n"
+            b"Accept: */*\r\n\r\n")
+    try:
+        with srv.connect() as s:
+            r = Reader(s)
+            for i in range(0, len(head), 7):
+                s.sendall(head[i:i + 7])
+                time.sleep(0.005)
+            first = r.answer()
+            s.sendall(GET)
+            second = r.answer()
+        ok(first[0] == 200 and first[2] == b"%d\n" % fib(20) and second[2] == HELLO,
+           f"{m} a head sent in {len(range(0, len(head), 7))} pieces: answered, "
+           f"and the connection goes on", (first, second))
+    except Exception as e:  # noqa: BLE001
+        ok(False, f"{m} a head sent in pieces", repr(e))
+
+    # Heads longer than one receive buffer, within the 8 KiB limits.
+    pad = b"".join(b"X-Pad-%02d: %s\r\n" % (i, b"p" * 80) for i in range(64))
+    big = b"GET /fib/10 HTTP/1.1\r\nHost: t\r\n" + pad + b"\r\n"
+    try:
+        got = pipelined_answers(srv, big + GET + big + GET, 4)
+        ok(got == [(200, b"%d\n" % fib(10)), (200, HELLO)] * 2,
+           f"{m} {len(big)}-byte heads, each with a request behind it in one send",
+           got)
+    except Exception as e:  # noqa: BLE001
+        ok(False, f"{m} {len(big)}-byte heads", repr(e))
+    long_target = b"/fib/5?" + b"q" * 6000
+    try:
+        got = pipelined_answers(srv, b"GET " + long_target + b" HTTP/1.1\r\nHost: t\r\n\r\n"
+                                + GET, 2)
+        ok(got == [(200, b"%d\n" % fib(5)), (200, HELLO)],
+           f"{m} a 6 KiB request line, then a request", got)
+    except Exception as e:  # noqa: BLE001
+        ok(False, f"{m} a 6 KiB request line", repr(e))
+    # Over the limit across buffers: still found, still 431.
+    over = b"GET / HTTP/1.1\r\nHost: t\r\n" + pad * 2 + b"\r\n"
+    expect_error(srv, over, 431, f"{m} a {len(over)}-byte header section across buffers")
+
+    # Many requests in one send, over several buffers, heads of every
+    # length so that buffer ends cut them everywhere: every answer, in order.
+    reqs, want = [], []
+    for i in range(600):
+        k = i % 23
+        if i % 5 == 4:
+            reqs.append(b"GET /nope/%d HTTP/1.1\r\nHost: t\r\n\r\n" % i)
+            want.append((404, b"404 Not Found\n"))
+        else:
+            reqs.append(b"GET /fib/%d?%s HTTP/1.1\r\nHost: t\r\n\r\n" % (k, b"x" * (i % 37)))
+            want.append((200, b"%d\n" % fib(k)))
+    raw = b"".join(reqs)
+    try:
+        got = pipelined_answers(srv, raw, len(reqs))
+        bad = [i for i, (g, w) in enumerate(zip(got, want)) if g != w]
+        ok(not bad, f"{m} {len(reqs)} pipelined requests in one {len(raw)}-byte send: "
+           f"all answered, in order", bad[:5])
+    except Exception as e:  # noqa: BLE001
+        ok(False, f"{m} {len(reqs)} pipelined requests in one send", repr(e))
+
+    # Bodies skipped across buffers, the head mid-buffer, requests behind.
+    body = bytes(range(256)) * 40
+    cl = (b"GET /fib/7 HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % len(body)) + body
+    chunks = b"".join(b"%x\r\n%s\r\n" % (n, b"c" * n) for n in (3000, 1, 5000, 700))
+    ch = b"GET /fib/8 HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n" + chunks + b"0\r\n\r\n"
+    try:
+        got = pipelined_answers(srv, GET * 50 + cl + GET + ch + GET, 54)
+        ok(got == [(200, HELLO)] * 50 + [(200, b"%d\n" % fib(7)), (200, HELLO), (200, b"%d\n" % fib(8)),
+                                         (200, HELLO)],
+           f"{m} a {len(body)}-byte body and a {len(chunks)}-byte chunked body skipped "
+           f"across buffers, requests before and after", got[50:])
+    except Exception as e:  # noqa: BLE001
+        ok(False, f"{m} bodies skipped across buffers", repr(e))
+    # The same body in pieces, with pauses: each piece a receive of its own.
+    try:
+        with srv.connect() as s:
+            r = Reader(s)
+            for i in range(0, len(cl), 1500):
+                s.sendall(cl[i:i + 1500])
+                time.sleep(0.01)
+            s.sendall(GET)
+            got = [r.answer()[0::2] for _ in range(2)]
+        ok(got == [(200, b"%d\n" % fib(7)), (200, HELLO)],
+           f"{m} a body in pieces, then a request", got)
+    except Exception as e:  # noqa: BLE001
+        ok(False, f"{m} a body in pieces", repr(e))
+
+    # The idle timeout (300 ms here): a quiet close, no answer.
+    t0 = time.monotonic()
+    try:
+        with srv.connect() as s:
+            r = Reader(s)
+            s.sendall(GET)
+            st = r.answer()[0]
+            s.settimeout(5)
+            closed = r.closed()
+            took = time.monotonic() - t0
+        ok(st == 200 and closed and not r.buf and 0.25 <= took < 5,
+           f"{m} --idle-timeout 300: an idle connection is closed without an answer",
+           (st, closed, r.buf, took))
+    except Exception as e:  # noqa: BLE001
+        ok(False, f"{m} --idle-timeout", repr(e))
+
+    rc = srv.stop()
+    err = srv.proc.stderr.read()
+    ok(rc == 0, f"{m} buffers: SIGTERM: exit 0", f"rc={rc} {err}")
+
+
 def read_to_end(s):
     """Everything until the peer's close: (bytes, how): how is "eof" for an
     orderly close (FIN), "reset" when the connection was reset."""
@@ -809,6 +936,7 @@ def main():
             for model in MODELS:
                 try:
                     test_model(model, files)
+                    test_buffers(model)
                     test_linger(model, files)
                     test_work(model)
                     test_send_timeout(model)
