@@ -60,6 +60,17 @@
 #define SERVE_RING_ENTRIES	4096
 
 /*
+ * A connection over max_conns is refused only after the connections that
+ * are ending had their chance: a peer that closed makes its fiber or
+ * thread ready, but until it has run and closed the socket the connection
+ * still counts.  The accepting fiber or thread waits SERVE_ADMIT_POLL_NS
+ * at a time (the worker runs the others meanwhile), first once, then while
+ * some connection is ending (S.ending), SERVE_ADMIT_WAIT_NS at most.
+ */
+#define SERVE_ADMIT_WAIT_NS	(100 * NSEC_PER_MSEC)
+#define SERVE_ADMIT_POLL_NS	NSEC_PER_MSEC
+
+/*
  * After EMFILE and friends, wait before accepting again: the error comes
  * back at once until a connection closes, and retrying in a loop would burn
  * the CPU the connections need.  Pending connections wait in the backlog.
@@ -122,6 +133,7 @@ static struct {
 	unsigned long accepted;		/* every connection accepted, refused ones too */
 	unsigned long accept_errors;	/* accept errors survived */
 	unsigned long open;		/* connections in a handler or queued */
+	unsigned long ending;		/* of @open, those whose handler has returned */
 	unsigned long peak;		/* most @open at once */
 	unsigned long refused;		/* over max_conns */
 	unsigned long start_failures;	/* no fiber or thread for a connection */
@@ -182,6 +194,7 @@ const char *serve_model_name(enum serve_model m)
 }
 
 static void log_limited(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void linger_close(struct serve_conn *c);
 
 /* Print one of the first SERVE_LOG_MAX error messages, from any thread. */
 static void log_limited(const char *fmt, ...)
@@ -216,27 +229,64 @@ static void refuse_close(int fd)
 	close(fd);
 }
 
-/*
- * A connection was accepted: count it open, or refuse it if that makes one
- * more than max_conns.  Return: 1 if the caller is to serve @fd.
- */
-static int admit(int fd)
+/* Count one more connection open, unless that makes more than max_conns: 1 if counted. */
+static int take_slot(void)
 {
-	unsigned long open = INC(open), peak = READ(peak);
+	unsigned long open = READ(open), peak;
 
-	if (S.o->max_conns && open > S.o->max_conns) {
-		__atomic_sub_fetch(&S.open, 1, __ATOMIC_RELAXED);
-		INC(refused);
-		if (S.o->refuse)
-			S.o->refuse(fd, S.o->arg);
-		refuse_close(fd);
-		return 0;
-	}
+	do {
+		if (S.o->max_conns && open >= S.o->max_conns)
+			return 0;
+	} while (!__atomic_compare_exchange_n(&S.open, &open, open + 1, 1,
+					      __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+	open++;
+	peak = READ(peak);
 	while (open > peak &&
 	       !__atomic_compare_exchange_n(&S.peak, &peak, open, 1,
 					    __ATOMIC_RELAXED, __ATOMIC_RELAXED))
 		;
 	return 1;
+}
+
+/*
+ * The accepting fiber or thread waits @ns: on fibers the worker runs the
+ * other fibers meanwhile.  0, or -ECANCELED (fibers: the run is stopping).
+ */
+static int accept_pause(int64_t ns)
+{
+	const struct timespec ts = { ns / NSEC_PER_SEC, ns % NSEC_PER_SEC };
+
+	if (S.model == SERVE_FIBERS)
+		return rf_sleep(rf_deadline_after(ns)) == -ECANCELED ? -ECANCELED : 0;
+	nanosleep(&ts, NULL);
+	return 0;
+}
+
+/*
+ * A connection was accepted: count it open, or refuse it if that makes one
+ * more than max_conns and no connection that is ending makes room first
+ * (see SERVE_ADMIT_WAIT_NS).  Return: 1 if the caller is to serve @fd.
+ */
+static int admit(int fd)
+{
+	int64_t until = 0;
+
+	while (!take_slot()) {
+		if (until && (!READ(ending) || serve_now() >= until))
+			goto refuse;
+		if (!until)
+			until = serve_now() + SERVE_ADMIT_WAIT_NS;
+		if (serve_stopping() || accept_pause(SERVE_ADMIT_POLL_NS) < 0)
+			goto refuse;
+	}
+	return 1;
+
+refuse:
+	INC(refused);
+	if (S.o->refuse)
+		S.o->refuse(fd, S.o->arg);
+	refuse_close(fd);
+	return 0;
 }
 
 /* A connection ended (or never started): one less open; wake a waiter at 0. */
@@ -248,6 +298,26 @@ static void conn_done(void)
 		pthread_cond_broadcast(&S.idle);
 		pthread_mutex_unlock(&S.lock);
 	}
+}
+
+/*
+ * A connection's handler has returned: close @c (lingering), count it
+ * ended.  It counts as ending meanwhile, so that admit() waits for it
+ * rather than refuse a new one in its place.  close(2), not rf_close() on
+ * fibers: a socket nobody else holds closes without blocking (no SO_LINGER
+ * with a time is ever set), and a close through the ring would put the
+ * fiber at the back of the run queue once more before the descriptor is
+ * free, behind every connection the acceptor started meanwhile (under a
+ * burst of new connections that took up to a second here).
+ */
+static void conn_close(struct serve_conn *c)
+{
+	INC(ending);
+	linger_close(c);
+	close(c->fd);
+	conn_done();
+	/* Only now: while it holds a slot, admit() must see it ending. */
+	__atomic_sub_fetch(&S.ending, 1, __ATOMIC_RELAXED);
 }
 
 /* An accept error: give up (return 1) or count it and go on (0). */
@@ -381,15 +451,7 @@ static void *fiber_conn(void *arg)
 	free(arg);
 	S.o->handle(&c, S.o->arg);
 	handler_returned(&c);
-	linger_close(&c);
-	/*
-	 * A cancelled fiber's rf_close() may return -ECANCELED without
-	 * submitting the close (a close in flight is never cancelled), and the
-	 * descriptor must not outlive the run.
-	 */
-	if (rf_close(c.fd) == -ECANCELED)
-		close(c.fd);
-	conn_done();
+	conn_close(&c);
 	return NULL;
 }
 
@@ -441,7 +503,7 @@ static void *fiber_main(void *arg)
 			INC(start_failures);
 			log_limited("cannot start a fiber for a connection: %s",
 				    strerror(-err));
-			rf_close(fd);
+			close(fd);
 			conn_done();
 		}
 	}
@@ -544,9 +606,7 @@ static void run_handler(struct serve_conn *c)
 {
 	S.o->handle(c, S.o->arg);
 	handler_returned(c);
-	linger_close(c);
-	close(c->fd);
-	conn_done();
+	conn_close(c);
 }
 
 static void *thread_conn(void *arg)
