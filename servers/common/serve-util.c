@@ -263,19 +263,29 @@ rlim_t serve_raise_nofile(const char *prog, rlim_t need,
 	return rl.rlim_cur;
 }
 
-int serve_listen(const struct sockaddr_storage *ss, socklen_t len)
+/*
+ * A blocking, close-on-exec TCP socket bound to @ss and listening, with
+ * SO_REUSEADDR (a restart must not wait for old connections' TIME_WAIT)
+ * and, if @reuseport, SO_REUSEPORT.  A descriptor or a negative errno.
+ */
+static int listen_on(const struct sockaddr_storage *ss, socklen_t len, int v6only,
+		     int reuseport, int backlog)
 {
 	int fd, one = 1;
 
 	fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
-	/* Restarting the server must not wait for old connections' TIME_WAIT. */
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
+		goto fail;
+	if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
+		goto fail;
+	if (v6only >= 0 && ss->ss_family == AF_INET6 &&
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only)) < 0)
 		goto fail;
 	if (bind(fd, (const struct sockaddr *)ss, len) < 0)
 		goto fail;
-	if (listen(fd, SERVE_BACKLOG) < 0)
+	if (backlog && listen(fd, backlog) < 0)
 		goto fail;
 	return fd;
 
@@ -283,6 +293,55 @@ fail:
 	one = -errno;
 	close(fd);
 	return one;
+}
+
+static int port_of(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return ntohs(((const struct sockaddr_in *)ss)->sin_port);
+	if (ss->ss_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+	return -1;
+}
+
+int serve_listen(const struct sockaddr_storage *ss, socklen_t len)
+{
+	int probe;
+
+	/*
+	 * SO_REUSEPORT lets serve_listen_again() give each fiber worker a
+	 * socket of its own, but it would also let a second server of the
+	 * same user bind a port in use and take half of its connections.  So
+	 * a given port is first bound without it, as before, which fails
+	 * with EADDRINUSE if anything listens there.  Port 0 needs no probe:
+	 * the kernel never picks a port in use, SO_REUSEPORT or not.
+	 */
+	if (port_of(ss) != 0) {
+		probe = listen_on(ss, len, -1, 0, 0);
+		if (probe < 0)
+			return probe;
+		close(probe);
+	}
+	return listen_on(ss, len, -1, 1, SERVE_BACKLOG);
+}
+
+int serve_listen_again(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss), olen = sizeof(int);
+	int on = 0, v6only = -1;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, &olen) < 0)
+		return -errno;
+	if (!on)
+		return -EOPNOTSUPP;
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+		return -errno;
+	olen = sizeof(v6only);
+	if (ss.ss_family == AF_INET6 &&
+	    getsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &olen) < 0)
+		return -errno;
+	return listen_on(&ss, len, v6only, 1, SERVE_BACKLOG);
 }
 
 int serve_listen_named(const char *prog, struct sockaddr_storage *ss,

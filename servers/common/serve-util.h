@@ -154,10 +154,23 @@ rlim_t serve_raise_nofile(const char *prog, rlim_t need,
 
 /*
  * serve_listen() - a listening TCP socket on @ss, blocking, close-on-exec,
- * with SO_REUSEADDR and a SERVE_BACKLOG backlog: what serve_run() takes.
+ * with SO_REUSEADDR, SO_REUSEPORT (for serve_listen_again()) and a
+ * SERVE_BACKLOG backlog: what serve_run() takes.  A port already in use
+ * is still EADDRINUSE: another server cannot join the socket unasked.
  * Return: the descriptor, or a negative errno.
  */
 int serve_listen(const struct sockaddr_storage *ss, socklen_t len);
+
+/*
+ * serve_listen_again() - another listening socket in the SO_REUSEPORT
+ * group of listening socket @fd (same address, family and IPV6_V6ONLY;
+ * blocking, close-on-exec, a SERVE_BACKLOG backlog): the kernel spreads
+ * new connections over the group's sockets by a hash of their addresses.
+ * serve_run() makes one for each fiber worker but the first.
+ * Return: the descriptor, -EOPNOTSUPP if @fd has no SO_REUSEPORT (it
+ * cannot be shared), or another negative errno.
+ */
+int serve_listen_again(int fd);
 
 /*
  * serve_listen_named() - serve_listen() on @ss, then the address actually

@@ -6,9 +6,10 @@
  * The model is a global set once by serve_run(): every handler call below
  * switches on it, so a handler is written once and never asks.
  *
- *   fibers   a ringfiber runtime; its main fiber accepts through one
- *            rf_acceptor (one multishot accept request) and spawns a
- *            detached fiber per connection; every call is an rf_* request.
+ *   fibers   a ringfiber runtime; each worker has an accepting fiber with
+ *            an rf_acceptor (one multishot accept request) on a listening
+ *            socket of its own (SO_REUSEPORT), and spawns a detached fiber
+ *            per connection on that worker; every call is an rf_* request.
  *            SIGINT/SIGTERM: a thread of serve.c's waits for them, sets the
  *            stop flag (serve_stopping()) and calls rf_runtime_shutdown(),
  *            which cancels every fiber: each call returns -ECANCELED, the
@@ -58,6 +59,15 @@
  * can complete at once without overflowing it.
  */
 #define SERVE_RING_ENTRIES	4096
+
+/*
+ * fibers: connections an accepting fiber starts in a row before it yields.
+ * rf_acceptor_next() hands out the connections the multishot accept queued
+ * without parking, so after a burst the loop would start thousands of
+ * fibers in one go (tens of milliseconds here), while the fibers of
+ * connections that ended wait behind it to close theirs.
+ */
+#define SERVE_ACCEPT_BATCH	16
 
 /*
  * A connection over max_conns is refused only after the connections that
@@ -117,11 +127,16 @@ struct pending {
 	unsigned long id;
 };
 
+/* fibers: a worker's accepting fiber, on its own listening socket if it can. */
+struct fiber_listener {
+	int fd;				/* S.listen_fd, or one serve_listen_again() made */
+	struct rf_fiber *fiber;		/* joinable: fiber_main() joins it */
+};
+
 /*
- * The state of the one serve_run() of the process.  The accepting thread
- * or fiber alone writes @accepted and @accept_errors; the rest is shared
- * with the connections and read and written with __atomic builtins, or
- * under @lock.
+ * The state of the one serve_run() of the process.  Shared with the
+ * connections and, under fibers, between the workers' accepting fibers:
+ * read and written with __atomic builtins, or under @lock.
  */
 static struct {
 	const struct serve_opts *o;
@@ -145,6 +160,11 @@ static struct {
 	/* fibers: the signal thread */
 	struct rf_runtime *rt;
 	int run_over;			/* eventfd: the run has ended */
+
+	/* fibers: the accepting fibers, one per worker */
+	struct fiber_listener *listeners;
+	struct rf_event accept_over;	/* set when accepting must stop */
+	int own_sockets;		/* each worker has its own listening socket */
 
 	/* threads and pool */
 	pthread_mutex_t lock;
@@ -323,14 +343,17 @@ static void conn_close(struct serve_conn *c)
 /* An accept error: give up (return 1) or count it and go on (0). */
 static int accept_failed(int err)
 {
+	int none = 0;
+
 	if (!serve_accept_error_is_transient(err)) {
 		if (err != ECANCELED) {
 			fprintf(stderr, "%s: accept: %s\n", S.o->prog, strerror(err));
-			S.fatal = -err;
+			__atomic_compare_exchange_n(&S.fatal, &none, -err, 0,
+						    __ATOMIC_RELAXED, __ATOMIC_RELAXED);
 		}
 		return 1;
 	}
-	S.accept_errors++;
+	INC(accept_errors);
 	log_limited("accept: %s (%lu connections open); continuing",
 		    strerror(err), READ(open));
 	return 0;
@@ -338,7 +361,26 @@ static int accept_failed(int err)
 
 static int accepting(void)
 {
-	return !S.o->max_accepts || S.accepted < S.o->max_accepts;
+	return !S.o->max_accepts || READ(accepted) < S.o->max_accepts;
+}
+
+/*
+ * Number a connection just accepted: 1, 2, ...; 0 if max_accepts were
+ * already taken (by another worker's accepting fiber).  Taking the last one
+ * ends accepting everywhere.
+ */
+static unsigned long claim_accept(void)
+{
+	unsigned long n = READ(accepted);
+
+	do {
+		if (S.o->max_accepts && n >= S.o->max_accepts)
+			return 0;
+	} while (!__atomic_compare_exchange_n(&S.accepted, &n, n + 1, 1,
+					      __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+	if (S.model == SERVE_FIBERS && S.o->max_accepts && n + 1 == S.o->max_accepts)
+		rf_event_set(&S.accept_over);
+	return n + 1;
 }
 
 /* ----------------------------------------------------------------- signals */
@@ -455,27 +497,48 @@ static void *fiber_conn(void *arg)
 	return NULL;
 }
 
-/* The main fiber: accept, and give each connection its own fiber. */
-static void *fiber_main(void *arg)
+/* End accepting on every worker (fiber_main() cancels the accepting fibers). */
+static void accept_stop(void)
 {
+	rf_event_set(&S.accept_over);
+}
+
+/*
+ * A worker's accepting fiber (pinned there): accept on @arg's listening
+ * socket and start each connection's fiber on this worker, pinned too when
+ * every worker has a socket of its own (the kernel then spreads the
+ * connections; sharing one socket it does not, and idle workers steal).
+ */
+static void *fiber_accept(void *arg)
+{
+	struct fiber_listener *l = arg;
 	const struct rf_spawn_attr attr = {
 		.name = "conn",
 		.stack_size = S.stack_size,
 		.detached = 1,
+		.pinned = S.own_sockets,
 	};
 	struct rf_acceptor *acceptor;
 	struct serve_conn *c;
-	int fd, err;
+	unsigned long id;
+	unsigned int batch = 0;
+	int fd, err, none = 0;
 
-	(void)arg;
-	S.workers = (unsigned int)rf_worker_count();
-	err = rf_acceptor_open(&acceptor, S.listen_fd, SOCK_CLOEXEC);
+	err = rf_acceptor_open(&acceptor, l->fd, SOCK_CLOEXEC);
 	if (err < 0) {
 		fprintf(stderr, "%s: rf_acceptor_open: %s\n", S.o->prog, strerror(-err));
-		S.fatal = err;
+		__atomic_compare_exchange_n(&S.fatal, &none, err, 0,
+					    __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+		accept_stop();
 		return NULL;
 	}
 	while (accepting() && !serve_stopping()) {
+		if (++batch > SERVE_ACCEPT_BATCH) {
+			/* Let the connections' fibers run, those that end included. */
+			batch = 0;
+			if (rf_yield() < 0)
+				break;
+		}
 		fd = rf_acceptor_next(acceptor, RF_NO_DEADLINE);
 		if (fd < 0) {
 			if (fd == -EINTR || fd == -EAGAIN)
@@ -487,14 +550,18 @@ static void *fiber_main(void *arg)
 				break;
 			continue;
 		}
-		S.accepted++;
+		id = claim_accept();
+		if (!id) {
+			close(fd);	/* beyond max_accepts: another worker took the last */
+			break;
+		}
 		serve_set_nodelay(fd);
 		if (!admit(fd))
 			continue;
 		c = malloc(sizeof(*c));
 		err = c ? 0 : -ENOMEM;
 		if (c) {
-			*c = (struct serve_conn){ .fd = fd, .id = S.accepted };
+			*c = (struct serve_conn){ .fd = fd, .id = id };
 			err = rf_spawn(NULL, fiber_conn, c, &attr);
 		}
 		if (err < 0) {
@@ -509,6 +576,97 @@ static void *fiber_main(void *arg)
 	}
 	/* With max_accepts, the connection fibers finish on their own. */
 	rf_acceptor_close(acceptor);
+	accept_stop();
+	return NULL;
+}
+
+/*
+ * fibers: a listening socket for each worker, S.listen_fd for the first
+ * and serve_listen_again() for the others, so that no worker accepts for
+ * another.  Return: NULL if every worker has its own, else why not.
+ */
+static const char *listeners_open(struct fiber_listener *l, unsigned int n)
+{
+	unsigned int w;
+	int fd;
+
+	for (w = 0; w < n; w++)
+		l[w] = (struct fiber_listener){ .fd = S.listen_fd };
+	for (w = 1; w < n; w++) {
+		fd = serve_listen_again(S.listen_fd);
+		if (fd < 0) {
+			while (--w > 0) {
+				close(l[w].fd);
+				l[w].fd = S.listen_fd;
+			}
+			return fd == -EOPNOTSUPP ? "the listening socket has no SO_REUSEPORT" :
+				strerror(-fd);
+		}
+		l[w].fd = fd;
+	}
+	return NULL;
+}
+
+/*
+ * The main fiber: an accepting fiber on each worker (fiber_accept()), until
+ * one of them ends accepting (max_accepts reached, or an error) or the run
+ * is cancelled (SIGINT, SIGTERM).  A single acceptor on worker 0 fed every
+ * worker, and was a bottleneck the moment connections came faster than one
+ * worker could start them.
+ */
+static void *fiber_main(void *arg)
+{
+	const struct rf_spawn_attr attr = { .name = "accept", .pinned = 1 };
+	struct fiber_listener *l;
+	unsigned int w, n, started = 0;
+	const char *why;
+	int err = 0, none = 0;
+
+	(void)arg;
+	n = (unsigned int)rf_worker_count();
+	S.workers = n;
+	l = calloc(n, sizeof(*l));
+	if (!l) {
+		fprintf(stderr, "%s: %s\n", S.o->prog, strerror(ENOMEM));
+		S.fatal = -ENOMEM;
+		return NULL;
+	}
+	S.listeners = l;	/* fibers_run() frees it, once every fiber has ended */
+	why = listeners_open(l, n);
+	S.own_sockets = !why;
+	if (why && n > 1) {
+		/*
+		 * Then worker 0 alone accepts, and the connections' fibers are
+		 * not pinned: idle workers steal them.  More acceptors on the one
+		 * socket would not help: the kernel wakes the multishot accept
+		 * armed first, and hands it nearly every connection (measured:
+		 * all 2,001 of 2,001 to one of two workers).
+		 */
+		fprintf(stderr, "%s: one worker accepts for all %u: %s\n", S.o->prog, n, why);
+		n = 1;
+	}
+	for (w = 0; w < n && !err; w++) {
+		err = rf_spawn_on(w, &l[w].fiber, fiber_accept, &l[w], &attr);
+		if (!err)
+			started++;
+	}
+	if (err) {
+		fprintf(stderr, "%s: cannot start an accepting fiber: %s\n", S.o->prog,
+			strerror(-err));
+		__atomic_compare_exchange_n(&S.fatal, &none, err, 0,
+					    __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+		accept_stop();
+	}
+	/*
+	 * -ECANCELED: the run is being shut down, and every accepting fiber
+	 * with it; this fiber may not wait for them then, nor need it.
+	 */
+	if (rf_event_wait(&S.accept_over, RF_NO_DEADLINE) < 0)
+		return NULL;
+	for (w = 0; w < started; w++)
+		rf_cancel(l[w].fiber);
+	for (w = 0; w < started; w++)
+		rf_join(l[w].fiber, NULL, RF_NO_DEADLINE);
 	return NULL;
 }
 
@@ -542,6 +700,18 @@ static void *signal_thread(void *arg)
 			break;		/* the run is over (or poll failed) */
 	}
 	return NULL;
+}
+
+/* After the run: the listening sockets fiber_main() made, and their array. */
+static void listeners_close(void)
+{
+	unsigned int w;
+
+	for (w = 0; S.listeners && w < S.workers; w++)
+		if (S.listeners[w].fd != S.listen_fd)
+			close(S.listeners[w].fd);
+	free(S.listeners);
+	S.listeners = NULL;
 }
 
 static int fibers_run(uint64_t *hogs)
@@ -580,9 +750,11 @@ static int fibers_run(uint64_t *hogs)
 			strerror(-err));
 		goto close_eventfd;
 	}
+	rf_event_init(&S.accept_over);
 	err = rf_runtime_run(S.rt, fiber_main, NULL, NULL);
 	if (err < 0)
 		fprintf(stderr, "%s: rf_runtime_run: %s\n", S.o->prog, strerror(-err));
+	listeners_close();
 	/* An eventfd write of 1 cannot fail: the counter is far from full. */
 	if (write(S.run_over, &one, sizeof(one)) < 0)
 		fprintf(stderr, "%s: eventfd write: %s\n", S.o->prog, strerror(errno));
@@ -725,6 +897,7 @@ static int accept_loop(int sfd, pthread_attr_t *attr)
 		{ .fd = sfd, .events = POLLIN },
 	};
 	const struct timespec backoff = { 0, SERVE_ACCEPT_BACKOFF_NS };
+	unsigned long id;
 	int fd, err;
 
 	while (accepting()) {
@@ -750,15 +923,15 @@ static int accept_loop(int sfd, pthread_attr_t *attr)
 				nanosleep(&backoff, NULL);
 			continue;
 		}
-		S.accepted++;
+		id = claim_accept();	/* never 0: this thread alone accepts */
 		serve_set_nodelay(fd);
 		set_send_timeout(fd);
 		if (!admit(fd))
 			continue;
 		if (S.model == SERVE_THREADS)
-			err = thread_start(attr, fd, S.accepted);
+			err = thread_start(attr, fd, id);
 		else
-			err = pool_push(fd, S.accepted);
+			err = pool_push(fd, id);
 		if (err) {
 			/* Out of threads (EAGAIN) or memory: drop this one, keep serving. */
 			INC(start_failures);
