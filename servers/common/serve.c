@@ -75,7 +75,10 @@
  * thread ready, but until it has run and closed the socket the connection
  * still counts.  The accepting fiber or thread waits SERVE_ADMIT_POLL_NS
  * at a time (the worker runs the others meanwhile), first once, then while
- * some connection is ending (S.ending), SERVE_ADMIT_WAIT_NS at most.
+ * some connection is ending (S.ending), SERVE_ADMIT_WAIT_NS at most.  Once
+ * such a wait ran out, the next refusals wait for nothing until some
+ * connection has ended: a peer that lingers for seconds must not slow every
+ * refusal of a flood down to one in SERVE_ADMIT_WAIT_NS.
  */
 #define SERVE_ADMIT_WAIT_NS	(100 * NSEC_PER_MSEC)
 #define SERVE_ADMIT_POLL_NS	NSEC_PER_MSEC
@@ -160,6 +163,8 @@ static struct {
 	unsigned long accept_errors;	/* accept errors survived */
 	unsigned long open;		/* connections in a handler or queued */
 	unsigned long ending;		/* of @open, those whose handler has returned */
+	unsigned long ended;		/* connections ended so far */
+	unsigned long wait_expired;	/* admit(): @ended + 1 when a wait last ran out */
 	unsigned long peak;		/* most @open at once */
 	unsigned long refused;		/* over max_conns */
 	unsigned long start_failures;	/* no fiber or thread for a connection */
@@ -303,8 +308,14 @@ static int admit(int fd)
 	int64_t until = 0;
 
 	while (!take_slot()) {
-		if (until && (!READ(ending) || serve_now() >= until))
+		if (!until && READ(wait_expired) == READ(ended) + 1)
+			goto refuse;	/* the last wait ran out, and none ended since */
+		if (until && !READ(ending))
 			goto refuse;
+		if (until && serve_now() >= until) {
+			__atomic_store_n(&S.wait_expired, READ(ended) + 1, __ATOMIC_RELAXED);
+			goto refuse;
+		}
 		if (!until)
 			until = serve_now() + SERVE_ADMIT_WAIT_NS;
 		if (serve_stopping() || accept_pause(SERVE_ADMIT_POLL_NS) < 0)
@@ -323,6 +334,7 @@ refuse:
 /* A connection ended (or never started): one less open; wake a waiter at 0. */
 static void conn_done(void)
 {
+	INC(ended);
 	if (__atomic_sub_fetch(&S.open, 1, __ATOMIC_RELAXED) == 0 &&
 	    S.model != SERVE_FIBERS) {
 		pthread_mutex_lock(&S.lock);
