@@ -955,14 +955,6 @@ int main(int argc, char **argv)
 		.prog = hs.prog,
 		.model = SERVE_FIBERS,
 		.max_conns = HTTP_MAX_CONNS_DEFAULT,
-		/*
-		 * The handler keeps no buffer on its stack: at its deepest
-		 * it used 7.1 KiB of a fiber's stack in tests/servers/
-		 * httpserver.py.  The runtime's default fiber stack leaves
-		 * room for the hog watchdog's signal frames under the
-		 * sanitizers; threads get no more, so that 10,000 fit.
-		 */
-		.stack_size = RF_DEFAULT_STACK_SIZE,
 		.send_timeout_ns = HTTP_SEND_TIMEOUT_MS * NSEC_PER_MSEC,
 		.handle = http_handle,
 		.refuse = http_refuse,
@@ -1017,6 +1009,14 @@ int main(int argc, char **argv)
 	if (fd < 0)
 		return 1;
 
+	/*
+	 * The handler keeps no buffer on its stack: at its deepest it used
+	 * 7.1 KiB in tests/servers/httpserver.py, so fibers keep serve.c's
+	 * 16 KiB.  Threads get 64 KiB instead of glibc's 8 MiB of address
+	 * space, so that 10,000 of them fit.
+	 */
+	if (o.model != SERVE_FIBERS && !o.stack_size)
+		o.stack_size = RF_DEFAULT_STACK_SIZE;
 	err = serve_run(fd, &o);
 	close(fd);
 	if (hs.files_dir >= 0)
