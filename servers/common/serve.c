@@ -202,6 +202,7 @@ static struct {
 
 /* What a handler that returned still holds (below). */
 static void handler_returned(struct serve_conn *c);
+static int conn_receiver(struct serve_conn *c);
 
 static const char *const model_names[] = {
 	[SERVE_FIBERS] = "fibers",
@@ -509,14 +510,29 @@ static void linger_close(struct serve_conn *c)
 	}
 }
 
+/*
+ * A connection's fiber: runs the handler; while it says SERVE_IDLE, hands
+ * the connection's receiver to the worker (rf_receiver_park()) and ends, so
+ * that an idle connection holds no stack; the worker starts this again when
+ * bytes arrive.  @arg is the connection's struct serve_conn, which lives as
+ * long as the connection.
+ */
 static void *fiber_conn(void *arg)
 {
-	struct serve_conn c = *(struct serve_conn *)arg;
+	static const struct rf_spawn_attr again = { .name = "conn" };
+	struct rf_spawn_attr attr = again;
+	struct serve_conn *c = arg;
 
-	free(arg);
-	S.o->handle(&c, S.o->arg);
-	handler_returned(&c);
-	conn_close(&c);
+	attr.stack_size = S.stack_size;
+	while (S.o->handle(c, S.o->arg) == SERVE_IDLE) {
+		/* a fiber that cannot park (no memory) serves on */
+		if (conn_receiver(c) == 0 &&
+		    rf_receiver_park(c->receiver, fiber_conn, c, &attr) == 0)
+			return NULL;
+	}
+	handler_returned(c);
+	conn_close(c);
+	free(c);
 	return NULL;
 }
 
@@ -799,7 +815,9 @@ destroy:
 
 static void run_handler(struct serve_conn *c)
 {
-	S.o->handle(c, S.o->arg);
+	/* idle: the thread waits in the handler's next receive */
+	while (S.o->handle(c, S.o->arg) == SERVE_IDLE)
+		;
 	handler_returned(c);
 	conn_close(c);
 }

@@ -58,21 +58,38 @@ struct serve_conn {
 	int fd;			/* a connected stream socket; serve closes it (lingering) */
 	unsigned long id;	/* 1, 2, ... in accept order */
 	int send_timed_out;	/* serve.c's: a send met serve_opts.send_timeout_ns */
+	void *state;		/* the handler's, kept between its calls; NULL at first */
 	/* serve.c's, zero when the handler starts: */
 	void *receiver;		/* fibers: the rf_receiver of serve_recv_buf() */
 	struct serve_timeout timeout;	/* serve_timeout_set() */
 };
 
 /*
- * serve_handler_fn - serve @c until the peer closes or an error; return to
- * end the connection.  serve_run() then closes @c->fd with a lingering
- * close (RFC 9112 section 9.6: half-close, read and discard what the peer
- * still sends until it closes, for a bounded time, then close), so that
- * input left unread does not reset the connection and lose the end of the
- * answers.  @arg is serve_opts.arg.  Runs in a fiber, a connection thread
- * or a pool thread.
+ * What a handler returns.  SERVE_DONE ends the connection.  SERVE_IDLE says
+ * the connection waits for its next request and the handler keeps nothing
+ * on its stack (what it must keep is in @c->state, and every lent buffer is
+ * released): serve_run() calls the handler again when bytes arrive, the end
+ * of the stream or an error included.  Under fibers the connection has no
+ * fiber meanwhile (rf_receiver_park()): an idle connection costs its
+ * receiver, its struct serve_conn and its state, no stack.  Under threads
+ * and pool the handler is called again at once and waits in its receive.
  */
-typedef void (*serve_handler_fn)(struct serve_conn *c, void *arg);
+enum serve_next {
+	SERVE_DONE = 0,
+	SERVE_IDLE = 1,
+};
+
+/*
+ * serve_handler_fn - serve @c until the peer closes or an error, or until
+ * it is idle (see enum serve_next).  After SERVE_DONE, serve_run() closes
+ * @c->fd with a lingering close (RFC 9112 section 9.6: half-close, read and
+ * discard what the peer still sends until it closes, for a bounded time,
+ * then close), so that input left unread does not reset the connection and
+ * lose the end of the answers; the handler frees @c->state before it
+ * returns SERVE_DONE.  @arg is serve_opts.arg.  Runs in a fiber, a
+ * connection thread or a pool thread.
+ */
+typedef enum serve_next (*serve_handler_fn)(struct serve_conn *c, void *arg);
 
 /*
  * serve_refuse_fn - a connection arrived while max_conns were open: write a

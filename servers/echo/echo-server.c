@@ -83,40 +83,45 @@ static void conn_error(ssize_t err)
 	pthread_mutex_unlock(&srv.conn_rl_lock);
 }
 
-/* The handler, the same under every model. */
-static void echo_conn(struct serve_conn *c, void *arg)
+/*
+ * The handler, the same under every model: one arrival a call.  What
+ * arrives is sent back from the buffer it arrived in, lent by
+ * serve_recv_buf(), and then the connection is idle: under fibers it waits
+ * with no buffer and no fiber (SERVE_IDLE).  Nothing is kept between
+ * calls; @c->state only says that the connection was counted.
+ */
+static enum serve_next echo_conn(struct serve_conn *c, void *arg)
 {
 	struct serve_buf b;
 	unsigned long active, peak;
 	ssize_t n;
 
-	srv_add(connections, 1);
-	active = srv_add(active, 1);
-	peak = srv_get(peak_active);
-	while (active > peak &&
-	       !__atomic_compare_exchange_n(&srv.peak_active, &peak, active, 1,
-					    __ATOMIC_RELAXED, __ATOMIC_RELAXED))
-		;
-
-	/*
-	 * What arrives is sent back from the buffer it arrived in, lent by
-	 * serve_recv_buf(): a connection that waits holds no buffer.
-	 */
-	for (;;) {
-		n = serve_recv_buf(c, &b, SERVE_NO_DEADLINE);
-		if (n <= 0)
-			break;		/* 0: the peer closed, the normal end */
+	(void)arg;
+	if (!c->state) {
+		c->state = c;
+		srv_add(connections, 1);
+		active = srv_add(active, 1);
+		peak = srv_get(peak_active);
+		while (active > peak &&
+		       !__atomic_compare_exchange_n(&srv.peak_active, &peak, active, 1,
+						    __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+			;
+	}
+	n = serve_recv_buf(c, &b, SERVE_NO_DEADLINE);
+	if (n > 0) {
 		n = serve_send_all(c, b.data, b.len);
 		serve_buf_release(&b);
-		if (n < 0)
-			break;
+		if (n == 0)
+			return SERVE_IDLE;
 	}
-
+	/* 0: the peer closed, the normal end */
 	if (is_reset(n))
 		srv_add(resets, 1);
 	else if (n < 0 && n != -ECANCELED)	/* -ECANCELED: shutting down */
 		conn_error(n);
 	srv_add(active, -1);
+	c->state = NULL;
+	return SERVE_DONE;
 }
 
 static void summary(void)

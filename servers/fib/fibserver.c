@@ -308,30 +308,53 @@ static ssize_t answer_lines(struct conn *c, const char *data, size_t len)
 	return err;
 }
 
-/* The handler, the same under every model. */
-static void fib_conn(struct serve_conn *sc, void *arg)
+/* What a connection keeps between the handler's calls: a line cut by a buffer's end. */
+struct conn_keep {
+	char *line;
+	size_t line_len;
+};
+
+/*
+ * The handler, the same under every model: the lines of one arrival a
+ * call, then the connection is idle (SERVE_IDLE: under fibers it waits
+ * with no fiber), a line cut by the buffer's end kept in @sc->state.
+ */
+static enum serve_next fib_conn(struct serve_conn *sc, void *arg)
 {
 	struct conn c = { .sc = sc };
+	struct conn_keep *keep = sc->state;
 	struct serve_buf b;
 	ssize_t n;
 
-	COUNT(connections);
-	for (;;) {
-		n = serve_recv_buf(sc, &b, SERVE_NO_DEADLINE);
-		if (n <= 0)
-			break;		/* 0: the peer closed, the normal end */
+	(void)arg;
+	if (!keep) {
+		keep = calloc(1, sizeof(*keep));
+		if (!keep)
+			return SERVE_DONE;
+		sc->state = keep;
+		COUNT(connections);
+	}
+	c.line = keep->line;
+	c.line_len = keep->line_len;
+	n = serve_recv_buf(sc, &b, SERVE_NO_DEADLINE);
+	if (n > 0) {
 		n = answer_lines(&c, b.data, b.len);
 		serve_buf_release(&b);
-		if (n < 0)
-			break;
+		if (n == 0) {
+			keep->line = c.line;
+			keep->line_len = c.line_len;
+			return SERVE_IDLE;
+		}
 		if (n == 1) {
 			/* No newline in a whole line's room: not our protocol. */
 			COUNT(overlong);
 			n = 0;
-			break;
 		}
 	}
+	/* 0: the peer closed, the normal end */
 	line_free(&c);
+	free(keep);
+	sc->state = NULL;
 
 	if (n == -ECANCELED || n == -ECONNABORTED) {
 		/* the shutdown, or a client that left during a computation */
@@ -341,6 +364,7 @@ static void fib_conn(struct serve_conn *sc, void *arg)
 		COUNT(conn_errors);
 		log_limited(&conn_logged, "connection: %s", strerror((int)-n));
 	}
+	return SERVE_DONE;
 }
 
 static void summary(void)

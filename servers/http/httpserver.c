@@ -813,42 +813,60 @@ static int take_input(struct http_conn *c)
 	return 0;
 }
 
-static void http_handle(struct serve_conn *sc, void *arg)
+/*
+ * The handler: the requests of each arrival, answered in one send; between
+ * requests, with no head under way, the connection is idle (SERVE_IDLE:
+ * under fibers it then waits with no fiber and no buffer, only its struct
+ * http_conn, in @sc->state).
+ */
+static enum serve_next http_handle(struct serve_conn *sc, void *arg)
 {
-	struct http_conn c = { .sc = sc };
+	struct http_conn *c = sc->state;
 	ssize_t n;
-	int err;
+	int err = 0;
 
 	(void)arg;
-	/* The first head's deadline runs from the connection's start. */
-	err = serve_timeout_set(sc, hs.header_timeout_ns);
-	while (!err && !c.closing) {
-		n = serve_recv_buf(sc, &c.in, SERVE_NO_DEADLINE);
+	if (!c) {
+		c = calloc(1, sizeof(*c));
+		if (!c)
+			return SERVE_DONE;
+		c->sc = sc;
+		sc->state = c;
+		/* The first head's deadline runs from the connection's start. */
+		err = serve_timeout_set(sc, hs.header_timeout_ns);
+	}
+	while (!err && !c->closing) {
+		n = serve_recv_buf(sc, &c->in, SERVE_NO_DEADLINE);
 		if (n <= 0) {
 			/* 0: the peer closed, or the timeout service did */
-			if (serve_timed_out(sc) && !c.idle)
-				out_error(&c, NULL, 408, NULL);
+			if (serve_timed_out(sc) && !c->idle)
+				out_error(c, NULL, 408, NULL);
 			break;
 		}
-		if (!c.head_len) {
+		if (!c->head_len) {
 			/* a new head begins */
-			if (c.idle)
+			if (c->idle)
 				serve_timeout_set(sc, hs.header_timeout_ns);
-			c.idle = 0;
+			c->idle = 0;
 		}
-		c.pos = 0;
-		err = take_input(&c);
-		serve_buf_release(&c.in);
+		c->pos = 0;
+		err = take_input(c);
+		serve_buf_release(&c->in);
 		if (err < 0)
 			break;
 		/* The answers to this buffer's requests leave in one send. */
-		err = out_flush(&c);
+		err = out_flush(c);
+		if (!err && c->idle && !c->head_len && !c->closing && !c->out)
+			return SERVE_IDLE;	/* nothing under way: wait without a stack */
 	}
 	if (!err)
-		out_flush(&c);
-	out_drop(&c);
-	serve_buf_release(&c.in);
-	head_free(&c);
+		out_flush(c);
+	out_drop(c);
+	serve_buf_release(&c->in);
+	head_free(c);
+	free(c);
+	sc->state = NULL;
+	return SERVE_DONE;
 }
 
 /* Over the connection cap: a 503 that does not wait for the peer. */
