@@ -656,7 +656,7 @@ struct rf_receiver;
 bool rf__receiver_complete(struct rf__worker *wk, struct rf_receiver *r,
 			   const struct io_uring_cqe *cqe);
 void rf__rxpool_drain(struct rf__worker *wk);
-bool rf__rxpool_returned(struct rf__worker *wk);
+bool rf__rxpool_has_work(struct rf__worker *wk);
 void rf__receivers_unregister(struct rf__worker *wk);
 bool rf__receivers_parked(struct rf__worker *wk);
 void rf__receivers_unpark_all(struct rf__worker *wk);

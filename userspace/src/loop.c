@@ -27,8 +27,8 @@ static bool rf__has_work(struct rf__worker *wk)
 		return true;
 	if (wk->has_ring && (io_uring_cq_ready(&wk->ring) || rf__kernel_has_completions(wk)))
 		return true;
-	if (wk->rxpool && rf__rxpool_returned(wk))
-		return true;	/* buffers released on other threads (recv.c) */
+	if (wk->rxpool && rf__rxpool_has_work(wk))
+		return true;	/* receivers' fibers to start, buffers released elsewhere (recv.c) */
 	return rt->nworkers > 1 && rf__stealable_anywhere(rt);
 }
 

@@ -46,6 +46,8 @@
 #define RF__RX_MAX_SIZE (1u << 20)
 #define RF__RX_MAX_COUNT 32768
 #define RF__RX_INLINE 4
+/* Parked receivers' fibers started per pass of the loop (rf__rx_unpark()). */
+#define RF__RX_START_BATCH 64
 
 enum rf__rx_mode {
 	RF__RX_MULTISHOT,	/* one multishot recv per connection, ring buffers */
@@ -69,7 +71,7 @@ struct rf__rxpool {
 	uint32_t returned;		/* atomic: returned stack's top, id + 1; 0 empty */
 	struct rf__list starved;	/* receivers whose fiber waits for a buffer */
 	struct rf__list parked;		/* rf_receiver_park()ed: no fiber until data */
-	struct rf__list unpark_retry;	/* parked, data there, no fiber could start */
+	struct rf__list starting;	/* parked, something there: fibers to start */
 	unsigned int nparked;
 };
 
@@ -102,7 +104,7 @@ struct rf_receiver {
 	void *park_arg;
 	struct rf_spawn_attr park_attr;
 	struct rf__list_node park_link;
-	struct rf__list *park_list;	/* the pool's parked or unpark_retry list, or NULL */
+	struct rf__list *park_list;	/* the pool's parked or starting list, or NULL */
 };
 
 /* ------------------------------------------------------------------- pool */
@@ -120,6 +122,7 @@ static void rf__rx_ring_add(struct rf__rxpool *p, unsigned int bid)
 }
 
 static void rf__rx_unpark(struct rf__worker *wk, struct rf_receiver *r);
+static void rf__rx_start_some(struct rf__worker *wk, struct rf__rxpool *p);
 
 /* A buffer the owner's thread holds goes back; a fiber starved of one may arm. */
 static void rf__rx_recycle(struct rf__rxpool *p, unsigned int bid)
@@ -151,10 +154,15 @@ static void rf__rx_lend(struct rf__rxpool *p, unsigned int bid)
 	__atomic_store_n(&p->lent[bid], 1, __ATOMIC_RELAXED);
 }
 
-/* seq_cst: read after the parked flag is raised (rf__has_work()) */
-bool rf__rxpool_returned(struct rf__worker *wk)
+/*
+ * Work for the loop: parked receivers' fibers to start, buffers released on
+ * other threads (seq_cst: read after the parked flag is raised, see
+ * rf__has_work()).
+ */
+bool rf__rxpool_has_work(struct rf__worker *wk)
 {
-	return __atomic_load_n(&wk->rxpool->returned, __ATOMIC_SEQ_CST) != 0;
+	return !rf__list_empty(&wk->rxpool->starting) ||
+	       __atomic_load_n(&wk->rxpool->returned, __ATOMIC_SEQ_CST) != 0;
 }
 
 void rf__rxpool_drain(struct rf__worker *wk)
@@ -162,13 +170,11 @@ void rf__rxpool_drain(struct rf__worker *wk)
 	struct rf__rxpool *p = wk->rxpool;
 	uint32_t top;
 
-	if (rf__unlikely(!rf__list_empty(&p->unpark_retry)) && !wk->in_signal) {
-		struct rf_receiver *r, *next;
-
-		rf__list_for_each_entry_safe(r, next, &p->unpark_retry, park_link)
-			rf__rx_unpark(wk, r);
-	}
-	if (!rf__load_relaxed(&p->returned) || wk->in_signal)
+	if (wk->in_signal)
+		return;		/* the hog rescue's signal handler: no spawn, no mmap */
+	if (!rf__list_empty(&p->starting))
+		rf__rx_start_some(wk, p);
+	if (!rf__load_relaxed(&p->returned))
 		return;
 	top = __atomic_exchange_n(&p->returned, 0, __ATOMIC_ACQUIRE);
 	while (top) {
@@ -334,8 +340,7 @@ bool rf__receiver_complete(struct rf__worker *wk, struct rf_receiver *r,
 	bool has_buf = cqe->flags & IORING_CQE_F_BUFFER;
 	unsigned int bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
 
-	/* no spawn (mmap) in the hog rescue's signal handler either */
-	if (wk->in_signal && !r->closing && (r->count == r->cap || r->park_fn))
+	if (wk->in_signal && !r->closing && r->count == r->cap)
 		return false;
 	if (!(cqe->flags & IORING_CQE_F_MORE)) {
 		/* the request is over: the next rf_receiver_recv() arms again */
@@ -585,30 +590,52 @@ RF_EXPORT ssize_t rf_receiver_recv(struct rf_receiver *r, struct rf_buf *b, int6
 }
 
 /*
- * Start the fiber of parked @r (on @r's worker, its owner's thread).  If
- * none can start (no memory for a stack), @r waits on the retry list for
- * the next reap: its connection is not dropped.
+ * Parked @r has something to deliver: its fiber is to start.  Not now: a
+ * reap that brings a thousand completions would map a thousand stacks at
+ * once, most beyond the pool, and unmap them again when they end.  The
+ * receiver joins the worker's starting list instead, and each pass of the
+ * loop starts at most RF__RX_START_BATCH of them (rf__rx_start_some()), in
+ * the order their data came: fibers that answer and park again hand their
+ * stacks straight on.  Owner's thread; never spawns, so the hog rescue's
+ * signal handler may call it.
  */
 static void rf__rx_unpark(struct rf__worker *wk, struct rf_receiver *r)
 {
 	struct rf__rxpool *p = wk->rxpool;
-	struct rf_spawn_attr attr = r->park_attr;
-	int ret;
 
-	attr.detached = 1;
-	attr.pinned = 1;
-	ret = rf__spawn(wk, wk, NULL, r->park_fn, r->park_arg, &attr, false);
+	if (r->park_list != &p->parked)
+		return;		/* starting already */
 	rf__list_del(r->park_list, &r->park_link);
-	if (ret) {
-		r->park_list = &p->unpark_retry;
-		rf__list_add_tail(r->park_list, &r->park_link);
-		return;
+	r->park_list = &p->starting;
+	rf__list_add_tail(r->park_list, &r->park_link);
+}
+
+/*
+ * Start the fibers of up to RF__RX_START_BATCH receivers of the starting
+ * list.  One that cannot start (no memory for a stack) stays first in the
+ * list for the next pass: its connection is not dropped.
+ */
+static void rf__rx_start_some(struct rf__worker *wk, struct rf__rxpool *p)
+{
+	for (unsigned int n = 0; n < RF__RX_START_BATCH; n++) {
+		struct rf_receiver *r = rf__list_first_entry(&p->starting, struct rf_receiver,
+							     park_link);
+		struct rf_spawn_attr attr;
+
+		if (!r)
+			return;
+		attr = r->park_attr;
+		attr.detached = 1;
+		attr.pinned = 1;
+		if (rf__spawn(wk, wk, NULL, r->park_fn, r->park_arg, &attr, false))
+			return;
+		rf__list_del(&p->starting, &r->park_link);
+		r->park_list = NULL;
+		r->park_fn = NULL;
+		p->nparked--;
+		/* the fiber now counts as live: the receiver's place holder goes */
+		__atomic_sub_fetch(&wk->rt->nlive, 1, __ATOMIC_ACQ_REL);
 	}
-	r->park_list = NULL;
-	r->park_fn = NULL;
-	p->nparked--;
-	/* the fiber now counts as live: the receiver's place holder goes */
-	__atomic_sub_fetch(&wk->rt->nlive, 1, __ATOMIC_ACQ_REL);
 }
 
 static int rf__rx_arm_poll(struct rf__worker *wk, struct rf_receiver *r)
