@@ -119,6 +119,16 @@
  */
 #define SERVE_FIBER_STACK	RF_MIN_STACK_SIZE
 
+/*
+ * fibers: an idle worker sleeps in the kernel at once instead of polling
+ * for work first (the runtime's default polls 50 us).  A server's clients
+ * set its pace: between their bursts the poll only burns CPU, which on a
+ * small machine is the clients' CPU.  bench-http, fibers against nginx at
+ * 100 connections, same run: 8.5 us of server CPU per request without the
+ * poll, 10.4 with it (nginx 10.6 and 10.5); the rate was the same.
+ */
+#define SERVE_IDLE_SPIN_NS	(-1)
+
 /* fibers: how often the signal thread retries a shutdown the run was not ready for. */
 #define SERVE_SHUTDOWN_RETRY_MS	10
 
@@ -536,6 +546,29 @@ static void *fiber_conn(void *arg)
 	return NULL;
 }
 
+/*
+ * A new connection, on the accepting fiber's worker: its receiver opens
+ * and parks here, so that its fiber starts only when its first bytes
+ * arrive; a burst of connections that have sent nothing yet maps no stack.
+ * Its first timeout (serve_opts.first_timeout_ns) runs from now.  When that
+ * cannot be done (no memory), the fiber starts now and the handler waits
+ * in its first receive.  Return: 0, or rf_spawn()'s error.
+ */
+static int fiber_conn_start(struct serve_conn *c, const struct rf_spawn_attr *attr)
+{
+	int err;
+
+	if (S.o->first_timeout_ns > 0)
+		serve_timeout_set(c, S.o->first_timeout_ns);
+	if (conn_receiver(c) == 0 &&
+	    rf_receiver_park(c->receiver, fiber_conn, c, attr) == 0)
+		return 0;
+	err = rf_spawn(NULL, fiber_conn, c, attr);
+	if (err < 0)
+		handler_returned(c);	/* off the timeout list, receiver closed */
+	return err;
+}
+
 /* End accepting on every worker (fiber_main() cancels the accepting fibers). */
 static void accept_stop(void)
 {
@@ -601,7 +634,7 @@ static void *fiber_accept(void *arg)
 		err = c ? 0 : -ENOMEM;
 		if (c) {
 			*c = (struct serve_conn){ .fd = fd, .id = id };
-			err = rf_spawn(NULL, fiber_conn, c, &attr);
+			err = fiber_conn_start(c, &attr);
 		}
 		if (err < 0) {
 			/* Out of memory or mappings: drop this one, keep serving. */
@@ -759,6 +792,7 @@ static int fibers_run(uint64_t *hogs)
 		.ring_entries = SERVE_RING_ENTRIES,
 		.workers = S.o->workers,
 		.blocking_threads = SERVE_BLOCKING_THREADS,
+		.idle_spin_ns = SERVE_IDLE_SPIN_NS,
 	};
 	const uint64_t one = 1;
 	struct rf_stats st;
@@ -815,6 +849,8 @@ destroy:
 
 static void run_handler(struct serve_conn *c)
 {
+	if (S.o->first_timeout_ns > 0)
+		serve_timeout_set(c, S.o->first_timeout_ns);
 	/* idle: the thread waits in the handler's next receive */
 	while (S.o->handle(c, S.o->arg) == SERVE_IDLE)
 		;
@@ -1248,18 +1284,27 @@ static ssize_t sent(struct serve_conn *c, ssize_t n)
 static ssize_t fiber_send(struct serve_conn *c, const void *p, size_t len,
 			  const struct msghdr *msg)
 {
+	int64_t deadline = RF_NO_DEADLINE;
 	ssize_t n;
 
-	if (!S.o->send_timeout_ns)
-		return msg ? rf_sendmsg(c->fd, msg, 0, RF_NO_DEADLINE) :
-			rf_send(c->fd, p, len, 0, RF_NO_DEADLINE);
-	n = msg ? rf_sendmsg(c->fd, msg, MSG_DONTWAIT, RF_NO_DEADLINE) :
-		rf_send(c->fd, p, len, MSG_DONTWAIT, RF_NO_DEADLINE);
-	if (n != -EAGAIN)
+	/*
+	 * What the socket takes now, right away: send(2) with MSG_DONTWAIT
+	 * never blocks the worker, and an answer that fits (nearly all do)
+	 * then costs no request, no completion and no park, so the answer's
+	 * buffer is free again before another fiber runs.  Only a send that
+	 * must wait goes through the ring, with the send timeout if any.
+	 */
+	n = msg ? sendmsg(c->fd, msg, MSG_DONTWAIT | MSG_NOSIGNAL) :
+		send(c->fd, p, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+	if (n >= 0)
 		return n;
-	return msg ? rf_sendmsg(c->fd, msg, 0, rf_deadline_after(S.o->send_timeout_ns)) :
-		rf_send(c->fd, p, len, 0, rf_deadline_after(S.o->send_timeout_ns));
+	if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+		return -errno;
+	if (S.o->send_timeout_ns)
+		deadline = rf_deadline_after(S.o->send_timeout_ns);
+	return msg ? rf_sendmsg(c->fd, msg, 0, deadline) : rf_send(c->fd, p, len, 0, deadline);
 }
+
 
 /*
  * One send of @msg, or of @len bytes at @p without one, as the model sends:

@@ -116,6 +116,14 @@ struct serve_opts {
 	 * close (the peer is not reading); 0: no limit.  nginx's send_timeout.
 	 */
 	int64_t send_timeout_ns;
+	/*
+	 * A connection's first timeout, set when it is accepted, as
+	 * serve_timeout_set() would (the handler may change it once it runs);
+	 * 0: none.  Under fibers a connection's handler first runs when its
+	 * first bytes arrive (a connection that sends nothing has no fiber),
+	 * so a deadline for them must be set here.
+	 */
+	int64_t first_timeout_ns;
 	serve_handler_fn handle;
 	serve_refuse_fn refuse;		/* NULL: close at once */
 	void *arg;

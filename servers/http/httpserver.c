@@ -832,8 +832,8 @@ static enum serve_next http_handle(struct serve_conn *sc, void *arg)
 			return SERVE_DONE;
 		c->sc = sc;
 		sc->state = c;
-		/* The first head's deadline runs from the connection's start. */
-		err = serve_timeout_set(sc, hs.header_timeout_ns);
+		/* The first head's deadline runs from the connection's start
+		 * (serve_opts.first_timeout_ns set it then). */
 	}
 	while (!err && !c->closing) {
 		n = serve_recv_buf(sc, &c->in, SERVE_NO_DEADLINE);
@@ -975,6 +975,7 @@ int main(int argc, char **argv)
 		.max_conns = HTTP_MAX_CONNS_DEFAULT,
 		.send_timeout_ns = HTTP_SEND_TIMEOUT_MS * NSEC_PER_MSEC,
 		.handle = http_handle,
+		.first_timeout_ns = 0,	/* --header-timeout's, below */
 		.refuse = http_refuse,
 	};
 	/* --WHAT-timeout MS, by option: WHAT, the least MS, where the ns go */
@@ -1033,6 +1034,7 @@ int main(int argc, char **argv)
 	 * 16 KiB.  Threads get 64 KiB instead of glibc's 8 MiB of address
 	 * space, so that 10,000 of them fit.
 	 */
+	o.first_timeout_ns = hs.header_timeout_ns;
 	if (o.model != SERVE_FIBERS && !o.stack_size)
 		o.stack_size = RF_DEFAULT_STACK_SIZE;
 	err = serve_run(fd, &o);
