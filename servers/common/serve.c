@@ -529,11 +529,9 @@ static void linger_close(struct serve_conn *c)
  */
 static void *fiber_conn(void *arg)
 {
-	static const struct rf_spawn_attr again = { .name = "conn" };
-	struct rf_spawn_attr attr = again;
+	const struct rf_spawn_attr attr = { .name = "conn", .stack_size = S.stack_size };
 	struct serve_conn *c = arg;
 
-	attr.stack_size = S.stack_size;
 	while (S.o->handle(c, S.o->arg) == SERVE_IDLE) {
 		/* a fiber that cannot park (no memory) serves on */
 		if (conn_receiver(c) == 0 &&
