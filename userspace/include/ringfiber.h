@@ -762,7 +762,9 @@ int rf_receiver_open(struct rf_receiver **rp, int fd);
  * rf_buf_release()), 0 at the end of the stream (the peer closed, or the
  * socket was shut down for reading), -ETIMEDOUT, -ECANCELED, -EBUSY
  * (another fiber waits on @r), -EINVAL (@b NULL, @r closing or of another
- * runtime), -EPERM, or the socket's error (-ECONNRESET, ...).
+ * runtime), -EPERM, the socket's error (-ECONNRESET, ...), or -ENOMEM
+ * after data that arrived but could not be queued for lack of memory (the
+ * stream has a hole: close the connection).
  */
 ssize_t rf_receiver_recv(struct rf_receiver *r, struct rf_buf *b, int64_t deadline);
 

@@ -94,6 +94,12 @@ struct rf_receiver {
 	bool busy;		/* a fiber is in rf_receiver_recv() */
 	bool ended;		/* the end or an error was delivered: @end says which */
 	int end;
+	/*
+	 * Data the kernel delivered that could not be queued (no memory): the
+	 * stream has a hole, so it ends with this error after what is queued,
+	 * and what comes later is dropped.
+	 */
+	int lost;
 	struct rf__rx_ent *q;	/* what completed, not yet taken: a ring buffer */
 	unsigned int head, count, cap;
 	struct rf__rx_ent inline_q[RF__RX_INLINE];
@@ -357,12 +363,12 @@ bool rf__receiver_complete(struct rf__worker *wk, struct rf_receiver *r,
 		rf__rx_lend(p, bid);
 	if (res > 0 && has_buf) {
 		r->confirmed = true;
-		if (r->closing || rf__rx_push(r, res, bid)) {
-			/* nobody will read it (or no memory to queue it: lose it, once) */
+		if (r->closing || r->lost || rf__rx_push(r, res, bid)) {
+			/* nobody will read it, or it cannot be queued: see @lost */
 			__atomic_store_n(&p->lent[bid], 0, __ATOMIC_RELAXED);
 			rf__rx_recycle(p, bid);
-			if (!r->closing && !r->ended && !r->count)
-				rf__rx_push(r, -ENOMEM, 0);	/* the inline queue has room */
+			if (!r->closing && !r->lost)
+				r->lost = -ENOMEM;
 		}
 	} else if (res == -ENOBUFS) {
 		/* the pool was dry: a waiting fiber waits for a buffer, then arms */
@@ -371,13 +377,17 @@ bool rf__receiver_complete(struct rf__worker *wk, struct rf_receiver *r,
 		__atomic_fetch_and(&wk->rt->features, ~RF_FEAT_MULTISHOT_RECV, __ATOMIC_RELAXED);
 		p->mode = RF__RX_ONESHOT;
 		r->mode = RF__RX_ONESHOT;
-	} else if (!(res == -ECANCELED && r->closing) && !r->closing) {
-		/* 0: the end of the stream; < 0: the socket's error; > 0 without a buffer: -EIO */
+	} else if (!r->closing && !r->lost) {
+		/*
+		 * 0: the end of the stream; < 0: the socket's error; > 0 without
+		 * a buffer: -EIO.  Should it not queue (no memory), the next
+		 * receive asks the socket again, which says the same.
+		 */
 		rf__rx_push(r, res > 0 ? -EIO : res, 0);
 	}
 	if (!r->closing)
 		rf__rx_wake(r);
-	if (r->park_fn && (r->count || !r->armed))
+	if (r->park_fn && (r->count || r->lost || !r->armed))
 		rf__rx_unpark(wk, r);	/* data, the end, or -ENOBUFS: its fiber arms again */
 out:
 	if (!r->armed && r->closer) {
@@ -544,6 +554,10 @@ RF_EXPORT ssize_t rf_receiver_recv(struct rf_receiver *r, struct rf_buf *b, int6
 			r->ended = true;
 			r->end = e.res;
 		}
+		if (!r->count && r->lost && !r->ended) {
+			r->ended = true;
+			r->end = r->lost;
+		}
 		if (r->ended) {
 			ret = r->end;
 			break;
@@ -679,7 +693,7 @@ RF_EXPORT int rf_receiver_park(struct rf_receiver *r, rf_fn fn, void *arg,
 	p->nparked++;
 	/* counted as a live fiber until its fiber starts: the run waits for it */
 	__atomic_add_fetch(&wk->rt->nlive, 1, __ATOMIC_ACQ_REL);
-	if (r->count || r->ended || (rf__load(&wk->rt->run_state) & RF__RUN_STOP)) {
+	if (r->count || r->ended || r->lost || (rf__load(&wk->rt->run_state) & RF__RUN_STOP)) {
 		rf__rx_unpark(wk, r);	/* something is there already (or the run stops) */
 		return 0;
 	}
