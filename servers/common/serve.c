@@ -575,9 +575,10 @@ static void accept_stop(void)
 
 /*
  * A worker's accepting fiber (pinned there): accept on @arg's listening
- * socket and start each connection's fiber on this worker, pinned too when
- * every worker has a socket of its own (the kernel then spreads the
- * connections; sharing one socket it does not, and idle workers steal).
+ * socket and park each connection on this worker (fiber_conn_start()): its
+ * receiver lives in this worker's ring, so the connection stays here.
+ * With a socket per worker the kernel spreads the connections; with one
+ * accepting fiber for all, every connection is served by worker 0.
  */
 static void *fiber_accept(void *arg)
 {
@@ -706,11 +707,12 @@ static void *fiber_main(void *arg)
 	S.own_sockets = !why;
 	if (why && n > 1) {
 		/*
-		 * Then worker 0 alone accepts, and the connections' fibers are
-		 * not pinned: idle workers steal them.  More acceptors on the one
-		 * socket would not help: the kernel wakes the multishot accept
-		 * armed first, and hands it nearly every connection (measured:
-		 * all 2,001 of 2,001 to one of two workers).
+		 * Then worker 0 alone accepts, and its connections' receivers
+		 * keep them there: the other workers only steal fibers that are
+		 * not pinned.  More acceptors on the
+		 * one socket would not help: the kernel wakes the multishot
+		 * accept armed first, and hands it nearly every connection
+		 * (measured: all 2,001 of 2,001 to one of two workers).
 		 */
 		fprintf(stderr, "%s: one worker accepts for all %u: %s\n", S.o->prog, n, why);
 		n = 1;
