@@ -56,14 +56,14 @@ URING_LIBS := -luring
 LIB_SRCS := userspace/src/runtime.c userspace/src/setup.c userspace/src/loop.c \
 	userspace/src/deadlock.c userspace/src/shutdown.c \
 	userspace/src/sched.c userspace/src/steal.c \
-	userspace/src/watchdog.c userspace/src/stack.c userspace/src/io.c \
+	userspace/src/watchdog.c userspace/src/preempt.c userspace/src/stack.c userspace/src/io.c \
 	userspace/src/acceptor.c userspace/src/recv.c userspace/src/wq.c userspace/src/sync.c \
 	userspace/src/chan.c userspace/src/group.c userspace/src/blocking.c \
 	userspace/src/fls.c userspace/src/trace.c userspace/src/timer.c \
 	userspace/src/wake/msg_ring.c \
 	userspace/src/wake/eventfd.c userspace/src/wake/futex.c \
 	userspace/src/wake/rfwake.c
-ARCH_SRCS = userspace/src/arch/$(1)/switch.S
+ARCH_SRCS = userspace/src/arch/$(1)/switch.S userspace/src/arch/$(1)/preempt.S
 
 # The objects of the library in build directory $(1) for architecture $(2).
 LIB_OBJS_IN = $(patsubst userspace/src/%,$(1)/obj/%.o,$(LIB_SRCS) $(call ARCH_SRCS,$(2)))

@@ -43,7 +43,7 @@ static void test_runtime_create(void)
 		{ "ring_entries 100", { .ring_entries = 100 } },
 		{ "ring_entries 65536", { .ring_entries = 65536 } },
 		{ "ring_entries 0x80000000", { .ring_entries = 0x80000000u } },
-		{ "flags bit 10 (unknown)", { .flags = 1u << 10 } },
+		{ "flags bit 11 (unknown)", { .flags = 1u << 11 } },
 		{ "workers RF_MAX_WORKERS + 1", { .workers = RF_MAX_WORKERS + 1 } },
 		{ "wake_backend RF_WAKE_NR", { .wake_backend = RF_WAKE_NR } },
 		{ "cpus NULL with ncpus 2", { .ncpus = 2 } },
@@ -52,6 +52,10 @@ static void test_runtime_create(void)
 		{ "CPU 1 << 20", { .cpus = cpu_huge, .ncpus = 1 } },
 		{ "blocking_threads 100000", { .blocking_threads = 100000 } },
 		{ "flags bit 31 (unknown)", { .flags = 1u << 31 } },
+		{ "slice_ns below RF_MIN_SLICE_NS", { .slice_ns = RF_MIN_SLICE_NS - 1 } },
+		{ "slice_ns negative", { .slice_ns = -1 } },
+		{ "slice_ns above the default hog_ns", { .slice_ns = RF_DEFAULT_HOG_NS + 1 } },
+		{ "slice_ns above hog_ns", { .hog_ns = 1000000, .slice_ns = 1000001 } },
 	};
 	static const struct {
 		const char *what;
@@ -67,12 +71,15 @@ static void test_runtime_create(void)
 		  { .flags = RF_RT_NO_DEFER_TASKRUN | RF_RT_NO_COOP_TASKRUN |
 			     RF_RT_NO_MULTISHOT_ACCEPT | RF_RT_NO_GUARD_MADVISE |
 			     RF_RT_NO_OVERFLOW_HANDLER | RF_RT_NO_RING | RF_RT_NO_PIN |
-			     RF_RT_SHUTDOWN_ON_SIGNAL } },
+			     RF_RT_SHUTDOWN_ON_SIGNAL | RF_RT_NO_BUF_RING |
+			     RF_RT_NO_MULTISHOT_RECV | RF_RT_NO_PREEMPT } },
 		{ "one worker", { .workers = 1 } },
 		{ "RF_MAX_WORKERS workers", { .workers = RF_MAX_WORKERS } },
 		{ "three workers on CPU 0", { .workers = 3, .cpus = cpu_zero, .ncpus = 1 } },
 		{ "the eventfd back-end", { .wake_backend = RF_WAKE_EVENTFD } },
 		{ "no idle spin, no watchdog", { .idle_spin_ns = -1, .hog_ns = -1 } },
+		{ "slice_ns RF_MIN_SLICE_NS", { .slice_ns = RF_MIN_SLICE_NS } },
+		{ "slice_ns = hog_ns", { .hog_ns = 1000000, .slice_ns = 1000000 } },
 	};
 	struct rf_runtime *rt;
 	size_t i;
@@ -108,11 +115,19 @@ static void test_outside_fiber(void)
 
 	is_int(rf_runtime_stats(NULL, &st), -EINVAL,
 	       "rf_runtime_stats(NULL, ...) outside a fiber -> -EINVAL");
+	is_int(rf_runtime_worker_stats(NULL, 0, &st), -EINVAL,
+	       "rf_runtime_worker_stats(NULL, ...) outside a fiber -> -EINVAL");
+	is_int(rf_preempt_disable(), -EPERM, "rf_preempt_disable() outside a fiber -> -EPERM");
+	is_int(rf_preempt_enable(), -EPERM, "rf_preempt_enable() outside a fiber -> -EPERM");
 	rc = rf_runtime_create(&rt, NULL);
 	is_int(rc, 0, "rf_runtime_create()");
 	if (rc == 0) {
 		is_int(rf_runtime_stats(rt, NULL), -EINVAL,
 		       "rf_runtime_stats(rt, NULL) -> -EINVAL");
+		is_int(rf_runtime_worker_stats(rt, 0, NULL), -EINVAL,
+		       "rf_runtime_worker_stats(rt, 0, NULL) -> -EINVAL");
+		is_int(rf_runtime_worker_stats(rt, 1u << 20, &st), -EINVAL,
+		       "rf_runtime_worker_stats() of a worker that does not exist -> -EINVAL");
 		is_int(rf_runtime_run(rt, NULL, NULL, NULL), -EINVAL,
 		       "rf_runtime_run() with a NULL fn -> -EINVAL");
 		rf_runtime_destroy(rt);

@@ -2,7 +2,8 @@
 /*
  * hog.c - a fiber that computes without yielding does not starve the
  * others: the watchdog reports it once, and the fibers queued behind it on
- * its worker run on the other worker meanwhile.
+ * its worker run on the other worker meanwhile (the rescue, without
+ * preemption), or on its own worker (preempted: preempt.c tests that).
  *
  * Hogs are measured in the worker thread's CPU time: a fiber that yields
  * often is never reported, however long the kernel keeps its worker's
@@ -270,7 +271,9 @@ static void test_preempted_is_not_a_hog(void)
 
 int main(void)
 {
-	struct rf_runtime_opts opts = { .workers = 2, .hog_ns = 20 * MSEC };
+	/* the rescue, which is all a runtime without preemption does */
+	struct rf_runtime_opts opts = { .workers = 2, .hog_ns = 20 * MSEC,
+					.flags = RF_RT_NO_PREEMPT };
 	struct rf_stats st;
 	char out[1024];
 	int rc;
@@ -292,7 +295,24 @@ int main(void)
 	rc = run_capturing(&opts, &st, out, sizeof(out));
 	is_int(rc, 0, "1 worker: the run ends");
 	is_int((int)st.hogs, 1, "the hog is reported with one worker too");
-	is_int(ticks_during[0] + ticks_during[1], 0, "nobody else can run meanwhile");
+	is_int(ticks_during[0] + ticks_during[1], 0,
+	       "without preemption nobody else can run meanwhile");
+	is_int((int)st.preemptions, 0, "and nothing is preempted");
+
+	/* tests/runtime/preempt.c has the rest: this is the same hog, preempted */
+	opts.flags = 0;
+	rc = run_capturing(&opts, &st, out, sizeof(out));
+	is_int(rc, 0, "1 worker, preemption on: the run ends");
+	if (!(st.features & RF_FEAT_PREEMPT)) {
+		tap_skip(3, "no preemption in this build (ThreadSanitizer, or static libc)");
+	} else {
+		is_int((int)st.hogs, 1, "the hog is reported once");
+		ok(st.preemptions > 0, "it was preempted (%llu times)",
+		   (unsigned long long)st.preemptions);
+		ok(ticks_during[0] > 0, "and the ticker ran on its worker meanwhile (%d ticks)",
+		   ticks_during[0]);
+	}
+	opts.flags = RF_RT_NO_PREEMPT;
 
 	opts.workers = 2;
 	opts.hog_ns = -1;

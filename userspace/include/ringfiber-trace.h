@@ -38,6 +38,9 @@
  *                     fibers from @victim's stealable queue
  *   ringfiber:hog     (fiber, worker, ran_ns)        the watchdog caught
  *                     @fiber running @ran_ns without giving its worker back
+ *   ringfiber:preempt (fiber, worker)                @fiber is preempted: its
+ *                     worker suspends it and runs the others (its park
+ *                     reason is RF_TRACE_PREEMPT)
  *   ringfiber:batch   (worker, records, count, record_size)
  *                     the low-overhead path: @count struct rf_trace_rec
  *                     (@record_size bytes each) at user address @records
@@ -67,12 +70,14 @@ enum rf_trace_reason {
 	RF_TRACE_EVENT = 7,	/* wait group, event, other waits */
 	RF_TRACE_BLOCKING = 8,	/* rf_blocking(): a call offloaded to a thread */
 	RF_TRACE_MIGRATE = 9,	/* moving to another worker */
+	RF_TRACE_PREEMPT = 10,	/* preempted: it had run its slice as a hog */
 	RF_TRACE_REASONS
 };
 
 /* The names tools print for enum rf_trace_reason, in order. */
 #define RF_TRACE_REASON_NAMES \
-	"new", "yield", "io", "lock", "chan", "sleep", "join", "event", "blocking", "migrate"
+	"new", "yield", "io", "lock", "chan", "sleep", "join", "event", "blocking", "migrate", \
+	"preempt"
 
 /* A time the runtime could not measure (the fiber stopped before tracing). */
 #define RF_TRACE_UNKNOWN 0xffffffffu

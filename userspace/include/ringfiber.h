@@ -126,6 +126,13 @@ enum {
 	 * per connection, as on kernels before 6.0.
 	 */
 	RF_RT_NO_MULTISHOT_RECV = 1u << 9,
+	/**
+	 * Never preempt a fiber: a fiber runs until it gives its worker back,
+	 * and a CPU hog is only reported and worked around (the fibers queued
+	 * behind it go to other workers), as before preemption existed.  See
+	 * rf_preempt_disable() for what preemption means.
+	 */
+	RF_RT_NO_PREEMPT = 1u << 10,
 };
 
 /*
@@ -179,14 +186,22 @@ enum {
  *               in the kernel; 0 = the default (RF_DEFAULT_IDLE_SPIN_NS),
  *               negative = never poll.
  * @hog_ns:      a fiber running this long without giving up the CPU is
- *               reported once and counted (stats.hogs), and the fibers
- *               queued behind it are handed to other workers; 0 = the
- *               default (RF_DEFAULT_HOG_NS), negative = no watchdog.  The
- *               time is its worker thread's CPU time (to within hog_ns / 4):
- *               time the kernel kept that thread preempted, or asleep in a
- *               system call, does not count.
+ *               reported once and counted (stats.hogs), then preempted
+ *               (see rf_preempt_disable()) or, where it may not be, the
+ *               fibers queued behind it are handed to other workers; 0 =
+ *               the default (RF_DEFAULT_HOG_NS), negative = no watchdog
+ *               (and so no preemption).  The time is its worker thread's
+ *               CPU time (to within hog_ns / 4): time the kernel kept that
+ *               thread preempted, or asleep in a system call, does not
+ *               count.
  * @blocking_threads: threads of the rf_blocking() pool (default 4), started
  *               on first use.
+ * @slice_ns:    once a fiber has been caught hogging, how long it may run
+ *               at a time while other fibers of its worker wait: the
+ *               worker looks every @slice_ns (wall-clock time) and
+ *               preempts it if anything else is ready.  0 = the default
+ *               (RF_DEFAULT_SLICE_NS), from RF_MIN_SLICE_NS to @hog_ns;
+ *               anything else is -EINVAL.
  */
 struct rf_runtime_opts {
 	size_t stack_size;
@@ -200,6 +215,7 @@ struct rf_runtime_opts {
 	int64_t idle_spin_ns;
 	int64_t hog_ns;
 	unsigned int blocking_threads;
+	int64_t slice_ns;
 };
 
 /** Most workers one runtime may have. */
@@ -211,6 +227,12 @@ struct rf_runtime_opts {
 /** Default hog threshold: 10 ms of CPU time without a switch. */
 #define RF_DEFAULT_HOG_NS (10 * 1000 * 1000)
 
+/** Default time slice of a fiber caught hogging (see scheduler.md). */
+#define RF_DEFAULT_SLICE_NS (100 * 1000)
+
+/** Shortest time slice: each look costs a timer signal (about 2 us here). */
+#define RF_MIN_SLICE_NS (20 * 1000)
+
 /**
  * struct rf_spawn_attr - per-fiber settings for rf_spawn(); zero = default.
  * @name:       shown in diagnostics (stack overflow reports); copied, at
@@ -220,12 +242,16 @@ struct rf_runtime_opts {
  *              when it exits, and rf_spawn() may be given a NULL @fp.
  * @pinned:     non-zero: the fiber always runs on the worker it was placed
  *              on; idle workers never steal it.
+ * @no_preempt: non-zero: the fiber is never preempted, as if it had called
+ *              rf_preempt_disable() first (for code that takes pthread
+ *              mutexes or keeps per-thread state: see rf_preempt_disable()).
  */
 struct rf_spawn_attr {
 	const char *name;
 	size_t stack_size;
 	int detached;
 	int pinned;
+	int no_preempt;
 };
 
 /*
@@ -245,6 +271,7 @@ enum {
 	RF_FEAT_RFWAKE = 1u << 10,         /* /dev/rfwake: ABI 1 with uring_cmd */
 	RF_FEAT_BUF_RING = 1u << 11,       /* IORING_REGISTER_PBUF_RING: receivers' buffers */
 	RF_FEAT_MULTISHOT_RECV = 1u << 12, /* IORING_RECV_MULTISHOT: one receive per connection */
+	RF_FEAT_PREEMPT = 1u << 13,        /* hogs are preempted (rf_preempt_disable()) */
 };
 
 /**
@@ -283,9 +310,16 @@ enum {
  *             and re-arms of a worker's wake-up request that found no room
  *             in its ring (the worker retries before it sleeps).  0 when all
  *             is well.
+ * @preemptions: fibers suspended by preemption (each one switch, reason
+ *             "preempt" in the trace records and the "preempt" probe).
+ * @preempt_deferred: times a hog was due to be preempted but stood where it
+ *             may not be (inside the runtime, libc or another shared
+ *             library, a region of rf_preempt_disable(), too little stack):
+ *             the worker tried again a slice later.
  *
- * Every counter is the sum over the workers; the rf_stats of a running
- * runtime read from another thread are approximate.
+ * Every counter is the sum over the workers (rf_runtime_worker_stats()
+ * gives one worker's); the rf_stats of a running runtime read from another
+ * thread are approximate.
  */
 struct rf_stats {
 	unsigned int features;
@@ -308,6 +342,8 @@ struct rf_stats {
 	int signal;
 	uint64_t runs;
 	uint64_t wake_errors;
+	uint64_t preemptions;
+	uint64_t preempt_deferred;
 };
 
 /* ---------------------------------------------------------------- runtime */
@@ -382,6 +418,18 @@ void rf_runtime_destroy(struct rf_runtime *rt);
  * Return: 0, or -EINVAL.
  */
 int rf_runtime_stats(struct rf_runtime *rt, struct rf_stats *st);
+
+/**
+ * rf_runtime_worker_stats() - read the counters of one worker.
+ * @rt:     the runtime, or NULL for the runtime of the calling fiber.
+ * @worker: index from 0 to the number of workers - 1.
+ * @st:     filled in as by rf_runtime_stats(), with this worker's share of
+ *          every counter (@workers is 1; @features, @wake_backend and
+ *          @signal are the runtime's).
+ *
+ * Return: 0, or -EINVAL (no runtime, no such worker, NULL @st).
+ */
+int rf_runtime_worker_stats(struct rf_runtime *rt, unsigned int worker, struct rf_stats *st);
 
 /**
  * rf_runtime_shutdown() - cancel every fiber of a running runtime.
@@ -488,6 +536,57 @@ int rf_detach(struct rf_fiber *f);
  * Return: 0, or -EPERM outside a fiber.
  */
 int rf_yield(void);
+
+/**
+ * rf_preempt_disable() - keep the calling fiber from being preempted.
+ *
+ * A fiber that runs longer than the hog threshold (rf_runtime_opts.hog_ns,
+ * 10 ms of CPU time by default) without giving its worker back is
+ * preempted: the worker suspends it where it stands, runs its other ready
+ * fibers, and resumes it later on the same worker (never another: compiled
+ * code may hold a thread-local address in a register), with every register
+ * as it was, general-purpose, flags and the full FP/SIMD state.  From then
+ * on it is preempted again every rf_runtime_opts.slice_ns while anything
+ * else of its worker is ready.  A signal (SIGURG) does it, so a fiber is
+ * only ever stopped at an instruction of its own program's code:
+ *  - never inside the runtime, libc, or any other shared library, nor while
+ *    a call into one of them is under way (a qsort() comparator, a
+ *    dl_iterate_phdr() callback): the worker tries again a slice later;
+ *  - never between rf_preempt_disable() and the matching rf_preempt_enable(),
+ *    nor in a fiber spawned with rf_spawn_attr.no_preempt, nor in a runtime
+ *    made with RF_RT_NO_PREEMPT;
+ *  - only in a program linked dynamically with libc (a static one cannot
+ *    tell libc's code from its own: preemption is off there), and not in
+ *    a build under ThreadSanitizer, which holds signals back and hands the
+ *    handler a copy of the context (RF_FEAT_PREEMPT tells).
+ * So in a preemptible fiber everything the runtime offers, and every libc
+ * call, behaves as without preemption.  What changes is the fiber's own
+ * code: other fibers of the same worker may run between any two of its
+ * instructions.  Data they share without a lock must then be shared as
+ * between threads (atomics or rf_mutex), thread-local variables included.
+ * A pthread mutex (or any lock of the kernel thread: a spinlock, flockfile())
+ * held across such an instruction is held by the worker thread: another
+ * fiber of that worker that takes it waits forever (its owner cannot run
+ * until it is let go), or gets EDEADLK from an error-checking mutex.  Code
+ * that takes such a lock must run with preemption disabled.
+ *
+ * Calls nest; each rf_preempt_disable() needs one rf_preempt_enable().
+ * Blocking calls and rf_yield() are allowed inside.  Both cost a few
+ * instructions and no system call.
+ *
+ * Return: 0, -EPERM outside a fiber, -EOVERFLOW past 2^32 - 1 levels.
+ */
+int rf_preempt_disable(void);
+
+/**
+ * rf_preempt_enable() - undo one rf_preempt_disable().
+ *
+ * Once the last level is undone the fiber may be preempted again; if it
+ * has been running too long meanwhile, that happens at the next slice.
+ *
+ * Return: 0, -EPERM outside a fiber, -EINVAL if preemption was not disabled.
+ */
+int rf_preempt_enable(void);
 
 /**
  * rf_exit() - finish the calling fiber with @result (fiber context).

@@ -36,6 +36,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "ringfiber.h"
 #include "ringfiber-trace.h"
@@ -220,6 +221,13 @@ struct rf_fiber {
 	bool is_main;
 	bool pinned;			/* never stolen */
 	bool bound;			/* wk's ring or heap of deadlines still holds us */
+	bool no_preempt;		/* rf_spawn_attr.no_preempt */
+	/*
+	 * Suspended by preemption (preempt.c) and not yet resumed: it must
+	 * resume on wk, so it is never published or stolen.
+	 */
+	bool preempted;
+	uint32_t preempt_off;		/* rf_preempt_disable() levels */
 	int64_t deadline;		/* cap of every blocking call (groups) */
 	struct rf_group *group;		/* the group we belong to, or NULL */
 	struct rf__list_node grp_link;	/* in the group's list of members */
@@ -313,6 +321,13 @@ struct rf__worker {
 	void *altstack;			/* signal stack for overflow reports */
 	size_t altstack_size;
 	bool in_signal;			/* the hog rescue is running */
+	/* preempt.c */
+	bool preempt_on;		/* the runtime preempts (RF_FEAT_PREEMPT) */
+	bool slice_timer_ok;		/* slice_timer exists */
+	bool slice_armed;		/* it ticks, for the fiber of run_seq slice_seq */
+	uint64_t slice_seq;
+	timer_t slice_timer;		/* SIGURG to this thread every slice_ns */
+	struct rf__runq preempted;	/* suspended, queued after the next reap */
 	/*
 	 * The fiber running now is in its own code, not the library's: the
 	 * hog rescue may interrupt it (see rf__guard_enter()).
@@ -337,6 +352,7 @@ struct rf__worker {
 	/* --- read by other threads (owner writes with rf__count) --- */
 	uint64_t switches, loop_switches, enters, sqes, cqes, sleeps, steals, remote_wakes;
 	uint64_t stacks_mapped, nfibers;
+	uint64_t hogs, preemptions, preempt_deferred;
 	uint64_t run_seq;		/* bumped at every switch (hog watchdog) */
 	uint64_t hog_ns_seen;		/* watchdog -> rescue: how long it ran */
 	uint64_t hog_seq;		/* watchdog -> rescue: the run_seq it timed */
@@ -481,6 +497,7 @@ struct rf_runtime {
 	size_t page_size;
 	int64_t idle_spin_ns;		/* < 0: never */
 	int64_t hog_ns;			/* < 0: no watchdog */
+	int64_t slice_ns;		/* preempt.c: a caught hog's time slice */
 	unsigned int blocking_threads;
 	size_t rx_size;			/* receive buffers: bytes each (recv.c) */
 	unsigned int rx_count;		/* and how many per worker */
@@ -516,7 +533,6 @@ struct rf_runtime {
 	bool monitor_started;
 	pthread_mutex_t monitor_lock;
 	pthread_cond_t monitor_cond;
-	uint64_t hogs;			/* atomic */
 
 	struct rf__pool *pool;		/* rf_blocking() threads */
 	pthread_mutex_t pool_lock;
@@ -666,6 +682,17 @@ void rf__receivers_destroy(struct rf__worker *wk);
 int rf__watchdog_start(struct rf_runtime *rt);
 void rf__watchdog_stop(struct rf_runtime *rt);
 
+/* preempt.c */
+bool rf__preempt_supported(void);
+void rf__preempt_refresh(void);
+int rf__preempt_setup(struct rf__worker *wk);
+void rf__preempt_teardown(struct rf__worker *wk);
+bool rf__preempt_tick(struct rf__worker *wk, struct rf_fiber *f, siginfo_t *si, void *uc);
+void rf__preempt_stale_tick(struct rf__worker *wk);
+void rf__preempt_requeue(struct rf__worker *wk);
+void rf__preempted(void *frame);
+bool rf__worker_has_work(struct rf__worker *wk);
+
 /* runtime.c */
 void rf__run_over(struct rf_runtime *rt);
 void rf__for_each_fiber(struct rf_runtime *rt, struct rf__worker *self,
@@ -781,6 +808,13 @@ static inline void rf__runq_push(struct rf__runq *q, struct rf_fiber *f)
 		q->head = f;
 	q->tail = f;
 	q->len++;
+}
+
+/* Completions are waiting in the kernel (deferred task work, CQ overflow). */
+static inline bool rf__kernel_has_completions(struct rf__worker *wk)
+{
+	return IO_URING_READ_ONCE(*wk->ring.sq.kflags) &
+	       (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW);
 }
 
 static inline uint64_t rf__ud(const void *p, unsigned int tag)

@@ -5,13 +5,6 @@
  */
 #include "internal.h"
 
-/* Completions are waiting in the kernel (deferred task work, CQ overflow). */
-static bool rf__kernel_has_completions(struct rf__worker *wk)
-{
-	return IO_URING_READ_ONCE(*wk->ring.sq.kflags) &
-	       (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW);
-}
-
 /* Anything for an idle worker to do? */
 static bool rf__has_work(struct rf__worker *wk)
 {
@@ -54,6 +47,8 @@ static void rf__idle(struct rf__worker *wk)
 	bool quiet;
 
 	__atomic_add_fetch(&rt->nidle, 1, __ATOMIC_SEQ_CST);
+	if (wk->slice_armed)
+		rf__preempt_stale_tick(wk);	/* no hog runs: the slice timer stops */
 	if (rt->idle_spin_ns > 0 && wk->has_ring) {
 		int64_t end = rf__time_add(rf_now(), rt->idle_spin_ns);
 		unsigned int spins = 0;
@@ -120,6 +115,8 @@ void rf__loop(struct rf__worker *wk)
 				rf__flush(wk, false);
 			rf__reap(wk);
 		}
+		if (wk->preempted.head)
+			rf__preempt_requeue(wk);	/* behind what the reap made ready */
 		if (!wk->runq.head) {
 			if (rt->nworkers > 1 && rf__steal(wk))
 				continue;

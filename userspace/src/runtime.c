@@ -26,7 +26,8 @@
 #define RF__KNOWN_FLAGS (RF_RT_NO_DEFER_TASKRUN | RF_RT_NO_COOP_TASKRUN | \
 			 RF_RT_NO_MULTISHOT_ACCEPT | RF_RT_NO_GUARD_MADVISE | \
 			 RF_RT_NO_OVERFLOW_HANDLER | RF_RT_NO_RING | RF_RT_NO_PIN | \
-			 RF_RT_SHUTDOWN_ON_SIGNAL | RF_RT_NO_BUF_RING | RF_RT_NO_MULTISHOT_RECV)
+			 RF_RT_SHUTDOWN_ON_SIGNAL | RF_RT_NO_BUF_RING | RF_RT_NO_MULTISHOT_RECV | \
+			 RF_RT_NO_PREEMPT)
 
 /* The CPUs of the process's affinity mask, in order. */
 static int rf__default_cpus(int **cpusp, unsigned int *np)
@@ -96,6 +97,11 @@ static int rf__opts_check(struct rf_runtime_opts *o)
 		o->blocking_threads = RF__DEFAULT_BLOCKING_THREADS;
 	if (o->blocking_threads > 1024)
 		return -EINVAL;
+	if (!o->slice_ns)
+		o->slice_ns = RF_DEFAULT_SLICE_NS;
+	if (o->slice_ns < RF_MIN_SLICE_NS ||
+	    o->slice_ns > (o->hog_ns > 0 ? o->hog_ns : RF_DEFAULT_HOG_NS))
+		return -EINVAL;
 	return rf__wake_from_env(&o->wake_backend);
 }
 
@@ -157,6 +163,7 @@ static int rf__runtime_alloc(struct rf_runtime **rtp, const struct rf_runtime_op
 	rt->ring_entries = o->ring_entries;
 	rt->idle_spin_ns = o->idle_spin_ns ? o->idle_spin_ns : RF_DEFAULT_IDLE_SPIN_NS;
 	rt->hog_ns = o->hog_ns ? o->hog_ns : RF_DEFAULT_HOG_NS;
+	rt->slice_ns = o->slice_ns;
 	rt->blocking_threads = o->blocking_threads;
 	rt->rx_size = RF_DEFAULT_RECV_BUF_SIZE;
 	rt->rx_count = RF_DEFAULT_RECV_BUFS;
@@ -209,6 +216,9 @@ RF_EXPORT int rf_runtime_create(struct rf_runtime **rtp, const struct rf_runtime
 		ret = rf__runtime_probe(rt, o.wake_backend);
 	if (!ret)
 		ret = rf__stop_open(rt);
+	/* preemption needs the watchdog to find hogs (preempt.c) */
+	if (!ret && !(rt->flags & RF_RT_NO_PREEMPT) && rt->hog_ns > 0 && rf__preempt_supported())
+		rt->features |= RF_FEAT_PREEMPT;
 	if (ret) {
 		if (rt)
 			rf__free_runtime(rt);
@@ -454,37 +464,62 @@ RF_EXPORT void rf_runtime_destroy(struct rf_runtime *rt)
 	rf__free_runtime(rt);
 }
 
-RF_EXPORT int rf_runtime_stats(struct rf_runtime *rt, struct rf_stats *st)
+/* Add worker @wk's counters to @st. */
+static void rf__worker_stats_add(const struct rf__worker *wk, struct rf_stats *st)
+{
+	st->fibers += rf__load_relaxed(&wk->nfibers);
+	st->inflight += rf__load_relaxed(&wk->inflight);
+	st->switches += rf__load_relaxed(&wk->switches);
+	st->runs += rf__load_relaxed(&wk->switches) - rf__load_relaxed(&wk->loop_switches);
+	st->enters += rf__load_relaxed(&wk->enters);
+	st->sqes += rf__load_relaxed(&wk->sqes);
+	st->cqes += rf__load_relaxed(&wk->cqes);
+	st->stacks_mapped += rf__load_relaxed(&wk->stacks_mapped);
+	st->stacks_pooled += rf__load_relaxed(&wk->stacks_pooled);
+	st->remote_wakes += rf__load_relaxed(&wk->remote_wakes);
+	st->wake_calls += rf__load_relaxed(&wk->wake_calls);
+	st->wake_errors += rf__load_relaxed(&wk->wake_errors);
+	st->sleeps += rf__load_relaxed(&wk->sleeps);
+	st->steals += rf__load_relaxed(&wk->steals);
+	st->hogs += rf__load_relaxed(&wk->hogs);
+	st->preemptions += rf__load_relaxed(&wk->preemptions);
+	st->preempt_deferred += rf__load_relaxed(&wk->preempt_deferred);
+}
+
+/* What rf_stats holds for the whole runtime, counters zero. */
+static struct rf_runtime *rf__stats_begin(struct rf_runtime *rt, struct rf_stats *st)
 {
 	if (!rt)
 		rt = rf__tls_wk ? rf__tls_wk->rt : NULL;
 	if (!rt || !st)
-		return -EINVAL;
+		return NULL;
 	memset(st, 0, sizeof(*st));
 	st->features = rf__load_relaxed(&rt->features);
 	st->workers = rt->nworkers;
 	st->wake_backend = rt->wake_id;
-	for (unsigned int i = 0; i < rt->nworkers; i++) {
-		struct rf__worker *wk = rt->workers[i];
-
-		st->fibers += rf__load_relaxed(&wk->nfibers);
-		st->inflight += rf__load_relaxed(&wk->inflight);
-		st->switches += rf__load_relaxed(&wk->switches);
-		st->runs += rf__load_relaxed(&wk->switches) - rf__load_relaxed(&wk->loop_switches);
-		st->enters += rf__load_relaxed(&wk->enters);
-		st->sqes += rf__load_relaxed(&wk->sqes);
-		st->cqes += rf__load_relaxed(&wk->cqes);
-		st->stacks_mapped += rf__load_relaxed(&wk->stacks_mapped);
-		st->stacks_pooled += rf__load_relaxed(&wk->stacks_pooled);
-		st->remote_wakes += rf__load_relaxed(&wk->remote_wakes);
-		st->wake_calls += rf__load_relaxed(&wk->wake_calls);
-		st->wake_errors += rf__load_relaxed(&wk->wake_errors);
-		st->sleeps += rf__load_relaxed(&wk->sleeps);
-		st->steals += rf__load_relaxed(&wk->steals);
-	}
-	st->hogs = rf__load_relaxed(&rt->hogs);
-	st->blocking_calls = rf__load_relaxed(&rt->blocking_calls);
 	st->signal = rf__load_relaxed(&rt->signal);
+	return rt;
+}
+
+RF_EXPORT int rf_runtime_stats(struct rf_runtime *rt, struct rf_stats *st)
+{
+	rt = rf__stats_begin(rt, st);
+	if (!rt)
+		return -EINVAL;
+	for (unsigned int i = 0; i < rt->nworkers; i++)
+		rf__worker_stats_add(rt->workers[i], st);
+	st->blocking_calls = rf__load_relaxed(&rt->blocking_calls);
+	return 0;
+}
+
+RF_EXPORT int rf_runtime_worker_stats(struct rf_runtime *rt, unsigned int worker,
+				      struct rf_stats *st)
+{
+	rt = rf__stats_begin(rt, st);
+	if (!rt || worker >= rt->nworkers)
+		return -EINVAL;
+	st->workers = 1;
+	rf__worker_stats_add(rt->workers[worker], st);
 	return 0;
 }
 

@@ -456,6 +456,9 @@ int rf__spawn(struct rf__worker *wk, struct rf__worker *on, struct rf_fiber **fp
 	f->is_main = is_main;
 	f->pinned = attr && attr->pinned;
 	f->bound = false;
+	f->no_preempt = attr && attr->no_preempt;
+	f->preempted = false;
+	f->preempt_off = 0;
 	/* only a group's fibers carry a deadline (group.c sets it) */
 	f->deadline = RF_NO_DEADLINE;
 	f->group = NULL;

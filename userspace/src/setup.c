@@ -284,7 +284,7 @@ int rf__worker_setup(struct rf__worker *wk)
 		if (ret)
 			return ret;
 	}
-	return 0;
+	return rf__preempt_setup(wk);
 }
 
 void rf__worker_teardown(struct rf__worker *wk)
@@ -293,6 +293,7 @@ void rf__worker_teardown(struct rf__worker *wk)
 
 	/* with a ring, while it is still there */
 	rt->wake->teardown(wk);
+	rf__preempt_teardown(wk);
 	if (wk->has_ring) {
 		/* the kernel forgets our receive buffers before the ring goes */
 		rf__receivers_unregister(wk);

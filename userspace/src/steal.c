@@ -14,14 +14,15 @@
  * (rf__reclaim()): a worker counted idle may be one the host keeps off its
  * CPU, and the fibers it does not take must not wait while their worker
  * runs the others.  Pinned fibers,
- * and fibers a request on their worker's ring still owes a completion
- * (bound), are never published.
+ * fibers a request on their worker's ring still owes a completion
+ * (bound), and preempted fibers not yet resumed (preempt.c) are never
+ * published.
  */
 #include "internal.h"
 
 static bool rf__movable(const struct rf_fiber *f)
 {
-	return !f->pinned && !f->bound;
+	return !f->pinned && !f->bound && !f->preempted;
 }
 
 /*

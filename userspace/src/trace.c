@@ -39,12 +39,15 @@ RF__DEFINE_SEMAPHORE(idle);
 RF__DEFINE_SEMAPHORE(resume);
 RF__DEFINE_SEMAPHORE(steal);
 RF__DEFINE_SEMAPHORE(hog);
+RF__DEFINE_SEMAPHORE(preempt);
 
 /* Why @f, the fiber @wk is switching away from, stopped. */
 static uint8_t rf__trace_reason(const struct rf__worker *wk, const struct rf_fiber *f)
 {
 	if (f->wait)
 		return f->wait->reason;
+	if (f->preempted)
+		return RF_TRACE_PREEMPT;
 	return wk->handoff == f ? RF_TRACE_MIGRATE : RF_TRACE_YIELD;
 }
 

@@ -50,6 +50,7 @@ RF__PROBE_SEMAPHORE(idle);
 RF__PROBE_SEMAPHORE(resume);
 RF__PROBE_SEMAPHORE(steal);
 RF__PROBE_SEMAPHORE(hog);
+RF__PROBE_SEMAPHORE(preempt);
 RF__PROBE_SEMAPHORE(batch);
 
 /* Is a tracer attached to probe @name? */

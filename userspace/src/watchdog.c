@@ -58,16 +58,24 @@ static void rf__hog_report(struct rf__worker *wk, struct rf_fiber *f)
 	rf__put(" ms (CPU time) on worker ");
 	rf__put_num(wk->id, 10);
 	rf__put(" without yielding");
-	if (wk->rt->nworkers > 1)
+	if (wk->preempt_on && !f->no_preempt)
+		rf__put("; it is preempted while other fibers wait");
+	else if (wk->rt->nworkers > 1)
 		rf__put("; the fibers queued behind it go to other workers");
 	rf__put("\n");
 }
 
+/*
+ * SIGURG: from the monitor (tgkill: the fiber of run_seq hog_seq has run
+ * hog_ns), or from the worker's slice timer (SI_TIMER: a hog caught before
+ * still runs, preempt.c).
+ */
 static void rf__hog_handler(int sig, siginfo_t *si, void *uc)
 {
 	struct rf__worker *wk = rf__tls_wk;
 	struct rf_fiber *f;
 	int saved_errno = errno;
+	bool tick = si && si->si_code == SI_TIMER;
 	uint64_t seq;
 
 	if (!wk || !wk->in_user || wk->in_signal || !(f = wk->current))
@@ -76,25 +84,37 @@ static void rf__hog_handler(int sig, siginfo_t *si, void *uc)
 	 * The fiber the monitor timed may have switched away since it sent
 	 * the signal (or, under TSan, the signal was held until later): the
 	 * fiber running now has not hogged, so there is nothing to report or
-	 * rescue.
+	 * rescue.  A slice tick for a fiber that has stopped stops the timer.
 	 */
 	seq = rf__load_relaxed(&wk->run_seq);
-	if (seq != rf__load_relaxed(&wk->hog_seq))
+	if (tick ? !wk->slice_armed || seq != wk->slice_seq
+		 : seq != rf__load_relaxed(&wk->hog_seq)) {
+		if (tick)
+			rf__preempt_stale_tick(wk);
 		goto out;
+	}
 	wk->in_signal = true;
-	if (wk->hog_reported_seq != seq) {
+	if (!tick && wk->hog_reported_seq != seq) {
 		wk->hog_reported_seq = seq;
-		__atomic_add_fetch(&wk->rt->hogs, 1, __ATOMIC_RELAXED);
+		rf__count(&wk->hogs, 1);
 		RF__PROBE(hog, 3, f, wk->id, rf__load_relaxed(&wk->hog_ns_seen));
 		rf__hog_report(wk, f);
 	}
-	if (wk->has_ring) {
-		rf__flush(wk, false);
-		rf__reap(wk);
+	if (rf__preempt_tick(wk, f, si, uc)) {
+		/* the handler's return enters rf__preempted() */
+		wk->in_signal = false;
+		goto out;
 	}
-	rf__inbox_drain(wk);
-	if (wk->rt->nworkers > 1)
-		rf__publish(wk, true);
+	if (!tick) {
+		/* not preempted (not here, not allowed): the rescue */
+		if (wk->has_ring) {
+			rf__flush(wk, false);
+			rf__reap(wk);
+		}
+		rf__inbox_drain(wk);
+		if (wk->rt->nworkers > 1)
+			rf__publish(wk, true);
+	}
 	wk->in_signal = false;
 out:
 	errno = saved_errno;
@@ -150,6 +170,8 @@ static void *rf__monitor(void *arg)
 		since[i] = rf__clock_ns(clk[i]);
 	}
 	while (!rf__load(&rt->done)) {
+		bool refreshed = false;
+
 		rf__sleep_ns(period);
 		if (rf__load(&rt->done))
 			break;	/* the workers' threads may be gone, and their clocks */
@@ -165,6 +187,11 @@ static void *rf__monitor(void *arg)
 			}
 			if (!rf__load_relaxed(&wk->current) || now - since[i] < rt->hog_ns)
 				continue;
+			/* objects loaded since the last look: tell preempt.c */
+			if (!refreshed && (rt->features & RF_FEAT_PREEMPT)) {
+				rf__preempt_refresh();
+				refreshed = true;
+			}
 			rf__store_relaxed(&wk->hog_ns_seen, (uint64_t)(now - since[i]));
 			rf__store_relaxed(&wk->hog_seq, seq);
 			syscall(SYS_tgkill, getpid(), wk->tid, RF__HOG_SIGNAL);

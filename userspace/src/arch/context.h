@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The context switch each architecture provides: rf__switch() and
- * rf__fiber_start() in arch/<arch>/switch.S, rf__ctx_init() and
+ * rf__fiber_start() in arch/<arch>/switch.S, rf__preempt_trampoline() in
+ * arch/<arch>/preempt.S (its signal frame: arch/<arch>/sigframe.h), rf__ctx_init() and
  * RF_ARCH_FRAME_WORDS (the size of the frame rf__switch saves, in 64-bit
  * words) in arch/<arch>/switch.h, which includes this.
  */
@@ -12,6 +13,8 @@
 
 void rf__switch(void **save_sp, void *load_sp);
 void rf__fiber_start(void);
+/* arch/<arch>/preempt.S: a preempted fiber's way into rf__preempted() and back */
+void rf__preempt_trampoline(void);
 
 /*
  * rf__ctx_init() - build the first frame of a new context below @top.

@@ -1,0 +1,446 @@
+// SPDX-License-Identifier: MIT
+/*
+ * preempt.c - suspending a CPU hog where it stands, and resuming it later.
+ *
+ * The watchdog (watchdog.c) finds a fiber that has run hog_ns of CPU time
+ * without entering the runtime and sends its worker thread SIGURG.  The
+ * handler runs on the worker's signal stack, in the middle of the fiber's
+ * code.  If the fiber may be stopped there (rf__preempt_tick()), the
+ * handler does not switch away itself: it copies its own signal frame (the
+ * kernel's record of every register, the FP/SIMD state and the signal
+ * mask) onto the fiber's stack, below what the interrupted code uses, and
+ * edits the context it returns to so that the fiber "calls"
+ * rf__preempt_trampoline() (arch/<arch>/preempt.S) on its own stack.
+ * There, in ordinary code, rf__preempted() queues the fiber and yields the
+ * worker.  When the fiber is run again, the trampoline hands the copied
+ * frame to rt_sigreturn, and the kernel restores it exactly as it was.
+ * This is Go's asynchronous preemption (an injected call), except that the
+ * kernel, not our own assembly, saves and restores the registers, so
+ * whatever state the kernel knows (AVX-512, PKRU, SVE) comes back whole.
+ * Documentation/scheduler.md says why this design and not "KLT switching".
+ *
+ * The other design choice is where a fiber may be stopped.  Signal-yield is
+ * only safe where the code interrupted holds nothing the worker's other
+ * fibers could need.  The rules, checked in this order:
+ *  - the fiber is in its own code (wk->in_user, as for the hog rescue):
+ *    never inside the runtime;
+ *  - preemption is not disabled for it (rf_preempt_disable(), no_preempt);
+ *  - the interrupted instruction is in the executable's own code, not in
+ *    libc, the dynamic loader, the vDSO or any other shared object (their
+ *    locks: malloc's arenas, stdio, the loader's);
+ *  - no call into such an object is under way further up the stack (a
+ *    qsort() comparator, a dl_iterate_phdr() callback): every word of the
+ *    fiber's stack that is a return address into one forbids it;
+ *  - its stack has room for the frame and the yield below the red zone.
+ * A signal that fails a rule changes nothing; the slice timer tries again.
+ *
+ * The time slice.  Once caught, a hog would otherwise run hog_ns again
+ * before the watchdog looks.  So its worker arms a per-thread POSIX timer
+ * (SIGEV_THREAD_ID, SIGURG, every slice_ns) while a caught hog runs: at each
+ * tick, if anything else of the worker is ready (its run queue, inbox,
+ * ring), the hog is preempted.  The timer ticks only while a caught hog
+ * runs: a tick that finds another fiber running stops it.  A runtime with
+ * no hog pays nothing: no timer runs, the switch path has no new work.
+ */
+#include <errno.h>
+#include <link.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+
+#include "internal.h"
+#include "sigframe.h"
+
+#define RF__PREEMPT_SIGNAL SIGURG
+
+/*
+ * Stack a preemption needs below the moved frame: rf__preempted() and the
+ * switch it makes, with room to spare (ASan's frames are larger).
+ */
+#ifdef __SANITIZE_ADDRESS__
+#define RF__PREEMPT_STACK_NEED 8192
+#else
+#define RF__PREEMPT_STACK_NEED 2048
+#endif
+
+/* Code ranges of loaded objects, in address order. */
+#define RF__MAX_CODE_RANGES 256
+
+struct rf__code_range {
+	uintptr_t lo, hi;
+	bool own;		/* the executable's code: preemptible */
+};
+
+/*
+ * The map of code the handler consults.  Rebuilt (by rf__preempt_refresh())
+ * when objects are loaded or unloaded; @gen is odd while that happens, and
+ * a handler that sees it change refuses to preempt (a seqlock: the handler
+ * never waits).
+ */
+static struct {
+	uint32_t gen;
+	unsigned int n;
+	struct rf__code_range r[RF__MAX_CODE_RANGES];
+	unsigned long long adds, subs;	/* dl_iterate_phdr()'s counters when built */
+	bool libc_shared;	/* libc is a shared object, not in the executable */
+	bool complete;		/* every object's code fitted in r[] */
+} rf__code;
+
+static pthread_mutex_t rf__code_lock = PTHREAD_MUTEX_INITIALIZER;
+
+struct rf__code_build {
+	unsigned int n;
+	struct rf__code_range r[RF__MAX_CODE_RANGES];
+	bool first, libc_shared, complete;
+};
+
+static int rf__code_collect(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	struct rf__code_build *b = arg;
+	bool own = b->first;	/* the first object is the executable */
+
+	b->first = false;
+	if (info->dlpi_name && strstr(info->dlpi_name, "/libc.so"))
+		b->libc_shared = true;
+	if (info->dlpi_name && !strncmp(info->dlpi_name, "libc.so", 7))
+		b->libc_shared = true;
+	for (unsigned int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+
+		if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
+			continue;
+		if (b->n == RF__MAX_CODE_RANGES) {
+			b->complete = false;
+			return 0;
+		}
+		b->r[b->n].lo = info->dlpi_addr + ph->p_vaddr;
+		b->r[b->n].hi = info->dlpi_addr + ph->p_vaddr + ph->p_memsz;
+		b->r[b->n].own = own;
+		b->n++;
+	}
+	return 0;
+}
+
+static int rf__code_counters(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	unsigned long long *c = arg;
+
+	c[0] = info->dlpi_adds;
+	c[1] = info->dlpi_subs;
+	return 1;	/* the counters are the same in every entry: stop */
+}
+
+static int rf__range_cmp(const void *a, const void *b)
+{
+	const struct rf__code_range *x = a, *y = b;
+
+	return x->lo < y->lo ? -1 : x->lo > y->lo;
+}
+
+/*
+ * Read the map of loaded code again if objects were loaded or unloaded
+ * since it was built.  Called when a runtime is made and by the watchdog
+ * before it signals a hog; never from a signal handler.
+ */
+void rf__preempt_refresh(void)
+{
+	static struct rf__code_build b;	/* under rf__code_lock: too big for a stack */
+	unsigned long long c[2] = { 0, 0 };
+
+	dl_iterate_phdr(rf__code_counters, c);
+	pthread_mutex_lock(&rf__code_lock);
+	if (rf__load_relaxed(&rf__code.gen) && c[0] == rf__code.adds && c[1] == rf__code.subs) {
+		pthread_mutex_unlock(&rf__code_lock);
+		return;
+	}
+	memset(&b, 0, sizeof(b));
+	b.first = true;
+	b.complete = true;
+	dl_iterate_phdr(rf__code_collect, &b);
+	qsort(b.r, b.n, sizeof(b.r[0]), rf__range_cmp);
+
+	__atomic_store_n(&rf__code.gen, rf__code.gen | 1, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	rf__code.n = b.n;
+	memcpy(rf__code.r, b.r, sizeof(b.r[0]) * b.n);
+	rf__code.libc_shared = b.libc_shared;
+	rf__code.complete = b.complete;
+	rf__code.adds = c[0];
+	rf__code.subs = c[1];
+	__atomic_store_n(&rf__code.gen, (rf__code.gen | 1) + 1, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&rf__code_lock);
+}
+
+/*
+ * Can this program be preempted at all?  Not under ThreadSanitizer (it
+ * defers asynchronous signals to its own safe points and hands the handler
+ * a copy of the context, so the context cannot be redirected), and not
+ * when libc is linked into the executable (its code cannot be told from
+ * the program's).
+ */
+bool rf__preempt_supported(void)
+{
+#if defined(__SANITIZE_THREAD__) || !(defined(__x86_64__) || defined(__aarch64__))
+	return false;
+#else
+	rf__preempt_refresh();
+	return rf__code.libc_shared && rf__code.complete;
+#endif
+}
+
+/* The range holding @pc, or NULL: a binary search (signal-safe). */
+static const struct rf__code_range *rf__code_find(uintptr_t pc)
+{
+	unsigned int lo = 0, hi = rf__code.n;
+
+	while (lo < hi) {
+		unsigned int mid = (lo + hi) / 2;
+		const struct rf__code_range *r = &rf__code.r[mid];
+
+		if (pc < r->lo)
+			hi = mid;
+		else if (pc >= r->hi)
+			lo = mid + 1;
+		else
+			return r;
+	}
+	return NULL;
+}
+
+/* Is @w a return address into code that is not the executable's? */
+static bool rf__foreign_return(uintptr_t w)
+{
+	const struct rf__code_range *r = rf__code_find(w);
+
+	return r && !r->own && w - r->lo >= 8 && rf__is_return_address(w);
+}
+
+/*
+ * May the fiber interrupted with context @uc, whose stack ends at @hi, be
+ * stopped here?  Checks the code and the stack (the caller checked the
+ * fiber's own state).
+ */
+static bool rf__preempt_safe_here(const ucontext_t *uc, uintptr_t hi)
+{
+	uint32_t gen = __atomic_load_n(&rf__code.gen, __ATOMIC_ACQUIRE);
+	const struct rf__code_range *r;
+	uintptr_t sp = rf__uc_sp(uc);
+	bool ok = false;
+
+	if (gen & 1)
+		return false;
+	r = rf__code_find(rf__uc_pc(uc));
+	if (!r || !r->own)
+		goto out;
+	if (rf__uc_link_reg(uc) && rf__foreign_return(rf__uc_link_reg(uc)))
+		goto out;
+	for (uintptr_t p = sp & ~(uintptr_t)7; p + 8 <= hi; p += 8)
+		if (rf__foreign_return(*(const uintptr_t *)p))
+			goto out;
+	ok = true;
+out:
+	__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	return ok && __atomic_load_n(&rf__code.gen, __ATOMIC_RELAXED) == gen;
+}
+
+/*
+ * Copy @len bytes word by word: no call to memcpy(), which ASan
+ * intercepts, and the fiber's stack below its sp is not ASan's business.
+ */
+__attribute__((no_sanitize_address))
+static void rf__copy_words(uintptr_t to, uintptr_t from, size_t len)
+{
+	volatile uint64_t *d = (volatile uint64_t *)to;
+	const volatile uint64_t *s = (const volatile uint64_t *)from;
+
+	for (size_t i = 0; i < len / 8; i++)
+		d[i] = s[i];
+	for (size_t i = len & ~(size_t)7; i < len; i++)
+		((volatile unsigned char *)to)[i] = ((const volatile unsigned char *)from)[i];
+}
+
+/* Is anything but the running fiber waiting for the worker? */
+bool rf__worker_has_work(struct rf__worker *wk)
+{
+	if (wk->runq.head || rf__load_relaxed(&wk->inbox))
+		return true;
+	if (wk->has_ring && (io_uring_cq_ready(&wk->ring) || rf__kernel_has_completions(wk)))
+		return true;
+	return wk->rxpool && rf__rxpool_has_work(wk);
+}
+
+/* The slice timer: tick every slice_ns for the fiber running now, or stop. */
+static void rf__slice_set(struct rf__worker *wk, bool on)
+{
+	struct itimerspec its = { 0 };
+
+	if (!wk->slice_timer_ok)
+		return;
+	if (on) {
+		wk->slice_seq = rf__load_relaxed(&wk->run_seq);
+		if (wk->slice_armed)
+			return;
+		its.it_value.tv_sec = wk->rt->slice_ns / 1000000000;
+		its.it_value.tv_nsec = wk->rt->slice_ns % 1000000000;
+		its.it_interval = its.it_value;
+	} else if (!wk->slice_armed) {
+		return;
+	}
+	if (timer_settime(wk->slice_timer, 0, &its, NULL) == 0)
+		wk->slice_armed = on;
+}
+
+/*
+ * rf__preempt_tick() - from the SIGURG handler: @f, running on @wk, is a
+ * hog (the watchdog timed it, or the slice timer ticked for it).  Preempt
+ * it if anything else is ready and it may be stopped here; otherwise keep
+ * the slice timer ticking so that the worker looks again soon.  @si, @ucv:
+ * the handler's arguments.
+ *
+ * Return: true if the handler's return now enters rf__preempted().
+ */
+bool rf__preempt_tick(struct rf__worker *wk, struct rf_fiber *f, siginfo_t *si, void *ucv)
+{
+	ucontext_t *uc = ucv;
+	uintptr_t lo = (uintptr_t)f->map_base + wk->page_size, hi = (uintptr_t)f;
+	uintptr_t sp = rf__uc_sp(uc), start, dest;
+	size_t len;
+
+	if (!wk->preempt_on || f->no_preempt)
+		return false;
+	/*
+	 * Requests that fibers prepared just before the hog ran (a fiber that
+	 * parks switches straight to the next one, with no trip through the
+	 * loop that submits) are still ours: hand them to the kernel, or
+	 * their completions, which the tick looks for, would never come.
+	 */
+	if (wk->has_ring && wk->unsubmitted)
+		rf__flush(wk, false);
+	if (!rf__worker_has_work(wk)) {
+		rf__slice_set(wk, true);	/* look again in a slice */
+		return false;
+	}
+	if (f->preempt_off || sp < lo || sp >= hi || !rf__sigframe_span(si, uc, &start, &len))
+		goto defer;
+	dest = (sp - RF_ARCH_RED_ZONE - len) & ~(uintptr_t)(RF_ARCH_FRAME_ALIGN - 1);
+	dest += start & (RF_ARCH_FRAME_ALIGN - 1);
+	if (dest + len > sp - RF_ARCH_RED_ZONE)
+		dest -= RF_ARCH_FRAME_ALIGN;
+	if (dest < lo + RF__PREEMPT_STACK_NEED)
+		goto defer;
+	if (!rf__preempt_safe_here(uc, hi))
+		goto defer;
+	rf__copy_words(dest, start, len);
+	rf__sigframe_moved(dest, (intptr_t)(dest - start));
+	rf__uc_redirect(uc, (uintptr_t)rf__preempt_trampoline, (dest - 64) & ~(uintptr_t)15, dest);
+	return true;
+defer:
+	rf__count(&wk->preempt_deferred, 1);
+	rf__slice_set(wk, true);
+	return false;
+}
+
+/*
+ * rf__preempted() - the preempted fiber, in ordinary code on its own stack
+ * (from the trampoline): give the worker to the fibers that wait, come
+ * back, and return to the trampoline, which restores @frame.
+ */
+void rf__preempted(void *frame)
+{
+	struct rf__worker *wk = rf__tls_wk;
+	struct rf_fiber *f = wk->current;
+
+	wk->in_user = false;
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	rf__count(&wk->preemptions, 1);
+	RF__PROBE(preempt, 2, f, wk->id);
+	/*
+	 * Not on the run queue yet: the loop reaps first and queues what the
+	 * ring completed, then this fiber behind them (rf__preempt_requeue()).
+	 */
+	f->preempted = true;
+	rf__set_state(f, RF__READY);
+	rf__runq_push(&wk->preempted, f);
+	wk->budget = 0;
+	rf__park(wk);
+	/* never stolen while preempted: still on the same worker, same thread */
+	f->preempted = false;
+	rf__slice_set(wk, true);
+	/*
+	 * rt_sigreturn will restore the signal mask the frame saved; give it
+	 * the thread's mask of now, which another fiber may have changed.
+	 */
+	syscall(SYS_rt_sigprocmask, SIG_BLOCK, NULL, rf__sigframe_mask((uintptr_t)frame),
+		_NSIG / 8);
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	wk->in_user = true;
+}
+
+/* The loop, after reaping: preempted fibers run after what became ready. */
+void rf__preempt_requeue(struct rf__worker *wk)
+{
+	struct rf_fiber *f;
+
+	while ((f = rf__runq_pop(&wk->preempted)) != NULL)
+		rf__runq_push(&wk->runq, f);
+}
+
+/* On the worker's thread, at the start of a run. */
+int rf__preempt_setup(struct rf__worker *wk)
+{
+	struct sigevent sev = { 0 };
+
+	wk->preempt_on = rf__load_relaxed(&wk->rt->features) & RF_FEAT_PREEMPT;
+	wk->slice_armed = false;
+	wk->slice_timer_ok = false;
+	if (!wk->preempt_on)
+		return 0;
+	sev.sigev_notify = SIGEV_THREAD_ID;
+	sev.sigev_signo = RF__PREEMPT_SIGNAL;
+	sev._sigev_un._tid = wk->tid;
+	/* without the timer the watchdog's own period is the slice */
+	wk->slice_timer_ok = timer_create(CLOCK_MONOTONIC, &sev, &wk->slice_timer) == 0;
+	return 0;
+}
+
+void rf__preempt_teardown(struct rf__worker *wk)
+{
+	if (wk->slice_timer_ok)
+		timer_delete(wk->slice_timer);
+	wk->slice_timer_ok = false;
+	wk->slice_armed = false;
+}
+
+/* Stop the slice timer if the fiber it ticks for is no longer running. */
+void rf__preempt_stale_tick(struct rf__worker *wk)
+{
+	if (wk->slice_armed && rf__load_relaxed(&wk->run_seq) != wk->slice_seq)
+		rf__slice_set(wk, false);
+}
+
+RF_EXPORT int rf_preempt_disable(void)
+{
+	struct rf_fiber *f = rf__cur();
+
+	if (!f)
+		return -EPERM;
+	if (f->preempt_off == UINT32_MAX)
+		return -EOVERFLOW;
+	f->preempt_off++;
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	return 0;
+}
+
+RF_EXPORT int rf_preempt_enable(void)
+{
+	struct rf_fiber *f = rf__cur();
+
+	if (!f)
+		return -EPERM;
+	if (!f->preempt_off)
+		return -EINVAL;
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	f->preempt_off--;
+	return 0;
+}
