@@ -327,6 +327,7 @@ struct rf__worker {
 	bool slice_armed;		/* it ticks, for the fiber of run_seq slice_seq */
 	uint64_t slice_seq;
 	timer_t slice_timer;		/* SIGURG to this thread every slice_ns */
+	uint64_t fpctl;			/* FP control words at the start of the run */
 	struct rf__runq preempted;	/* suspended, queued after the next reap */
 	/*
 	 * The fiber running now is in its own code, not the library's: the

@@ -217,6 +217,20 @@ static bool rf__foreign_return(uintptr_t w)
 }
 
 /*
+ * Does the fiber's stack from @sp to @hi hold a return address into
+ * another object?  It reads every word, ASan's redzones of live frames
+ * included: not ASan's business.
+ */
+__attribute__((no_sanitize_address))
+static bool rf__stack_has_foreign_return(uintptr_t sp, uintptr_t hi)
+{
+	for (uintptr_t p = sp & ~(uintptr_t)7; p + 8 <= hi; p += 8)
+		if (rf__foreign_return(*(const volatile uintptr_t *)p))
+			return true;
+	return false;
+}
+
+/*
  * May the fiber interrupted with context @uc, whose stack ends at @hi, be
  * stopped here?  Checks the code and the stack (the caller checked the
  * fiber's own state).
@@ -235,9 +249,8 @@ static bool rf__preempt_safe_here(const ucontext_t *uc, uintptr_t hi)
 		goto out;
 	if (rf__uc_link_reg(uc) && rf__foreign_return(rf__uc_link_reg(uc)))
 		goto out;
-	for (uintptr_t p = sp & ~(uintptr_t)7; p + 8 <= hi; p += 8)
-		if (rf__foreign_return(*(const uintptr_t *)p))
-			goto out;
+	if (rf__stack_has_foreign_return(sp, hi))
+		goto out;
 	ok = true;
 out:
 	__atomic_thread_fence(__ATOMIC_ACQUIRE);
@@ -360,6 +373,11 @@ void rf__preempted(void *frame)
 	 * ring completed, then this fiber behind them (rf__preempt_requeue()).
 	 */
 	f->preempted = true;
+	/*
+	 * The fiber's rounding mode and the like come back with its frame;
+	 * the fibers that run meanwhile get the worker's, as when it blocks.
+	 */
+	rf__fpctl_set(wk->fpctl);
 	rf__set_state(f, RF__READY);
 	rf__runq_push(&wk->preempted, f);
 	wk->budget = 0;
@@ -393,6 +411,7 @@ int rf__preempt_setup(struct rf__worker *wk)
 
 	wk->preempt_on = rf__load_relaxed(&wk->rt->features) & RF_FEAT_PREEMPT;
 	wk->slice_armed = false;
+	wk->fpctl = rf__fpctl_get();
 	wk->slice_timer_ok = false;
 	if (!wk->preempt_on)
 		return 0;

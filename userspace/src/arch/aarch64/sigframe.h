@@ -135,4 +135,18 @@ static inline bool rf__is_return_address(uintptr_t ret)
 	       (insn & 0xfefff800u) == 0xd63f0800u;	/* blraa, blrab, ...z */
 }
 
+/* FPCR, which the fibers of a worker share: see the x86_64 version. */
+static inline uint64_t rf__fpctl_get(void)
+{
+	uint64_t fpcr;
+
+	__asm__ __volatile__("mrs %0, fpcr" : "=r"(fpcr));
+	return fpcr;
+}
+
+static inline void rf__fpctl_set(uint64_t v)
+{
+	__asm__ __volatile__("msr fpcr, %0" : : "r"(v));
+}
+
 #endif /* RF_ARCH_SIGFRAME_H */

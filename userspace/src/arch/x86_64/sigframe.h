@@ -124,4 +124,26 @@ static inline bool rf__is_return_address(uintptr_t ret)
 	return false;
 }
 
+/*
+ * The FP control state the fibers of a worker share (MXCSR and the x87
+ * control word; see Documentation/fiber-core.md): a preempted fiber's own
+ * comes back from its frame, and the others get the worker's meanwhile.
+ */
+static inline uint64_t rf__fpctl_get(void)
+{
+	uint32_t mxcsr;
+	uint16_t cw;
+
+	__asm__ __volatile__("stmxcsr %0; fnstcw %1" : "=m"(mxcsr), "=m"(cw));
+	return (uint64_t)mxcsr << 16 | cw;
+}
+
+static inline void rf__fpctl_set(uint64_t v)
+{
+	uint32_t mxcsr = (uint32_t)(v >> 16);
+	uint16_t cw = (uint16_t)v;
+
+	__asm__ __volatile__("ldmxcsr %0; fldcw %1" : : "m"(mxcsr), "m"(cw));
+}
+
 #endif /* RF_ARCH_SIGFRAME_H */
