@@ -160,15 +160,15 @@ void rf__preempt_refresh(void)
 	dl_iterate_phdr(rf__code_collect, &b);
 	qsort(b.r, b.n, sizeof(b.r[0]), rf__range_cmp);
 
-	__atomic_store_n(&rf__code.gen, rf__code.gen | 1, __ATOMIC_RELAXED);
-	__atomic_thread_fence(__ATOMIC_RELEASE);
+	/* odd: no read of the map may start or finish while it changes */
+	__atomic_add_fetch(&rf__code.gen, 1, __ATOMIC_ACQ_REL);
 	rf__code.n = b.n;
 	memcpy(rf__code.r, b.r, sizeof(b.r[0]) * b.n);
 	rf__code.libc_shared = b.libc_shared;
 	rf__code.complete = b.complete;
 	rf__code.adds = c[0];
 	rf__code.subs = c[1];
-	__atomic_store_n(&rf__code.gen, (rf__code.gen | 1) + 1, __ATOMIC_RELEASE);
+	__atomic_add_fetch(&rf__code.gen, 1, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&rf__code_lock);
 }
 
@@ -253,8 +253,11 @@ static bool rf__preempt_safe_here(const ucontext_t *uc, uintptr_t hi)
 		goto out;
 	ok = true;
 out:
-	__atomic_thread_fence(__ATOMIC_ACQUIRE);
-	return ok && __atomic_load_n(&rf__code.gen, __ATOMIC_RELAXED) == gen;
+	/*
+	 * A read that does not modify (Boehm's seqlock reader): its release
+	 * keeps the map's reads above before it, where a plain load would not.
+	 */
+	return ok && __atomic_fetch_add(&rf__code.gen, 0, __ATOMIC_ACQ_REL) == gen;
 }
 
 /*
