@@ -37,6 +37,7 @@
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/wait.h>
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #include <sanitizer/common_interface_defs.h>
@@ -1421,6 +1422,107 @@ static void test_never_preempts(const char *what, const struct rf_runtime_opts *
 	is_int(st.preempt_deferred, 0, tn("%s: rf_stats.preempt_deferred is 0", what));
 }
 
+/* ------------------------------------------ the library's own locks */
+
+/*
+ * rf_key_create() and rf_key_delete() take a process-wide pthread mutex.
+ * A hog that calls them is caught by the slice timer inside them as often
+ * as anywhere; if it were preempted holding the mutex, the next fiber of
+ * its worker to call them would block the worker's thread for good.
+ */
+#define KEY_TICKS 200
+
+struct key_test {
+	int stop;		/* atomic */
+	uint64_t ticks;		/* atomic: the ticker's turns */
+	int errors;
+};
+
+static void *key_hog(void *arg)
+{
+	struct key_test *k = arg;
+	uint64_t x = 1;
+
+	for (int i = 0; i < 1000000 && load64(&k->ticks) < KEY_TICKS; i++) {
+		rf_key_t key;
+
+		if (rf_key_create(&key, NULL) || rf_key_delete(key))
+			k->errors++;
+		x = crunch(x, ms_iters(0.001));
+	}
+	sink = x;
+	store_int(&k->stop, 1);
+	return NULL;
+}
+
+static void *key_ticker(void *arg)
+{
+	struct key_test *k = arg;
+
+	while (!load_int(&k->stop)) {
+		rf_key_t key;
+
+		if (rf_key_create(&key, NULL) == 0)
+			rf_key_delete(key);
+		add64(&k->ticks, 1);
+		rf_yield();
+	}
+	return NULL;
+}
+
+static void *key_main(void *arg)
+{
+	struct rf_fiber *t, *h;
+
+	if (rf_spawn(&t, key_ticker, arg, NULL) || rf_spawn(&h, key_hog, arg, NULL))
+		return NULL;
+	rf_join(h, NULL, ND);
+	rf_join(t, NULL, ND);
+	return NULL;
+}
+
+/* In a child: a worker blocked for good must fail the check, not hang the test. */
+static void test_key_lock(void)
+{
+	struct rf_runtime_opts o = hog_opts(1);
+	struct key_test k = { 0 };
+	int p[2], status = -1;
+	pid_t pid;
+
+	if (!preempt_on) {
+		tap_skip(2, NO_PREEMPT_WHY);
+		return;
+	}
+	if (pipe(p)) {
+		ok(0, "pipe");
+		return;
+	}
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	if (pid == 0) {
+		close(p[0]);
+		signal(SIGALRM, SIG_DFL);	/* not the test's watchdog: no "Bail out!" */
+		alarm(10);
+		capture_begin();
+		run_main(&o, key_main, &k, NULL, NULL);
+		capture_end();
+		_exit(write(p[1], &k, sizeof(k)) == (ssize_t)sizeof(k) ? 0 : 1);
+	}
+	close(p[1]);
+	if (pid < 0 || read(p[0], &k, sizeof(k)) != (ssize_t)sizeof(k))
+		k.errors = -1;
+	close(p[0]);
+	if (pid > 0)
+		waitpid(pid, &status, 0);
+	if (!ok(WIFEXITED(status) && WEXITSTATUS(status) == 0 && k.errors == 0,
+		"rf_key_create()/rf_key_delete() in a preempted hog and beside it: no deadlock"))
+		tap_diag("  child status 0x%x (killed by signal %d: 14 is its 10 s alarm)", status,
+			 WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+	ok(k.ticks >= KEY_TICKS, "and the hog was preempted (%" PRIu64 " turns of the other fiber)",
+	   k.ticks);
+}
+
 /* ----------------------------------------------------------------- main */
 
 int main(void)
@@ -1455,6 +1557,7 @@ int main(void)
 	test_config_name = NULL;
 	test_stress();
 	test_api();
+	test_key_lock();
 
 	o.flags = RF_RT_NO_PREEMPT;
 	test_never_preempts("RF_RT_NO_PREEMPT", &o, preempt_on ? 1 : -1);

@@ -80,6 +80,8 @@ RF_EXPORT int rf_key_create(rf_key_t *key, void (*destructor)(void *))
 	unsigned int i;
 	int ret = -EAGAIN;
 
+	/* not preempted holding the lock (preempt.c): see rf__guard_enter() */
+	RF__GUARD();
 	if (!key)
 		return -EINVAL;
 	pthread_mutex_lock(&rf__keys_lock);
@@ -104,6 +106,7 @@ RF_EXPORT int rf_key_delete(rf_key_t key)
 {
 	int ret = -EINVAL;
 
+	RF__GUARD();
 	pthread_mutex_lock(&rf__keys_lock);
 	if (rf__key_valid(key)) {
 		struct rf__key_slot *s = &rf__keys[rf__key_slot_of(key)];
