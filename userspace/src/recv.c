@@ -837,6 +837,7 @@ RF_EXPORT int rf_receiver_close(struct rf_receiver *r)
 
 RF_EXPORT int rf_runtime_recv_buffers(struct rf_runtime *rt, size_t size, unsigned int count)
 {
+	RF__GUARD();
 	if (!rt || size < RF__RX_MIN_SIZE || size > RF__RX_MAX_SIZE || !count ||
 	    count > RF__RX_MAX_COUNT || (count & (count - 1)))
 		return -EINVAL;

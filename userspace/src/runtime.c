@@ -195,6 +195,7 @@ static int rf__runtime_alloc(struct rf_runtime **rtp, const struct rf_runtime_op
 
 RF_EXPORT int rf_runtime_create(struct rf_runtime **rtp, const struct rf_runtime_opts *opts)
 {
+	RF__GUARD();	/* from a fiber: never preempted holding preempt.c's lock */
 	struct rf_runtime_opts o = { 0 };
 	struct rf_runtime *rt = NULL;
 	unsigned int ncpus;
@@ -447,6 +448,7 @@ out:
 
 RF_EXPORT void rf_runtime_destroy(struct rf_runtime *rt)
 {
+	RF__GUARD();
 	if (!rt || (rf__load(&rt->run_state) & RF__RUN_ON))
 		return;
 	for (unsigned int i = 0; i < rt->nworkers; i++) {
