@@ -1517,41 +1517,63 @@ static int mem_class(size_t size)
 	return -1;
 }
 
+void serve_preempt_off(void)
+{
+	(void)rf_preempt_disable();	/* -EPERM outside a fiber: nothing to do */
+}
+
+void serve_preempt_on(void)
+{
+	(void)rf_preempt_enable();
+}
+
+/*
+ * The cache is the thread's: a fiber preempted between reading a list's
+ * head and writing it back would let another fiber of its worker take the
+ * same block.  So the fiber is not preempted in here.
+ */
 __attribute__((noinline)) void *serve_mem_get(size_t size)
 {
-	struct mem_cache *mc = &mem_cache;
+	struct mem_cache *mc;
 	int i = mem_class(size);
 	void *p;
 
 	if (i < 0)
 		return malloc(size);
+	serve_preempt_off();
+	mc = &mem_cache;
 	p = mc->free[i];
-	if (!p)
-		return malloc((size_t)SERVE_MEM_MIN << i);
-	mc->free[i] = *(void **)p;
-	mc->count[i]--;
-	return p;
+	if (p) {
+		mc->free[i] = *(void **)p;
+		mc->count[i]--;
+	}
+	serve_preempt_on();
+	return p ? p : malloc((size_t)SERVE_MEM_MIN << i);
 }
 
 __attribute__((noinline)) void serve_mem_put(void *p, size_t size)
 {
-	struct mem_cache *mc = &mem_cache;
+	struct mem_cache *mc;
 	int i = mem_class(size);
 
 	if (!p)
 		return;
+	serve_preempt_off();
+	mc = &mem_cache;
 	if (i >= 0 && !mc->registered) {
 		/* Once per thread: the cache is freed at the thread's exit. */
 		pthread_once(&mem_once, mem_key_create);
 		mc->registered = mem_key_ok && pthread_setspecific(mem_key, mc) == 0;
 	}
 	if (i < 0 || !mc->registered || mc->count[i] >= SERVE_MEM_KEEP) {
+		serve_preempt_on();
 		free(p);
 		return;
 	}
 	*(void **)p = mc->free[i];
 	mc->free[i] = p;
 	mc->count[i]++;
+	serve_preempt_on();
 }
 
 /*
@@ -1664,7 +1686,8 @@ void serve_buf_release(struct serve_buf *b)
  *
  * fibers: a list per worker, touched only by fibers of that worker (a
  * connection's fiber is pinned there by its receiver, and the sweeper is
- * spawned pinned), so it needs no lock.  The sweeper is spawned by the
+ * spawned pinned), so it needs no lock, only no preemption while a fiber
+ * changes or walks it (serve_preempt_off()).  The sweeper is spawned by the
  * first connection listed on an empty list and exits when it finds the
  * list empty, so the run can end (max_accepts, shutdown).
  * threads and pool: one list under a mutex, and one thread, started on
@@ -1733,8 +1756,11 @@ static void *timeout_sweeper(void *arg)
 	struct timeout_list *l = arg;
 
 	while (l->head.next != &l->head &&
-	       rf_sleep(rf_deadline_after(SERVE_TIMEOUT_TICK_NS)) == 0)
+	       rf_sleep(rf_deadline_after(SERVE_TIMEOUT_TICK_NS)) == 0) {
+		serve_preempt_off();
 		timeout_sweep(l);
+		serve_preempt_on();
+	}
 	l->sweeping = 0;
 	return NULL;
 }
@@ -1775,7 +1801,9 @@ static int timeout_list_fiber(struct serve_conn *c)
 			return err;
 		l->sweeping = 1;
 	}
+	serve_preempt_off();
 	timeout_link(l, &c->timeout);
+	serve_preempt_on();
 	return 0;
 }
 
@@ -1835,7 +1863,9 @@ static void handler_returned(struct serve_conn *c)
 {
 	if (c->timeout.listed) {
 		if (S.model == SERVE_FIBERS) {
+			serve_preempt_off();
 			timeout_unlink(&c->timeout);
+			serve_preempt_on();
 		} else {
 			pthread_mutex_lock(&thread_timeouts_lock);
 			timeout_unlink(&c->timeout);

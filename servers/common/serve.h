@@ -244,6 +244,17 @@ void *serve_mem_get(size_t size);
 void serve_mem_put(void *p, size_t size);
 
 /*
+ * serve_preempt_off(), serve_preempt_on() - around code that touches what
+ * the fibers of one worker share without a lock (a thread's cache, a
+ * worker's list): under the fibers model the runtime may preempt a fiber
+ * anywhere in its own code (Documentation/scheduler.md), and another fiber
+ * of the same worker would then find the structure half changed.  They
+ * nest; outside a fiber (threads, pool) they do nothing.
+ */
+void serve_preempt_off(void);
+void serve_preempt_on(void);
+
+/*
  * The timeout service: a connection's deadline without a timer per receive.
  *
  * serve_timeout_set() - from now on, @c's deadline is @timeout_ns from now

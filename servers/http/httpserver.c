@@ -188,25 +188,30 @@ struct http_conn {
 /*
  * RFC 9110 asks an origin server with a clock for a Date field in every
  * answer.  Formatting it per answer would cost more than the rest of the
- * "/" answer; each thread keeps the string of the current second.
+ * "/" answer; each thread keeps the string of the current second, and
+ * copies it out with no preemption meanwhile (another fiber of the worker
+ * may be rewriting it: serve_preempt_off()).
  */
 #define HTTP_DATE_LEN		29	/* "Sun, 06 Nov 1994 08:49:37 GMT" */
 
 static __thread time_t date_second = -1;
 static __thread char date_text[HTTP_DATE_LEN + 1];
 
-static const char *http_date(void)
+static const char *http_date(char out[HTTP_DATE_LEN + 1])
 {
 	struct timespec ts;
 	struct tm tm;
 
 	clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+	serve_preempt_off();
 	if (ts.tv_sec != date_second) {
 		gmtime_r(&ts.tv_sec, &tm);
 		strftime(date_text, sizeof(date_text), "%a, %d %b %Y %H:%M:%S GMT", &tm);
 		date_second = ts.tv_sec;
 	}
-	return date_text;
+	memcpy(out, date_text, HTTP_DATE_LEN + 1);
+	serve_preempt_on();
+	return out;
 }
 
 /* ------------------------------------------------------------ output buffer */
@@ -262,13 +267,13 @@ static void out_put(struct http_conn *c, const void *p, size_t len)
 static int out_head(struct http_conn *c, const struct http_request *req, int status,
 		    const char *type, uint64_t length, const char *extra)
 {
-	char line[256];
+	char line[256], date[HTTP_DATE_LEN + 1];
 	int n;
 
 	n = snprintf(line, sizeof(line),
 		     "HTTP/1.1 %d %s\r\nServer: ringfiber\r\nDate: %s\r\n"
 		     "Content-Type: %s\r\nContent-Length: %" PRIu64 "\r\n%s%s\r\n",
-		     status, http_reason(status), http_date(), type, length,
+		     status, http_reason(status), http_date(date), type, length,
 		     c->closing ? "Connection: close\r\n" :
 		     req && !req->minor ? "Connection: keep-alive\r\n" : "",
 		     extra ? extra : "");
@@ -330,13 +335,14 @@ static int out_error(struct http_conn *c, const struct http_request *req, int st
 static int route_hello(struct http_conn *c, const struct http_request *req)
 {
 	static const char hello[] = "Hello, world\n";
+	char date[HTTP_DATE_LEN + 1];
 
 	if (c->closing || !req->minor || req->method != HTTP_GET)
 		return out_answer(c, req, 200, hello, sizeof(hello) - 1, NULL);
 	if (out_reserve(c, 160) < 0)
 		return -EPIPE;
 	out_puts(c, "HTTP/1.1 200 OK\r\nServer: ringfiber\r\nDate: ");
-	out_put(c, http_date(), HTTP_DATE_LEN);
+	out_put(c, http_date(date), HTTP_DATE_LEN);
 	out_puts(c, "\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\n"
 		 "Hello, world\n");
 	return 0;
@@ -872,14 +878,14 @@ static enum serve_next http_handle(struct serve_conn *sc, void *arg)
 /* Over the connection cap: a 503 that does not wait for the peer. */
 static void http_refuse(int fd, void *arg)
 {
-	char buf[256];
+	char buf[256], date[HTTP_DATE_LEN + 1];
 	int n;
 
 	n = snprintf(buf, sizeof(buf),
 		     "HTTP/1.1 503 Service Unavailable\r\nServer: ringfiber\r\nDate: %s\r\n"
 		     "Content-Type: text/plain\r\nContent-Length: 24\r\n"
 		     "Connection: close\r\nRetry-After: 1\r\n\r\n503 Service Unavailable\n",
-		     http_date());
+		     http_date(date));
 	if (send(fd, buf, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
 		/* nothing to do: the connection is closed next either way */
 	}
