@@ -21,7 +21,21 @@
  *   fiber-hog [-n ROUNDS] [-m MS]
  *	one worker; each round the hog fiber makes the ticker fiber ready
  *	(rf_sem_release), spins MS ms, then yields, so the ticker waits about
- *	MS ms in the run queue every round, by construction.
+ *	MS ms in the run queue every round, by construction.  The hog is
+ *	spawned with no_preempt: the runtime never cuts a spin short.
+ *   fiber-preempt [-m MS]
+ *	one worker; a hog fiber computes, never entering the runtime, until
+ *	its worker thread has spent MS ms of CPU time (default 200), beside
+ *	two ticker fibers that are ready all along (each yields until the
+ *	hog is done).  The watchdog catches the hog after a hog threshold
+ *	of FIBER_PREEMPT_HOG_MS of CPU time and the runtime preempts it
+ *	every slice (the default RF_DEFAULT_SLICE_NS) while a ticker is
+ *	ready, so each preemption lets the tickers run.  Prints the
+ *	runtime's own count, preemptions=N (rf_stats.preemptions), with
+ *	worker0_preemptions (the same from rf_runtime_worker_stats()), the
+ *	tickers' runs while the hog was unfinished (ticks), the CPU time
+ *	the hog took (spin_ns), and preempt=0 where this runtime cannot
+ *	preempt (RF_FEAT_PREEMPT is off: a TSan build, a static libc).
  *   thread-preempt [-n ROUNDS] [-m MS]
  *	two threads on one CPU (CPU 1 if the process may use it, else its
  *	first): a SCHED_OTHER thread that never blocks, and a SCHED_FIFO one
@@ -30,6 +44,14 @@
  *	waits about MS ms in the run queue while still runnable.  Its
  *	busy_run_delay_ns is the kernel's count of that wait, other tasks'
  *	share included (schedstat; -1 without CONFIG_SCHED_INFO).
+ *   batch-reasons
+ *	no runtime: fires the runtime's "batch" probe once, by hand, with
+ *	RF_TRACE_BATCH made-up records whose reasons are 0, 1, ... 255,
+ *	every value the record's byte can hold (a newer library's reasons
+ *	too), record i with parked_ns = i us, delay_ns 1000, switch_ns 50.
+ *	A tracer must count each known reason once and the others as
+ *	unknown.  Prints traced=0 (and fires nothing) when no tracer had
+ *	raised the probe's semaphore.
  *   idle [-w WORKERS] [-m MS]
  *	a runtime with WORKERS workers (default 2) whose only fiber parks
  *	until a line arrives on stdin (end of file does not count), MS ms
@@ -40,7 +62,7 @@
  *		stdin before starting, so that a tracer can attach first.
  *
  * Defaults: -n 10000 for the ping-pongs, 20 for fiber-hog and
- * thread-preempt; -m 10.
+ * thread-preempt; -m 10 (200 for fiber-preempt).
  *
  * The threads are named (comm) wl-futex0, wl-futex1, wl-fifo and wl-busy,
  * so that a test can pick them out of a trace.
@@ -68,6 +90,11 @@
 #include <unistd.h>
 
 #include <ringfiber.h>
+#include <ringfiber-trace.h>
+
+/* The runtime's own probe, fired by hand in batch-reasons: its semaphore too. */
+#define _SDT_HAS_SEMAPHORES 1
+#include <sys/sdt.h>
 
 #include "serve-util.h"
 
@@ -79,6 +106,10 @@
 #define DEFAULT_SPIN_ROUNDS	20
 #define DEFAULT_MS		10
 #define DEFAULT_WORKERS		2
+#define DEFAULT_PREEMPT_MS	200
+
+/* fiber-preempt's hog threshold (rf_runtime_opts.hog_ns): 1 ms of CPU time. */
+#define FIBER_PREEMPT_HOG_MS	1
 
 /* Large enough for any test, small enough that a typo does not run for days. */
 #define MAX_ROUNDS	100000000UL
@@ -92,6 +123,8 @@ enum mode {
 	M_FIBER_PINGPONG,
 	M_FIBER_HOG,
 	M_THREAD_PREEMPT,
+	M_FIBER_PREEMPT,
+	M_BATCH_REASONS,
 	M_IDLE,
 };
 
@@ -105,11 +138,14 @@ static const struct {
 	const char *name;
 	unsigned int opts;
 	unsigned long rounds;
+	unsigned long ms;	/* the default of -m; 0: DEFAULT_MS */
 } modes[] = {
 	[M_FUTEX_PINGPONG] = { "futex-pingpong", OPT_N | OPT_S, DEFAULT_PINGPONG_ROUNDS },
 	[M_FIBER_PINGPONG] = { "fiber-pingpong", OPT_N | OPT_W, DEFAULT_PINGPONG_ROUNDS },
 	[M_FIBER_HOG] = { "fiber-hog", OPT_N | OPT_M, DEFAULT_SPIN_ROUNDS },
 	[M_THREAD_PREEMPT] = { "thread-preempt", OPT_N | OPT_M, DEFAULT_SPIN_ROUNDS },
+	[M_FIBER_PREEMPT] = { "fiber-preempt", OPT_M, 0, DEFAULT_PREEMPT_MS },
+	[M_BATCH_REASONS] = { "batch-reasons", 0, 0 },
 	[M_IDLE] = { "idle", OPT_M | OPT_W, 0 },
 };
 
@@ -137,6 +173,10 @@ static void usage(FILE *f)
 		"  fiber-pingpong [-n ROUNDS] [-w W] two fibers on workers 0 and 1, rf_sem\n"
 		"  fiber-hog [-n ROUNDS] [-m MS]     hog spins MS ms with a ticker ready\n"
 		"  thread-preempt [-n ROUNDS] [-m MS] SCHED_FIFO thread preempts a busy one\n"
+		"  fiber-preempt [-m MS]             a hog computes MS ms (default %d), two\n"
+		"                                    ready fibers beside it: it is preempted\n"
+		"  batch-reasons                     one made-up batch of records, reasons\n"
+		"                                    0 to 255 (for tracers' tests)\n"
 		"  idle [-w W] [-m MS]               a runtime parked until a line on stdin,\n"
 		"                                    MS ms, or SIGINT/SIGTERM\n"
 		"\n"
@@ -148,8 +188,8 @@ static void usage(FILE *f)
 		"  -h         show this help\n"
 		"\n"
 		"Prints one line of key=value counters on stdout at the end.\n",
-		PROG, DEFAULT_PINGPONG_ROUNDS, DEFAULT_SPIN_ROUNDS, DEFAULT_MS,
-		DEFAULT_WORKERS);
+		PROG, DEFAULT_PREEMPT_MS, DEFAULT_PINGPONG_ROUNDS, DEFAULT_SPIN_ROUNDS,
+		DEFAULT_MS, DEFAULT_WORKERS);
 }
 
 static void die(const char *what, int err)
@@ -338,6 +378,7 @@ static int run_futex_pingpong(void)
 /* ------------------------------------------------------------ runtime modes */
 
 static struct rf_stats rt_stats;
+static struct rf_stats rt_worker0_stats;	/* rf_runtime_worker_stats(rt, 0) */
 static int64_t rt_wall_ns;
 
 /*
@@ -362,6 +403,8 @@ static int run_runtime(struct rf_runtime_opts *opts, rf_fn fn)
 	rt_wall_ns = serve_now() - t0;
 	if (rf_runtime_stats(rt, &rt_stats) < 0)
 		memset(&rt_stats, 0, sizeof(rt_stats));
+	if (rf_runtime_worker_stats(rt, 0, &rt_worker0_stats) < 0)
+		memset(&rt_worker0_stats, 0, sizeof(rt_worker0_stats));
 	rf_runtime_destroy(rt);
 	if (err < 0) {
 		fprintf(stderr, "%s: rf_runtime_run: %s\n", PROG, strerror(-err));
@@ -375,10 +418,10 @@ static void print_rt_stats(void)
 {
 	printf(" workers=%u runs=%" PRIu64 " switches=%" PRIu64 " remote_wakes=%" PRIu64
 	       " wake_calls=%" PRIu64 " sleeps=%" PRIu64 " steals=%" PRIu64 " hogs=%" PRIu64
-	       " wall_ns=%" PRId64 "\n",
+	       " preemptions=%" PRIu64 " preempt_deferred=%" PRIu64 " wall_ns=%" PRId64 "\n",
 	       rt_stats.workers, rt_stats.runs, rt_stats.switches, rt_stats.remote_wakes,
 	       rt_stats.wake_calls, rt_stats.sleeps, rt_stats.steals, rt_stats.hogs,
-	       rt_wall_ns);
+	       rt_stats.preemptions, rt_stats.preempt_deferred, rt_wall_ns);
 }
 
 static void *fiber_fail(const char *what, int err)
@@ -521,6 +564,7 @@ static void *hog_fiber(void *arg)
 static void *fiber_hog_main(void *arg)
 {
 	struct rf_spawn_attr attr = { .name = "ticker" };
+	struct rf_spawn_attr hog_attr = { .name = "hog", .no_preempt = 1 };
 	struct rf_fiber *t, *h;
 	void *res[2] = { NULL, NULL };
 	int err;
@@ -531,8 +575,8 @@ static void *fiber_hog_main(void *arg)
 		return fiber_fail("rf_spawn", err);
 	/* Let the ticker park on the semaphore before the hog starts. */
 	rf_yield();
-	attr.name = "hog";
-	err = rf_spawn(&h, hog_fiber, NULL, &attr);
+	/* Never preempted: the ticker waits for the whole spin, by construction. */
+	err = rf_spawn(&h, hog_fiber, NULL, &hog_attr);
 	if (err) {
 		rf_cancel(t);
 		rf_join(t, NULL, RF_NO_DEADLINE);
@@ -548,7 +592,8 @@ static int run_fiber_hog(void)
 	/*
 	 * One worker, so that the ticker has nowhere else to run.  The
 	 * watchdog stays at its default: it reports the hog (stats.hogs, the
-	 * "hog" probe) but with no other worker its rescue moves nothing.
+	 * "hog" probe) but with no other worker its rescue moves nothing, and
+	 * the hog may not be preempted (no_preempt).
 	 */
 	struct rf_runtime_opts opts = { .workers = 1 };
 	int rc = run_runtime(&opts, fiber_hog_main);
@@ -720,6 +765,157 @@ static int run_thread_preempt(void)
 	return 0;
 }
 
+/* ------------------------------------------------------------- fiber-preempt */
+
+#define PREEMPT_TICKERS	2
+
+/* Iterations between two looks at the clock: the hog stays in its own code. */
+#define PREEMPT_SPIN_BATCH	4096
+
+static int preempt_hog_done;			/* atomic */
+static unsigned long preempt_ticks[PREEMPT_TICKERS];	/* runs while the hog was unfinished */
+static uint64_t preempt_spin_ns;
+static volatile uint64_t preempt_sink;
+
+/* The calling thread's CPU time in ns: what the hog threshold counts. */
+static int64_t thread_cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/*
+ * A CPU hog that never enters the runtime: arithmetic in the workload's own
+ * code, with a look at its worker thread's CPU clock (in libc, where the
+ * runtime defers a preemption) once per PREEMPT_SPIN_BATCH rounds, until
+ * that thread has spent MS ms of CPU time.  CPU time, as the hog threshold:
+ * on a loaded machine a spin of MS ms of wall-clock time may get too little
+ * CPU to reach the threshold at all.  The only way its worker runs anything
+ * else before it ends is to preempt it.
+ */
+static void *preempt_hog_fiber(void *arg)
+{
+	int64_t spin = (int64_t)cfg.ms * NSEC_PER_MSEC, t0 = thread_cpu_ns(), t1;
+	uint64_t x = 0x9e3779b97f4a7c15ULL;
+
+	do {
+		for (unsigned int i = 0; i < PREEMPT_SPIN_BATCH; i++)
+			x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+		t1 = thread_cpu_ns();
+	} while (t1 - t0 < spin);
+	preempt_sink = x;
+	preempt_spin_ns = (uint64_t)(t1 - t0);
+	__atomic_store_n(&preempt_hog_done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* Ready all along: each run while the hog is unfinished is one of its slices given away. */
+static void *preempt_ticker_fiber(void *arg)
+{
+	unsigned long *runs = arg;
+
+	while (!__atomic_load_n(&preempt_hog_done, __ATOMIC_ACQUIRE)) {
+		(*runs)++;
+		rf_yield();
+	}
+	return NULL;
+}
+
+static void *fiber_preempt_main(void *arg)
+{
+	struct rf_spawn_attr attr = { .name = "ticker" };
+	struct rf_fiber *f[PREEMPT_TICKERS + 1];
+	void *res = NULL, *r;
+	int err, i, n = 0;
+
+	for (i = 0; i < PREEMPT_TICKERS; i++) {
+		err = rf_spawn(&f[n], preempt_ticker_fiber, &preempt_ticks[i], &attr);
+		if (err)
+			break;
+		n++;
+	}
+	if (n == PREEMPT_TICKERS) {
+		attr.name = "hog";
+		err = rf_spawn(&f[n], preempt_hog_fiber, NULL, &attr);
+		if (!err)
+			n++;
+	}
+	if (err) {
+		/* no hog: the tickers would yield forever */
+		__atomic_store_n(&preempt_hog_done, 1, __ATOMIC_RELEASE);
+		res = fiber_fail("rf_spawn", err);
+	}
+	for (i = 0; i < n; i++) {
+		rf_join(f[i], &r, RF_NO_DEADLINE);
+		if (r)
+			res = r;
+	}
+	return res;
+}
+
+static int run_fiber_preempt(void)
+{
+	/*
+	 * One worker, so that the tickers can only run when the hog is
+	 * preempted; a hog threshold short enough that most of the spin is
+	 * cut into slices.
+	 */
+	struct rf_runtime_opts opts = {
+		.workers = 1,
+		.hog_ns = FIBER_PREEMPT_HOG_MS * NSEC_PER_MSEC,
+	};
+	unsigned long ticker_runs = 0;
+	int rc = run_runtime(&opts, fiber_preempt_main), i;
+
+	if (rc)
+		return rc;
+	for (i = 0; i < PREEMPT_TICKERS; i++)
+		ticker_runs += preempt_ticks[i];
+	printf("mode=fiber-preempt ms=%lu preempt=%d spin_ns=%" PRIu64 " ticks=%lu"
+	       " worker0_preemptions=%" PRIu64,
+	       cfg.ms, !!(rt_stats.features & RF_FEAT_PREEMPT), preempt_spin_ns, ticker_runs,
+	       rt_worker0_stats.preemptions);
+	print_rt_stats();
+	return 0;
+}
+
+/* ------------------------------------------------------------- batch-reasons */
+
+/*
+ * The runtime's semaphore of "batch" (userspace/src/trace.c; this program
+ * links the runtime statically): a tracer attached to the probe sites
+ * named ringfiber:batch raises it, the one below included.
+ */
+extern volatile unsigned short ringfiber_batch_semaphore;
+
+static int run_batch_reasons(void)
+{
+	static struct rf_trace_rec rec[RF_TRACE_BATCH];
+	unsigned int i, traced = ringfiber_batch_semaphore != 0;
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	for (i = 0; i < RF_TRACE_BATCH; i++) {
+		rec[i] = (struct rf_trace_rec){
+			.ts_ns = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec,
+			.fiber = 0x1000 + i,
+			.parked_ns = (uint64_t)i * 1000,
+			.delay_ns = 1000,
+			.switch_ns = 50,
+			.worker = 0,
+			.type = RF_TRACE_REC_RUN,
+			.reason = (uint8_t)i,
+		};
+	}
+	if (traced)
+		STAP_PROBE4(ringfiber, batch, 0, rec, RF_TRACE_BATCH, sizeof(rec[0]));
+	printf("mode=batch-reasons traced=%u records=%u reasons=%u\n", traced,
+	       traced ? RF_TRACE_BATCH : 0, RF_TRACE_REASONS);
+	return 0;
+}
+
 /* --------------------------------------------------------------------- idle */
 
 static const char *idle_end = "?";
@@ -805,7 +1001,7 @@ int main(int argc, char **argv)
 		bad_usage("unknown mode '%s'", argv[1]);
 	cfg.mode = (enum mode)i;
 	cfg.rounds = modes[i].rounds;
-	cfg.ms = DEFAULT_MS;
+	cfg.ms = modes[i].ms ? modes[i].ms : DEFAULT_MS;
 	cfg.workers = DEFAULT_WORKERS;
 
 	/* getopt() on what follows MODE: argv[1] plays argv[0]. */
@@ -860,6 +1056,10 @@ int main(int argc, char **argv)
 		return run_fiber_hog();
 	case M_THREAD_PREEMPT:
 		return run_thread_preempt();
+	case M_FIBER_PREEMPT:
+		return run_fiber_preempt();
+	case M_BATCH_REASONS:
+		return run_batch_reasons();
 	case M_IDLE:
 		return run_idle();
 	}
