@@ -424,16 +424,21 @@ static long count_record(__u32 i, void *data)
 		return 0;
 	}
 	f->switches++;
+	/* A preempted fiber, like a preempted thread, was switched out runnable. */
+	if (rec->reason == RF_TRACE_PREEMPT)
+		f->involuntary++;
 	if (rec->delay_ns == RF_TRACE_UNKNOWN)
 		f->unknown++;
 	else
 		rq_account(f, rec->delay_ns, rec->reason == RF_TRACE_YIELD ||
-					     rec->reason == RF_TRACE_MIGRATE);
+					     rec->reason == RF_TRACE_MIGRATE ||
+					     rec->reason == RF_TRACE_PREEMPT);
 	if (rec->switch_ns != RF_TRACE_UNKNOWN) {
 		f->sw_count++;
 		f->sw_sum_ns += rec->switch_ns;
 	}
-	r = rec->reason & (SCHEDCMP_REASONS - 1);
+	/* A newer library's reason gets the "other" row, not a known one's. */
+	r = rec->reason < RF_TRACE_REASONS ? rec->reason : SCHEDCMP_REASON_OTHER;
 	f->parked_count[r]++;
 	f->parked_ns[r] += rec->parked_ns;
 	return 0;

@@ -63,6 +63,14 @@
 static const char *const fiber_reasons[] = { RF_TRACE_REASON_NAMES };
 static const char *const thread_states[] = { SCHEDCMP_TSTATE_NAMES };
 
+_Static_assert(sizeof(fiber_reasons) / sizeof(fiber_reasons[0]) == RF_TRACE_REASONS,
+	       "a name for every enum rf_trace_reason");
+_Static_assert(sizeof(thread_states) / sizeof(thread_states[0]) == SCHEDCMP_TSTATES,
+	       "a name for every enum schedcmp_tstate");
+
+/* The fibers' row of reasons this schedcmp has no name for (a newer library's). */
+#define FIBER_REASON_OTHER_NAME "other"
+
 static struct env {
 	const char *prog;
 	pid_t pid;		/* -p, or the command's once forked */
@@ -103,14 +111,16 @@ static void usage(FILE *f)
 		"  -h, --help            show this help\n"
 		"\n"
 		"Per side: switches (threads: switches out of a target thread; fibers: switches\n"
-		"into a fiber), run-queue latency (threads: wake-up or preemption -> running;\n"
-		"fibers: ready -> chosen) as a mean, p50 and p99, and a log2 histogram in ns;\n"
-		"the mean time per switch (fibers: the records' switch_ns; threads: the on-CPU\n"
-		"time of system calls that slept, i.e. syscall time minus time off the CPU, an\n"
-		"upper bound on the switch), and time parked by reason (fibers: park -> ready\n"
-		"by enum rf_trace_reason; threads: switch-out -> wake-up by state S or D, and\n"
-		"switch-out -> switch-in for a preempted thread).  p50 and p99 are estimated\n"
-		"from the log2 histogram (interpolated within the bucket); means are exact.\n"
+		"into a fiber) and the involuntary ones among them (a thread switched out still\n"
+		"runnable; a fiber the runtime preempted), run-queue latency (threads: wake-up\n"
+		"or preemption -> running; fibers: ready -> chosen) as a mean, p50 and p99, and\n"
+		"a log2 histogram in ns; the mean time per switch (fibers: the records'\n"
+		"switch_ns; threads: the on-CPU time of system calls that slept, i.e. syscall\n"
+		"time minus time off the CPU, an upper bound on the switch), and time parked by\n"
+		"reason (fibers: park -> ready by enum rf_trace_reason; threads: switch-out ->\n"
+		"wake-up by state S or D, and switch-out -> switch-in for a preempted thread).\n"
+		"p50 and p99 are estimated from the log2 histogram (interpolated within the\n"
+		"bucket); means are exact.\n"
 		"\n"
 		"examples:\n"
 		"  %s -p 1234                 # trace PID 1234 until Ctrl-C, one summary\n"
@@ -726,6 +736,7 @@ static void print_parked_cell(const char *name, __u64 count, __u64 ns, bool last
 
 static void print_parked(const struct schedcmp_side *t, const struct schedcmp_side *f)
 {
+	bool other = f->parked_count[SCHEDCMP_REASON_OTHER] != 0;
 	__u64 sum = 0;
 	int r;
 
@@ -747,6 +758,12 @@ static void print_parked(const struct schedcmp_side *t, const struct schedcmp_si
 					  f->parked_ns[r], true);
 		else
 			putchar('\n');
+	}
+	/* Only where a newer library used a reason this table does not name. */
+	if (other) {
+		print_parked_cell(NULL, 0, 0, false);
+		print_parked_cell(FIBER_REASON_OTHER_NAME, f->parked_count[SCHEDCMP_REASON_OTHER],
+				  f->parked_ns[SCHEDCMP_REASON_OTHER], true);
 	}
 }
 
@@ -773,7 +790,7 @@ static void print_text(const struct schedcmp_stats *d, double secs, bool fibers_
 	ROW_U64("switches", t->switches, f->switches);
 	print_row("switches/s", fmt_u64((__u64)llround(ft.per_s), a, sizeof(a)),
 		  fmt_u64((__u64)llround(ff.per_s), b, sizeof(b)));
-	print_row("  involuntary (preempted)", fmt_u64(t->involuntary, a, sizeof(a)), "-");
+	ROW_U64("  involuntary (preempted)", t->involuntary, f->involuntary);
 	ROW_U64("run-queue latency: count", t->rq.count, f->rq.count);
 	ROW_NS("  mean", ft.rq.mean, ff.rq.mean);
 	ROW_NS("  p50 (estimated)", ft.rq.p50, ff.rq.p50);
@@ -830,8 +847,7 @@ static void json_side(const struct schedcmp_side *s, double secs, bool threads)
 	figures(s, secs, &fg);
 	printf("{\"switches\":%llu,", (unsigned long long)s->switches);
 	json_num("switches_per_s", fg.per_s);
-	if (threads)
-		printf("\"involuntary\":%llu,", (unsigned long long)s->involuntary);
+	printf("\"involuntary\":%llu,", (unsigned long long)s->involuntary);
 	printf("\"rq_count\":%llu,", (unsigned long long)s->rq.count);
 	json_num("rq_mean_ns", fg.rq.mean);
 	json_num("rq_p50_ns", fg.rq.p50);
@@ -849,6 +865,11 @@ static void json_side(const struct schedcmp_side *s, double secs, bool threads)
 		printf("%s\"%s\":{\"count\":%llu,\"ns\":%llu}", k ? "," : "", names[k],
 		       (unsigned long long)s->parked_count[k],
 		       (unsigned long long)s->parked_ns[k]);
+	/* Only where a newer library used a reason this schedcmp does not name. */
+	if (!threads && s->parked_count[SCHEDCMP_REASON_OTHER])
+		printf(",\"%s\":{\"count\":%llu,\"ns\":%llu}", FIBER_REASON_OTHER_NAME,
+		       (unsigned long long)s->parked_count[SCHEDCMP_REASON_OTHER],
+		       (unsigned long long)s->parked_ns[SCHEDCMP_REASON_OTHER]);
 	printf("},");
 	if (!threads)
 		printf("\"batches\":%llu,\"unknown\":%llu,", (unsigned long long)s->batches,

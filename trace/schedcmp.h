@@ -5,8 +5,8 @@
  * CPU, and the loader sums, diffs and prints once per interval.
  *
  * Included after vmlinux.h by the BPF program and after <linux/types.h> by
- * the loader, like ringfiber-trace.h, whose enum rf_trace_reason indexes the
- * fibers' parked-time arrays.
+ * the loader, like ringfiber-trace.h, and after it: its enum rf_trace_reason
+ * indexes the fibers' parked-time arrays.
  */
 #ifndef SCHEDCMP_H
 #define SCHEDCMP_H
@@ -18,8 +18,14 @@
  */
 #define SCHEDCMP_SLOTS 40
 
-/* Rows of the parked-time arrays: enough for either side's reasons. */
+/*
+ * Rows of the parked-time arrays: enough for either side's reasons.  The
+ * fibers' last row, SCHEDCMP_REASON_OTHER, holds every reason this
+ * schedcmp has no name for (a newer library's, RF_TRACE_REASONS or above):
+ * such a record is counted there, never in a known reason's row.
+ */
 #define SCHEDCMP_REASONS 16
+#define SCHEDCMP_REASON_OTHER (SCHEDCMP_REASONS - 1)
 
 /*
  * Why a target thread left its CPU (the threads' rows of "time parked").
@@ -36,6 +42,10 @@ enum schedcmp_tstate {
 };
 
 #define SCHEDCMP_TSTATE_NAMES "sleep(S)", "disk(D)", "preempted", "other"
+
+_Static_assert(RF_TRACE_REASONS <= SCHEDCMP_REASON_OTHER,
+	       "a row for every enum rf_trace_reason, and one for the others");
+_Static_assert(SCHEDCMP_TSTATES <= SCHEDCMP_REASONS, "a row for every thread state");
 
 /*
  * struct schedcmp_lat - a set of latencies.
@@ -54,18 +64,22 @@ struct schedcmp_lat {
  * @switches:  threads: switches out of a target thread; fibers: RUN
  *             records, one per switch into a fiber (rf_stats.runs).
  * @involuntary: threads: of @switches, those that left the thread runnable
- *             (preempted, or sched_yield()); fibers: 0.
+ *             (preempted, or sched_yield()); fibers: of @switches, those
+ *             into a fiber that had been preempted (reason
+ *             RF_TRACE_PREEMPT), one per rf_stats.preemptions.
  * @rq:        run-queue latencies (threads: wake-up or preemption ->
  *             running; fibers: ready -> chosen, the records' delay_ns).
  * @rq_runnable: of @rq, those of a thread or fiber that had stopped without
  *             waiting for anything: a preempted or yielding thread, a fiber
- *             that yielded or migrated.  The rest followed a wake-up.
+ *             that was preempted, yielded or migrated.  The rest followed a
+ *             wake-up.
  * @sw_count:  switches timed.  Threads: system calls that slept, whose
  *             on-CPU time (syscall time minus time off the CPU) is the
  *             cost of the switch and of the call around it.  Fibers:
  *             records whose switch_ns is known.
  * @sw_sum_ns: their sum.
- * @parked_count: per reason (fibers: enum rf_trace_reason; threads: enum
+ * @parked_count: per reason (fibers: enum rf_trace_reason, and
+ *             SCHEDCMP_REASON_OTHER for any other; threads: enum
  *             schedcmp_tstate), how many stops it ended.
  * @parked_ns: per reason, the time parked.
  * @unknown:   fibers: records with an unknown delay (made ready before

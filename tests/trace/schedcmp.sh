@@ -11,6 +11,11 @@
 #   futex-pingpong  voluntary thread switches == the futex waits that slept
 #   fiber-hog       the fibers' run-queue histogram holds one sample per
 #                   round in the bucket of MS ms
+#   fiber-preempt   the fibers' involuntary switches (and the resumptions
+#                   parked for reason "preempt") == the runtime's own
+#                   rf_stats.preemptions, exactly, in JSON and in text
+#   batch-reasons   a made-up batch with every reason 0..255: each known
+#                   reason counted once, every other one as "other"
 #   thread-preempt  the preempted thread's run-queue p50 is near MS ms,
 #                   and the mean run-queue delay after a preemption agrees
 #                   with perf sched latency's within 20%
@@ -38,6 +43,7 @@ FUTEX_ROUNDS=5000
 HOG_ROUNDS=20
 PREEMPT_ROUNDS=20
 MS=10
+FIBER_PREEMPT_MS=100
 
 tmp=
 started_pids=
@@ -53,7 +59,7 @@ command -v python3 >/dev/null || tap_skip_all "python3 missing (it reads the JSO
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/rf-schedcmp.XXXXXX") || exit 1
 
-tap_plan 44
+tap_plan 51
 
 # kv FILE KEY: the value of KEY=value in the workload's counters line.
 kv() {
@@ -265,6 +271,49 @@ traced=$(jq_py "$tmp/hog.out" 'sum(d["fibers"]["switches"] for d in L)')
 tap_ok $? "fiber-hog: fiber switches traced ($traced) == runs (${runs:-none})"
 [ "$(jq_py "$tmp/hog.out" 'sum(d["fibers"]["parked"]["yield"]["count"] for d in L) >= '"$HOG_ROUNDS")" = True ]
 tap_ok $? "fiber-hog: the hog's yields show as parked reason 'yield'"
+
+# --------------------------------------------------------- fiber-preempt
+run_cmd fpre "$SCHEDCMP" --json -- "$WORKLOAD" fiber-preempt -m "$FIBER_PREEMPT_MS"
+tap_ok "$rc" "fiber-preempt under schedcmp: exit 0"
+[ "$rc" -ne 0 ] && tap_diag_file "$tmp/fpre.err" 40
+preemptions=$(kv "$tmp/fpre.out" preemptions)
+if [ "$(kv "$tmp/fpre.out" preempt)" != 1 ]; then
+	tap_skip "this runtime cannot preempt (RF_FEAT_PREEMPT off)" 4
+else
+	invol=$(jq_py "$tmp/fpre.out" 'sum(d["fibers"]["involuntary"] for d in L)')
+	[ "${preemptions:-0}" -gt 0 ] && [ "$invol" = "$preemptions" ]
+	tap_ok $? "fibers' involuntary switches ($invol) == rf_stats.preemptions (${preemptions:-none})"
+	parked=$(jq_py "$tmp/fpre.out" 'sum(d["fibers"]["parked"]["preempt"]["count"] for d in L)')
+	[ "$parked" = "$preemptions" ]
+	tap_ok $? "resumptions parked for reason 'preempt' ($parked) == preemptions (${preemptions:-none})"
+	# Preempted, yielding and migrating fibers had all stopped runnable.
+	[ "$(jq_py "$tmp/fpre.out" 'sum(d["fibers"]["rq_runnable"]["count"] for d in L) == sum(d["fibers"]["parked"][r]["count"] for d in L for r in ("yield", "migrate", "preempt")) and sum(d["fibers"]["unknown"] + d["fibers"]["bad"] for d in L) == 0')" = True ]
+	tap_ok $? "the fibers' delays after preempt/yield are those of preempted, yielding and migrating fibers"
+	run_cmd fpretext "$SCHEDCMP" -- "$WORKLOAD" fiber-preempt -m "$FIBER_PREEMPT_MS"
+	preemptions=$(kv "$tmp/fpretext.out" preemptions)
+	row=$(sed -n 's/^  involuntary (preempted) *[0-9]* *\([0-9]*\)$/\1/p' "$tmp/fpretext.out")
+	[ "$rc" -eq 0 ] && [ "${preemptions:-0}" -gt 0 ] && [ "$row" = "$preemptions" ]
+	tap_ok $? "text: the fibers' 'involuntary (preempted)' (${row:-none}) == preemptions (${preemptions:-none})"
+fi
+
+# --------------------------------------------------------- batch-reasons
+# One batch of 256 records, record i with reason i and parked_ns i us: the
+# known reasons once each, the others (a newer library's) in "other" alone.
+run_cmd reasons "$SCHEDCMP" --json -F -- "$WORKLOAD" batch-reasons
+[ "$rc" -eq 0 ] && [ "$(kv "$tmp/reasons.out" traced)" = 1 ]
+tap_ok $? "batch-reasons under schedcmp: exit 0, its probe traced"
+nreasons=$(kv "$tmp/reasons.out" reasons)
+# The parked table's rows in order, as (name, count, ns): the known
+# reasons, then "other"; and the switches, involuntary ones and bad records.
+got=$(jq_py "$tmp/reasons.out" '([(k, v["count"], v["ns"]) for k, v in L[-1]["fibers"]["parked"].items()], L[-1]["fibers"]["switches"], L[-1]["fibers"]["involuntary"], L[-1]["fibers"]["bad"])')
+want=$(python3 -c 'import sys
+n = int(sys.argv[1])
+names = sys.argv[2:]
+print(([(names[i], 1, i * 1000) for i in range(n)] + [("other", 256 - n, sum(range(n, 256)) * 1000)], 256, 1, 0))' \
+	"${nreasons:-0}" new yield io lock chan sleep join event blocking migrate preempt)
+[ -n "$nreasons" ] && [ "$got" = "$want" ]
+tap_ok $? "each of the ${nreasons:-?} reasons counted once, the other $((256 - ${nreasons:-0})) as 'other'" \
+	"got $got"
 
 # ------------------------------------------ thread-preempt, with perf sched
 if command -v perf >/dev/null; then
