@@ -10,6 +10,8 @@
 # fiber-pingpong: every hand-off parks a fiber on an rf_sem (reason lock).
 # fiber-hog: the hog yields once a round (reason yield, parked 0), and the
 # ticker, woken from its semaphore, waits MS ms to run (reason lock).
+# fiber-preempt: the hog's resumptions after a preemption (reason preempt,
+# parked 0) are the runtime's own rf_stats.preemptions, exactly.
 #
 # Root, bpftrace, BTF, the sched and raw_syscalls tracepoints and uprobes
 # are needed (else the file is skipped).  TAP on stdout.
@@ -22,9 +24,10 @@ cd "$(dirname "$0")/../.." || exit 1
 ROUNDS=10000
 SPIN_MS=5
 SPIN_ROUNDS=20
+PREEMPT_MS=100
 
 bt_require sched/sched_switch raw_syscalls/sys_enter raw_syscalls/sys_exit
-tap_plan 10
+tap_plan 12
 
 # off_stat NAME KEY-PATTERN FIELD: FIELD (count, average, total) summed over
 # the @off/@parked/@delay lines whose key matches KEY-PATTERN (a regex).
@@ -107,5 +110,19 @@ ltotal=$(off_stat hog "delay\[0, lock" total)
 [ -n "$ticks" ] && [ "$lcount" -ge "$ticks" ] && [ "$lcount" -le $((ticks + 1)) ] &&
 	[ "$delay_us" -gt 0 ] && within 10 "$ltotal" "$delay_us"
 tap_ok $? "$lcount waits after a lock park, $ltotal us: the ${ticks:-?} ticks' $delay_us us"
+
+# -- fiber-preempt: a "preempt" park per preemption, parked 0.
+run_traced pre "-p @PID@ $TOOLS/offcpu.bt @PID@" fiber-preempt -m "$PREEMPT_MS"
+tap_ok $? "offcpu.bt traced fiber-preempt -m $PREEMPT_MS"
+show pre
+if [ "$(wl_get pre preempt)" != 1 ]; then
+	tap_skip "this runtime cannot preempt (RF_FEAT_PREEMPT off)"
+else
+	preemptions=$(wl_get pre preemptions)
+	pcount=$(off_stat pre "parked\[0, preempt" count)
+	ptotal=$(off_stat pre "parked\[0, preempt" total)
+	[ "${preemptions:-0}" -gt 0 ] && [ "$pcount" = "$preemptions" ] && [ "$ptotal" -eq 0 ]
+	tap_ok $? "$pcount resumptions after a preempt park, parked $ptotal us: rf_stats.preemptions ${preemptions:-?}"
+fi
 
 tap_done
