@@ -13,8 +13,16 @@
  * uprobe is attached; here the test raises it itself, so the runtime takes
  * its timestamps and fills its trace records while no tracer traps (the
  * probe sites stay no-ops).
+ *
+ * And the probes themselves, as a tracer finds them: the ".note.stapsdt"
+ * notes of this executable (which links the runtime statically) hold every
+ * probe that userspace/include/ringfiber-trace.h documents, each with its
+ * semaphore and its number of arguments, and no other.
  */
+#include <elf.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "helpers.h"
 
@@ -110,6 +118,158 @@ static void *cross_main(void *p)
 	return NULL;
 }
 
+/* The probes of ringfiber-trace.h's list, and how many arguments each has. */
+static const struct {
+	const char *name;
+	int nargs;
+} probes[] = {
+	{ "spawn", 3 }, { "ready", 4 }, { "run", 6 }, { "park", 3 }, { "exit", 2 },
+	{ "kick", 2 }, { "idle", 1 }, { "resume", 2 }, { "steal", 3 }, { "hog", 3 },
+	{ "preempt", 2 }, { "batch", 4 },
+};
+
+#define NPROBES (sizeof(probes) / sizeof(probes[0]))
+
+struct probe_seen {
+	int sites;		/* notes of this probe */
+	int with_semaphore;	/* of them, with a semaphore */
+	int nargs;		/* the arguments of the last one; -1 if they differ */
+};
+
+/* This executable, whole, in memory; NULL (and *len 0) if it cannot be read. */
+static unsigned char *read_self(size_t *len)
+{
+	FILE *f = fopen("/proc/self/exe", "rb");
+	unsigned char *buf = NULL;
+	long n;
+
+	*len = 0;
+	if (!f)
+		return NULL;
+	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) > 0 && fseek(f, 0, SEEK_SET) == 0) {
+		buf = malloc((size_t)n);
+		if (buf && fread(buf, 1, (size_t)n, f) == (size_t)n) {
+			*len = (size_t)n;
+		} else {
+			free(buf);
+			buf = NULL;
+		}
+	}
+	fclose(f);
+	return buf;
+}
+
+/* Arguments in a note's argument string: "8@%rdi -4@$0" has two. */
+static int count_args(const char *a)
+{
+	int n = 0;
+
+	while (*a) {
+		while (*a == ' ')
+			a++;
+		if (!*a)
+			break;
+		n++;
+		while (*a && *a != ' ')
+			a++;
+	}
+	return n;
+}
+
+/*
+ * Walk the stapsdt notes (type 3, name "stapsdt"; the descriptor holds the
+ * probe's address, the base, the semaphore's address, then provider, name
+ * and argument strings).  Returns the ringfiber notes of unknown names.
+ */
+static int scan_notes(const unsigned char *img, size_t len, struct probe_seen *seen, int *notes)
+{
+	const Elf64_Ehdr *eh = (const void *)img;
+	const Elf64_Shdr *sh, *strs;
+	int unknown = 0;
+
+	*notes = 0;
+	if (len < sizeof(*eh) || memcmp(eh->e_ident, ELFMAG, SELFMAG) ||
+	    eh->e_ident[EI_CLASS] != ELFCLASS64 || eh->e_shoff + (uint64_t)eh->e_shnum *
+	    sizeof(*sh) > len || eh->e_shstrndx >= eh->e_shnum)
+		return 0;
+	sh = (const void *)(img + eh->e_shoff);
+	strs = &sh[eh->e_shstrndx];
+	for (unsigned int i = 0; i < eh->e_shnum; i++) {
+		uint64_t off = sh[i].sh_offset, end = off + sh[i].sh_size;
+
+		if (sh[i].sh_type != SHT_NOTE || strs->sh_offset + sh[i].sh_name >= len ||
+		    strcmp((const char *)img + strs->sh_offset + sh[i].sh_name, ".note.stapsdt") ||
+		    end > len)
+			continue;
+		while (off + sizeof(Elf64_Nhdr) <= end) {
+			const Elf64_Nhdr *nh = (const void *)(img + off);
+			uint64_t name = off + sizeof(*nh);
+			uint64_t desc = name + ((nh->n_namesz + 3) & ~3u);
+			uint64_t next = desc + ((nh->n_descsz + 3) & ~3u);
+			const char *provider, *probe, *args, *limit;
+			uint64_t semaphore;
+			size_t k;
+
+			if (next > end || nh->n_descsz < 3 * 8 + 3)
+				break;
+			off = next;
+			if (nh->n_type != 3 || nh->n_namesz != 8 ||
+			    memcmp(img + name, "stapsdt", 8))
+				continue;
+			(*notes)++;
+			memcpy(&semaphore, img + desc + 16, 8);
+			limit = (const char *)img + desc + nh->n_descsz;
+			provider = (const char *)img + desc + 24;
+			probe = provider + strnlen(provider, (size_t)(limit - provider)) + 1;
+			if (probe >= limit)
+				continue;
+			args = probe + strnlen(probe, (size_t)(limit - probe)) + 1;
+			if (args >= limit || memchr(args, 0, (size_t)(limit - args)) == NULL ||
+			    strcmp(provider, "ringfiber"))
+				continue;
+			for (k = 0; k < NPROBES; k++)
+				if (!strcmp(probe, probes[k].name))
+					break;
+			if (k == NPROBES) {
+				tap_diag("ringfiber:%s is not in ringfiber-trace.h's list", probe);
+				unknown++;
+				continue;
+			}
+			if (seen[k].sites && seen[k].nargs != count_args(args))
+				seen[k].nargs = -1;
+			else
+				seen[k].nargs = count_args(args);
+			seen[k].sites++;
+			if (semaphore)
+				seen[k].with_semaphore++;
+		}
+	}
+	return unknown;
+}
+
+static void check_probe_notes(void)
+{
+	struct probe_seen seen[NPROBES] = { { 0 } };
+	unsigned char *img;
+	size_t len;
+	int notes, unknown;
+
+	img = read_self(&len);
+	ok(img != NULL, "notes: this executable can be read");
+	if (!img)
+		return;
+	unknown = scan_notes(img, len, seen, &notes);
+	ok(notes > 0, "notes: %d stapsdt notes in .note.stapsdt", notes);
+	for (size_t k = 0; k < NPROBES; k++)
+		ok(seen[k].sites > 0 && seen[k].with_semaphore == seen[k].sites &&
+		   seen[k].nargs == probes[k].nargs,
+		   "ringfiber:%s: %d sites, all with a semaphore (%d), %d arguments (got %d)",
+		   probes[k].name, seen[k].sites, seen[k].with_semaphore, probes[k].nargs,
+		   seen[k].nargs);
+	is_int(unknown, 0, "notes: no ringfiber probe that ringfiber-trace.h does not list");
+	free(img);
+}
+
 static void check_yield_runs(const char *what)
 {
 	struct yield_arg a = { .rounds = test_quick() ? 200 : 2000 };
@@ -151,6 +311,8 @@ static void check_cross(const char *what)
 int main(void)
 {
 	test_watchdog(120);
+
+	check_probe_notes();
 
 	check_yield_runs("untraced");
 	check_cross("untraced");
