@@ -339,6 +339,15 @@ bool rf__preempt_tick(struct rf__worker *wk, struct rf_fiber *f, siginfo_t *si, 
 	}
 	if (f->preempt_off || sp < lo || sp >= hi || !rf__sigframe_span(si, uc, &start, &len))
 		goto defer;
+	/*
+	 * Between rf__preempted()'s return and rt_sigreturn the fiber runs
+	 * the trampoline with in_user set: stopping it there would resume the
+	 * outer frame later with the mask and altstack rf__preempted() gave
+	 * it before this second stop.
+	 */
+	if (rf__uc_pc(uc) >= (uintptr_t)rf__preempt_trampoline &&
+	    rf__uc_pc(uc) < (uintptr_t)rf__preempt_trampoline_end)
+		goto defer;
 	dest = (sp - RF_ARCH_RED_ZONE - len) & ~(uintptr_t)(RF_ARCH_FRAME_ALIGN - 1);
 	dest += start & (RF_ARCH_FRAME_ALIGN - 1);
 	if (dest + len > sp - RF_ARCH_RED_ZONE)
@@ -350,6 +359,13 @@ bool rf__preempt_tick(struct rf__worker *wk, struct rf_fiber *f, siginfo_t *si, 
 	rf__copy_words(dest, start, len);
 	rf__sigframe_moved(dest, (intptr_t)(dest - start));
 	rf__uc_redirect(uc, (uintptr_t)rf__preempt_trampoline, (dest - 64) & ~(uintptr_t)15, dest);
+	/*
+	 * From here the fiber is in the runtime: a tick that comes before
+	 * rf__preempted() runs (one pending when the handler returns is
+	 * delivered at the trampoline's first instruction) must not preempt
+	 * the trampoline again.
+	 */
+	wk->in_user = false;
 	return true;
 defer:
 	rf__count(&wk->preempt_deferred, 1);
@@ -387,13 +403,23 @@ void rf__preempted(void *frame)
 	rf__park(wk);
 	/* never stolen while preempted: still on the same worker, same thread */
 	f->preempted = false;
+	/*
+	 * A whole slice from now, not what is left of the period: when a
+	 * preemption and the other fibers take longer than a slice, a tick
+	 * would be pending at every resume, and the fiber would be stopped
+	 * again before its first instruction, for ever.  A tick pending now
+	 * is delivered while in_user is false, and ignored.
+	 */
+	wk->slice_armed = false;
 	rf__slice_set(wk, true);
 	/*
-	 * rt_sigreturn will restore the signal mask the frame saved; give it
-	 * the thread's mask of now, which another fiber may have changed.
+	 * rt_sigreturn will restore the signal mask and the alternate signal
+	 * stack the frame saved; give it the thread's of now, which another
+	 * fiber may have changed.  @frame is the copy's start.
 	 */
 	syscall(SYS_rt_sigprocmask, SIG_BLOCK, NULL, rf__sigframe_mask((uintptr_t)frame),
 		_NSIG / 8);
+	syscall(SYS_sigaltstack, NULL, rf__sigframe_altstack((uintptr_t)frame));
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	wk->in_user = true;
 }

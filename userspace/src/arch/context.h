@@ -15,6 +15,8 @@ void rf__switch(void **save_sp, void *load_sp);
 void rf__fiber_start(void);
 /* arch/<arch>/preempt.S: a preempted fiber's way into rf__preempted() and back */
 void rf__preempt_trampoline(void);
+/* Its end: a tick that lands in the trampoline is for the runtime, not the fiber. */
+extern const char rf__preempt_trampoline_end[];
 
 /*
  * rf__ctx_init() - build the first frame of a new context below @top.

@@ -27,6 +27,9 @@ rf__preempt_trampoline:
 	mov	x8, #139		/* __NR_rt_sigreturn */
 	svc	#0
 	brk	#0			/* unreachable */
+	.globl	rf__preempt_trampoline_end
+	.hidden	rf__preempt_trampoline_end
+rf__preempt_trampoline_end:		/* preempt.c never preempts the trampoline */
 	.cfi_endproc
 	.size	rf__preempt_trampoline, .-rf__preempt_trampoline
 

@@ -21,12 +21,16 @@ rf__preempt_trampoline:
 	.cfi_startproc
 	.cfi_undefined rip		/* the interrupted code is in the frame, not a caller */
 	movq	%rdi, %rbx		/* the frame: rbx survives the call */
+	leaq	-8(%rdi), %rdi		/* rf__preempted() takes the copy's start */
 	subq	$8, %rsp		/* align rsp to 16 for the call */
 	callq	rf__preempted
 	movq	%rbx, %rsp		/* rt_sigreturn reads the frame at rsp - 8 */
 	movl	$15, %eax		/* __NR_rt_sigreturn */
 	syscall
 	ud2				/* unreachable: rt_sigreturn does not return here */
+	.globl	rf__preempt_trampoline_end
+	.hidden	rf__preempt_trampoline_end
+rf__preempt_trampoline_end:		/* preempt.c never preempts the trampoline */
 	.cfi_endproc
 	.size	rf__preempt_trampoline, .-rf__preempt_trampoline
 

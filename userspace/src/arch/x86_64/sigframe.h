@@ -91,6 +91,12 @@ static inline sigset_t *rf__sigframe_mask(uintptr_t copy)
 	return &((ucontext_t *)(copy + 8))->uc_sigmask;
 }
 
+/* The copy's saved alternate signal stack, which rt_sigreturn restores too. */
+static inline stack_t *rf__sigframe_altstack(uintptr_t copy)
+{
+	return &((ucontext_t *)(copy + 8))->uc_stack;
+}
+
 /*
  * Make the handler return into rf__preempt_trampoline(@copy) on the
  * fiber's stack at @sp (16-byte aligned): rsp as right after a call, the
