@@ -193,6 +193,8 @@ $(eval $(call LIB_VARIANT,$(B),$$(CC),$$(NATIVE_CFLAGS),$(ARCH),,))
 $(eval $(call LIB_VARIANT,$(B)/asan,$$(CC),$$(NATIVE_CFLAGS) $$(ASAN_FLAGS),$(ARCH),,))
 $(eval $(call LIB_VARIANT,$(B)/tsan,$$(CC),$$(NATIVE_CFLAGS) $$(TSAN_FLAGS),$(ARCH),,))
 $(eval $(call LIB_VARIANT,$(B)/aarch64,$$(AARCH64_CC),$$(A64_CFLAGS),aarch64,-A64,-static))
+# preempt.c sets the rounding mode with fesetround(), which is in libm.
+$(B)/tests/preempt $(B)/asan/tests/preempt $(B)/tsan/tests/preempt: URING_LIBS += -lm
 
 $(SHARED_LIB): $(LIB_OBJS) userspace/src/ringfiber.map
 	$(quiet) LD $@
