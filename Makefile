@@ -96,7 +96,7 @@ ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize
 
 # Concurrency tests, again under ThreadSanitizer (make check-tsan).
 TSAN_TESTS := stress toolkit blocking fls tracing lifetime wakelimit shutdown timers deadlock recv \
-	preempt_sync
+	preempt preempt_sync
 TSAN_LIB := $(B)/tsan/libringfiber.a
 TSAN_BINS := $(patsubst %,$(B)/tsan/tests/%,$(TSAN_TESTS))
 TSAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer
