@@ -48,6 +48,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/syscall.h>
+#include <unwind.h>
 
 #include "internal.h"
 #include "sigframe.h"
@@ -67,9 +68,20 @@
 /* Code ranges of loaded objects, in address order. */
 #define RF__MAX_CODE_RANGES 256
 
+enum rf__code_kind {
+	RF__CODE_OTHER,		/* libc, the loader, the vDSO, any other object */
+	RF__CODE_OWN,		/* the executable's: preemptible */
+	/*
+	 * The runtime's, when it is a shared object of its own: never
+	 * preempted (a fiber in it is not in_user, or in a call that touches
+	 * nothing shared), but its frames under a fiber's code are no hazard.
+	 */
+	RF__CODE_RUNTIME,
+};
+
 struct rf__code_range {
 	uintptr_t lo, hi;
-	bool own;		/* the executable's code: preemptible */
+	uint8_t kind;		/* enum rf__code_kind */
 };
 
 /*
@@ -95,11 +107,28 @@ struct rf__code_build {
 	bool first, libc_shared, complete;
 };
 
+/* Does the object of @info hold address @a in one of its segments? */
+static bool rf__object_has(const struct dl_phdr_info *info, uintptr_t a)
+{
+	for (unsigned int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+
+		if (ph->p_type == PT_LOAD && a >= lo && a - lo < ph->p_memsz)
+			return true;
+	}
+	return false;
+}
+
 static int rf__code_collect(struct dl_phdr_info *info, size_t size, void *arg)
 {
 	struct rf__code_build *b = arg;
-	bool own = b->first;	/* the first object is the executable */
+	uint8_t kind = RF__CODE_OTHER;
 
+	if (b->first)	/* the first object is the executable */
+		kind = RF__CODE_OWN;
+	else if (rf__object_has(info, (uintptr_t)rf__preempted))
+		kind = RF__CODE_RUNTIME;
 	b->first = false;
 	if (info->dlpi_name && strstr(info->dlpi_name, "/libc.so"))
 		b->libc_shared = true;
@@ -116,7 +145,7 @@ static int rf__code_collect(struct dl_phdr_info *info, size_t size, void *arg)
 		}
 		b->r[b->n].lo = info->dlpi_addr + ph->p_vaddr;
 		b->r[b->n].hi = info->dlpi_addr + ph->p_vaddr + ph->p_memsz;
-		b->r[b->n].own = own;
+		b->r[b->n].kind = kind;
 		b->n++;
 	}
 	return 0;
@@ -179,11 +208,15 @@ void rf__preempt_refresh(void)
  * when libc is linked into the executable (its code cannot be told from
  * the program's).
  */
+static _Unwind_Reason_Code rf__unwind_nothing(struct _Unwind_Context *ctx, void *arg);
+
 bool rf__preempt_supported(void)
 {
 #if defined(__SANITIZE_THREAD__) || !(defined(__x86_64__) || defined(__aarch64__))
 	return false;
 #else
+	/* the unwinder's one-time set-up (and its PLT entry), not in a handler */
+	_Unwind_Backtrace(rf__unwind_nothing, NULL);
 	rf__preempt_refresh();
 	return rf__code.libc_shared && rf__code.complete;
 #endif
@@ -208,12 +241,12 @@ static const struct rf__code_range *rf__code_find(uintptr_t pc)
 	return NULL;
 }
 
-/* Is @w a return address into code that is not the executable's? */
+/* Could @w be a return address into another object's code? */
 static bool rf__foreign_return(uintptr_t w)
 {
 	const struct rf__code_range *r = rf__code_find(w);
 
-	return r && !r->own && w - r->lo >= 8 && rf__is_return_address(w);
+	return r && r->kind == RF__CODE_OTHER && w - r->lo >= 8 && rf__is_return_address(w);
 }
 
 /*
@@ -231,11 +264,77 @@ static bool rf__stack_has_foreign_return(uintptr_t sp, uintptr_t hi)
 }
 
 /*
- * May the fiber interrupted with context @uc, whose stack ends at @hi, be
+ * The scan above reads words, not frames: a return address that a call
+ * long finished left in a slot its caller's frame never wrote again (a
+ * printf() before the computation) looks like a live one.  When it finds
+ * one, the stack is unwound frame by frame from the signal frame, with the
+ * compiler's unwinder and the objects' unwind tables: the verdict is then
+ * exact.  libgcc's unwinder finds a table with _dl_find_object() (glibc
+ * 2.35, GCC 12), which takes no lock, so it may run in a signal handler;
+ * its one-time set-up runs first outside one (rf__preempt_supported()).
+ */
+struct rf__unwind_walk {
+	uintptr_t lo, hi;	/* the fiber's stack */
+	bool foreign;		/* a frame of another object's code */
+	bool on_fiber;		/* reached the fiber's frames */
+};
+
+static _Unwind_Reason_Code rf__unwind_frame(struct _Unwind_Context *ctx, void *arg)
+{
+	struct rf__unwind_walk *w = arg;
+	uintptr_t cfa = _Unwind_GetCFA(ctx);
+	const struct rf__code_range *r;
+	int before = 0;
+	uintptr_t ip = _Unwind_GetIPInfo(ctx, &before);
+
+	/*
+	 * Past the outermost frame (rf__fiber_start's return address is
+	 * undefined): libgcc calls us once more with no address, then ends.
+	 */
+	if (!ip)
+		return _URC_NO_REASON;
+	/* the handler's own frames and the kernel's signal frame: not the fiber's */
+	if (cfa < w->lo || cfa > w->hi) {
+		if (!w->on_fiber)
+			return _URC_NO_REASON;
+		w->foreign = true;	/* off the fiber's stack again: not ours to judge */
+		return _URC_NORMAL_STOP;
+	}
+	w->on_fiber = true;
+	r = rf__code_find(before ? ip : ip - 1);
+	if (!r || r->kind == RF__CODE_OTHER) {
+		w->foreign = true;
+		return _URC_NORMAL_STOP;
+	}
+	return _URC_NO_REASON;
+}
+
+static _Unwind_Reason_Code rf__unwind_nothing(struct _Unwind_Context *ctx, void *arg)
+{
+	return _URC_NORMAL_STOP;
+}
+
+/* Is a call into another object under way on the fiber's stack [lo, hi)? */
+static bool rf__stack_has_foreign_frame(uintptr_t lo, uintptr_t hi)
+{
+	struct rf__unwind_walk w = { .lo = lo, .hi = hi };
+	_Unwind_Reason_Code rc = _Unwind_Backtrace(rf__unwind_frame, &w);
+
+	/*
+	 * Safe only if the walk reached the fiber's outermost frame through
+	 * its own and the runtime's frames.  A frame with no unwind table, or
+	 * a walk we stopped, ends otherwise (a callback that stops makes
+	 * _Unwind_Backtrace() fail): unknown, so not safe.
+	 */
+	return rc != _URC_END_OF_STACK || w.foreign || !w.on_fiber;
+}
+
+/*
+ * May the fiber interrupted with context @uc, whose stack is [@lo, @hi), be
  * stopped here?  Checks the code and the stack (the caller checked the
  * fiber's own state).
  */
-static bool rf__preempt_safe_here(const ucontext_t *uc, uintptr_t hi)
+static bool rf__preempt_safe_here(const ucontext_t *uc, uintptr_t lo, uintptr_t hi)
 {
 	uint32_t gen = __atomic_load_n(&rf__code.gen, __ATOMIC_ACQUIRE);
 	const struct rf__code_range *r;
@@ -245,12 +344,13 @@ static bool rf__preempt_safe_here(const ucontext_t *uc, uintptr_t hi)
 	if (gen & 1)
 		return false;
 	r = rf__code_find(rf__uc_pc(uc));
-	if (!r || !r->own)
+	if (!r || r->kind != RF__CODE_OWN)
 		goto out;
-	if (rf__uc_link_reg(uc) && rf__foreign_return(rf__uc_link_reg(uc)))
-		goto out;
-	if (rf__stack_has_foreign_return(sp, hi))
-		goto out;
+	if ((rf__uc_link_reg(uc) && rf__foreign_return(rf__uc_link_reg(uc))) ||
+	    rf__stack_has_foreign_return(sp, hi)) {
+		if (rf__stack_has_foreign_frame(lo, hi))
+			goto out;
+	}
 	ok = true;
 out:
 	/*
@@ -354,7 +454,7 @@ bool rf__preempt_tick(struct rf__worker *wk, struct rf_fiber *f, siginfo_t *si, 
 		dest -= RF_ARCH_FRAME_ALIGN;
 	if (dest < lo + RF__PREEMPT_STACK_NEED)
 		goto defer;
-	if (!rf__preempt_safe_here(uc, hi))
+	if (!rf__preempt_safe_here(uc, lo, hi))
 		goto defer;
 	rf__copy_words(dest, start, len);
 	rf__sigframe_moved(dest, (intptr_t)(dest - start));
