@@ -328,6 +328,7 @@ struct rf__worker {
 	uint64_t slice_seq;
 	timer_t slice_timer;		/* SIGURG to this thread every slice_ns */
 	uint64_t fpctl;			/* FP control words at the start of the run */
+	int64_t slice_start_ns;		/* when the last preempted fiber resumed */
 	struct rf__runq preempted;	/* suspended, queued after the next reap */
 	/*
 	 * The fiber running now is in its own code, not the library's: the

@@ -437,6 +437,8 @@ bool rf__preempt_tick(struct rf__worker *wk, struct rf_fiber *f, siginfo_t *si, 
 		rf__slice_set(wk, true);	/* look again in a slice */
 		return false;
 	}
+	if (rf__trace_now() - wk->slice_start_ns < wk->rt->slice_ns / 2)
+		return false;	/* resumed too recently to have got on */
 	if (f->preempt_off || sp < lo || sp >= hi || !rf__sigframe_span(si, uc, &start, &len))
 		goto defer;
 	/*
@@ -504,15 +506,6 @@ void rf__preempted(void *frame)
 	/* never stolen while preempted: still on the same worker, same thread */
 	f->preempted = false;
 	/*
-	 * A whole slice from now, not what is left of the period: when a
-	 * preemption and the other fibers take longer than a slice, a tick
-	 * would be pending at every resume, and the fiber would be stopped
-	 * again before its first instruction, for ever.  A tick pending now
-	 * is delivered while in_user is false, and ignored.
-	 */
-	wk->slice_armed = false;
-	rf__slice_set(wk, true);
-	/*
 	 * rt_sigreturn will restore the signal mask and the alternate signal
 	 * stack the frame saved; give it the thread's of now, which another
 	 * fiber may have changed.  @frame is the copy's start.
@@ -520,6 +513,18 @@ void rf__preempted(void *frame)
 	syscall(SYS_rt_sigprocmask, SIG_BLOCK, NULL, rf__sigframe_mask((uintptr_t)frame),
 		_NSIG / 8);
 	syscall(SYS_sigaltstack, NULL, rf__sigframe_altstack((uintptr_t)frame));
+	/*
+	 * A whole slice from now, not what is left of the period: when a
+	 * preemption and the other fibers take longer than a slice, a tick
+	 * would be pending at every resume, and the fiber would be stopped
+	 * again before its first instruction, for ever.  A tick pending now
+	 * is delivered while in_user is false, and ignored; one that comes
+	 * before the fiber had half a slice of its own is ignored too
+	 * (rf__preempt_tick()): a hog always gets on.
+	 */
+	wk->slice_armed = false;
+	rf__slice_set(wk, true);
+	wk->slice_start_ns = rf__trace_now();
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	wk->in_user = true;
 }

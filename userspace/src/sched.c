@@ -536,8 +536,12 @@ RF_EXPORT int rf_yield(void)
 	if (!cur)
 		return -EPERM;
 	if (!wk->runq.head) {
-		if (!wk->inflight && !rf__load_relaxed(&wk->inbox)) {
-			/* nothing else can become ready here; still a yield for the watchdog */
+		if (!wk->inflight && !rf__load_relaxed(&wk->inbox) && !wk->preempted.head) {
+			/*
+			 * nothing else can become ready here (a preempted fiber
+			 * waits for the loop to queue it); still a yield for the
+			 * watchdog
+			 */
 			rf__store_relaxed(&wk->run_seq, wk->run_seq + 1);
 			return 0;
 		}
