@@ -44,6 +44,17 @@ int serve_cli_option(struct serve_cli *cli, int opt, const char *arg)
 	case 'q':
 		o->quiet = 1;
 		return 1;
+	case SERVE_OPT_NO_PREEMPT:
+		o->no_preempt = 1;
+		return 1;
+	case SERVE_OPT_SLICE_US:
+		/* the runtime's range, with its default hog threshold (serve's) */
+		if (serve_parse_ulong(arg, RF_MIN_SLICE_NS / 1000, RF_DEFAULT_HOG_NS / 1000,
+				      &v) < 0)
+			usage_error(cli, "bad time slice '%s': want %d-%d microseconds", arg,
+				    RF_MIN_SLICE_NS / 1000, RF_DEFAULT_HOG_NS / 1000);
+		o->slice_ns = (int64_t)v * 1000;
+		return 1;
 	case 'h':
 	case '?':	/* getopt said why */
 		serve_usage_exit(cli->usage, opt);
@@ -67,6 +78,11 @@ void serve_cli_args(struct serve_cli *cli, int argc, char **argv)
 	if (o->model == SERVE_FIBERS && o->workers > RF_MAX_WORKERS)
 		usage_error(cli, "bad worker count '%u': at most %d for fibers", o->workers,
 			    RF_MAX_WORKERS);
+	if (o->model != SERVE_FIBERS && (o->no_preempt || o->slice_ns))
+		usage_error(cli, "%s applies to --model=fibers only (the kernel schedules "
+			    "threads)", o->no_preempt ? "--no-preempt" : "--slice-us");
+	if (o->no_preempt && o->slice_ns)
+		usage_error(cli, "--slice-us has no use with --no-preempt (nothing is preempted)");
 }
 
 void serve_cli_usage(FILE *f, const char *prog, const char *what, const char *refused)
@@ -84,8 +100,14 @@ void serve_cli_usage(FILE *f, const char *prog, const char *what, const char *re
 		"  -c, --max-conns N    at most N connections open; beyond, %s\n"
 		"  -n COUNT             exit once COUNT connections have been accepted and closed\n"
 		"  -q, --quiet          print only the listening line, warnings and errors\n"
+		"  --no-preempt         fibers: never preempt a fiber: a CPU-bound one keeps its\n"
+		"                       worker until it is done (default: one that has run %d ms\n"
+		"                       is preempted while others wait, then every time slice)\n"
+		"  --slice-us N         fibers: that time slice, %d-%d microseconds (default %d)\n"
 		"  -h, --help           show this help\n",
-		prog, what, RF_MAX_WORKERS, SERVE_MAX_WORKERS, refused);
+		prog, what, RF_MAX_WORKERS, SERVE_MAX_WORKERS, refused,
+		RF_DEFAULT_HOG_NS / 1000000, RF_MIN_SLICE_NS / 1000, RF_DEFAULT_HOG_NS / 1000,
+		RF_DEFAULT_SLICE_NS / 1000);
 }
 
 int serve_cli_listen(struct serve_cli *cli)

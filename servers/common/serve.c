@@ -786,13 +786,15 @@ static void listeners_close(void)
 	S.listeners = NULL;
 }
 
-static int fibers_run(uint64_t *hogs)
+static int fibers_run(uint64_t *hogs, uint64_t *preemptions)
 {
 	struct rf_runtime_opts opts = {
 		.ring_entries = SERVE_RING_ENTRIES,
 		.workers = S.o->workers,
 		.blocking_threads = SERVE_BLOCKING_THREADS,
 		.idle_spin_ns = SERVE_IDLE_SPIN_NS,
+		.flags = S.o->no_preempt ? RF_RT_NO_PREEMPT : 0,
+		.slice_ns = S.o->slice_ns,
 	};
 	const uint64_t one = 1;
 	struct rf_stats st;
@@ -832,8 +834,10 @@ static int fibers_run(uint64_t *hogs)
 	if (write(S.run_over, &one, sizeof(one)) < 0)
 		fprintf(stderr, "%s: eventfd write: %s\n", S.o->prog, strerror(errno));
 	pthread_join(sig_tid, NULL);
-	if (rf_runtime_stats(S.rt, &st) == 0)
+	if (rf_runtime_stats(S.rt, &st) == 0) {
 		*hogs = st.hogs;
+		*preemptions = st.preemptions;
+	}
 close_eventfd:
 	close(S.run_over);
 	S.run_over = -1;
@@ -1171,8 +1175,8 @@ close_sfd:
 
 int serve_run(int listen_fd, const struct serve_opts *o)
 {
-	char sig[64] = "", hogs_str[48] = "", workers[48] = "";
-	uint64_t hogs = 0;
+	char sig[64] = "", hogs_str[80] = "", workers[48] = "";
+	uint64_t hogs = 0, preemptions = 0;
 	int err;
 
 	if (!o || !o->handle || listen_fd < 0 || !o->prog ||
@@ -1187,6 +1191,9 @@ int serve_run(int listen_fd, const struct serve_opts *o)
 		return -EINVAL;
 	if (o->send_timeout_ns < 0)
 		return -EINVAL;
+	/* preemption is the runtime's: the kernel schedules threads */
+	if (o->model != SERVE_FIBERS && (o->no_preempt || o->slice_ns))
+		return -EINVAL;
 	if (S.o)
 		return -EBUSY;	/* one run per process: the state is global */
 
@@ -1198,7 +1205,7 @@ int serve_run(int listen_fd, const struct serve_opts *o)
 		S.stack_size = SERVE_FIBER_STACK;
 
 	if (o->model == SERVE_FIBERS)
-		err = fibers_run(&hogs);
+		err = fibers_run(&hogs, &preemptions);
 	else
 		err = threads_run();
 	if (!err)
@@ -1206,8 +1213,8 @@ int serve_run(int listen_fd, const struct serve_opts *o)
 
 	if (!o->quiet) {
 		if (S.model == SERVE_FIBERS)
-			snprintf(hogs_str, sizeof(hogs_str), ", %llu hogs reported",
-				 (unsigned long long)hogs);
+			snprintf(hogs_str, sizeof(hogs_str), ", %llu hogs reported, %llu preemptions",
+				 (unsigned long long)hogs, (unsigned long long)preemptions);
 		if (S.model != SERVE_THREADS)
 			snprintf(workers, sizeof(workers), " (%u %s%s)", S.workers,
 				 S.model == SERVE_FIBERS ? "worker" : "thread",

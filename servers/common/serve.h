@@ -128,6 +128,14 @@ struct serve_opts {
 	serve_refuse_fn refuse;		/* NULL: close at once */
 	void *arg;
 	int quiet;			/* no summary line at the end */
+	/*
+	 * fibers only (serve_run() refuses them under the other models):
+	 * never preempt a fiber (RF_RT_NO_PREEMPT: a CPU hog keeps its worker
+	 * until it gives it back), and the time slice of a fiber caught
+	 * hogging (rf_runtime_opts.slice_ns; 0: the runtime's default).
+	 */
+	int no_preempt;
+	int64_t slice_ns;
 };
 
 /* serve_parse_model() - "fibers", "threads" or "pool" into @m; -EINVAL otherwise. */
@@ -322,6 +330,10 @@ int serve_blocking(void *(*fn)(void *), void *arg, void **result);
  *   -c, --max-conns N  at most N connections open, 1 to SERVE_MAX_CONNS
  *   -n COUNT           exit once COUNT connections have ended
  *   -q, --quiet        stdout's listening line, warnings and errors only
+ *   --no-preempt       fibers: never preempt a fiber (RF_RT_NO_PREEMPT)
+ *   --slice-us N       fibers: a hog's time slice, RF_MIN_SLICE_NS to
+ *                      RF_DEFAULT_HOG_NS, in microseconds (default
+ *                      RF_DEFAULT_SLICE_NS); not with --no-preempt
  *   -h, --help         the server's usage on stdout, exit 0
  *
  * A server hands every option its getopt_long() loop returns (with
@@ -334,16 +346,27 @@ int serve_blocking(void *(*fn)(void *), void *arg, void **result);
 #define SERVE_MAX_WORKERS	1024
 #define SERVE_MAX_CONNS		1000000
 
+/*
+ * The common long options without a short one; a server's own take values
+ * from 256 up to (not including) these.
+ */
+enum {
+	SERVE_OPT_NO_PREEMPT = 1024,
+	SERVE_OPT_SLICE_US,
+};
+
 #define SERVE_CLI_SHORTOPTS	"w:m:c:n:qh"
 #define SERVE_CLI_LONGOPTS \
 	{ "workers", required_argument, NULL, 'w' }, \
 	{ "model", required_argument, NULL, 'm' }, \
 	{ "max-conns", required_argument, NULL, 'c' }, \
 	{ "quiet", no_argument, NULL, 'q' }, \
+	{ "no-preempt", no_argument, NULL, SERVE_OPT_NO_PREEMPT }, \
+	{ "slice-us", required_argument, NULL, SERVE_OPT_SLICE_US }, \
 	{ "help", no_argument, NULL, 'h' }
 
 struct serve_cli {
-	struct serve_opts *o;		/* -w, -m, -c, -n and -q land here */
+	struct serve_opts *o;		/* the common options land here */
 	void (*usage)(FILE *f);		/* the server's help: -h, usage errors */
 	int max_conns_given;		/* -c was on the command line */
 	struct sockaddr_storage addr;	/* [ADDR:]PORT, from serve_cli_args() */
@@ -360,8 +383,8 @@ int serve_cli_option(struct serve_cli *cli, int opt, const char *arg);
 
 /*
  * serve_cli_args() - after the options: the one [ADDR:]PORT left in
- * @argv[optind..@argc), and -w checked against the model.  Exits 2 on a
- * bad command line.
+ * @argv[optind..@argc), and -w, --no-preempt and --slice-us checked against
+ * the model.  Exits 2 on a bad command line.
  */
 void serve_cli_args(struct serve_cli *cli, int argc, char **argv);
 

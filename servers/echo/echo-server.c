@@ -19,7 +19,8 @@
  *            Documentation/tracing.md
  *   pool     a fixed pool of threads, each serving one connection at a time
  *
- * Usage: echo-server [-w N] [--model M] [--max-conns N] [-n COUNT] [-q] [ADDR:]PORT,
+ * Usage: echo-server [-w N] [--model M] [--max-conns N] [-n COUNT] [-q]
+ *                    [--no-preempt] [--slice-us N] [ADDR:]PORT,
  * the servers' common command line (serve.h).
  *
  * stdout carries exactly one line, "listening on ADDR:PORT", with the port

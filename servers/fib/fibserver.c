@@ -33,7 +33,8 @@
  * bytes closes the connection.  Lines that arrive together are answered
  * together, in order.
  *
- * Usage: fibserver [-w N] [--model M] [--max-conns N] [-n COUNT] [-q] [ADDR:]PORT,
+ * Usage: fibserver [-w N] [--model M] [--max-conns N] [-n COUNT] [-q]
+ *                  [--no-preempt] [--slice-us N] [ADDR:]PORT,
  * the servers' common command line (serve.h).
  *
  * SIGINT or SIGTERM shut the server down gracefully (serve_run() returns;

@@ -3,9 +3,9 @@
  * httpserver - a small HTTP/1.1 server: one handler, three schedulers.
  *
  * Usage: httpserver [-w N] [--model M] [--max-conns N] [-n COUNT] [-q]
- *                   [--files DIR] [--header-timeout MS] [--idle-timeout MS]
+ *                   [--no-preempt] [--slice-us N] [--files DIR] [--header-timeout MS] [--idle-timeout MS]
  *                   [--work-timeout MS] [--send-timeout MS] [ADDR:]PORT
- * (the first five are the servers' common command line, serve.h)
+ * (the first seven are the servers' common command line, serve.h)
  *
  * The connection handler below is written once, straight-line, against
  * serve.h; --model picks who runs it (a fiber per connection on the

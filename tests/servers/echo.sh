@@ -62,6 +62,8 @@ server_usage=(
 	"model without a name|0 --model"
 	"-w with threads|-w 2 --model=threads 0"
 	"--max-conns 0|--max-conns 0 0"
+	"--slice-us 0|--slice-us 0 0"
+	"--no-preempt with pool|--model=pool --no-preempt 0"
 )
 client_usage=(
 	"no arguments|"
@@ -78,9 +80,9 @@ client_usage=(
 )
 
 # The usage cases, the two -h checks, the unknown model's message, the 18
-# checks of the fibers server, 6 for threads, 5 for pool, and the cap
-# under each model.
-plan=$((${#server_usage[@]} + ${#client_usage[@]} + 2 + 1 + 18 + 6 + 5 + 3))
+# checks of the fibers server, 2 with the preemption options, 6 for
+# threads, 5 for pool, and the cap under each model.
+plan=$((${#server_usage[@]} + ${#client_usage[@]} + 2 + 1 + 18 + 2 + 6 + 5 + 3))
 tap_plan "$plan"
 
 usage_checks
@@ -189,6 +191,19 @@ else
 		tap_ok 1 "echo-server -n 3 did not start"
 	done
 fi
+
+# -- The preemption options are taken (fibserver.sh checks what they do).
+for opt in --no-preempt "--slice-us 20"; do
+	# shellcheck disable=SC2086 # the option and its value are meant to split
+	if start_server -q -n 2 -w 1 $opt 0; then
+		run_client -c 2 -d 0.2 "127.0.0.1:$port"
+		crc=$rc
+		wait_server 5 && [ "$crc" -eq 0 ] && [ "$wait_rc" -eq 0 ]
+		tap_ok $? "echo-server -w 1 $opt: 2 connections echo, exit 0"
+	else
+		tap_ok 1 "echo-server -w 1 $opt did not start"
+	fi
+done
 
 # -- The same checks of a run under threads and pool.  A pool thread
 # serves one connection until it closes, so the pool gets as many threads

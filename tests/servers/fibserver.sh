@@ -153,6 +153,12 @@ server_usage=(
 	"unknown model|--model=bogus 0"
 	"model without a name|0 --model"
 	"-w with threads|-w 2 --model=threads 0"
+	"--slice-us below 20|--slice-us 19 0"
+	"--slice-us above the hog threshold|--slice-us 10001 0"
+	"--slice-us not a number|--slice-us 1ms 0"
+	"--no-preempt with threads|--model=threads --no-preempt 0"
+	"--slice-us with pool|--model=pool --slice-us 50 0"
+	"--slice-us with --no-preempt|--no-preempt --slice-us 50 0"
 )
 client_usage=(
 	"no arguments|"
@@ -196,8 +202,9 @@ answers=(
 )
 
 # The usage cases, the -h checks, the unknown model's message, the fibers
-# run (the answers and 13 more), then threads (9 checks) and pool (7).
-plan=$((${#server_usage[@]} + ${#client_usage[@]} + 2 + 1 + 1 + ${#answers[@]} + 15 + 9 + 7))
+# run (the answers and 13 more), preemption on and off (6), then threads
+# (9 checks) and pool (7).
+plan=$((${#server_usage[@]} + ${#client_usage[@]} + 2 + 1 + 1 + ${#answers[@]} + 15 + 6 + 9 + 7))
 tap_plan "$plan"
 
 usage_checks
@@ -279,6 +286,88 @@ else
 		tap_ok 1 "fibserver -w 1 did not start"
 	done
 fi
+
+# -- Preemption, on one worker.  A client asks for fib(PREEMPT_N); once the
+# server has used 50 ms of CPU time (the hog threshold is 10 ms) another
+# asks for fib(10).  Preempted (the default; here with --slice-us 50), the
+# hog gives the worker up and fib(10) is answered first; with --no-preempt
+# it keeps the worker and fib(10) waits for it.  The order and the
+# summary's preemption count tell that the options reached the runtime; no
+# time is compared.  fib(43) takes about a second here.
+PREEMPT_N=43
+
+# preempt_order: the two requests above; prints the order the answers came
+# in, "tiny heavy" or "heavy tiny" (or what went wrong).
+preempt_order() {
+	timeout "$STEP_TIMEOUT" python3 - "$port" "$server_pid" "$PREEMPT_N" <<'EOF'
+import os, select, socket, sys, time
+
+port, pid, n = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+
+
+def cpu_ticks():
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])    # utime + stime
+
+
+start = cpu_ticks()
+heavy = socket.create_connection(("127.0.0.1", port), timeout=5)
+heavy.sendall(n.encode() + b"\n")
+deadline = time.monotonic() + 10
+while cpu_ticks() - start < os.sysconf("SC_CLK_TCK") * 0.05:
+    if time.monotonic() > deadline:
+        print("the server did not compute")
+        sys.exit(0)
+    time.sleep(0.005)
+tiny = socket.create_connection(("127.0.0.1", port), timeout=5)
+tiny.sendall(b"10\n")
+order, names = [], {heavy: "heavy", tiny: "tiny"}
+while len(order) < 2:
+    ready, _, _ = select.select([s for s in names if names[s] not in order], [], [], 15)
+    if not ready:
+        order.append("<TIMEOUT>")
+        break
+    for s in ready:
+        if s.recv(64):
+            order.append(names[s])
+print(" ".join(order))
+EOF
+}
+
+# preempt_case DESCRIPTION WANT_ORDER ARGS...: fibserver -w 1 ARGS, the
+# order of the answers, the summary's preemption count (at least 1 when
+# preempted, else 0 with the hog reported) and the shutdown: 3 checks.
+preempt_case() {
+	local desc=$1 want=$2 got n
+	shift 2
+	if ! start_server -w 1 "$@" 0; then
+		for _ in 1 2 3; do
+			tap_ok 1 "$desc: fibserver -w 1 $* did not start"
+		done
+		return
+	fi
+	got=$(preempt_order)
+	stop_server "$desc: SIGTERM: fibserver exits 0"
+	n=$(sed -n 's/.* hogs reported, \([0-9]*\) preemptions.*/\1/p' "$tmp/server.err")
+	if [ "$want" = "tiny heavy" ] && ! grep -q 'it is preempted while' "$tmp/server.err"; then
+		# the watchdog's report says whether the hog may be preempted
+		tap_skip "no preemption in this build (TSan, a static libc)" 2
+		return
+	fi
+	[ "$got" = "$want" ]
+	tap_ok $? "$desc: the answers come as '$want'"
+	[ "$got" = "$want" ] || echo "#   got '$got'"
+	if [ "$want" = "tiny heavy" ]; then
+		[ -n "$n" ] && [ "$n" -ge 1 ]
+	else
+		[ "$n" = 0 ] && grep -q ' 1 hogs reported' "$tmp/server.err"
+	fi
+	tap_ok $? "$desc: the summary counts ${n:-no} preemptions"
+}
+
+preempt_case "preempted (--slice-us 50)" "tiny heavy" --slice-us 50
+preempt_case "--no-preempt" "heavy tiny" --no-preempt
 
 # -- The same handler under the other models: answers, connections at
 # once, hogclient (threads), and SIGTERM while a thread computes fib(92)

@@ -893,6 +893,8 @@ def test_cli():
                        (["--max-conns", "0", "0"], "zero connection cap"),
                        (["--files", "/nonexistent", "0"], "missing --files directory"),
                        (["--model", "threads", "-w", "2", "0"], "-w with threads"),
+                       (["--slice-us", "5", "0"], "time slice below 20 us"),
+                       (["--model", "threads", "--no-preempt", "0"], "--no-preempt with threads"),
                        (["--header-timeout", "0", "0"], "zero header timeout"),
                        (["--work-timeout", "0", "0"], "zero work timeout"),
                        (["--send-timeout", "-1", "0"], "negative send timeout"),
