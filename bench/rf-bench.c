@@ -21,6 +21,16 @@
  *   parked_bytes     RSS growth per fiber with N fibers parked in rf_sleep
  *   io_nop_ns        one IORING_OP_NOP round trip per fiber, 64 fibers
  *   io_enters_per_op io_uring_enter calls per operation in that run
+ *   preempt_ns       one preemption, from the signal to the other fiber
+ *                    running: a hog and an always-ready competitor,
+ *                    slice_ns = RF_MIN_SLICE_NS; timestamps of the CPU's
+ *                    cycle counter (see "preemption" below)
+ *   preempt_p50_ns   the median of the same (the mean is the figure;
+ *                    the median shows how much of it a few long gaps are)
+ *   preempt_resume_ns  the way back, the competitor's rf_yield() to the
+ *                    preempted hog running again (rt_sigreturn)
+ *   preempt_noprogress_frac  of those preemptions, the fraction that
+ *                    stopped the hog again before it made any progress
  * The figures above run on one worker (.workers = 1).  The ones below need
  * CPUs 0 and 1 (n/a otherwise) and run two workers pinned there:
  *   wake_<be>_ns     cross-worker wake-up, one direction (round trip / 2) of
@@ -90,6 +100,9 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+#if defined(__x86_64__)
+#include <x86intrin.h>	/* __rdtsc() */
+#endif
 
 #include "bench-common.h"
 #include "ringfiber.h"
@@ -392,6 +405,224 @@ static void die(const char *what, int err)
 		fprintf(stderr, "rf-bench: out of memory or mappings: see vm.max_map_count "
 			"in Documentation/fiber-core.md\n");
 	exit(1);
+}
+
+/* ------------------------------------------------------- preemption */
+/*
+ * preempt_ns: what one preemption costs, from the signal to the other
+ * fiber running.  One worker runs a hog, which never gives the worker up,
+ * and a competitor, which is always ready (it only rf_yield()s), so every
+ * slice tick (slice_ns = RF_MIN_SLICE_NS, hog_ns = 1 ms to catch the hog
+ * soon) preempts the hog.  Both read one clock, the CPU's cycle counter
+ * (rdtsc, cntvct_el0: an instruction of our own code, where the hog may be
+ * stopped, unlike clock_gettime() in the vDSO), converted to ns against
+ * CLOCK_MONOTONIC.  The hog stores its latest reading in a loop a few ns
+ * long; the competitor, each time it runs, takes the time since the hog's
+ * last reading: that gap holds the timer's interrupt, the signal's
+ * delivery, the handler, the move of its frame, rf__preempted(), the trip
+ * through the worker's loop and the switch; not the timer's own lateness
+ * (the hog runs on meanwhile), and at most one loop iteration too much.
+ * Only a preemption that found the hog making progress is timed: one
+ * whose hog read the clock after the competitor's last rf_yield().  When a
+ * slice is not much longer than a preemption, the next tick is often due
+ * as the hog resumes, and it is stopped again before a single iteration;
+ * preempt_noprogress_frac is the fraction of preemptions that were so
+ * (of slices wasted whole: the slice is too short for this machine).
+ * preempt_resume_ns is the way back: from just before the competitor's
+ * rf_yield() to the hog's first reading after it, a switch and the
+ * trampoline's rt_sigreturn.  Each figure is the mean over PREEMPT_COUNT
+ * timed preemptions (or those of PREEMPT_MAX_NS), the best (lowest) mean of
+ * TRIALS runs (preempt_p50_ns: the best median); every competitor run must have been a preemption
+ * (stats.preemptions says so).
+ */
+#define PREEMPT_COUNT 2000
+#define PREEMPT_MAX_NS (500 * 1000 * 1000.0)
+#define PREEMPT_MIN_TIMED 10
+
+#if defined(__x86_64__)
+#define HAVE_CYCLES 1
+static inline uint64_t cycles(void)
+{
+	return __rdtsc();
+}
+#elif defined(__aarch64__)
+#define HAVE_CYCLES 1
+static inline uint64_t cycles(void)
+{
+	uint64_t v;
+
+	__asm__ __volatile__("isb; mrs %0, cntvct_el0" : "=r"(v) : : "memory");
+	return v;
+}
+#else
+#define HAVE_CYCLES 0
+static inline uint64_t cycles(void)
+{
+	return 0;
+}
+#endif
+
+struct preempt_bench {
+	long want;			/* preemptions to time */
+	/* the two fibers', on one worker: volatile is enough */
+	volatile uint64_t hog_last;	/* the hog's latest reading */
+	volatile uint64_t yield_at;	/* the competitor's, before its rf_yield() */
+	volatile long runs;		/* competitor runs that followed a preemption */
+	volatile int hog_started, stop;
+	uint64_t end;			/* cycles: the competitor stops here */
+	uint64_t out_cycles, back_cycles;
+	uint64_t out[PREEMPT_COUNT];	/* each timed preemption, for the median */
+	long out_n, back_n, noprogress;
+	uint64_t preemptions;		/* stats.preemptions over the run */
+	bool supported;			/* RF_FEAT_PREEMPT */
+	int err;
+};
+
+static void *preempt_hog(void *arg)
+{
+	struct preempt_bench *b = arg;
+	long seen = 0, runs;
+	uint64_t t;
+
+	b->hog_started = 1;
+	while (!b->stop) {
+		/* runs first: a reading after it is later than its yield_at */
+		runs = b->runs;
+		t = cycles();
+		if (runs != seen) {
+			b->back_cycles += t - b->yield_at;
+			b->back_n++;
+			seen = runs;
+		}
+		b->hog_last = t;
+	}
+	return NULL;
+}
+
+static void *preempt_competitor(void *arg)
+{
+	struct preempt_bench *b = arg;
+	uint64_t t;
+
+	for (;;) {
+		t = cycles();
+		/* the hog has started and never yields: we run because it was preempted */
+		if (b->hog_started) {
+			if (b->hog_last > b->yield_at) {
+				b->out_cycles += t - b->hog_last;
+				b->out[b->out_n++] = t - b->hog_last;
+			} else {
+				b->noprogress++;
+			}
+			b->runs++;
+			if (b->out_n == b->want || t > b->end)
+				break;
+		}
+		b->yield_at = cycles();
+		rf_yield();
+	}
+	b->stop = 1;
+	return NULL;
+}
+
+static void *preempt_main(void *arg)
+{
+	struct preempt_bench *b = arg;
+	struct rf_fiber *hog, *competitor;
+	struct rf_stats s0, s1;
+
+	rf_runtime_stats(NULL, &s0);
+	b->supported = s0.features & RF_FEAT_PREEMPT;
+	if (!b->supported)
+		return NULL;
+	if ((b->err = rf_spawn(&hog, preempt_hog, b, NULL)))
+		return NULL;
+	if ((b->err = rf_spawn(&competitor, preempt_competitor, b, NULL))) {
+		b->stop = 1;
+		rf_join(hog, NULL, RF_NO_DEADLINE);
+		return NULL;
+	}
+	rf_join(competitor, NULL, RF_NO_DEADLINE);
+	rf_join(hog, NULL, RF_NO_DEADLINE);
+	rf_runtime_stats(NULL, &s1);
+	b->preemptions = s1.preemptions - s0.preemptions;
+	return NULL;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* ns per cycle-counter tick, against CLOCK_MONOTONIC over 50 ms. */
+static double cycle_ns(void)
+{
+	double t0 = now_ns(), t1;
+	uint64_t c0 = cycles(), c1;
+
+	do {
+		t1 = now_ns();
+		c1 = cycles();
+	} while (t1 - t0 < 50e6);
+	return c1 > c0 ? (t1 - t0) / (double)(c1 - c0) : 0;
+}
+
+static void preempt_figures(void)
+{
+	const struct rf_runtime_opts opts = {
+		.workers = 1,
+		.hog_ns = 1000 * 1000,
+		.slice_ns = RF_MIN_SLICE_NS,
+	};
+	double out = 1e30, p50 = 1e30, back = 1e30, frac = 0;
+	double per_tick = HAVE_CYCLES ? cycle_ns() : 0;
+	static struct preempt_bench b;	/* its samples: too big for the stack */
+	struct rf_runtime *rt;
+	const char *why = NULL;
+	int ret, timed = 0;
+
+	if (per_tick <= 0)
+		why = "no cycle counter read here (x86_64 and aarch64 only)";
+	for (int t = 0; t < TRIALS && !why; t++) {
+		memset(&b, 0, sizeof(b));
+		b.want = PREEMPT_COUNT / scale;
+		/* not scaled by --quick: on a loaded machine few are timed */
+		b.end = cycles() + (uint64_t)(PREEMPT_MAX_NS / per_tick);
+		if ((ret = rf_runtime_create(&rt, &opts)))
+			die("preempt: runtime", ret);
+		ret = rf_runtime_run(rt, preempt_main, &b, NULL);
+		rf_runtime_destroy(rt);
+		if (ret || b.err)
+			die("preempt", ret ? ret : b.err);
+		if (!b.supported)
+			why = "no preemption here (RF_FEAT_PREEMPT: TSan, a static libc)";
+		else if (b.preemptions < (uint64_t)(b.out_n + b.noprogress) || !b.back_n)
+			why = "the competitor ran without a preemption";
+		else if (b.out_n >= PREEMPT_MIN_TIMED) {
+			timed++;
+			if (b.out_cycles * per_tick / b.out_n < out)
+				frac = (double)b.noprogress / (b.noprogress + b.out_n);
+			out = best(out, b.out_cycles * per_tick / b.out_n);
+			qsort(b.out, b.out_n, sizeof(b.out[0]), cmp_u64);
+			p50 = best(p50, b.out[b.out_n / 2] * per_tick);
+			back = best(back, b.back_cycles * per_tick / b.back_n);
+		}
+	}
+	if (!why && !timed)
+		why = "the hog hardly ever made progress between preemptions";
+	if (why) {
+		add_na("preempt_ns", "ns", why);
+		add_na("preempt_p50_ns", "ns", why);
+		add_na("preempt_resume_ns", "ns", why);
+		add_na("preempt_noprogress_frac", "fraction", why);
+		return;
+	}
+	add("preempt_ns", out, "ns");
+	add("preempt_p50_ns", p50, "ns");
+	add("preempt_resume_ns", back, "ns");
+	add("preempt_noprogress_frac", frac, "fraction");
 }
 
 /* ------------------------------------------------- multi-core figures */
@@ -1371,6 +1602,7 @@ int main(int argc, char **argv)
 	add("parked_bytes", b.parked_bytes, "bytes");
 	add("io_nop_ns", nop, "ns");
 	add("io_enters_per_op", epo, "calls");
+	preempt_figures();
 	multicore();
 	handoff();
 
