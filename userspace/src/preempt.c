@@ -29,8 +29,9 @@
  *    libc, the dynamic loader, the vDSO or any other shared object (their
  *    locks: malloc's arenas, stdio, the loader's);
  *  - no call into such an object is under way further up the stack (a
- *    qsort() comparator, a dl_iterate_phdr() callback): every word of the
- *    fiber's stack that is a return address into one forbids it;
+ *    qsort() comparator, a dl_iterate_phdr() callback): a word of the
+ *    fiber's stack that could be a return address into one is checked by
+ *    unwinding the fiber's frames (rf__stack_has_foreign_frame());
  *  - its stack has room for the frame and the yield below the red zone.
  * A signal that fails a rule changes nothing; the slice timer tries again.
  *
