@@ -104,6 +104,17 @@ TSAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer
 # Tests that need no io_uring; they also run on aarch64 under qemu-user.
 PORTABLE_TESTS := switch sched deadlock
 AARCH64_BINS := $(patsubst %,$(B)/aarch64/tests/%,$(PORTABLE_TESTS))
+# Preemption needs libc as a shared object (rf__preempt_supported()): these
+# aarch64 tests are linked with libc dynamic (liburing static) and run with
+# the cross toolchain's libc.  qemu's -L alone would mix two builds of glibc:
+# ld.so from the prefix, but libc.so.6 from the host's /lib/aarch64-linux-gnu
+# (libc6:arm64, which liburing-dev:arm64 pulls in), whose _rtld_global
+# differs (GLIBC_PRIVATE): pthread_create() then loops for ever.
+A64_DYN_TESTS := preempt
+AARCH64_DYN_BINS := $(patsubst %,$(B)/aarch64-dyn/tests/%,$(A64_DYN_TESTS))
+A64_SYSROOT ?= /usr/aarch64-linux-gnu
+QEMU_A64_DYN := qemu-aarch64 -L $(A64_SYSROOT) -E LD_LIBRARY_PATH=$(A64_SYSROOT)/lib \
+	-E RF_TEST_QUICK=1
 
 PROGRAM_LIBS := $(STATIC_LIB) $(URING_LIBS)
 MODULE_KO := module/rfwake.ko
@@ -196,6 +207,12 @@ $(eval $(call LIB_VARIANT,$(B)/aarch64,$$(AARCH64_CC),$$(A64_CFLAGS),aarch64,-A6
 # preempt.c sets the rounding mode with fesetround(), which is in libm.
 $(B)/tests/preempt $(B)/asan/tests/preempt $(B)/tsan/tests/preempt: URING_LIBS += -lm
 
+$(B)/aarch64-dyn/tests/%: tests/runtime/%.c $(TEST_HDRS) $(B)/aarch64/libringfiber.a
+	@mkdir -p $(dir $@)
+	$(quiet) CC-A64 $@
+	$(Q)$(AARCH64_CC) $(A64_CFLAGS) $(TEST_CFLAGS) $(CFLAGS) -o $@ $< $(B)/aarch64/libringfiber.a \
+		-Wl,-Bstatic $(URING_LIBS) -Wl,-Bdynamic -lm -lpthread
+
 $(SHARED_LIB): $(LIB_OBJS) userspace/src/ringfiber.map
 	$(quiet) LD $@
 	$(Q)$(CC) -shared -Wl,-soname,$(SONAME) \
@@ -248,9 +265,12 @@ check-tsan: $(TSAN_BINS)
 	$(Q)RF_BUILD=$(B) RF_SANITIZED=1 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 		$(PROVE) $(TSAN_BINS)
 
-check-aarch64: $(AARCH64_BINS)
+check-aarch64: $(AARCH64_BINS) $(AARCH64_DYN_BINS)
 	@echo "== aarch64 switch/scheduler tests under qemu-user"
 	$(Q)RF_BUILD=$(B) $(PROVE) -e 'scripts/run-test $(TEST_TIMEOUT) qemu-aarch64' $(AARCH64_BINS)
+	@echo "== aarch64 preemption (libc dynamic) under qemu-user"
+	$(Q)RF_BUILD=$(B) $(PROVE) -e 'scripts/run-test $(TEST_TIMEOUT) $(QEMU_A64_DYN)' \
+		$(AARCH64_DYN_BINS)
 
 # ------------------------------------------------------------- kernel module
 # KDIR: given, else the running kernel's build tree, else Debian's
