@@ -115,6 +115,9 @@ AARCH64_DYN_BINS := $(patsubst %,$(B)/aarch64-dyn/tests/%,$(A64_DYN_TESTS))
 A64_SYSROOT ?= /usr/aarch64-linux-gnu
 QEMU_A64_DYN := qemu-aarch64 -L $(A64_SYSROOT) -E LD_LIBRARY_PATH=$(A64_SYSROOT)/lib \
 	-E RF_TEST_QUICK=1
+# qemu saves the SVE registers in every signal frame; with 2048-bit vectors
+# they no longer fit in __reserved[] and the frame has an EXTRA_MAGIC record.
+QEMU_A64_SVE2048 := $(QEMU_A64_DYN) -cpu max,sve-default-vector-length=256
 
 PROGRAM_LIBS := $(STATIC_LIB) $(URING_LIBS)
 MODULE_KO := module/rfwake.ko
@@ -270,6 +273,9 @@ check-aarch64: $(AARCH64_BINS) $(AARCH64_DYN_BINS)
 	$(Q)RF_BUILD=$(B) $(PROVE) -e 'scripts/run-test $(TEST_TIMEOUT) qemu-aarch64' $(AARCH64_BINS)
 	@echo "== aarch64 preemption (libc dynamic) under qemu-user"
 	$(Q)RF_BUILD=$(B) $(PROVE) -e 'scripts/run-test $(TEST_TIMEOUT) $(QEMU_A64_DYN)' \
+		$(AARCH64_DYN_BINS)
+	@echo "== the same with 2048-bit SVE vectors (signal frames with an EXTRA_MAGIC record)"
+	$(Q)RF_BUILD=$(B) $(PROVE) -e 'scripts/run-test $(TEST_TIMEOUT) $(QEMU_A64_SVE2048)' \
 		$(AARCH64_DYN_BINS)
 
 # ------------------------------------------------------------- kernel module

@@ -36,6 +36,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1308,6 +1309,52 @@ static void test_stale_word(void)
 	       "stale libc words: the run ends");
 }
 
+#if defined(__aarch64__)
+static uint32_t frame_extra_bytes;
+
+/* A handler that finds the EXTRA_MAGIC record of its own signal frame. */
+static void frame_probe(int sig, siginfo_t *si, void *ucv)
+{
+	const ucontext_t *uc = ucv;
+	const unsigned char *res = (const unsigned char *)uc->uc_mcontext.__reserved;
+	size_t off = 0;
+
+	(void)sig, (void)si;
+	while (off + sizeof(struct _aarch64_ctx) <= sizeof(uc->uc_mcontext.__reserved)) {
+		struct _aarch64_ctx head;
+
+		memcpy(&head, res + off, sizeof(head));
+		if (!head.magic || head.size < sizeof(head))
+			break;
+		if (head.magic == EXTRA_MAGIC && head.size >= sizeof(struct extra_context))
+			memcpy(&frame_extra_bytes, res + off + offsetof(struct extra_context, size),
+			       sizeof(frame_extra_bytes));
+		off += head.size;
+	}
+}
+
+/*
+ * Say whether this run's signal frames carry state past __reserved[] (an
+ * EXTRA_MAGIC record): make check-aarch64 runs this test again with
+ * 2048-bit SVE vectors to have them.
+ */
+static void diag_signal_frames(void)
+{
+	struct sigaction sa = { .sa_sigaction = frame_probe, .sa_flags = SA_SIGINFO }, old;
+
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGUSR2, &sa, &old) != 0)
+		return;
+	raise(SIGUSR2);
+	sigaction(SIGUSR2, &old, NULL);
+	if (frame_extra_bytes)
+		tap_diag("signal frames here: %u bytes past the EXTRA_MAGIC record",
+			 frame_extra_bytes);
+	else
+		tap_diag("signal frames here: no EXTRA_MAGIC record");
+}
+#endif
+
 int main(void)
 {
 	struct rf_runtime_opts opts = fast_opts(1, 0);
@@ -1329,6 +1376,9 @@ int main(void)
 		tap_skip(1, no_preempt_reason);
 		return done_testing();
 	}
+#if defined(__aarch64__)
+	diag_signal_frames();
+#endif
 	test_bit_identical();
 	test_libc();
 	test_signals();

@@ -7,10 +7,11 @@
  * Linux's layout (arch/arm64/kernel/signal.c): the handler's sp points at
  * struct rt_sigframe { siginfo_t info; ucontext_t uc; }, whose
  * uc_mcontext.__reserved[] holds a list of records (FPSIMD, SVE, ...)
- * ended by a zero one.  State that does not fit there lies after the frame,
- * named by an EXTRA_MAGIC record's pointer.  rt_sigreturn reads the frame
- * at sp and restores every register, pstate, the FP/SIMD (and SVE) state,
- * the signal mask and the alternate stack from it.
+ * ended by a zero one.  State that does not fit there (long SVE vectors,
+ * SME's ZA) lies in a block named by an EXTRA_MAGIC record's pointer,
+ * which starts inside __reserved[] and runs past its end.  rt_sigreturn
+ * reads the frame at sp and restores every register, pstate, the FP/SIMD
+ * (and SVE) state, the signal mask and the alternate stack from it.
  */
 #ifndef RF_ARCH_SIGFRAME_H
 #define RF_ARCH_SIGFRAME_H
@@ -66,9 +67,18 @@ static inline bool rf__sigframe_extra(const ucontext_t *uc, const uint32_t **ext
 	return false;
 }
 
+/*
+ * The frame of the running handler: [*start, *start + *len).  The records
+ * that do not fit in __reserved[] lie in one block that starts right after
+ * the EXTRA_MAGIC record and the terminator behind it (__sigframe_alloc():
+ * inside __reserved[], not after it) and may end past the ucontext_t, so
+ * the frame ends at whichever comes last.  False if it does not look like
+ * Linux's (then nothing is moved).
+ */
 static inline bool rf__sigframe_span(const siginfo_t *si, const ucontext_t *uc,
 				     uintptr_t *start, size_t *len)
 {
+	const uintptr_t max_end = (uintptr_t)si + 65536;	/* SIGFRAME_MAXSZ */
 	const uint32_t *extra;
 	uintptr_t end = (uintptr_t)(uc + 1);
 
@@ -80,9 +90,12 @@ static inline bool rf__sigframe_span(const siginfo_t *si, const ucontext_t *uc,
 		uint64_t datap;
 
 		__builtin_memcpy(&datap, extra + 2, 8);
-		if (datap < end || datap + extra[4] > (uintptr_t)si + 65536)
+		/* after the record and a terminator: 16 bytes from Linux, 8 from qemu */
+		if (datap < (uintptr_t)extra + extra[1] + 8 || datap > max_end ||
+		    extra[4] > max_end - datap)
 			return false;
-		end = (uintptr_t)(datap + extra[4]);
+		if (datap + extra[4] > end)
+			end = (uintptr_t)(datap + extra[4]);
 	}
 	*start = (uintptr_t)si;
 	*len = end - *start;
