@@ -306,7 +306,8 @@ int main(void)
 	if (!(st.features & RF_FEAT_PREEMPT)) {
 		tap_skip(3, "no preemption in this build (ThreadSanitizer, or static libc)");
 	} else {
-		is_int((int)st.hogs, 1, "the hog is reported once");
+		ok(st.hogs >= 1, "the hog is reported (%llu times: once per run of hog_ns without a "
+		   "switch)", (unsigned long long)st.hogs);
 		ok(st.preemptions > 0, "it was preempted (%llu times)",
 		   (unsigned long long)st.preemptions);
 		ok(ticks_during[0] > 0, "and the ticker ran on its worker meanwhile (%d ticks)",

@@ -90,6 +90,13 @@ static inline void rf__cpu_relax(void)
 #define RF__SWITCH_BUDGET 128
 
 /*
+ * Loop passes an offer of stealable fibers may wait while no worker is
+ * idle before its worker takes it back (loop.c): long enough for a worker
+ * about to run dry, short enough that yielding fibers cannot starve it.
+ */
+#define RF__OFFER_PASSES 64
+
+/*
  * io_uring user_data: a pointer with a tag in its low bits (all tagged
  * objects are 8-byte aligned).  A NULL pointer with RF__UD_OP marks a
  * request whose completion carries nothing to deliver but is counted in
@@ -337,6 +344,7 @@ struct rf__worker {
 	volatile bool in_user;
 	bool wake_unarmed;		/* the back-end's request could not be re-armed */
 	unsigned int steal_from;	/* where the next steal attempt starts */
+	unsigned int offer_passes;	/* loop passes an offer waited, nobody idle */
 	uint64_t hog_reported_seq;	/* run_seq of the last hog reported */
 	/* tracing (trace.c): the batch of records not yet handed to a tracer */
 	int64_t tr_chosen_ns;		/* when the fiber being switched to was chosen */

@@ -132,15 +132,29 @@ void rf__loop(struct rf__worker *wk)
 		 * and the rest waiting in the offer (the run queue need not
 		 * run dry: fibers that yield, or whose requests complete
 		 * during the enter, are ready again at the next pass).  With
-		 * nobody idle, what is left of an offer stays for the first
-		 * worker to run dry.
+		 * nobody idle, what is left of an offer comes back too.
 		 */
 		if (rf__load_relaxed(&rt->nidle)) {
 			if (rf__load_relaxed(&wk->steal_len))
 				rf__reclaim(wk);
 			else if (wk->runq.len > 1)
 				rf__publish(wk, false);
+		} else if (rf__load_relaxed(&wk->steal_len)) {
+			/*
+			 * Nobody idle to take what we offered (or what the hog
+			 * rescue published).  It stays for the first worker to
+			 * run dry, but not for ever: fibers that only yield, or
+			 * a preempted hog's turns, may keep every worker from
+			 * running dry, and the offer would starve.  After
+			 * RF__OFFER_PASSES passes of ours, it comes back.
+			 */
+			if (++wk->offer_passes >= RF__OFFER_PASSES) {
+				wk->offer_passes = 0;
+				rf__reclaim(wk);
+			}
 		}
+		if (!rf__load_relaxed(&wk->steal_len))
+			wk->offer_passes = 0;
 		wk->budget = RF__SWITCH_BUDGET;
 		rf__loop_switch_to(wk, rf__runq_pop(&wk->runq));
 	}

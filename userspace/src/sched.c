@@ -536,11 +536,12 @@ RF_EXPORT int rf_yield(void)
 	if (!cur)
 		return -EPERM;
 	if (!wk->runq.head) {
-		if (!wk->inflight && !rf__load_relaxed(&wk->inbox) && !wk->preempted.head) {
+		if (!wk->inflight && !rf__load_relaxed(&wk->inbox) && !wk->preempted.head &&
+		    !rf__load_relaxed(&wk->steal_len)) {
 			/*
 			 * nothing else can become ready here (a preempted fiber
-			 * waits for the loop to queue it); still a yield for the
-			 * watchdog
+			 * waits for the loop to queue it, and so does one the
+			 * hog rescue published); still a yield for the watchdog
 			 */
 			rf__store_relaxed(&wk->run_seq, wk->run_seq + 1);
 			return 0;
