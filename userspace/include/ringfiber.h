@@ -296,7 +296,9 @@ enum {
  *             back-end (the rest found it awake and cost no system call).
  * @sleeps:    times a worker went to sleep in the kernel with nothing to do.
  * @steals:    fibers taken by an idle worker from another worker.
- * @hogs:      fibers reported by the watchdog for running too long.
+ * @hogs:      fibers reported by the watchdog for running too long (a
+ *             preempted fiber that runs hog_ns again without a switch is
+ *             reported again).
  * @blocking_calls: rf_blocking() calls completed.
  * @signal:    the signal that shut the last run down, or 0.
  * @runs:      of @switches, those into a fiber (the rest returned to a
