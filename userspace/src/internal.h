@@ -700,7 +700,7 @@ void rf__preempt_teardown(struct rf__worker *wk);
 bool rf__preempt_tick(struct rf__worker *wk, struct rf_fiber *f, siginfo_t *si, void *uc);
 void rf__preempt_stale_tick(struct rf__worker *wk);
 void rf__preempt_requeue(struct rf__worker *wk);
-void rf__preempted(void *frame);
+volatile bool *rf__preempted(void *frame);
 bool rf__worker_has_work(struct rf__worker *wk);
 
 /* runtime.c */

@@ -443,10 +443,10 @@ bool rf__preempt_tick(struct rf__worker *wk, struct rf_fiber *f, siginfo_t *si, 
 	if (f->preempt_off || sp < lo || sp >= hi || !rf__sigframe_span(si, uc, &start, &len))
 		goto defer;
 	/*
-	 * Between rf__preempted()'s return and rt_sigreturn the fiber runs
-	 * the trampoline with in_user set: stopping it there would resume the
-	 * outer frame later with the mask and altstack rf__preempted() gave
-	 * it before this second stop.
+	 * Between the trampoline's store to in_user and its rt_sigreturn:
+	 * stopping the fiber there would resume the outer frame later with
+	 * the mask and altstack rf__preempted() gave it before this second
+	 * stop.
 	 */
 	if (rf__uc_pc(uc) >= (uintptr_t)rf__preempt_trampoline &&
 	    rf__uc_pc(uc) < (uintptr_t)rf__preempt_trampoline_end)
@@ -480,8 +480,13 @@ defer:
  * rf__preempted() - the preempted fiber, in ordinary code on its own stack
  * (from the trampoline): give the worker to the fibers that wait, come
  * back, and return to the trampoline, which restores @frame.
+ *
+ * Return: the worker's in_user flag, which the trampoline sets just before
+ * rt_sigreturn.  Set here, a tick landing on this function's last
+ * instructions could preempt the fiber again, and the outer frame would
+ * later restore the mask and altstack of this resume, not of the next.
  */
-void rf__preempted(void *frame)
+volatile bool *rf__preempted(void *frame)
 {
 	struct rf__worker *wk = rf__tls_wk;
 	struct rf_fiber *f = wk->current;
@@ -527,7 +532,7 @@ void rf__preempted(void *frame)
 	rf__slice_set(wk, true);
 	wk->slice_start_ns = rf__trace_now();
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
-	wk->in_user = true;
+	return &wk->in_user;
 }
 
 /* The loop, after reaping: preempted fibers run after what became ready. */

@@ -8,7 +8,9 @@
  *   sp  below the moved frame, 16-byte aligned
  *
  * It calls rf__preempted(), which yields the worker and returns once the
- * fiber runs again, then hands the moved frame to rt_sigreturn: the
+ * fiber runs again, sets the in_user flag it returns (here, where
+ * preempt.c never preempts, not in rf__preempted()'s epilogue, where it
+ * could), then hands the moved frame to rt_sigreturn: the
  * kernel restores every register, pstate and the FP/SIMD state as they
  * were when the signal came, and the fiber goes on from there.
  */
@@ -23,6 +25,8 @@ rf__preempt_trampoline:
 	mov	x19, x0			/* the frame: x19 survives the call */
 	mov	x29, xzr		/* end of the frame-pointer chain */
 	bl	rf__preempted
+	mov	w1, #1
+	strb	w1, [x0]		/* wk->in_user = true */
 	mov	sp, x19			/* rt_sigreturn reads the frame at sp */
 	mov	x8, #139		/* __NR_rt_sigreturn */
 	svc	#0

@@ -8,7 +8,9 @@
  *   rsp  below the moved frame, 16-byte aligned - 8, as after a call
  *
  * It calls rf__preempted(), which yields the worker and returns once the
- * fiber runs again, then hands the moved frame to rt_sigreturn: the
+ * fiber runs again, sets the in_user flag it returns (here, where
+ * preempt.c never preempts, not in rf__preempted()'s epilogue, where it
+ * could), then hands the moved frame to rt_sigreturn: the
  * kernel restores every register, flags and the xsave state as they were
  * when the signal came, and the fiber goes on from there.
  */
@@ -24,6 +26,7 @@ rf__preempt_trampoline:
 	leaq	-8(%rdi), %rdi		/* rf__preempted() takes the copy's start */
 	subq	$8, %rsp		/* align rsp to 16 for the call */
 	callq	rf__preempted
+	movb	$1, (%rax)		/* wk->in_user = true */
 	movq	%rbx, %rsp		/* rt_sigreturn reads the frame at rsp - 8 */
 	movl	$15, %eax		/* __NR_rt_sigreturn */
 	syscall
