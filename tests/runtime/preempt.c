@@ -107,6 +107,21 @@ static struct rf_fiber *competitor_start(void)
 	return f;
 }
 
+/*
+ * No more checks: once the competitor has begun two more passes, none of
+ * its checks is under way.  (A check that runs hog_ns is itself preempted:
+ * what it reads must stay until then.)
+ */
+static void comp_check_end(void)
+{
+	uint64_t c0;
+
+	comp_check = NULL;
+	c0 = comp_runs_now();
+	while (comp_runs_now() < c0 + 2)
+		rf_yield();
+}
+
 static void competitor_stop(struct rf_fiber *f)
 {
 	__atomic_store_n(&comp_stop, 1, __ATOMIC_RELAXED);
@@ -721,14 +736,11 @@ static int copy_active = -1;		/* which source is being copied, -1: none */
 static uint64_t copy_looks, copy_stopped;
 static volatile size_t copy_len = COPY_BYTES;
 
-/* The competitor, while a memcpy() is under way: is it half done? */
-static void copy_check(void)
+/* Is the copy in copy_dst half done? */
+static void copy_scan(int a)
 {
-	int a = __atomic_load_n(&copy_active, __ATOMIC_SEQ_CST);
 	bool fresh = false, old = false, other = false;
 
-	if (a < 0)
-		return;
 	copy_looks++;
 	for (size_t i = 0; i < COPY_BYTES; i += 64) {
 		if (copy_dst[i] == copy_src[a][0])
@@ -740,6 +752,23 @@ static void copy_check(void)
 	}
 	if (other || (fresh && old))
 		copy_stopped++;
+}
+
+/*
+ * The competitor, while a memcpy() is under way: is it half done?  Its
+ * scan takes long enough (16 MiB; under ASan or qemu, over hog_ns) to be
+ * caught as a hog itself: it must not be preempted in the middle, or the
+ * hog's copy would go on under it.
+ */
+static void copy_check(void)
+{
+	int a = __atomic_load_n(&copy_active, __ATOMIC_SEQ_CST);
+
+	if (a < 0)
+		return;
+	rf_preempt_disable();
+	copy_scan(a);
+	rf_preempt_enable();
 }
 
 static void check_memcpy(void)
@@ -773,7 +802,7 @@ static void check_memcpy(void)
 		__atomic_store_n(&copy_active, -1, __ATOMIC_SEQ_CST);
 	}
 	s1 = stats_now();
-	comp_check = NULL;
+	comp_check_end();
 	tap_diag("memcpy: %d x %u MiB, %llu ticks deferred, %llu preemptions around the calls, "
 		 "the competitor looked %llu times", COPY_ROUNDS, COPY_BYTES >> 20,
 		 (unsigned long long)(s1.preempt_deferred - s0.preempt_deferred),
