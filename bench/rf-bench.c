@@ -23,7 +23,7 @@
  *   io_enters_per_op io_uring_enter calls per operation in that run
  *   preempt_ns       one preemption, from the signal to the other fiber
  *                    running: a hog and an always-ready competitor,
- *                    slice_ns = RF_MIN_SLICE_NS; timestamps of the CPU's
+ *                    the default slice_ns; timestamps of the CPU's
  *                    cycle counter (see "preemption" below)
  *   preempt_p50_ns   the median of the same (the mean is the figure;
  *                    the median shows how much of it a few long gaps are)
@@ -412,8 +412,10 @@ static void die(const char *what, int err)
  * preempt_ns: what one preemption costs, from the signal to the other
  * fiber running.  One worker runs a hog, which never gives the worker up,
  * and a competitor, which is always ready (it only rf_yield()s), so every
- * slice tick (slice_ns = RF_MIN_SLICE_NS, hog_ns = 1 ms to catch the hog
- * soon) preempts the hog.  Both read one clock, the CPU's cycle counter
+ * slice tick (the default slice_ns, hog_ns = 1 ms to catch the hog soon)
+ * preempts the hog: the cycle a server's hog goes through.  (With a slice
+ * shorter than a preemption and the competitor's turn, ticks would also
+ * land while the hog is away, which is not what a preemption costs.)  Both read one clock, the CPU's cycle counter
  * (rdtsc, cntvct_el0: an instruction of our own code, where the hog may be
  * stopped, unlike clock_gettime() in the vDSO), converted to ns against
  * CLOCK_MONOTONIC.  The hog stores its latest reading in a loop a few ns
@@ -423,11 +425,9 @@ static void die(const char *what, int err)
  * through the worker's loop and the switch; not the timer's own lateness
  * (the hog runs on meanwhile), and at most one loop iteration too much.
  * Only a preemption that found the hog making progress is timed: one
- * whose hog read the clock after the competitor's last rf_yield().  When a
- * slice is not much longer than a preemption, the next tick is often due
- * as the hog resumes, and it is stopped again before a single iteration;
- * preempt_noprogress_frac is the fraction of preemptions that were so
- * (of slices wasted whole: the slice is too short for this machine).
+ * whose hog read the clock after the competitor's last rf_yield().
+ * preempt_noprogress_frac is the fraction of preemptions that were not
+ * (a resumed hog is guaranteed a quarter of a slice: it should be 0).
  * preempt_resume_ns is the way back: from just before the competitor's
  * rf_yield() to the hog's first reading after it, a switch and the
  * trampoline's rt_sigreturn.  Each figure is the mean over PREEMPT_COUNT
@@ -574,7 +574,6 @@ static void preempt_figures(void)
 	const struct rf_runtime_opts opts = {
 		.workers = 1,
 		.hog_ns = 1000 * 1000,
-		.slice_ns = RF_MIN_SLICE_NS,
 	};
 	double out = 1e30, p50 = 1e30, back = 1e30, frac = 0;
 	double per_tick = HAVE_CYCLES ? cycle_ns() : 0;

@@ -25,6 +25,8 @@
  *     in a register stays right), with two workers stealing.
  *  5. rf_spawn_attr.no_preempt, rf_preempt_disable() and RF_RT_NO_PREEMPT
  *     keep a hog from being preempted; the same hog without them is.
+ *  6. A hog alone on its worker is ticked less and less often, and still
+ *     preempted when a fiber wakes up beside it.
  *
  * Where the runtime cannot preempt (RF_FEAT_PREEMPT off: ThreadSanitizer,
  * libc linked statically) every check of preemption is a TAP skip.  No
@@ -1280,6 +1282,88 @@ static void test_no_preempt(void)
 	       "part 5 (RF_RT_NO_PREEMPT): the run ends");
 }
 
+/* ------------------------------------------ part 6: a hog alone on its worker */
+
+/*
+ * Once caught, a hog's slice timer ticks every slice while anything else
+ * waits; a tick that finds nothing lengthens the wait for the next, up to
+ * 16 slices.  A hog alone on its worker runs LONE_NS of wall-clock time:
+ * ticking every slice would take LONE_NS / slice ticks; a quarter of that
+ * is the most this accepts (fewer is fine: a loaded machine coalesces
+ * ticks).  Then the hog sets an event another fiber waits on (an event, not
+ * a sleep: qemu-user has no io_uring, and so no deadlines): it must still be
+ * preempted for that fiber, as often as the test asks.
+ */
+#define LONE_NS (100 * MSEC)
+
+struct lone_test {
+	int64_t slice_ns;
+	uint64_t ticks, lone_preemptions, woke_runs;
+	struct rf_event go;
+	int sleeper_rc;
+	int stop;		/* atomic */
+};
+
+static void *lone_sleeper(void *arg)
+{
+	struct lone_test *t = arg;
+
+	t->sleeper_rc = rf_event_wait(&t->go, RF_NO_DEADLINE);
+	while (!__atomic_load_n(&t->stop, __ATOMIC_RELAXED)) {
+		__atomic_add_fetch(&t->woke_runs, 1, __ATOMIC_RELAXED);
+		rf_yield();
+	}
+	return NULL;
+}
+
+static void *lone_main(void *arg)
+{
+	struct lone_test *t = arg;
+	struct rf_fiber *sleeper;
+	struct rf_stats s0, s1;
+	int64_t end, give_up;
+
+	rf_event_init(&t->go);
+	if (!ok(rf_spawn(&sleeper, lone_sleeper, t, NULL) == 0, "lone hog: the waiter starts"))
+		return NULL;
+	rf_yield();	/* it waits */
+	s0 = stats_now();
+	end = rf_now() + LONE_NS;
+	while (rf_now() < end)
+		work_units(16);
+	s1 = stats_now();
+	t->ticks = s1.preempt_ticks - s0.preempt_ticks;
+	t->lone_preemptions = s1.preemptions - s0.preemptions;
+	rf_event_set(&t->go);
+	give_up = rf_now() + GIVE_UP_NS;
+	while (__atomic_load_n(&t->woke_runs, __ATOMIC_RELAXED) < 100 && rf_now() < give_up)
+		work_units(16);
+	__atomic_store_n(&t->stop, 1, __ATOMIC_RELAXED);
+	rf_join(sleeper, NULL, RF_NO_DEADLINE);
+	return NULL;
+}
+
+static void test_lone_hog(void)
+{
+	struct rf_runtime_opts opts = fast_opts(1, 0);
+	struct lone_test t = { 0 };
+	uint64_t most;
+
+	/* the default slice, or the emulated one: how a real hog is ticked */
+	if (opts.slice_ns < RF_DEFAULT_SLICE_NS)
+		opts.slice_ns = RF_DEFAULT_SLICE_NS;
+	t.slice_ns = opts.slice_ns;
+	most = LONE_NS / t.slice_ns / 4;
+	is_int(run_main(&opts, lone_main, &t, NULL, NULL), 0, "part 6 (a hog alone): the run ends");
+	ok(t.ticks >= 1 && t.ticks <= most, "a hog alone on its worker: %llu slice ticks in %d ms "
+	   "(at least 1, at most %llu)", (unsigned long long)t.ticks, (int)(LONE_NS / MSEC),
+	   (unsigned long long)most);
+	is_int(t.lone_preemptions, 0, "a hog alone: never preempted (nothing else to run)");
+	is_int(t.sleeper_rc, 0, "the hog sets the event: the waiter's wait ends");
+	ok(t.woke_runs >= 100, "then the hog is preempted for it again (it ran %llu times)",
+	   (unsigned long long)t.woke_runs);
+}
+
 /* ------------------------------------------------- a known limitation */
 
 /*
@@ -1413,6 +1497,7 @@ int main(void)
 	test_signals();
 	test_same_thread();
 	test_no_preempt();
+	test_lone_hog();
 	test_stale_word();
 	return done_testing();
 }

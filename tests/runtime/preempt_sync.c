@@ -1075,7 +1075,7 @@ static void *st_main(void *arg)
 #define WORKER_COUNTERS(X) \
 	X(fibers) X(inflight) X(switches) X(runs) X(enters) X(sqes) X(cqes) \
 	X(stacks_mapped) X(stacks_pooled) X(remote_wakes) X(wake_calls) X(wake_errors) \
-	X(sleeps) X(steals) X(hogs) X(preemptions) X(preempt_deferred)
+	X(sleeps) X(steals) X(hogs) X(preemptions) X(preempt_deferred) X(preempt_ticks)
 
 /* The workers' counters of @rt add up to its own; each worker's header is right. */
 static void check_worker_stats(struct rf_runtime *rt, const char *what)

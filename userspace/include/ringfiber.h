@@ -199,9 +199,13 @@ enum {
  * @slice_ns:    once a fiber has been caught hogging, how long it may run
  *               at a time while other fibers of its worker wait: the
  *               worker looks every @slice_ns (wall-clock time) and
- *               preempts it if anything else is ready.  0 = the default
- *               (RF_DEFAULT_SLICE_NS), from RF_MIN_SLICE_NS to @hog_ns;
- *               anything else is -EINVAL.
+ *               preempts it if anything else is ready.  A resumed hog
+ *               runs at least a quarter of a slice before it may be
+ *               stopped again.  While every look finds nothing else ready
+ *               the worker looks less often, doubling the wait up to 16
+ *               slices; a preemption brings it back to one slice.  0 = the
+ *               default (RF_DEFAULT_SLICE_NS), from RF_MIN_SLICE_NS to
+ *               @hog_ns; anything else is -EINVAL.
  */
 struct rf_runtime_opts {
 	size_t stack_size;
@@ -318,6 +322,11 @@ enum {
  *             may not be (inside the runtime, libc or another shared
  *             library, a region of rf_preempt_disable(), too little stack):
  *             the worker tried again a slice later.
+ * @preempt_ticks: ticks of the workers' slice timers (each a timer
+ *             interrupt and a signal) while a caught hog ran: those that
+ *             preempted it, those deferred, and those that found nothing
+ *             else to run (after which the timer ticks less and less often,
+ *             up to every 16 slices; see rf_runtime_opts.slice_ns).
  *
  * Every counter is the sum over the workers (rf_runtime_worker_stats()
  * gives one worker's); the rf_stats of a running runtime read from another
@@ -346,6 +355,7 @@ struct rf_stats {
 	uint64_t wake_errors;
 	uint64_t preemptions;
 	uint64_t preempt_deferred;
+	uint64_t preempt_ticks;
 };
 
 /* ---------------------------------------------------------------- runtime */

@@ -336,6 +336,9 @@ struct rf__worker {
 	timer_t slice_timer;		/* SIGURG to this thread every slice_ns */
 	uint64_t fpctl;			/* FP control words at the start of the run */
 	int64_t slice_start_ns;		/* when the last preempted fiber resumed */
+	int64_t slice_next_ns;		/* the timer's next tick, or one before it */
+	int64_t slice_period_ns;	/* its period: slice_ns, or more while idle */
+	bool slice_recheck;		/* the first tick after a resume has yet to come */
 	struct rf__runq preempted;	/* suspended, queued after the next reap */
 	/*
 	 * The fiber running now is in its own code, not the library's: the
@@ -362,7 +365,7 @@ struct rf__worker {
 	/* --- read by other threads (owner writes with rf__count) --- */
 	uint64_t switches, loop_switches, enters, sqes, cqes, sleeps, steals, remote_wakes;
 	uint64_t stacks_mapped, nfibers;
-	uint64_t hogs, preemptions, preempt_deferred;
+	uint64_t hogs, preemptions, preempt_deferred, preempt_ticks;
 	uint64_t run_seq;		/* bumped at every switch (hog watchdog) */
 	uint64_t hog_ns_seen;		/* watchdog -> rescue: how long it ran */
 	uint64_t hog_seq;		/* watchdog -> rescue: the run_seq it timed */
@@ -700,8 +703,8 @@ void rf__preempt_teardown(struct rf__worker *wk);
 bool rf__preempt_tick(struct rf__worker *wk, struct rf_fiber *f, siginfo_t *si, void *uc);
 void rf__preempt_stale_tick(struct rf__worker *wk);
 void rf__preempt_requeue(struct rf__worker *wk);
-volatile bool *rf__preempted(void *frame);
 bool rf__worker_has_work(struct rf__worker *wk);
+volatile bool *rf__preempted(void *frame);
 
 /* runtime.c */
 void rf__run_over(struct rf_runtime *rt);

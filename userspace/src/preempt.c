@@ -39,9 +39,13 @@
  * before the watchdog looks.  So its worker arms a per-thread POSIX timer
  * (SIGEV_THREAD_ID, SIGURG, every slice_ns) while a caught hog runs: at each
  * tick, if anything else of the worker is ready (its run queue, inbox,
- * ring), the hog is preempted.  The timer ticks only while a caught hog
- * runs: a tick that finds another fiber running stops it.  A runtime with
- * no hog pays nothing: no timer runs, the switch path has no new work.
+ * ring), the hog is preempted; once resumed, it runs at least a quarter
+ * of a slice (its minimum run) before a tick may stop it again.  The
+ * timer keeps its phase across preemptions, ticks less and
+ * less often while it finds nothing else to run, and stops when it finds
+ * another fiber running or the worker idle (rf__slice_*() below say why:
+ * a tick is not cheap in a virtual machine).  A runtime with no hog pays
+ * nothing: no timer runs, the switch path has no new work.
  */
 #include <errno.h>
 #include <link.h>
@@ -387,7 +391,52 @@ bool rf__worker_has_work(struct rf__worker *wk)
 	return wk->rxpool && rf__rxpool_has_work(wk);
 }
 
-/* The slice timer: tick every slice_ns for the fiber running now, or stop. */
+/*
+ * The least a resumed hog runs before it may be stopped again: a quarter
+ * of a slice.  However fast what waits keeps coming, the hog gets on.
+ */
+static int64_t rf__min_run_ns(const struct rf__worker *wk)
+{
+	return wk->rt->slice_ns / 4;
+}
+
+/*
+ * Ticks that find nothing else to run stretch the timer's period, doubling
+ * it up to this many slices: a hog alone on its worker would otherwise pay
+ * for a tick every slice for as long as it runs (a timer interrupt and a
+ * signal: 28 us in a virtual machine we measured, where a slice is 100 us).
+ * The price is the wait of the first fiber that becomes ready after a
+ * quiet spell: at most this many slices.
+ */
+#define RF__SLICE_STRETCH_MAX 16
+
+static struct timespec rf__ns_ts(int64_t ns)
+{
+	return (struct timespec){ .tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000 };
+}
+
+/* Arm the slice timer: its first tick @first_ns after @now, then every @period_ns. */
+static void rf__slice_arm(struct rf__worker *wk, int64_t now, int64_t first_ns,
+			  int64_t period_ns)
+{
+	struct itimerspec its = {
+		.it_value = rf__ns_ts(first_ns),
+		.it_interval = rf__ns_ts(period_ns),
+	};
+
+	if (timer_settime(wk->slice_timer, 0, &its, NULL) == 0) {
+		wk->slice_armed = true;
+		wk->slice_next_ns = now + first_ns;
+		wk->slice_period_ns = period_ns;
+	}
+}
+
+/*
+ * The slice timer: tick for the fiber running now, or stop.  Once armed,
+ * it keeps its phase: a preemption does not arm it again (a system call,
+ * and reprogramming the clock costs a virtual machine an exit: 11 us of
+ * the 28 us a tick cost where we measured).
+ */
 static void rf__slice_set(struct rf__worker *wk, bool on)
 {
 	struct itimerspec its = { 0 };
@@ -396,16 +445,62 @@ static void rf__slice_set(struct rf__worker *wk, bool on)
 		return;
 	if (on) {
 		wk->slice_seq = rf__load_relaxed(&wk->run_seq);
-		if (wk->slice_armed)
-			return;
-		its.it_value.tv_sec = wk->rt->slice_ns / 1000000000;
-		its.it_value.tv_nsec = wk->rt->slice_ns % 1000000000;
-		its.it_interval = its.it_value;
-	} else if (!wk->slice_armed) {
+		if (!wk->slice_armed)
+			rf__slice_arm(wk, rf__trace_now(), wk->rt->slice_ns, wk->rt->slice_ns);
 		return;
 	}
-	if (timer_settime(wk->slice_timer, 0, &its, NULL) == 0)
-		wk->slice_armed = on;
+	if (wk->slice_armed && timer_settime(wk->slice_timer, 0, &its, NULL) == 0)
+		wk->slice_armed = false;
+}
+
+/*
+ * A tick found nothing else to run.  Right after a resume, the fibers that
+ * ran meanwhile are often about to be ready again (their clients answer):
+ * look again once the hog's minimum run is over.  Otherwise wait longer
+ * each time (RF__SLICE_STRETCH_MAX).
+ */
+static void rf__slice_idle_tick(struct rf__worker *wk)
+{
+	int64_t slice = wk->rt->slice_ns, period = wk->slice_period_ns;
+
+	if (!wk->slice_armed)
+		return;
+	if (wk->slice_recheck) {
+		wk->slice_recheck = false;
+		rf__slice_arm(wk, rf__trace_now(), rf__min_run_ns(wk), slice);
+	} else if (period < slice * RF__SLICE_STRETCH_MAX) {
+		rf__slice_arm(wk, rf__trace_now(), 2 * period, 2 * period);
+	}
+}
+
+/*
+ * A preempted hog resumes at @now: tick for it from here, every slice.
+ * The timer ticks on in its phase when its next tick leaves the hog at
+ * least its minimum run; when it would come sooner, the stopped timer
+ * ticks for the first time when that run is over.
+ */
+static void rf__slice_resume(struct rf__worker *wk, int64_t now)
+{
+	int64_t slice = wk->rt->slice_ns, min_run = rf__min_run_ns(wk);
+	int64_t first = min_run;
+
+	wk->slice_seq = rf__load_relaxed(&wk->run_seq);
+	if (!wk->slice_timer_ok)
+		return;
+	wk->slice_recheck = true;
+	if (wk->slice_armed) {
+		int64_t period = wk->slice_period_ns;
+
+		/* the timer's ticks: slice_next_ns + k * period */
+		if (wk->slice_next_ns < now)
+			wk->slice_next_ns += (now - wk->slice_next_ns + period - 1) / period * period;
+		first = wk->slice_next_ns - now;
+		if (period == slice && first >= min_run)
+			return;
+		/* stretched: back to one slice, from the tick it would have had */
+		first = first < min_run ? min_run : first > slice ? slice : first;
+	}
+	rf__slice_arm(wk, now, first, slice);
 }
 
 /*
@@ -435,10 +530,18 @@ bool rf__preempt_tick(struct rf__worker *wk, struct rf_fiber *f, siginfo_t *si, 
 	if (wk->has_ring && wk->unsubmitted)
 		rf__flush(wk, false);
 	if (!rf__worker_has_work(wk)) {
-		rf__slice_set(wk, true);	/* look again in a slice */
+		rf__slice_set(wk, true);
+		if (si && si->si_code == SI_TIMER)
+			rf__slice_idle_tick(wk);
 		return false;
 	}
-	if (rf__trace_now() - wk->slice_start_ns < wk->rt->slice_ns / 2)
+	wk->slice_recheck = false;
+	/*
+	 * The timer was set so as not to tick before the resumed hog's
+	 * minimum run is over (rf__slice_resume()); a tick pending at the
+	 * resume, or one sent by the monitor, may still come sooner.
+	 */
+	if (rf__trace_now() - wk->slice_start_ns < rf__min_run_ns(wk) / 2)
 		return false;	/* resumed too recently to have got on */
 	if (f->preempt_off || sp < lo || sp >= hi || !rf__sigframe_span(si, uc, &start, &len))
 		goto defer;
@@ -520,17 +623,13 @@ volatile bool *rf__preempted(void *frame)
 		_NSIG / 8);
 	syscall(SYS_sigaltstack, NULL, rf__sigframe_altstack((uintptr_t)frame));
 	/*
-	 * A whole slice from now, not what is left of the period: when a
-	 * preemption and the other fibers take longer than a slice, a tick
-	 * would be pending at every resume, and the fiber would be stopped
-	 * again before its first instruction, for ever.  A tick pending now
-	 * is delivered while in_user is false, and ignored; one that comes
-	 * before the fiber had half a slice of its own is ignored too
-	 * (rf__preempt_tick()): a hog always gets on.
+	 * A tick pending now is delivered while in_user is false, and
+	 * ignored; the next leaves the fiber its minimum run: a hog always
+	 * gets on, even when a preemption and the fibers that ran meanwhile
+	 * took longer than a slice.
 	 */
-	wk->slice_armed = false;
-	rf__slice_set(wk, true);
 	wk->slice_start_ns = rf__trace_now();
+	rf__slice_resume(wk, wk->slice_start_ns);
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	return &wk->in_user;
 }
@@ -571,7 +670,12 @@ void rf__preempt_teardown(struct rf__worker *wk)
 	wk->slice_armed = false;
 }
 
-/* Stop the slice timer if the fiber it ticks for is no longer running. */
+/*
+ * Stop the slice timer if the fiber it ticks for is no longer running.  A
+ * preempted hog's timer keeps its phase while the others run for less than
+ * a slice; a tick that finds them still running stops it (each tick costs
+ * them a timer interrupt and a signal), and the hog's resume arms it again.
+ */
 void rf__preempt_stale_tick(struct rf__worker *wk)
 {
 	if (wk->slice_armed && rf__load_relaxed(&wk->run_seq) != wk->slice_seq)

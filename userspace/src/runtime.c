@@ -486,6 +486,7 @@ static void rf__worker_stats_add(const struct rf__worker *wk, struct rf_stats *s
 	st->hogs += rf__load_relaxed(&wk->hogs);
 	st->preemptions += rf__load_relaxed(&wk->preemptions);
 	st->preempt_deferred += rf__load_relaxed(&wk->preempt_deferred);
+	st->preempt_ticks += rf__load_relaxed(&wk->preempt_ticks);
 }
 
 /* What rf_stats holds for the whole runtime, counters zero. */

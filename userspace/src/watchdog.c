@@ -78,6 +78,8 @@ static void rf__hog_handler(int sig, siginfo_t *si, void *uc)
 	bool tick = si && si->si_code == SI_TIMER;
 	uint64_t seq;
 
+	if (tick && wk)
+		rf__count(&wk->preempt_ticks, 1);
 	if (!wk || !wk->in_user || wk->in_signal || !(f = wk->current))
 		goto out;
 	/*
