@@ -199,9 +199,10 @@ enum {
  * @slice_ns:    once a fiber has been caught hogging, how long it may run
  *               at a time while other fibers of its worker wait: the
  *               worker looks every @slice_ns (wall-clock time) and
- *               preempts it if anything else is ready.  A resumed hog
- *               runs at least a quarter of a slice before it may be
- *               stopped again.  While every look finds nothing else ready
+ *               preempts it if anything else is ready.  The preempted
+ *               hog runs again once nothing else of its worker is ready,
+ *               or after a slice; then it runs at least a quarter of a
+ *               slice before it may be stopped again.  While every look finds nothing else ready
  *               the worker looks less often, doubling the wait up to 16
  *               slices; a preemption brings it back to one slice.  0 = the
  *               default (RF_DEFAULT_SLICE_NS), from RF_MIN_SLICE_NS to

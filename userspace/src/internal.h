@@ -340,6 +340,7 @@ struct rf__worker {
 	int64_t slice_period_ns;	/* its period: slice_ns, or more while idle */
 	bool slice_recheck;		/* the first tick after a resume has yet to come */
 	struct rf__runq preempted;	/* suspended, queued after the next reap */
+	int64_t preempted_at_ns;	/* when the first of them was preempted */
 	/*
 	 * The fiber running now is in its own code, not the library's: the
 	 * hog rescue may interrupt it (see rf__guard_enter()).
@@ -703,7 +704,6 @@ void rf__preempt_teardown(struct rf__worker *wk);
 bool rf__preempt_tick(struct rf__worker *wk, struct rf_fiber *f, siginfo_t *si, void *uc);
 void rf__preempt_stale_tick(struct rf__worker *wk);
 void rf__preempt_requeue(struct rf__worker *wk);
-bool rf__worker_has_work(struct rf__worker *wk);
 volatile bool *rf__preempted(void *frame);
 
 /* runtime.c */

@@ -115,8 +115,16 @@ void rf__loop(struct rf__worker *wk)
 				rf__flush(wk, false);
 			rf__reap(wk);
 		}
-		if (wk->preempted.head)
-			rf__preempt_requeue(wk);	/* behind what the reap made ready */
+		/*
+		 * A preempted hog runs again once a pass finds nothing else
+		 * ready (what became ready while the others ran, a request
+		 * that arrived meanwhile, is served in the same preemption,
+		 * not after the hog's next slice), or once it has waited a
+		 * slice: behind what the reap made ready.
+		 */
+		if (wk->preempted.head && (!wk->runq.head ||
+		    rf__trace_now() - wk->preempted_at_ns >= rt->slice_ns))
+			rf__preempt_requeue(wk);
 		if (!wk->runq.head) {
 			if (rt->nworkers > 1 && rf__steal(wk))
 				continue;

@@ -39,9 +39,10 @@
  * before the watchdog looks.  So its worker arms a per-thread POSIX timer
  * (SIGEV_THREAD_ID, SIGURG, every slice_ns) while a caught hog runs: at each
  * tick, if anything else of the worker is ready (its run queue, inbox,
- * ring), the hog is preempted; once resumed, it runs at least a quarter
- * of a slice (its minimum run) before a tick may stop it again.  The
- * timer keeps its phase across preemptions, ticks less and
+ * ring), the hog is preempted.  The others then run, and so does whatever
+ * becomes ready while they do, for up to a slice; the hog then runs at
+ * least a quarter of a slice (its minimum run) before a tick may stop it
+ * again.  The timer keeps its phase across preemptions, ticks less and
  * less often while it finds nothing else to run, and stops when it finds
  * another fiber running or the worker idle (rf__slice_*() below say why:
  * a tick is not cheap in a virtual machine).  A runtime with no hog pays
@@ -381,8 +382,11 @@ static void rf__copy_words(uintptr_t to, uintptr_t from, size_t len)
 		((volatile unsigned char *)to)[i] = ((const volatile unsigned char *)from)[i];
 }
 
-/* Is anything but the running fiber waiting for the worker? */
-bool rf__worker_has_work(struct rf__worker *wk)
+/*
+ * Is anything but the running fiber waiting for the worker, other than
+ * hogs preempted before (wk->preempted)?
+ */
+static bool rf__worker_has_work(struct rf__worker *wk)
 {
 	if (wk->runq.head || rf__load_relaxed(&wk->inbox))
 		return true;
@@ -531,9 +535,18 @@ bool rf__preempt_tick(struct rf__worker *wk, struct rf_fiber *f, siginfo_t *si, 
 		rf__flush(wk, false);
 	if (!rf__worker_has_work(wk)) {
 		rf__slice_set(wk, true);
-		if (si && si->si_code == SI_TIMER)
-			rf__slice_idle_tick(wk);
-		return false;
+		if (!wk->preempted.head) {
+			if (si && si->si_code == SI_TIMER)
+				rf__slice_idle_tick(wk);
+			return false;
+		}
+		/*
+		 * Only other hogs wait, preempted before: they take turns of
+		 * a whole slice each, not the quarter a hog is sure of when
+		 * fresh work keeps coming.
+		 */
+		if (rf__trace_now() - wk->slice_start_ns < wk->rt->slice_ns)
+			return false;
 	}
 	wk->slice_recheck = false;
 	/*
@@ -599,8 +612,9 @@ volatile bool *rf__preempted(void *frame)
 	rf__count(&wk->preemptions, 1);
 	RF__PROBE(preempt, 2, f, wk->id);
 	/*
-	 * Not on the run queue yet: the loop reaps first and queues what the
-	 * ring completed, then this fiber behind them (rf__preempt_requeue()).
+	 * Not on the run queue yet: the loop reaps first and runs what the
+	 * ring completed, and queues this fiber once a pass finds nothing
+	 * else ready, or once it has waited a slice (rf__loop()).
 	 */
 	f->preempted = true;
 	/*
@@ -609,6 +623,8 @@ volatile bool *rf__preempted(void *frame)
 	 */
 	rf__fpctl_set(wk->fpctl);
 	rf__set_state(f, RF__READY);
+	if (!wk->preempted.head)
+		wk->preempted_at_ns = rf__trace_now();
 	rf__runq_push(&wk->preempted, f);
 	wk->budget = 0;
 	rf__park(wk);
@@ -634,7 +650,7 @@ volatile bool *rf__preempted(void *frame)
 	return &wk->in_user;
 }
 
-/* The loop, after reaping: preempted fibers run after what became ready. */
+/* The loop, after reaping: the preempted fibers' turn, behind what is ready. */
 void rf__preempt_requeue(struct rf__worker *wk)
 {
 	struct rf_fiber *f;
