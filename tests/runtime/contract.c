@@ -5,7 +5,10 @@
  * where nothing would have to wait, except the calls that clean up); waits
  * with a deadline without a ring (-ENOSYS); a run with no file descriptor
  * free (-EMFILE, and the runtime still usable); a fiber joined twice (the
- * case the runtime catches: -EINVAL while its memory is not reused).
+ * case the runtime catches: -EINVAL while its memory is not reused); the
+ * wake-up back-end RF_WAKE_AUTO picks (msg_ring or eventfd, never futex or
+ * rfwake, which are used only when asked for: in the test VM the rfwake
+ * module is loaded, and auto once picked it).
  *
  * Checks that need io_uring are skipped where the runtime gets no ring.
  */
@@ -565,6 +568,34 @@ static void test_joined_twice(void)
 	is_int(st.fibers, 0, "no fiber left, none counted twice");
 }
 
+/* ------------------------------------------------- the default back-end */
+
+static void test_auto_backend(void)
+{
+	const char *env = getenv("RF_WAKE_BACKEND");
+	struct rf_runtime_opts opts = { .workers = 1 };
+	struct rf_runtime *rt = NULL;
+	struct rf_stats st;
+
+	if (env && *env && strcmp(env, "auto") != 0) {
+		tap_skip(2, "RF_WAKE_BACKEND chooses the back-end");
+		return;
+	}
+	if (!have_ring) {
+		tap_skip(2, "no ring here: workers sleep on their futex word");
+		return;
+	}
+	if (!ok(rf_runtime_create(&rt, &opts) == 0 && rf_runtime_stats(rt, &st) == 0,
+		"a runtime with the default back-end")) {
+		rf_runtime_destroy(rt);
+		return;
+	}
+	ok(st.wake_backend == RF_WAKE_MSG_RING || st.wake_backend == RF_WAKE_EVENTFD,
+	   "RF_WAKE_AUTO picks msg_ring or eventfd (got %u; rfwake %s here)", st.wake_backend,
+	   (st.features & RF_FEAT_RFWAKE) ? "works" : "does not work");
+	rf_runtime_destroy(rt);
+}
+
 int main(void)
 {
 	struct rf_runtime *rt = NULL;
@@ -579,5 +610,6 @@ int main(void)
 	test_no_ring();
 	test_no_descriptor();
 	test_joined_twice();
+	test_auto_backend();
 	return done_testing();
 }

@@ -142,7 +142,7 @@ enum {
  * New back-ends are appended: the values are ABI.
  */
 enum {
-	RF_WAKE_AUTO = 0,	/* the best one here: rfwake, then MSG_RING, eventfd */
+	RF_WAKE_AUTO = 0,	/* the fastest measured: MSG_RING, else eventfd */
 	RF_WAKE_MSG_RING,	/* IORING_OP_MSG_RING from the waker's ring (5.18) */
 	RF_WAKE_EVENTFD,	/* eventfd read kept armed in the ring */
 	RF_WAKE_FUTEX,		/* IORING_OP_FUTEX_WAIT kept armed (6.7) */
