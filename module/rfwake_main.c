@@ -40,7 +40,7 @@ MODULE_PARM_DESC(max_waiters, "waiters per domain, 1..1024 (default 1024)");
 /* Batches up to this size are copied to the stack instead of kmalloc'ed. */
 #define RFWAKE_BATCH_ONSTACK 8
 
-/* How often armed commands are checked for a submitter that went away. */
+/* How often armed commands are checked for ones nobody can complete. */
 #define RFWAKE_MONITOR_PERIOD HZ
 
 /**
@@ -109,20 +109,39 @@ static const struct rfwake_domain_ops rfwake_file_ops = {
 };
 
 /*
- * The submitter of a command is going away: it is exiting, or its process
- * is (an SQPOLL thread waits for its commands before it exits, so only the
- * group exit shows).  Its rings will not be read again.
+ * Whether the driver must complete a command now, because nobody will read
+ * its completion or io_uring waits for it (and 6.1 cannot ask the driver
+ * to cancel it):
+ *  - its submitter is exiting, or its process is (an SQPOLL thread waits
+ *    for its commands before it exits, so there only the group exit shows);
+ *  - its submitter is cancelling all its requests: exec
+ *    (begin_new_exec() -> io_uring_task_cancel()) and an SQPOLL thread that
+ *    stops (killed by the de_thread() of an exec in its process) wait in
+ *    io_uring_cancel_generic() until every request of the task is done.
+ *    ->in_idle is set for the whole wait; ->io_uring is freed only after
+ *    it, when the task has no request left, so not while this command is
+ *    armed.
+ *
+ * 6.1 only: from 6.7 a driver marks the command cancelable
+ * (io_uring_cmd_mark_cancelable()) and io_uring calls ->uring_cmd with
+ * IO_URING_F_CANCEL when the task cancels its requests (exec, exit) or the
+ * ring is torn down, so this guesswork from io_uring's internals
+ * (->in_idle is called ->in_cancel later; later still, req->task is gone)
+ * gives way to completing the command named by that call.
  */
-static bool rfwake_submitter_gone(const struct rfwake_async *async,
-				  void *unused)
+static bool rfwake_cmd_orphaned(const struct rfwake_async *async,
+				void *unused)
 {
 	struct io_uring_cmd *ioucmd =
 		rfwake_async_cmd((struct rfwake_async *)async);
 	/* the request holds a reference to its task */
 	struct task_struct *task = cmd_to_io_kiocb(ioucmd)->task;
+	struct io_uring_task *tctx = READ_ONCE(task->io_uring);
 
-	return (READ_ONCE(task->flags) & PF_EXITING) ||
-	       (READ_ONCE(task->signal->flags) & SIGNAL_GROUP_EXIT);
+	if ((READ_ONCE(task->flags) & PF_EXITING) ||
+	    (READ_ONCE(task->signal->flags) & SIGNAL_GROUP_EXIT))
+		return true;
+	return tctx && atomic_read(&tctx->in_idle);
 }
 
 /*
@@ -130,8 +149,7 @@ static bool rfwake_submitter_gone(const struct rfwake_async *async,
  * the file, so .release never runs while one is armed and the ring's own
  * teardown waits for it.  Like ublk, the driver completes its commands
  * itself (-ECANCELED) when nobody can complete them any more:
- *  - their submitter is exiting (a process that exits cannot read its
- *    rings; an SQPOLL thread waits for its commands before it exits);
+ *  - io_uring waits for them (rfwake_cmd_orphaned(): exit, exec);
  *  - no descriptor is left: every reference to the file is held by an armed
  *    command or a mapping of the shared page, so nobody can WAKE them.
  * @closing: called from .flush, whose descriptor still holds a reference.
@@ -140,7 +158,7 @@ static void rfwake_reap(struct rfwake_file *rf, bool closing)
 {
 	long others = atomic_read(&rf->narmed) + atomic_read(&rf->nmaps);
 
-	rfwake_cancel_armed_if(&rf->dom, -ECANCELED, rfwake_submitter_gone,
+	rfwake_cancel_armed_if(&rf->dom, -ECANCELED, rfwake_cmd_orphaned,
 			       NULL);
 	if (file_count(rf->file) <= others + closing)
 		rfwake_cancel_armed(&rf->dom, -ECANCELED);

@@ -10,13 +10,15 @@
  * taskrun, SQPOLL (commands are issued by the SQ thread) and SQE128.  A
  * plain ring must ask for RFWAKE_URING_COUNT_ONLY.  Teardown: UNREGISTER
  * (-EIDRM), closing the domain's last descriptor (-ECANCELED), a process
- * exiting with commands armed; the VM harness checks the kernel log after.
+ * exiting with commands armed, a thread exec'ing with one armed; the VM
+ * harness checks the kernel log after.
  *
  * Debian 12's liburing 2.3 has no io_uring_prep_cmd helper: the SQE is
  * built by hand (prep_wait()).
  */
 #include "rfwake_test.h"
 
+#include <dirent.h>
 #include <liburing.h>
 #include <poll.h>
 #include <sys/wait.h>
@@ -723,6 +725,115 @@ static void t_exit_parent_domain(unsigned int ring_flags, const char *what, int 
 	is_err(rfw_poll_wake(dom, 2, NULL, NULL), 0, "... and the parent's wakes reach the parent");
 }
 
+/* ------------------------------------------------- exec with a command armed */
+
+/* The state letters and wait channels of @pid's threads, as a TAP comment. */
+static void diag_threads(pid_t pid)
+{
+	char path[320], wchan[64], line[512];
+	struct dirent *d;
+	FILE *f;
+	DIR *dir;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	dir = opendir(path);
+	if (!dir)
+		return;
+	while ((d = readdir(dir))) {
+		char *p = NULL;
+		size_t n = 0;
+
+		if (d->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/stat", pid, d->d_name);
+		f = fopen(path, "re");
+		if (f) {
+			n = fread(line, 1, sizeof(line) - 1, f);
+			fclose(f);
+		}
+		line[n] = '\0';
+		p = strrchr(line, ')');
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/wchan", pid, d->d_name);
+		f = fopen(path, "re");
+		n = 0;
+		if (f) {
+			n = fread(wchan, 1, sizeof(wchan) - 1, f);
+			fclose(f);
+		}
+		wchan[n] = '\0';
+		tap_diag("  thread %s: state %c, in %s", d->d_name, p && p[1] ? p[2] : '?',
+			 n ? wchan : "?");
+	}
+	closedir(dir);
+}
+
+struct exec_arg {
+	unsigned int ring_flags;
+	uint32_t id;
+};
+
+/* The child's second thread: arm a command on the parent's domain, exec. */
+static void *exec_thread_main(void *arg)
+{
+	const struct exec_arg *a = arg;
+	char *const argv[] = { "true", NULL };
+	struct io_uring r;
+
+	if (ring_init(&r, a->ring_flags) || submit_wait(&r, dom, a->id, 0, 0, 1, 0))
+		_exit(3);
+	if (!parked(a->id))
+		_exit(4);
+	execv("/bin/true", argv);
+	_exit(5);
+}
+
+/*
+ * A thread that is not its process's first arms a WAIT command on a waiter
+ * of the parent's domain, then execs while the parent keeps the domain.
+ * exec waits until every io_uring request of the thread is done
+ * (begin_new_exec(): io_uring_task_cancel()); with SQPOLL the command is
+ * the SQ thread's, which the exec kills in de_thread() and which waits for
+ * its requests before it exits.  Nobody will complete the command: it must
+ * be canceled and the exec go on.  When the child has not exec'ed within
+ * RFW_PATIENCE (10 s) the parent WAKEs the id, so a failure costs no hang.
+ */
+static void t_exec_armed(unsigned int ring_flags, const char *what)
+{
+	long long before = rfw_counter("cmds_canceled"), after;
+	struct exec_arg a = { .ring_flags = ring_flags, .id = 1 };
+	int status = 0, gone;
+	pid_t pid;
+
+	pid = fork();
+	if (pid == 0) {
+		pthread_t t;
+
+		if (pthread_create(&t, NULL, exec_thread_main, &a) != 0)
+			_exit(2);
+		pause();	/* until the exec's de_thread() kills this thread */
+		_exit(6);
+	}
+	gone = reaped(pid, &status);
+	if (!ok(gone, "a thread with a command armed on the parent's domain (%s) execs within "
+		"10 s", what)) {
+		diag_threads(pid);
+		rfw_wake(dom, a.id, 1);	/* complete it: the exec goes on */
+		if (!reaped(pid, &status)) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+		}
+	}
+	ok(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	   "... and runs the new program, /bin/true (status %#x)", status);
+	after = rfw_counter("cmds_canceled");
+	ok(gone && after > before, "... its command was canceled (cmds_canceled %lld -> %lld)",
+	   before, after);
+	is_int(dom_state[a.id], RFWAKE_STATE_RUNNING, "... and is not shown PARKED");
+	rfw_poll_wake(dom, a.id, NULL, NULL);
+	rfw_wake(dom, a.id, 1);
+	is_err(rfw_poll_wake(dom, a.id, NULL, NULL), 0, "... and the parent's wakes reach the parent");
+}
+
 /* ------------------------------------------------------------------- main */
 
 int main(void)
@@ -772,6 +883,10 @@ int main(void)
 	t_exit_parent_domain(IORING_SETUP_CQE32 | IORING_SETUP_SQPOLL, "SQPOLL", 0);
 	t_exit_parent_domain(IORING_SETUP_CQE32, "CQE32", 1);
 	t_fixed_file_after_close();
+	t_exec_armed(IORING_SETUP_CQE32, "CQE32");
+	t_exec_armed(IORING_SETUP_CQE32 | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+		     "DEFER_TASKRUN");
+	t_exec_armed(IORING_SETUP_CQE32 | IORING_SETUP_SQPOLL, "SQPOLL");
 
 	for (i = 0; i < 3; i++) {
 		after[i] = rfw_counter(names[i]);
