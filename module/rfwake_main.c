@@ -120,7 +120,11 @@ static const struct rfwake_domain_ops rfwake_file_ops = {
  *    io_uring_cancel_generic() until every request of the task is done.
  *    ->in_idle is set for the whole wait; ->io_uring is freed only after
  *    it, when the task has no request left, so not while this command is
- *    armed.
+ *    armed;
+ *  - its ring is being torn down: the last close of the ring kills the
+ *    ring's ->refs (io_ring_ctx_wait_and_kill()), one of which each request
+ *    holds, and io_ring_exit_work() polls every 50 ms for them all to be
+ *    put, and WARNs after 5 minutes.
  *
  * 6.1 only: from 6.7 a driver marks the command cancelable
  * (io_uring_cmd_mark_cancelable()) and io_uring calls ->uring_cmd with
@@ -134,14 +138,17 @@ static bool rfwake_cmd_orphaned(const struct rfwake_async *async,
 {
 	struct io_uring_cmd *ioucmd =
 		rfwake_async_cmd((struct rfwake_async *)async);
-	/* the request holds a reference to its task */
-	struct task_struct *task = cmd_to_io_kiocb(ioucmd)->task;
+	/* the request holds references to its task and its ring */
+	struct io_kiocb *req = cmd_to_io_kiocb(ioucmd);
+	struct task_struct *task = req->task;
 	struct io_uring_task *tctx = READ_ONCE(task->io_uring);
 
 	if ((READ_ONCE(task->flags) & PF_EXITING) ||
 	    (READ_ONCE(task->signal->flags) & SIGNAL_GROUP_EXIT))
 		return true;
-	return tctx && atomic_read(&tctx->in_idle);
+	if (tctx && atomic_read(&tctx->in_idle))
+		return true;
+	return percpu_ref_is_dying(&req->ctx->refs);
 }
 
 /*
@@ -149,7 +156,8 @@ static bool rfwake_cmd_orphaned(const struct rfwake_async *async,
  * the file, so .release never runs while one is armed and the ring's own
  * teardown waits for it.  Like ublk, the driver completes its commands
  * itself (-ECANCELED) when nobody can complete them any more:
- *  - io_uring waits for them (rfwake_cmd_orphaned(): exit, exec);
+ *  - io_uring waits for them (rfwake_cmd_orphaned(): exit, exec, ring
+ *    close);
  *  - no descriptor is left: every reference to the file is held by an armed
  *    command or a mapping of the shared page, so nobody can WAKE them.
  * @closing: called from .flush, whose descriptor still holds a reference.

@@ -10,8 +10,8 @@
  * taskrun, SQPOLL (commands are issued by the SQ thread) and SQE128.  A
  * plain ring must ask for RFWAKE_URING_COUNT_ONLY.  Teardown: UNREGISTER
  * (-EIDRM), closing the domain's last descriptor (-ECANCELED), a process
- * exiting with commands armed, a thread exec'ing with one armed; the VM
- * harness checks the kernel log after.
+ * exiting with commands armed, a thread exec'ing with one armed, a ring
+ * closed with one armed; the VM harness checks the kernel log after.
  *
  * Debian 12's liburing 2.3 has no io_uring_prep_cmd helper: the SQE is
  * built by hand (prep_wait()).
@@ -834,6 +834,55 @@ static void t_exec_armed(unsigned int ring_flags, const char *what)
 	is_err(rfw_poll_wake(dom, a.id, NULL, NULL), 0, "... and the parent's wakes reach the parent");
 }
 
+/* ---------------------------------------------- a ring closed under a command */
+
+/*
+ * A ring is closed with a command armed while the domain stays open.  The
+ * ring's teardown, io_ring_exit_work(), polls every 50 ms until every
+ * request of the ring is done and WARNs after 5 minutes; nobody can read
+ * the ring any more, so the command must be canceled, and soon.  Seen from
+ * here: the waiter is free for a WAIT again within RFW_PATIENCE (10 s;
+ * -EBUSY while the command is armed), it is not shown PARKED, and
+ * cmds_canceled grew.  The command's completion puts the request's
+ * reference to the ring, the last one the teardown waits for.  When it is
+ * not canceled the test WAKEs the id, so that the ring can go before the
+ * kernel's warning.
+ */
+static void t_ring_closed(unsigned int ring_flags, const char *what)
+{
+	long long before = rfw_counter("cmds_canceled"), after;
+	int free_again = 0, last = 0;
+	struct io_uring r;
+	int64_t end;
+
+	if (ring_init(&r, ring_flags)) {
+		ok(0, "a ring (%s)", what);
+		return;
+	}
+	is_err(submit_wait(&r, dom, 2, 0, 0, 1, 0), 0, "submit a WAIT command");
+	ok(parked(2), "a WAIT command is armed on a ring (%s)", what);
+	io_uring_queue_exit(&r);
+	end = now_ns() + RFW_PATIENCE;
+	do {
+		last = rfw_wait(dom, 2, RFWAKE_WAIT_DEADLINE, now_ns() + MSEC, NULL, NULL);
+		free_again = last == -ETIMEDOUT;
+		if (!free_again)
+			sleep_ns(10 * MSEC);
+	} while (!free_again && now_ns() < end);
+	after = rfw_counter("cmds_canceled");
+	if (!ok(free_again && after > before,
+		"closing the ring cancels it within 10 s: the waiter is free (cmds_canceled "
+		"%lld -> %lld)", before, after)) {
+		tap_diag("  the last WAIT on the waiter: %s", errname(last));
+		rfw_wake(dom, 2, 1);	/* complete it, so the ring can go */
+	} else {
+		is_int(dom_state[2], RFWAKE_STATE_RUNNING, "... and not shown PARKED");
+	}
+	rfw_poll_wake(dom, 2, NULL, NULL);
+	rfw_wake(dom, 2, 1);
+	is_err(rfw_poll_wake(dom, 2, NULL, NULL), 0, "... and the domain's wakes still arrive");
+}
+
 /* ------------------------------------------------------------------- main */
 
 int main(void)
@@ -887,6 +936,10 @@ int main(void)
 	t_exec_armed(IORING_SETUP_CQE32 | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
 		     "DEFER_TASKRUN");
 	t_exec_armed(IORING_SETUP_CQE32 | IORING_SETUP_SQPOLL, "SQPOLL");
+	t_ring_closed(IORING_SETUP_CQE32, "CQE32");
+	t_ring_closed(IORING_SETUP_CQE32 | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+		      "DEFER_TASKRUN");
+	t_ring_closed(IORING_SETUP_CQE32 | IORING_SETUP_SQPOLL, "SQPOLL");
 
 	for (i = 0; i < 3; i++) {
 		after[i] = rfw_counter(names[i]);
