@@ -571,7 +571,8 @@ int rfwake_wait(struct rfwake_domain *dom, u32 id, u32 flags, ktime_t deadline,
 	return err;
 }
 
-#define RFWAKE_SWAP_FLAGS (RFWAKE_SWAP_DEADLINE | RFWAKE_SWAP_NOSYNC)
+#define RFWAKE_SWAP_FLAGS (RFWAKE_SWAP_DEADLINE | RFWAKE_SWAP_NOSYNC | \
+			   RFWAKE_SWAP_WAKE_DONE)
 
 /**
  * rfwake_swap() - wake one waiter and wait on another in one call.
@@ -579,14 +580,17 @@ int rfwake_wait(struct rfwake_domain *dom, u32 id, u32 flags, ktime_t deadline,
  * @wake_id: the waiter to wake.
  * @wake_payload: the payload of that wake.
  * @wait_id: the waiter to wait on (the caller's own).
- * @flags: RFWAKE_SWAP_DEADLINE, RFWAKE_SWAP_NOSYNC.
+ * @flags: RFWAKE_SWAP_DEADLINE, RFWAKE_SWAP_NOSYNC, RFWAKE_SWAP_WAKE_DONE.
  * @deadline: absolute CLOCK_MONOTONIC time, with RFWAKE_SWAP_DEADLINE.
  * @payload: out: as for rfwake_wait().
  * @count: out: as for rfwake_wait().
  *
  * Both ids are checked before the wake is delivered, so a call that fails
  * with -EINVAL, -ENOENT or -EBUSY has woken nobody.  The wait half then
- * behaves as rfwake_wait(); when it fails, the wake was still delivered.
+ * behaves as rfwake_wait(); when it fails (-ETIMEDOUT, -ERESTARTSYS,
+ * -EIDRM), the wake was still delivered.  With RFWAKE_SWAP_WAKE_DONE the
+ * wake was delivered by an earlier call (the one a signal interrupted):
+ * @wake_id and @wake_payload are ignored and only the wait half runs.
  * The caller's waiter is marked busy before the target is woken, so the
  * target's answer cannot be lost between the two halves.
  *
@@ -603,6 +607,13 @@ int rfwake_swap(struct rfwake_domain *dom, u32 wake_id, u64 wake_payload,
 
 	if (flags & ~RFWAKE_SWAP_FLAGS || wake_id == wait_id)
 		return -EINVAL;
+	/*
+	 * A restart of a SWAP whose wake is out: waking again would deliver
+	 * it twice.  The target is not looked up: it may be gone by now.
+	 */
+	if (flags & RFWAKE_SWAP_WAKE_DONE)
+		return rfwake_wait(dom, wait_id, flags & RFWAKE_SWAP_DEADLINE,
+				   deadline, payload, count);
 	target = rfwake_lookup(dom, wake_id, &err);
 	if (!target)
 		return err;

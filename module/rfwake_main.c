@@ -360,16 +360,33 @@ static int rfwake_ioc_wake_batch(struct rfwake_file *rf,
 	return ret;
 }
 
-/* As for WAIT, the result is written into the caller's struct. */
+/*
+ * As for WAIT, the result is written into the caller's struct.  When the
+ * wait half fails, the wake is out: RFWAKE_SWAP_WAKE_DONE goes into the
+ * caller's @flags, so that the call the kernel restarts after a signal
+ * (SA_RESTART, a stop, ptrace, the freezer), or the caller repeats, only
+ * waits and does not wake the target a second time.  Where that cannot be
+ * written, a signal ends the call with -EINTR instead of a restart.
+ */
 static int rfwake_ioc_swap(struct rfwake_file *rf, union rfwake_ioc_arg *arg,
 			   void __user *uarg)
 {
 	struct rfwake_swap *swap = &arg->swap;
+	u32 __user *uflags = uarg + offsetof(struct rfwake_swap, flags);
+	int ret;
 
-	return rfwake_swap(&rf->dom, swap->wake_id, swap->wake_payload,
-			   swap->wait_id, swap->flags,
-			   rfwake_deadline(swap->deadline_ns), &swap->payload,
-			   &swap->count);
+	ret = rfwake_swap(&rf->dom, swap->wake_id, swap->wake_payload,
+			  swap->wait_id, swap->flags,
+			  rfwake_deadline(swap->deadline_ns), &swap->payload,
+			  &swap->count);
+	/* the core fails with these only after the wake (rfwake_swap()) */
+	if (ret != -ERESTARTSYS && ret != -ETIMEDOUT && ret != -EIDRM)
+		return ret;
+	if (swap->flags & RFWAKE_SWAP_WAKE_DONE)
+		return ret;
+	if (put_user(swap->flags | RFWAKE_SWAP_WAKE_DONE, uflags))
+		return ret == -ERESTARTSYS ? -EINTR : ret;
+	return ret;
 }
 
 /**

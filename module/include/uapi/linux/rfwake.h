@@ -124,13 +124,19 @@ struct rfwake_wake_batch {
 
 #define RFWAKE_SWAP_DEADLINE	RFWAKE_WAIT_DEADLINE
 #define RFWAKE_SWAP_NOSYNC	_BITUL(2)	/* wake without the WF_SYNC hint */
+#define RFWAKE_SWAP_WAKE_DONE	_BITUL(3)	/* in/out: the wake is out, only wait */
 
 /*
  * RFWAKE_IOC_SWAP: wake @wake_id with @wake_payload and wait on @wait_id,
  * in one call.  The wake uses the scheduler's sync hint (the waker is about
- * to sleep) unless RFWAKE_SWAP_NOSYNC.  The wait half behaves as
- * RFWAKE_IOC_WAIT; when it fails, the wake has still been delivered.
- * @wake_id == @wait_id is -EINVAL.
+ * to sleep) unless RFWAKE_SWAP_NOSYNC.  @wake_id == @wait_id is -EINVAL.
+ * The wait half behaves as RFWAKE_IOC_WAIT; when it fails (-EINTR,
+ * -ETIMEDOUT, -EIDRM) the wake has been delivered, exactly once: the kernel
+ * then sets RFWAKE_SWAP_WAKE_DONE in the caller's @flags, and a SWAP with
+ * that flag skips the wake and only waits.  That is what makes a restart
+ * after a signal (SA_RESTART, SIGSTOP/SIGCONT, ptrace) wait without waking
+ * the target again, and what a caller that repeats the call with the same
+ * struct after -EINTR gets.  On success @flags is left as it was passed.
  */
 struct rfwake_swap {
 	__u32 wake_id;
