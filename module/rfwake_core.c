@@ -34,7 +34,7 @@
  * @id: the waiter's id.
  * @registered: the id is allocated.
  * @sleeping: a thread sleeps in rfwake_wait() on this waiter.
- * @pending: wakes not yet consumed (saturates at U32_MAX).
+ * @pending: wakes not yet consumed (saturates at RFWAKE_COUNT_MAX).
  * @payload: OR of the pending wakes' payloads.
  * @armed: an armed io_uring command, or NULL.
  */
@@ -52,6 +52,9 @@ static DEFINE_PER_CPU(struct rfwake_stats, rfwake_stats);
 static atomic64_t rfwake_next_trace_id = ATOMIC64_INIT(0);
 
 #define rfwake_count(field) this_cpu_inc(rfwake_stats.field)
+
+/* A count of wakes is also a CQE's res: it must never read as an errno. */
+static_assert(RFWAKE_COUNT_MAX == INT_MAX);
 
 /**
  * rfwake_stats_read() - sum the module's counters over all CPUs.
@@ -296,7 +299,8 @@ static int rfwake_deliver(struct rfwake_domain *dom, struct rfwake_waiter *w,
 
 	if (w->pending == 0)
 		atomic_inc(&dom->npending);
-	if (w->pending != U32_MAX)
+	/* returned as an int too (a CQE's res): it stops at INT_MAX */
+	if (w->pending < RFWAKE_COUNT_MAX)
 		w->pending++;
 	w->payload |= payload;
 	rfwake_set_state(dom, w->id, RFWAKE_STATE_RUNNING);
@@ -787,3 +791,40 @@ void rfwake_domain_destroy(struct rfwake_domain *dom)
 		dom->slots[id] = NULL;
 	}
 }
+
+#if IS_ENABLED(CONFIG_RFWAKE_KUNIT_TEST)
+/**
+ * rfwake_kunit_set_pending() - set a waiter's count of pending wakes.
+ * @dom: the domain.
+ * @id: a registered waiter.
+ * @pending: the count to store; 0 drops the pending wakes.
+ *
+ * For the KUnit suite only, built with it: it sets counts (2^31 wakes)
+ * that waking would take hours to reach.
+ *
+ * Context: process context.
+ * Return: 0, -EINVAL or -ENOENT for a bad id.
+ */
+int rfwake_kunit_set_pending(struct rfwake_domain *dom, u32 id, u32 pending)
+{
+	struct rfwake_waiter *w;
+	int err;
+
+	w = rfwake_lookup(dom, id, &err);
+	if (!w)
+		return err;
+	spin_lock_irq(&w->wq.lock);
+	if (w->registered) {
+		if (!w->pending && pending)
+			atomic_inc(&dom->npending);
+		else if (w->pending && !pending)
+			atomic_dec(&dom->npending);
+		w->pending = pending;
+		err = 0;
+	} else {
+		err = -ENOENT;
+	}
+	spin_unlock_irq(&w->wq.lock);
+	return err;
+}
+#endif

@@ -23,7 +23,7 @@
  *         rfwake_cancel_armed_if() selects commands by it.
  * @res: out: @count, or a negative errno.
  * @payload: out: the OR of the merged wakes' payloads.
- * @count: out: the number of wakes merged.
+ * @count: out: the number of wakes merged (at most RFWAKE_COUNT_MAX).
  * @__pad: keeps the struct at 32 bytes.
  *
  * It fits io_uring_cmd's 32-byte pdu, where rfwake_main.c keeps it.
@@ -132,5 +132,9 @@ unsigned int rfwake_cancel_armed_if(struct rfwake_domain *dom, int res,
 						  void *arg),
 				    void *arg);
 bool rfwake_any_pending(struct rfwake_domain *dom);
+
+#if IS_ENABLED(CONFIG_RFWAKE_KUNIT_TEST)
+int rfwake_kunit_set_pending(struct rfwake_domain *dom, u32 id, u32 pending);
+#endif
 
 #endif /* _RFWAKE_CORE_H */

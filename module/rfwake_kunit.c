@@ -1518,6 +1518,42 @@ static void rfwake_test_arm_vs_waker(struct kunit *test)
 		   at_once);
 }
 
+/*
+ * The count of merged wakes goes back as an s32 too (an io_uring CQE's res),
+ * so it saturates at RFWAKE_COUNT_MAX: 2^31 wakes must not come back as a
+ * negative res, an errno.  The count is set near the limit directly; 2^31
+ * wakes would take hours.
+ */
+static void rfwake_test_count_saturates(struct kunit *test)
+{
+	struct rfwake_test_ctx *ctx = test->priv;
+	struct rfwake_domain *dom = ctx->dom;
+	struct rfwake_test_async *ta = rfwake_test_async_new(test);
+	u32 a, i;
+
+	a = rfwake_test_register(test, dom);
+
+	/* 2^31 - 2 wakes pending, three more: 2^31 + 1 */
+	KUNIT_ASSERT_EQ(test, rfwake_kunit_set_pending(dom, a,
+						       RFWAKE_COUNT_MAX - 1), 0);
+	for (i = 0; i < 3; i++)
+		KUNIT_EXPECT_EQ(test, rfwake_wake(dom, a, BIT(i), false), 0);
+	KUNIT_EXPECT_EQ(test, rfwake_arm(dom, a, &ta->async), 1);
+	KUNIT_EXPECT_GT_MSG(test, ta->async.res, 0, "a count read as an errno");
+	KUNIT_EXPECT_EQ(test, ta->async.res, RFWAKE_COUNT_MAX);
+	KUNIT_EXPECT_EQ(test, ta->async.count, RFWAKE_COUNT_MAX);
+	KUNIT_EXPECT_EQ(test, ta->async.payload, 0x7);
+	KUNIT_EXPECT_FALSE(test, rfwake_any_pending(dom));
+
+	/* WAIT reports the same saturated count */
+	KUNIT_ASSERT_EQ(test, rfwake_kunit_set_pending(dom, a,
+						       RFWAKE_COUNT_MAX - 1), 0);
+	for (i = 0; i < 3; i++)
+		KUNIT_EXPECT_EQ(test, rfwake_wake(dom, a, BIT(i + 3), false), 0);
+	rfwake_test_expect_taken(test, dom, a, RFWAKE_COUNT_MAX, 0x38);
+	KUNIT_EXPECT_FALSE(test, rfwake_any_pending(dom));
+}
+
 static struct kunit_case rfwake_test_cases[] = {
 	KUNIT_CASE(rfwake_test_domain_init_limits),
 	KUNIT_CASE(rfwake_test_register_lowest_free),
@@ -1550,6 +1586,7 @@ static struct kunit_case rfwake_test_cases[] = {
 	KUNIT_CASE(rfwake_test_swap_to_armed),
 	KUNIT_CASE(rfwake_test_swap_notifies_poll),
 	KUNIT_CASE(rfwake_test_arm_vs_waker),
+	KUNIT_CASE(rfwake_test_count_saturates),
 	{}
 };
 

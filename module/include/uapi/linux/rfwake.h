@@ -32,6 +32,12 @@
 #define RFWAKE_MAX_WAITERS	1024
 /* Targets in one RFWAKE_IOC_WAKE_BATCH. */
 #define RFWAKE_MAX_BATCH	RFWAKE_MAX_WAITERS
+/*
+ * The count of merged wakes saturates here (INT32_MAX), so that it is the
+ * same in struct rfwake_wait, struct rfwake_swap and a CQE's s32 res, where
+ * it must stay positive: wakes beyond it are merged but not counted.
+ */
+#define RFWAKE_COUNT_MAX	0x7fffffff
 
 /*
  * The shared page: mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
@@ -94,7 +100,7 @@ struct rfwake_wait {
 	__u32 flags;		/* in: RFWAKE_WAIT_* */
 	__u64 deadline_ns;	/* in: absolute CLOCK_MONOTONIC, with DEADLINE */
 	__u64 payload;		/* out: OR of the merged wakes' payloads */
-	__u32 count;		/* out: number of wakes merged, >= 1 */
+	__u32 count;		/* out: wakes merged, 1 .. RFWAKE_COUNT_MAX */
 	__u32 __reserved;	/* in: 0 */
 };
 
@@ -160,8 +166,9 @@ struct rfwake_swap {
  * io_uring: IORING_OP_URING_CMD on the domain's fd with cmd_op
  * RFWAKE_URING_CMD_WAIT and struct rfwake_uring_wait in the SQE's command
  * area (sqe->cmd, 16 bytes).  The command is armed on waiter @id and completes
- * when any thread wakes @id: cqe->res is the number of wakes merged (>= 1) and,
- * on a ring set up with IORING_SETUP_CQE32, cqe->big_cqe[0] is the payload.
+ * when any thread wakes @id: cqe->res is the number of wakes merged
+ * (1 .. RFWAKE_COUNT_MAX) and, on a ring set up with IORING_SETUP_CQE32,
+ * cqe->big_cqe[0] is the payload.
  * A ring without CQE32 must pass RFWAKE_URING_COUNT_ONLY (the payload is then
  * not delivered) or the command fails with -EINVAL.  Errors in cqe->res:
  * -EBUSY (a thread or command already waits on @id), -EIDRM (unregistered),
