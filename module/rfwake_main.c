@@ -432,6 +432,13 @@ static long rfwake_ioctl(struct file *file, unsigned int cmd,
 			desc = &rfwake_ioctls[i];
 	if (!desc)
 		return -ENOTTY;
+	/*
+	 * Every command but INFO registers, wakes or waits: a write to the
+	 * domain's state, refused on a descriptor opened without write
+	 * access, as write(2) is (Documentation/rfwake.md, security model).
+	 */
+	if (cmd != RFWAKE_IOC_INFO && !(file->f_mode & FMODE_WRITE))
+		return -EBADF;
 	/* a known command's size is that of its member of karg */
 	if ((_IOC_DIR(cmd) & _IOC_WRITE) &&
 	    copy_from_user(&karg, uarg, _IOC_SIZE(cmd)))
@@ -460,6 +467,9 @@ static int rfwake_uring_cmd(struct io_uring_cmd *ioucmd,
 
 	if (ioucmd->cmd_op != RFWAKE_URING_CMD_WAIT)
 		return -ENOTTY;
+	/* arming a wait is a write, as the WAIT ioctl is */
+	if (!(ioucmd->file->f_mode & FMODE_WRITE))
+		return -EBADF;
 	/* The SQE is shared with user space: read each field once. */
 	id = READ_ONCE(sqe_cmd->id);
 	flags = READ_ONCE(sqe_cmd->flags);
@@ -550,7 +560,11 @@ static const struct file_operations rfwake_fops = {
 	.llseek = no_llseek,
 };
 
-/* The counters in /sys/class/misc/rfwake/, one number per file. */
+/*
+ * The counters in /sys/class/misc/rfwake/, one number per file
+ * (Documentation/ABI/testing/sysfs-class-misc-rfwake).  Root only: they
+ * show every domain's activity, whoever opened it.
+ */
 #define RFWAKE_STAT_FIELD(field) { #field, offsetof(struct rfwake_stats, field) }
 
 static const struct {
@@ -587,7 +601,7 @@ static ssize_t rfwake_stat_show(struct device *dev,
 
 #define RFWAKE_STAT_ATTR(field) \
 	static struct device_attribute dev_attr_##field = \
-		__ATTR(field, 0444, rfwake_stat_show, NULL)
+		__ATTR(field, 0400, rfwake_stat_show, NULL)
 
 RFWAKE_STAT_ATTR(wakes);
 RFWAKE_STAT_ATTR(wakes_pended);

@@ -11,6 +11,9 @@
  *  - An open file of /dev/rfwake is a wake domain.  Waiters are registered
  *    in a domain and named by a small id (0 .. RFWAKE_MAX_WAITERS - 1); only
  *    holders of the file can wake them.
+ *  - A descriptor opened without write access may use RFWAKE_IOC_INFO and
+ *    poll; every other command registers, wakes or waits, a write to the
+ *    domain, and fails with -EBADF (as write(2) would).
  *  - Wakes that arrive while their waiter is not waiting stay pending and
  *    coalesce: the next wait returns at once with the number of wakes merged
  *    (count) and the bitwise OR of their payloads.
