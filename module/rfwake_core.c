@@ -142,20 +142,47 @@ static struct rfwake_waiter *rfwake_lookup(struct rfwake_domain *dom, u32 id,
 	return w;
 }
 
+/*
+ * Whether the free id @bit may be handed out again: a thread that slept on
+ * its previous registration must have left first.  rfwake_unregister() woke
+ * it, but until it runs it still sleeps there; were the id reused before,
+ * it would find its waiter registered again, go back to sleep on the new
+ * owner's id and take the new owner's wakes, and the new owner's own WAIT
+ * would be -EBUSY.  dom->lock is held, so nobody can start waiting on the
+ * unregistered id meanwhile: the answer can only turn from false to true.
+ */
+static bool rfwake_id_reusable(struct rfwake_domain *dom, unsigned long bit)
+{
+	struct rfwake_waiter *w = dom->slots[bit];
+	bool sleeping;
+
+	if (!w)
+		return true;
+	spin_lock_irq(&w->wq.lock);
+	sleeping = w->sleeping;
+	spin_unlock_irq(&w->wq.lock);
+	return !sleeping;
+}
+
 /**
  * rfwake_register() - allocate a waiter id.
  * @dom: the domain.
  * @flags: must be 0.
  * @id: out: the lowest free id.
  *
+ * An id is free once it is unregistered and the thread that slept on it,
+ * if any, has left (with -EIDRM).
+ *
  * Context: process context; may sleep (allocates the waiter on first use
  * of an id).
  * Return: 0, -EINVAL for unknown flags, -ENOSPC when every id is taken,
- * -ENOMEM.
+ * -EAGAIN when the only ids not taken still have a thread of their
+ * previous registration leaving them, -ENOMEM.
  */
 int rfwake_register(struct rfwake_domain *dom, u32 flags, u32 *id)
 {
 	struct rfwake_waiter *fresh = NULL, *w;
+	bool leaving = false;
 	unsigned long bit;
 
 	if (flags)
@@ -169,11 +196,15 @@ int rfwake_register(struct rfwake_domain *dom, u32 flags, u32 *id)
 		return -ENOMEM;
 
 	spin_lock(&dom->lock);
-	bit = find_first_zero_bit(dom->ids, dom->max_waiters);
+	for_each_clear_bit(bit, dom->ids, dom->max_waiters) {
+		if (rfwake_id_reusable(dom, bit))
+			break;
+		leaving = true;
+	}
 	if (bit >= dom->max_waiters) {
 		spin_unlock(&dom->lock);
 		kfree(fresh);
-		return -ENOSPC;
+		return leaving ? -EAGAIN : -ENOSPC;
 	}
 	__set_bit(bit, dom->ids);
 	dom->nwaiters++;

@@ -1554,6 +1554,68 @@ static void rfwake_test_count_saturates(struct kunit *test)
 	KUNIT_EXPECT_FALSE(test, rfwake_any_pending(dom));
 }
 
+/*
+ * A thread sleeps on a, and a is unregistered and registered again before
+ * that thread has run (UML is not preemptive: the test does not sleep in
+ * between).  The sleeper must leave with -EIDRM, and the new registration
+ * must be the new owner's alone: its WAIT is not -EBUSY and its wakes do
+ * not reach the old sleeper.
+ */
+static void rfwake_test_register_vs_leaving_sleeper(struct kunit *test)
+{
+	struct rfwake_test_ctx *ctx = test->priv;
+	struct rfwake_domain *dom = ctx->dom;
+	struct rfwake_test_thread *t;
+	u32 a, b = U32_MAX, count = 0;
+	u64 payload = 0;
+
+	a = rfwake_test_register(test, dom);
+	t = rfwake_test_sleeper(test, rfwake_test_wait_once, a);
+
+	KUNIT_EXPECT_EQ(test, rfwake_unregister(dom, a), 0);
+	KUNIT_ASSERT_EQ(test, rfwake_register(dom, 0, &b), 0);
+	/* nobody else waits on the new owner's id */
+	KUNIT_EXPECT_EQ(test, rfwake_test_take(dom, b, &payload, &count),
+			-EAGAIN);
+	/* nobody sleeps on it either: its wake stays pending for its owner */
+	KUNIT_EXPECT_EQ(test, rfwake_wake(dom, b, 0x9, false), 0);
+
+	KUNIT_ASSERT_TRUE(test, rfwake_test_join(t));
+	KUNIT_EXPECT_EQ(test, t->ret, -EIDRM);
+	KUNIT_EXPECT_LT(test, ktime_get(), t->deadline);
+	rfwake_test_expect_taken(test, dom, b, 1, 0x9);
+	kunit_info(test, "the sleeper left id %u, the new owner got %u\n", a, b);
+}
+
+/*
+ * The same when the sleeper's id is the only one not taken: REGISTER must
+ * not hand it out while the sleeper is still there (-EAGAIN), and hands it
+ * out once the sleeper left.
+ */
+static void rfwake_test_register_full_but_leaving(struct kunit *test)
+{
+	struct rfwake_test_ctx *ctx = test->priv;
+	struct rfwake_domain *dom = ctx->dom;
+	struct rfwake_test_thread *t;
+	u32 i, id;
+
+	for (i = 0; i < RFWAKE_TEST_WAITERS; i++)
+		KUNIT_ASSERT_EQ(test, rfwake_test_register(test, dom), i);
+	t = rfwake_test_sleeper(test, rfwake_test_wait_once, 3);
+
+	KUNIT_EXPECT_EQ(test, rfwake_unregister(dom, 3), 0);
+	id = 1234;
+	KUNIT_EXPECT_EQ(test, rfwake_register(dom, 0, &id), -EAGAIN);
+	KUNIT_EXPECT_EQ(test, id, 1234);
+	KUNIT_EXPECT_EQ(test, rfwake_nwaiters(dom), RFWAKE_TEST_WAITERS - 1);
+
+	KUNIT_ASSERT_TRUE(test, rfwake_test_join(t));
+	KUNIT_EXPECT_EQ(test, t->ret, -EIDRM);
+	/* the sleeper has left: id 3 is free again, and then the domain full */
+	KUNIT_EXPECT_EQ(test, rfwake_test_register(test, dom), 3);
+	KUNIT_EXPECT_EQ(test, rfwake_register(dom, 0, &id), -ENOSPC);
+}
+
 static struct kunit_case rfwake_test_cases[] = {
 	KUNIT_CASE(rfwake_test_domain_init_limits),
 	KUNIT_CASE(rfwake_test_register_lowest_free),
@@ -1587,6 +1649,8 @@ static struct kunit_case rfwake_test_cases[] = {
 	KUNIT_CASE(rfwake_test_swap_notifies_poll),
 	KUNIT_CASE(rfwake_test_arm_vs_waker),
 	KUNIT_CASE(rfwake_test_count_saturates),
+	KUNIT_CASE(rfwake_test_register_vs_leaving_sleeper),
+	KUNIT_CASE(rfwake_test_register_full_but_leaving),
 	{}
 };
 

@@ -210,7 +210,7 @@ static int allowed(int ci, int rc)
 		return 1;
 	switch (ci) {
 	case 0: return rc == 0;
-	case 1: return rc == 0 || rc == -EINVAL || rc == -ENOSPC;
+	case 1: return rc == 0 || rc == -EINVAL || rc == -ENOSPC || rc == -EAGAIN;
 	case 2: return rc == 0 || rc == -EINVAL || rc == -ENOENT;
 	case 3: return rc == 0 || rc == -EINVAL || rc == -ENOENT || rc == -EAGAIN ||
 		       rc == -ETIMEDOUT || rc == -EBUSY || rc == -EIDRM || rc == -EINTR;

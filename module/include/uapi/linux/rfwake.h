@@ -72,7 +72,11 @@ struct rfwake_info {
 #define RFWAKE_FEAT_POLL	_BITUL(1)	/* poll/epoll on the domain */
 #define RFWAKE_FEAT_MMAP	_BITUL(2)	/* the shared page */
 
-/* RFWAKE_IOC_REGISTER: add a waiter; flags must be 0; the id comes back. */
+/*
+ * RFWAKE_IOC_REGISTER: add a waiter; flags must be 0; the id comes back.
+ * -ENOSPC when every id is taken; -EAGAIN when the only free ids are still
+ * being left by a thread that slept on them when they were unregistered.
+ */
 struct rfwake_register {
 	__u32 flags;		/* in: 0 */
 	__u32 id;		/* out: the lowest free id */
