@@ -20,10 +20,12 @@
 #include <linux/miscdevice.h>
 #include <linux/mm.h>
 #include <linux/module.h>
+#include <linux/overflow.h>
 #include <linux/poll.h>
 #include <linux/sched.h>
 #include <linux/sched/signal.h>
 #include <linux/slab.h>
+#include <linux/time_namespace.h>
 #include <linux/uaccess.h>
 #include <linux/workqueue.h>
 
@@ -294,10 +296,29 @@ static int rfwake_ioc_unregister(struct rfwake_file *rf,
 	return rfwake_unregister(&rf->dom, arg->unreg.id);
 }
 
-/* A user deadline in ns; values beyond KTIME_MAX mean "never". */
+/*
+ * A user deadline in ns on the caller's CLOCK_MONOTONIC, as a time of the
+ * host's CLOCK_MONOTONIC, on which the timer runs; KTIME_MAX and beyond mean
+ * "never".  In a time namespace the two clocks differ by the namespace's
+ * offset.  timens_ktime_to_host() converts, but a module cannot call it on
+ * 6.1: it calls do_timens_ktime_to_host() and reads init_time_ns, neither
+ * exported.  The inline timens_add_monotonic() reads the caller's offset
+ * (zero outside a time namespace and without CONFIG_TIME_NS), and the rest
+ * is do_timens_ktime_to_host(): a deadline before the offset has passed.
+ */
 static ktime_t rfwake_deadline(u64 deadline_ns)
 {
-	return deadline_ns > KTIME_MAX ? KTIME_MAX : ns_to_ktime(deadline_ns);
+	struct timespec64 offset = {};
+	ktime_t host;
+
+	if (deadline_ns >= KTIME_MAX)
+		return KTIME_MAX;
+	timens_add_monotonic(&offset);
+	/* a negative offset may carry a far deadline past KTIME_MAX */
+	if (check_sub_overflow((s64)deadline_ns, timespec64_to_ktime(offset),
+			       &host))
+		return KTIME_MAX;
+	return host < 0 ? 0 : host;
 }
 
 /* The result is written into the caller's struct, the rest as it came. */

@@ -97,7 +97,8 @@ struct rfwake_unregister {
 /*
  * RFWAKE_IOC_WAIT: sleep on waiter @id until it is woken.
  * Returns 0 with @payload and @count filled in, or -ETIMEDOUT when the
- * absolute CLOCK_MONOTONIC @deadline_ns passed, -EAGAIN (NONBLOCK),
+ * absolute CLOCK_MONOTONIC @deadline_ns passed (the caller's clock: in a time
+ * namespace, the namespace's), -EAGAIN (NONBLOCK),
  * -EINTR on a signal (restarted under SA_RESTART: the deadline is absolute),
  * -EBUSY when another thread or a uring_cmd already waits on @id,
  * -EIDRM when the waiter was unregistered meanwhile.
