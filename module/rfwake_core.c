@@ -794,6 +794,37 @@ unsigned int rfwake_cancel_armed(struct rfwake_domain *dom, int res)
 }
 
 /**
+ * rfwake_visit_armed() - look at every armed command of a domain.
+ * @dom: the domain.
+ * @fn: called for each command armed when its waiter is visited, with that
+ *      waiter's lock held: it must not sleep nor call into the domain.
+ * @arg: passed to @fn.
+ *
+ * No snapshot: commands may be armed and completed while the waiters are
+ * visited.
+ *
+ * Context: process context.
+ */
+void rfwake_visit_armed(struct rfwake_domain *dom,
+			void (*fn)(const struct rfwake_async *async, void *arg),
+			void *arg)
+{
+	u32 id;
+
+	for (id = 0; id < dom->max_waiters; id++) {
+		/* pairs with smp_store_release() in rfwake_register() */
+		struct rfwake_waiter *w = smp_load_acquire(&dom->slots[id]);
+
+		if (!w)
+			continue;
+		spin_lock_irq(&w->wq.lock);
+		if (w->armed)
+			fn(w->armed, arg);
+		spin_unlock_irq(&w->wq.lock);
+	}
+}
+
+/**
  * rfwake_any_pending() - whether some waiter has a wake pending.
  * @dom: the domain.
  *

@@ -132,6 +132,9 @@ unsigned int rfwake_cancel_armed_if(struct rfwake_domain *dom, int res,
 						  void *arg),
 				    void *arg);
 bool rfwake_any_pending(struct rfwake_domain *dom);
+void rfwake_visit_armed(struct rfwake_domain *dom,
+			void (*fn)(const struct rfwake_async *async, void *arg),
+			void *arg);
 
 #if IS_ENABLED(CONFIG_RFWAKE_KUNIT_TEST)
 int rfwake_kunit_set_pending(struct rfwake_domain *dom, u32 id, u32 pending);

@@ -1616,6 +1616,57 @@ static void rfwake_test_register_full_but_leaving(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, rfwake_register(dom, 0, &id), -ENOSPC);
 }
 
+/* rfwake_visit_armed(): records the commands it is shown. */
+struct rfwake_test_visit {
+	const struct rfwake_async *seen[RFWAKE_TEST_WAITERS];
+	unsigned int n;
+	bool irqs_off;
+};
+
+static void rfwake_test_visit_one(const struct rfwake_async *async, void *arg)
+{
+	struct rfwake_test_visit *v = arg;
+
+	v->irqs_off = irqs_disabled();
+	if (v->n < ARRAY_SIZE(v->seen))
+		v->seen[v->n++] = async;
+}
+
+/* rfwake_visit_armed() shows each armed command once, and nothing else. */
+static void rfwake_test_visit_armed(struct kunit *test)
+{
+	struct rfwake_test_ctx *ctx = test->priv;
+	struct rfwake_domain *dom = ctx->dom;
+	struct rfwake_test_async *ta = rfwake_test_async_new(test);
+	struct rfwake_test_async *tb = rfwake_test_async_new(test);
+	struct rfwake_test_visit v = {};
+	u32 a, b, c;
+
+	a = rfwake_test_register(test, dom);
+	b = rfwake_test_register(test, dom);
+	c = rfwake_test_register_pending(test, dom, 0x1);
+	rfwake_visit_armed(dom, rfwake_test_visit_one, &v);
+	KUNIT_EXPECT_EQ(test, v.n, 0);
+
+	KUNIT_ASSERT_EQ(test, rfwake_arm(dom, a, &ta->async), 0);
+	KUNIT_ASSERT_EQ(test, rfwake_arm(dom, b, &tb->async), 0);
+	rfwake_visit_armed(dom, rfwake_test_visit_one, &v);
+	KUNIT_ASSERT_EQ(test, v.n, 2);
+	KUNIT_EXPECT_PTR_EQ(test, v.seen[0], &ta->async);
+	KUNIT_EXPECT_PTR_EQ(test, v.seen[1], &tb->async);
+	/* under the waiter's lock */
+	KUNIT_EXPECT_TRUE(test, v.irqs_off);
+
+	/* a completed command is not shown any more */
+	KUNIT_EXPECT_EQ(test, rfwake_wake(dom, a, 0x2, false), 1);
+	v.n = 0;
+	rfwake_visit_armed(dom, rfwake_test_visit_one, &v);
+	KUNIT_ASSERT_EQ(test, v.n, 1);
+	KUNIT_EXPECT_PTR_EQ(test, v.seen[0], &tb->async);
+	KUNIT_EXPECT_EQ(test, rfwake_cancel_armed(dom, -ECANCELED), 1);
+	rfwake_test_expect_taken(test, dom, c, 1, 0x1);
+}
+
 static struct kunit_case rfwake_test_cases[] = {
 	KUNIT_CASE(rfwake_test_domain_init_limits),
 	KUNIT_CASE(rfwake_test_register_lowest_free),
@@ -1651,6 +1702,7 @@ static struct kunit_case rfwake_test_cases[] = {
 	KUNIT_CASE(rfwake_test_count_saturates),
 	KUNIT_CASE(rfwake_test_register_vs_leaving_sleeper),
 	KUNIT_CASE(rfwake_test_register_full_but_leaving),
+	KUNIT_CASE(rfwake_test_visit_armed),
 	{}
 };
 

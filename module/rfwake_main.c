@@ -50,9 +50,10 @@ MODULE_PARM_DESC(max_waiters, "waiters per domain, 1..1024 (default 1024)");
  * @dom: the waiters.
  * @page: the shared page (struct rfwake_shared), mapped by mmap().
  * @file: the file, for the monitor (no reference: armed commands hold one).
- * @narmed: io_uring commands armed and not yet completed; each holds a
- *          reference to the file.
+ * @narmed: io_uring commands armed and not yet completed.
  * @nmaps: mappings of the shared page; each holds a reference to the file.
+ * @unrefs: bumped before a command or a mapping drops its reference to the
+ *          file, so that rfwake_reap() can tell that its count changed.
  * @monitor: completes the commands nobody can complete any more (see
  *           rfwake_reap()); runs while commands are armed.
  */
@@ -62,6 +63,7 @@ struct rfwake_file {
 	struct file *file;
 	atomic_t narmed;
 	atomic_t nmaps;
+	atomic_t unrefs;
 	struct delayed_work monitor;
 };
 
@@ -99,6 +101,8 @@ static void rfwake_cmd_complete(struct rfwake_async *async)
 	struct rfwake_file *rf = ioucmd->file->private_data;
 
 	atomic_dec(&rf->narmed);
+	/* before the request drops its file (fput() orders it: rfwake_reap()) */
+	atomic_inc(&rf->unrefs);
 	/*
 	 * Completing in the submitter's task also wakes it when it sleeps
 	 * in io_uring_enter(), whichever thread called WAKE.
@@ -153,25 +157,83 @@ static bool rfwake_cmd_orphaned(const struct rfwake_async *async,
 	return percpu_ref_is_dying(&req->ctx->refs);
 }
 
+/**
+ * struct rfwake_refs - references to the file held by armed commands.
+ * @by_fd: commands submitted on a descriptor: each holds a reference
+ *         (6.1's io_file_get_normal() takes it, the request's end drops it).
+ * @rings: the rings of the commands submitted through a registered file,
+ *         each once: such a command holds no reference of its own
+ *         (io_file_get_fixed()); its ring's table of registered files holds
+ *         one for all of them, and keeps it while a request uses it.
+ * @nrings: entries in @rings.
+ * @max: room in @rings.
+ */
+struct rfwake_refs {
+	u32 by_fd;
+	u32 nrings;
+	u32 max;
+	const struct io_ring_ctx **rings;
+};
+
+/* rfwake_visit_armed(): count the reference of one armed command. */
+static void rfwake_count_ref(const struct rfwake_async *async, void *arg)
+{
+	const struct io_kiocb *req =
+		cmd_to_io_kiocb(rfwake_async_cmd((struct rfwake_async *)async));
+	struct rfwake_refs *refs = arg;
+	u32 i;
+
+	if (!(req->flags & REQ_F_FIXED_FILE)) {
+		refs->by_fd++;
+		return;
+	}
+	for (i = 0; i < refs->nrings; i++)
+		if (refs->rings[i] == req->ctx)
+			return;
+	/* one command per waiter: never full */
+	if (refs->nrings < refs->max)
+		refs->rings[refs->nrings++] = req->ctx;
+}
+
 /*
  * 6.1 cannot cancel a uring_cmd, and an armed command holds a reference to
- * the file, so .release never runs while one is armed and the ring's own
- * teardown waits for it.  Like ublk, the driver completes its commands
- * itself (-ECANCELED) when nobody can complete them any more:
+ * the file (or its ring's table of registered files does), so .release
+ * never runs while one is armed and the ring's own teardown waits for it.
+ * Like ublk, the driver completes its commands itself (-ECANCELED) when
+ * nobody can complete them any more:
  *  - io_uring waits for them (rfwake_cmd_orphaned(): exit, exec, ring
  *    close);
  *  - no descriptor is left: every reference to the file is held by an armed
- *    command or a mapping of the shared page, so nobody can WAKE them.
+ *    command, by the ring of commands armed through a registered file, or
+ *    by a mapping of the shared page (struct rfwake_refs), so nobody can
+ *    WAKE them.  A reference not seen here (a ring that registered the file
+ *    but has no command armed through it) keeps them armed.
+ * The references are counted while commands come and go: a count during
+ * which one was dropped (@unrefs moved) may include a command or mapping
+ * whose reference is gone, and is not trusted.
  * @closing: called from .flush, whose descriptor still holds a reference.
  */
 static void rfwake_reap(struct rfwake_file *rf, bool closing)
 {
-	long others = atomic_read(&rf->narmed) + atomic_read(&rf->nmaps);
+	struct rfwake_refs refs = { .max = rf->dom.max_waiters };
+	long others, nrefs;
+	int unrefs;
 
 	rfwake_cancel_armed_if(&rf->dom, -ECANCELED, rfwake_cmd_orphaned,
 			       NULL);
-	if (file_count(rf->file) <= others + closing)
+
+	refs.rings = kmalloc_array(refs.max, sizeof(*refs.rings), GFP_KERNEL);
+	if (!refs.rings)
+		return;	/* the monitor tries again */
+	unrefs = atomic_read(&rf->unrefs);
+	smp_rmb();	/* @unrefs before the references it guards */
+	rfwake_visit_armed(&rf->dom, rfwake_count_ref, &refs);
+	others = (long)refs.by_fd + refs.nrings + atomic_read(&rf->nmaps);
+	nrefs = file_count(rf->file);
+	smp_rmb();	/* pairs with the full barrier of fput() after the bump */
+	if (atomic_read(&rf->unrefs) == unrefs && nrefs <= others + closing)
 		rfwake_cancel_armed(&rf->dom, -ECANCELED);
+	kfree(refs.rings);
 }
 
 static void rfwake_monitor(struct work_struct *work)
@@ -204,6 +266,7 @@ static int rfwake_open(struct inode *inode, struct file *file)
 	rf->file = file;
 	atomic_set(&rf->narmed, 0);
 	atomic_set(&rf->nmaps, 0);
+	atomic_set(&rf->unrefs, 0);
 	INIT_DELAYED_WORK(&rf->monitor, rfwake_monitor);
 	file->private_data = rf;
 	return stream_open(inode, file);
@@ -540,6 +603,8 @@ static void rfwake_vm_close(struct vm_area_struct *vma)
 	struct rfwake_file *rf = vma->vm_private_data;
 
 	atomic_dec(&rf->nmaps);
+	/* before remove_vma() drops the file (fput() orders it) */
+	atomic_inc(&rf->unrefs);
 }
 
 static const struct vm_operations_struct rfwake_vm_ops = {

@@ -883,6 +883,78 @@ static void t_ring_closed(unsigned int ring_flags, const char *what)
 	is_err(rfw_poll_wake(dom, 2, NULL, NULL), 0, "... and the domain's wakes still arrive");
 }
 
+/*
+ * Commands armed through a registered file hold no reference to the file of
+ * their own: their ring's table of registered files holds one for all of
+ * them.  Two commands armed through one ring's registered file and one
+ * through another's, with the descriptor open: they must stay armed for
+ * longer than the monitor's period (1 s), and be canceled when the
+ * descriptor is closed (nothing can WAKE them then).
+ */
+static void t_fixed_file_commands_vs_descriptor(void)
+{
+	struct io_uring r1, r2;
+	struct cqe_got g;
+	int fd = rfw_open(), rc, canceled = 0, i;
+
+	cfg_name = "CQE32, registered file, two rings";
+	if (fd < 0 || rfw_register(fd) != 0 || rfw_register(fd) != 1 || rfw_register(fd) != 2 ||
+	    ring_init(&r1, IORING_SETUP_CQE32)) {
+		ok(0, "%s", tname("a domain with three waiters and a ring"));
+		return;
+	}
+	if (ring_init(&r2, IORING_SETUP_CQE32)) {
+		ok(0, "%s", tname("a second ring"));
+		io_uring_queue_exit(&r1);
+		close(fd);
+		return;
+	}
+	rc = io_uring_register_files(&r1, &fd, 1);
+	if (!rc)
+		rc = io_uring_register_files(&r2, &fd, 1);
+	if (rc) {
+		tap_skip(1, tname("io_uring_register_files: %s", strerror(-rc)));
+		goto out;
+	}
+	is_err(submit_wait(&r1, 0, 0, 0, 0, 90, IOSQE_FIXED_FILE), 0,
+	       tname("submit a WAIT command on 0 through ring 1's registered file"));
+	is_err(submit_wait(&r1, 0, 1, 0, 0, 91, IOSQE_FIXED_FILE), 0,
+	       tname("submit one on 1 through the same registered file"));
+	is_err(submit_wait(&r2, 0, 2, 0, 0, 92, IOSQE_FIXED_FILE), 0,
+	       tname("submit one on 2 through ring 2's registered file"));
+	ok(armed_on(fd, 0) && armed_on(fd, 1) && armed_on(fd, 2), "%s",
+	   tname("all three are armed"));
+	rc = reap(&r1, 2500 * MSEC, &g);
+	if (!ok(rc == -ETIME, "%s", tname("ring 1's stay armed 2.5 s while the descriptor is open")))
+		tap_diag("  got user_data %llu res %s", (unsigned long long)g.user_data,
+			 errname(g.res));
+	no_cqe(&r2, tname("... and ring 2's"));
+	is_err(rfw_wake(fd, 1, 0x11), 1, tname("WAKE 1 completes its command: 1"));
+	is_cqe_payload(&r1, 91, 1, 0x11, tname("with its payload"));
+	is_err(submit_wait(&r1, 0, 1, 0, 0, 93, IOSQE_FIXED_FILE), 0,
+	       tname("arm 1 again through ring 1's registered file"));
+	ok(armed_on(fd, 1), "%s", tname("it is armed"));
+
+	close(fd);
+	fd = -1;
+	for (i = 0; i < 2; i++)
+		if (reap(&r1, RFW_PATIENCE, &g) == 0 && (g.user_data == 90 || g.user_data == 93) &&
+		    g.res == -ECANCELED)
+			canceled++;
+	if (reap(&r2, RFW_PATIENCE, &g) == 0 && g.user_data == 92 && g.res == -ECANCELED)
+		canceled++;
+	is_int(canceled, 3, tname("closing the descriptor cancels all three: -ECANCELED"));
+	n_armed += 4;
+	n_completed++;
+	n_canceled += canceled;
+out:
+	io_uring_queue_exit(&r2);
+	io_uring_queue_exit(&r1);
+	if (fd >= 0)
+		close(fd);
+	cfg_name = NULL;
+}
+
 /* ------------------------------------------------------------------- main */
 
 int main(void)
@@ -940,6 +1012,7 @@ int main(void)
 	t_ring_closed(IORING_SETUP_CQE32 | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
 		      "DEFER_TASKRUN");
 	t_ring_closed(IORING_SETUP_CQE32 | IORING_SETUP_SQPOLL, "SQPOLL");
+	t_fixed_file_commands_vs_descriptor();
 
 	for (i = 0; i < 3; i++) {
 		after[i] = rfw_counter(names[i]);
