@@ -71,6 +71,12 @@ static inline int64_t rf__time_add(int64_t t, int64_t ns)
 	return sum;
 }
 
+/* A non-negative duration in ns as a struct timespec (timers, sleeps). */
+static inline struct timespec rf__timespec(int64_t ns)
+{
+	return (struct timespec){ .tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000 };
+}
+
 static inline void rf__cpu_relax(void)
 {
 #if defined(__x86_64__)

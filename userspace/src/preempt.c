@@ -414,18 +414,13 @@ static int64_t rf__min_run_ns(const struct rf__worker *wk)
  */
 #define RF__SLICE_STRETCH_MAX 16
 
-static struct timespec rf__ns_ts(int64_t ns)
-{
-	return (struct timespec){ .tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000 };
-}
-
 /* Arm the slice timer: its first tick @first_ns after @now, then every @period_ns. */
 static void rf__slice_arm(struct rf__worker *wk, int64_t now, int64_t first_ns,
 			  int64_t period_ns)
 {
 	struct itimerspec its = {
-		.it_value = rf__ns_ts(first_ns),
-		.it_interval = rf__ns_ts(period_ns),
+		.it_value = rf__timespec(first_ns),
+		.it_interval = rf__timespec(period_ns),
 	};
 
 	if (timer_settime(wk->slice_timer, 0, &its, NULL) == 0) {

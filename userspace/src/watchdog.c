@@ -131,7 +131,7 @@ static void rf__hog_install(void)
 
 static void rf__sleep_ns(int64_t ns)
 {
-	struct timespec ts = { .tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000 };
+	struct timespec ts = rf__timespec(ns);
 
 	while (clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, &ts) == EINTR)
 		;
