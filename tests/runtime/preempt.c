@@ -27,6 +27,9 @@
  *     keep a hog from being preempted; the same hog without them is.
  *  6. A hog alone on its worker is ticked less and less often, and still
  *     preempted when a fiber wakes up beside it.
+ *  7. The signal frame is copied from the alternate signal stack with the
+ *     frame's own size, not a byte more: preemption goes on when that stack
+ *     ends at an inaccessible page.
  *
  * Where the runtime cannot preempt (RF_FEAT_PREEMPT off: ThreadSanitizer,
  * libc linked statically) every check of preemption is a TAP skip.  No
@@ -43,6 +46,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 
 #if defined(__x86_64__)
@@ -1366,6 +1370,52 @@ static void test_lone_hog(void)
 	   (unsigned long long)t.woke_runs);
 }
 
+/* ------------------------- part 7: a signal stack that ends at a hole */
+
+#define EDGE_PREEMPTIONS 200
+
+/*
+ * The slice timer's SIGURG runs on the thread's alternate signal stack,
+ * where the kernel builds the frame right at the top; preempt.c copies that
+ * frame to the fiber's stack, taking its size from the frame.  Here the
+ * signal stack ends at an inaccessible page, so a copy that reads past the
+ * frame faults.  (Linux 6.1 on a CPU without XSAVE, as qemu's default TCG
+ * CPU is, writes an extended_size of 516 bytes for a 512-byte FXSAVE frame.)
+ */
+static void *edge_main(void *arg)
+{
+	struct rf_fiber *c = competitor_start();
+	uint64_t got = 0;
+
+	(void)arg;
+	if (!c)
+		return NULL;
+	preempt_some(EDGE_PREEMPTIONS, &got);
+	competitor_stop(c);
+	ok(got >= EDGE_PREEMPTIONS, "part 7: preempted %llu times with the signal stack ending at "
+	   "an inaccessible page (at least %d)", (unsigned long long)got, EDGE_PREEMPTIONS);
+	return NULL;
+}
+
+static void test_edge_altstack(void)
+{
+	struct rf_runtime_opts opts = fast_opts(1, 0);
+	size_t size = 64 * 1024, page = (size_t)sysconf(_SC_PAGESIZE);
+	char *map = mmap(NULL, size + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+			 -1, 0);
+	stack_t ss = { .ss_sp = map, .ss_size = size }, old;
+
+	if (!ok(map != MAP_FAILED && mprotect(map + size, page, PROT_NONE) == 0,
+		"part 7: a signal stack followed by an inaccessible page"))
+		return;
+	/* worker 0 runs on this thread, which keeps a signal stack it has */
+	if (ok(sigaltstack(&ss, &old) == 0, "part 7: installed on the thread of worker 0")) {
+		is_int(run_main(&opts, edge_main, NULL, NULL, NULL), 0, "part 7: the run ends");
+		sigaltstack(&old, NULL);
+	}
+	munmap(map, size + page);
+}
+
 /* ------------------------------------------------- a known limitation */
 
 /*
@@ -1501,5 +1551,6 @@ int main(void)
 	test_no_preempt();
 	test_lone_hog();
 	test_stale_word();
+	test_edge_altstack();
 	return done_testing();
 }

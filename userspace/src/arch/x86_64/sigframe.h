@@ -13,7 +13,8 @@
  *         ...            (padding)
  *         xsave area     uc_mcontext.fpregs points here, 64-byte aligned;
  *                        _fpx_sw_bytes (at +464) gives its size, including
- *                        the FP_XSTATE_MAGIC2 word that ends it
+ *                        the FP_XSTATE_MAGIC2 word that ends it; without
+ *                        XSAVE, a 512-byte FXSAVE area and no MAGIC2
  *
  * rt_sigreturn reads the frame at rsp - 8 and restores every register,
  * flags, the whole xsave state (AVX-512, PKRU: what the kernel saved), the
@@ -34,6 +35,7 @@
 
 #define RF__FP_XSTATE_MAGIC1 0x46505853u
 #define RF__FPX_SW_OFFSET 464	/* _fpx_sw_bytes in the fxsave area */
+#define RF__FPX_SW_XSTATE_SIZE 16	/* its xstate_size, after magic1, extended_size, xfeatures */
 #define RF__FXSAVE_SIZE 512
 
 static inline uintptr_t rf__uc_pc(const ucontext_t *uc)
@@ -70,8 +72,20 @@ static inline bool rf__sigframe_span(const siginfo_t *si, const ucontext_t *uc,
 	if (!fp || fp < (const char *)&uc->uc_sigmask + 8 || ((uintptr_t)fp & 63))
 		return false;
 	__builtin_memcpy(&magic1, fp + RF__FPX_SW_OFFSET, 4);
-	if (magic1 == RF__FP_XSTATE_MAGIC1)
-		__builtin_memcpy(&ext, fp + RF__FPX_SW_OFFSET + 4, 4);
+	if (magic1 == RF__FP_XSTATE_MAGIC1) {
+		uint32_t xstate_size;
+
+		/*
+		 * Without XSAVE (qemu's default TCG CPU) the kernel saves
+		 * with FXSAVE: xstate_size is 512, the frame ends there and
+		 * has no MAGIC2, yet 6.1's save_xstate_epilog() writes the
+		 * sw bytes all the same, extended_size 516.  Trusted, that
+		 * size reads 4 bytes past the top of the signal stack.
+		 */
+		__builtin_memcpy(&xstate_size, fp + RF__FPX_SW_OFFSET + RF__FPX_SW_XSTATE_SIZE, 4);
+		if (xstate_size > RF__FXSAVE_SIZE)
+			__builtin_memcpy(&ext, fp + RF__FPX_SW_OFFSET + 4, 4);
+	}
 	*start = (uintptr_t)uc - 8;
 	*len = (size_t)(fp + ext - (const char *)*start);
 	return *len < 65536;
