@@ -20,6 +20,9 @@
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <dirent.h>
+#include <string.h>
+#include <unistd.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -269,6 +272,129 @@ static void test_preempted_is_not_a_hog(void)
 	       "long its worker is preempted");
 }
 
+/* ------------------------------------------------------ an idle runtime */
+
+#define IDLE_MS 300
+
+struct idle_result {
+	pid_t monitor;		/* the monitor thread's id, 0: not found */
+	long woke_idle;		/* its voluntary switches while the workers slept */
+	ssize_t rc_read;
+	uint64_t hogs_after;
+	pthread_t watcher;
+	int watcher_rc;
+};
+
+static int idle_pipe[2];
+
+/* The thread of this process named @name, or 0. */
+static pid_t find_thread(const char *name)
+{
+	char path[300], comm[32];
+	pid_t found = 0;
+	struct dirent *d;
+	DIR *dir = opendir("/proc/self/task");
+
+	while (dir && !found && (d = readdir(dir))) {
+		FILE *f;
+
+		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", d->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (fgets(comm, sizeof(comm), f) && strncmp(comm, name, strlen(name)) == 0 &&
+		    comm[strlen(name)] == '\n')
+			found = (pid_t)atoi(d->d_name);
+		fclose(f);
+	}
+	if (dir)
+		closedir(dir);
+	return found;
+}
+
+/* Thread @tid's voluntary context switches so far, or -1. */
+static long voluntary_switches(pid_t tid)
+{
+	char path[64], line[128];
+	long n = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/status", (int)tid);
+	f = fopen(path, "r");
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "voluntary_ctxt_switches: %ld", &n) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return n;
+}
+
+/* Outside the runtime: let it go idle, count the monitor's wake-ups meanwhile, end it. */
+static void *idle_watcher(void *arg)
+{
+	struct idle_result *r = arg;
+	struct timespec settle = { 0, 50 * MSEC }, idle = { 0, IDLE_MS * MSEC };
+	long before;
+
+	nanosleep(&settle, NULL);	/* the workers spin a little, then sleep */
+	r->monitor = find_thread("rf-monitor");
+	before = r->monitor ? voluntary_switches(r->monitor) : -1;
+	nanosleep(&idle, NULL);
+	if (before >= 0)
+		r->woke_idle = voluntary_switches(r->monitor) - before;
+	if (write(idle_pipe[1], "x", 1) != 1)
+		r->woke_idle = -1;
+	return NULL;
+}
+
+static void *idle_main(void *arg)
+{
+	struct idle_result *r = arg;
+	char c;
+
+	r->watcher_rc = pthread_create(&r->watcher, NULL, idle_watcher, r);
+	if (r->watcher_rc)
+		return NULL;
+	/* every worker sleeps in the kernel until the watcher writes */
+	r->rc_read = rf_read(idle_pipe[0], &c, 1, -1, RF_NO_DEADLINE);
+	/* and the monitor is back with them: a hog is reported */
+	burn_cpu(3 * 20 * MSEC);
+	r->hogs_after = my_stats().hogs;
+	return NULL;
+}
+
+/*
+ * The watchdog's monitor samples the workers every hog_ns / 4; with every
+ * worker asleep there is nothing to sample, and it sleeps until one wakes.
+ */
+static void test_idle_monitor(void)
+{
+	struct rf_runtime_opts opts = { .workers = 2, .hog_ns = 20 * MSEC,
+					.flags = RF_RT_NO_PREEMPT };
+	struct idle_result r = { .woke_idle = -1, .rc_read = -1 };
+	int rc;
+
+	if (!ok(pipe(idle_pipe) == 0, "idle: pipe()"))
+		return;
+	rc = run_main(&opts, idle_main, &r, NULL, NULL);
+	if (!r.watcher_rc)
+		pthread_join(r.watcher, NULL);
+	close(idle_pipe[0]);
+	close(idle_pipe[1]);
+	is_int(rc, 0, "idle: the run ends");
+	is_int(r.rc_read, 1, "idle: every worker slept until a thread outside wrote to a pipe");
+	if (!r.monitor) {
+		tap_skip(1, "no thread named rf-monitor in /proc/self/task");
+	} else {
+		/* sampling every hog_ns / 4 = 5 ms, it would wake some 60 times */
+		ok(r.woke_idle >= 0 && r.woke_idle <= 1,
+		   "idle: the monitor woke %ld times in %d ms while every worker slept (at most 1)",
+		   r.woke_idle, IDLE_MS);
+	}
+	ok(r.hogs_after >= 1, "idle: then a hog is reported all the same (%llu)",
+	   (unsigned long long)r.hogs_after);
+}
+
 int main(void)
 {
 	/* the rescue, which is all a runtime without preemption does */
@@ -323,5 +449,6 @@ int main(void)
 	is_str(out, "", "nothing printed");
 
 	test_preempted_is_not_a_hog();
+	test_idle_monitor();
 	return done_testing();
 }

@@ -551,8 +551,7 @@ struct rf_runtime {
 	/* hog watchdog */
 	pthread_t monitor;
 	bool monitor_started;
-	pthread_mutex_t monitor_lock;
-	pthread_cond_t monitor_cond;
+	uint32_t monitor_parked;	/* atomic: it sleeps until a worker wakes */
 
 	struct rf__pool *pool;		/* rf_blocking() threads */
 	pthread_mutex_t pool_lock;
@@ -701,6 +700,19 @@ void rf__receivers_destroy(struct rf__worker *wk);
 /* watchdog.c */
 int rf__watchdog_start(struct rf_runtime *rt);
 void rf__watchdog_stop(struct rf_runtime *rt);
+void rf__monitor_kick(struct rf_runtime *rt);
+
+/*
+ * A worker is no longer parked (loop.c): after its store of parked = 0, a
+ * monitor that went to sleep because every worker was parked must wake
+ * (watchdog.c).  One load when it does not sleep.
+ */
+static inline void rf__unpark(struct rf__worker *wk)
+{
+	__atomic_store_n(&wk->parked, 0, __ATOMIC_SEQ_CST);
+	if (__builtin_expect(__atomic_load_n(&wk->rt->monitor_parked, __ATOMIC_SEQ_CST), 0))
+		rf__monitor_kick(wk->rt);
+}
 
 /* preempt.c */
 bool rf__preempt_supported(void);

@@ -66,12 +66,12 @@ static void rf__idle(struct rf__worker *wk)
 		goto out;	/* the loop flushes and we try again */
 	__atomic_store_n(&wk->parked, 1, __ATOMIC_SEQ_CST);
 	if (rf__has_work(wk)) {
-		__atomic_store_n(&wk->parked, 0, __ATOMIC_SEQ_CST);
+		rf__unpark(wk);
 		goto out;
 	}
 	quiet = !wk->inflight;
 	if (quiet && rf__quiet_enter(wk)) {
-		__atomic_store_n(&wk->parked, 0, __ATOMIC_SEQ_CST);
+		rf__unpark(wk);
 		goto out;
 	}
 	/* a tracer gets what we recorded before we sleep, not after */
@@ -85,7 +85,7 @@ static void rf__idle(struct rf__worker *wk)
 	} else {
 		rf__sleep(wk);
 	}
-	__atomic_store_n(&wk->parked, 0, __ATOMIC_SEQ_CST);
+	rf__unpark(wk);
 	if (quiet)
 		rf__quiet_leave(wk);
 	rf__count(&wk->sleeps, 1);

@@ -63,8 +63,6 @@ static void rf__free_runtime(struct rf_runtime *rt)
 		rt->wake->close(rt);
 	pthread_mutex_destroy(&rt->quiet_lock);
 	pthread_mutex_destroy(&rt->pool_lock);
-	pthread_mutex_destroy(&rt->monitor_lock);
-	pthread_cond_destroy(&rt->monitor_cond);
 	free(rt);
 }
 
@@ -153,8 +151,6 @@ static int rf__runtime_alloc(struct rf_runtime **rtp, const struct rf_runtime_op
 	}
 	pthread_mutex_init(&rt->quiet_lock, NULL);
 	pthread_mutex_init(&rt->pool_lock, NULL);
-	pthread_mutex_init(&rt->monitor_lock, NULL);
-	pthread_cond_init(&rt->monitor_cond, NULL);
 	rt->wake_fd = -1;
 	rt->stop_fd = -1;
 	rt->flags = o->flags;

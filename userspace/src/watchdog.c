@@ -30,12 +30,21 @@
  * The handler allocates nothing, takes no lock other threads could hold
  * while interrupted (the spinlocks it takes are only taken in library code,
  * which it never interrupts), and writes its report with write(2).
+ *
+ * An idle runtime is left alone: when every worker is parked (asleep in the
+ * kernel, so no fiber runs and none can hog), the monitor sleeps on a futex
+ * until the first worker wakes (rf__unpark() -> rf__monitor_kick()), instead
+ * of waking every period to find nothing.  The two sides are a Dekker pair:
+ * the monitor stores monitor_parked and then reads every parked flag, a
+ * worker stores its parked flag and then reads monitor_parked, all seq_cst,
+ * so at least one of them sees the other.
  */
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <linux/futex.h>
 #include <sys/syscall.h>
 
 #include "internal.h"
@@ -147,6 +156,33 @@ static int64_t rf__clock_ns(clockid_t clk)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+#define RF__MONITOR_THREAD_NAME "rf-monitor"
+
+/* Is every worker asleep in the kernel? */
+static bool rf__all_parked(struct rf_runtime *rt)
+{
+	for (unsigned int i = 0; i < rt->nworkers; i++)
+		if (!__atomic_load_n(&rt->workers[i]->parked, __ATOMIC_SEQ_CST))
+			return false;
+	return true;
+}
+
+/* Every worker is parked: sleep until one is not, or the run ends. */
+static void rf__monitor_park(struct rf_runtime *rt)
+{
+	__atomic_store_n(&rt->monitor_parked, 1, __ATOMIC_SEQ_CST);
+	if (rf__all_parked(rt) && !rf__load(&rt->done))
+		syscall(SYS_futex, &rt->monitor_parked, FUTEX_WAIT_PRIVATE, 1, NULL, NULL, 0);
+	__atomic_store_n(&rt->monitor_parked, 0, __ATOMIC_SEQ_CST);
+}
+
+/* A worker woke (rf__unpark()), or the run ends: wake a parked monitor. */
+void rf__monitor_kick(struct rf_runtime *rt)
+{
+	if (__atomic_exchange_n(&rt->monitor_parked, 0, __ATOMIC_SEQ_CST))
+		syscall(SYS_futex, &rt->monitor_parked, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
 static void *rf__monitor(void *arg)
 {
 	struct rf_runtime *rt = arg;
@@ -177,6 +213,11 @@ static void *rf__monitor(void *arg)
 		rf__sleep_ns(period);
 		if (rf__load(&rt->done))
 			break;	/* the workers' threads may be gone, and their clocks */
+		if (rf__all_parked(rt)) {
+			/* no fiber runs: what was timed stays valid (CPU clocks) */
+			rf__monitor_park(rt);
+			continue;
+		}
 		for (unsigned int i = 0; i < n; i++) {
 			struct rf__worker *wk = rt->workers[i];
 			uint64_t seq = rf__load_relaxed(&wk->run_seq);
@@ -211,6 +252,8 @@ int rf__watchdog_start(struct rf_runtime *rt)
 		return rf__hog_err;
 	ret = -pthread_create(&rt->monitor, NULL, rf__monitor, rt);
 	rt->monitor_started = !ret;
+	if (!ret)
+		pthread_setname_np(rt->monitor, RF__MONITOR_THREAD_NAME);
 	return ret;
 }
 
@@ -218,6 +261,8 @@ void rf__watchdog_stop(struct rf_runtime *rt)
 {
 	if (!rt->monitor_started)
 		return;
+	/* rt->done is set: a monitor parked meanwhile must see it */
+	rf__monitor_kick(rt);
 	pthread_join(rt->monitor, NULL);
 	rt->monitor_started = false;
 }
