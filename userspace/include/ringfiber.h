@@ -499,6 +499,10 @@ int rf_spawn(struct rf_fiber **fp, rf_fn fn, void *arg, const struct rf_spawn_at
 /**
  * rf_spawn_on() - rf_spawn() onto worker @worker (fiber context).
  * @worker: index from 0 to rf_worker_count() - 1.
+ * @fp:     as for rf_spawn().
+ * @fn:     as for rf_spawn().
+ * @arg:    as for rf_spawn().
+ * @attr:   as for rf_spawn().
  *
  * The fiber is queued on that worker (woken if it sleeps).  Unless
  * @attr->pinned, an idle worker may still steal it before it runs.
@@ -684,62 +688,219 @@ int rf_sleep(int64_t deadline);
  * Offsets of -1 mean "the file position", as with read(2)/write(2).
  */
 
-/** rf_read() - pread(2) through io_uring; @off -1 reads at the file position. */
-ssize_t rf_read(int fd, void *buf, size_t len, off_t off, int64_t deadline);
-/** rf_write() - pwrite(2) through io_uring. */
-ssize_t rf_write(int fd, const void *buf, size_t len, off_t off, int64_t deadline);
-/** rf_readv() - preadv(2) through io_uring. */
-ssize_t rf_readv(int fd, const struct iovec *iov, int iovcnt, off_t off, int64_t deadline);
-/** rf_writev() - pwritev(2) through io_uring. */
-ssize_t rf_writev(int fd, const struct iovec *iov, int iovcnt, off_t off, int64_t deadline);
-/** rf_recv() - recv(2) through io_uring. */
-ssize_t rf_recv(int fd, void *buf, size_t len, int flags, int64_t deadline);
-/** rf_send() - send(2) through io_uring (MSG_NOSIGNAL is always added). */
-ssize_t rf_send(int fd, const void *buf, size_t len, int flags, int64_t deadline);
 /**
- * rf_sendmsg() - sendmsg(2) through io_uring (MSG_NOSIGNAL is always added):
- * a vectored send that, unlike rf_writev() on a socket, cannot raise SIGPIPE.
- * @msg and what it points to must stay valid until the call returns.
+ * rf_read() - pread(2) through io_uring (fiber context).
+ * @fd:       the file.
+ * @buf:      where the bytes go.
+ * @len:      at most this many.
+ * @off:      the file offset, or -1 to read at (and move) the file position.
+ * @deadline: absolute rf_now() time, or RF_NO_DEADLINE.
+ *
+ * Return: the bytes read (0 at the end of the file), or a negative errno:
+ * pread(2)'s, and -ETIMEDOUT at @deadline, -ECANCELED after rf_cancel(),
+ * -EPERM outside a fiber, -ENOSYS without a ring, -EBUSY when the ring's
+ * submission queue stays full.
+ */
+ssize_t rf_read(int fd, void *buf, size_t len, off_t off, int64_t deadline);
+
+/**
+ * rf_write() - pwrite(2) through io_uring (fiber context).
+ * @fd:       the file.
+ * @buf:      the bytes.
+ * @len:      how many.
+ * @off:      the file offset, or -1 to write at (and move) the file position.
+ * @deadline: absolute rf_now() time, or RF_NO_DEADLINE.
+ *
+ * Return: the bytes written, or a negative errno: pwrite(2)'s, and -ETIMEDOUT
+ * at @deadline, -ECANCELED after rf_cancel(), -EPERM outside a fiber, -ENOSYS
+ * without a ring, -EBUSY when the ring's submission queue stays full.
+ */
+ssize_t rf_write(int fd, const void *buf, size_t len, off_t off, int64_t deadline);
+
+/**
+ * rf_readv() - preadv(2) through io_uring (fiber context).
+ * @fd:       the file.
+ * @iov:      the buffers; they must stay valid until the call returns.
+ * @iovcnt:   how many.
+ * @off:      the file offset, or -1 for the file position.
+ * @deadline: absolute rf_now() time, or RF_NO_DEADLINE.
+ *
+ * Return: the bytes read, or a negative errno: preadv(2)'s, and -ETIMEDOUT at
+ * @deadline, -ECANCELED after rf_cancel(), -EPERM outside a fiber, -ENOSYS
+ * without a ring, -EBUSY when the ring's submission queue stays full.
+ */
+ssize_t rf_readv(int fd, const struct iovec *iov, int iovcnt, off_t off, int64_t deadline);
+
+/**
+ * rf_writev() - pwritev(2) through io_uring (fiber context).
+ * @fd:       the file.
+ * @iov:      the buffers; they must stay valid until the call returns.
+ * @iovcnt:   how many.
+ * @off:      the file offset, or -1 for the file position.
+ * @deadline: absolute rf_now() time, or RF_NO_DEADLINE.
+ *
+ * On a socket whose peer has gone this raises SIGPIPE, as writev(2) does:
+ * rf_sendmsg() does not.
+ *
+ * Return: the bytes written, or a negative errno: pwritev(2)'s, and -ETIMEDOUT
+ * at @deadline, -ECANCELED after rf_cancel(), -EPERM outside a fiber, -ENOSYS
+ * without a ring, -EBUSY when the ring's submission queue stays full.
+ */
+ssize_t rf_writev(int fd, const struct iovec *iov, int iovcnt, off_t off, int64_t deadline);
+
+/**
+ * rf_recv() - recv(2) through io_uring (fiber context).
+ * @fd:       a connected socket.
+ * @buf:      where the bytes go.
+ * @len:      at most this many.
+ * @flags:    recv(2)'s MSG_* flags.
+ * @deadline: absolute rf_now() time, or RF_NO_DEADLINE.
+ *
+ * Return: the bytes received (0 when the peer has closed), or a negative
+ * errno: recv(2)'s, and -ETIMEDOUT at @deadline, -ECANCELED after rf_cancel(),
+ * -EPERM outside a fiber, -ENOSYS without a ring, -EBUSY when the ring's
+ * submission queue stays full.
+ */
+ssize_t rf_recv(int fd, void *buf, size_t len, int flags, int64_t deadline);
+
+/**
+ * rf_send() - send(2) through io_uring (fiber context).
+ * @fd:       a connected socket.
+ * @buf:      the bytes.
+ * @len:      how many.
+ * @flags:    send(2)'s MSG_* flags; MSG_NOSIGNAL is always added.
+ * @deadline: absolute rf_now() time, or RF_NO_DEADLINE.
+ *
+ * Return: the bytes sent, or a negative errno: send(2)'s (-EPIPE, not
+ * SIGPIPE, when the peer has gone), and -ETIMEDOUT at @deadline, -ECANCELED after rf_cancel(),
+ * -EPERM outside a fiber, -ENOSYS without a ring, -EBUSY when the ring's
+ * submission queue stays full.
+ */
+ssize_t rf_send(int fd, const void *buf, size_t len, int flags, int64_t deadline);
+
+/**
+ * rf_sendmsg() - sendmsg(2) through io_uring (fiber context).
+ * @fd:       a socket.
+ * @msg:      the message; it and what it points to must stay valid until
+ *            the call returns.
+ * @flags:    sendmsg(2)'s MSG_* flags; MSG_NOSIGNAL is always added.
+ * @deadline: absolute rf_now() time, or RF_NO_DEADLINE.
+ *
+ * A vectored send that, unlike rf_writev() on a socket, cannot raise SIGPIPE.
+ *
+ * Return: the bytes sent, or a negative errno: sendmsg(2)'s, and -ETIMEDOUT at
+ * @deadline, -ECANCELED after rf_cancel(), -EPERM outside a fiber, -ENOSYS
+ * without a ring, -EBUSY when the ring's submission queue stays full.
  */
 ssize_t rf_sendmsg(int fd, const struct msghdr *msg, int flags, int64_t deadline);
-/** rf_accept() - accept4(2) through io_uring, one connection per call. */
-int rf_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags, int64_t deadline);
-/** rf_connect() - connect(2) through io_uring. */
-int rf_connect(int fd, const struct sockaddr *addr, socklen_t addrlen, int64_t deadline);
-/** rf_openat() - openat(2) through io_uring. */
-int rf_openat(int dirfd, const char *path, int flags, mode_t mode, int64_t deadline);
+
 /**
- * rf_openat2() - openat2(2) through io_uring (Linux 5.6).
+ * rf_accept() - accept4(2) through io_uring, one connection per call
+ * (fiber context).
+ * @fd:       a listening socket.
+ * @addr:     receives the peer's address, or NULL.
+ * @addrlen:  its size, in and out, as for accept4(2); NULL with @addr.
+ * @flags:    accept4(2)'s SOCK_NONBLOCK and SOCK_CLOEXEC.
+ * @deadline: absolute rf_now() time, or RF_NO_DEADLINE.
+ *
+ * A server with many connections is better served by rf_acceptor_open().
+ *
+ * Return: the new connection's descriptor, or a negative errno:
+ * accept4(2)'s, and -ETIMEDOUT at @deadline, -ECANCELED after rf_cancel(),
+ * -EPERM outside a fiber, -ENOSYS without a ring, -EBUSY when the ring's
+ * submission queue stays full.
+ */
+int rf_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags, int64_t deadline);
+
+/**
+ * rf_connect() - connect(2) through io_uring (fiber context).
+ * @fd:       a socket.
+ * @addr:     the address to connect to.
+ * @addrlen:  its size.
+ * @deadline: absolute rf_now() time, or RF_NO_DEADLINE.
+ *
+ * Return: 0, or a negative errno: connect(2)'s, and -ETIMEDOUT at @deadline, -ECANCELED after rf_cancel(),
+ * -EPERM outside a fiber, -ENOSYS without a ring, -EBUSY when the ring's
+ * submission queue stays full.
+ */
+int rf_connect(int fd, const struct sockaddr *addr, socklen_t addrlen, int64_t deadline);
+
+/**
+ * rf_openat() - openat(2) through io_uring (fiber context).
+ * @dirfd:    directory @path is relative to, or AT_FDCWD.
+ * @path:     the file.
+ * @flags:    openat(2)'s O_* flags.
+ * @mode:     the new file's mode with O_CREAT or O_TMPFILE.
+ * @deadline: absolute rf_now() time, or RF_NO_DEADLINE.
+ *
+ * Return: a descriptor, or a negative errno: openat(2)'s, and those every
+ * I/O call returns.
+ */
+int rf_openat(int dirfd, const char *path, int flags, mode_t mode, int64_t deadline);
+
+/**
+ * rf_openat2() - openat2(2) through io_uring (Linux 5.6) (fiber context).
  * @dirfd:    directory @path is relative to, or AT_FDCWD.
  * @path:     the file.
  * @how:      flags, mode and RESOLVE_* flags (<linux/openat2.h>);
  *            RESOLVE_BENEATH keeps @path inside @dirfd, which is how a
  *            server confines the files it serves.
  * @size:     sizeof(*@how), as openat2(2) takes it.
- * @deadline: as for every call here.
+ * @deadline: absolute rf_now() time, or RF_NO_DEADLINE.
  *
- * Return: a descriptor, or a negative errno: -EXDEV when @path leaves
- * @dirfd under RESOLVE_BENEATH, -EINVAL for a NULL @path or @how or a
- * @size the kernel does not know, -E2BIG for fields it does not know.
+ * Return: a descriptor, or a negative errno: -EXDEV when @path leaves @dirfd
+ * under RESOLVE_BENEATH, -EINVAL for a NULL @path or @how or a @size the kernel
+ * does not know, -E2BIG for fields it does not know, and -ETIMEDOUT at
+ * @deadline, -ECANCELED after rf_cancel(), -EPERM outside a fiber, -ENOSYS
+ * without a ring, -EBUSY when the ring's submission queue stays full.
  */
 int rf_openat2(int dirfd, const char *path, struct open_how *how, size_t size,
 	       int64_t deadline);
+
 /**
- * rf_close() - close(2) through io_uring; no deadline: a close always
- * completes, even in a cancelled fiber.  Outside a fiber or without a ring
- * it calls close(2) directly, so a descriptor is never leaked.
+ * rf_close() - close(2) through io_uring.
+ * @fd: the descriptor.
+ *
+ * No deadline: a close always completes, even in a cancelled fiber.
+ * Outside a fiber or without a ring it calls close(2) directly, so a
+ * descriptor is never leaked.
+ *
+ * Return: 0, or close(2)'s negative errno.
  */
 int rf_close(int fd);
-/** rf_fsync() - fsync(2) (or fdatasync(2) if @datasync) through io_uring. */
-int rf_fsync(int fd, int datasync, int64_t deadline);
+
 /**
- * rf_poll() - wait until @fd has one of @events (POLLIN, POLLOUT, ...).
- * Return: the revents mask (> 0), or a negative errno.
+ * rf_fsync() - fsync(2), or fdatasync(2), through io_uring (fiber context).
+ * @fd:       the file.
+ * @datasync: non-zero for fdatasync(2).
+ * @deadline: absolute rf_now() time, or RF_NO_DEADLINE.
+ *
+ * Return: 0, or a negative errno: fsync(2)'s, and -ETIMEDOUT at @deadline, -ECANCELED after rf_cancel(),
+ * -EPERM outside a fiber, -ENOSYS without a ring, -EBUSY when the ring's
+ * submission queue stays full.
+ */
+int rf_fsync(int fd, int datasync, int64_t deadline);
+
+/**
+ * rf_poll() - wait until @fd has one of @events (fiber context).
+ * @fd:       the descriptor.
+ * @events:   POLLIN, POLLOUT, ... as for poll(2).
+ * @deadline: absolute rf_now() time, or RF_NO_DEADLINE.
+ *
+ * Return: the revents mask (> 0), or a negative errno: -ETIMEDOUT at @deadline, -ECANCELED after rf_cancel(),
+ * -EPERM outside a fiber, -ENOSYS without a ring, -EBUSY when the ring's
+ * submission queue stays full.
  */
 int rf_poll(int fd, unsigned int events, int64_t deadline);
+
 /**
- * rf_nop() - one IORING_OP_NOP round trip: the cost of the machinery itself.
- * Return: 0, or a negative errno.
+ * rf_nop() - one IORING_OP_NOP round trip: the cost of the machinery itself
+ * (fiber context).
+ * @deadline: absolute rf_now() time, or RF_NO_DEADLINE.
+ *
+ * Return: 0, or a negative errno: -ETIMEDOUT at @deadline, -ECANCELED after rf_cancel(),
+ * -EPERM outside a fiber, -ENOSYS without a ring, -EBUSY when the ring's
+ * submission queue stays full.
  */
 int rf_nop(int64_t deadline);
 
@@ -1011,44 +1172,92 @@ struct rf_waitq {
  * fiber starves.  Not recursive; any fiber may unlock it.
  */
 struct rf_mutex {
+	/* private: */
 	struct rf_waitq q;
 	unsigned int locked;
 };
 #define RF_MUTEX_INIT { { 0, 0, { 0, 0 } }, 0 }
 
-/** rf_mutex_init() - make @m an unlocked mutex. */
+/**
+ * rf_mutex_init() - make @m an unlocked mutex.
+ * @m: the mutex (RF_MUTEX_INIT initializes a static one).
+ */
 void rf_mutex_init(struct rf_mutex *m);
-/** rf_mutex_lock() - lock @m, parking while another fiber holds it.
- * Return: 0, -ETIMEDOUT, -ECANCELED, -EINVAL (NULL), -EPERM, -ENOSYS (a
- * deadline without a ring). */
+
+/**
+ * rf_mutex_lock() - lock @m, parking while another fiber holds it (fiber
+ * context).
+ * @m:        the mutex.
+ * @deadline: absolute rf_now() time, or RF_NO_DEADLINE.
+ *
+ * Return: 0, -ETIMEDOUT at @deadline, -ECANCELED after rf_cancel(),
+ * -EINVAL for NULL, -EPERM outside a fiber, -ENOSYS for a deadline without
+ * a ring.
+ */
 int rf_mutex_lock(struct rf_mutex *m, int64_t deadline);
-/** rf_mutex_trylock() - lock @m if nobody holds it.
- * Return: 0, -EBUSY, -EINVAL. Callable from any thread. */
+
+/**
+ * rf_mutex_trylock() - lock @m if nobody holds it; callable from any thread.
+ * @m: the mutex.
+ *
+ * Return: 0, -EBUSY when it is held, -EINVAL for NULL.
+ */
 int rf_mutex_trylock(struct rf_mutex *m);
-/** rf_mutex_unlock() - unlock @m, or hand it to the first waiter.
- * Return: 0, -EPERM if @m is not locked, -EINVAL. Callable from any thread. */
+
+/**
+ * rf_mutex_unlock() - unlock @m, or hand it to the first waiter; callable
+ * from any thread.
+ * @m: the mutex.
+ *
+ * Return: 0, -EPERM if @m is not locked, -EINVAL for NULL.
+ */
 int rf_mutex_unlock(struct rf_mutex *m);
 
-/** struct rf_cond - a condition variable used with an rf_mutex. */
+/**
+ * struct rf_cond - a condition variable used with an rf_mutex.
+ */
 struct rf_cond {
+	/* private: */
 	struct rf_waitq q;
 };
 #define RF_COND_INIT { { 0, 0, { 0, 0 } } }
 
-/** rf_cond_init() - make @c a condition variable with no waiters. */
-void rf_cond_init(struct rf_cond *c);
 /**
- * rf_cond_wait() - unlock @m, park until signalled, lock @m again.
+ * rf_cond_init() - make @c a condition variable with no waiters.
+ * @c: the condition variable (RF_COND_INIT initializes a static one).
+ */
+void rf_cond_init(struct rf_cond *c);
+
+/**
+ * rf_cond_wait() - unlock @m, park until signalled, lock @m again (fiber
+ * context).
+ * @c:        the condition variable.
+ * @m:        the mutex the caller holds.
+ * @deadline: absolute rf_now() time, or RF_NO_DEADLINE.
+ *
  * The mutex is held again when the call returns, whatever it returns (as
  * with pthread_cond_timedwait).  Spurious wake-ups do not happen, but as
  * always the predicate must be checked in a loop.
+ *
  * Return: 0, -ETIMEDOUT, -ECANCELED, -EINVAL, -EPERM (@m not locked or
  * outside a fiber), -ENOSYS (a deadline without a ring).
  */
 int rf_cond_wait(struct rf_cond *c, struct rf_mutex *m, int64_t deadline);
-/** rf_cond_signal() - wake the longest waiter, if any. Return: 0, -EINVAL. */
+
+/**
+ * rf_cond_signal() - wake the longest waiter of @c, if any.
+ * @c: the condition variable.
+ *
+ * Return: 0, -EINVAL for NULL.
+ */
 int rf_cond_signal(struct rf_cond *c);
-/** rf_cond_broadcast() - wake every waiter. Return: 0, -EINVAL. */
+
+/**
+ * rf_cond_broadcast() - wake every waiter of @c.
+ * @c: the condition variable.
+ *
+ * Return: 0, -EINVAL for NULL.
+ */
 int rf_cond_broadcast(struct rf_cond *c);
 
 /**
@@ -1056,20 +1265,48 @@ int rf_cond_broadcast(struct rf_cond *c);
  * at most N fibers inside a section).
  */
 struct rf_sem {
+	/* private: */
 	struct rf_waitq q;
 	int64_t count;
 };
 #define RF_SEM_INIT(n) { { 0, 0, { 0, 0 } }, (n) }
 
-/** rf_sem_init() - a semaphore with @count permits (>= 0). Return: 0, -EINVAL. */
+/**
+ * rf_sem_init() - make @s a semaphore with @count permits.
+ * @s:     the semaphore (RF_SEM_INIT(n) initializes a static one).
+ * @count: the permits, >= 0.
+ *
+ * Return: 0, -EINVAL for NULL or a negative @count.
+ */
 int rf_sem_init(struct rf_sem *s, int64_t count);
-/** rf_sem_acquire() - take a permit, parking until one is free.
- * Return: 0, -ETIMEDOUT, -ECANCELED, -EINVAL, -EPERM, -ENOSYS. */
+
+/**
+ * rf_sem_acquire() - take a permit, parking until one is free (fiber
+ * context).
+ * @s:        the semaphore.
+ * @deadline: absolute rf_now() time, or RF_NO_DEADLINE.
+ *
+ * Return: 0, -ETIMEDOUT at @deadline, -ECANCELED after rf_cancel(),
+ * -EINVAL for NULL, -EPERM outside a fiber, -ENOSYS for a deadline without
+ * a ring.
+ */
 int rf_sem_acquire(struct rf_sem *s, int64_t deadline);
-/** rf_sem_tryacquire() - take a permit if one is free. Return: 0, -EAGAIN, -EINVAL. */
+
+/**
+ * rf_sem_tryacquire() - take a permit if one is free.
+ * @s: the semaphore.
+ *
+ * Return: 0, -EAGAIN when none is free, -EINVAL for NULL.
+ */
 int rf_sem_tryacquire(struct rf_sem *s);
-/** rf_sem_release() - give a permit back (to the longest waiter, if any).
- * Return: 0, -EINVAL, -EOVERFLOW. Callable from any thread. */
+
+/**
+ * rf_sem_release() - give a permit back (to the longest waiter, if any);
+ * callable from any thread.
+ * @s: the semaphore.
+ *
+ * Return: 0, -EINVAL for NULL, -EOVERFLOW when the count is at its maximum.
+ */
 int rf_sem_release(struct rf_sem *s);
 
 /**
@@ -1078,20 +1315,46 @@ int rf_sem_release(struct rf_sem *s);
  * ends, rf_wg_wait() until the count is zero.
  */
 struct rf_waitgroup {
+	/* private: */
 	struct rf_waitq q;
 	int64_t count;
 };
 #define RF_WAITGROUP_INIT { { 0, 0, { 0, 0 } }, 0 }
 
-/** rf_wg_init() - a wait group with a count of zero. */
+/**
+ * rf_wg_init() - make @wg a wait group with a count of zero.
+ * @wg: the wait group (RF_WAITGROUP_INIT initializes a static one).
+ */
 void rf_wg_init(struct rf_waitgroup *wg);
-/** rf_wg_add() - add @delta (may be negative) to the count; at zero every
- * waiter is woken. Return: 0, -EINVAL (count would go negative; unchanged). */
+
+/**
+ * rf_wg_add() - add @delta to the count of @wg; at zero every waiter is
+ * woken.
+ * @wg:    the wait group.
+ * @delta: may be negative.
+ *
+ * Return: 0, -EINVAL for NULL or when the count would go negative (it is
+ * left unchanged).
+ */
 int rf_wg_add(struct rf_waitgroup *wg, int64_t delta);
-/** rf_wg_done() - rf_wg_add(@wg, -1). */
+
+/**
+ * rf_wg_done() - rf_wg_add(@wg, -1).
+ * @wg: the wait group.
+ *
+ * Return: as rf_wg_add().
+ */
 int rf_wg_done(struct rf_waitgroup *wg);
-/** rf_wg_wait() - park until the count is zero.
- * Return: 0, -ETIMEDOUT, -ECANCELED, -EINVAL, -EPERM, -ENOSYS. */
+
+/**
+ * rf_wg_wait() - park until the count of @wg is zero (fiber context).
+ * @wg:       the wait group.
+ * @deadline: absolute rf_now() time, or RF_NO_DEADLINE.
+ *
+ * Return: 0, -ETIMEDOUT at @deadline, -ECANCELED after rf_cancel(),
+ * -EINVAL for NULL, -EPERM outside a fiber, -ENOSYS for a deadline without
+ * a ring.
+ */
 int rf_wg_wait(struct rf_waitgroup *wg, int64_t deadline);
 
 /**
@@ -1099,21 +1362,52 @@ int rf_wg_wait(struct rf_waitgroup *wg, int64_t deadline);
  * waiter and stays set until cleared.
  */
 struct rf_event {
+	/* private: */
 	struct rf_waitq q;
 	unsigned int set;
 };
 #define RF_EVENT_INIT { { 0, 0, { 0, 0 } }, 0 }
 
-/** rf_event_init() - an event that is not set. */
+/**
+ * rf_event_init() - make @e an event that is not set.
+ * @e: the event (RF_EVENT_INIT initializes a static one).
+ */
 void rf_event_init(struct rf_event *e);
-/** rf_event_set() - set @e and wake every waiter. Return: 0, -EINVAL. */
+
+/**
+ * rf_event_set() - set @e and wake every waiter.
+ * @e: the event.
+ *
+ * Return: 0, -EINVAL for NULL.
+ */
 int rf_event_set(struct rf_event *e);
-/** rf_event_clear() - clear @e. Return: 0, -EINVAL. */
+
+/**
+ * rf_event_clear() - clear @e.
+ * @e: the event.
+ *
+ * Return: 0, -EINVAL for NULL.
+ */
 int rf_event_clear(struct rf_event *e);
-/** rf_event_is_set() - 1 if set, 0 if not, -EINVAL. */
+
+/**
+ * rf_event_is_set() - whether @e is set.
+ * @e: the event.
+ *
+ * Return: 1 if set, 0 if not, -EINVAL for NULL.
+ */
 int rf_event_is_set(struct rf_event *e);
-/** rf_event_wait() - park until @e is set (returns at once if it is).
- * Return: 0, -ETIMEDOUT, -ECANCELED, -EINVAL, -EPERM, -ENOSYS. */
+
+/**
+ * rf_event_wait() - park until @e is set; returns at once if it is (fiber
+ * context).
+ * @e:        the event.
+ * @deadline: absolute rf_now() time, or RF_NO_DEADLINE.
+ *
+ * Return: 0, -ETIMEDOUT at @deadline, -ECANCELED after rf_cancel(),
+ * -EINVAL for NULL, -EPERM outside a fiber, -ENOSYS for a deadline without
+ * a ring.
+ */
 int rf_event_wait(struct rf_event *e, int64_t deadline);
 
 /*
@@ -1124,23 +1418,76 @@ int rf_event_wait(struct rf_event *e, int64_t deadline);
  * with -EPIPE.
  */
 
-/** rf_chan_create() - a channel holding up to @capacity values (< 2^31).
- * Return: 0, -EINVAL, -ENOMEM. */
+/**
+ * rf_chan_create() - a channel holding up to @capacity values.
+ * @chp:      receives the channel.
+ * @capacity: below 2^31; 0 makes a rendezvous channel.
+ *
+ * Return: 0, -EINVAL, -ENOMEM.
+ */
 int rf_chan_create(struct rf_chan **chp, unsigned int capacity);
-/** rf_chan_send() - send @value, parking while the channel is full.
- * Return: 0, -EPIPE (closed), -ETIMEDOUT, -ECANCELED, -EINVAL, -EPERM, -ENOSYS. */
+
+/**
+ * rf_chan_send() - send @value, parking while the channel is full (fiber
+ * context).
+ * @ch:       the channel.
+ * @value:    any pointer, NULL included.
+ * @deadline: absolute rf_now() time, or RF_NO_DEADLINE.
+ *
+ * Return: 0, -EPIPE when the channel is closed, -ETIMEDOUT at @deadline, -ECANCELED after rf_cancel(), -EINVAL
+ * for NULL, -EPERM outside a fiber, -ENOSYS for a deadline without a ring.
+ */
 int rf_chan_send(struct rf_chan *ch, void *value, int64_t deadline);
-/** rf_chan_trysend() - send if it needs no waiting. Return: 0, -EAGAIN, -EPIPE, -EINVAL. */
+
+/**
+ * rf_chan_trysend() - send @value if that needs no waiting.
+ * @ch:    the channel.
+ * @value: any pointer.
+ *
+ * Return: 0, -EAGAIN when it would wait, -EPIPE when the channel is closed,
+ * -EINVAL for NULL @ch.
+ */
 int rf_chan_trysend(struct rf_chan *ch, void *value);
-/** rf_chan_recv() - receive into *@value, parking while the channel is empty.
- * Return: 0, -EPIPE (closed and drained), -ETIMEDOUT, -ECANCELED, -EINVAL, -EPERM,
- * -ENOSYS. */
+
+/**
+ * rf_chan_recv() - receive into *@value, parking while the channel is empty
+ * (fiber context).
+ * @ch:       the channel.
+ * @value:    receives the value.
+ * @deadline: absolute rf_now() time, or RF_NO_DEADLINE.
+ *
+ * Return: 0, -EPIPE when the channel is closed and drained, -ETIMEDOUT at @deadline, -ECANCELED after rf_cancel(), -EINVAL
+ * for NULL, -EPERM outside a fiber, -ENOSYS for a deadline without a ring.
+ */
 int rf_chan_recv(struct rf_chan *ch, void **value, int64_t deadline);
-/** rf_chan_tryrecv() - receive if a value is ready. Return: 0, -EAGAIN, -EPIPE, -EINVAL. */
+
+/**
+ * rf_chan_tryrecv() - receive into *@value if a value is ready.
+ * @ch:    the channel.
+ * @value: receives the value.
+ *
+ * Return: 0, -EAGAIN when none is ready, -EPIPE when the channel is closed
+ * and drained, -EINVAL for NULL.
+ */
 int rf_chan_tryrecv(struct rf_chan *ch, void **value);
-/** rf_chan_close() - close @ch: wakes every waiter. Return: 0, -EPIPE (already), -EINVAL. */
+
+/**
+ * rf_chan_close() - close @ch and wake every waiter.
+ * @ch: the channel.
+ *
+ * Sends then fail with -EPIPE; receives drain what is buffered, then fail
+ * with -EPIPE.
+ *
+ * Return: 0, -EPIPE when already closed, -EINVAL for NULL.
+ */
 int rf_chan_close(struct rf_chan *ch);
-/** rf_chan_destroy() - free @ch (NULL is fine). Return: 0, -EBUSY while a fiber waits. */
+
+/**
+ * rf_chan_destroy() - free @ch.
+ * @ch: the channel, or NULL.
+ *
+ * Return: 0, -EBUSY while a fiber waits on it.
+ */
 int rf_chan_destroy(struct rf_chan *ch);
 
 /* ---------------------------------------------------- structured concurrency */
@@ -1167,7 +1514,11 @@ int rf_group_create(struct rf_group **gp, int64_t deadline);
 
 /**
  * rf_group_spawn() - start @fn(@arg) as a fiber of @g (fiber context).
+ * @g:    the group.
+ * @fn:   the fiber's entry point: 0 for success, a negative errno for failure.
+ * @arg:  passed to @fn.
  * @attr: as for rf_spawn(); its @detached is ignored (the group joins).
+ *
  * Return: 0, -ECANCELED (the group is already cancelled or waited on),
  * and rf_spawn()'s errors.
  */
@@ -1175,6 +1526,8 @@ int rf_group_spawn(struct rf_group *g, rf_task_fn fn, void *arg, const struct rf
 
 /**
  * rf_group_cancel() - cancel every fiber of @g (any fiber may call it).
+ * @g: the group.
+ *
  * Return: 0, -EINVAL.
  */
 int rf_group_cancel(struct rf_group *g);
@@ -1197,6 +1550,8 @@ int rf_group_wait(struct rf_group *g);
 /**
  * rf_blocking() - run @fn(@arg) on the runtime's thread pool and park the
  * calling fiber until it returns (asyncio's run_in_executor).
+ * @fn:     the function.
+ * @arg:    passed to @fn.
  * @result: if not NULL, receives @fn's return value.
  *
  * For calls that block a thread and have no io_uring form (getaddrinfo, a
@@ -1223,17 +1578,39 @@ typedef unsigned int rf_key_t;
 
 /**
  * rf_key_create() - a new key; every fiber's value for it starts as NULL.
+ * @key:        receives the key.
  * @destructor: if not NULL, called with a fiber's non-NULL value when that
  *              fiber finishes (in the fiber, before it is joined).
+ *
  * Return: 0, -EINVAL, -EAGAIN (RF_KEYS_MAX keys exist, or a deleted key's
  * slot cannot be reused yet because some fiber still holds a value in it).
  */
 int rf_key_create(rf_key_t *key, void (*destructor)(void *));
-/** rf_key_delete() - free @key; values are not destroyed. Return: 0, -EINVAL. */
+
+/**
+ * rf_key_delete() - free @key; the fibers' values are not destroyed.
+ * @key: a key rf_key_create() made.
+ *
+ * Return: 0, -EINVAL for a key that does not exist.
+ */
 int rf_key_delete(rf_key_t key);
-/** rf_getspecific() - the calling fiber's value for @key (NULL outside a fiber). */
+
+/**
+ * rf_getspecific() - the calling fiber's value for @key.
+ * @key: the key.
+ *
+ * Return: the value; NULL if none was set, for a key that does not exist,
+ * or outside a fiber.
+ */
 void *rf_getspecific(rf_key_t key);
-/** rf_setspecific() - set the calling fiber's value. Return: 0, -EINVAL, -EPERM. */
+
+/**
+ * rf_setspecific() - set the calling fiber's value for @key.
+ * @key:   the key.
+ * @value: the value.
+ *
+ * Return: 0, -EINVAL for a key that does not exist, -EPERM outside a fiber.
+ */
 int rf_setspecific(rf_key_t key, const void *value);
 
 #ifdef __cplusplus
