@@ -21,9 +21,12 @@
 # The kernel module is built by Kbuild (module/Kbuild); this file only hands
 # `make module` to it.
 
-# The library's version: the newest node of userspace/src/ringfiber.map.
-VERSION_MAJOR := 0
-VERSION_MINOR := 3
+# The library's version: the newest node of userspace/src/ringfiber.map
+# (RINGFIBER_MAJOR.MINOR), read from it so that the two cannot disagree.
+VERSION_NODE := $(lastword $(shell sed -n 's/^RINGFIBER_\([0-9]*\.[0-9]*\) {.*/\1/p' \
+	userspace/src/ringfiber.map))
+VERSION_MAJOR := $(firstword $(subst ., ,$(VERSION_NODE)))
+VERSION_MINOR := $(lastword $(subst ., ,$(VERSION_NODE)))
 VERSION := $(VERSION_MAJOR).$(VERSION_MINOR).0
 
 CC ?= cc
