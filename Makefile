@@ -311,3 +311,50 @@ module-clean:
 clean: module-clean
 	$(quiet) CLEAN $(B)
 	$(Q)rm -rf $(B)
+
+# ------------------------------------------------------------ man pages
+# Section 3, one page per function of ringfiber.h (every symbol of the map)
+# and one per documented struct, from the header's kernel-doc comments by
+# the kernel's own scripts/kernel-doc -man, taken from Debian's
+# linux-source (scripts/install-deps).  kernel-doc writes the kernel's
+# section 9 and manual names in .TH: the sed puts ours there, and every
+# page gets a SEE ALSO ringfiber(7).  Sections 1 and 7 are written by hand
+# (man/).  -Werror: a function or member left undescribed fails the build.
+KDOC_TARBALL ?= $(lastword $(sort $(wildcard /usr/src/linux-source-*.tar.xz)))
+KERNEL_DOC := $(B)/man/kernel-doc
+MAN_FUNCS := $(shell sed -n 's/^[[:space:]]*\(rf_[a-z0-9_]*\);$$/\1/p' userspace/src/ringfiber.map)
+# The documented structs users fill in or read; rf_waitq is private.
+MAN_STRUCTS := $(filter-out rf_waitq,$(shell sed -n \
+	's/^ \* struct \(rf_[a-z0-9_]*\) - .*/\1/p; s/^\/\*\* struct \(rf_[a-z0-9_]*\) - .*/\1/p' \
+	userspace/include/ringfiber.h))
+MAN3_PAGES := $(patsubst %,$(B)/man/man3/%.3,$(MAN_FUNCS) $(MAN_STRUCTS))
+MAN1_PAGES := $(wildcard man/*.1)
+MAN7_PAGES := $(wildcard man/*.7)
+# The pages' date: the header's last commit (reproducible), else today.
+MAN_DATE := $(shell git log -1 --format=%cI -- userspace/include/ringfiber.h 2>/dev/null)
+
+.PHONY: man
+man: $(MAN3_PAGES)
+
+$(KERNEL_DOC): $(KDOC_TARBALL)
+	$(Q)test -n "$(KDOC_TARBALL)" || { echo "man: no /usr/src/linux-source-*.tar.xz" \
+		"(scripts/install-deps installs linux-source-6.1)" >&2; exit 1; }
+	@mkdir -p $(dir $@)
+	$(quiet) UNTAR $@
+	$(Q)tar -xJOf $(KDOC_TARBALL) \
+		$(basename $(basename $(notdir $(KDOC_TARBALL))))/scripts/kernel-doc >$@.tmp
+	$(Q)mv $@.tmp $@
+
+$(B)/man/man3/%.3: userspace/include/ringfiber.h $(KERNEL_DOC)
+	@mkdir -p $(dir $@)
+	$(quiet) KDOC $@
+	$(Q)$(if $(MAN_DATE),KBUILD_BUILD_TIMESTAMP=$(MAN_DATE)) perl $(KERNEL_DOC) -man -Werror \
+		-function $* $< >$@.tmp
+	$(Q)grep -q '^\.TH' $@.tmp || { echo "$@: kernel-doc documents no $*" >&2; exit 1; }
+	$(Q)sed -i 's/^\.TH "[^"]*" 9 "\(struct \)\{0,1\}[^"]*" "\([^"]*\)" .*/.TH "$*" 3 "\2"'` \
+		`' "ringfiber $(VERSION)" "ringfiber Manual"/' $@.tmp
+	$(Q)printf '.SH "SEE ALSO"\n.BR ringfiber (7)\n' >>$@.tmp
+	$(Q)mv $@.tmp $@
+
+# The man pages' test (tests/build/man.sh) checks what make man wrote.
+check-unit: man
