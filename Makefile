@@ -356,5 +356,82 @@ $(B)/man/man3/%.3: userspace/include/ringfiber.h $(KERNEL_DOC)
 	$(Q)printf '.SH "SEE ALSO"\n.BR ringfiber (7)\n' >>$@.tmp
 	$(Q)mv $@.tmp $@
 
+# ------------------------------------------------------- install, uninstall
+# GNU's directory variables (DESTDIR for staging, as packaging does):
+#   make install PREFIX=/usr LIBDIR=/usr/lib/x86_64-linux-gnu
+# The servers and load clients get a ringfiber- prefix in BINDIR (their
+# names are generic); schedcmp (when built: it needs the kernel's BTF)
+# keeps its own.  The bpftrace scripts go to DATADIR/ringfiber/bpftrace.
+PREFIX ?= /usr/local
+EXEC_PREFIX ?= $(PREFIX)
+BINDIR ?= $(EXEC_PREFIX)/bin
+LIBDIR ?= $(EXEC_PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+DATAROOTDIR ?= $(PREFIX)/share
+DATADIR ?= $(DATAROOTDIR)
+MANDIR ?= $(DATAROOTDIR)/man
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+BPFTRACEDIR ?= $(DATADIR)/ringfiber/bpftrace
+INSTALL ?= install
+
+# build path:installed name
+INSTALL_PROGRAMS := servers/httpserver:ringfiber-httpserver \
+	servers/fibserver:ringfiber-fibserver servers/echo-server:ringfiber-echo-server \
+	bench/echo-client:ringfiber-echo-client bench/hogclient:ringfiber-hogclient \
+	$(if $(filter $(SCHEDCMP),$(PROGRAMS)),trace/schedcmp:schedcmp)
+INSTALL_BIN_NAMES := $(foreach p,$(INSTALL_PROGRAMS),$(lastword $(subst :, ,$(p))))
+INSTALL_HEADERS := userspace/include/ringfiber.h userspace/include/ringfiber-trace.h
+BPFTRACE_SCRIPTS := $(sort $(wildcard trace/*.bt))
+# The man pages of programs that are not installed stay out.
+INSTALL_MAN1 := $(filter $(patsubst %,man/%.1,$(INSTALL_BIN_NAMES)),$(MAN1_PAGES))
+PC_FILE := $(B)/ringfiber.pc
+
+# Every path install writes, DESTDIR aside: uninstall removes these.
+INSTALLED_FILES := $(LIBDIR)/$(notdir $(SHARED_LIB)) $(LIBDIR)/$(SONAME) \
+	$(LIBDIR)/libringfiber.so $(LIBDIR)/libringfiber.a $(PKGCONFIGDIR)/ringfiber.pc \
+	$(addprefix $(INCLUDEDIR)/,$(notdir $(INSTALL_HEADERS))) \
+	$(addprefix $(BINDIR)/,$(INSTALL_BIN_NAMES)) \
+	$(addprefix $(BPFTRACEDIR)/,$(notdir $(BPFTRACE_SCRIPTS))) \
+	$(addprefix $(MANDIR)/man3/,$(notdir $(MAN3_PAGES))) \
+	$(addprefix $(MANDIR)/man1/,$(notdir $(INSTALL_MAN1))) \
+	$(addprefix $(MANDIR)/man7/,$(notdir $(MAN7_PAGES)))
+
+.PHONY: install uninstall FORCE
+
+# Written again when a directory or the version changes (FORCE; replaced
+# only when it differs).
+$(PC_FILE): userspace/ringfiber.pc.in FORCE
+	@mkdir -p $(dir $@)
+	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+		-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' $< >$@.tmp
+	$(Q)if cmp -s $@.tmp $@; then rm $@.tmp; else mv $@.tmp $@; fi
+
+install: lib $(addprefix $(B)/,$(foreach p,$(INSTALL_PROGRAMS),$(firstword $(subst :, ,$(p))))) \
+		man $(PC_FILE)
+	$(quiet) INSTALL "$(DESTDIR)$(PREFIX)"
+	$(Q)$(INSTALL) -d "$(DESTDIR)$(LIBDIR)" "$(DESTDIR)$(PKGCONFIGDIR)" \
+		"$(DESTDIR)$(INCLUDEDIR)" "$(DESTDIR)$(BINDIR)" "$(DESTDIR)$(BPFTRACEDIR)" \
+		"$(DESTDIR)$(MANDIR)/man1" "$(DESTDIR)$(MANDIR)/man3" "$(DESTDIR)$(MANDIR)/man7"
+	$(Q)$(INSTALL) -m 644 $(SHARED_LIB) $(STATIC_LIB) "$(DESTDIR)$(LIBDIR)/"
+	$(Q)ln -sf $(notdir $(SHARED_LIB)) "$(DESTDIR)$(LIBDIR)/$(SONAME)"
+	$(Q)ln -sf $(SONAME) "$(DESTDIR)$(LIBDIR)/libringfiber.so"
+	$(Q)$(INSTALL) -m 644 $(PC_FILE) "$(DESTDIR)$(PKGCONFIGDIR)/"
+	$(Q)$(INSTALL) -m 644 $(INSTALL_HEADERS) "$(DESTDIR)$(INCLUDEDIR)/"
+	$(Q)for p in $(INSTALL_PROGRAMS); do \
+		$(INSTALL) -m 755 "$(B)/$${p%%:*}" "$(DESTDIR)$(BINDIR)/$${p#*:}" || exit; \
+	done
+	$(Q)$(INSTALL) -m 755 $(BPFTRACE_SCRIPTS) "$(DESTDIR)$(BPFTRACEDIR)/"
+	$(Q)$(INSTALL) -m 644 $(MAN3_PAGES) "$(DESTDIR)$(MANDIR)/man3/"
+	$(Q)$(if $(INSTALL_MAN1),$(INSTALL) -m 644 $(INSTALL_MAN1) "$(DESTDIR)$(MANDIR)/man1/")
+	$(Q)$(if $(MAN7_PAGES),$(INSTALL) -m 644 $(MAN7_PAGES) "$(DESTDIR)$(MANDIR)/man7/")
+
+# What install wrote, and the directories that are ringfiber's own; the
+# shared ones (bin, lib, man/man3...) stay, as GNU's standards ask.
+uninstall:
+	$(quiet) UNINST "$(DESTDIR)$(PREFIX)"
+	$(Q)rm -f $(addprefix "$(DESTDIR),$(addsuffix ",$(INSTALLED_FILES)))
+	$(Q)rmdir "$(DESTDIR)$(BPFTRACEDIR)" 2>/dev/null || true
+	$(Q)rmdir "$(DESTDIR)$(DATADIR)/ringfiber" 2>/dev/null || true
+
 # The man pages' test (tests/build/man.sh) checks what make man wrote.
 check-unit: man
