@@ -362,6 +362,10 @@ $(B)/man/man3/%.3: userspace/include/ringfiber.h $(KERNEL_DOC)
 # The servers and load clients get a ringfiber- prefix in BINDIR (their
 # names are generic); schedcmp (when built: it needs the kernel's BTF)
 # keeps its own.  The bpftrace scripts go to DATADIR/ringfiber/bpftrace.
+# make demo's driver finds its programs in a build directory and its
+# helpers beside itself: LIBEXECDIR/ringfiber holds the drivers and, in
+# build/, the programs they run, laid out as in the tree's build/;
+# BINDIR/ringfiber-demo runs it with that directory.
 PREFIX ?= /usr/local
 EXEC_PREFIX ?= $(PREFIX)
 BINDIR ?= $(EXEC_PREFIX)/bin
@@ -372,6 +376,8 @@ DATADIR ?= $(DATAROOTDIR)
 MANDIR ?= $(DATAROOTDIR)/man
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 BPFTRACEDIR ?= $(DATADIR)/ringfiber/bpftrace
+LIBEXECDIR ?= $(EXEC_PREFIX)/libexec
+DEMO_DIR := $(LIBEXECDIR)/ringfiber
 INSTALL ?= install
 
 # build path:installed name
@@ -379,7 +385,12 @@ INSTALL_PROGRAMS := servers/httpserver:ringfiber-httpserver \
 	servers/fibserver:ringfiber-fibserver servers/echo-server:ringfiber-echo-server \
 	bench/echo-client:ringfiber-echo-client bench/hogclient:ringfiber-hogclient \
 	$(if $(filter $(SCHEDCMP),$(PROGRAMS)),trace/schedcmp:schedcmp)
-INSTALL_BIN_NAMES := $(foreach p,$(INSTALL_PROGRAMS),$(lastword $(subst :, ,$(p))))
+INSTALL_BIN_NAMES := $(foreach p,$(INSTALL_PROGRAMS),$(lastword $(subst :, ,$(p)))) \
+	ringfiber-demo
+DEMO_SCRIPTS := bench/demo bench/bench-http bench/idle-conns bench/rfbench.py
+DEMO_PROGRAMS := servers/httpserver servers/fibserver bench/rf-tasks bench/hogclient \
+	bench/http-floor $(if $(filter $(SCHEDCMP),$(PROGRAMS)),trace/schedcmp)
+DEMO_WRAPPER := $(B)/ringfiber-demo
 INSTALL_HEADERS := userspace/include/ringfiber.h userspace/include/ringfiber-trace.h
 BPFTRACE_SCRIPTS := $(sort $(wildcard trace/*.bt))
 # The man pages of programs that are not installed stay out.
@@ -391,6 +402,8 @@ INSTALLED_FILES := $(LIBDIR)/$(notdir $(SHARED_LIB)) $(LIBDIR)/$(SONAME) \
 	$(LIBDIR)/libringfiber.so $(LIBDIR)/libringfiber.a $(PKGCONFIGDIR)/ringfiber.pc \
 	$(addprefix $(INCLUDEDIR)/,$(notdir $(INSTALL_HEADERS))) \
 	$(addprefix $(BINDIR)/,$(INSTALL_BIN_NAMES)) \
+	$(addprefix $(DEMO_DIR)/,$(notdir $(DEMO_SCRIPTS))) \
+	$(addprefix $(DEMO_DIR)/build/,$(DEMO_PROGRAMS)) \
 	$(addprefix $(BPFTRACEDIR)/,$(notdir $(BPFTRACE_SCRIPTS))) \
 	$(addprefix $(MANDIR)/man3/,$(notdir $(MAN3_PAGES))) \
 	$(addprefix $(MANDIR)/man1/,$(notdir $(INSTALL_MAN1))) \
@@ -406,8 +419,16 @@ $(PC_FILE): userspace/ringfiber.pc.in FORCE
 		-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' $< >$@.tmp
 	$(Q)if cmp -s $@.tmp $@; then rm $@.tmp; else mv $@.tmp $@; fi
 
+# The wrapper names DEMO_DIR: written again when it changes.
+$(DEMO_WRAPPER): FORCE
+	@mkdir -p $(dir $@)
+	$(Q)printf '%s\n' '#!/bin/sh' \
+		'# ringfiber-demo - make demo with the installed programs (ringfiber-demo(1)).' \
+		'exec $(DEMO_DIR)/demo $(DEMO_DIR)/build "$$@"' >$@.tmp
+	$(Q)if cmp -s $@.tmp $@; then rm $@.tmp; else mv $@.tmp $@; fi
+
 install: lib $(addprefix $(B)/,$(foreach p,$(INSTALL_PROGRAMS),$(firstword $(subst :, ,$(p))))) \
-		man $(PC_FILE)
+		$(addprefix $(B)/,$(DEMO_PROGRAMS)) $(DEMO_WRAPPER) man $(PC_FILE)
 	$(quiet) INSTALL "$(DESTDIR)$(PREFIX)"
 	$(Q)$(INSTALL) -d "$(DESTDIR)$(LIBDIR)" "$(DESTDIR)$(PKGCONFIGDIR)" \
 		"$(DESTDIR)$(INCLUDEDIR)" "$(DESTDIR)$(BINDIR)" "$(DESTDIR)$(BPFTRACEDIR)" \
@@ -419,6 +440,14 @@ install: lib $(addprefix $(B)/,$(foreach p,$(INSTALL_PROGRAMS),$(firstword $(sub
 	$(Q)$(INSTALL) -m 644 $(INSTALL_HEADERS) "$(DESTDIR)$(INCLUDEDIR)/"
 	$(Q)for p in $(INSTALL_PROGRAMS); do \
 		$(INSTALL) -m 755 "$(B)/$${p%%:*}" "$(DESTDIR)$(BINDIR)/$${p#*:}" || exit; \
+	done
+	$(Q)$(INSTALL) -m 755 $(DEMO_WRAPPER) "$(DESTDIR)$(BINDIR)/"
+	$(Q)$(INSTALL) -d "$(DESTDIR)$(DEMO_DIR)" \
+		$(addprefix "$(DESTDIR)$(DEMO_DIR)/build/,$(addsuffix ",$(sort $(dir $(DEMO_PROGRAMS)))))
+	$(Q)$(INSTALL) -m 755 $(filter-out %.py,$(DEMO_SCRIPTS)) "$(DESTDIR)$(DEMO_DIR)/"
+	$(Q)$(INSTALL) -m 644 $(filter %.py,$(DEMO_SCRIPTS)) "$(DESTDIR)$(DEMO_DIR)/"
+	$(Q)for p in $(DEMO_PROGRAMS); do \
+		$(INSTALL) -m 755 "$(B)/$$p" "$(DESTDIR)$(DEMO_DIR)/build/$$p" || exit; \
 	done
 	$(Q)$(INSTALL) -m 755 $(BPFTRACE_SCRIPTS) "$(DESTDIR)$(BPFTRACEDIR)/"
 	$(Q)$(INSTALL) -m 644 $(MAN3_PAGES) "$(DESTDIR)$(MANDIR)/man3/"
@@ -432,6 +461,10 @@ uninstall:
 	$(Q)rm -f $(addprefix "$(DESTDIR),$(addsuffix ",$(INSTALLED_FILES)))
 	$(Q)rmdir "$(DESTDIR)$(BPFTRACEDIR)" 2>/dev/null || true
 	$(Q)rmdir "$(DESTDIR)$(DATADIR)/ringfiber" 2>/dev/null || true
+	$(Q)for d in $(sort $(dir $(DEMO_PROGRAMS))); do \
+		rmdir "$(DESTDIR)$(DEMO_DIR)/build/$$d" 2>/dev/null || true; \
+	done
+	$(Q)rmdir "$(DESTDIR)$(DEMO_DIR)/build" "$(DESTDIR)$(DEMO_DIR)" 2>/dev/null || true
 
 # The man pages' test (tests/build/man.sh) checks what make man wrote.
 check-unit: man
