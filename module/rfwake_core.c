@@ -794,6 +794,51 @@ unsigned int rfwake_cancel_armed(struct rfwake_domain *dom, int res)
 }
 
 /**
+ * rfwake_disarm() - take one armed command back from its waiter.
+ * @dom: the domain.
+ * @async: the command, armed on some waiter of @dom or already completed.
+ * @res: the result it gets (a negative errno) when it was still armed.
+ *
+ * For a caller that completes the command itself (io_uring's cancellation
+ * of a uring_cmd, which must complete it in the call): unlike
+ * rfwake_cancel_armed_if(), @dom->ops->complete is not called.  A command
+ * that a wake, an unregister or a cancel has already taken is left alone:
+ * whoever took it completes it.
+ *
+ * Context: process context.
+ * Return: true when @async was armed and is now the caller's to complete
+ * (@res, @count and @payload set), false when someone else took it.
+ */
+bool rfwake_disarm(struct rfwake_domain *dom, struct rfwake_async *async,
+		   int res)
+{
+	u32 id;
+
+	for (id = 0; id < dom->max_waiters; id++) {
+		/* pairs with smp_store_release() in rfwake_register() */
+		struct rfwake_waiter *w = smp_load_acquire(&dom->slots[id]);
+		bool mine;
+
+		/* a command is armed on one waiter: skip the others unlocked */
+		if (!w || READ_ONCE(w->armed) != async)
+			continue;
+		spin_lock_irq(&w->wq.lock);
+		mine = w->armed == async;
+		if (mine) {
+			async->res = res;
+			async->count = 0;
+			async->payload = 0;
+			w->armed = NULL;
+			rfwake_set_state(dom, id, RFWAKE_STATE_RUNNING);
+			rfwake_count(cmds_canceled);
+		}
+		spin_unlock_irq(&w->wq.lock);
+		return mine;
+	}
+	return false;
+}
+
+/**
  * rfwake_visit_armed() - look at every armed command of a domain.
  * @dom: the domain.
  * @fn: called for each command armed when its waiter is visited, with that

@@ -131,6 +131,8 @@ unsigned int rfwake_cancel_armed_if(struct rfwake_domain *dom, int res,
 				    bool (*match)(const struct rfwake_async *async,
 						  void *arg),
 				    void *arg);
+bool rfwake_disarm(struct rfwake_domain *dom, struct rfwake_async *async,
+		   int res);
 bool rfwake_any_pending(struct rfwake_domain *dom);
 void rfwake_visit_armed(struct rfwake_domain *dom,
 			void (*fn)(const struct rfwake_async *async, void *arg),

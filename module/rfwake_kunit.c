@@ -1667,6 +1667,51 @@ static void rfwake_test_visit_armed(struct kunit *test)
 	rfwake_test_expect_taken(test, dom, c, 1, 0x1);
 }
 
+/*
+ * rfwake_disarm() takes back the one command it is given, without calling
+ * ops->complete (io_uring's cancellation completes it), and leaves alone a
+ * command that a wake took first: that one is completed once, by the wake.
+ */
+static void rfwake_test_disarm(struct kunit *test)
+{
+	struct rfwake_test_ctx *ctx = test->priv;
+	struct rfwake_domain *dom = ctx->dom;
+	struct rfwake_test_async *ta = rfwake_test_async_new(test);
+	struct rfwake_test_async *tb = rfwake_test_async_new(test);
+	struct rfwake_stats before, after;
+	u32 a, b;
+
+	a = rfwake_test_register(test, dom);
+	b = rfwake_test_register(test, dom);
+	KUNIT_ASSERT_EQ(test, rfwake_arm(dom, a, &ta->async), 0);
+	KUNIT_ASSERT_EQ(test, rfwake_arm(dom, b, &tb->async), 0);
+	KUNIT_EXPECT_EQ(test, ctx->shared[b], RFWAKE_STATE_PARKED);
+
+	rfwake_stats_read(&before);
+	KUNIT_EXPECT_TRUE(test, rfwake_disarm(dom, &tb->async, -ECANCELED));
+	rfwake_stats_read(&after);
+	KUNIT_EXPECT_EQ(test, tb->async.res, -ECANCELED);
+	KUNIT_EXPECT_EQ(test, atomic_read(&tb->completions), 0);
+	KUNIT_EXPECT_EQ(test, ctx->shared[b], RFWAKE_STATE_RUNNING);
+	KUNIT_EXPECT_EQ(test, after.cmds_canceled - before.cmds_canceled, 1);
+	/* only that one: a's command is still armed */
+	KUNIT_EXPECT_EQ(test, ctx->shared[a], RFWAKE_STATE_PARKED);
+	/* once: a second call finds it gone */
+	KUNIT_EXPECT_FALSE(test, rfwake_disarm(dom, &tb->async, -ECANCELED));
+	/* a wake of b now pends: nothing is armed on it */
+	KUNIT_EXPECT_EQ(test, rfwake_wake(dom, b, 0x4, false), 0);
+	rfwake_test_expect_taken(test, dom, b, 1, 0x4);
+
+	/* a wake took a's command first: disarm leaves it to the wake */
+	KUNIT_EXPECT_EQ(test, rfwake_wake(dom, a, 0x8, false), 1);
+	KUNIT_EXPECT_EQ(test, atomic_read(&ta->completions), 1);
+	KUNIT_EXPECT_FALSE(test, rfwake_disarm(dom, &ta->async, -ECANCELED));
+	KUNIT_EXPECT_EQ(test, ta->async.res, 1);
+	KUNIT_EXPECT_EQ(test, ta->async.payload, 0x8);
+	KUNIT_EXPECT_EQ(test, atomic_read(&ta->completions), 1);
+	KUNIT_EXPECT_EQ(test, rfwake_cancel_armed(dom, -ECANCELED), 0);
+}
+
 static struct kunit_case rfwake_test_cases[] = {
 	KUNIT_CASE(rfwake_test_domain_init_limits),
 	KUNIT_CASE(rfwake_test_register_lowest_free),
@@ -1703,6 +1748,7 @@ static struct kunit_case rfwake_test_cases[] = {
 	KUNIT_CASE(rfwake_test_register_vs_leaving_sleeper),
 	KUNIT_CASE(rfwake_test_register_full_but_leaving),
 	KUNIT_CASE(rfwake_test_visit_armed),
+	KUNIT_CASE(rfwake_test_disarm),
 	{}
 };
 
