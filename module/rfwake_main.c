@@ -15,8 +15,6 @@
  */
 #include <linux/compat.h>
 #include <linux/fs.h>
-#include <linux/io_uring.h>
-#include <linux/io_uring_types.h>
 #include <linux/miscdevice.h>
 #include <linux/mm.h>
 #include <linux/module.h>
@@ -29,6 +27,7 @@
 #include <linux/uaccess.h>
 #include <linux/workqueue.h>
 
+#include "rfwake_compat.h"
 #include "rfwake_core.h"
 
 static ushort mode = 0600;
@@ -139,6 +138,7 @@ static const struct rfwake_domain_ops rfwake_file_ops = {
  * (->in_idle is called ->in_cancel later; later still, req->task is gone)
  * gives way to completing the command named by that call.
  */
+#if !RFWAKE_CANCELABLE_CMD
 static bool rfwake_cmd_orphaned(const struct rfwake_async *async,
 				void *unused)
 {
@@ -156,6 +156,7 @@ static bool rfwake_cmd_orphaned(const struct rfwake_async *async,
 		return true;
 	return percpu_ref_is_dying(&req->ctx->refs);
 }
+#endif
 
 /**
  * struct rfwake_refs - references to the file held by armed commands.
@@ -201,8 +202,9 @@ static void rfwake_count_ref(const struct rfwake_async *async, void *arg)
  * never runs while one is armed and the ring's own teardown waits for it.
  * Like ublk, the driver completes its commands itself (-ECANCELED) when
  * nobody can complete them any more:
- *  - io_uring waits for them (rfwake_cmd_orphaned(): exit, exec, ring
- *    close);
+ *  - io_uring waits for them (exit, exec, ring close): on 6.1 found by
+ *    rfwake_cmd_orphaned(); from 6.7 io_uring says so itself
+ *    (rfwake_uring_cmd_cancel()) and this rule is not needed;
  *  - no descriptor is left: every reference to the file is held by an armed
  *    command, by the ring of commands armed through a registered file, or
  *    by a mapping of the shared page (struct rfwake_refs), so nobody can
@@ -219,8 +221,10 @@ static void rfwake_reap(struct rfwake_file *rf, bool closing)
 	long others, nrefs;
 	int unrefs;
 
+#if !RFWAKE_CANCELABLE_CMD
 	rfwake_cancel_armed_if(&rf->dom, -ECANCELED, rfwake_cmd_orphaned,
 			       NULL);
+#endif
 
 	refs.rings = kmalloc_array(refs.max, sizeof(*refs.rings), GFP_KERNEL);
 	if (!refs.rings)
@@ -534,6 +538,29 @@ static long rfwake_ioctl(struct file *file, unsigned int cmd,
 }
 
 /*
+ * 6.7+: io_uring cancels a command marked cancelable (rfwake_uring_cmd())
+ * by calling ->uring_cmd with IO_URING_F_CANCEL, with the ring's lock held,
+ * when the command's task execs or exits or its ring is torn down; the
+ * driver must complete it.  Unless a wake, an unregister or the monitor
+ * took it first: then the completion is on its way as task work, which
+ * io_uring runs while it waits for the task's requests.
+ */
+static int rfwake_uring_cmd_cancel(struct io_uring_cmd *ioucmd,
+				   unsigned int issue_flags)
+{
+	struct rfwake_async *async = rfwake_cmd_async(ioucmd);
+	struct rfwake_file *rf = ioucmd->file->private_data;
+
+	if (!rfwake_disarm(&rf->dom, async, -ECANCELED))
+		return 0;
+	atomic_dec(&rf->narmed);
+	/* before the request drops its file (as rfwake_cmd_complete()) */
+	atomic_inc(&rf->unrefs);
+	io_uring_cmd_done(ioucmd, -ECANCELED, 0, issue_flags);
+	return 0;
+}
+
+/*
  * IORING_OP_URING_CMD: RFWAKE_URING_CMD_WAIT arms a wait that completes
  * with a CQE when the waiter is woken.  Errors found at issue are returned
  * directly (io_uring posts them); a completion found at issue (a pending
@@ -542,13 +569,15 @@ static long rfwake_ioctl(struct file *file, unsigned int cmd,
 static int rfwake_uring_cmd(struct io_uring_cmd *ioucmd,
 			    unsigned int issue_flags)
 {
-	const struct rfwake_uring_wait *sqe_cmd = ioucmd->cmd;
+	const struct rfwake_uring_wait *sqe_cmd = rfwake_sqe_cmd(ioucmd);
 	struct rfwake_async *async = rfwake_cmd_async(ioucmd);
 	struct rfwake_file *rf = ioucmd->file->private_data;
 	u32 id, flags;
 	u64 reserved;
 	int ret;
 
+	if (issue_flags & IO_URING_F_CANCEL)
+		return rfwake_uring_cmd_cancel(ioucmd, issue_flags);
 	if (ioucmd->cmd_op != RFWAKE_URING_CMD_WAIT)
 		return -ENOTTY;
 	/* arming a wait is a write, as the WAIT ioctl is */
@@ -567,6 +596,12 @@ static int rfwake_uring_cmd(struct io_uring_cmd *ioucmd,
 
 	memset(async, 0, sizeof(*async));
 	async->owner = current->tgid;	/* for tests and debugging */
+	/*
+	 * 6.7+: before the command can be completed, since a completion
+	 * takes it off io_uring's list of cancelable commands.  From here on
+	 * it is completed with io_uring_cmd_done() even on an error.
+	 */
+	io_uring_cmd_mark_cancelable(ioucmd, issue_flags);
 	atomic_inc(&rf->narmed);
 	ret = rfwake_arm(&rf->dom, id, async);
 	if (ret == 0) {
@@ -575,8 +610,12 @@ static int rfwake_uring_cmd(struct io_uring_cmd *ioucmd,
 		return -EIOCBQUEUED;
 	}
 	atomic_dec(&rf->narmed);
-	if (ret < 0)
-		return ret;
+	if (ret < 0) {
+		if (!RFWAKE_CANCELABLE_CMD)
+			return ret;
+		async->res = ret;
+		async->payload = 0;
+	}
 	io_uring_cmd_done(ioucmd, async->res, (ssize_t)async->payload,
 			  issue_flags);
 	return -EIOCBQUEUED;
@@ -621,8 +660,7 @@ static int rfwake_mmap(struct file *file, struct vm_area_struct *vma)
 	if (vma->vm_pgoff != 0 || vma->vm_end - vma->vm_start != PAGE_SIZE ||
 	    !(vma->vm_flags & VM_SHARED))
 		return -EINVAL;
-	/* 6.3 and later: vm_flags_set() (Documentation/rfwake.md, porting) */
-	vma->vm_flags |= VM_DONTEXPAND | VM_DONTDUMP;
+	rfwake_vm_flags_set(vma, VM_DONTEXPAND | VM_DONTDUMP);
 	ret = vm_insert_page(vma, vma->vm_start, rf->page);
 	if (ret)
 		return ret;
@@ -643,7 +681,7 @@ static const struct file_operations rfwake_fops = {
 	.uring_cmd = rfwake_uring_cmd,
 	.poll = rfwake_poll,
 	.mmap = rfwake_mmap,
-	.llseek = no_llseek,
+	.llseek = RFWAKE_NO_LLSEEK,
 };
 
 /*
