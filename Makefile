@@ -10,6 +10,7 @@
 #                   qemu-user, the module's style checks, its KUnit suite,
 #                   and the module's and the runtime's tests in a VM
 #   make module     module/rfwake.ko (KDIR=... for another kernel)
+#   make modules    one rfwake.ko per kernel of VM_KERNELS, in $(B)/module-<kver>/
 #   make bench      rf-bench
 #   make bench-http httpserver (fibers, threads, pool) against nginx and
 #                   http-floor under wrk
@@ -124,9 +125,16 @@ QEMU_A64_SVE2048 := $(QEMU_A64_DYN) -cpu max,sve-default-vector-length=256
 
 PROGRAM_LIBS := $(STATIC_LIB) $(URING_LIBS)
 MODULE_KO := module/rfwake.ko
+# The kernels the VM suite boots, each with its own rfwake.ko: Debian 12's
+# 6.1, 6.12 and 6.12 PREEMPT_RT (scripts/kdir KVER finds the build tree).
+# Kbuild builds in the sources' directory, so each kernel gets a copy of
+# module/'s sources in $(B)/module-<kver>/ (make modules, below); cp -p
+# keeps their times, so a rebuild compiles only what changed.
+VM_KERNELS ?= 6.1 6.12 6.12-rt
+VM_MODULES := $(foreach k,$(VM_KERNELS),$(B)/module-$(k)/rfwake.ko)
 
 .PHONY: all lib check check-unit check-asan check-tsan check-aarch64 check-trace bench demo deps \
-	clean module module-clean module-check kunit check-vm install-deps
+	clean module module-clean module-check kunit check-vm install-deps modules
 .DEFAULT_GOAL := all
 
 # The programs.  Each area's fragment adds its programs to PROGRAMS, the
@@ -254,12 +262,17 @@ check-trace: all
 	@echo "== tracing tools (bpftrace scripts, schedcmp) against known workloads"
 	$(Q)RF_BUILD=$(B) $(PROVE) $(sort $(wildcard tests/trace/*.sh))
 
-# In qemu booting Debian's 6.1 kernel with rfwake loaded (TCG where KVM is
-# missing): the module's ABI tests and fuzz run, and the runtime's tests
-# with the rfwake back-end and with the default one (scripts/vm-init/suite).
-check-vm: all module
-	@echo "== rfwake and the runtime's tests in a VM (scripts/vm)"
-	$(Q)RF_BUILD=$(B) prove --timer -e 'scripts/run-test $(VM_TEST_TIMEOUT)' tests/rfwake/vm.sh
+# In qemu booting each of Debian's kernels of VM_KERNELS with its own build
+# of rfwake loaded (TCG where KVM is missing): the module's ABI tests and
+# fuzz run, and the runtime's tests with the rfwake back-end and with the
+# default one (scripts/vm-init/suite).  Every kernel runs, then the first
+# failure fails the target.
+check-vm: all $(VM_MODULES)
+	$(Q)rc=0; for k in $(VM_KERNELS); do \
+		echo "== rfwake and the runtime's tests in a VM (scripts/vm), kernel $$k"; \
+		RF_BUILD=$(B) RF_VM_MODULE=$(B)/module-$$k/rfwake.ko \
+			prove --timer -e 'scripts/run-test $(VM_TEST_TIMEOUT)' tests/rfwake/vm.sh || rc=1; \
+	done; exit $$rc
 
 check-asan: $(ASAN_BINS)
 	@echo "== unit tests under AddressSanitizer + UndefinedBehaviorSanitizer"
@@ -294,6 +307,17 @@ module: $(MODULE_KO)
 $(MODULE_KO): $(MODULE_SRCS)
 	$(Q)test -n "$(KDIR)" || { echo "module: no kernel build tree (set KDIR)"; exit 1; }
 	$(Q)$(MAKE) -C $(KDIR) M=$(CURDIR)/module $(if $(V),V=$(V)) modules
+
+# One rfwake.ko per kernel of VM_KERNELS (defined at the top: check-vm's
+# prerequisites are expanded where make reads them).
+modules: $(VM_MODULES)
+
+$(B)/module-%/rfwake.ko: $(MODULE_SRCS)
+	$(Q)kdir=$$(scripts/kdir $*); test -n "$$kdir" || { \
+		echo "module: no build tree for kernel $* (scripts/kdir $*; scripts/install-deps)"; \
+		exit 1; }; \
+	mkdir -p $(@D) && (cd module && cp -p --parents $(MODULE_SRCS:module/%=%) $(abspath $(@D))/) && \
+	$(MAKE) -C $$kdir M=$(abspath $(@D)) $(if $(V),V=$(V)) modules
 
 # checkpatch.pl --strict and kernel-doc on the module's sources.
 module-check:
