@@ -868,6 +868,10 @@ static void *gen_altstack(uint64_t gen)
 /*
  * The competitor of part 3: at every pass it changes the thread's signal
  * mask (SIGUSR2 in or out) and its alternate signal stack, then says so.
+ * The competitor is a hog too: preempted between the change and the word
+ * that announces it, it would let the watcher run and find a state that
+ * no generation describes.  So the three steps are one, as far as the
+ * fibers of the worker can see.
  */
 static void toggle_check(void)
 {
@@ -877,9 +881,11 @@ static void toggle_check(void)
 
 	sigemptyset(&usr2);
 	sigaddset(&usr2, SIGUSR2);
+	rf_preempt_disable();
 	pthread_sigmask(gen_blocks_usr2(gen) ? SIG_BLOCK : SIG_UNBLOCK, &usr2, NULL);
 	sigaltstack(&ss, NULL);
 	__atomic_store_n(&toggle_gen, gen, __ATOMIC_RELEASE);
+	rf_preempt_enable();
 }
 
 struct thread_state_result {
