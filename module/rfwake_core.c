@@ -385,7 +385,9 @@ static void rfwake_complete_async(struct rfwake_domain *dom,
  * @payload: ORed into the waiter's payload.
  * @sync: give the scheduler the sync hint (the caller is about to sleep).
  *
- * Context: process context.
+ * Context: any but NMI: process context, or the hard interrupt in which
+ * rfwake_watch.c's irq_work delivers a block notification on kernels
+ * without PREEMPT_RT (hence irqsave; ops->complete runs there too).
  * Return: 1 when a sleeping thread was woken or an armed command completed,
  * 0 when the wake was left pending, -EINVAL or -ENOENT for a bad id.
  */
@@ -393,18 +395,19 @@ int rfwake_wake(struct rfwake_domain *dom, u32 id, u64 payload, bool sync)
 {
 	struct rfwake_async *done = NULL;
 	struct rfwake_waiter *w;
+	unsigned long irqflags;
 	int err, woke;
 
 	w = rfwake_lookup(dom, id, &err);
 	if (!w)
 		return err;
-	spin_lock_irq(&w->wq.lock);
+	spin_lock_irqsave(&w->wq.lock, irqflags);
 	if (!w->registered) {
-		spin_unlock_irq(&w->wq.lock);
+		spin_unlock_irqrestore(&w->wq.lock, irqflags);
 		return -ENOENT;
 	}
 	woke = rfwake_deliver(dom, w, payload, sync, &done);
-	spin_unlock_irq(&w->wq.lock);
+	spin_unlock_irqrestore(&w->wq.lock, irqflags);
 
 	if (done)
 		rfwake_complete_async(dom, done);
@@ -897,6 +900,29 @@ void rfwake_domain_destroy(struct rfwake_domain *dom)
 		kfree(dom->slots[id]);
 		dom->slots[id] = NULL;
 	}
+}
+
+/**
+ * rfwake_is_registered() - whether an id is a registered waiter.
+ * @dom: the domain.
+ * @id: the id, from user space.
+ *
+ * The answer may be stale when the caller uses it: another thread may
+ * register or unregister @id meanwhile.
+ *
+ * Context: any.
+ * Return: 0 when @id is registered, -EINVAL when it is out of range,
+ * -ENOENT when it is free.
+ */
+int rfwake_is_registered(struct rfwake_domain *dom, u32 id)
+{
+	struct rfwake_waiter *w;
+	int err;
+
+	w = rfwake_lookup(dom, id, &err);
+	if (!w)
+		return err;
+	return READ_ONCE(w->registered) ? 0 : -ENOENT;
 }
 
 #if IS_ENABLED(CONFIG_RFWAKE_KUNIT_TEST)

@@ -40,7 +40,10 @@ struct rfwake_async {
 /**
  * struct rfwake_domain_ops - what the owner of a domain is told.
  * @complete: an armed rfwake_async got its result (in @res, @count and
- *            @payload).  Called in process context with no rfwake lock held.
+ *            @payload).  Called with no rfwake lock held, in process
+ *            context, or in hard interrupt context when a block
+ *            notification (rfwake_watch.c) wakes the waiter: it must not
+ *            sleep.
  */
 struct rfwake_domain_ops {
 	void (*complete)(struct rfwake_async *async);
@@ -137,6 +140,8 @@ bool rfwake_any_pending(struct rfwake_domain *dom);
 void rfwake_visit_armed(struct rfwake_domain *dom,
 			void (*fn)(const struct rfwake_async *async, void *arg),
 			void *arg);
+
+int rfwake_is_registered(struct rfwake_domain *dom, u32 id);
 
 #if IS_ENABLED(CONFIG_RFWAKE_KUNIT_TEST)
 int rfwake_kunit_set_pending(struct rfwake_domain *dom, u32 id, u32 pending);

@@ -29,6 +29,7 @@
 
 #include "rfwake_compat.h"
 #include "rfwake_core.h"
+#include "rfwake_watch.h"
 
 static ushort mode = 0600;
 module_param(mode, ushort, 0444);
@@ -55,6 +56,8 @@ MODULE_PARM_DESC(max_waiters, "waiters per domain, 1..1024 (default 1024)");
  *          file, so that rfwake_reap() can tell that its count changed.
  * @monitor: completes the commands nobody can complete any more (see
  *           rfwake_reap()); runs while commands are armed.
+ * @watches: the watched threads and the watch pages (rfwake_watch.c); they
+ *           keep the struct allocated after .release.
  */
 struct rfwake_file {
 	struct rfwake_domain dom;
@@ -64,6 +67,7 @@ struct rfwake_file {
 	atomic_t nmaps;
 	atomic_t unrefs;
 	struct delayed_work monitor;
+	struct rfwake_watch_set watches;
 };
 
 /* The command's state lives in io_uring_cmd's pdu: no allocation per wait. */
@@ -250,6 +254,23 @@ static void rfwake_monitor(struct work_struct *work)
 		schedule_delayed_work(&rf->monitor, RFWAKE_MONITOR_PERIOD);
 }
 
+/*
+ * Free an open file's state: at .release, or after it when the last
+ * watched thread unwatches or exits (rfwake_watch_set_close()).
+ */
+static void rfwake_file_free(struct rfwake_watch_set *set)
+{
+	struct rfwake_file *rf = container_of(set, struct rfwake_file,
+					      watches);
+
+	/* Armed commands hold the file: none can be left, but be sure. */
+	rfwake_domain_destroy(&rf->dom);
+	rfwake_watch_set_destroy(&rf->watches);
+	/* A mapping holds its own reference to the page. */
+	__free_page(rf->page);
+	kvfree(rf);
+}
+
 static int rfwake_open(struct inode *inode, struct file *file)
 {
 	struct rfwake_file *rf;
@@ -265,6 +286,9 @@ static int rfwake_open(struct inode *inode, struct file *file)
 	}
 	ret = rfwake_domain_init(&rf->dom, max_waiters,
 				 page_address(rf->page), &rfwake_file_ops);
+	if (ret)
+		goto err_free_page;
+	ret = rfwake_watch_set_init(&rf->watches, &rf->dom, rfwake_file_free);
 	if (ret)
 		goto err_free_page;
 	rf->file = file;
@@ -287,11 +311,9 @@ static int rfwake_release(struct inode *inode, struct file *file)
 	struct rfwake_file *rf = file->private_data;
 
 	cancel_delayed_work_sync(&rf->monitor);
-	/* Armed commands hold the file: none can be left, but be sure. */
-	rfwake_domain_destroy(&rf->dom);
-	/* A mapping holds its own reference to the page. */
-	__free_page(rf->page);
-	kvfree(rf);
+	/* A watched thread keeps the domain, which no longer wakes anyone. */
+	if (rfwake_watch_set_close(&rf->watches))
+		rfwake_file_free(&rf->watches);
 	return 0;
 }
 
@@ -318,6 +340,7 @@ union rfwake_ioc_arg {
 	struct rfwake_target target;
 	struct rfwake_wake_batch batch;
 	struct rfwake_swap swap;
+	struct rfwake_watch watch;
 };
 
 static int rfwake_ioc_info(struct rfwake_file *rf, union rfwake_ioc_arg *arg,
@@ -332,6 +355,8 @@ static int rfwake_ioc_info(struct rfwake_file *rf, union rfwake_ioc_arg *arg,
 	info->features = RFWAKE_FEAT_POLL | RFWAKE_FEAT_MMAP;
 	if (IS_ENABLED(CONFIG_IO_URING))
 		info->features |= RFWAKE_FEAT_URING_CMD;
+	if (rfwake_watch_supported())
+		info->features |= RFWAKE_FEAT_WATCH;
 	return 0;
 }
 
@@ -477,6 +502,19 @@ static int rfwake_ioc_swap(struct rfwake_file *rf, union rfwake_ioc_arg *arg,
 	return ret;
 }
 
+static int rfwake_ioc_watch(struct rfwake_file *rf, union rfwake_ioc_arg *arg,
+			    void __user *uarg)
+{
+	return rfwake_watch(&rf->watches, &arg->watch);
+}
+
+/* The calling thread's watch, made through this domain or another. */
+static int rfwake_ioc_unwatch(struct rfwake_file *rf,
+			      union rfwake_ioc_arg *arg, void __user *uarg)
+{
+	return rfwake_unwatch();
+}
+
 /**
  * struct rfwake_ioctl_desc - an ioctl command and its handler.
  * @cmd: the command; its size and direction say what rfwake_ioctl() copies
@@ -503,6 +541,8 @@ static const struct rfwake_ioctl_desc rfwake_ioctls[] = {
 	/* WAKE_BATCH writes @woken only, and returns it */
 	{ RFWAKE_IOC_WAKE_BATCH, false, rfwake_ioc_wake_batch },
 	{ RFWAKE_IOC_SWAP, true, rfwake_ioc_swap },
+	{ RFWAKE_IOC_WATCH, false, rfwake_ioc_watch },
+	{ RFWAKE_IOC_UNWATCH, false, rfwake_ioc_unwatch },
 };
 
 static long rfwake_ioctl(struct file *file, unsigned int cmd,
@@ -651,12 +691,21 @@ static const struct vm_operations_struct rfwake_vm_ops = {
 	.close = rfwake_vm_close,
 };
 
-/* One shared page at offset 0; shared, so the waiter states are live. */
+/*
+ * One shared page at offset 0; shared, so the waiter states are live.  At
+ * RFWAKE_WATCH_OFFSET, the two watch pages (rfwake_watch_mmap()).
+ */
 static int rfwake_mmap(struct file *file, struct vm_area_struct *vma)
 {
 	struct rfwake_file *rf = file->private_data;
 	int ret;
 
+	if (vma->vm_pgoff == RFWAKE_WATCH_OFFSET >> PAGE_SHIFT) {
+		ret = rfwake_watch_mmap(&rf->watches, vma);
+		if (ret)
+			return ret;
+		goto mapped;
+	}
 	if (vma->vm_pgoff != 0 || vma->vm_end - vma->vm_start != PAGE_SIZE ||
 	    !(vma->vm_flags & VM_SHARED))
 		return -EINVAL;
@@ -664,6 +713,7 @@ static int rfwake_mmap(struct file *file, struct vm_area_struct *vma)
 	ret = vm_insert_page(vma, vma->vm_start, rf->page);
 	if (ret)
 		return ret;
+mapped:
 	/* ->open is not called for the first mapping, only for copies */
 	vma->vm_ops = &rfwake_vm_ops;
 	vma->vm_private_data = rf;
@@ -749,6 +799,7 @@ static struct attribute *rfwake_attrs[] = {
 	&dev_attr_cmds_armed.attr,
 	&dev_attr_cmds_completed.attr,
 	&dev_attr_cmds_canceled.attr,
+	&rfwake_dev_attr_blocks.attr,
 	NULL,
 };
 ATTRIBUTE_GROUPS(rfwake);
@@ -762,6 +813,8 @@ static struct miscdevice rfwake_misc = {
 
 static int __init rfwake_init(void)
 {
+	int ret;
+
 	if (mode & ~0666) {
 		pr_err("rfwake: mode %#o: only read/write bits are allowed\n",
 		       mode);
@@ -773,12 +826,19 @@ static int __init rfwake_init(void)
 		return -EINVAL;
 	}
 	rfwake_misc.mode = mode;
-	return misc_register(&rfwake_misc);
+	ret = rfwake_watch_init();
+	if (ret)
+		return ret;
+	ret = misc_register(&rfwake_misc);
+	if (ret)
+		rfwake_watch_exit();
+	return ret;
 }
 
 static void __exit rfwake_exit(void)
 {
 	misc_deregister(&rfwake_misc);
+	rfwake_watch_exit();
 }
 
 module_init(rfwake_init);

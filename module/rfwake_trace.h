@@ -72,6 +72,26 @@ TRACE_EVENT(rfwake_swap,
 		      __entry->domain, __entry->wake_id, __entry->wait_id)
 );
 
+/*
+ * A watched thread blocked (rfwake_watch.c): fired in the scheduler, at the
+ * switch; @notify says whether its armed word asked for a wake.
+ */
+TRACE_EVENT(rfwake_block,
+	    TP_PROTO(u64 domain, u32 id, u32 seq, bool notify),
+	    TP_ARGS(domain, id, seq, notify),
+	    TP_STRUCT__entry(__field(u64, domain)
+			     __field(u32, id)
+			     __field(u32, seq)
+			     __field(bool, notify)),
+	    TP_fast_assign(__entry->domain = domain;
+			   __entry->id = id;
+			   __entry->seq = seq;
+			   __entry->notify = notify;),
+	    TP_printk("domain=%llu id=%u seq=%u notify=%d",
+		      __entry->domain, __entry->id, __entry->seq,
+		      __entry->notify)
+);
+
 #endif /* _RFWAKE_TRACE_H */
 
 #undef TRACE_INCLUDE_PATH

@@ -113,7 +113,8 @@ static void test_device_node(void)
 
 static void test_info(int fd)
 {
-	const uint32_t known = RFWAKE_FEAT_URING_CMD | RFWAKE_FEAT_POLL | RFWAKE_FEAT_MMAP;
+	const uint32_t known = RFWAKE_FEAT_URING_CMD | RFWAKE_FEAT_POLL | RFWAKE_FEAT_MMAP |
+			       RFWAKE_FEAT_WATCH;
 	struct rfwake_info in;
 	unsigned long param;
 	char buf[32];
@@ -126,7 +127,7 @@ static void test_info(int fd)
 	ok(in.max_waiters >= 1 && in.max_waiters <= RFWAKE_MAX_WAITERS,
 	   "INFO: max_waiters %u is in 1..RFWAKE_MAX_WAITERS", in.max_waiters);
 	is_int(in.nwaiters, 0, "INFO: a new domain has no waiters");
-	is_int(in.features, known, "INFO: features are uring_cmd, poll and mmap, no others");
+	is_int(in.features, known, "INFO: features are uring_cmd, poll, mmap and watch, no others");
 	ok(in.__reserved[0] == 0 && in.__reserved[1] == 0, "INFO: reserved fields are zeroed");
 	if (in.max_waiters >= 1 && in.max_waiters <= RFWAKE_MAX_WAITERS)
 		max_ids = in.max_waiters;

@@ -165,15 +165,17 @@ static int writable(enum ptr_kind kind)
 static const unsigned long real_cmds[] = {
 	RFWAKE_IOC_INFO, RFWAKE_IOC_REGISTER, RFWAKE_IOC_UNREGISTER, RFWAKE_IOC_WAIT,
 	RFWAKE_IOC_WAKE, RFWAKE_IOC_WAKE_BATCH, RFWAKE_IOC_SWAP,
+	RFWAKE_IOC_WATCH, RFWAKE_IOC_UNWATCH,
 };
 static const char *const real_names[] = {
-	"INFO", "REGISTER", "UNREGISTER", "WAIT", "WAKE", "WAKE_BATCH", "SWAP", "other",
+	"INFO", "REGISTER", "UNREGISTER", "WAIT", "WAKE", "WAKE_BATCH", "SWAP",
+	"WATCH", "UNWATCH", "other",
 };
 #define NCMDS (ARRAY_SIZE(real_cmds) + 1)	/* the last counts made-up commands */
 
 static unsigned long rnd_cmd(uint64_t *s)
 {
-	static const unsigned int weight[] = { 3, 6, 6, 25, 25, 10, 15 };	/* sum 90 */
+	static const unsigned int weight[] = { 3, 6, 6, 25, 25, 10, 13, 1, 1 };	/* sum 90 */
 	uint32_t r = below(s, 100), i;
 	unsigned int dir, nr, size, magic;
 
@@ -219,6 +221,9 @@ static int allowed(int ci, int rc)
 	/* SWAP: NONBLOCK is WAIT's flag; -EAGAIN is allowed should SWAP take it. */
 	case 6: return rc == 0 || rc == -EINVAL || rc == -ENOENT || rc == -EAGAIN ||
 		       rc == -ETIMEDOUT || rc == -EBUSY || rc == -EIDRM || rc == -EINTR;
+	case 7: return rc == 0 || rc == -EINVAL || rc == -ENOENT || rc == -EBUSY ||
+		       rc == -EOPNOTSUPP;
+	case 8: return rc == 0 || rc == -ENOENT || rc == -EOPNOTSUPP;
 	default: return rc == -ENOTTY;
 	}
 }
@@ -323,6 +328,17 @@ static void fill_struct(int ci, void *p, struct fuzzer *f, uint32_t *batch_count
 		memcpy(p, &w, sizeof(w));
 		break;
 	}
+	case 7: {
+		/* the calling fuzzer thread is watched; it may exit so */
+		struct rfwake_watch w = {
+			.watch_id = rnd_id(s), .notify_id = rnd_id(s), .payload = rnd(s),
+			.flags = chance(s, 95) ? 0 : rnd_flags(s, 0),
+			.__reserved = rnd_reserved(s),
+		};
+
+		memcpy(p, &w, sizeof(w));
+		break;
+	}
 	default:
 		break;
 	}
@@ -401,7 +417,8 @@ static void fuzz_one_ioctl(struct fuzzer *f)
 		if (writable(kind))
 			check_outputs(ci, p, rc, batch_count);
 	}
-	if (ci == (int)ARRAY_SIZE(real_cmds))
+	/* UNWATCH takes no argument: the pointer is not looked at */
+	if (ci == (int)ARRAY_SIZE(real_cmds) || cmd == RFWAKE_IOC_UNWATCH)
 		return;
 	/* Only WAKE_BATCH's own targets pointer may fault behind a good argument. */
 	if (writable(kind) && rc == -EFAULT && ci != 5)
@@ -442,7 +459,9 @@ static void fuzz_other(struct fuzzer *f)
 		size_t len = lens[below(s, ARRAY_SIZE(lens))];
 		off_t off = offs[below(s, ARRAY_SIZE(offs))];
 		int flags = chance(s, 80) ? MAP_SHARED : MAP_PRIVATE;
-		int valid = len > 0 && len <= 4096 && off == 0 && flags == MAP_SHARED;
+		/* the shared page, or the watch pages (8192 bytes at 4096) */
+		int valid = flags == MAP_SHARED && ((len > 0 && len <= 4096 && off == 0) ||
+						    (len == 8192 && off == RFWAKE_WATCH_OFFSET));
 		void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, flags, dom, off);
 
 		if (m != MAP_FAILED) {

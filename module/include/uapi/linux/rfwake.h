@@ -71,6 +71,7 @@ struct rfwake_info {
 #define RFWAKE_FEAT_URING_CMD	_BITUL(0)	/* RFWAKE_URING_CMD_WAIT */
 #define RFWAKE_FEAT_POLL	_BITUL(1)	/* poll/epoll on the domain */
 #define RFWAKE_FEAT_MMAP	_BITUL(2)	/* the shared page */
+#define RFWAKE_FEAT_WATCH	_BITUL(3)	/* RFWAKE_IOC_WATCH (block notification) */
 
 /*
  * RFWAKE_IOC_REGISTER: add a waiter; flags must be 0; the id comes back.
@@ -169,6 +170,50 @@ struct rfwake_swap {
 #define RFWAKE_IOC_WAKE		_IOW(RFWAKE_IOC_MAGIC, 0x04, struct rfwake_target)
 #define RFWAKE_IOC_WAKE_BATCH	_IOWR(RFWAKE_IOC_MAGIC, 0x05, struct rfwake_wake_batch)
 #define RFWAKE_IOC_SWAP		_IOWR(RFWAKE_IOC_MAGIC, 0x06, struct rfwake_swap)
+
+/*
+ * Block notification (Documentation/rfwake.md): a thread that calls
+ * RFWAKE_IOC_WATCH is watched until it calls RFWAKE_IOC_UNWATCH or exits.
+ * Whenever the scheduler switches it out while it is not runnable (it
+ * blocked in the kernel: a sleeping system call, a page fault waiting for
+ * I/O, a lock; not a preemption), the module makes seq[@watch_id] odd and,
+ * when armed[@watch_id] is non-zero, wakes waiter @notify_id with @payload
+ * as RFWAKE_IOC_WAKE would (from interrupt context, a moment after the
+ * switch); when the thread runs again, seq[@watch_id] becomes even.
+ * Both ids must be registered waiters of the domain and differ; an id
+ * watches one thread at a time.  Errors: -EINVAL (an id out of range, equal
+ * ids, flags or reserved non-zero), -ENOENT (an id not registered), -EBUSY
+ * (the thread is already watched, by any domain, or @watch_id already
+ * watches another thread), -EOPNOTSUPP (a kernel without
+ * CONFIG_PREEMPT_NOTIFIERS; RFWAKE_FEAT_WATCH is then clear).
+ * RFWAKE_IOC_UNWATCH ends the calling thread's watch, whichever domain it
+ * was made in; -ENOENT when the thread is not watched.  Once the domain's
+ * last descriptor is closed its watches notify nobody.
+ */
+struct rfwake_watch {
+	__u32 watch_id;		/* in: names this thread's words in the watch pages */
+	__u32 notify_id;	/* in: the waiter woken when the thread blocks */
+	__u64 payload;		/* in: that wake's payload (e.g. a bit per worker) */
+	__u32 flags;		/* in: 0 */
+	__u32 __reserved;	/* in: 0 */
+};
+
+/*
+ * The watch pages: mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+ * RFWAKE_WATCH_OFFSET).  User space writes armed[]; the kernel only reads it
+ * (one load per block).  The kernel writes seq[] (+1 when the thread blocks,
+ * so odd while it is blocked; +1 when it runs again) and never reads it back
+ * except once, at WATCH, to continue from its value (made even).
+ */
+#define RFWAKE_WATCH_OFFSET	4096
+
+struct rfwake_watch_shared {
+	__u32 armed[RFWAKE_MAX_WAITERS];	/* user: non-zero = notify */
+	__u32 seq[RFWAKE_MAX_WAITERS];		/* kernel: odd = blocked now */
+};
+
+#define RFWAKE_IOC_WATCH	_IOW(RFWAKE_IOC_MAGIC, 0x07, struct rfwake_watch)
+#define RFWAKE_IOC_UNWATCH	_IO(RFWAKE_IOC_MAGIC, 0x08)
 
 /*
  * io_uring: IORING_OP_URING_CMD on the domain's fd with cmd_op
