@@ -19,12 +19,14 @@
 #include <kunit/test.h>
 
 #include <linux/delay.h>
+#include <linux/irq_work.h>
 #include <linux/kthread.h>
 #include <linux/sched/signal.h>
 #include <linux/sched/task.h>
 #include <linux/wait.h>
 
 #include "rfwake_core.h"
+#include "rfwake_watch.h"
 
 #define RFWAKE_TEST_WAITERS	8
 #define RFWAKE_TEST_THREADS	4
@@ -1712,6 +1714,216 @@ static void rfwake_test_disarm(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, rfwake_cancel_armed(dom, -ECANCELED), 0);
 }
 
+/**
+ * struct rfwake_test_irq_wake - rfwake_wake() called from a hard interrupt.
+ * @work: a HARD irq_work: hard interrupt context on every kernel.
+ * @dom: the domain.
+ * @id: the waiter to wake.
+ * @payload: the wake's payload.
+ * @ret: what rfwake_wake() returned.
+ * @in_hardirq: the call ran in hard interrupt context.
+ * @irqs_off_after: interrupts were still off when it returned.
+ *
+ * This is how block notification (rfwake_watch.c) delivers its wakes on
+ * kernels without PREEMPT_RT.
+ */
+struct rfwake_test_irq_wake {
+	struct irq_work work;
+	struct rfwake_domain *dom;
+	u32 id;
+	u64 payload;
+	int ret;
+	bool in_hardirq;
+	bool irqs_off_after;
+};
+
+static void rfwake_test_irq_wake_fn(struct irq_work *work)
+{
+	struct rfwake_test_irq_wake *iw =
+		container_of(work, struct rfwake_test_irq_wake, work);
+
+	iw->in_hardirq = in_hardirq();
+	iw->ret = rfwake_wake(iw->dom, iw->id, iw->payload, false);
+	iw->irqs_off_after = irqs_disabled();
+}
+
+/* Calls rfwake_wake(@dom, @id, @payload) in a hard interrupt and waits. */
+static void rfwake_test_wake_in_irq(struct kunit *test,
+				    struct rfwake_test_irq_wake *iw,
+				    struct rfwake_domain *dom, u32 id,
+				    u64 payload)
+{
+	iw->work = IRQ_WORK_INIT_HARD(rfwake_test_irq_wake_fn);
+	iw->dom = dom;
+	iw->id = id;
+	iw->payload = payload;
+	iw->ret = INT_MIN;
+	KUNIT_ASSERT_TRUE(test, irq_work_queue(&iw->work));
+	irq_work_sync(&iw->work);
+	KUNIT_EXPECT_TRUE(test, iw->in_hardirq);
+	/* spin_unlock_irq() there would have turned interrupts on */
+	KUNIT_EXPECT_TRUE(test, iw->irqs_off_after);
+}
+
+static void rfwake_test_wake_from_hardirq(struct kunit *test)
+{
+	struct rfwake_test_ctx *ctx = test->priv;
+	struct rfwake_domain *dom = ctx->dom;
+	struct rfwake_test_async *ta = rfwake_test_async_new(test);
+	struct rfwake_test_irq_wake *iw;
+	struct rfwake_test_thread *t;
+	u32 a, b, c;
+
+	iw = kunit_kzalloc(test, sizeof(*iw), GFP_KERNEL);
+	KUNIT_ASSERT_NOT_ERR_OR_NULL(test, iw);
+	a = rfwake_test_register(test, dom);
+	b = rfwake_test_register(test, dom);
+	c = rfwake_test_register(test, dom);
+
+	/* a sleeper gets the payload */
+	t = rfwake_test_sleeper(test, rfwake_test_wait_once, a);
+	rfwake_test_wake_in_irq(test, iw, dom, a, 0x30);
+	KUNIT_EXPECT_EQ(test, iw->ret, 1);
+	KUNIT_ASSERT_TRUE(test, rfwake_test_join(t));
+	KUNIT_EXPECT_EQ(test, t->ret, 0);
+	KUNIT_EXPECT_EQ(test, t->count, 1);
+	KUNIT_EXPECT_EQ(test, t->payload, 0x30);
+
+	/* an armed command completes, its callback called in the interrupt */
+	KUNIT_ASSERT_EQ(test, rfwake_arm(dom, b, &ta->async), 0);
+	rfwake_test_wake_in_irq(test, iw, dom, b, 0x4);
+	KUNIT_EXPECT_EQ(test, iw->ret, 1);
+	KUNIT_EXPECT_EQ(test, atomic_read(&ta->completions), 1);
+	KUNIT_EXPECT_FALSE(test, ta->in_task);
+	KUNIT_EXPECT_EQ(test, ta->async.res, 1);
+	KUNIT_EXPECT_EQ(test, ta->async.payload, 0x4);
+
+	/* nobody waiting: the wake stays pending and merges */
+	rfwake_test_wake_in_irq(test, iw, dom, c, 0x1);
+	KUNIT_EXPECT_EQ(test, iw->ret, 0);
+	rfwake_test_wake_in_irq(test, iw, dom, c, 0x2);
+	KUNIT_EXPECT_EQ(test, iw->ret, 0);
+	rfwake_test_expect_taken(test, dom, c, 2, 0x3);
+}
+
+#if IS_ENABLED(CONFIG_PREEMPT_NOTIFIERS)
+/**
+ * struct rfwake_test_watched - a kernel thread that watches itself.
+ * @set: the watch set.
+ * @watch_id: its words.
+ * @notify_id: the standby.
+ * @go: the test lets the thread on (it blocks on this first).
+ * @done: the thread's job ended.
+ * @unwatch: end the watch (else exit watched).
+ * @watch_ret: rfwake_watch()'s result.
+ * @unwatch_ret: rfwake_unwatch()'s result.
+ * @seq_running: seq[@watch_id] once it ran again.
+ */
+struct rfwake_test_watched {
+	struct rfwake_watch_set *set;
+	u32 watch_id;
+	u32 notify_id;
+	struct completion go;
+	struct completion done;
+	bool unwatch;
+	int watch_ret;
+	int unwatch_ret;
+	u32 seq_running;
+};
+
+static int rfwake_test_watched_fn(void *data)
+{
+	struct rfwake_test_watched *tw = data;
+	struct rfwake_watch arg = {
+		.watch_id = tw->watch_id,
+		.notify_id = tw->notify_id,
+		.payload = 0x50,
+	};
+
+	tw->watch_ret = rfwake_watch(tw->set, &arg);
+	WRITE_ONCE(tw->set->armed[tw->watch_id], 1);
+	/* blocks: the notifier sees this thread switched out, not runnable */
+	wait_for_completion_timeout(&tw->go,
+				    msecs_to_jiffies(RFWAKE_TEST_JOIN_MS));
+	tw->seq_running = READ_ONCE(tw->set->seq[tw->watch_id]);
+	WRITE_ONCE(tw->set->armed[tw->watch_id], 0);
+	if (tw->unwatch)
+		tw->unwatch_ret = rfwake_unwatch();
+	complete(&tw->done);
+	return 0;
+}
+
+static void rfwake_test_set_free(struct rfwake_watch_set *set)
+{
+}
+
+/*
+ * The whole path of a block notification, on UML: a watched kernel thread
+ * blocks, the standby's wait returns with the watch's payload while seq is
+ * odd; seq is even once the thread runs; the watch of a thread that exits
+ * watched is freed (its reference to the set dropped).
+ */
+static void rfwake_test_watch_block(struct kunit *test)
+{
+	struct rfwake_test_ctx *ctx = test->priv;
+	struct rfwake_domain *dom = ctx->dom;
+	struct rfwake_test_watched *tw;
+	struct rfwake_watch_set *set;
+	struct task_struct *task;
+	unsigned long end, joined;
+	int pass, ret;
+	u32 standby, id, count = 0, seq;
+	u64 payload = 0;
+
+	set = kunit_kzalloc(test, sizeof(*set), GFP_KERNEL);
+	tw = kunit_kzalloc(test, sizeof(*tw), GFP_KERNEL);
+	KUNIT_ASSERT_NOT_ERR_OR_NULL(test, set);
+	KUNIT_ASSERT_NOT_ERR_OR_NULL(test, tw);
+	KUNIT_ASSERT_EQ(test, rfwake_watch_set_init(set, dom,
+						    rfwake_test_set_free), 0);
+	standby = rfwake_test_register(test, dom);
+	id = rfwake_test_register(test, dom);
+
+	for (pass = 0; pass < 2; pass++) {
+		init_completion(&tw->go);
+		init_completion(&tw->done);
+		tw->set = set;
+		tw->watch_id = id;
+		tw->notify_id = standby;
+		tw->unwatch = pass == 0;
+		task = kthread_run(rfwake_test_watched_fn, tw, "rfwake_watch/%d",
+				   pass);
+		KUNIT_ASSERT_FALSE(test, IS_ERR(task));
+
+		ret = rfwake_wait(dom, standby, RFWAKE_WAIT_DEADLINE,
+				  rfwake_test_after_ms(RFWAKE_TEST_WOKEN_MS),
+				  &payload, &count);
+		seq = READ_ONCE(set->seq[id]);
+		complete(&tw->go);
+		joined = msecs_to_jiffies(RFWAKE_TEST_JOIN_MS);
+		joined = wait_for_completion_timeout(&tw->done, joined);
+		KUNIT_ASSERT_TRUE(test, joined);
+		KUNIT_EXPECT_EQ(test, tw->watch_ret, 0);
+		KUNIT_EXPECT_EQ_MSG(test, ret, 0, "pass %d", pass);
+		KUNIT_EXPECT_EQ(test, payload, 0x50);
+		KUNIT_EXPECT_TRUE_MSG(test, seq & 1, "seq %u while blocked", seq);
+		KUNIT_EXPECT_FALSE_MSG(test, tw->seq_running & 1,
+				       "seq %u once running", tw->seq_running);
+		if (tw->unwatch) {
+			KUNIT_EXPECT_EQ(test, tw->unwatch_ret, 0);
+			KUNIT_EXPECT_EQ(test, refcount_read(&set->refs), 1);
+		}
+	}
+	/* the second thread exited watched: a work frees its watch */
+	end = jiffies + msecs_to_jiffies(RFWAKE_TEST_JOIN_MS);
+	while (refcount_read(&set->refs) != 1 && time_before(jiffies, end))
+		msleep(20);
+	KUNIT_EXPECT_EQ(test, refcount_read(&set->refs), 1);
+	if (rfwake_watch_set_close(set))
+		rfwake_watch_set_destroy(set);
+}
+#endif
+
 static struct kunit_case rfwake_test_cases[] = {
 	KUNIT_CASE(rfwake_test_domain_init_limits),
 	KUNIT_CASE(rfwake_test_register_lowest_free),
@@ -1749,6 +1961,10 @@ static struct kunit_case rfwake_test_cases[] = {
 	KUNIT_CASE(rfwake_test_register_full_but_leaving),
 	KUNIT_CASE(rfwake_test_visit_armed),
 	KUNIT_CASE(rfwake_test_disarm),
+	KUNIT_CASE(rfwake_test_wake_from_hardirq),
+#if IS_ENABLED(CONFIG_PREEMPT_NOTIFIERS)
+	KUNIT_CASE(rfwake_test_watch_block),
+#endif
 	{}
 };
 
