@@ -21,6 +21,7 @@
 
 #include <linux/fs.h>
 #include <linux/mm.h>
+#include <linux/sched.h>
 #include <linux/version.h>
 
 /*
@@ -120,5 +121,25 @@ static inline void io_uring_cmd_mark_cancelable(struct io_uring_cmd *ioucmd,
  * ssize_t in 6.1 and a u64 in 6.12: rfwake passes the payload's 64 bits,
  * which either type carries.
  */
+
+/*
+ * 6.12 (EEVDF's delayed dequeue, "sched/fair: Implement delayed dequeue",
+ * 6.12): a fair task that blocks while not eligible is left on the run
+ * queue (p->on_rq) with p->se.sched_delayed set until it is picked or
+ * woken; a running task is never sched_delayed.  Block notification
+ * (rfwake_watch.c) must tell a task that blocked from one that was
+ * preempted, in the scheduler's sched_out notifier, with the run-queue lock
+ * held: before 6.12, __schedule() has dequeued a blocked task by then
+ * (!p->on_rq); from 6.12, also p->se.sched_delayed, the test of 6.12's
+ * psi_sched_switch() in __schedule().
+ */
+static inline bool rfwake_task_blocked(const struct task_struct *p)
+{
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 12, 0)
+	return !READ_ONCE(p->on_rq) || p->se.sched_delayed;
+#else
+	return !READ_ONCE(p->on_rq);
+#endif
+}
 
 #endif /* _RFWAKE_COMPAT_H */

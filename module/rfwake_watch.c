@@ -32,9 +32,9 @@
 #include <linux/preempt.h>
 #include <linux/sched.h>
 #include <linux/slab.h>
-#include <linux/version.h>
 #include <linux/workqueue.h>
 
+#include "rfwake_compat.h"
 #include "rfwake_watch.h"
 #include "rfwake_trace.h"
 
@@ -140,8 +140,7 @@ int rfwake_watch_mmap(struct rfwake_watch_set *set,
 	    vma->vm_end - vma->vm_start != sizeof(struct rfwake_watch_shared) ||
 	    !(vma->vm_flags & VM_SHARED))
 		return -EINVAL;
-	/* 6.3 and later: vm_flags_set(), as in rfwake_mmap() */
-	vma->vm_flags |= VM_DONTEXPAND | VM_DONTDUMP;
+	rfwake_vm_flags_set(vma, VM_DONTEXPAND | VM_DONTDUMP);
 	for (i = 0; i < ARRAY_SIZE(set->pages); i++) {
 		ret = vm_insert_page(vma, vma->vm_start + i * PAGE_SIZE,
 				     set->pages[i]);
@@ -229,31 +228,6 @@ struct rfwake_watcher {
 	struct irq_work irq_work;
 	struct work_struct free_work;
 };
-
-/*
- * Whether @p, which the scheduler is switching out, blocked rather than
- * being preempted, i.e. __schedule() dequeued it because its state was not
- * TASK_RUNNING (and no signal was pending).  The run-queue lock is held.
- *
- * 6.1: a blocked task is dequeued before the switch: !p->on_rq.
- * 6.12: EEVDF may delay the dequeue of a blocked fair task that is not
- * eligible: it stays on the run queue (p->on_rq) with p->se.sched_delayed
- * set until it is picked or woken; a running task is never sched_delayed.
- * This is the test of 6.12's psi_sched_switch() in __schedule().
- *
- * (Moves to rfwake_compat.h with the 6.12 port.  A version test, written
- * with <linux/version.h>'s MAJOR and PATCHLEVEL: an out-of-tree module
- * built for both kernels has nothing else to go by.)
- */
-static inline bool rfwake_task_blocked(const struct task_struct *p)
-{
-#if LINUX_VERSION_MAJOR > 6 || \
-	(LINUX_VERSION_MAJOR == 6 && LINUX_VERSION_PATCHLEVEL >= 12)
-	return !READ_ONCE(p->on_rq) || p->se.sched_delayed;
-#else
-	return !READ_ONCE(p->on_rq);
-#endif
-}
 
 static struct rfwake_watcher *rfwake_pn_watcher(struct preempt_notifier *pn)
 {
