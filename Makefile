@@ -278,6 +278,19 @@ check-vm: all $(VM_MODULES)
 			prove --timer -e 'scripts/run-test $(VM_TEST_TIMEOUT)' tests/rfwake/vm.sh || rc=1; \
 	done; exit $$rc
 
+# The same suite on the debug kernel (scripts/vm-debug.config: KASAN,
+# lockdep, DEBUG_OBJECTS, hung tasks; scripts/vm --debug-kernel), built once
+# per machine by scripts/debug-kernel into ~/.cache/ringfiber first, so that
+# the time limit is the suite's.  Not in `make check`: the kernel's build and
+# the suite under TCG take too long for CI (Documentation/rfwake.md, Tests).
+VM_DEBUG_TEST_TIMEOUT ?= 3600
+.PHONY: check-vm-debug
+check-vm-debug: all
+	@echo "== rfwake and the runtime's tests in a VM on the debug kernel (scripts/vm --debug-kernel)"
+	$(Q)scripts/debug-kernel >/dev/null
+	$(Q)RF_BUILD=$(B) prove --timer -e 'scripts/run-test $(VM_DEBUG_TEST_TIMEOUT)' \
+		tests/rfwake/vm-debug.sh
+
 check-asan: $(ASAN_BINS)
 	@echo "== unit tests under AddressSanitizer + UndefinedBehaviorSanitizer"
 	$(Q)RF_BUILD=$(B) RF_SANITIZED=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
