@@ -3,6 +3,12 @@
  * rf-bench - the fiber core's figures, one per line: `name value unit`.
  *
  *   rf-bench [--json] [--quick] [--parked N]
+ *   rf-bench --features [--json]
+ *
+ * --features prints, instead of figures, what the runtime picked on this
+ * kernel with the default options: the kernel's release, each RF_FEAT_*
+ * feature (yes or no) and the wake back-end RF_WAKE_AUTO chose, one per
+ * line (`feature_<name> yes`), or one JSON object.  Nothing is timed.
  *
  * Each timed figure is the best of several trials (the least disturbed run
  * on a noisy machine); peers are measured in the same run, interleaved with
@@ -96,6 +102,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 #if defined(__x86_64__)
@@ -1516,10 +1523,88 @@ static void multicore(void)
 	}
 }
 
+/* ------------------------------------------------------------ --features */
+
+static const struct {
+	unsigned int bit;
+	const char *name;
+} feature_names[] = {
+	{ RF_FEAT_RING, "ring" },
+	{ RF_FEAT_SINGLE_ISSUER, "single_issuer" },
+	{ RF_FEAT_DEFER_TASKRUN, "defer_taskrun" },
+	{ RF_FEAT_COOP_TASKRUN, "coop_taskrun" },
+	{ RF_FEAT_MULTISHOT_ACCEPT, "multishot_accept" },
+	{ RF_FEAT_GUARD_MADVISE, "guard_madvise" },
+	{ RF_FEAT_CQE_SKIP, "cqe_skip" },
+	{ RF_FEAT_SUBMIT_ALL, "submit_all" },
+	{ RF_FEAT_MSG_RING, "msg_ring" },
+	{ RF_FEAT_FUTEX_WAIT, "futex_wait" },
+	{ RF_FEAT_RFWAKE, "rfwake" },
+	{ RF_FEAT_BUF_RING, "buf_ring" },
+	{ RF_FEAT_MULTISHOT_RECV, "multishot_recv" },
+	{ RF_FEAT_PREEMPT, "preempt" },
+};
+
+static const char *const wake_backend_names[] = {
+	[RF_WAKE_AUTO] = "auto",
+	[RF_WAKE_MSG_RING] = "msg_ring",
+	[RF_WAKE_EVENTFD] = "eventfd",
+	[RF_WAKE_FUTEX] = "futex",
+	[RF_WAKE_RFWAKE] = "rfwake",
+};
+
+static void *features_main(void *arg)
+{
+	(void)arg;
+	return NULL;
+}
+
+/* A default runtime, one run of nothing: its rf_stats say what it picked. */
+static int print_features(bool json)
+{
+	struct rf_runtime *rt = NULL;
+	const char *backend = "unknown";
+	struct rf_stats st;
+	struct utsname u;
+	int ret;
+
+	ret = rf_runtime_create(&rt, &(struct rf_runtime_opts){ .workers = 1 });
+	if (!ret)
+		ret = rf_runtime_run(rt, features_main, NULL, NULL);
+	if (!ret)
+		ret = rf_runtime_stats(rt, &st);
+	rf_runtime_destroy(rt);
+	if (ret) {
+		fprintf(stderr, "rf-bench: --features: the runtime failed: %s\n", strerror(-ret));
+		return 1;
+	}
+	if (uname(&u) != 0)
+		strcpy(u.release, "unknown");
+	if (st.wake_backend < sizeof(wake_backend_names) / sizeof(wake_backend_names[0]) &&
+	    wake_backend_names[st.wake_backend])
+		backend = wake_backend_names[st.wake_backend];
+	if (json) {
+		printf("{\"kernel\": \"%s\", \"wake_backend\": \"%s\", \"features\": {", u.release,
+		       backend);
+		for (size_t i = 0; i < sizeof(feature_names) / sizeof(feature_names[0]); i++)
+			printf("%s\"%s\": %s", i ? ", " : "", feature_names[i].name,
+			       st.features & feature_names[i].bit ? "true" : "false");
+		printf("}}\n");
+		return 0;
+	}
+	printf("kernel %s\n", u.release);
+	for (size_t i = 0; i < sizeof(feature_names) / sizeof(feature_names[0]); i++)
+		printf("feature_%s %s\n", feature_names[i].name,
+		       st.features & feature_names[i].bit ? "yes" : "no");
+	printf("wake_backend %s\n", backend);
+	return 0;
+}
+
 /* On stderr with exit status 2 even after -h: what rf-bench has always done. */
 static void usage(FILE *to, int status)
 {
-	fprintf(stderr, "usage: rf-bench [--json] [--quick] [--parked N]\n");
+	fprintf(stderr, "usage: rf-bench [--json] [--quick] [--parked N]\n"
+		"       rf-bench --features [--json]\n");
 	exit(2);
 }
 
@@ -1537,6 +1622,14 @@ int main(int argc, char **argv)
 	int width = 0, ret;
 	char num[32];
 
+	/* --features [--json], in either order: nothing else goes with it */
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--features") != 0)
+			continue;
+		if (argc > 3 || (argc == 3 && strcmp(argv[3 - i], "--json") != 0))
+			usage(stderr, 2);
+		return print_features(argc == 3);
+	}
 	bench_parse_args(argc, argv, "jqp:h", counts, 1, &json, &quick, usage);
 	if (quick)
 		scale = 10;
