@@ -333,12 +333,26 @@ static long voluntary_switches(pid_t tid)
 static void *idle_watcher(void *arg)
 {
 	struct idle_result *r = arg;
-	struct timespec settle = { 0, 50 * MSEC }, idle = { 0, IDLE_MS * MSEC };
+	struct timespec settle = { 0, 20 * MSEC }, idle = { 0, IDLE_MS * MSEC };
 	long before;
 
-	nanosleep(&settle, NULL);	/* the workers spin a little, then sleep */
+	/*
+	 * The workers spin a little, then sleep; the monitor's next sample
+	 * finds them asleep.  Wait until its count of switches has stood
+	 * still for a settle period (at most 100 of them: on a loaded host
+	 * the workers may take long to get there); a monitor that never
+	 * parks never stands still, and is then measured all the same.
+	 */
 	r->monitor = find_thread("rf-monitor");
 	before = r->monitor ? voluntary_switches(r->monitor) : -1;
+	for (int i = 0; i < 100 && before >= 0; i++) {
+		long then = before;
+
+		nanosleep(&settle, NULL);
+		before = voluntary_switches(r->monitor);
+		if (before == then)
+			break;
+	}
 	nanosleep(&idle, NULL);
 	if (before >= 0)
 		r->woke_idle = voluntary_switches(r->monitor) - before;
