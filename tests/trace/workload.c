@@ -52,6 +52,13 @@
  *	A tracer must count each known reason once and the others as
  *	unknown.  Prints traced=0 (and fires nothing) when no tracer had
  *	raised the probe's semaphore.
+ *   fiber-io [-n ROUNDS] [-m MS]
+ *	one worker; a "reader" fiber reads a pipe a byte at a time
+ *	(rf_read()) while a "writer" fiber, each round, sleeps MS ms
+ *	(rf_sleep()), makes one rf_nop() and writes a byte (rf_write()).  So
+ *	the ring sees ROUNDS requests each of IORING_OP_NOP, IORING_OP_WRITE
+ *	and IORING_OP_READ, and each read waits about MS ms for its byte.
+ *	Prints the calls that succeeded: nops, writes, reads.
  *   idle [-w WORKERS] [-m MS]
  *	a runtime with WORKERS workers (default 2) whose only fiber parks
  *	until a line arrives on stdin (end of file does not count), MS ms
@@ -61,8 +68,8 @@
  *   --wait	print "ready PID" on stdout, then wait for a line (or EOF) on
  *		stdin before starting, so that a tracer can attach first.
  *
- * Defaults: -n 10000 for the ping-pongs, 20 for fiber-hog and
- * thread-preempt; -m 10 (200 for fiber-preempt).
+ * Defaults: -n 10000 for the ping-pongs, 20 for fiber-hog,
+ * thread-preempt and fiber-io; -m 10 (200 for fiber-preempt).
  *
  * The threads are named (comm) wl-futex0, wl-futex1, wl-fifo and wl-busy,
  * so that a test can pick them out of a trace.
@@ -126,6 +133,7 @@ enum mode {
 	M_FIBER_PREEMPT,
 	M_BATCH_REASONS,
 	M_IDLE,
+	M_FIBER_IO,
 };
 
 /* Which options each mode takes: one it ignores would be a silent surprise. */
@@ -147,6 +155,7 @@ static const struct {
 	[M_FIBER_PREEMPT] = { "fiber-preempt", OPT_M, 0, DEFAULT_PREEMPT_MS },
 	[M_BATCH_REASONS] = { "batch-reasons", 0, 0 },
 	[M_IDLE] = { "idle", OPT_M | OPT_W, 0 },
+	[M_FIBER_IO] = { "fiber-io", OPT_N | OPT_M, DEFAULT_SPIN_ROUNDS },
 };
 
 #define NMODES (sizeof(modes) / sizeof(modes[0]))
@@ -179,6 +188,8 @@ static void usage(FILE *f)
 		"                                    0 to 255 (for tracers' tests)\n"
 		"  idle [-w W] [-m MS]               a runtime parked until a line on stdin,\n"
 		"                                    MS ms, or SIGINT/SIGTERM\n"
+		"  fiber-io [-n ROUNDS] [-m MS]      per round: sleep MS ms, a nop, a byte\n"
+		"                                    through a pipe (rf_write, rf_read)\n"
 		"\n"
 		"  -n ROUNDS  rounds (default %d for ping-pongs, %d otherwise)\n"
 		"  -m MS      milliseconds of spin (or of idle time); default %d\n"
@@ -973,6 +984,99 @@ static int run_idle(void)
 	return 0;
 }
 
+/* ----------------------------------------------------------------- fiber-io */
+
+static int io_pipe[2];
+static unsigned long io_nops, io_writes, io_reads;
+
+/* Reads the pipe a byte at a time until the writer closes it. */
+static void *io_reader_fiber(void *arg)
+{
+	ssize_t n;
+	char c;
+
+	for (;;) {
+		n = rf_read(io_pipe[0], &c, 1, -1, RF_NO_DEADLINE);
+		if (n == 0)
+			return NULL;
+		if (n < 0)
+			return fiber_fail("rf_read", (int)n);
+		io_reads++;
+	}
+}
+
+static void *io_writer_fiber(void *arg)
+{
+	int64_t ms = (int64_t)cfg.ms * NSEC_PER_MSEC;
+	void *res = NULL;
+	unsigned long r;
+	ssize_t n;
+	int err;
+
+	for (r = 0; r < cfg.rounds; r++) {
+		err = rf_sleep(rf_deadline_after(ms));
+		if (err) {
+			res = fiber_fail("rf_sleep", err);
+			break;
+		}
+		err = rf_nop(RF_NO_DEADLINE);
+		if (err) {
+			res = fiber_fail("rf_nop", err);
+			break;
+		}
+		io_nops++;
+		n = rf_write(io_pipe[1], "x", 1, -1, RF_NO_DEADLINE);
+		if (n != 1) {
+			res = fiber_fail("rf_write", n < 0 ? (int)n : -EIO);
+			break;
+		}
+		io_writes++;
+	}
+	close(io_pipe[1]);	/* the reader's end of file */
+	return res;
+}
+
+static void *fiber_io_main(void *arg)
+{
+	struct rf_spawn_attr attr = { .name = "reader" };
+	struct rf_fiber *f[2];
+	void *res[2] = { NULL, NULL };
+	int err;
+
+	err = rf_spawn(&f[0], io_reader_fiber, NULL, &attr);
+	if (err) {
+		close(io_pipe[1]);
+		return fiber_fail("rf_spawn", err);
+	}
+	attr.name = "writer";
+	err = rf_spawn(&f[1], io_writer_fiber, NULL, &attr);
+	if (err) {
+		close(io_pipe[1]);	/* the reader ends at end of file */
+		rf_join(f[0], NULL, RF_NO_DEADLINE);
+		return fiber_fail("rf_spawn", err);
+	}
+	rf_join(f[1], &res[1], RF_NO_DEADLINE);
+	rf_join(f[0], &res[0], RF_NO_DEADLINE);
+	return (res[0] || res[1]) ? (void *)1 : NULL;
+}
+
+static int run_fiber_io(void)
+{
+	struct rf_runtime_opts opts = { .workers = 1 };
+	int rc;
+
+	if (pipe(io_pipe) < 0)
+		die("pipe", errno);
+	rc = run_runtime(&opts, fiber_io_main);
+	close(io_pipe[0]);
+	if (rc)
+		return rc;
+	printf("mode=fiber-io rounds=%lu ms=%lu nops=%lu writes=%lu reads=%lu", cfg.rounds,
+	       cfg.ms, io_nops, io_writes, io_reads);
+	print_rt_stats();
+	return 0;
+}
+
 /* --------------------------------------------------------------------- main */
 
 #define bad_usage(...) serve_usage_error(PROG, usage, __VA_ARGS__)
@@ -1062,6 +1166,8 @@ int main(int argc, char **argv)
 		return run_batch_reasons();
 	case M_IDLE:
 		return run_idle();
+	case M_FIBER_IO:
+		return run_fiber_io();
 	}
 	return 2;
 }
