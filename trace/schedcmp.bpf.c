@@ -440,7 +440,9 @@ static long count_record(__u32 i, void *data)
 	/* A newer library's reason gets the "other" row, not a known one's. */
 	r = rec->reason < RF_TRACE_REASONS ? rec->reason : SCHEDCMP_REASON_OTHER;
 	f->parked_count[r]++;
-	f->parked_ns[r] += rec->parked_ns;
+	/* Parked before tracing began (reason "unknown"): counted, not timed. */
+	if (rec->parked_ns != RF_TRACE_UNKNOWN)
+		f->parked_ns[r] += rec->parked_ns;
 	return 0;
 }
 

@@ -718,15 +718,18 @@ static void print_hists(const struct schedcmp_side *t, const struct schedcmp_sid
 	}
 }
 
-/* One side's half of a row of the parked table: 35 columns. */
-static void print_parked_cell(const char *name, __u64 count, __u64 ns, bool last)
+/*
+ * One side's half of a row of the parked table: 35 columns.  An untimed
+ * row (the fibers' "unknown": parked before tracing began) has a count only.
+ */
+static void print_parked_cell(const char *name, __u64 count, __u64 ns, bool timed, bool last)
 {
 	char c[24], tot[16], mean[16];
 
 	if (!name)
 		printf("%-35s", "");
-	else if (!count)
-		printf("%-10s %6s %8s %8s", name, "0", "-", "-");
+	else if (!count || !timed)
+		printf("%-10s %6s %8s %8s", name, fmt_u64(count, c, sizeof(c)), "-", "-");
 	else
 		printf("%-10s %6s %8s %8s", name, fmt_u64(count, c, sizeof(c)),
 		       fmt_ns((double)ns, tot, sizeof(tot)),
@@ -750,20 +753,20 @@ static void print_parked(const struct schedcmp_side *t, const struct schedcmp_si
 	for (r = 0; r < RF_TRACE_REASONS || r < SCHEDCMP_TSTATES; r++) {
 		if (r < SCHEDCMP_TSTATES)
 			print_parked_cell(thread_states[r], t->parked_count[r],
-					  t->parked_ns[r], false);
+					  t->parked_ns[r], true, false);
 		else
-			print_parked_cell(NULL, 0, 0, false);
+			print_parked_cell(NULL, 0, 0, true, false);
 		if (r < RF_TRACE_REASONS)
 			print_parked_cell(fiber_reasons[r], f->parked_count[r],
-					  f->parked_ns[r], true);
+					  f->parked_ns[r], r != RF_TRACE_REASON_UNKNOWN, true);
 		else
 			putchar('\n');
 	}
 	/* Only where a newer library used a reason this table does not name. */
 	if (other) {
-		print_parked_cell(NULL, 0, 0, false);
+		print_parked_cell(NULL, 0, 0, true, false);
 		print_parked_cell(FIBER_REASON_OTHER_NAME, f->parked_count[SCHEDCMP_REASON_OTHER],
-				  f->parked_ns[SCHEDCMP_REASON_OTHER], true);
+				  f->parked_ns[SCHEDCMP_REASON_OTHER], true, true);
 	}
 }
 
@@ -861,10 +864,15 @@ static void json_side(const struct schedcmp_side *s, double secs, bool threads)
 	printf("},\"switch_count\":%llu,", (unsigned long long)s->sw_count);
 	json_num("switch_mean_ns", fg.sw_mean);
 	printf("\"parked\":{");
-	for (k = 0; k < n; k++)
-		printf("%s\"%s\":{\"count\":%llu,\"ns\":%llu}", k ? "," : "", names[k],
-		       (unsigned long long)s->parked_count[k],
-		       (unsigned long long)s->parked_ns[k]);
+	for (k = 0; k < n; k++) {
+		printf("%s\"%s\":{\"count\":%llu,", k ? "," : "", names[k],
+		       (unsigned long long)s->parked_count[k]);
+		/* Parked before tracing began: how long is unknown. */
+		if (!threads && k == RF_TRACE_REASON_UNKNOWN)
+			printf("\"ns\":null}");
+		else
+			printf("\"ns\":%llu}", (unsigned long long)s->parked_ns[k]);
+	}
 	/* Only where a newer library used a reason this schedcmp does not name. */
 	if (!threads && s->parked_count[SCHEDCMP_REASON_OTHER])
 		printf(",\"%s\":{\"count\":%llu,\"ns\":%llu}", FIBER_REASON_OTHER_NAME,

@@ -16,6 +16,9 @@
 #                   rf_stats.preemptions, exactly, in JSON and in text
 #   batch-reasons   a made-up batch with every reason 0..255: each known
 #                   reason counted once, every other one as "other"
+#   parked          attached to fibers parked before it: each of their
+#                   resumptions (fibers=N, and the main fiber's read) has
+#                   reason "unknown" with no parked time, none "new"
 #   thread-preempt  the preempted thread's run-queue p50 is near MS ms,
 #                   and the mean run-queue delay after a preemption agrees
 #                   with perf sched latency's within 20%
@@ -59,7 +62,7 @@ command -v python3 >/dev/null || tap_skip_all "python3 missing (it reads the JSO
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/rf-schedcmp.XXXXXX") || exit 1
 
-tap_plan 51
+tap_plan 53
 
 # kv FILE KEY: the value of KEY=value in the workload's counters line.
 kv() {
@@ -309,11 +312,47 @@ got=$(jq_py "$tmp/reasons.out" '([(k, v["count"], v["ns"]) for k, v in L[-1]["fi
 want=$(python3 -c 'import sys
 n = int(sys.argv[1])
 names = sys.argv[2:]
-print(([(names[i], 1, i * 1000) for i in range(n)] + [("other", 256 - n, sum(range(n, 256)) * 1000)], 256, 1, 0))' \
-	"${nreasons:-0}" new yield io lock chan sleep join event blocking migrate preempt)
+# "unknown" (parked before tracing began) is counted without a time.
+print(([(names[i], 1, None if names[i] == "unknown" else i * 1000) for i in range(n)] +
+       [("other", 256 - n, sum(range(n, 256)) * 1000)], 256, 1, 0))' \
+	"${nreasons:-0}" new yield io lock chan sleep join event blocking migrate preempt unknown)
 [ -n "$nreasons" ] && [ "$got" = "$want" ]
 tap_ok $? "each of the ${nreasons:-?} reasons counted once, the other $((256 - ${nreasons:-0})) as 'other'" \
 	"got $got"
+
+# ------------------------------------------------- parked before attaching
+# The workload's fibers have run and parked (and its main fiber reads a
+# line) before schedcmp attaches: when the line wakes them, schedcmp cannot
+# know why they had stopped nor for how long.  Before the runtime said so,
+# each showed up as a first run ("new") parked 0 ns.
+mkfifo "$tmp/pin"
+"$WORKLOAD" parked -n 8 <"$tmp/pin" >"$tmp/pwl.out" 2>"$tmp/pwl.err" &
+wl_pid=$!
+started_pids="$started_pids $wl_pid"
+exec 3>"$tmp/pin"
+for _ in $(seq 200); do
+	grep -q '^parked' "$tmp/pwl.out" && break
+	sleep 0.05
+done
+timeout "$STEP_TIMEOUT" "$SCHEDCMP" --json -F -p "$wl_pid" >"$tmp/parked.out" 2>"$tmp/parked.err" &
+sc_pid=$!
+started_pids="$started_pids $sc_pid"
+wait_tracing "$sc_pid" "$tmp/parked.err"
+echo go >&3
+exec 3>&-
+wait "$wl_pid"
+wl_rc=$?
+wait "$sc_pid"
+rc=$?
+fibers=$(kv "$tmp/pwl.out" resumed)
+got=$(jq_py "$tmp/parked.out" '(sum(d["fibers"]["parked"]["unknown"]["count"] for d in L), [d["fibers"]["parked"]["unknown"]["ns"] for d in L], sum(d["fibers"]["parked"]["new"]["count"] for d in L))')
+[ "$rc" -eq 0 ] && [ "$wl_rc" -eq 0 ] && [ -n "$fibers" ] &&
+	[ "$got" = "($((fibers + 1)), $(jq_py "$tmp/parked.out" '[None] * len(L)'), 0)" ]
+tap_ok $? "attached to $fibers parked fibers: $((${fibers:-0} + 1)) resumptions 'unknown' with no time, none 'new'" \
+	"(unknown count, unknown ns, new count): $got; schedcmp $rc, workload $wl_rc"
+# Their run-queue delays were measured: each was made ready while traced.
+[ "$(jq_py "$tmp/parked.out" 'sum(d["fibers"]["unknown"] + d["fibers"]["bad"] for d in L)')" = 0 ]
+tap_ok $? "... and every delay known (each was made ready while traced)"
 
 # ------------------------------------------ thread-preempt, with perf sched
 if command -v perf >/dev/null; then

@@ -59,6 +59,15 @@
  *	the ring sees ROUNDS requests each of IORING_OP_NOP, IORING_OP_WRITE
  *	and IORING_OP_READ, and each read waits about MS ms for its byte.
  *	Prints the calls that succeeded: nops, writes, reads.
+ *   parked [-n FIBERS] [-w WORKERS]
+ *	a runtime with WORKERS workers (default 2); FIBERS fibers (default 8),
+ *	pinned round robin to the workers, run and park on an rf_sem; then
+ *	"parked PID" is printed and the main fiber parks reading a line from
+ *	stdin.  When it comes, the main fiber releases the fibers and joins
+ *	them.  A tracer attached in between sees FIBERS + 1 fibers resume
+ *	that parked before it attached (the main fiber's read, the fibers'
+ *	waits): it cannot know why, nor how long they were parked, and none
+ *	of them runs for the first time.  Prints fibers=N resumed=N.
  *   idle [-w WORKERS] [-m MS]
  *	a runtime with WORKERS workers (default 2) whose only fiber parks
  *	until a line arrives on stdin (end of file does not count), MS ms
@@ -114,6 +123,7 @@
 #define DEFAULT_MS		10
 #define DEFAULT_WORKERS		2
 #define DEFAULT_PREEMPT_MS	200
+#define DEFAULT_PARKED_FIBERS	8
 
 /* fiber-preempt's hog threshold (rf_runtime_opts.hog_ns): 1 ms of CPU time. */
 #define FIBER_PREEMPT_HOG_MS	1
@@ -134,6 +144,7 @@ enum mode {
 	M_BATCH_REASONS,
 	M_IDLE,
 	M_FIBER_IO,
+	M_PARKED,
 };
 
 /* Which options each mode takes: one it ignores would be a silent surprise. */
@@ -156,6 +167,7 @@ static const struct {
 	[M_BATCH_REASONS] = { "batch-reasons", 0, 0 },
 	[M_IDLE] = { "idle", OPT_M | OPT_W, 0 },
 	[M_FIBER_IO] = { "fiber-io", OPT_N | OPT_M, DEFAULT_SPIN_ROUNDS },
+	[M_PARKED] = { "parked", OPT_N | OPT_W, DEFAULT_PARKED_FIBERS },
 };
 
 #define NMODES (sizeof(modes) / sizeof(modes[0]))
@@ -190,6 +202,8 @@ static void usage(FILE *f)
 		"                                    MS ms, or SIGINT/SIGTERM\n"
 		"  fiber-io [-n ROUNDS] [-m MS]      per round: sleep MS ms, a nop, a byte\n"
 		"                                    through a pipe (rf_write, rf_read)\n"
+		"  parked [-n FIBERS] [-w W]         fibers park, \"parked PID\", a line on\n"
+		"                                    stdin wakes them (attach tests)\n"
 		"\n"
 		"  -n ROUNDS  rounds (default %d for ping-pongs, %d otherwise)\n"
 		"  -m MS      milliseconds of spin (or of idle time); default %d\n"
@@ -1077,6 +1091,90 @@ static int run_fiber_io(void)
 	return 0;
 }
 
+/* ------------------------------------------------------------------- parked */
+
+static struct rf_sem parked_sem;
+static unsigned long parked_waiting;	/* atomic: fibers about to park */
+static unsigned long parked_resumed;	/* atomic */
+
+static void *parked_fiber(void *arg)
+{
+	int err;
+
+	__atomic_add_fetch(&parked_waiting, 1, __ATOMIC_SEQ_CST);
+	err = rf_sem_acquire(&parked_sem, RF_NO_DEADLINE);
+	if (err)
+		return fiber_fail("rf_sem_acquire", err);
+	__atomic_add_fetch(&parked_resumed, 1, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+/* Park reading stdin until a whole line came: 0, or a negative errno. */
+static int parked_read_line(void)
+{
+	ssize_t n;
+	char c;
+
+	do {
+		n = rf_read(STDIN_FILENO, &c, 1, -1, RF_NO_DEADLINE);
+		if (n == 0)
+			return -ENODATA;	/* EOF: no tracer will send the line */
+	} while ((n == 1 && c != '\n') || n == -EINTR);
+	return n < 0 ? (int)n : 0;
+}
+
+static void *parked_main(void *arg)
+{
+	struct rf_spawn_attr attr = { .pinned = 1, .name = "parked" };
+	struct rf_fiber **f;
+	void *res, *ret = NULL;
+	unsigned long i, spawned;
+	int err = 0;
+
+	f = calloc(cfg.rounds, sizeof(*f));
+	if (!f)
+		return fiber_fail("calloc", -ENOMEM);
+	rf_sem_init(&parked_sem, 0);
+	for (spawned = 0; spawned < cfg.rounds; spawned++) {
+		err = rf_spawn_on((unsigned int)(spawned % rf_worker_count()), &f[spawned],
+				  parked_fiber, NULL, &attr);
+		if (err)
+			break;
+	}
+	/* Each has run and is parked (or about to: the sleep lets it). */
+	while (!err && __atomic_load_n(&parked_waiting, __ATOMIC_SEQ_CST) < spawned)
+		rf_sleep(rf_deadline_after(NSEC_PER_MSEC));
+	rf_sleep(rf_deadline_after(10 * NSEC_PER_MSEC));
+	if (!err) {
+		printf("parked %d\n", (int)getpid());
+		fflush(stdout);
+		err = parked_read_line();
+	}
+	for (i = 0; i < spawned; i++)
+		rf_sem_release(&parked_sem);
+	for (i = 0; i < spawned; i++) {
+		rf_join(f[i], &res, RF_NO_DEADLINE);
+		if (res)
+			ret = res;
+	}
+	free(f);
+	if (err)
+		return fiber_fail(spawned < cfg.rounds ? "rf_spawn_on" : "reading stdin", err);
+	return ret;
+}
+
+static int run_parked(void)
+{
+	struct rf_runtime_opts opts = { .workers = cfg.workers };
+	int rc = run_runtime(&opts, parked_main);
+
+	if (rc)
+		return rc;
+	printf("mode=parked fibers=%lu resumed=%lu", cfg.rounds, parked_resumed);
+	print_rt_stats();
+	return 0;
+}
+
 /* --------------------------------------------------------------------- main */
 
 #define bad_usage(...) serve_usage_error(PROG, usage, __VA_ARGS__)
@@ -1168,6 +1266,8 @@ int main(int argc, char **argv)
 		return run_idle();
 	case M_FIBER_IO:
 		return run_fiber_io();
+	case M_PARKED:
+		return run_parked();
 	}
 	return 2;
 }

@@ -26,8 +26,14 @@
  *                     ready (0 for a yield or a first run); @reason: why it
  *                     had stopped (enum rf_trace_reason); @switch_ns: the
  *                     switch itself, from the moment the worker chose it to
- *                     its first instruction.  Times are RF_TRACE_UNKNOWN when
- *                     the fiber stopped before tracing began.
+ *                     its first instruction.  What the runtime did not see
+ *                     is reported unknown, never as 0: a time it could not
+ *                     measure is RF_TRACE_UNKNOWN (made ready, or parked,
+ *                     before tracing began), and a fiber that stopped
+ *                     before tracing began has @reason
+ *                     RF_TRACE_REASON_UNKNOWN with @parked_ns
+ *                     RF_TRACE_UNKNOWN.  @reason RF_TRACE_NEW is only ever
+ *                     a fiber's first run.
  *   ringfiber:park    (fiber, worker, reason)        @fiber stops running
  *   ringfiber:exit    (fiber, worker)                @fiber has finished
  *   ringfiber:kick    (from_worker, to_worker)       a sleeping worker is
@@ -71,15 +77,20 @@ enum rf_trace_reason {
 	RF_TRACE_BLOCKING = 8,	/* rf_blocking(): a call offloaded to a thread */
 	RF_TRACE_MIGRATE = 9,	/* moving to another worker */
 	RF_TRACE_PREEMPT = 10,	/* preempted: it had run its slice as a hog */
+	RF_TRACE_REASON_UNKNOWN = 11,	/* it stopped before tracing began */
 	RF_TRACE_REASONS
 };
 
 /* The names tools print for enum rf_trace_reason, in order. */
 #define RF_TRACE_REASON_NAMES \
 	"new", "yield", "io", "lock", "chan", "sleep", "join", "event", "blocking", "migrate", \
-	"preempt"
+	"preempt", "unknown"
 
-/* A time the runtime could not measure (the fiber stopped before tracing). */
+/*
+ * A time the runtime could not measure: the fiber was made ready, or
+ * stopped, before tracing began (or while no tracer was attached).  A
+ * measured parked_ns of exactly this value is reported one less.
+ */
 #define RF_TRACE_UNKNOWN 0xffffffffu
 
 /* Records per batch: the probe fires at most once per this many switches. */
@@ -95,7 +106,9 @@ enum rf_trace_rec_type {
  * @ts_ns:     CLOCK_MONOTONIC (bpf_ktime_get_ns()'s clock) when it began
  *             running.
  * @fiber:     the fiber (its address: unique among live fibers).
- * @parked_ns: park -> ready; 0 after a yield or for a first run.
+ * @parked_ns: park -> ready; 0 after a yield or for a first run;
+ *             RF_TRACE_UNKNOWN if it parked before tracing began (its
+ *             @reason is then RF_TRACE_REASON_UNKNOWN).
  * @delay_ns:  ready -> chosen to run, saturated at RF_TRACE_UNKNOWN - 1;
  *             RF_TRACE_UNKNOWN if it was made ready before tracing began.
  * @switch_ns: chosen -> running, saturated likewise.

@@ -358,6 +358,8 @@ struct rf__worker {
 	uint64_t hog_reported_seq;	/* run_seq of the last hog reported */
 	/* tracing (trace.c): the batch of records not yet handed to a tracer */
 	int64_t tr_chosen_ns;		/* when the fiber being switched to was chosen */
+	/* the runtime's tr_since_ns when this worker last timed a switch, or 0 */
+	int64_t tr_since_ns;
 	unsigned int tr_nrec;
 	struct rf_trace_rec tr_buf[RF_TRACE_BATCH];
 #ifdef __SANITIZE_ADDRESS__
@@ -557,6 +559,12 @@ struct rf_runtime {
 	pthread_mutex_t pool_lock;
 	uint64_t blocking_calls;	/* atomic */
 	uint64_t blocking_busy;		/* atomic: jobs queued or running */
+
+	/*
+	 * tracing (trace.c), atomic: when a tracer began timing switches, 0
+	 * while none does.  A fiber's stamp older than this is stale.
+	 */
+	int64_t tr_since_ns;
 };
 
 /* wake/: after @wk's request completed: arm it again with @arm, unless the run ends. */

@@ -109,6 +109,7 @@ void rf__loop(struct rf__worker *wk)
 		    (rf__load(&rt->run_state) & RF__RUN_STOP))
 			rf__receivers_unpark_all(wk);
 		rf__inbox_drain(wk);
+		rf__trace_check_end(wk);
 		if (wk->has_ring) {
 			/* submit what fibers prepared; run deferred completions */
 			if (wk->unsubmitted || rf__kernel_has_completions(wk))

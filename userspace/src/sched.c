@@ -95,7 +95,7 @@ static inline void rf__context_switch(struct rf__worker *wk, struct rf_fiber *fr
 	if (wk->zombie || wk->handoff)
 		rf__after_switch(wk);
 	if (from && rf__trace_switches())
-		rf__trace_switch_in(wk, from);
+		rf__trace_switch_in(wk, from, false);
 }
 
 void rf__fiber_put(struct rf__worker *wk, struct rf_fiber *f)
@@ -401,7 +401,7 @@ static void rf__fiber_main(void *arg)
 	if (wk->zombie || wk->handoff)
 		rf__after_switch(wk);
 	if (rf__trace_switches())
-		rf__trace_switch_in(wk, f);
+		rf__trace_switch_in(wk, f, true);
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	wk->in_user = true;
 	result = f->fn(f->arg);

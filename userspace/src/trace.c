@@ -52,6 +52,54 @@ static uint8_t rf__trace_reason(const struct rf__worker *wk, const struct rf_fib
 }
 
 /*
+ * Tracing sessions.  A fiber carries the stamps of its last traced park and
+ * ready; once the tracers leave, it may run and park again unstamped, so
+ * the stamps of an earlier session are stale in the next.  The runtime
+ * keeps when the current session began (the first stamp of it, on any
+ * thread), and a stamp is used only if it is not older.  A worker notices
+ * the end of a session at its next loop pass (rf__trace_check_end()).
+ */
+
+/* The current session's beginning: @now if none had begun. */
+int64_t rf__trace_session(struct rf_runtime *rt, int64_t now)
+{
+	int64_t since = __atomic_load_n(&rt->tr_since_ns, __ATOMIC_RELAXED), zero = 0;
+
+	if (rf__likely(since))
+		return since;
+	if (__atomic_compare_exchange_n(&rt->tr_since_ns, &zero, now, false, __ATOMIC_RELAXED,
+					__ATOMIC_RELAXED))
+		return now;
+	return zero;	/* another thread began it */
+}
+
+/* The tracers left: the next stamp begins a new session. */
+void rf__trace_end(struct rf__worker *wk)
+{
+	int64_t since = wk->tr_since_ns;
+
+	/* unless another worker already ended it, or a new one has begun */
+	__atomic_compare_exchange_n(&wk->rt->tr_since_ns, &since, 0, false, __ATOMIC_RELAXED,
+				    __ATOMIC_RELAXED);
+	wk->tr_since_ns = 0;
+}
+
+/*
+ * A traced switch on @wk at @now: the session's beginning.  A worker new
+ * to the session drops what an earlier tracer left in its buffer.
+ */
+static int64_t rf__trace_begin(struct rf__worker *wk, int64_t now)
+{
+	int64_t since = rf__trace_session(wk->rt, now);
+
+	if (rf__unlikely(wk->tr_since_ns != since)) {
+		wk->tr_since_ns = since;
+		wk->tr_nrec = 0;
+	}
+	return since;
+}
+
+/*
  * @wk is about to switch away from @from (NULL: its loop) to the fiber it
  * chose (or to its loop).  A fiber that did not park (a yield, a
  * migration) is ready from now on; a parked one is made ready by its
@@ -61,6 +109,7 @@ void rf__trace_switch_out(struct rf__worker *wk, struct rf_fiber *from)
 {
 	int64_t now = rf__trace_now();
 
+	rf__trace_begin(wk, now);
 	wk->tr_chosen_ns = now;
 	if (!from || rf__state(from) == RF__DONE)
 		return;
@@ -92,22 +141,45 @@ void rf__trace_flush(struct rf__worker *wk)
 }
 
 /*
- * @f runs again on @wk (or for the first time): report how long it waited
- * to be run, how long it was parked before that, and how long the switch
- * took.  Each stamp is used once: what is not stamped again next time is
- * reported unknown rather than stale.
+ * @f runs again on @wk, or for the @first time: report how long it waited
+ * to be run, how long it was parked before that, why, and how long the
+ * switch took.  Each stamp is used once, and only if it was taken since
+ * @wk began timing switches: what was not seen is reported unknown
+ * (RF_TRACE_UNKNOWN, RF_TRACE_REASON_UNKNOWN), never as a stale figure or
+ * as a first run with nothing parked.
  */
-void rf__trace_switch_in(struct rf__worker *wk, struct rf_fiber *f)
+void rf__trace_switch_in(struct rf__worker *wk, struct rf_fiber *f, bool first)
 {
-	int64_t now = rf__trace_now();
-	int64_t chosen = wk->tr_chosen_ns, ready = f->tr_ready_ns, park = f->tr_park_ns;
-	uint32_t delay = rf__trace_span32(ready, chosen);
-	uint32_t sw = rf__trace_span32(chosen, now);
-	uint64_t parked = 0;
-	uint8_t reason = f->tr_reason;
+	int64_t now, since, chosen, ready, park;
+	uint32_t delay, sw;
+	uint64_t parked;
+	uint8_t reason;
 
-	if (park && ready > park)
+	now = rf__trace_now();
+	since = rf__trace_begin(wk, now);
+	/* a stamp older than the session was taken for another tracer */
+	chosen = wk->tr_chosen_ns >= since ? wk->tr_chosen_ns : 0;
+	ready = f->tr_ready_ns >= since ? f->tr_ready_ns : 0;
+	park = f->tr_park_ns >= since ? f->tr_park_ns : 0;
+	delay = rf__trace_span32(ready, chosen);
+	sw = rf__trace_span32(chosen, now);
+	if (first) {
+		reason = RF_TRACE_NEW;
+		parked = 0;
+	} else if (park && ready >= park) {
+		reason = f->tr_reason;
 		parked = (uint64_t)(ready - park);
+		if (parked == RF_TRACE_UNKNOWN)
+			parked--;
+	} else {
+		/*
+		 * It stopped before we began (or was made ready by a thread
+		 * that did not see the tracer yet): we know neither why nor
+		 * for how long.  The reason and the time are unknown together.
+		 */
+		reason = RF_TRACE_REASON_UNKNOWN;
+		parked = RF_TRACE_UNKNOWN;
+	}
 	wk->tr_chosen_ns = 0;
 	f->tr_ready_ns = 0;
 	f->tr_park_ns = 0;

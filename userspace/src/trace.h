@@ -81,18 +81,35 @@ static inline bool rf__trace_switches(void)
 	return rf__unlikely(RF__PROBE_ON(run));
 }
 
+int64_t rf__trace_session(struct rf_runtime *rt, int64_t now);
+
 /* The fiber @f is made ready on @home by the calling thread's worker @self. */
 static inline void rf__trace_ready(struct rf_fiber *f, struct rf__worker *home,
 				   struct rf__worker *self)
 {
-	if (rf__trace_switches())
+	if (rf__trace_switches()) {
 		f->tr_ready_ns = rf__trace_now();
+		rf__trace_session(f->rt, f->tr_ready_ns);
+	}
 	RF__PROBE(ready, 4, f, home->id, self ? (int)self->id : -1,
 		  self ? self->current : NULL);
 }
 
 void rf__trace_switch_out(struct rf__worker *wk, struct rf_fiber *from);
-void rf__trace_switch_in(struct rf__worker *wk, struct rf_fiber *f);
+void rf__trace_switch_in(struct rf__worker *wk, struct rf_fiber *f, bool first);
 void rf__trace_flush(struct rf__worker *wk);
+
+void rf__trace_end(struct rf__worker *wk);
+
+/*
+ * Once per loop pass: a worker that was timing switches notices that the
+ * tracers left, so that the next one starts afresh (trace.c).  One load
+ * of the worker's own field while nothing is traced.
+ */
+static inline void rf__trace_check_end(struct rf__worker *wk)
+{
+	if (rf__unlikely(wk->tr_since_ns) && !rf__trace_switches())
+		rf__trace_end(wk);
+}
 
 #endif /* RF_TRACE_H */
