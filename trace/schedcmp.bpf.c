@@ -91,6 +91,13 @@ struct {
 	__type(value, struct batch_buf);
 } scratch SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SCHEDCMP_MAX_WORKERS);
+	__type(key, __u64);
+	__type(value, struct schedcmp_wseq);
+} wseq SEC(".maps");
+
 /* Kernels before 5.14 call task_struct's state "state". */
 struct task_struct___o {
 	volatile long int state;
@@ -391,10 +398,42 @@ int BPF_PROG(sys_exit_raw)
 struct batch_ctx {
 	struct batch_buf *buf;
 	struct schedcmp_side *f;
+	struct schedcmp_wseq *ws;	/* this worker's record numbers */
 	__u64 records;		/* the target's address of the first record */
 	__u64 record_size;
 	long err;
 };
+
+/* The seq after @seq: 0 is skipped (it means "not numbered"). */
+static __always_inline __u32 seq_after(__u32 seq)
+{
+	return seq + 1 ? seq + 1 : 1;
+}
+
+/*
+ * Check record number @seq against what the worker should have sent next:
+ * a gap is records lost; the first record seen is preceded by seq - 1 that
+ * the session handed over before we attached.  1 where more was expected,
+ * or a number gone back, is a worker that began numbering again (a new
+ * tracing session, or a new runtime's worker at the same address): it
+ * starts afresh.  0: a library older than the numbers.
+ */
+static __always_inline void check_seq(struct batch_ctx *c, __u32 seq)
+{
+	struct schedcmp_wseq *ws = c->ws;
+	__u32 gap;
+
+	if (!seq || !ws)
+		return;
+	if (!ws->next) {
+		c->f->lost_attach += seq - 1;
+	} else if (seq != ws->next && seq != 1) {
+		gap = seq - ws->next;
+		if (gap < 0x80000000u)	/* ahead: lost; behind: numbering again */
+			c->f->lost_between += gap - (seq < ws->next);	/* 0 skipped */
+	}
+	ws->next = seq_after(seq);
+}
 
 /* Copy record @i of a batch whose records are longer than ours. */
 static long read_long_record(__u32 i, void *data)
@@ -423,6 +462,7 @@ static long count_record(__u32 i, void *data)
 		f->bad++;
 		return 0;
 	}
+	check_seq(c, rec->seq);
 	f->switches++;
 	/* A preempted fiber, like a preempted thread, was switched out runnable. */
 	if (rec->reason == RF_TRACE_PREEMPT)
@@ -458,6 +498,7 @@ int BPF_USDT(rf_batch, long worker, long records, long count, long record_size)
 	struct schedcmp_stats *st = stats_get();
 	struct batch_ctx c = {};
 	__u32 zero = 0, n;
+	__u64 key;
 
 	c.buf = bpf_map_lookup_elem(&scratch, &zero);
 	if (!st || !c.buf)
@@ -471,6 +512,14 @@ int BPF_USDT(rf_batch, long worker, long records, long count, long record_size)
 		return 0;
 	}
 	n = count;
+	key = records;
+	c.ws = bpf_map_lookup_elem(&wseq, &key);
+	if (!c.ws) {
+		struct schedcmp_wseq fresh = { .next = 0, .record_size = record_size };
+
+		bpf_map_update_elem(&wseq, &key, &fresh, BPF_NOEXIST);
+		c.ws = bpf_map_lookup_elem(&wseq, &key);
+	}
 	if (record_size == sizeof(struct rf_trace_rec)) {
 		c.err = bpf_probe_read_user(c.buf->rec, n * sizeof(struct rf_trace_rec),
 					    (void *)records);

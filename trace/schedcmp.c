@@ -37,6 +37,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -84,6 +85,13 @@ static struct env {
 } env = { .prog = "schedcmp" };
 
 static volatile sig_atomic_t exiting;
+
+/*
+ * Records the target's workers had taken but not handed over when schedcmp
+ * stopped tracing a process that lives on (count_unflushed()): lost at
+ * detach, reported with the last interval.
+ */
+static __u64 lost_detach;
 
 /* libbpf's warnings, muted while schedcmp probes for what it may attach. */
 static bool libbpf_quiet;
@@ -530,6 +538,66 @@ static char *attach_batch(struct schedcmp_bpf *obj, pid_t pid, const char *binar
 	return where;
 }
 
+/*
+ * The records @pid's workers took after the last one they handed to us,
+ * once we have detached (so the runtime has stopped recording, unless
+ * another tracer keeps it on): read from each worker's buffer (the batch
+ * probe's @records, kept in the wseq map with the number its next record
+ * should carry), the records at its start carry the numbers of the last
+ * ones taken.  A worker that handed over no batch while traced is not in
+ * the map.
+ */
+static __u64 count_unflushed(struct schedcmp_bpf *obj, pid_t pid)
+{
+	int fd = bpf_map__fd(obj->maps.wseq);
+	__u64 key, next_key, *prev = NULL, total = 0;
+	struct schedcmp_wseq ws;
+	char *buf = NULL;
+	size_t size;
+	int i;
+
+	while (bpf_map_get_next_key(fd, prev, &next_key) == 0) {
+		struct iovec local, remote;
+		__u32 expect = 0, first = 0;
+
+		key = next_key;
+		prev = &key;
+		if (bpf_map_lookup_elem(fd, &key, &ws) || !ws.next ||
+		    ws.record_size < sizeof(struct rf_trace_rec) || ws.record_size > 4096)
+			continue;
+		size = (size_t)RF_TRACE_BATCH * ws.record_size;
+		free(buf);
+		buf = malloc(size);
+		if (!buf)
+			break;
+		local = (struct iovec){ .iov_base = buf, .iov_len = size };
+		remote = (struct iovec){ .iov_base = (void *)(uintptr_t)key, .iov_len = size };
+		if (process_vm_readv(pid, &local, 1, &remote, 1, 0) != (ssize_t)size)
+			continue;	/* gone, or that worker's memory is */
+		/* The records from the buffer's start, numbered one after the other. */
+		for (i = 0; i < RF_TRACE_BATCH; i++) {
+			struct rf_trace_rec r;
+
+			memcpy(&r, buf + (size_t)i * ws.record_size, sizeof(r));
+			if (r.type != RF_TRACE_REC_RUN || !r.seq || (i && r.seq != expect))
+				break;
+			if (!i)
+				first = r.seq;
+			expect = r.seq + 1 ? r.seq + 1 : 1;
+		}
+		/*
+		 * Numbered from ws.next on, they are what we were not handed,
+		 * with the batches fired in between (while the probe was
+		 * being detached, say); numbered before it, the buffer holds
+		 * only records we had.
+		 */
+		if (i && first - ws.next < 0x80000000u)
+			total += (__u64)(first - ws.next) - (first < ws.next) + (__u64)i;
+	}
+	free(buf);
+	return total;
+}
+
 /* --------------------------------------------------------------- counters */
 
 #define SIDE_WORDS (sizeof(struct schedcmp_side) / sizeof(__u64))
@@ -803,6 +871,12 @@ static void print_text(const struct schedcmp_stats *d, double secs, bool fibers_
 	ROW_NS("  p50 (estimated)", ft.rq_runnable.p50, ff.rq_runnable.p50);
 	ROW_U64("time per switch: count", t->sw_count, f->sw_count);
 	ROW_NS("  mean", ft.sw_mean, ff.sw_mean);
+	if (fibers_on) {
+		snprintf(b, sizeof(b), "%llu/%llu/%llu", (unsigned long long)f->lost_attach,
+			 (unsigned long long)f->lost_between,
+			 (unsigned long long)(final ? lost_detach : 0));
+		print_row("lost records: attach/mid/detach", "-", b);
+	}
 	if (f->unknown || f->bad || t->bad) {
 		snprintf(b, sizeof(b), "%llu+%llu", (unsigned long long)f->unknown,
 			 (unsigned long long)f->bad);
@@ -841,7 +915,7 @@ static void json_hist(const __u64 *hist)
 	printf("]");
 }
 
-static void json_side(const struct schedcmp_side *s, double secs, bool threads)
+static void json_side(const struct schedcmp_side *s, double secs, bool threads, bool final)
 {
 	const char *const *names = threads ? thread_states : fiber_reasons;
 	int k, n = threads ? SCHEDCMP_TSTATES : RF_TRACE_REASONS;
@@ -879,9 +953,13 @@ static void json_side(const struct schedcmp_side *s, double secs, bool threads)
 		       (unsigned long long)s->parked_count[SCHEDCMP_REASON_OTHER],
 		       (unsigned long long)s->parked_ns[SCHEDCMP_REASON_OTHER]);
 	printf("},");
-	if (!threads)
+	if (!threads) {
 		printf("\"batches\":%llu,\"unknown\":%llu,", (unsigned long long)s->batches,
 		       (unsigned long long)s->unknown);
+		printf("\"lost_attach\":%llu,\"lost_between\":%llu,\"lost_detach\":%llu,",
+		       (unsigned long long)s->lost_attach, (unsigned long long)s->lost_between,
+		       (unsigned long long)(final ? lost_detach : 0));
+	}
 	printf("\"bad\":%llu}", (unsigned long long)s->bad);
 }
 
@@ -896,9 +974,9 @@ static void print_json(const struct schedcmp_stats *d, double secs, bool fibers_
 	       seq, (long long)rt.tv_sec, rt.tv_nsec / 1000000, secs, env.pid,
 	       final ? "true" : "false", env.fibers_only ? "false" : "true",
 	       fibers_on ? "true" : "false");
-	json_side(&d->threads, secs, true);
+	json_side(&d->threads, secs, true, final);
 	printf(",\"fibers\":");
-	json_side(&d->fibers, secs, false);
+	json_side(&d->fibers, secs, false, final);
 	printf("}\n");
 }
 
@@ -1096,6 +1174,18 @@ int main(int argc, char **argv)
 		t = now_ns();
 		if (!exiting && !gone && t < next)
 			continue;
+		done = exiting || gone || (env.count && seq + 1 >= env.count);
+		/*
+		 * We leave a process that lives on: what its workers hold is
+		 * lost.  Detached first, the runtime stops recording (unless
+		 * another tracer keeps it on), so the count and the last
+		 * interval's figures see the same records.
+		 */
+		if (done && !gone && obj->links.rf_batch) {
+			bpf_link__destroy(obj->links.rf_batch);
+			obj->links.rf_batch = NULL;
+			lost_detach = count_unflushed(obj, env.pid);
+		}
 		if (read_stats(obj, cur, percpu, ncpus)) {
 			err = 1;
 			break;
@@ -1103,7 +1193,6 @@ int main(int argc, char **argv)
 		diff_stats(delta, cur, prev);
 		*prev = *cur;
 		seq++;
-		done = exiting || gone || (env.count && seq >= env.count);
 		if (env.json)
 			print_json(delta, (double)(t - last) / NSEC_PER_SEC, usdt_at != NULL,
 				   done, seq);

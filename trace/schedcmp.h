@@ -87,6 +87,12 @@ struct schedcmp_lat {
  * @batches:   fibers: "batch" probe hits; threads: 0.
  * @bad:       records or events that could not be read or made no sense
  *             (threads: the thread map was full).
+ * @lost_attach: fibers: records numbered before the first one a worker
+ *             handed to us (struct rf_trace_rec's seq): switches its
+ *             tracing session saw before we attached, none of ours when
+ *             schedcmp was the first tracer; threads: 0.
+ * @lost_between: fibers: records missing between two a worker handed
+ *             to us (gaps in seq); threads: 0.
  */
 struct schedcmp_side {
 	__u64 switches;
@@ -100,7 +106,23 @@ struct schedcmp_side {
 	__u64 unknown;
 	__u64 batches;
 	__u64 bad;
+	__u64 lost_attach;
+	__u64 lost_between;
 };
+
+/*
+ * The "wseq" map: per worker, keyed by the address of its record buffer
+ * (the batch probe's @records, unique to a worker while it lives), the
+ * record numbers seen so far.
+ * @next:        the seq the worker's next record should carry.
+ * @record_size: the batch's record size, for reading the buffer at detach.
+ */
+struct schedcmp_wseq {
+	__u32 next;
+	__u32 record_size;
+};
+
+#define SCHEDCMP_MAX_WORKERS 4096
 
 /* The value of the per-CPU "stats" map's only entry. */
 struct schedcmp_stats {

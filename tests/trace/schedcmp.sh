@@ -16,6 +16,10 @@
 #                   rf_stats.preemptions, exactly, in JSON and in text
 #   batch-reasons   a made-up batch with every reason 0..255: each known
 #                   reason counted once, every other one as "other"
+#   batch-seq       made-up batches with gaps in their record numbers, and
+#                   records left in the buffer when schedcmp stops: lost
+#                   records counted at attach, in between and at detach,
+#                   exactly; none lost on fiber-pingpong -- CMD
 #   parked          attached to fibers parked before it: each of their
 #                   resumptions (fibers=N, and the main fiber's read) has
 #                   reason "unknown" with no parked time, none "new"
@@ -62,7 +66,7 @@ command -v python3 >/dev/null || tap_skip_all "python3 missing (it reads the JSO
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/rf-schedcmp.XXXXXX") || exit 1
 
-tap_plan 53
+tap_plan 56
 
 # kv FILE KEY: the value of KEY=value in the workload's counters line.
 kv() {
@@ -200,6 +204,11 @@ traced=$(jq_py "$tmp/fpp.out" 'sum(d["fibers"]["switches"] for d in L)')
 tap_ok $? "fiber switches traced ($traced) == the runtime's runs (${runs:-none}) within 1%"
 [ "$(jq_py "$tmp/fpp.out" 'sum(d["fibers"]["batches"] for d in L) > 0 and sum(d["fibers"]["bad"] for d in L) == 0')" = True ]
 tap_ok $? "the batch probe fired, no bad records"
+# Traced from its first switch to its exit (the runtime hands over its
+# last records when it stops): no record numbered but not received.
+got=$(jq_py "$tmp/fpp.out" '[sum(d["fibers"][k] for d in L) for k in ("lost_attach", "lost_between", "lost_detach")]')
+[ "$got" = "[0, 0, 0]" ]
+tap_ok $? "-- CMD: no record lost at attach, in between or at detach ($got)"
 
 # ----------------------------------------------- fiber-pingpong, -p PID
 mkfifo "$tmp/in"
@@ -319,6 +328,43 @@ print(([(names[i], 1, None if names[i] == "unknown" else i * 1000) for i in rang
 [ -n "$nreasons" ] && [ "$got" = "$want" ]
 tap_ok $? "each of the ${nreasons:-?} reasons counted once, the other $((256 - ${nreasons:-0})) as 'other'" \
 	"got $got"
+
+# ------------------------------------------------------------- batch-seq
+# Three made-up batches numbered 4-13, 14-23, 30-39 (3 records before the
+# first, 6 missing between), then 40-44 left in the buffer when schedcmp
+# is stopped by SIGINT while the workload lives on.
+mkfifo "$tmp/sin"
+"$WORKLOAD" batch-seq --wait <"$tmp/sin" >"$tmp/swl.out" 2>"$tmp/swl.err" &
+wl_pid=$!
+started_pids="$started_pids $wl_pid"
+exec 3>"$tmp/sin"
+for _ in $(seq 200); do
+	grep -q '^ready' "$tmp/swl.out" && break
+	sleep 0.05
+done
+timeout "$STEP_TIMEOUT" "$SCHEDCMP" --json -F -p "$wl_pid" >"$tmp/seq.out" 2>"$tmp/seq.err" &
+sc_pid=$!
+started_pids="$started_pids $sc_pid"
+wait_tracing "$sc_pid" "$tmp/seq.err"
+echo go >&3
+for _ in $(seq 200); do
+	grep -q '^mode=' "$tmp/swl.out" && break
+	sleep 0.05
+done
+kill -INT "$sc_pid"
+wait "$sc_pid"
+rc=$?
+exec 3>&-
+wait "$wl_pid"
+want=$(sed -n 's/^mode=batch-seq traced=1 records=\([0-9]*\) lost_attach=\([0-9]*\) lost_between=\([0-9]*\) unflushed=\([0-9]*\)$/[\1, \2, \3, \4]/p' "$tmp/swl.out")
+got=$(jq_py "$tmp/seq.out" '[sum(d["fibers"][k] for d in L) for k in ("switches", "lost_attach", "lost_between", "lost_detach")]')
+[ "$rc" -eq 0 ] && [ -n "$want" ] && [ "$got" = "$want" ]
+tap_ok $? "batch-seq: [records, lost at attach, between, at detach] $got == the workload's ${want:-none}"
+run_cmd seqtext "$SCHEDCMP" -F -- "$WORKLOAD" batch-seq </dev/null
+row=$(sed -n 's/^lost records: attach\/mid\/detach *- *\([0-9/]*\)$/\1/p' "$tmp/seqtext.out")
+# The workload exits by itself: what it left unfired it takes along.
+[ "$rc" -eq 0 ] && [ "$row" = "3/6/0" ]
+tap_ok $? "text: 'lost records: attach/mid/detach' ${row:-missing} == 3/6/0 (-- CMD: no detach)"
 
 # ------------------------------------------------- parked before attaching
 # The workload's fibers have run and parked (and its main fiber reads a

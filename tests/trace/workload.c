@@ -68,6 +68,13 @@
  *	that parked before it attached (the main fiber's read, the fibers'
  *	waits): it cannot know why, nor how long they were parked, and none
  *	of them runs for the first time.  Prints fibers=N resumed=N.
+ *   batch-seq
+ *	no runtime: fires the "batch" probe by hand three times from one
+ *	buffer, 10 records each, numbered (seq) 4-13, 14-23 and 30-39, then
+ *	leaves 5 more (40-44) in the buffer unfired, prints its counters
+ *	(lost_attach=3 lost_between=6 unflushed=5), and waits for a line or
+ *	end of file on stdin before it exits: a tracer that stops meanwhile
+ *	finds 5 records it was never handed.  traced=0 as batch-reasons.
  *   idle [-w WORKERS] [-m MS]
  *	a runtime with WORKERS workers (default 2) whose only fiber parks
  *	until a line arrives on stdin (end of file does not count), MS ms
@@ -145,6 +152,7 @@ enum mode {
 	M_IDLE,
 	M_FIBER_IO,
 	M_PARKED,
+	M_BATCH_SEQ,
 };
 
 /* Which options each mode takes: one it ignores would be a silent surprise. */
@@ -168,6 +176,7 @@ static const struct {
 	[M_IDLE] = { "idle", OPT_M | OPT_W, 0 },
 	[M_FIBER_IO] = { "fiber-io", OPT_N | OPT_M, DEFAULT_SPIN_ROUNDS },
 	[M_PARKED] = { "parked", OPT_N | OPT_W, DEFAULT_PARKED_FIBERS },
+	[M_BATCH_SEQ] = { "batch-seq", 0, 0 },
 };
 
 #define NMODES (sizeof(modes) / sizeof(modes[0]))
@@ -204,6 +213,8 @@ static void usage(FILE *f)
 		"                                    through a pipe (rf_write, rf_read)\n"
 		"  parked [-n FIBERS] [-w W]         fibers park, \"parked PID\", a line on\n"
 		"                                    stdin wakes them (attach tests)\n"
+		"  batch-seq                         made-up batches with gaps in their\n"
+		"                                    numbers, then waits for stdin\n"
 		"\n"
 		"  -n ROUNDS  rounds (default %d for ping-pongs, %d otherwise)\n"
 		"  -m MS      milliseconds of spin (or of idle time); default %d\n"
@@ -941,6 +952,65 @@ static int run_batch_reasons(void)
 	return 0;
 }
 
+/* ----------------------------------------------------------------- batch-seq */
+
+/* batch-seq's batches: [first seq, count], fired; then the unfired tail. */
+static const uint32_t seq_batches[][2] = { { 4, 10 }, { 14, 10 }, { 30, 10 } };
+#define SEQ_UNFLUSHED_FIRST	40
+#define SEQ_UNFLUSHED		5
+
+static void seq_fill(struct rf_trace_rec *rec, uint32_t first, unsigned int n)
+{
+	struct timespec ts;
+	unsigned int i;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	for (i = 0; i < n; i++)
+		rec[i] = (struct rf_trace_rec){
+			.ts_ns = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec,
+			.fiber = 0x1000,
+			.parked_ns = 0,
+			.delay_ns = 1000,
+			.switch_ns = 50,
+			.worker = 0,
+			.type = RF_TRACE_REC_RUN,
+			.reason = RF_TRACE_YIELD,
+			.seq = first + i,
+		};
+}
+
+static int run_batch_seq(void)
+{
+	static struct rf_trace_rec rec[RF_TRACE_BATCH];
+	unsigned int traced = ringfiber_batch_semaphore != 0, i, records = 0;
+	uint32_t expect = 1, lost_attach = 0, lost_between = 0;
+	char line[64];
+
+	for (i = 0; i < sizeof(seq_batches) / sizeof(seq_batches[0]); i++) {
+		uint32_t first = seq_batches[i][0], n = seq_batches[i][1];
+
+		seq_fill(rec, first, n);
+		if (traced)
+			STAP_PROBE4(ringfiber, batch, 0, rec, n, sizeof(rec[0]));
+		/* what a tracer must make of them, worked out record by record */
+		if (i == 0)
+			lost_attach = first - expect;
+		else
+			lost_between += first - expect;
+		expect = first + n;
+		records += n;
+	}
+	seq_fill(rec, SEQ_UNFLUSHED_FIRST, SEQ_UNFLUSHED);
+	printf("mode=batch-seq traced=%u records=%u lost_attach=%u lost_between=%u unflushed=%u\n",
+	       traced, traced ? records : 0, lost_attach, lost_between,
+	       traced ? SEQ_UNFLUSHED : 0);
+	fflush(stdout);
+	/* A tracer that stops now finds the last records in the buffer. */
+	if (!fgets(line, sizeof(line), stdin) && ferror(stdin))
+		die("reading stdin", errno);
+	return 0;
+}
+
 /* --------------------------------------------------------------------- idle */
 
 static const char *idle_end = "?";
@@ -1268,6 +1338,8 @@ int main(int argc, char **argv)
 		return run_fiber_io();
 	case M_PARKED:
 		return run_parked();
+	case M_BATCH_SEQ:
+		return run_batch_seq();
 	}
 	return 2;
 }

@@ -115,7 +115,14 @@ enum rf_trace_rec_type {
  * @worker:    the worker it runs on.
  * @type:      enum rf_trace_rec_type.
  * @reason:    enum rf_trace_reason: why it had stopped.
- * @pad:       zero.
+ * @seq:       the record's number on its worker: 1, 2, 3, ... from the
+ *             moment the worker began recording (a tracer attached to
+ *             "batch" while none was), skipping 0 when it wraps.  Each
+ *             record of a worker is numbered one more than the one
+ *             before, so a gap is records a tracer did not get (lost),
+ *             and a first record numbered N follows N - 1 that were
+ *             handed over before the tracer attached.  0 from a library
+ *             older than this field (it was padding).
  */
 struct rf_trace_rec {
 	__u64 ts_ns;
@@ -126,7 +133,7 @@ struct rf_trace_rec {
 	__u16 worker;
 	__u8 type;
 	__u8 reason;
-	__u32 pad;
+	__u32 seq;
 };
 
 #endif /* RINGFIBER_TRACE_H */

@@ -360,6 +360,7 @@ struct rf__worker {
 	int64_t tr_chosen_ns;		/* when the fiber being switched to was chosen */
 	/* the runtime's tr_since_ns when this worker last timed a switch, or 0 */
 	int64_t tr_since_ns;
+	uint32_t tr_seq;		/* the last record's seq (rf_trace_rec) */
 	unsigned int tr_nrec;
 	struct rf_trace_rec tr_buf[RF_TRACE_BATCH];
 #ifdef __SANITIZE_ADDRESS__

@@ -86,7 +86,8 @@ void rf__trace_end(struct rf__worker *wk)
 
 /*
  * A traced switch on @wk at @now: the session's beginning.  A worker new
- * to the session drops what an earlier tracer left in its buffer.
+ * to the session drops what an earlier tracer left in its buffer and
+ * numbers its records from 1 again.
  */
 static int64_t rf__trace_begin(struct rf__worker *wk, int64_t now)
 {
@@ -95,6 +96,7 @@ static int64_t rf__trace_begin(struct rf__worker *wk, int64_t now)
 	if (rf__unlikely(wk->tr_since_ns != since)) {
 		wk->tr_since_ns = since;
 		wk->tr_nrec = 0;
+		wk->tr_seq = 0;		/* its records count from 1 again */
 	}
 	return since;
 }
@@ -197,7 +199,10 @@ void rf__trace_switch_in(struct rf__worker *wk, struct rf_fiber *f, bool first)
 		r->worker = (uint16_t)wk->id;
 		r->type = RF_TRACE_REC_RUN;
 		r->reason = reason;
-		r->pad = 0;
+		/* 1, 2, ...: a tracer sees a gap as records it lost; 0 is "none" */
+		if (++wk->tr_seq == 0)
+			wk->tr_seq = 1;
+		r->seq = wk->tr_seq;
 		if (wk->tr_nrec == RF_TRACE_BATCH)
 			rf__trace_flush(wk);
 	} else {
