@@ -10,8 +10,8 @@
  * tracepoints, the fibers from the runtime's "batch" USDT probe (see
  * userspace/include/ringfiber-trace.h and Documentation/tracing.md).
  *
- * Usage: schedcmp [-i INTERVAL] [-c COUNT] [--json] [-F | --no-syscalls] -p PID
- *        schedcmp [-i INTERVAL] [-c COUNT] [--json] [-F | --no-syscalls] -- CMD ...
+ * Usage: schedcmp [-i INTERVAL] [-c COUNT] [--json] [-F | --syscalls] -p PID
+ *        schedcmp [-i INTERVAL] [-c COUNT] [--json] [-F | --syscalls] -- CMD ...
  *
  * With a command, schedcmp starts it held on a pipe, attaches, lets it
  * exec, and traces it until it exits; it then prints the last (partial)
@@ -81,8 +81,8 @@ static struct env {
 	bool json;
 	bool verbose;
 	bool fibers_only;	/* -F: no thread tracepoints */
-	bool no_syscalls;	/* --no-syscalls: no raw_syscalls tracepoints */
-} env = { .prog = "schedcmp" };
+	bool no_syscalls;	/* no raw_syscalls tracepoints: unless --syscalls */
+} env = { .prog = "schedcmp", .no_syscalls = true };
 
 static volatile sig_atomic_t exiting;
 
@@ -99,7 +99,7 @@ static bool libbpf_quiet;
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: %s [-i INTERVAL] [-c COUNT] [--json] [-F | --no-syscalls]\n"
+		"usage: %s [-i INTERVAL] [-c COUNT] [--json] [-F | --syscalls]\n"
 		"                (-p PID | -- CMD [ARGS...])\n"
 		"Compare a process's OS threads (scheduler tracepoints) with its ringfiber\n"
 		"fibers (the runtime's ringfiber:batch probe), side by side, per interval.\n"
@@ -113,8 +113,12 @@ static void usage(FILE *f)
 		"  -j, --json            one JSON object per interval per line\n"
 		"  -F, --fibers-only     leave the threads out: no scheduler or syscall\n"
 		"                        tracepoints (the least overhead)\n"
-		"      --no-syscalls     do not time the threads' switches (no sys_enter and\n"
-		"                        sys_exit tracepoints, which slow every system call)\n"
+		"      --syscalls        also time the threads' switches, through the sys_enter\n"
+		"                        and sys_exit tracepoints: while they are attached,\n"
+		"                        every system call of every task on the machine is\n"
+		"                        slower, the load generator's too (Documentation/\n"
+		"                        tracing.md, \"What tracing costs\")\n"
+		"      --no-syscalls     the default: no system-call tracepoints\n"
 		"  -v, --verbose         show libbpf's debug messages\n"
 		"  -h, --help            show this help\n"
 		"\n"
@@ -123,8 +127,9 @@ static void usage(FILE *f)
 		"runnable; a fiber the runtime preempted), run-queue latency (threads: wake-up\n"
 		"or preemption -> running; fibers: ready -> chosen) as a mean, p50 and p99, and\n"
 		"a log2 histogram in ns; the mean time per switch (fibers: the records'\n"
-		"switch_ns; threads: the on-CPU time of system calls that slept, i.e. syscall\n"
-		"time minus time off the CPU, an upper bound on the switch), and time parked by\n"
+		"switch_ns; threads, with --syscalls: the on-CPU time of system calls that\n"
+		"slept, i.e. syscall time minus time off the CPU, an upper bound on the switch),\n"
+		"lost records (fibers: at attach, in between, at detach), and time parked by\n"
 		"reason (fibers: park -> ready by enum rf_trace_reason; threads: switch-out ->\n"
 		"wake-up by state S or D, and switch-out -> switch-in for a preempted thread).\n"
 		"p50 and p99 are estimated from the log2 histogram (interpolated within the\n"
@@ -151,9 +156,11 @@ static void parse_args(int argc, char **argv)
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "fibers-only", no_argument, NULL, 'F' },
 		{ "no-syscalls", no_argument, NULL, 'S' },
+		{ "syscalls", no_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	bool syscalls_on = false, syscalls_off = false;
 	char *end;
 	long v;
 	int c;
@@ -197,6 +204,11 @@ static void parse_args(int argc, char **argv)
 			break;
 		case 'S':
 			env.no_syscalls = true;
+			syscalls_off = true;
+			break;
+		case 's':
+			env.no_syscalls = false;
+			syscalls_on = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -216,8 +228,10 @@ static void parse_args(int argc, char **argv)
 			   env.cmd[0]);
 	if (env.count && !env.interval)
 		fail_usage("-c COUNT needs -i INTERVAL");
-	if (env.fibers_only && env.no_syscalls)
-		fail_usage("-F leaves out every thread tracepoint: --no-syscalls is redundant");
+	if (syscalls_on && syscalls_off)
+		fail_usage("--syscalls and --no-syscalls exclude each other");
+	if (env.fibers_only && syscalls_on)
+		fail_usage("-F leaves out every thread tracepoint: --syscalls contradicts it");
 }
 
 static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
@@ -1139,11 +1153,15 @@ int main(int argc, char **argv)
 		"threads: %s; fibers: %s%s\n", env.pid, comm,
 		env.cmd ? "until it exits" : "until it exits or Ctrl-C",
 		env.fibers_only ? "not traced" :
-		env.no_syscalls ? (tp_btf ? "sched tracepoints (tp_btf), no syscalls" :
-			"sched tracepoints (raw_tp), no syscalls") :
+		env.no_syscalls ? (tp_btf ? "sched tracepoints (tp_btf)" :
+			"sched tracepoints (raw_tp)") :
 		tp_btf ? "sched and syscall tracepoints (tp_btf)" :
 			 "sched and syscall tracepoints (raw_tp)",
 		usdt_at ? "ringfiber:batch in " : "not traced", usdt_at ? usdt_at : "");
+	if (!env.fibers_only && !env.no_syscalls)
+		fprintf(stderr, "%s: --syscalls: while schedcmp runs, every system call of every "
+			"task on this machine takes the slow path through the sys_enter and "
+			"sys_exit tracepoints\n", env.prog);
 	fflush(env.json ? stderr : stdout);
 	/* One write per interval: lines never mix with the command's output. */
 	setvbuf(stdout, NULL, _IOFBF, 1 << 16);

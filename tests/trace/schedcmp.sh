@@ -66,7 +66,7 @@ command -v python3 >/dev/null || tap_skip_all "python3 missing (it reads the JSO
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/rf-schedcmp.XXXXXX") || exit 1
 
-tap_plan 56
+tap_plan 59
 
 # kv FILE KEY: the value of KEY=value in the workload's counters line.
 kv() {
@@ -129,6 +129,8 @@ usage_cases=(
 	"-c without -i|-c 3 -p 1"
 	"-c 0|-i 1 -c 0 -p 1"
 	"unknown option|--bogus -p 1"
+	"--syscalls with -F|-F --syscalls -p 1"
+	"--syscalls with --no-syscalls|--syscalls --no-syscalls -p 1"
 )
 for c in "${usage_cases[@]}"; do
 	# shellcheck disable=SC2086 # the arguments are meant to split
@@ -236,21 +238,21 @@ traced=$(jq_py "$tmp/attach.out" 'sum(d["fibers"]["switches"] for d in L)')
 [ -n "$runs" ] && within "$traced" "$runs" 1
 tap_ok $? "-p: fiber switches traced ($traced) == runs (${runs:-none}) within 1%"
 
-# -- -F: fibers only; --no-syscalls: threads without switch timing.
+# -- -F: fibers only; by default (and --no-syscalls): threads without switch timing.
 run_cmd fonly "$SCHEDCMP" --json -F -- "$WORKLOAD" fiber-pingpong -n 1000
 runs=$(kv "$tmp/fonly.out" runs)
 [ "$rc" -eq 0 ] && [ "$(jq_py "$tmp/fonly.out" 'not L[-1]["threads_traced"] and sum(d["threads"]["switches"] for d in L) == 0 and sum(d["fibers"]["switches"] for d in L) == '"${runs:-0}")" = True ]
 tap_ok $? "-F: the fibers (${runs:-no} runs) and no thread"
-run_cmd nosys "$SCHEDCMP" --json --no-syscalls -- "$WORKLOAD" futex-pingpong -n 1000
+run_cmd nosys "$SCHEDCMP" --json -- "$WORKLOAD" futex-pingpong -n 1000
 # A switch per futex call that slept (waits): a wake that comes before the
 # wait makes none, which two CPUs often allow.
 waits=$(kv "$tmp/nosys.out" waits)
 [ "$rc" -eq 0 ] && [ "${waits:-0}" -gt 0 ] && [ "$(jq_py "$tmp/nosys.out" 'sum(d["threads"]["switches"] for d in L) >= '"$waits"' and sum(d["threads"]["switch_count"] for d in L) == 0')" = True ]
-tap_ok $? "--no-syscalls: thread switches (at least ${waits:-no} sleeping futex calls), none timed" \
+tap_ok $? "default, no --syscalls: thread switches (at least ${waits:-no} sleeping futex calls), none timed" \
 	"$(jq_py "$tmp/nosys.out" '[(d["threads"]["switches"], d["threads"]["switch_count"]) for d in L]' 2>&1)"
 
 # ------------------------------------------------------- futex-pingpong
-run_cmd futex "$SCHEDCMP" --json -- "$WORKLOAD" futex-pingpong -n "$FUTEX_ROUNDS"
+run_cmd futex "$SCHEDCMP" --json --syscalls -- "$WORKLOAD" futex-pingpong -n "$FUTEX_ROUNDS"
 tap_ok "$rc" "futex-pingpong under schedcmp: exit 0"
 waits=$(kv "$tmp/futex.out" waits)
 vol=$(jq_py "$tmp/futex.out" 'sum(d["threads"]["switches"] - d["threads"]["involuntary"] for d in L)')
@@ -265,7 +267,9 @@ fsw=$(jq_py "$tmp/futex.out" 'sum(d["fibers"]["switches"] for d in L)')
 	[ "$rqn" -le $((waits + waits / 100 + 10)) ]
 tap_ok $? "... no fiber switches ($fsw), a run-queue latency per wake-up ($rqn for ${waits:-none})"
 [ "$(jq_py "$tmp/futex.out" 'sum(d["threads"]["switch_count"] for d in L) >= '"${waits:-1}"' and L[-1]["threads"]["switch_mean_ns"] > 0')" = True ]
-tap_ok $? "... each sleeping futex call timed (time per switch)"
+tap_ok $? "--syscalls: each sleeping futex call timed (time per switch)"
+grep -q 'every system call of every task' "$tmp/futex.err"
+tap_ok $? "--syscalls: says that it slows every task's system calls"
 
 # ------------------------------------------------------------- fiber-hog
 run_cmd hog "$SCHEDCMP" --json -- "$WORKLOAD" fiber-hog -n "$HOG_ROUNDS" -m "$MS"
