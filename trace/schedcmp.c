@@ -12,6 +12,7 @@
  *
  * Usage: schedcmp [-i INTERVAL] [-c COUNT] [--json] [-F | --syscalls] -p PID
  *        schedcmp [-i INTERVAL] [-c COUNT] [--json] [-F | --syscalls] -- CMD ...
+ *        schedcmp [OPTIONS] -p PID [INTERVAL [COUNT]]	(bcc's order)
  *
  * With a command, schedcmp starts it held on a pipe, attaches, lets it
  * exec, and traces it until it exits; it then prints the last (partial)
@@ -54,6 +55,10 @@
 
 #define NSEC_PER_SEC	1000000000LL
 #define MAX_INTERVAL_S	86400.0
+
+/* How long, and how often, to look for the probes behind a wrapper command. */
+#define FOLLOW_MS	2000
+#define FOLLOW_POLL_US	2000
 
 /* How often to look for the target's exit where pidfd_open() is missing. */
 #define EXIT_POLL_MS	100
@@ -101,12 +106,17 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: %s [-i INTERVAL] [-c COUNT] [--json] [-F | --syscalls]\n"
 		"                (-p PID | -- CMD [ARGS...])\n"
+		"       %s [OPTIONS] -p PID [INTERVAL [COUNT]]\n"
+		"       %s [OPTIONS] [INTERVAL [COUNT]] -- CMD [ARGS...]\n"
 		"Compare a process's OS threads (scheduler tracepoints) with its ringfiber\n"
 		"fibers (the runtime's ringfiber:batch probe), side by side, per interval.\n"
 		"\n"
 		"  -p, --pid PID         trace this running process until Ctrl-C or its exit\n"
 		"  -- CMD [ARGS...]      run CMD, traced from its first instruction, until it\n"
-		"                        exits; schedcmp then exits with CMD's status\n"
+		"                        exits; schedcmp then exits with CMD's status.  If CMD\n"
+		"                        has no probes (a wrapper: taskset, nice, env), what\n"
+		"                        it execs is traced\n"
+		"  INTERVAL [COUNT]      as -i INTERVAL and -c COUNT (bcc's tools' order)\n"
 		"  -i, --interval SECS   print every SECS seconds, fractions allowed (default:\n"
 		"                        once, at the end)\n"
 		"  -c, --count N         stop after N intervals (needs -i)\n"
@@ -137,14 +147,51 @@ static void usage(FILE *f)
 		"\n"
 		"examples:\n"
 		"  %s -p 1234                 # trace PID 1234 until Ctrl-C, one summary\n"
-		"  %s -p 1234 -i 1 -c 10      # ten 1-second intervals\n"
+		"  %s -p 1234 1 10            # ten 1-second intervals (-i 1 -c 10)\n"
 		"  %s --json -- ./echo-server 8080   # run it, JSON lines\n"
 		"  %s -i 0.5 -- build/tests/trace/workload fiber-pingpong -n 100000\n",
-		env.prog, env.prog, env.prog, env.prog, env.prog);
+		env.prog, env.prog, env.prog, env.prog, env.prog, env.prog, env.prog);
 }
 
 /* A bad command line: serve_usage_error(), as every server and client. */
 #define fail_usage(...) serve_usage_error(env.prog, usage, __VA_ARGS__)
+
+/* Is @s a number, as an interval or count would be (not a command)? */
+static bool is_number(const char *s)
+{
+	char *end;
+
+	errno = 0;
+	strtod(s, &end);
+	return !errno && end != s && !*end;
+}
+
+static void set_interval(const char *arg, bool twice)
+{
+	char *end;
+
+	if (twice)
+		fail_usage("the interval is given twice (-i and %s)", arg);
+	errno = 0;
+	env.interval = strtod(arg, &end);
+	if (errno || end == arg || *end || !(env.interval >= 0.001) ||
+	    env.interval > MAX_INTERVAL_S)
+		fail_usage("invalid interval: %s (0.001 to %.0f seconds)", arg, MAX_INTERVAL_S);
+}
+
+static void set_count(const char *arg, bool twice)
+{
+	char *end;
+	long v;
+
+	if (twice)
+		fail_usage("the count is given twice (-c and %s)", arg);
+	errno = 0;
+	v = strtol(arg, &end, 10);
+	if (errno || end == arg || *end || v <= 0)
+		fail_usage("invalid count: %s", arg);
+	env.count = v;
+}
 
 static void parse_args(int argc, char **argv)
 {
@@ -160,7 +207,7 @@ static void parse_args(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	bool syscalls_on = false, syscalls_off = false;
+	bool syscalls_on = false, syscalls_off = false, interval_given = false, count_given = false;
 	char *end;
 	long v;
 	int c;
@@ -179,19 +226,12 @@ static void parse_args(int argc, char **argv)
 			env.pid = (pid_t)v;
 			break;
 		case 'i':
-			errno = 0;
-			env.interval = strtod(optarg, &end);
-			if (errno || end == optarg || *end || !(env.interval >= 0.001) ||
-			    env.interval > MAX_INTERVAL_S)
-				fail_usage("invalid interval: %s (0.001 to %.0f seconds)",
-					   optarg, MAX_INTERVAL_S);
+			set_interval(optarg, interval_given);
+			interval_given = true;
 			break;
 		case 'c':
-			errno = 0;
-			v = strtol(optarg, &end, 10);
-			if (errno || end == optarg || *end || v <= 0)
-				fail_usage("invalid count: %s", optarg);
-			env.count = v;
+			set_count(optarg, count_given);
+			count_given = true;
 			break;
 		case 'j':
 			env.json = true;
@@ -218,6 +258,26 @@ static void parse_args(int argc, char **argv)
 				fail_usage("option -%c needs an argument", optopt);
 			fail_usage("unknown option: %s", argv[optind - 1]);
 		}
+	}
+	/*
+	 * bcc's positional [interval [count]], before a command's "--" if
+	 * there is one.  Without -p, a first argument that is not a number is
+	 * the command, "--" or not.
+	 */
+	if (optind < argc && strcmp(argv[optind - 1], "--")) {
+		int npos = 0;
+
+		while (optind < argc && npos < 2 && is_number(argv[optind])) {
+			if (npos++ == 0)
+				set_interval(argv[optind++], interval_given);
+			else
+				set_count(argv[optind++], count_given);
+		}
+		if (optind < argc && !strcmp(argv[optind], "--"))
+			optind++;
+		else if (optind < argc && (env.pid || npos))
+			fail_usage("unexpected argument: %s (a command comes after --)",
+				   argv[optind]);
 	}
 	if (optind < argc)
 		env.cmd = &argv[optind];
@@ -520,7 +580,7 @@ static char *find_mapped_runtime(pid_t pid)
  * freed), or NULL with a note on stderr: the fibers are then not traced.
  */
 static char *attach_batch(struct schedcmp_bpf *obj, pid_t pid, const char *binary,
-			  bool may_look_in_maps)
+			  bool may_look_in_maps, bool quiet)
 {
 	char *lib, *where = NULL;
 	struct bpf_link *link;
@@ -544,7 +604,7 @@ static char *attach_batch(struct schedcmp_bpf *obj, pid_t pid, const char *binar
 		link = NULL;
 	}
 	obj->links.rf_batch = link;
-	if (!link)
+	if (!link && !quiet)
 		fprintf(stderr, "%s: %s: no ringfiber:batch probe%s: %s\n",
 			env.prog, binary,
 			may_look_in_maps ? " (nor in a mapped libringfiber.so)" : "",
@@ -610,6 +670,49 @@ static __u64 count_unflushed(struct schedcmp_bpf *obj, pid_t pid)
 	}
 	free(buf);
 	return total;
+}
+
+/*
+ * The command @path had no ringfiber:batch probe: a wrapper (taskset, env,
+ * nice, a shell's exec) that execs the program, or a program that links
+ * libringfiber.so, mapped once it runs.  Follow it for FOLLOW_MS: each
+ * executable @pid comes to run, and a libringfiber.so it maps, is tried.
+ * Returns where the probe was attached, or NULL after saying what to do.
+ */
+static char *follow_command(struct schedcmp_bpf *obj, pid_t pid, const char *path)
+{
+	char link[64], exe[PATH_MAX], last[PATH_MAX] = "", *lib, *where = NULL;
+	long long end = now_ns() + FOLLOW_MS * 1000000LL;
+	ssize_t n;
+
+	snprintf(link, sizeof(link), "/proc/%d/exe", pid);
+	while (!where && now_ns() < end) {
+		n = readlink(link, exe, sizeof(exe) - 1);
+		if (n <= 0)
+			break;		/* it has exited */
+		exe[n] = '\0';
+		if (strcmp(exe, last)) {
+			strcpy(last, exe);
+			where = attach_batch(obj, pid, exe, false, true);
+		}
+		if (!where && (lib = find_mapped_runtime(pid))) {
+			where = attach_batch(obj, pid, lib, false, true);
+			free(lib);
+		}
+		if (!where)
+			usleep(FOLLOW_POLL_US);
+	}
+	if (where && strcmp(where, path))
+		fprintf(stderr, "%s: %s has no ringfiber:batch probe: tracing the fibers of "
+			"what it runs, %s, from the moment it was found\n", env.prog, path,
+			where);
+	else if (!where)
+		fprintf(stderr, "%s: no ringfiber:batch probe in %s, nor in what it ran in "
+			"the next %d ms: if it is a wrapper that forks the program (a shell "
+			"script, say), start the program under %s directly, or trace it with "
+			"-p PID; %s\n", env.prog, path, FOLLOW_MS, env.prog,
+			env.fibers_only ? "nothing to trace with -F" : "tracing threads only");
+	return where;
 }
 
 /* --------------------------------------------------------------- counters */
@@ -1097,7 +1200,8 @@ int main(int argc, char **argv)
 		goto cleanup;
 
 	if (env.cmd) {
-		usdt_at = attach_batch(obj, env.pid, cmd_path, false);
+		/* If CMD is a wrapper, the probes come with what it runs. */
+		usdt_at = attach_batch(obj, env.pid, cmd_path, false, true);
 	} else {
 		char link[64];
 
@@ -1109,10 +1213,10 @@ int main(int argc, char **argv)
 			goto cleanup;
 		}
 		exe[n] = '\0';
-		usdt_at = attach_batch(obj, env.pid, exe, true);
+		usdt_at = attach_batch(obj, env.pid, exe, true, false);
 	}
 
-	if (env.fibers_only && !usdt_at)
+	if (env.fibers_only && !usdt_at && !env.cmd)
 		goto cleanup;
 
 	ncpus = libbpf_num_possible_cpus();
@@ -1145,6 +1249,10 @@ int main(int argc, char **argv)
 			err = e == ENOENT ? 127 : 126;
 			goto cleanup;
 		}
+		if (!usdt_at)
+			usdt_at = follow_command(obj, env.pid, cmd_path);
+		if (env.fibers_only && !usdt_at)
+			goto cleanup;	/* waits for the command */
 	}
 	read_comm(env.pid, comm, sizeof(comm));
 	/* Text mode: the banner leads stdout; --json keeps stdout to JSON. */

@@ -27,7 +27,7 @@ bt_require sched/sched_switch raw_syscalls/sys_enter raw_syscalls/sys_exit
 tap_plan 11
 
 # -- fiber-pingpong: fiber switches.
-run_traced ping "-p @PID@ $TOOLS/ctxswitch.bt @PID@" fiber-pingpong -n "$ROUNDS"
+run_traced ping "ctxswitch @PID@" fiber-pingpong -n "$ROUNDS"
 tap_ok $? "ctxswitch.bt traced fiber-pingpong -n $ROUNDS"
 show ping
 
@@ -40,7 +40,7 @@ tap_ok $? "fiber_switches ${fsw:-?} within 1% of rf_stats.runs ${runs:-?}"
 tap_ok $? "fiber_switch_ns ${fns:-?} measured"
 
 # -- futex-pingpong: thread switches, as the kernel counts them.
-run_traced futex "-p @PID@ $TOOLS/ctxswitch.bt @PID@" futex-pingpong -n "$ROUNDS"
+run_traced futex "ctxswitch @PID@" futex-pingpong -n "$ROUNDS"
 tap_ok $? "ctxswitch.bt traced futex-pingpong -n $ROUNDS"
 show futex
 
@@ -67,7 +67,7 @@ tns=$(bt_get futex thread_switch_ns)
 tap_ok $? "${timed:-?} switches inside system calls timed, ${tns:-?} ns each"
 
 # -- fiber-preempt: fiber switches after a preemption.
-run_traced pre "-p @PID@ $TOOLS/ctxswitch.bt @PID@" fiber-preempt -m "$PREEMPT_MS"
+run_traced pre "ctxswitch @PID@" fiber-preempt -m "$PREEMPT_MS"
 tap_ok $? "ctxswitch.bt traced fiber-preempt -m $PREEMPT_MS"
 show pre
 if [ "$(wl_get pre preempt)" != 1 ]; then

@@ -25,7 +25,7 @@ bt_require
 tap_plan 6
 
 # -- fiber-pingpong: every resumption counted.
-run_traced ping "-p @PID@ $TOOLS/fiberlat.bt @PID@" fiber-pingpong -n "$ROUNDS"
+run_traced ping "fiberlat @PID@" fiber-pingpong -n "$ROUNDS"
 tap_ok $? "fiberlat.bt traced fiber-pingpong -n $ROUNDS"
 show ping | grep -v '^#   \['
 
@@ -44,7 +44,7 @@ w1=$(sed -n 's/^@worker\[1\]: count \([0-9]*\),.*/\1/p' "$tmp/ping.bt")
 tap_ok $? "per worker: ${w0:-?} and ${w1:-?} resumptions, about $ROUNDS each"
 
 # -- fiber-hog: the ticker's delays land in the MS bucket.
-run_traced hog "-p @PID@ $TOOLS/fiberlat.bt @PID@" fiber-hog \
+run_traced hog "fiberlat @PID@" fiber-hog \
 	-n "$SPIN_ROUNDS" -m "$SPIN_MS"
 tap_ok $? "fiberlat.bt traced fiber-hog -n $SPIN_ROUNDS -m $SPIN_MS"
 show hog

@@ -56,8 +56,9 @@ bt_started() {
 	grep -q 'Hit Ctrl-C' "$1" || ! kill -0 "$2" 2>/dev/null
 }
 
-# run_traced NAME 'BPFTRACE ARGS' WORKLOAD-ARGS...: run the workload with
-# --wait under bpftrace; @PID@ in the bpftrace arguments becomes the
+# run_traced NAME 'RFBT ARGS' WORKLOAD-ARGS...: run the workload with
+# --wait under a script, run as users run them: trace/rfbt SCRIPT PID
+# [INTERVAL [COUNT]]; @PID@ in the rfbt arguments becomes the
 # workload's pid.  Leaves $tmp/NAME.wl (the workload's stdout), .bt
 # (bpftrace's stdout), .err (both stderrs).  With PERF_EVENTS set (perf
 # record's event options), also records `perf sched record` system-wide
@@ -81,7 +82,7 @@ run_traced() {
 	fi
 	pid=$(sed -n 's/^ready //p' "$o.wl")
 	# shellcheck disable=SC2086 # the arguments are meant to split
-	bpftrace ${btargs//@PID@/$pid} >"$o.bt" 2>"$o.bterr" &
+	"$TOOLS/rfbt" ${btargs//@PID@/$pid} >"$o.bt" 2>"$o.bterr" &
 	bt=$!
 	started_pids="$started_pids $bt"
 	if ! wait_for "$ATTACH_TIMEOUT" bt_started "$o.bt" "$bt"; then
@@ -119,9 +120,9 @@ run_traced() {
 		kill -INT "$perf"
 		wait_pid "$STOP_TIMEOUT" "$perf" || return 1
 	fi
-	# With -p, bpftrace ends by itself (END included) once the process
-	# has gone; a SIGINT in the middle of that can cut END's output short.
-	if [[ " $btargs " != *" -p "* ]] || ! wait_pid 5 "$bt"; then
+	# rfbt ends the script (END included) once the process has gone; a
+	# SIGINT in the middle of that can cut END's output short.
+	if ! wait_pid 5 "$bt"; then
 		kill -INT "$bt"
 		if ! wait_pid "$STOP_TIMEOUT" "$bt"; then
 			echo "#   bpftrace did not stop in ${STOP_TIMEOUT}s"

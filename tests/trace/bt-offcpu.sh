@@ -42,7 +42,7 @@ tid_of() {
 }
 
 # -- futex-pingpong: S in futex, once per wait that slept.
-run_traced futex "-p @PID@ $TOOLS/offcpu.bt @PID@" futex-pingpong -n "$ROUNDS"
+run_traced futex "offcpu @PID@" futex-pingpong -n "$ROUNDS"
 tap_ok $? "offcpu.bt traced futex-pingpong -n $ROUNDS"
 show futex
 for i in 0 1; do
@@ -56,7 +56,7 @@ for i in 0 1; do
 done
 
 # -- thread-preempt: the busy thread, runnable, off the CPU ~MS ms a round.
-run_traced preempt "-p @PID@ $TOOLS/offcpu.bt @PID@" thread-preempt \
+run_traced preempt "offcpu @PID@" thread-preempt \
 	-n "$SPIN_ROUNDS" -m "$SPIN_MS"
 rc=$?
 if [ "$rc" -ne 0 ] && grep -q 'SCHED_FIFO' "$tmp/preempt.err"; then
@@ -84,7 +84,7 @@ else
 fi
 
 # -- fiber-pingpong: a park on an rf_sem per hand-off.
-run_traced ping "-p @PID@ $TOOLS/offcpu.bt @PID@" fiber-pingpong -n "$ROUNDS"
+run_traced ping "offcpu @PID@" fiber-pingpong -n "$ROUNDS"
 tap_ok $? "offcpu.bt traced fiber-pingpong -n $ROUNDS"
 show ping
 handoffs=$(wl_get ping handoffs)
@@ -93,7 +93,7 @@ locks=$(off_stat ping "parked\[[0-9]+, lock" count)
 tap_ok $? "$locks resumptions after a lock park, the ${handoffs:-?} hand-offs"
 
 # -- fiber-hog: yields parked 0; the ticker's run-queue wait is MS ms.
-run_traced hog "-p @PID@ $TOOLS/offcpu.bt @PID@" fiber-hog \
+run_traced hog "offcpu @PID@" fiber-hog \
 	-n "$SPIN_ROUNDS" -m "$SPIN_MS"
 tap_ok $? "offcpu.bt traced fiber-hog -n $SPIN_ROUNDS -m $SPIN_MS"
 show hog
@@ -112,7 +112,7 @@ ltotal=$(off_stat hog "delay\[0, lock" total)
 tap_ok $? "$lcount waits after a lock park, $ltotal us: the ${ticks:-?} ticks' $delay_us us"
 
 # -- fiber-preempt: a "preempt" park per preemption, parked 0.
-run_traced pre "-p @PID@ $TOOLS/offcpu.bt @PID@" fiber-preempt -m "$PREEMPT_MS"
+run_traced pre "offcpu @PID@" fiber-preempt -m "$PREEMPT_MS"
 tap_ok $? "offcpu.bt traced fiber-preempt -m $PREEMPT_MS"
 show pre
 if [ "$(wl_get pre preempt)" != 1 ]; then

@@ -55,7 +55,7 @@ perf_mean() {
 if [ "$have_perf" = 1 ]; then
 	export PERF_EVENTS="-e sched:sched_wakeup -e sched:sched_wakeup_new"
 fi
-run_traced futex "$TOOLS/threadlat.bt @PID@" futex-pingpong -s -n "$ROUNDS"
+run_traced futex "threadlat @PID@" futex-pingpong -s -n "$ROUNDS"
 tap_ok $? "threadlat.bt traced futex-pingpong -s -n $ROUNDS"
 unset PERF_EVENTS
 show futex
@@ -93,7 +93,7 @@ fi
 if [ "$have_perf" = 1 ]; then
 	export PERF_EVENTS="-e sched:sched_wakeup -e sched:sched_wakeup_new"
 fi
-run_traced preempt "$TOOLS/threadlat.bt @PID@" thread-preempt \
+run_traced preempt "threadlat @PID@" thread-preempt \
 	-n "$SPIN_ROUNDS" -m "$SPIN_MS"
 rc=$?
 unset PERF_EVENTS
@@ -140,7 +140,7 @@ fi
 if ! "$WORKLOAD" -h 2>&1 | grep -q 'thread-preempt.*-k'; then
 	tap_skip "the workload has no thread-preempt -k (busy thread in the kernel)"
 else
-	run_traced kpreempt "$TOOLS/threadlat.bt @PID@" thread-preempt -k \
+	run_traced kpreempt "threadlat @PID@" thread-preempt -k \
 		-n "$SPIN_ROUNDS" -m "$SPIN_MS"
 	rc=$?
 	show kpreempt | grep -v '^#   \['

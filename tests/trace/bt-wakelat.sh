@@ -30,7 +30,7 @@ if "$WORKLOAD" -h 2>&1 | grep -q -- '--no-spin'; then
 else
 	echo "# the workload has no --no-spin: few kicks to time"
 fi
-run_traced ping "-p @PID@ $TOOLS/wakelat.bt @PID@" "${args[@]}"
+run_traced ping "wakelat @PID@" "${args[@]}"
 tap_ok $? "wakelat.bt traced ${args[*]}"
 show ping
 

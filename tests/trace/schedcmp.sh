@@ -61,12 +61,12 @@ trap_cleanup kill_started
 [ -x "$SCHEDCMP" ] || tap_skip_all "$SCHEDCMP not built (make; it needs bpftool, clang and kernel BTF)"
 [ -x "$WORKLOAD" ] || tap_skip_all "$WORKLOAD not built (run make)"
 command -v python3 >/dev/null || tap_skip_all "python3 missing (it reads the JSON)"
-[ -d /sys/kernel/tracing/events/sched ] || [ -d /sys/kernel/debug/tracing/events/sched ] ||
-	tap_skip_all "no sched tracepoints (tracefs)"
+# No tracefs needed: tp_btf and raw_tp programs attach by BTF and name, and
+# the USDT probe through the uprobe PMU (checked below without tracefs).
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/rf-schedcmp.XXXXXX") || exit 1
 
-tap_plan 59
+tap_plan 64
 
 # kv FILE KEY: the value of KEY=value in the workload's counters line.
 kv() {
@@ -237,6 +237,41 @@ runs=$(kv "$tmp/wl.out" runs)
 traced=$(jq_py "$tmp/attach.out" 'sum(d["fibers"]["switches"] for d in L)')
 [ -n "$runs" ] && within "$traced" "$runs" 1
 tap_ok $? "-p: fiber switches traced ($traced) == runs (${runs:-none}) within 1%"
+
+# -- A wrapper: the probes are found in what it execs; a forking one is told what to do.
+run_cmd wrap "$SCHEDCMP" --json -F -- taskset -c 0 "$WORKLOAD" fiber-pingpong -n 1000
+runs=$(kv "$tmp/wrap.out" runs)
+[ "$rc" -eq 0 ] && grep -q 'tracing the fibers of what it runs' "$tmp/wrap.err" &&
+	[ "$(jq_py "$tmp/wrap.out" 'sum(d["fibers"]["switches"] for d in L)')" = "${runs:-none}" ]
+tap_ok $? "-- taskset ... workload: its fibers traced, all ${runs:-no} runs, and said so"
+[ "$rc" -eq 0 ] || tap_diag_file "$tmp/wrap.err"
+run_cmd fork "$SCHEDCMP" --json -- sh -c '"$0" fiber-pingpong -n 1000; exit 0' "$WORKLOAD"
+[ "$rc" -eq 0 ] && grep -q 'start the program under schedcmp directly, or trace it with -p PID' "$tmp/fork.err"
+tap_ok $? "-- sh -c '...' (a forking wrapper): says what to do"
+
+# -- No tracefs (a private mount namespace without it): schedcmp needs none.
+if ! command -v unshare >/dev/null; then
+	tap_skip "unshare missing (util-linux): cannot hide tracefs"
+else
+	timeout "$STEP_TIMEOUT" unshare -m sh -c '
+		umount /sys/kernel/debug/tracing 2>/dev/null
+		umount /sys/kernel/tracing 2>/dev/null
+		if [ -d /sys/kernel/tracing/events ]; then
+			echo "tracefs still mounted"
+			exit 3
+		fi
+		exec "$0" --json --syscalls -- "$1" fiber-pingpong -n 1000' \
+		"$SCHEDCMP" "$WORKLOAD" >"$tmp/notracefs.out" 2>"$tmp/notracefs.err"
+	rc=$?
+	runs=$(kv "$tmp/notracefs.out" runs)
+	if grep -q 'tracefs still mounted' "$tmp/notracefs.out"; then
+		tap_skip "tracefs could not be unmounted in a private namespace"
+	else
+		[ "$rc" -eq 0 ] && [ "$(jq_py "$tmp/notracefs.out" 'sum(d["fibers"]["switches"] for d in L) == '"${runs:-0}"' and sum(d["threads"]["switches"] for d in L) > 0')" = True ]
+		tap_ok $? "without tracefs: threads and fibers traced (${runs:-no} runs; exit $rc)"
+		[ "$rc" -eq 0 ] || tap_diag_file "$tmp/notracefs.err"
+	fi
+fi
 
 # -- -F: fibers only; by default (and --no-syscalls): threads without switch timing.
 run_cmd fonly "$SCHEDCMP" --json -F -- "$WORKLOAD" fiber-pingpong -n 1000
@@ -483,6 +518,14 @@ timeout "$STEP_TIMEOUT" "$SCHEDCMP" -i 0.1 -c 2 -p "$idle_pid" >"$tmp/count2.out
 rc=$?
 [ "$rc" -eq 0 ] && [ "$(grep -c '^--- ' "$tmp/count2.out")" -eq 2 ]
 tap_ok $? "-i 0.1 -c 2, text: two intervals, then exit 0 by itself"
+timeout "$STEP_TIMEOUT" "$SCHEDCMP" --json -p "$idle_pid" 0.1 3 >"$tmp/pos.out" 2>"$tmp/pos.err"
+rc=$?
+[ "$rc" -eq 0 ] && [ "$(grep -c '^{' "$tmp/pos.out")" -eq 3 ]
+tap_ok $? "-p PID 0.1 3 (bcc's INTERVAL COUNT): three JSON lines, then exit 0"
+timeout "$STEP_TIMEOUT" "$SCHEDCMP" -p "$idle_pid" -i 1 1 >"$tmp/pos2.out" 2>"$tmp/pos2.err"
+rc=$?
+[ "$rc" -eq 2 ] && grep -q 'given twice' "$tmp/pos2.err"
+tap_ok $? "-i and a positional interval: usage error (exit $rc)"
 
 "$SCHEDCMP" -i 0.1 -p "$idle_pid" >"$tmp/int.out" 2>"$tmp/int.err" &
 sc_pid=$!
