@@ -51,8 +51,9 @@
  *                     the low-overhead path: @count struct rf_trace_rec
  *                     (@record_size bytes each) at user address @records
  *
- * The per-event probes cost a uprobe trap each (0.6-0.9 us here) while a
- * fiber switch costs nanoseconds.  With only "batch" attached the runtime
+ * The per-event probes cost a uprobe trap each (0.6 to 24 us, with the
+ * machine and its load: Documentation/tracing.md) while a fiber switch
+ * costs nanoseconds.  With only "batch" attached the runtime
  * takes its own timestamps (a vDSO clock read per switch), fills a
  * per-worker buffer and fires the probe once per RF_TRACE_BATCH records, and
  * before its worker sleeps.
