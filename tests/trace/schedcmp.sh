@@ -22,7 +22,9 @@
 #                   exactly; none lost on fiber-pingpong -- CMD
 #   parked          attached to fibers parked before it: each of their
 #                   resumptions (fibers=N, and the main fiber's read) has
-#                   reason "unknown" with no parked time, none "new"
+#                   reason "unknown" with no parked time, none "new"; and
+#                   the same after an earlier schedcmp came and went while
+#                   they ran and parked again (its stamps are stale)
 #   thread-preempt  the preempted thread's run-queue p50 is near MS ms,
 #                   and the mean run-queue delay after a preemption agrees
 #                   with perf sched latency's within 20%
@@ -66,7 +68,7 @@ command -v python3 >/dev/null || tap_skip_all "python3 missing (it reads the JSO
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/rf-schedcmp.XXXXXX") || exit 1
 
-tap_plan 64
+tap_plan 66
 
 # kv FILE KEY: the value of KEY=value in the workload's counters line.
 kv() {
@@ -419,7 +421,7 @@ for _ in $(seq 200); do
 	grep -q '^parked' "$tmp/pwl.out" && break
 	sleep 0.05
 done
-timeout "$STEP_TIMEOUT" "$SCHEDCMP" --json -F -p "$wl_pid" >"$tmp/parked.out" 2>"$tmp/parked.err" &
+timeout "$STEP_TIMEOUT" "$SCHEDCMP" --json -F -p "$wl_pid" >"$tmp/parked.out" 2>"$tmp/parked.err" 3>&- &
 sc_pid=$!
 started_pids="$started_pids $sc_pid"
 wait_tracing "$sc_pid" "$tmp/parked.err"
@@ -429,7 +431,7 @@ wait "$wl_pid"
 wl_rc=$?
 wait "$sc_pid"
 rc=$?
-fibers=$(kv "$tmp/pwl.out" resumed)
+fibers=$(kv "$tmp/pwl.out" fibers)
 got=$(jq_py "$tmp/parked.out" '(sum(d["fibers"]["parked"]["unknown"]["count"] for d in L), [d["fibers"]["parked"]["unknown"]["ns"] for d in L], sum(d["fibers"]["parked"]["new"]["count"] for d in L))')
 [ "$rc" -eq 0 ] && [ "$wl_rc" -eq 0 ] && [ -n "$fibers" ] &&
 	[ "$got" = "($((fibers + 1)), $(jq_py "$tmp/parked.out" '[None] * len(L)'), 0)" ]
@@ -438,6 +440,62 @@ tap_ok $? "attached to $fibers parked fibers: $((${fibers:-0} + 1)) resumptions 
 # Their run-queue delays were measured: each was made ready while traced.
 [ "$(jq_py "$tmp/parked.out" 'sum(d["fibers"]["unknown"] + d["fibers"]["bad"] for d in L)')" = 0 ]
 tap_ok $? "... and every delay known (each was made ready while traced)"
+
+# (Each schedcmp runs without fd 3, the write end of the workload's stdin:
+# holding it, it would keep the workload from seeing end of file.)
+# A second tracer: the fibers park traced under a first schedcmp (it wakes
+# them with line 1), which then leaves; line 2 wakes them untraced and they
+# park again; a second schedcmp attaches and line 3 wakes them.  The first
+# one's stamps are stale: the runtime must not pair its park stamps with
+# the second one's wake-ups (that gave reason "lock" and the time since the
+# first session), but say "unknown".
+rm -f "$tmp/pin2"
+mkfifo "$tmp/pin2"
+"$WORKLOAD" parked -n 4 <"$tmp/pin2" >"$tmp/p2wl.out" 2>"$tmp/p2wl.err" &
+wl_pid=$!
+started_pids="$started_pids $wl_pid"
+exec 3>"$tmp/pin2"
+wait_line() {	# wait_line FILE REGEX: until FILE has such a line (10 s at most)
+	for _ in $(seq 200); do
+		grep -q "$2" "$1" && return 0
+		sleep 0.05
+	done
+	return 1
+}
+wait_line "$tmp/p2wl.out" '^parked'
+"$SCHEDCMP" --json -F -p "$wl_pid" >"$tmp/first.out" 2>"$tmp/first.err" 3>&- &
+sc_pid=$!
+started_pids="$started_pids $sc_pid"
+wait_tracing "$sc_pid" "$tmp/first.err"
+echo one >&3
+wait_line "$tmp/p2wl.out" '^released 1'
+sleep 0.2
+kill -INT "$sc_pid"
+wait "$sc_pid"
+rc1=$?
+echo two >&3
+wait_line "$tmp/p2wl.out" '^released 2'
+sleep 0.2
+timeout "$STEP_TIMEOUT" "$SCHEDCMP" --json -F -p "$wl_pid" >"$tmp/second.out" 2>"$tmp/second.err" 3>&- &
+sc_pid=$!
+started_pids="$started_pids $sc_pid"
+wait_tracing "$sc_pid" "$tmp/second.err"
+echo three >&3
+exec 3>&-
+wait "$wl_pid"
+wl_rc=$?
+wait "$sc_pid"
+rc=$?
+fibers=$(kv "$tmp/p2wl.out" fibers)
+got=$(jq_py "$tmp/second.out" '(sum(d["fibers"]["parked"]["unknown"]["count"] for d in L), sum(d["fibers"]["parked"]["lock"]["count"] for d in L), sum(d["fibers"]["parked"]["new"]["count"] for d in L))')
+# Line 3: fibers + the main fiber's read unknown; end of file: fibers "lock".
+[ "$rc1" -eq 0 ] && [ "$rc" -eq 0 ] && [ "$wl_rc" -eq 0 ] && [ -n "$fibers" ] &&
+	[ "$got" = "($((fibers + 1)), $fibers, 0)" ]
+tap_ok $? "a second schedcmp after a first one left: $((${fibers:-0} + 1)) resumptions 'unknown', then $fibers 'lock', none 'new'" \
+	"(unknown, lock, new): $got; schedcmp $rc1 and $rc, workload $wl_rc"
+got=$(jq_py "$tmp/first.out" '(sum(d["fibers"]["parked"]["unknown"]["count"] for d in L), sum(d["fibers"]["parked"]["lock"]["count"] for d in L))')
+[ "$got" = "($((${fibers:-0} + 1)), 0)" ]
+tap_ok $? "... and the first saw line 1's $((${fibers:-0} + 1)) 'unknown' ($got)"
 
 # ------------------------------------------ thread-preempt, with perf sched
 if command -v perf >/dev/null; then

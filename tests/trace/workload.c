@@ -62,12 +62,16 @@
  *   parked [-n FIBERS] [-w WORKERS]
  *	a runtime with WORKERS workers (default 2); FIBERS fibers (default 8),
  *	pinned round robin to the workers, run and park on an rf_sem; then
- *	"parked PID" is printed and the main fiber parks reading a line from
- *	stdin.  When it comes, the main fiber releases the fibers and joins
- *	them.  A tracer attached in between sees FIBERS + 1 fibers resume
- *	that parked before it attached (the main fiber's read, the fibers'
+ *	"parked PID" is printed and the main fiber parks reading lines from
+ *	stdin.  Each line wakes every fiber once, and each parks again; the
+ *	main fiber then prints "released K" (K lines so far) and reads on.
+ *	At end of file it wakes them a last time, to finish, and joins them.
+ *	A tracer attached before a line sees FIBERS + 1 fibers resume that
+ *	parked before it attached (the main fiber's read, the fibers'
  *	waits): it cannot know why, nor how long they were parked, and none
- *	of them runs for the first time.  Prints fibers=N resumed=N.
+ *	of them runs for the first time; the same after a tracer that came
+ *	and went, since they ran untraced in between.  Prints fibers=N
+ *	lines=K resumed=N*(K+1).
  *   batch-seq
  *	no runtime: fires the "batch" probe by hand three times from one
  *	buffer, 10 records each, numbered (seq) 4-13, 14-23 and 30-39, then
@@ -1163,20 +1167,26 @@ static int run_fiber_io(void)
 
 /* ------------------------------------------------------------------- parked */
 
-static struct rf_sem parked_sem;
+static struct rf_sem *parked_sem;	/* one per fiber: a wake-up each */
 static unsigned long parked_waiting;	/* atomic: fibers about to park */
 static unsigned long parked_resumed;	/* atomic */
+static int parked_done;			/* atomic: the last wake-up */
+static unsigned long parked_lines;
 
 static void *parked_fiber(void *arg)
 {
+	struct rf_sem *sem = arg;
 	int err;
 
 	__atomic_add_fetch(&parked_waiting, 1, __ATOMIC_SEQ_CST);
-	err = rf_sem_acquire(&parked_sem, RF_NO_DEADLINE);
-	if (err)
-		return fiber_fail("rf_sem_acquire", err);
-	__atomic_add_fetch(&parked_resumed, 1, __ATOMIC_SEQ_CST);
-	return NULL;
+	for (;;) {
+		err = rf_sem_acquire(sem, RF_NO_DEADLINE);
+		if (err)
+			return fiber_fail("rf_sem_acquire", err);
+		__atomic_add_fetch(&parked_resumed, 1, __ATOMIC_SEQ_CST);
+		if (__atomic_load_n(&parked_done, __ATOMIC_SEQ_CST))
+			return NULL;
+	}
 }
 
 /* Park reading stdin until a whole line came: 0, or a negative errno. */
@@ -1188,7 +1198,7 @@ static int parked_read_line(void)
 	do {
 		n = rf_read(STDIN_FILENO, &c, 1, -1, RF_NO_DEADLINE);
 		if (n == 0)
-			return -ENODATA;	/* EOF: no tracer will send the line */
+			return -ENODATA;	/* end of file: the last line came */
 	} while ((n == 1 && c != '\n') || n == -EINTR);
 	return n < 0 ? (int)n : 0;
 }
@@ -1202,12 +1212,16 @@ static void *parked_main(void *arg)
 	int err = 0;
 
 	f = calloc(cfg.rounds, sizeof(*f));
-	if (!f)
+	parked_sem = calloc(cfg.rounds, sizeof(*parked_sem));
+	if (!f || !parked_sem) {
+		free(f);
+		free(parked_sem);
 		return fiber_fail("calloc", -ENOMEM);
-	rf_sem_init(&parked_sem, 0);
+	}
 	for (spawned = 0; spawned < cfg.rounds; spawned++) {
+		rf_sem_init(&parked_sem[spawned], 0);
 		err = rf_spawn_on((unsigned int)(spawned % rf_worker_count()), &f[spawned],
-				  parked_fiber, NULL, &attr);
+				  parked_fiber, &parked_sem[spawned], &attr);
 		if (err)
 			break;
 	}
@@ -1218,16 +1232,25 @@ static void *parked_main(void *arg)
 	if (!err) {
 		printf("parked %d\n", (int)getpid());
 		fflush(stdout);
-		err = parked_read_line();
+		while ((err = parked_read_line()) == 0) {
+			for (i = 0; i < spawned; i++)
+				rf_sem_release(&parked_sem[i]);
+			printf("released %lu\n", ++parked_lines);
+			fflush(stdout);
+		}
+		if (err == -ENODATA)
+			err = 0;
 	}
+	__atomic_store_n(&parked_done, 1, __ATOMIC_SEQ_CST);
 	for (i = 0; i < spawned; i++)
-		rf_sem_release(&parked_sem);
+		rf_sem_release(&parked_sem[i]);
 	for (i = 0; i < spawned; i++) {
 		rf_join(f[i], &res, RF_NO_DEADLINE);
 		if (res)
 			ret = res;
 	}
 	free(f);
+	free(parked_sem);
 	if (err)
 		return fiber_fail(spawned < cfg.rounds ? "rf_spawn_on" : "reading stdin", err);
 	return ret;
@@ -1240,7 +1263,8 @@ static int run_parked(void)
 
 	if (rc)
 		return rc;
-	printf("mode=parked fibers=%lu resumed=%lu", cfg.rounds, parked_resumed);
+	printf("mode=parked fibers=%lu lines=%lu resumed=%lu", cfg.rounds, parked_lines,
+	       parked_resumed);
 	print_rt_stats();
 	return 0;
 }
