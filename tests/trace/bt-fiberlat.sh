@@ -7,7 +7,8 @@
 # fiber-pingpong: every switch into a fiber is one run probe hit, so the
 # script's count must match the runtime's own rf_stats.runs (within 1%),
 # on both workers.  fiber-hog: the ticker waits MS ms in the run queue each
-# round, by construction, so that many delays must land in the MS bucket.
+# round, by construction, so that many delays must land in the MS bucket or
+# above (above where other tasks preempt the hog's thread).
 #
 # Root, bpftrace, BTF and uprobes are needed (else the file is skipped).
 # TAP on stdout.
@@ -43,7 +44,7 @@ w1=$(sed -n 's/^@worker\[1\]: count \([0-9]*\),.*/\1/p' "$tmp/ping.bt")
 	within 1 "$w1" "$ROUNDS"
 tap_ok $? "per worker: ${w0:-?} and ${w1:-?} resumptions, about $ROUNDS each"
 
-# -- fiber-hog: the ticker's delays land in the MS bucket.
+# -- fiber-hog: the ticker's delays land in the MS bucket or above.
 run_traced hog "fiberlat @PID@" fiber-hog \
 	-n "$SPIN_ROUNDS" -m "$SPIN_MS"
 tap_ok $? "fiberlat.bt traced fiber-hog -n $SPIN_ROUNDS -m $SPIN_MS"
@@ -55,12 +56,15 @@ unknown=$(bt_get hog unknown)
 [ -n "$runs" ] && [ -n "$count" ] && [ $((count + unknown)) -eq "$runs" ]
 tap_ok $? "count $count + unknown $unknown is rf_stats.runs ${runs:-?}"
 
-# The bucket that holds SPIN_MS ms, in ns, and the next one (a tick that
-# waited a little longer): they hold the ticker's delays, one per round.
+# The bucket that holds SPIN_MS ms, in ns, and those above it: they hold
+# the ticker's delays, one per round, and nothing else waits that long.  No
+# upper bound: where other tasks preempt the hog's thread, a spin (and the
+# ticker's wait) takes longer than SPIN_MS in wall time, as the workload's
+# own delay_max_ns then shows (23-27 ms seen on a loaded machine).
 lo=$(pow2_floor $((SPIN_MS * 1000000)))
 ticks=$(wl_get hog ticks)
-inrange=$(hist_count hog ns "$lo" $((lo * 4)))
+inrange=$(hist_count hog ns "$lo")
 [ -n "$ticks" ] && [ "$ticks" -gt 0 ] && [ "$inrange" -eq "$ticks" ]
-tap_ok $? "$inrange delays in [$lo, $((lo * 4))) ns: the ticker's ${ticks:-?} ticks"
+tap_ok $? "$inrange delays of $lo ns or more: the ticker's ${ticks:-?} ticks"
 
 tap_done
