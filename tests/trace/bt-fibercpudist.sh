@@ -26,7 +26,7 @@ ROUNDS=10000
 bt_require
 tap_plan 5
 
-run_traced hog "-p @PID@ $TOOLS/fibercpudist.bt @PID@" fiber-hog \
+run_traced hog "fibercpudist @PID@" fiber-hog \
 	-n "$SPIN_ROUNDS" -m "$SPIN_MS"
 tap_ok $? "fibercpudist.bt traced fiber-hog -n $SPIN_ROUNDS -m $SPIN_MS"
 show hog
@@ -44,7 +44,7 @@ all=$(hist_count hog 'name_ns[hog]' 0)
 [ "$long" -eq "$SPIN_ROUNDS" ] && [ "$all" -eq $((SPIN_ROUNDS + 1)) ]
 tap_ok $? "hog: $long of its $all stretches from $lo ns up: the $SPIN_ROUNDS spins"
 
-run_traced ping "-p @PID@ $TOOLS/fibercpudist.bt @PID@" fiber-pingpong -n "$ROUNDS"
+run_traced ping "fibercpudist @PID@" fiber-pingpong -n "$ROUNDS"
 tap_ok $? "fibercpudist.bt traced fiber-pingpong -n $ROUNDS"
 show ping | grep -v '^#   \['
 runs=$(wl_get ping runs)

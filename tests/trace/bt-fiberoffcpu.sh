@@ -34,7 +34,7 @@ if ! command -v nm >/dev/null || ! command -v readelf >/dev/null; then
 fi
 tap_plan 6
 
-run_traced hog "-p @PID@ $TOOLS/fiberoffcpu.bt @PID@" fiber-hog \
+run_traced hog "fiberoffcpu @PID@" fiber-hog \
 	-n "$SPIN_ROUNDS" -m "$SPIN_MS"
 tap_ok $? "fiberoffcpu.bt traced fiber-hog -n $SPIN_ROUNDS -m $SPIN_MS"
 show hog

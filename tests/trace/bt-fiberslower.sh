@@ -33,7 +33,7 @@ lines() {
 	grep -E '^[0-9]{2}:[0-9]{2}:[0-9]{2} ' "$tmp/$1.bt"
 }
 
-run_traced hog "-p @PID@ $TOOLS/fiberslower.bt @PID@ $MIN_US" fiber-hog \
+run_traced hog "fiberslower @PID@ $MIN_US" fiber-hog \
 	-n "$SPIN_ROUNDS" -m "$SPIN_MS"
 tap_ok $? "fiberslower.bt (MIN_US $MIN_US) traced fiber-hog -n $SPIN_ROUNDS -m $SPIN_MS"
 show hog
@@ -51,7 +51,7 @@ short=$(lines hog | awk -v min="$MIN_US" '$3 == "ticker" && ($6 < $4 || $4 < min
 [ "$n" -gt 0 ] && [ "$short" -eq 0 ]
 tap_ok $? "every WAIT_us at least $MIN_US, within the hog's stretch PREV_us ($short not)"
 
-run_traced high "-p @PID@ $TOOLS/fiberslower.bt @PID@ $HIGH_US" fiber-hog \
+run_traced high "fiberslower @PID@ $HIGH_US" fiber-hog \
 	-n "$SPIN_ROUNDS" -m "$SPIN_MS"
 tap_ok $? "fiberslower.bt (MIN_US $HIGH_US) traced fiber-hog -n $SPIN_ROUNDS -m $SPIN_MS"
 show high

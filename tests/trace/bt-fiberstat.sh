@@ -32,7 +32,7 @@ stat_of() {
 	sed -n "s/^@$2\[$3\]: \([0-9]*\)$/\1/p" "$tmp/$1.bt" | head -1
 }
 
-run_traced hog "-p @PID@ $TOOLS/fiberstat.bt @PID@" fiber-hog \
+run_traced hog "fiberstat @PID@" fiber-hog \
 	-n "$SPIN_ROUNDS" -m "$SPIN_MS"
 tap_ok $? "fiberstat.bt traced fiber-hog -n $SPIN_ROUNDS -m $SPIN_MS"
 show hog
@@ -69,7 +69,7 @@ tap_ok $? "$exits names with one exit each (main, hog, ticker)"
 # -- INTERVAL and COUNT: two reports, then the script exits by itself,
 # long before its target (which idles for IDLE_MS).
 IDLE_MS=8000
-run_traced idle "-p @PID@ $TOOLS/fiberstat.bt @PID@ 1 2" idle -m "$IDLE_MS"
+run_traced idle "fiberstat @PID@ 1 2" idle -m "$IDLE_MS"
 tap_ok $? "fiberstat.bt @PID@ 1 2 traced idle -m $IDLE_MS"
 reports=$(grep -c '^[0-9][0-9]:[0-9][0-9]:[0-9][0-9]$' "$tmp/idle.bt")
 partial=$(grep -c 'partial' "$tmp/idle.bt")

@@ -32,7 +32,7 @@ pair() {
 }
 
 # -- fiber-hog: the hog wakes the ticker once per tick, and once more.
-run_traced hog "-p @PID@ $TOOLS/fiberwake.bt @PID@" fiber-hog \
+run_traced hog "fiberwake @PID@" fiber-hog \
 	-n "$SPIN_ROUNDS" -m "$SPIN_MS"
 tap_ok $? "fiberwake.bt traced fiber-hog -n $SPIN_ROUNDS -m $SPIN_MS"
 show hog
@@ -49,7 +49,7 @@ j=$(pair hog wakes hog main)
 tap_ok $? "main spawned ticker ${s1:-?} and hog ${s2:-?} times; hog's end woke main ${j:-?}"
 
 # -- fiber-pingpong across two workers: every run follows one ready.
-run_traced ping "-p @PID@ $TOOLS/fiberwake.bt @PID@" fiber-pingpong -n "$ROUNDS"
+run_traced ping "fiberwake @PID@" fiber-pingpong -n "$ROUNDS"
 tap_ok $? "fiberwake.bt traced fiber-pingpong -n $ROUNDS"
 show ping
 

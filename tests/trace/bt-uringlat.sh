@@ -41,7 +41,7 @@ op_count() {
 	sed -n "s/^@stats\[$2\]: count \([0-9]*\),.*/\1/p" "$tmp/$1.bt" | head -1
 }
 
-run_traced io "$TOOLS/uringlat.bt @PID@" fiber-io -n "$ROUNDS" -m "$MS"
+run_traced io "uringlat @PID@" fiber-io -n "$ROUNDS" -m "$MS"
 tap_ok $? "uringlat.bt traced fiber-io -n $ROUNDS -m $MS"
 show io | grep -v '^#   \['
 
