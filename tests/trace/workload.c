@@ -383,6 +383,7 @@ static int run_futex_pingpong(void)
 	struct futex_player pl[2] = { { .id = 0 }, { .id = 1 } };
 	int cpus[2], ncpus = allowed_cpus(cpus, 2);
 	pthread_attr_t attr;
+	struct rusage self;
 	int64_t t0, t1;
 	int i, err;
 
@@ -404,14 +405,19 @@ static int run_futex_pingpong(void)
 	for (i = 0; i < 2; i++)
 		pthread_join(pl[i].thread, NULL);
 	t1 = serve_now();
+	/* every switch of the process so far, the exited players' included */
+	if (getrusage(RUSAGE_SELF, &self) < 0)
+		die("getrusage", errno);
 
 	printf("mode=futex-pingpong rounds=%lu cpu0=%d cpu1=%d waits=%lu eagain=%lu "
 	       "wake_calls=%lu wakes=%lu nvcsw=%ld nivcsw=%ld "
+	       "self_nvcsw=%ld self_nivcsw=%ld "
 	       "waits0=%lu waits1=%lu wall_ns=%" PRId64 "\n",
 	       cfg.rounds, pl[0].cpu, pl[1].cpu, pl[0].slept + pl[1].slept,
 	       pl[0].eagain + pl[1].eagain, pl[0].wake_calls + pl[1].wake_calls,
 	       pl[0].woken + pl[1].woken, pl[0].nvcsw + pl[1].nvcsw,
-	       pl[0].nivcsw + pl[1].nivcsw, pl[0].slept, pl[1].slept, t1 - t0);
+	       pl[0].nivcsw + pl[1].nivcsw, self.ru_nvcsw, self.ru_nivcsw,
+	       pl[0].slept, pl[1].slept, t1 - t0);
 	return 0;
 }
 
