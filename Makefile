@@ -520,3 +520,26 @@ uninstall:
 
 # The man pages' test (tests/build/man.sh) checks what make man wrote.
 check-unit: man
+
+# ------------------------------------------------------------------ DKMS
+# The module's sources as DKMS wants them (dkms(8)): DKMS_SOURCE_TREE/
+# rfwake-VERSION/ holds module/dkms.conf, its version put in, and
+# module/'s Kbuild and sources in their layout (include/uapi/linux/).
+# Then `dkms add rfwake/VERSION`, `dkms build`, `dkms install`
+# (Documentation/development.md, "DKMS").  The rfwake-dkms package
+# installs the same tree (debian/rules).
+DKMS_SOURCE_TREE ?= /usr/src
+DKMS_DIR := $(DKMS_SOURCE_TREE)/rfwake-$(VERSION)
+
+.PHONY: install-dkms uninstall-dkms
+install-dkms:
+	$(quiet) INSTALL "$(DESTDIR)$(DKMS_DIR)"
+	$(Q)$(INSTALL) -d "$(DESTDIR)$(DKMS_DIR)"
+	$(Q)cd module && for f in $(MODULE_SRCS:module/%=%); do \
+		$(INSTALL) -D -m 644 "$$f" "$(DESTDIR)$(DKMS_DIR)/$$f" || exit; \
+	done
+	$(Q)sed 's/#MODULE_VERSION#/$(VERSION)/' module/dkms.conf >"$(DESTDIR)$(DKMS_DIR)/dkms.conf"
+
+uninstall-dkms:
+	$(quiet) UNINST "$(DESTDIR)$(DKMS_DIR)"
+	$(Q)rm -rf "$(DESTDIR)$(DKMS_DIR)"
