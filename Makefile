@@ -370,7 +370,9 @@ clean: module-clean
 # the kernel's own scripts/kernel-doc -man, taken from Debian's
 # linux-source (scripts/install-deps).  kernel-doc writes the kernel's
 # section 9 and manual names in .TH: the sed puts ours there, and every
-# page gets a SEE ALSO ringfiber(7).  Sections 1 and 7 are written by hand
+# page gets a SEE ALSO ringfiber(7); a struct's NAME line names it alone
+# (rf_buf \- ...), as mandb's parser, lexgrog, wants it for whatis and
+# apropos.  Sections 1 and 7 are written by hand
 # (man/).  -Werror: a function or member left undescribed fails the build.
 KDOC_TARBALL ?= $(lastword $(sort $(wildcard /usr/src/linux-source-*.tar.xz)))
 KERNEL_DOC := $(B)/man/kernel-doc
@@ -406,6 +408,7 @@ $(B)/man/man3/%.3: userspace/include/ringfiber.h $(KERNEL_DOC)
 	$(Q)sed -i 's/^\.TH "[^"]*" 9 "\(struct \)\{0,1\}[^"]*" "\([^"]*\)" .*/.TH "$*" 3 "\2"'` \
 		`' "ringfiber $(VERSION)" "ringfiber Manual"/' $@.tmp
 	$(Q)printf '.SH "SEE ALSO"\n.BR ringfiber (7)\n' >>$@.tmp
+	$(Q)sed -i '/^\.SH NAME$$/{n;s/^struct \($*\) \\- /\1 \\- /}' $@.tmp
 	$(Q)mv $@.tmp $@
 
 # ------------------------------------------------------- install, uninstall

@@ -18,7 +18,7 @@ done
 if ! ls "$man3"/*.3 >/dev/null 2>&1; then
 	tap_skip_all "no $man3/*.3: make man not run"
 fi
-tap_plan 5
+tap_plan 6
 
 funcs=$(sed -n 's/^[[:space:]]*\(rf_[a-z0-9_]*\);$/\1/p' userspace/src/ringfiber.map | sort)
 missing=""
@@ -67,6 +67,16 @@ tap_ok $? "man --warnings=w -l: $names of $npages pages rendered, nothing on std
 	done
 }
 rm -f "$B/man/.stderr"
+
+# Every page's NAME line as mandb reads it for whatis and apropos (lexgrog,
+# man-db's parser; lintian's bad-whatis-entry): "name \- description",
+# the name alone ("struct rf_buf \- ..." does not parse).
+unparsed=""
+for p in $pages; do
+	lexgrog "$p" >/dev/null 2>&1 || unparsed="$unparsed ${p##*/}"
+done
+[ -z "$unparsed" ]
+tap_ok $? "lexgrog parses the NAME line of every page${unparsed:+ (not:$unparsed)}"
 
 # The hand-written pages: .TH NAME SECTION YYYY-MM-DD, and a NAME line,
 # that match the file's name (man finds a page by its file, and shows .TH).
