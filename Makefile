@@ -233,7 +233,7 @@ $(B)/aarch64-dyn/tests/%: tests/runtime/%.c $(TEST_HDRS) $(B)/aarch64/libringfib
 
 $(SHARED_LIB): $(LIB_OBJS) userspace/src/ringfiber.map
 	$(quiet) LD $@
-	$(Q)$(CC) -shared -Wl,-soname,$(SONAME) \
+	$(Q)$(CC) -shared $(LDFLAGS) -Wl,-soname,$(SONAME) \
 		-Wl,--version-script=userspace/src/ringfiber.map \
 		-o $@ $(LIB_OBJS) $(URING_LIBS)
 	$(Q)ln -sf $(notdir $@) $(B)/$(SONAME)
@@ -482,8 +482,12 @@ $(DEMO_WRAPPER): FORCE
 		'exec $(DEMO_DIR)/demo $(DEMO_DIR)/build "$$@"' >$@.tmp
 	$(Q)if cmp -s $@.tmp $@; then rm $@.tmp; else mv $@.tmp $@; fi
 
-install: lib $(addprefix $(B)/,$(foreach p,$(INSTALL_PROGRAMS),$(firstword $(subst :, ,$(p))))) \
+# What install installs, built (debian/rules builds it in its build step).
+.PHONY: installable
+installable: lib $(addprefix $(B)/,$(foreach p,$(INSTALL_PROGRAMS),$(firstword $(subst :, ,$(p))))) \
 		$(addprefix $(B)/,$(DEMO_PROGRAMS)) $(DEMO_WRAPPER) man $(PC_FILE)
+
+install: installable
 	$(quiet) INSTALL "$(DESTDIR)$(PREFIX)"
 	$(Q)$(INSTALL) -d "$(DESTDIR)$(LIBDIR)" "$(DESTDIR)$(PKGCONFIGDIR)" \
 		"$(DESTDIR)$(INCLUDEDIR)" "$(DESTDIR)$(BINDIR)" "$(DESTDIR)$(BPFTRACEDIR)" \
@@ -546,3 +550,24 @@ install-dkms:
 uninstall-dkms:
 	$(quiet) UNINST "$(DESTDIR)$(DKMS_DIR)"
 	$(Q)rm -rf "$(DESTDIR)$(DKMS_DIR)"
+
+# ------------------------------------------------------- Debian packages
+# make deb: libringfiber0, libringfiber-dev, ringfiber-tools and
+# rfwake-dkms (debian/), built by dpkg-buildpackage -us -uc -b in a copy of
+# the tree (its files that git tracks or does not ignore) in
+# $(B)/deb/ringfiber-VERSION/, so that the .debs, which dpkg-buildpackage
+# writes beside the tree it builds, land in $(B)/deb/; then lintian on
+# the .changes, which fails on an error.  The packaging tools and the
+# Build-Depends: scripts/install-deps --packaging (as root it installs them).
+DEB_DIR := $(B)/deb
+DEB_TREE := $(DEB_DIR)/ringfiber-$(VERSION)
+
+.PHONY: deb
+deb:
+	$(Q)scripts/install-deps --packaging
+	$(Q)rm -rf $(DEB_DIR) && mkdir -p $(DEB_TREE)
+	$(Q)git ls-files -z --cached --others --exclude-standard | \
+		tar --null -T - --ignore-failed-read -cf - | tar -C $(DEB_TREE) -xf -
+	$(Q)cd $(DEB_TREE) && dpkg-buildpackage -us -uc -b
+	$(Q)lintian --fail-on error $(DEB_DIR)/ringfiber_*.changes
+	@ls $(DEB_DIR)/*.deb
