@@ -63,9 +63,15 @@ tap_ok $? "cc prog.c \$(pkg-config --cflags --libs ringfiber): $(pkg-config --cf
 
 out=$("$tmp/prog" 2>&1)
 rc=$?
+# The library ld.so found is the one libringfiber0 installed (through
+# /lib/<multiarch>, the same directory on a merged-/usr Debian 12).
 lib=$(ldd "$tmp/prog" 2>/dev/null | awk '$1 == "libringfiber.so.0" { print $3 }')
-[ $rc = 0 ] && [ "$out" = ok ] && [ "$lib" = "/usr/lib/$(cc -print-multiarch)/libringfiber.so.0" ]
-tap_ok $? "it runs against the packaged library ($lib): $out" "exit $rc, output: $out"
+packaged=/usr/lib/$(cc -print-multiarch)/libringfiber.so.0
+owner=$(dpkg -S "$packaged" 2>/dev/null | cut -d: -f1)
+[ $rc = 0 ] && [ "$out" = ok ] && [ -n "$lib" ] &&
+	[ "$(readlink -f "$lib")" = "$(readlink -f "$packaged")" ] && [ "$owner" = libringfiber0 ]
+tap_ok $? "it runs against the packaged library ($lib, $packaged of $owner): $out" \
+	"exit $rc, output: $out; ld.so: '$lib' -> $(readlink -f "$lib"); $packaged -> $(readlink -f "$packaged"), of '$owner'"
 
 failed=
 for b in $(dpkg -L ringfiber-tools | grep '^/usr/bin/'); do
