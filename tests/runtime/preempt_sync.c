@@ -103,6 +103,23 @@ static uint64_t ms_iters(double ms)
 	return (uint64_t)(ms * (double)iters_per_ms);
 }
 
+/*
+ * Go on computing inside a critical section until some fiber has run beside
+ * it (*@seen moved), for at most @max_ms more.  Where a preemption lands is
+ * up to the monitor's sampling, not to us: in a 6.12-rt guest under TCG
+ * one run in five preempted the hog (the "preempted" check passed)
+ * only outside its 8 ms section, and no waiter saw the mutex held.  Holding
+ * on until the event is seen makes the check about preemption, not about
+ * the sampling's phase; a runtime that never preempts still fails it after
+ * @max_ms.
+ */
+static uint64_t crunch_until_seen(uint64_t acc, const uint64_t *seen, int max_ms)
+{
+	for (int i = 0; i < max_ms && !load64(seen); i++)
+		acc = crunch(acc, ms_iters(1));
+	return acc;
+}
+
 static int64_t thread_cpu_ns(void)
 {
 	struct timespec ts;
@@ -304,6 +321,7 @@ static void *mtx_hog(void *arg)
 		v = t->counter;
 		store_int(&t->holder_worker, rf_worker_id());
 		acc = crunch(acc ^ v, ms_iters(8));
+		acc = crunch_until_seen(acc, &t->seen_held, 200);
 		store_int(&t->holder_worker, -1);
 		t->counter = v + 1;
 		rf_mutex_unlock(&t->m);
@@ -417,6 +435,8 @@ static void *bb_producer(void *arg)
 		/* the item's "work" is done holding the mutex (every 4th: 6 ms) */
 		store_int(&t->producer_in_cs, rf_worker_id());
 		acc = crunch(acc, ms_iters(i % 4 == 0 ? 6 : 0.05));
+		if (i % 4 == 0)
+			acc = crunch_until_seen(acc, &t->seen_held, 200);
 		store_int(&t->producer_in_cs, -1);
 		t->buf[(t->head + t->len++) % BB_CAP] = item;
 		rf_cond_signal(&t->not_empty);
