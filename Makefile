@@ -66,7 +66,8 @@ LIB_SRCS := userspace/src/runtime.c userspace/src/setup.c userspace/src/loop.c \
 	userspace/src/fls.c userspace/src/trace.c userspace/src/timer.c \
 	userspace/src/wake/msg_ring.c \
 	userspace/src/wake/eventfd.c userspace/src/wake/futex.c \
-	userspace/src/wake/rfwake.c
+	userspace/src/wake/rfwake.c \
+	userspace/src/rescue.c
 ARCH_SRCS = userspace/src/arch/$(1)/switch.S userspace/src/arch/$(1)/preempt.S
 
 # The objects of the library in build directory $(1) for architecture $(2).

@@ -133,6 +133,29 @@ enum {
 	 * rf_preempt_disable() for what preemption means.
 	 */
 	RF_RT_NO_PREEMPT = 1u << 10,
+	/**
+	 * Rescue the fibers of a worker blocked in the kernel: a fiber that
+	 * makes a blocking system call (or calls a library that does) without
+	 * rf_blocking() stops its worker's thread; with this flag the module
+	 * rfwake (Documentation/rfwake.md, "Block notification") tells the
+	 * watchdog's monitor thread at once, and when the blocked worker has
+	 * ready fibers or completions, the monitor sends its thread the
+	 * runtime's signal (SIGURG, SI_QUEUE): the handler hands those fibers
+	 * to the other workers, or with one worker to a spare worker kept for
+	 * this, and the blocking call goes on.  Calls the kernel restarts
+	 * after a handler installed with SA_RESTART (read(), write(),
+	 * accept(), ...) do not notice; calls signal(7) lists as never
+	 * restarted (nanosleep(), poll(), epoll_wait(), ...) may return EINTR
+	 * early, as POSIX allows on any signal: loop on the deadline.
+	 * rf_runtime_create() fails with -EOPNOTSUPP where /dev/rfwake is
+	 * missing or lacks RFWAKE_FEAT_WATCH, and with -EINVAL with a
+	 * negative hog_ns (no monitor).  The environment variable
+	 * RF_BLOCK_RESCUE=1 (read with secure_getenv()) sets the flag for
+	 * every runtime of the process; where it cannot be honoured the
+	 * runtime says why on stderr, once, and runs without it.
+	 * rf_stats.features has RF_FEAT_BLOCK_RESCUE when it is on.
+	 */
+	RF_RT_BLOCK_RESCUE = 1u << 11,
 };
 
 /*
@@ -277,6 +300,7 @@ enum {
 	RF_FEAT_BUF_RING = 1u << 11,       /* IORING_REGISTER_PBUF_RING: receivers' buffers */
 	RF_FEAT_MULTISHOT_RECV = 1u << 12, /* IORING_RECV_MULTISHOT: one receive per connection */
 	RF_FEAT_PREEMPT = 1u << 13,        /* hogs are preempted (rf_preempt_disable()) */
+	RF_FEAT_BLOCK_RESCUE = 1u << 14,   /* RF_RT_BLOCK_RESCUE: blocked workers are rescued */
 };
 
 /**
@@ -328,6 +352,9 @@ enum {
  *             preempted it, those deferred, and those that found nothing
  *             else to run (after which the timer ticks less and less often,
  *             up to every 16 slices; see rf_runtime_opts.slice_ns).
+ * @block_rescues: times the handler of RF_RT_BLOCK_RESCUE ran on a worker
+ *             blocked in a fiber's system call, collected what it could and
+ *             handed its movable ready fibers on.
  *
  * Every counter is the sum over the workers (rf_runtime_worker_stats()
  * gives one worker's); the rf_stats of a running runtime read from another
@@ -357,6 +384,7 @@ struct rf_stats {
 	uint64_t preemptions;
 	uint64_t preempt_deferred;
 	uint64_t preempt_ticks;
+	uint64_t block_rescues;
 };
 
 /* ---------------------------------------------------------------- runtime */

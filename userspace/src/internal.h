@@ -402,6 +402,14 @@ struct rf__worker {
 	/* The list of every fiber spawned here (join, deadlock, teardown). */
 	rf__spinlock_t all_lock __attribute__((aligned(RF__CACHELINE)));
 	struct rf__list all;		/* through rf_fiber.all_link */
+
+	/* rescue.c: RF_RT_BLOCK_RESCUE (NULL, 0 without it) */
+	uint32_t *rescue_armed;		/* our armed[] word in the watch pages */
+	uint32_t *rescue_seq;		/* our seq[] word: odd while blocked */
+	uint32_t rescue_id;		/* our waiter id in the rescue domain */
+	bool rescue_watched;		/* this run's thread is watched */
+	uint32_t rescue_req __attribute__((aligned(RF__CACHELINE)));	/* atomic: asked, not yet run */
+	uint64_t block_rescues;		/* the handler's rescues (stats) */
 };
 
 /*
@@ -555,6 +563,12 @@ struct rf_runtime {
 	pthread_t monitor;
 	bool monitor_started;
 	uint32_t monitor_parked;	/* atomic: it sleeps until a worker wakes */
+
+	/* rescue.c: RF_RT_BLOCK_RESCUE; rescue_fd -1 without it */
+	int rescue_fd;			/* the rescue's rfwake domain */
+	int rescue_epfd;		/* the monitor's epoll: the domain, blocked rings */
+	void *rescue_pages;		/* struct rfwake_watch_shared, mapped */
+	uint32_t rescue_monitor_id;	/* the monitor's waiter: woken by blocks */
 
 	struct rf__pool *pool;		/* rf_blocking() threads */
 	pthread_mutex_t pool_lock;
@@ -721,6 +735,32 @@ static inline void rf__unpark(struct rf__worker *wk)
 	__atomic_store_n(&wk->parked, 0, __ATOMIC_SEQ_CST);
 	if (__builtin_expect(__atomic_load_n(&wk->rt->monitor_parked, __ATOMIC_SEQ_CST), 0))
 		rf__monitor_kick(wk->rt);
+}
+
+/* rescue.c */
+bool rf__rescue_from_env(void);
+int rf__rescue_open(struct rf_runtime *rt, bool quiet_fallback);
+void rf__rescue_close(struct rf_runtime *rt);
+int rf__rescue_setup(struct rf__worker *wk);
+void rf__rescue_teardown(struct rf__worker *wk);
+bool rf__rescue_signal(struct rf__worker *wk);
+
+/* The monitor's own state of the rescue (its stack): which rings it polls. */
+struct rf__rescue_mon {
+	uint8_t polled[RF_MAX_WORKERS];	/* enum rf__rescue_poll in rescue.c */
+};
+
+void rf__rescue_mon_wait(struct rf_runtime *rt, struct rf__rescue_mon *mon, int64_t ns);
+void rf__rescue_mon_stop(struct rf_runtime *rt, struct rf__rescue_mon *mon);
+
+/*
+ * A worker's idle sleep is not a block to report (loop.c): armed[] is 0
+ * around it.  Plain stores: only the worker's own context switches read it.
+ */
+static inline void rf__rescue_arm(struct rf__worker *wk, uint32_t on)
+{
+	if (wk->rescue_armed)
+		__atomic_store_n(wk->rescue_armed, on, __ATOMIC_RELAXED);
 }
 
 /* preempt.c */

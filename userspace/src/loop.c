@@ -28,12 +28,13 @@ static bool rf__has_work(struct rf__worker *wk)
 /* Sleep until kicked (or a completion arrives). */
 static void rf__sleep(struct rf__worker *wk)
 {
-	if (wk->has_ring) {
+	/* RF_RT_BLOCK_RESCUE: this block is no news (rescue.c) */
+	rf__rescue_arm(wk, 0);
+	if (wk->has_ring)
 		rf__flush(wk, true);
-		return;
-	}
-	/* no ring: the futex back-end's word is all there is */
-	rf__futex_sleep(wk);
+	else
+		rf__futex_sleep(wk);	/* no ring: the futex back-end's word is all there is */
+	rf__rescue_arm(wk, 1);
 }
 
 /*

@@ -27,7 +27,7 @@
 			 RF_RT_NO_MULTISHOT_ACCEPT | RF_RT_NO_GUARD_MADVISE | \
 			 RF_RT_NO_OVERFLOW_HANDLER | RF_RT_NO_RING | RF_RT_NO_PIN | \
 			 RF_RT_SHUTDOWN_ON_SIGNAL | RF_RT_NO_BUF_RING | RF_RT_NO_MULTISHOT_RECV | \
-			 RF_RT_NO_PREEMPT)
+			 RF_RT_NO_PREEMPT | RF_RT_BLOCK_RESCUE)
 
 /* The CPUs of the process's affinity mask, in order. */
 static int rf__default_cpus(int **cpusp, unsigned int *np)
@@ -51,6 +51,7 @@ static int rf__default_cpus(int **cpusp, unsigned int *np)
 
 static void rf__free_runtime(struct rf_runtime *rt)
 {
+	rf__rescue_close(rt);	/* it reads the workers */
 	if (rt->workers) {
 		for (unsigned int i = 0; i < rt->nworkers; i++)
 			free(rt->workers[i]);
@@ -153,6 +154,8 @@ static int rf__runtime_alloc(struct rf_runtime **rtp, const struct rf_runtime_op
 	pthread_mutex_init(&rt->pool_lock, NULL);
 	rt->wake_fd = -1;
 	rt->stop_fd = -1;
+	rt->rescue_fd = -1;
+	rt->rescue_epfd = -1;
 	rt->flags = o->flags;
 	rt->page_size = (size_t)sysconf(_SC_PAGESIZE);
 	rt->stack_size = (o->stack_size + rt->page_size - 1) / rt->page_size * rt->page_size;
@@ -216,6 +219,9 @@ RF_EXPORT int rf_runtime_create(struct rf_runtime **rtp, const struct rf_runtime
 	/* preemption needs the watchdog to find hogs (preempt.c) */
 	if (!ret && !(rt->flags & RF_RT_NO_PREEMPT) && rt->hog_ns > 0 && rf__preempt_supported())
 		rt->features |= RF_FEAT_PREEMPT;
+	/* opt-in: the flag fails where it cannot be had, the environment says why */
+	if (!ret && ((rt->flags & RF_RT_BLOCK_RESCUE) || rf__rescue_from_env()))
+		ret = rf__rescue_open(rt, !(rt->flags & RF_RT_BLOCK_RESCUE));
 	if (ret) {
 		if (rt)
 			rf__free_runtime(rt);
@@ -483,6 +489,7 @@ static void rf__worker_stats_add(const struct rf__worker *wk, struct rf_stats *s
 	st->preemptions += rf__load_relaxed(&wk->preemptions);
 	st->preempt_deferred += rf__load_relaxed(&wk->preempt_deferred);
 	st->preempt_ticks += rf__load_relaxed(&wk->preempt_ticks);
+	st->block_rescues += rf__load_relaxed(&wk->block_rescues);
 }
 
 /* What rf_stats holds for the whole runtime, counters zero. */

@@ -286,13 +286,17 @@ int rf__worker_setup(struct rf__worker *wk)
 		if (ret)
 			return ret;
 	}
-	return rf__preempt_setup(wk);
+	ret = rf__preempt_setup(wk);
+	if (ret)
+		return ret;
+	return rf__rescue_setup(wk);
 }
 
 void rf__worker_teardown(struct rf__worker *wk)
 {
 	struct rf_runtime *rt = wk->rt;
 
+	rf__rescue_teardown(wk);
 	/* with a ring, while it is still there */
 	rt->wake->teardown(wk);
 	rf__preempt_teardown(wk);

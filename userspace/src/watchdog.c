@@ -89,6 +89,9 @@ static void rf__hog_handler(int sig, siginfo_t *si, void *uc)
 
 	if (tick && wk)
 		rf__count(&wk->preempt_ticks, 1);
+	/* RF_RT_BLOCK_RESCUE's request, whichever SIGURG carried it (rescue.c) */
+	if (wk && rf__rescue_signal(wk) && !tick)
+		goto out;
 	if (!wk || !wk->in_user || wk->in_signal || !(f = wk->current))
 		goto out;
 	/*
@@ -191,6 +194,7 @@ static void *rf__monitor(void *arg)
 	clockid_t clk[RF_MAX_WORKERS];	/* each worker thread's CPU clock */
 	int64_t since[RF_MAX_WORKERS];	/* its value when run_seq last moved */
 	int64_t period = rt->hog_ns / 4;
+	struct rf__rescue_mon mon = { { 0 } };
 	sigset_t all;
 
 	/* the runtime's signals are not for this thread */
@@ -210,7 +214,10 @@ static void *rf__monitor(void *arg)
 	while (!rf__load(&rt->done)) {
 		bool refreshed = false;
 
-		rf__sleep_ns(period);
+		if (rt->rescue_fd >= 0)
+			rf__rescue_mon_wait(rt, &mon, period);	/* a block ends it early */
+		else
+			rf__sleep_ns(period);
 		if (rf__load(&rt->done))
 			break;	/* the workers' threads may be gone, and their clocks */
 		if (rf__all_parked(rt)) {
@@ -240,6 +247,8 @@ static void *rf__monitor(void *arg)
 			syscall(SYS_tgkill, getpid(), wk->tid, RF__HOG_SIGNAL);
 		}
 	}
+	if (rt->rescue_fd >= 0)
+		rf__rescue_mon_stop(rt, &mon);
 	return NULL;
 }
 

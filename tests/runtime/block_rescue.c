@@ -1,0 +1,249 @@
+// SPDX-License-Identifier: MIT
+/*
+ * block_rescue.c - RF_RT_BLOCK_RESCUE: a fiber that blocks its worker in a
+ * plain system call (no rf_blocking()) does not stop the fibers queued
+ * behind it.
+ *
+ * Fiber A makes fiber B ready on its own worker and then read()s an empty
+ * pipe, which only B writes: without the rescue this never ends (a guard
+ * thread of the test writes the pipe after GUARD_S seconds and the check
+ * fails); with it, the module tells the monitor that A's worker blocked,
+ * the monitor signals that worker, and its handler hands B to another
+ * worker.  The read() itself goes on (SA_RESTART) and returns B's byte.
+ * Then the same with A in nanosleep(), which signal(7) says is never
+ * restarted: it returns EINTR at the rescue, as documented.
+ *
+ * The rescue needs /dev/rfwake with block notification (RFWAKE_FEAT_WATCH):
+ * that part runs in the test VM (tests/rfwake/vm.sh) and is skipped
+ * elsewhere.  What needs no module runs everywhere: the flag's errors, and
+ * RF_BLOCK_RESCUE=1's fallback.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+/* How long a deadlocked case waits before the guard ends it (no timing check). */
+#define GUARD_S 60
+
+static int pipefd[2];
+static int a_worker, b_worker;		/* atomic */
+static int b_ran;			/* atomic */
+static ssize_t a_read;
+static int a_errno;
+static int sleep_rc, sleep_errno;
+
+static sem_t guard_done;
+static int guard_fired;			/* atomic */
+
+/* The guard: if A is still blocked after GUARD_S seconds, release it. */
+static void *guard(void *arg)
+{
+	struct timespec until;
+	char c = 'g';
+
+	(void)arg;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += GUARD_S;
+	while (sem_timedwait(&guard_done, &until) != 0) {
+		if (errno == ETIMEDOUT) {
+			__atomic_store_n(&guard_fired, 1, __ATOMIC_SEQ_CST);
+			if (write(pipefd[1], &c, 1) != 1)
+				break;
+			break;
+		}
+	}
+	return NULL;
+}
+
+static void *writer(void *arg)
+{
+	char c = 'b';
+
+	(void)arg;
+	__atomic_store_n(&b_worker, rf_worker_id(), __ATOMIC_SEQ_CST);
+	__atomic_store_n(&b_ran, 1, __ATOMIC_SEQ_CST);
+	if (write(pipefd[1], &c, 1) != 1)
+		return (void *)1;
+	return NULL;
+}
+
+/* A: B is made ready here, on A's worker; then A blocks its thread in read(). */
+static void *reader(void *arg)
+{
+	struct rf_fiber *b;
+	char c;
+
+	(void)arg;
+	__atomic_store_n(&a_worker, rf_worker_id(), __ATOMIC_SEQ_CST);
+	if (rf_spawn(&b, writer, NULL, NULL))
+		return (void *)1;
+	a_read = read(pipefd[0], &c, 1);	/* the worker's thread blocks here */
+	a_errno = errno;
+	return b;
+}
+
+/* A again, blocked in nanosleep(): B only sets its flag. */
+static void *marker(void *arg)
+{
+	(void)arg;
+	__atomic_store_n(&b_worker, rf_worker_id(), __ATOMIC_SEQ_CST);
+	__atomic_store_n(&b_ran, 1, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+static void *sleeper(void *arg)
+{
+	struct timespec ts = { .tv_sec = GUARD_S }, rem;
+	struct rf_fiber *b;
+
+	(void)arg;
+	__atomic_store_n(&a_worker, rf_worker_id(), __ATOMIC_SEQ_CST);
+	if (rf_spawn(&b, marker, NULL, NULL))
+		return (void *)1;
+	sleep_rc = nanosleep(&ts, &rem);
+	sleep_errno = errno;
+	return b;
+}
+
+/* The main fiber: run @fn as A, then join A and the B it made. */
+static void *run_ab(void *arg)
+{
+	rf_fn fn = (rf_fn)arg;
+	struct rf_fiber *a, *b = NULL;
+	void *res = NULL;
+
+	if (rf_spawn(&a, fn, NULL, NULL))
+		return (void *)1;
+	if (rf_join(a, (void **)&b, RF_NO_DEADLINE) || !b || b == (void *)1)
+		return (void *)2;
+	if (rf_join(b, &res, RF_NO_DEADLINE) || res)
+		return (void *)3;
+	return NULL;
+}
+
+static void reset(void)
+{
+	a_worker = b_worker = -1;
+	b_ran = 0;
+	a_read = -1;
+	a_errno = sleep_errno = 0;
+	sleep_rc = 1;
+	guard_fired = 0;
+}
+
+static void rescue_cases(unsigned int workers)
+{
+	struct rf_runtime_opts opts = { .workers = workers, .flags = RF_RT_BLOCK_RESCUE };
+	struct rf_stats st;
+	pthread_t g;
+	void *res = (void *)-1;
+	int rc;
+
+	test_config_name = workers > 1 ? "2 workers" : "1 worker";
+
+	/* read(): restarted after the handler, returns what B wrote */
+	reset();
+	if (pipe(pipefd) != 0 || sem_init(&guard_done, 0, 0) != 0 ||
+	    pthread_create(&g, NULL, guard, NULL) != 0) {
+		ok(0, "%s", tn("pipe, semaphore and guard thread"));
+		return;
+	}
+	rc = run_main(&opts, run_ab, (void *)reader, &res, &st);
+	sem_post(&guard_done);
+	pthread_join(g, NULL);
+	is_int(rc, 0, tn("the run ends cleanly"));
+	ok(res == NULL, "%s", tn("A and B were joined"));
+	ok(!__atomic_load_n(&guard_fired, __ATOMIC_SEQ_CST),
+	   "%s", tn("B ran while A's worker was blocked in read() (no %d-s guard)", GUARD_S));
+	is_int((int)a_read, 1, tn("the blocked read() went on (SA_RESTART) and returned B's byte"));
+	ok(a_read == 1 || a_errno != EINTR, "%s", tn("read() did not fail with EINTR"));
+	ok(st.block_rescues >= 1, "%s", tn("rescues counted: %llu",
+					   (unsigned long long)st.block_rescues));
+	ok(st.features & RF_FEAT_BLOCK_RESCUE, "%s", tn("RF_FEAT_BLOCK_RESCUE in the features"));
+	if (workers > 1)
+		ok(b_worker != a_worker, "%s", tn("B ran on another worker (A: %d, B: %d)",
+						  a_worker, b_worker));
+	sem_destroy(&guard_done);
+	close(pipefd[0]);
+	close(pipefd[1]);
+
+	/* nanosleep(): never restarted, returns EINTR at the rescue */
+	reset();
+	rc = run_main(&opts, run_ab, (void *)sleeper, &res, &st);
+	is_int(rc, 0, tn("the sleeper's run ends cleanly"));
+	ok(res == NULL, "%s", tn("the sleeper and its fiber were joined"));
+	ok(sleep_rc == -1 && sleep_errno == EINTR,
+	   "%s", tn("nanosleep() returned EINTR at the rescue (rc %d, errno %d)",
+		    sleep_rc, sleep_errno));
+	ok(__atomic_load_n(&b_ran, __ATOMIC_SEQ_CST), "%s", tn("the fiber behind it ran"));
+	test_config_name = NULL;
+}
+
+/* What needs no module: the flag's errors, the environment's fallback. */
+static int flag_cases(void)
+{
+	struct rf_runtime_opts opts = { .workers = 1, .flags = RF_RT_BLOCK_RESCUE };
+	struct rf_runtime *rt = NULL;
+	struct rf_stats st;
+	int have, rc;
+
+	rc = rf_runtime_create(&rt, &opts);
+	ok(rc == 0 || rc == -EOPNOTSUPP, "RF_RT_BLOCK_RESCUE: 0 or -EOPNOTSUPP (got %d)", rc);
+	have = rc == 0;
+	if (rt) {
+		rf_runtime_stats(rt, &st);
+		ok(st.features & RF_FEAT_BLOCK_RESCUE, "the flag, granted, shows in the features");
+		rf_runtime_destroy(rt);
+		rt = NULL;
+	}
+	opts.hog_ns = -1;
+	is_int(rf_runtime_create(&rt, &opts), -EINVAL,
+	       "RF_RT_BLOCK_RESCUE without the watchdog (hog_ns < 0): -EINVAL");
+	if (rt)
+		rf_runtime_destroy(rt);
+	rt = NULL;
+
+	opts.hog_ns = 0;
+	opts.flags = 0;
+	rc = rf_runtime_create(&rt, &opts);
+	is_int(rc, 0, "no flag, no environment: created");
+	if (rt) {
+		rf_runtime_stats(rt, &st);
+		ok(!(st.features & RF_FEAT_BLOCK_RESCUE), "no flag: no rescue");
+		rf_runtime_destroy(rt);
+		rt = NULL;
+	}
+	setenv("RF_BLOCK_RESCUE", "1", 1);
+	rc = rf_runtime_create(&rt, &opts);
+	is_int(rc, 0, "RF_BLOCK_RESCUE=1: created, with or without the module");
+	if (rt) {
+		rf_runtime_stats(rt, &st);
+		is_int(!!(st.features & RF_FEAT_BLOCK_RESCUE), have,
+		       "RF_BLOCK_RESCUE=1: the rescue is on exactly where the flag works");
+		rf_runtime_destroy(rt);
+	}
+	unsetenv("RF_BLOCK_RESCUE");
+	return have;
+}
+
+int main(void)
+{
+	test_watchdog(4 * GUARD_S + 60);
+	if (!runtime_has_ring(NULL)) {
+		tap_skip_all("no io_uring");
+		return 0;
+	}
+	if (!flag_cases()) {
+		tap_skip(1, "no /dev/rfwake with block notification (RFWAKE_FEAT_WATCH): "
+			 "load module/rfwake.ko (the VM suite does)");
+		return done_testing();
+	}
+	rescue_cases(2);
+	return done_testing();
+}
