@@ -8,10 +8,14 @@
  * pipe, which only B writes: without the rescue this never ends (a guard
  * thread of the test writes the pipe after GUARD_S seconds and the check
  * fails); with it, the module tells the monitor that A's worker blocked,
- * the monitor signals that worker, and its handler hands B to another
- * worker.  The read() itself goes on (SA_RESTART) and returns B's byte.
- * Then the same with A in nanosleep(), which signal(7) says is never
- * restarted: it returns EINTR at the rescue, as documented.
+ * the monitor signals that worker, and its handler suspends A in its
+ * read() as preemption suspends a hog: the worker runs B, and A's read()
+ * is restarted (SA_RESTART) when A runs again and returns B's byte.  With
+ * one worker and with two (B then runs on A's worker).  Then the same with
+ * A in nanosleep(), which signal(7) says is never restarted: it returns
+ * EINTR at the rescue, as documented.  And A blocked in fread(), which
+ * holds the stream's lock: A is not suspended there, and with two workers
+ * B is handed to the other worker instead.
  *
  * The rescue needs /dev/rfwake with block notification (RFWAKE_FEAT_WATCH):
  * that part runs in the test VM (tests/rfwake/vm.sh) and is skipped
@@ -20,6 +24,8 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <semaphore.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +36,8 @@
 
 /* How long a deadlocked case waits before the guard ends it (no timing check). */
 #define GUARD_S 60
+/* The case that is meant to stay blocked: long enough for a storm to show. */
+#define STUCK_S 3
 
 static int pipefd[2];
 static int a_worker, b_worker;		/* atomic */
@@ -40,6 +48,7 @@ static int sleep_rc, sleep_errno;
 
 static sem_t guard_done;
 static int guard_fired;			/* atomic */
+static int guard_s = GUARD_S;
 
 /* The guard: if A is still blocked after GUARD_S seconds, release it. */
 static void *guard(void *arg)
@@ -49,7 +58,7 @@ static void *guard(void *arg)
 
 	(void)arg;
 	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += GUARD_S;
+	until.tv_sec += guard_s;
 	while (sem_timedwait(&guard_done, &until) != 0) {
 		if (errno == ETIMEDOUT) {
 			__atomic_store_n(&guard_fired, 1, __ATOMIC_SEQ_CST);
@@ -59,6 +68,24 @@ static void *guard(void *arg)
 		}
 	}
 	return NULL;
+}
+
+static FILE *stream;
+static void *writer(void *arg);
+
+/* A, blocked inside stdio (its lock held): never suspended there. */
+static void *freader(void *arg)
+{
+	struct rf_fiber *b;
+	char c;
+
+	(void)arg;
+	__atomic_store_n(&a_worker, rf_worker_id(), __ATOMIC_SEQ_CST);
+	if (rf_spawn(&b, writer, NULL, NULL))
+		return (void *)1;
+	a_read = (ssize_t)fread(&c, 1, 1, stream);
+	a_errno = errno;
+	return b;
 }
 
 static void *writer(void *arg)
@@ -137,41 +164,80 @@ static void reset(void)
 	guard_fired = 0;
 }
 
-static void rescue_cases(unsigned int workers)
+/* A (@fn) blocks on the pipe with B ready behind it, with a guard thread. */
+static void pipe_case(const struct rf_runtime_opts *opts, rf_fn fn, const char *what,
+		      struct rf_stats *st)
 {
-	struct rf_runtime_opts opts = { .workers = workers, .flags = RF_RT_BLOCK_RESCUE };
-	struct rf_stats st;
 	pthread_t g;
 	void *res = (void *)-1;
 	int rc;
 
-	test_config_name = workers > 1 ? "2 workers" : "1 worker";
-
-	/* read(): restarted after the handler, returns what B wrote */
 	reset();
 	if (pipe(pipefd) != 0 || sem_init(&guard_done, 0, 0) != 0 ||
 	    pthread_create(&g, NULL, guard, NULL) != 0) {
 		ok(0, "%s", tn("pipe, semaphore and guard thread"));
-		return;
+		exit(1);
 	}
-	rc = run_main(&opts, run_ab, (void *)reader, &res, &st);
+	stream = fdopen(pipefd[0], "r");
+	setvbuf(stream, NULL, _IONBF, 0);
+	rc = run_main(opts, run_ab, (void *)fn, &res, st);
 	sem_post(&guard_done);
 	pthread_join(g, NULL);
-	is_int(rc, 0, tn("the run ends cleanly"));
-	ok(res == NULL, "%s", tn("A and B were joined"));
-	ok(!__atomic_load_n(&guard_fired, __ATOMIC_SEQ_CST),
-	   "%s", tn("B ran while A's worker was blocked in read() (no %d-s guard)", GUARD_S));
+	is_int(rc, 0, tn("%s: the run ends cleanly", what));
+	ok(res == NULL, "%s", tn("%s: A and B were joined", what));
+	if (guard_s == GUARD_S)
+		ok(!__atomic_load_n(&guard_fired, __ATOMIC_SEQ_CST),
+		   "%s", tn("%s: B ran while A's worker was blocked (no %d-s guard)", what, GUARD_S));
+	sem_destroy(&guard_done);
+	fclose(stream);		/* and pipefd[0] */
+	close(pipefd[1]);
+}
+
+static void rescue_cases(unsigned int workers)
+{
+	struct rf_runtime_opts opts = { .workers = workers, .flags = RF_RT_BLOCK_RESCUE };
+	struct rf_stats st;
+	void *res = (void *)-1;
+	bool suspends;
+	int rc;
+
+	test_config_name = workers > 1 ? "2 workers" : "1 worker";
+
+	/* read(): suspended, restarted when A runs again, returns what B wrote */
+	pipe_case(&opts, reader, "read()", &st);
+	suspends = st.features & RF_FEAT_PREEMPT;
 	is_int((int)a_read, 1, tn("the blocked read() went on (SA_RESTART) and returned B's byte"));
 	ok(a_read == 1 || a_errno != EINTR, "%s", tn("read() did not fail with EINTR"));
 	ok(st.block_rescues >= 1, "%s", tn("rescues counted: %llu",
 					   (unsigned long long)st.block_rescues));
 	ok(st.features & RF_FEAT_BLOCK_RESCUE, "%s", tn("RF_FEAT_BLOCK_RESCUE in the features"));
-	if (workers > 1)
-		ok(b_worker != a_worker, "%s", tn("B ran on another worker (A: %d, B: %d)",
-						  a_worker, b_worker));
-	sem_destroy(&guard_done);
-	close(pipefd[0]);
-	close(pipefd[1]);
+	if (workers > 1 && suspends)
+		is_int(b_worker, a_worker, tn("A suspended in read(): B ran on A's worker"));
+	else if (workers > 1)
+		ok(b_worker != a_worker, "%s", tn("no preemption: B ran on the other worker"));
+
+	/* fread(): stdio's lock is held; with two workers B goes elsewhere */
+	if (workers > 1) {
+		pipe_case(&opts, freader, "fread()", &st);
+		is_int((int)a_read, 1, tn("fread() returned B's byte"));
+		ok(b_worker != a_worker && b_worker >= 0,
+		   "%s", tn("A not suspended inside stdio: B ran on the other worker (A %d, B %d)",
+			    a_worker, b_worker));
+	} else {
+		/*
+		 * One worker, A inside stdio: nothing can be done until A
+		 * returns (the guard writes after STUCK_S s), and the monitor
+		 * must not interrupt A's call again and again meanwhile.
+		 */
+		guard_s = STUCK_S;
+		pipe_case(&opts, freader, "fread()", &st);
+		guard_s = GUARD_S;
+		ok(__atomic_load_n(&guard_fired, __ATOMIC_SEQ_CST),
+		   "%s", tn("A not suspended inside stdio: B waited for A (the guard wrote)"));
+		ok(st.block_rescues >= 1 && st.block_rescues <= 2,
+		   "%s", tn("one rescue request while A stayed blocked %d s, not a storm (%llu)",
+			    STUCK_S, (unsigned long long)st.block_rescues));
+	}
 
 	/* nanosleep(): never restarted, returns EINTR at the rescue */
 	reset();
@@ -245,5 +311,6 @@ int main(void)
 		return done_testing();
 	}
 	rescue_cases(2);
+	rescue_cases(1);
 	return done_testing();
 }

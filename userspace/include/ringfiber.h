@@ -140,10 +140,17 @@ enum {
 	 * rfwake (Documentation/rfwake.md, "Block notification") tells the
 	 * watchdog's monitor thread at once, and when the blocked worker has
 	 * ready fibers or completions, the monitor sends its thread the
-	 * runtime's signal (SIGURG, SI_QUEUE): the handler hands those fibers
-	 * to the other workers, or with one worker to a spare worker kept for
-	 * this, and the blocking call goes on.  Calls the kernel restarts
-	 * after a handler installed with SA_RESTART (read(), write(),
+	 * runtime's signal (SIGURG, SI_QUEUE).  The handler suspends the
+	 * blocked fiber inside its call, as preemption suspends a hog (see
+	 * rf_preempt_disable()), where the call is one of libc's plain system
+	 * call wrappers (read(), write(), recv(), accept(), nanosleep(),
+	 * poll(), ...) made from the fiber's own code: the worker runs its
+	 * other fibers, and the suspended one goes back into its call when
+	 * the worker has nothing else to do.  Elsewhere (inside stdio, malloc,
+	 * a pthread mutex, the runtime; a fiber that may not be preempted;
+	 * RF_RT_NO_PREEMPT) the handler hands the worker's movable ready
+	 * fibers to the other workers, as for a hog.  Calls the kernel
+	 * restarts after a handler installed with SA_RESTART (read(), write(),
 	 * accept(), ...) do not notice; calls signal(7) lists as never
 	 * restarted (nanosleep(), poll(), epoll_wait(), ...) may return EINTR
 	 * early, as POSIX allows on any signal: loop on the deadline.
@@ -352,9 +359,11 @@ enum {
  *             preempted it, those deferred, and those that found nothing
  *             else to run (after which the timer ticks less and less often,
  *             up to every 16 slices; see rf_runtime_opts.slice_ns).
- * @block_rescues: times the handler of RF_RT_BLOCK_RESCUE ran on a worker
- *             blocked in a fiber's system call, collected what it could and
- *             handed its movable ready fibers on.
+ * @block_rescues: RF_RT_BLOCK_RESCUE's requests that a worker blocked in a
+ *             fiber's system call handled (each a signal): those that
+ *             suspended the blocked fiber or handed its ready fibers to
+ *             other workers, and those that could do neither (the worker
+ *             is then left alone until it switches fibers).
  *
  * Every counter is the sum over the workers (rf_runtime_worker_stats()
  * gives one worker's); the rf_stats of a running runtime read from another

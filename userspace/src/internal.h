@@ -240,6 +240,7 @@ struct rf_fiber {
 	 * resume on wk, so it is never published or stolen.
 	 */
 	bool preempted;
+	bool rescued;			/* ... by the block rescue, in a system call (rescue.c) */
 	uint32_t preempt_off;		/* rf_preempt_disable() levels */
 	int64_t deadline;		/* cap of every blocking call (groups) */
 	struct rf_group *group;		/* the group we belong to, or NULL */
@@ -346,6 +347,7 @@ struct rf__worker {
 	int64_t slice_period_ns;	/* its period: slice_ns, or more while idle */
 	bool slice_recheck;		/* the first tick after a resume has yet to come */
 	struct rf__runq preempted;	/* suspended, queued after the next reap */
+	struct rf__runq rescued;	/* suspended in a blocking call: run when idle */
 	int64_t preempted_at_ns;	/* when the first of them was preempted */
 	/*
 	 * The fiber running now is in its own code, not the library's: the
@@ -409,6 +411,7 @@ struct rf__worker {
 	uint32_t rescue_id;		/* our waiter id in the rescue domain */
 	bool rescue_watched;		/* this run's thread is watched */
 	uint32_t rescue_req __attribute__((aligned(RF__CACHELINE)));	/* atomic: asked, not yet run */
+	uint64_t rescue_stuck_seq;	/* atomic: the run_seq a rescue could not help */
 	uint64_t block_rescues;		/* the handler's rescues (stats) */
 };
 
@@ -743,7 +746,7 @@ int rf__rescue_open(struct rf_runtime *rt, bool quiet_fallback);
 void rf__rescue_close(struct rf_runtime *rt);
 int rf__rescue_setup(struct rf__worker *wk);
 void rf__rescue_teardown(struct rf__worker *wk);
-bool rf__rescue_signal(struct rf__worker *wk);
+bool rf__rescue_signal(struct rf__worker *wk, siginfo_t *si, void *uc);
 
 /* The monitor's own state of the rescue (its stack): which rings it polls. */
 struct rf__rescue_mon {
@@ -771,6 +774,8 @@ void rf__preempt_teardown(struct rf__worker *wk);
 bool rf__preempt_tick(struct rf__worker *wk, struct rf_fiber *f, siginfo_t *si, void *uc);
 void rf__preempt_stale_tick(struct rf__worker *wk);
 void rf__preempt_requeue(struct rf__worker *wk);
+void rf__preempt_block_calls_init(void);
+bool rf__preempt_blocked(struct rf__worker *wk, struct rf_fiber *f, siginfo_t *si, void *uc);
 volatile bool *rf__preempted(void *frame);
 
 /* runtime.c */

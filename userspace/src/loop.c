@@ -127,6 +127,14 @@ void rf__loop(struct rf__worker *wk)
 		if (wk->preempted.head && (!wk->runq.head ||
 		    rf__trace_now() - wk->preempted_at_ns >= rt->slice_ns))
 			rf__preempt_requeue(wk);
+		/*
+		 * A fiber the block rescue suspended in its system call
+		 * (rescue.c) goes back into it when nothing else is ready.
+		 */
+		if (rf__unlikely(wk->rescued.head) && !wk->runq.head) {
+			wk->runq = wk->rescued;
+			wk->rescued = (struct rf__runq){ 0 };
+		}
 		if (!wk->runq.head) {
 			if (rt->nworkers > 1 && rf__steal(wk))
 				continue;

@@ -48,6 +48,7 @@
  * a tick is not cheap in a virtual machine).  A runtime with no hog pays
  * nothing: no timer runs, the switch path has no new work.
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <link.h>
 #include <stdlib.h>
@@ -367,6 +368,130 @@ out:
 }
 
 /*
+ * RF_RT_BLOCK_RESCUE (rescue.c) suspends a fiber blocked in a system call
+ * the same way, but there the interrupted instruction is in libc, by
+ * definition.  Safe only where the blocked call holds nothing the worker's
+ * other fibers could need: libc's plain system-call wrappers, called from
+ * the fiber's own code.  Their entry points, looked up in libc itself
+ * (not through the executable's PLT), before any handler runs
+ * (rf__preempt_block_calls_init()); a frame is one of them when its
+ * function starts there (_Unwind_GetRegionStart()).  Not in the list, and
+ * so never suspended: anything that takes a lock or keeps per-thread state
+ * around its system call (stdio, malloc, pthread mutexes and condition
+ * variables, semaphores, the resolver).
+ */
+static const char *const rf__block_call_names[] = {
+	"read", "write", "readv", "writev", "pread64", "pwrite64", "preadv", "pwritev",
+	"recv", "recvfrom", "recvmsg", "send", "sendto", "sendmsg", "accept", "accept4",
+	"connect", "nanosleep", "clock_nanosleep", "usleep", "sleep", "poll", "ppoll",
+	"select", "pselect", "epoll_wait", "epoll_pwait", "wait", "waitpid", "wait4",
+	"waitid", "open", "open64", "openat", "openat64", "fsync", "fdatasync", "pause",
+};
+
+static uintptr_t rf__block_calls[sizeof(rf__block_call_names) / sizeof(rf__block_call_names[0])];
+static pthread_once_t rf__block_calls_once = PTHREAD_ONCE_INIT;
+
+static void rf__block_calls_find(void)
+{
+	void *libc = dlopen("libc.so.6", RTLD_LAZY | RTLD_NOLOAD);
+
+	if (!libc)
+		return;		/* none: nothing blocked is ever suspended */
+	for (size_t i = 0; i < sizeof(rf__block_calls) / sizeof(rf__block_calls[0]); i++)
+		rf__block_calls[i] = (uintptr_t)dlsym(libc, rf__block_call_names[i]);
+	dlclose(libc);
+}
+
+/* Outside any handler, before the first block rescue (rescue.c). */
+void rf__preempt_block_calls_init(void)
+{
+	pthread_once(&rf__block_calls_once, rf__block_calls_find);
+}
+
+static bool rf__is_block_call(uintptr_t start)
+{
+	for (size_t i = 0; start && i < sizeof(rf__block_calls) / sizeof(rf__block_calls[0]); i++)
+		if (rf__block_calls[i] == start)
+			return true;
+	return false;
+}
+
+struct rf__block_walk {
+	uintptr_t lo, hi;	/* the fiber's stack */
+	bool on_fiber;		/* reached the fiber's frames */
+	bool own;		/* reached the fiber's own code */
+	bool bad;		/* a frame that may hold something */
+};
+
+static _Unwind_Reason_Code rf__block_frame(struct _Unwind_Context *ctx, void *arg)
+{
+	struct rf__block_walk *w = arg;
+	uintptr_t cfa = _Unwind_GetCFA(ctx);
+	const struct rf__code_range *r;
+	int before = 0;
+	uintptr_t ip = _Unwind_GetIPInfo(ctx, &before);
+
+	if (!ip)
+		return _URC_NO_REASON;
+	if (cfa < w->lo || cfa > w->hi) {
+		if (!w->on_fiber)
+			return _URC_NO_REASON;	/* the handler's frames, the kernel's */
+		w->bad = true;
+		return _URC_NORMAL_STOP;
+	}
+	w->on_fiber = true;
+	r = rf__code_find(before ? ip : ip - 1);
+	if (r && r->kind != RF__CODE_OTHER) {
+		w->own = true;
+		return _URC_NO_REASON;
+	}
+	/* libc's wrappers, innermost, and nothing foreign under the fiber's code */
+	if (w->own || !rf__is_block_call(_Unwind_GetRegionStart(ctx))) {
+		w->bad = true;
+		return _URC_NORMAL_STOP;
+	}
+	return _URC_NO_REASON;
+}
+
+/* Is @pc at, or just after, a system call instruction? */
+static bool rf__at_syscall(uintptr_t pc)
+{
+#if defined(__x86_64__)
+	const volatile unsigned char *b = (const volatile unsigned char *)pc;
+
+	/* restarted: at "syscall" (0f 05); not restarted (EINTR): just after it */
+	return (b[0] == 0x0f && b[1] == 0x05) || (b[-2] == 0x0f && b[-1] == 0x05);
+#elif defined(__aarch64__)
+	const volatile uint32_t *i = (const volatile uint32_t *)pc;
+
+	return i[0] == 0xd4000001 || i[-1] == 0xd4000001;	/* svc #0 */
+#else
+	return false;
+#endif
+}
+
+/*
+ * May the fiber interrupted with context @uc in a blocking system call be
+ * suspended there?  Its stack is [@lo, @hi).
+ */
+static bool rf__blocked_safe_here(const ucontext_t *uc, uintptr_t lo, uintptr_t hi)
+{
+	uint32_t gen = __atomic_load_n(&rf__code.gen, __ATOMIC_ACQUIRE);
+	struct rf__block_walk w = { .lo = lo, .hi = hi };
+	const struct rf__code_range *r;
+	bool ok = false;
+
+	if (gen & 1)
+		return false;
+	r = rf__code_find(rf__uc_pc(uc));
+	if (!r || r->kind != RF__CODE_OTHER || !rf__at_syscall(rf__uc_pc(uc)))
+		goto out;
+	ok = _Unwind_Backtrace(rf__block_frame, &w) == _URC_END_OF_STACK && !w.bad && w.own;
+out:
+	return ok && __atomic_fetch_add(&rf__code.gen, 0, __ATOMIC_ACQ_REL) == gen;
+}
+
+/*
  * Copy @len bytes word by word: no call to memcpy(), which ASan
  * intercepts, and the fiber's stack below its sp is not ASan's business.
  */
@@ -511,13 +636,11 @@ static void rf__slice_resume(struct rf__worker *wk, int64_t now)
  *
  * Return: true if the handler's return now enters rf__preempted().
  */
+static bool rf__suspend(struct rf__worker *wk, struct rf_fiber *f, siginfo_t *si, void *ucv,
+			bool blocked);
+
 bool rf__preempt_tick(struct rf__worker *wk, struct rf_fiber *f, siginfo_t *si, void *ucv)
 {
-	ucontext_t *uc = ucv;
-	uintptr_t lo = (uintptr_t)f->map_base + wk->page_size, hi = (uintptr_t)f;
-	uintptr_t sp = rf__uc_sp(uc), start, dest;
-	size_t len;
-
 	if (!wk->preempt_on || f->no_preempt)
 		return false;
 	/*
@@ -551,8 +674,47 @@ bool rf__preempt_tick(struct rf__worker *wk, struct rf_fiber *f, siginfo_t *si, 
 	 */
 	if (rf__trace_now() - wk->slice_start_ns < rf__min_run_ns(wk) / 2)
 		return false;	/* resumed too recently to have got on */
+	if (rf__suspend(wk, f, si, ucv, false))
+		return true;
+	rf__count(&wk->preempt_deferred, 1);
+	rf__slice_set(wk, true);
+	return false;
+}
+
+/*
+ * rf__preempt_blocked() - from the SIGURG handler, at the request of the
+ * block rescue (rescue.c): @f, running on @wk, is blocked in a system call
+ * in libc.  Suspend it as a preempted fiber where that is safe
+ * (rf__blocked_safe_here()): the handler's return then enters the
+ * trampoline, the worker runs its other fibers, and when @f runs again
+ * the kernel's frame is restored as it was: at the system call
+ * instruction when the kernel restarts the call (SA_RESTART), or just
+ * after it with EINTR.  Return: true if suspended.
+ */
+bool rf__preempt_blocked(struct rf__worker *wk, struct rf_fiber *f, siginfo_t *si, void *ucv)
+{
+	if (!wk->preempt_on || f->no_preempt)
+		return false;
+	if (wk->has_ring && wk->unsubmitted)
+		rf__flush(wk, false);	/* as for a hog: their completions are what we wait for */
+	return rf__suspend(wk, f, si, ucv, true);
+}
+
+/*
+ * Move the handler's frame onto @f's stack and make the handler return
+ * into the trampoline, if @f may be stopped where @ucv says (@blocked: in
+ * a blocking system call).  Return: true if so.
+ */
+static bool rf__suspend(struct rf__worker *wk, struct rf_fiber *f, siginfo_t *si, void *ucv,
+			bool blocked)
+{
+	ucontext_t *uc = ucv;
+	uintptr_t lo = (uintptr_t)f->map_base + wk->page_size, hi = (uintptr_t)f;
+	uintptr_t sp = rf__uc_sp(uc), start, dest;
+	size_t len;
+
 	if (f->preempt_off || sp < lo || sp >= hi || !rf__sigframe_span(si, uc, &start, &len))
-		goto defer;
+		return false;
 	/*
 	 * Between the trampoline's store to in_user and its rt_sigreturn:
 	 * stopping the fiber there would resume the outer frame later with
@@ -561,15 +723,16 @@ bool rf__preempt_tick(struct rf__worker *wk, struct rf_fiber *f, siginfo_t *si, 
 	 */
 	if (rf__uc_pc(uc) >= (uintptr_t)rf__preempt_trampoline &&
 	    rf__uc_pc(uc) < (uintptr_t)rf__preempt_trampoline_end)
-		goto defer;
+		return false;
 	dest = (sp - RF_ARCH_RED_ZONE - len) & ~(uintptr_t)(RF_ARCH_FRAME_ALIGN - 1);
 	dest += start & (RF_ARCH_FRAME_ALIGN - 1);
 	if (dest + len > sp - RF_ARCH_RED_ZONE)
 		dest -= RF_ARCH_FRAME_ALIGN;
 	if (dest < lo + RF__PREEMPT_STACK_NEED)
-		goto defer;
-	if (!rf__preempt_safe_here(uc, lo, hi))
-		goto defer;
+		return false;
+	if (blocked ? !rf__blocked_safe_here(uc, lo, hi) : !rf__preempt_safe_here(uc, lo, hi))
+		return false;
+	f->rescued = blocked;
 	rf__copy_words(dest, start, len);
 	rf__sigframe_moved(dest, (intptr_t)(dest - start));
 	rf__uc_redirect(uc, (uintptr_t)rf__preempt_trampoline, (dest - 64) & ~(uintptr_t)15, dest);
@@ -581,10 +744,6 @@ bool rf__preempt_tick(struct rf__worker *wk, struct rf_fiber *f, siginfo_t *si, 
 	 */
 	wk->in_user = false;
 	return true;
-defer:
-	rf__count(&wk->preempt_deferred, 1);
-	rf__slice_set(wk, true);
-	return false;
 }
 
 /*
@@ -604,6 +763,21 @@ volatile bool *rf__preempted(void *frame)
 
 	wk->in_user = false;
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	if (f->rescued) {
+		/*
+		 * Suspended in a blocking call (rescue.c): it runs again once
+		 * the worker has nothing else to do (rf__loop()), and then
+		 * usually blocks again.
+		 */
+		f->preempted = true;
+		rf__fpctl_set(wk->fpctl);
+		rf__set_state(f, RF__READY);
+		rf__runq_push(&wk->rescued, f);
+		wk->budget = 0;
+		rf__park(wk);
+		f->preempted = false;
+		goto resumed;
+	}
 	rf__count(&wk->preemptions, 1);
 	RF__PROBE(preempt, 2, f, wk->id);
 	/*
@@ -625,6 +799,7 @@ volatile bool *rf__preempted(void *frame)
 	rf__park(wk);
 	/* never stolen while preempted: still on the same worker, same thread */
 	f->preempted = false;
+resumed:
 	/*
 	 * rt_sigreturn will restore the signal mask and the alternate signal
 	 * stack the frame saved; give it the thread's of now, which another
@@ -637,10 +812,14 @@ volatile bool *rf__preempted(void *frame)
 	 * A tick pending now is delivered while in_user is false, and
 	 * ignored; the next leaves the fiber its minimum run: a hog always
 	 * gets on, even when a preemption and the fibers that ran meanwhile
-	 * took longer than a slice.
+	 * took longer than a slice.  A fiber suspended in a blocking call is
+	 * no hog: no slice for it (each tick would interrupt its call).
 	 */
-	wk->slice_start_ns = rf__trace_now();
-	rf__slice_resume(wk, wk->slice_start_ns);
+	if (!f->rescued) {
+		wk->slice_start_ns = rf__trace_now();
+		rf__slice_resume(wk, wk->slice_start_ns);
+	}
+	f->rescued = false;
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	return &wk->in_user;
 }

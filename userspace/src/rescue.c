@@ -140,6 +140,7 @@ static int rf__rescue_try_open(struct rf_runtime *rt)
 		wk->rescue_armed = &ws->armed[id];
 		wk->rescue_seq = &ws->seq[id];
 	}
+	rf__preempt_block_calls_init();
 	rt->rescue_epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (rt->rescue_epfd < 0)
 		return -errno;
@@ -199,6 +200,7 @@ int rf__rescue_setup(struct rf__worker *wk)
 	};
 
 	__atomic_store_n(&wk->rescue_req, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&wk->rescue_stuck_seq, UINT64_MAX, __ATOMIC_RELAXED);
 	if (rt->rescue_fd < 0)
 		return 0;
 	if (ioctl(rt->rescue_fd, RFWAKE_IOC_WATCH, &w) < 0)
@@ -223,22 +225,38 @@ void rf__rescue_teardown(struct rf__worker *wk)
  * for a rescue, do it (where the fiber was interrupted in its own code) and
  * say so.  The same steps as the hog rescue (watchdog.c).
  */
-bool rf__rescue_signal(struct rf__worker *wk)
+bool rf__rescue_signal(struct rf__worker *wk, siginfo_t *si, void *uc)
 {
+	bool helped = false;
+
 	if (!__atomic_load_n(&wk->rescue_req, __ATOMIC_ACQUIRE))
 		return false;
-	if (wk->in_user && !wk->in_signal && wk->current) {
+	if (wk->in_user && !wk->in_signal && wk->current &&
+	    rf__preempt_blocked(wk, wk->current, si, uc)) {
+		/* the handler's return suspends the fiber: its worker runs the others */
+		helped = true;
+	} else if (wk->in_user && !wk->in_signal && wk->current && wk->rt->nworkers > 1) {
 		wk->in_signal = true;
 		if (wk->has_ring) {
 			rf__flush(wk, false);
 			rf__reap(wk);
 		}
 		rf__inbox_drain(wk);
-		if (wk->rt->nworkers > 1)
-			rf__publish(wk, true);
-		rf__count(&wk->block_rescues, 1);
+		rf__publish(wk, true);
+		/* what is left cannot move (pinned): asking again would not help */
+		helped = !wk->runq.head;
 		wk->in_signal = false;
 	}
+	/*
+	 * Nothing could be done (the fiber stands where it may not be
+	 * suspended, inside the runtime, and no other worker can take what is
+	 * ready): the monitor leaves this worker alone until it switches
+	 * fibers, instead of interrupting its call again and again.
+	 */
+	if (!helped)
+		__atomic_store_n(&wk->rescue_stuck_seq, rf__load_relaxed(&wk->run_seq),
+				 __ATOMIC_RELAXED);
+	rf__count(&wk->block_rescues, 1);
 	/* the next block may be rescued: the handler's work is done */
 	__atomic_store_n(&wk->rescue_req, 0, __ATOMIC_RELEASE);
 	return true;
@@ -297,6 +315,9 @@ static void rf__rescue_scan(struct rf_runtime *rt, struct rf__rescue_mon *mon)
 			continue;
 		if (__atomic_load_n(&wk->rescue_req, __ATOMIC_ACQUIRE))
 			continue;	/* one in flight */
+		if (__atomic_load_n(&wk->rescue_stuck_seq, __ATOMIC_RELAXED) ==
+		    rf__load_relaxed(&wk->run_seq))
+			continue;	/* the last rescue could not help this fiber */
 		if (rf__rescue_has_work(wk))
 			rf__rescue_request(wk);
 		else

@@ -90,7 +90,7 @@ static void rf__hog_handler(int sig, siginfo_t *si, void *uc)
 	if (tick && wk)
 		rf__count(&wk->preempt_ticks, 1);
 	/* RF_RT_BLOCK_RESCUE's request, whichever SIGURG carried it (rescue.c) */
-	if (wk && rf__rescue_signal(wk) && !tick)
+	if (wk && rf__rescue_signal(wk, si, uc) && !tick)
 		goto out;
 	if (!wk || !wk->in_user || wk->in_signal || !(f = wk->current))
 		goto out;
