@@ -1543,6 +1543,7 @@ static const struct {
 	{ RF_FEAT_BUF_RING, "buf_ring" },
 	{ RF_FEAT_MULTISHOT_RECV, "multishot_recv" },
 	{ RF_FEAT_PREEMPT, "preempt" },
+	{ RF_FEAT_BLOCK_RESCUE, "block_rescue" },
 };
 
 static const char *const wake_backend_names[] = {

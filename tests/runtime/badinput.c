@@ -43,7 +43,7 @@ static void test_runtime_create(void)
 		{ "ring_entries 100", { .ring_entries = 100 } },
 		{ "ring_entries 65536", { .ring_entries = 65536 } },
 		{ "ring_entries 0x80000000", { .ring_entries = 0x80000000u } },
-		{ "flags bit 11 (unknown)", { .flags = 1u << 11 } },
+		{ "flags bit 12 (unknown)", { .flags = 1u << 12 } },
 		{ "workers RF_MAX_WORKERS + 1", { .workers = RF_MAX_WORKERS + 1 } },
 		{ "wake_backend RF_WAKE_NR", { .wake_backend = RF_WAKE_NR } },
 		{ "cpus NULL with ncpus 2", { .ncpus = 2 } },

@@ -158,8 +158,9 @@ enum {
 	 * missing or lacks RFWAKE_FEAT_WATCH, and with -EINVAL with a
 	 * negative hog_ns (no monitor).  The environment variable
 	 * RF_BLOCK_RESCUE=1 (read with secure_getenv()) sets the flag for
-	 * every runtime of the process; where it cannot be honoured the
-	 * runtime says why on stderr, once, and runs without it.
+	 * every runtime of the process made with the watchdog; where it
+	 * cannot be honoured the runtime says why on stderr, once, and runs
+	 * without it.
 	 * rf_stats.features has RF_FEAT_BLOCK_RESCUE when it is on.
 	 */
 	RF_RT_BLOCK_RESCUE = 1u << 11,

@@ -81,9 +81,7 @@ static void rf__rescue_report(int err)
 	if (__atomic_exchange_n(&reported, 1, __ATOMIC_RELAXED))
 		return;
 	rf__put("ringfiber: RF_BLOCK_RESCUE=1: ");
-	if (err == -EINVAL)
-		rf__put("no watchdog (hog_ns < 0)");
-	else if (err == -EOPNOTSUPP)
+	if (err == -EOPNOTSUPP)
 		rf__put(RF__RESCUE_PATH " is missing or has no block notification "
 			"(RFWAKE_FEAT_WATCH)");
 	else
@@ -164,7 +162,9 @@ int rf__rescue_open(struct rf_runtime *rt, bool fallback)
 	rf__rescue_close(rt);
 	if (!fallback)
 		return ret;
-	rf__rescue_report(ret);
+	/* a runtime made without the watchdog asked for no monitor: say nothing */
+	if (ret != -EINVAL)
+		rf__rescue_report(ret);
 	return 0;
 }
 
