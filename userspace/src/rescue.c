@@ -313,6 +313,9 @@ static void rf__rescue_scan(struct rf_runtime *rt, struct rf__rescue_mon *mon)
 
 		if (!wk->rescue_watched || !(__atomic_load_n(wk->rescue_seq, __ATOMIC_ACQUIRE) & 1))
 			continue;
+		/* asleep in its own idle sleep, which a completion ends: no news */
+		if (!__atomic_load_n(wk->rescue_armed, __ATOMIC_RELAXED))
+			continue;
 		if (__atomic_load_n(&wk->rescue_req, __ATOMIC_ACQUIRE))
 			continue;	/* one in flight */
 		if (__atomic_load_n(&wk->rescue_stuck_seq, __ATOMIC_RELAXED) ==
