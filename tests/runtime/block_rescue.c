@@ -15,7 +15,9 @@
  * A in nanosleep(), which signal(7) says is never restarted: it returns
  * EINTR at the rescue, as documented.  And A blocked in fread(), which
  * holds the stream's lock: A is not suspended there, and with two workers
- * B is handed to the other worker instead.
+ * B is handed to the other worker instead (with one, B waits, and the
+ * worker is asked once, not again and again).  And a worker that only
+ * sleeps in its own idle sleep is never asked.
  *
  * The rescue needs /dev/rfwake with block notification (RFWAKE_FEAT_WATCH):
  * that part runs in the test VM (tests/rfwake/vm.sh) and is skipped
@@ -251,6 +253,36 @@ static void rescue_cases(unsigned int workers)
 	test_config_name = NULL;
 }
 
+/*
+ * Nothing blocks: a fiber sleeps 1 ms at a time through the ring, so its
+ * worker keeps going to sleep in the kernel (its own idle sleep, not a
+ * block to report) and waking to a completion.  No rescue request may
+ * reach it: one would only cut its sleep short.
+ */
+static void *napper(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < 300; i++)
+		if (rf_sleep(rf_deadline_after(MSEC)) != 0)
+			return (void *)1;
+	return NULL;
+}
+
+static void idle_case(void)
+{
+	/* the shortest sampling period: the monitor looks every millisecond */
+	struct rf_runtime_opts opts = { .workers = 1, .flags = RF_RT_BLOCK_RESCUE,
+					.hog_ns = 4 * MSEC };
+	struct rf_stats st;
+	void *res = (void *)-1;
+
+	is_int(run_main(&opts, napper, NULL, &res, &st), 0, "idle sleeps: the run ends");
+	ok(res == NULL, "300 sleeps of 1 ms");
+	ok(st.sleeps > 0, "the worker slept in the kernel (%llu times)",
+	   (unsigned long long)st.sleeps);
+	is_int((int)st.block_rescues, 0, "no rescue request reached a worker in its idle sleep");
+}
+
 /* What needs no module: the flag's errors, the environment's fallback. */
 static int flag_cases(void)
 {
@@ -312,5 +344,6 @@ int main(void)
 	}
 	rescue_cases(2);
 	rescue_cases(1);
+	idle_case();
 	return done_testing();
 }
