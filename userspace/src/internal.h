@@ -569,7 +569,7 @@ struct rf_runtime {
 
 	/* rescue.c: RF_RT_BLOCK_RESCUE; rescue_fd -1 without it */
 	int rescue_fd;			/* the rescue's rfwake domain */
-	int rescue_epfd;		/* the monitor's epoll: the domain, blocked rings */
+	int rescue_epfd;		/* the monitor's epoll: the domain */
 	void *rescue_pages;		/* struct rfwake_watch_shared, mapped */
 	uint32_t rescue_monitor_id;	/* the monitor's waiter: woken by blocks */
 
@@ -747,14 +747,7 @@ void rf__rescue_close(struct rf_runtime *rt);
 int rf__rescue_setup(struct rf__worker *wk);
 void rf__rescue_teardown(struct rf__worker *wk);
 bool rf__rescue_signal(struct rf__worker *wk, siginfo_t *si, void *uc);
-
-/* The monitor's own state of the rescue (its stack): which rings it polls. */
-struct rf__rescue_mon {
-	uint8_t polled[RF_MAX_WORKERS];	/* enum rf__rescue_poll in rescue.c */
-};
-
-void rf__rescue_mon_wait(struct rf_runtime *rt, struct rf__rescue_mon *mon, int64_t ns);
-void rf__rescue_mon_stop(struct rf_runtime *rt, struct rf__rescue_mon *mon);
+void rf__rescue_mon_wait(struct rf_runtime *rt, int64_t ns);
 
 /*
  * A worker's idle sleep is not a block to report (loop.c): armed[] is 0

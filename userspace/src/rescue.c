@@ -11,9 +11,10 @@
  * the rescue's own domain instead of sleeping.  The monitor looks at every
  * worker whose seq[] word is odd (blocked now): one with ready fibers, an
  * inbox or completions waiting in its ring gets the runtime's signal
- * (SIGURG, SI_QUEUE) with its rescue_req set; one with nothing to do has
- * its ring's descriptor polled (epoll, one-shot), so that a completion for
- * it wakes the monitor too.  The handler (rf__rescue_signal(), from
+ * (SIGURG, SI_QUEUE) with its rescue_req set; one with nothing to do is
+ * looked at again at the next sample (hog_ns / 4) or block.  (Polling its
+ * ring's descriptor too, one-shot, made the monitor spin now and then in
+ * the test VM and starve the hog tests: not done.)  The handler (rf__rescue_signal(), from
  * watchdog.c's) runs on the blocked thread, which may use its own ring and
  * queues: as the hog rescue, and only if the fiber was interrupted in its
  * own code, it collects completions, makes their fibers ready and publishes
@@ -34,7 +35,7 @@
  *
  * The domain is the rescue's own, whatever the wake back-end: its only
  * waiter woken is the monitor, so the domain's poll (EPOLLIN while a wake
- * is pending) is the monitor's news, in the same epoll set as the rings.
+ * is pending) is the monitor's news.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -54,16 +55,9 @@
 /* The runtime's signal (watchdog.c's RF__HOG_SIGNAL), and our value in it. */
 #define RF__RESCUE_SIGNAL SIGURG
 #define RF__RESCUE_SIVAL 0x72657363	/* "resc" */
-/* The epoll datum of the domain itself; a ring's is its worker's index. */
+/* The epoll datum of the domain. */
 #define RF__RESCUE_EP_DOMAIN UINT32_MAX
 #define RF__RESCUE_WATCH_SIZE 8192
-
-/* struct rf__rescue_mon.polled[]: a blocked worker's ring in the epoll set */
-enum rf__rescue_poll {
-	RF__POLL_NONE,		/* not added */
-	RF__POLL_FIRED,		/* added, its one shot spent (or disarmed) */
-	RF__POLL_ARMED,		/* added and armed */
-};
 
 /* RF_BLOCK_RESCUE=1 in the environment asks for the rescue. */
 bool rf__rescue_from_env(void)
@@ -292,21 +286,8 @@ static void rf__rescue_request(struct rf__worker *wk)
 		__atomic_store_n(&wk->rescue_req, 0, __ATOMIC_RELAXED);
 }
 
-/* Poll blocked worker @wk's ring (index @i) for one completion. */
-static void rf__rescue_poll_ring(struct rf_runtime *rt, struct rf__rescue_mon *mon,
-				 unsigned int i, struct rf__worker *wk)
-{
-	struct epoll_event ev = { .events = EPOLLIN | EPOLLONESHOT, .data.u32 = i };
-	int op = mon->polled[i] == RF__POLL_NONE ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
-
-	if (!wk->has_ring || mon->polled[i] == RF__POLL_ARMED)
-		return;
-	if (epoll_ctl(rt->rescue_epfd, op, wk->ring.ring_fd, &ev) == 0)
-		mon->polled[i] = RF__POLL_ARMED;
-}
-
-/* Every blocked worker: rescue it if it has work, else watch its ring. */
-static void rf__rescue_scan(struct rf_runtime *rt, struct rf__rescue_mon *mon)
+/* Every blocked worker: rescue it if it has work. */
+static void rf__rescue_scan(struct rf_runtime *rt)
 {
 	for (unsigned int i = 0; i < rt->nworkers; i++) {
 		struct rf__worker *wk = rt->workers[i];
@@ -323,16 +304,15 @@ static void rf__rescue_scan(struct rf_runtime *rt, struct rf__rescue_mon *mon)
 			continue;	/* the last rescue could not help this fiber */
 		if (rf__rescue_has_work(wk))
 			rf__rescue_request(wk);
-		else
-			rf__rescue_poll_ring(rt, mon, i, wk);
 	}
 }
 
 /*
  * The monitor's wait between two samples (watchdog.c), @ns at most: a
- * block, or a completion for a blocked worker's ring, ends it early.
+ * block ends it early.  A blocked worker with nothing to do is looked at
+ * again at the next sample (or block).
  */
-void rf__rescue_mon_wait(struct rf_runtime *rt, struct rf__rescue_mon *mon, int64_t ns)
+void rf__rescue_mon_wait(struct rf_runtime *rt, int64_t ns)
 {
 	struct epoll_event ev[16];
 	int ms = (int)((ns + 999999) / 1000000);
@@ -354,19 +334,7 @@ void rf__rescue_mon_wait(struct rf_runtime *rt, struct rf__rescue_mon *mon, int6
 
 			/* take the pending wake: its news is in seq[] */
 			ioctl(rt->rescue_fd, RFWAKE_IOC_WAIT, &w);
-		} else if (ev[k].data.u32 < rt->nworkers) {
-			mon->polled[ev[k].data.u32] = RF__POLL_FIRED;
 		}
 	}
-	rf__rescue_scan(rt, mon);
-}
-
-/* The monitor ends: its epoll set forgets the rings (some closed already). */
-void rf__rescue_mon_stop(struct rf_runtime *rt, struct rf__rescue_mon *mon)
-{
-	for (unsigned int i = 0; i < rt->nworkers; i++) {
-		if (mon->polled[i] != RF__POLL_NONE)
-			epoll_ctl(rt->rescue_epfd, EPOLL_CTL_DEL, rt->workers[i]->ring.ring_fd, NULL);
-		mon->polled[i] = RF__POLL_NONE;
-	}
+	rf__rescue_scan(rt);
 }

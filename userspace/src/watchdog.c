@@ -194,7 +194,6 @@ static void *rf__monitor(void *arg)
 	clockid_t clk[RF_MAX_WORKERS];	/* each worker thread's CPU clock */
 	int64_t since[RF_MAX_WORKERS];	/* its value when run_seq last moved */
 	int64_t period = rt->hog_ns / 4;
-	struct rf__rescue_mon mon = { { 0 } };
 	sigset_t all;
 
 	/* the runtime's signals are not for this thread */
@@ -215,7 +214,7 @@ static void *rf__monitor(void *arg)
 		bool refreshed = false;
 
 		if (rt->rescue_fd >= 0)
-			rf__rescue_mon_wait(rt, &mon, period);	/* a block ends it early */
+			rf__rescue_mon_wait(rt, period);	/* a block ends it early */
 		else
 			rf__sleep_ns(period);
 		if (rf__load(&rt->done))
@@ -247,8 +246,6 @@ static void *rf__monitor(void *arg)
 			syscall(SYS_tgkill, getpid(), wk->tid, RF__HOG_SIGNAL);
 		}
 	}
-	if (rt->rescue_fd >= 0)
-		rf__rescue_mon_stop(rt, &mon);
 	return NULL;
 }
 
