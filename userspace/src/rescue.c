@@ -14,13 +14,18 @@
  * (SIGURG, SI_QUEUE) with its rescue_req set; one with nothing to do is
  * looked at again at the next sample (hog_ns / 4) or block.  (Polling its
  * ring's descriptor too, one-shot, made the monitor spin now and then in
- * the test VM and starve the hog tests: not done.)  The handler (rf__rescue_signal(), from
- * watchdog.c's) runs on the blocked thread, which may use its own ring and
- * queues: as the hog rescue, and only if the fiber was interrupted in its
- * own code, it collects completions, makes their fibers ready and publishes
- * every movable ready fiber for the other workers, waking one.  The signal
- * interrupts the blocking call, which the kernel restarts (SA_RESTART), or
- * which returns EINTR where signal(7) says it is never restarted.
+ * the test VM and starve the hog tests: not done.)  The handler
+ * (rf__rescue_signal(), from watchdog.c's) runs on the blocked thread,
+ * which may use its own ring and queues.  Where the fiber stands in one of
+ * libc's plain system-call wrappers called from its own code, it is
+ * suspended there as a preempted fiber (preempt.c,
+ * rf__preempt_blocked()): the worker runs its other fibers on its own
+ * thread and ring, and the call goes on when the fiber runs again (the
+ * kernel restarts it, SA_RESTART, or it returns EINTR where signal(7) says
+ * it is never restarted).  Elsewhere in the fiber's own code (a lock, stdio)
+ * it is not suspended; with two or more workers the handler then does what
+ * the hog rescue does: collect completions, make their fibers ready and
+ * publish every movable ready fiber for the other workers, waking one.
  *
  * At most one rescue per worker is in flight: rescue_req is set before the
  * signal and cleared by the handler; a thread in an uninterruptible sleep
