@@ -156,7 +156,11 @@ enum {
 	 * early, as POSIX allows on any signal: loop on the deadline.
 	 * rf_runtime_create() fails with -EOPNOTSUPP where /dev/rfwake is
 	 * missing or lacks RFWAKE_FEAT_WATCH, and with -EINVAL with a
-	 * negative hog_ns (no monitor).  The environment variable
+	 * negative hog_ns (no monitor); rf_runtime_run() fails with -EBUSY
+	 * where one of its threads is already watched (RFWAKE_IOC_WATCH: a
+	 * thread watches for one domain at a time, e.g. a run of a second
+	 * runtime with the flag started from inside a first one's worker
+	 * thread).  The environment variable
 	 * RF_BLOCK_RESCUE=1 (read with secure_getenv()) sets the flag for
 	 * every runtime of the process made with the watchdog; where it
 	 * cannot be honoured the runtime says why on stderr, once, and runs
