@@ -447,6 +447,10 @@ DEMO_PROGRAMS := servers/httpserver servers/fibserver bench/rf-tasks bench/hogcl
 DEMO_WRAPPER := $(B)/ringfiber-demo
 INSTALL_HEADERS := userspace/include/ringfiber.h userspace/include/ringfiber-trace.h
 BPFTRACE_SCRIPTS := $(sort $(wildcard trace/*.bt))
+# What runs them (rfbt: one PID, tracefs, the target's exit) and folds
+# fiberoffcpu.bt's stacks (stackfold), beside them: rfbt finds the scripts
+# by name in its own directory.
+BPFTRACE_TOOLS := trace/rfbt trace/stackfold
 # The man pages of programs that are not installed stay out.
 INSTALL_MAN1 := $(filter $(patsubst %,man/%.1,$(INSTALL_BIN_NAMES)),$(MAN1_PAGES))
 PC_FILE := $(B)/ringfiber.pc
@@ -458,7 +462,7 @@ INSTALLED_FILES := $(LIBDIR)/$(notdir $(SHARED_LIB)) $(LIBDIR)/$(SONAME) \
 	$(addprefix $(BINDIR)/,$(INSTALL_BIN_NAMES)) \
 	$(addprefix $(DEMO_DIR)/,$(notdir $(DEMO_SCRIPTS))) \
 	$(addprefix $(DEMO_DIR)/build/,$(DEMO_PROGRAMS)) \
-	$(addprefix $(BPFTRACEDIR)/,$(notdir $(BPFTRACE_SCRIPTS))) \
+	$(addprefix $(BPFTRACEDIR)/,$(notdir $(BPFTRACE_SCRIPTS) $(BPFTRACE_TOOLS))) \
 	$(addprefix $(MANDIR)/man3/,$(notdir $(MAN3_PAGES))) \
 	$(addprefix $(MANDIR)/man1/,$(notdir $(INSTALL_MAN1))) \
 	$(addprefix $(MANDIR)/man7/,$(notdir $(MAN7_PAGES)))
@@ -507,7 +511,7 @@ install: installable
 	$(Q)for p in $(DEMO_PROGRAMS); do \
 		$(INSTALL) -m 755 "$(B)/$$p" "$(DESTDIR)$(DEMO_DIR)/build/$$p" || exit; \
 	done
-	$(Q)$(INSTALL) -m 755 $(BPFTRACE_SCRIPTS) "$(DESTDIR)$(BPFTRACEDIR)/"
+	$(Q)$(INSTALL) -m 755 $(BPFTRACE_SCRIPTS) $(BPFTRACE_TOOLS) "$(DESTDIR)$(BPFTRACEDIR)/"
 	$(Q)$(INSTALL) -m 644 $(MAN3_PAGES) "$(DESTDIR)$(MANDIR)/man3/"
 	$(Q)$(if $(INSTALL_MAN1),$(INSTALL) -m 644 $(INSTALL_MAN1) "$(DESTDIR)$(MANDIR)/man1/")
 	$(Q)$(if $(MAN7_PAGES),$(INSTALL) -m 644 $(MAN7_PAGES) "$(DESTDIR)$(MANDIR)/man7/")

@@ -47,7 +47,7 @@ expected() {
 			echo "$prefix/bin/$b"
 			echo "$mandir/man1/$b.1"
 		done
-		for b in trace/*.bt; do
+		for b in trace/*.bt trace/rfbt trace/stackfold; do
 			echo "$prefix/share/ringfiber/bpftrace/${b#trace/}"
 		done
 		for b in demo bench-http idle-conns rfbench.py; do
