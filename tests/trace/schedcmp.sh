@@ -462,15 +462,28 @@ tap_ok $? "... and every delay known (each was made ready while traced)"
 # one's stamps are stale: the runtime must not pair its park stamps with
 # the second one's wake-ups (that gave reason "lock" and the time since the
 # first session), but say "unknown".
+# One worker (-w 1): "released K" then means every fiber parked again (the
+# workload waits for them), and the thread that sleeps in io_uring has
+# handed over its records (a worker does before it sleeps) with the main
+# fiber parked on its read: the events each step below waits for.  Line 3
+# and the end of file come at once; the workload still has each fiber
+# parked between the two.
 rm -f "$tmp/pin2"
 mkfifo "$tmp/pin2"
-"$WORKLOAD" parked -n 4 <"$tmp/pin2" >"$tmp/p2wl.out" 2>"$tmp/p2wl.err" &
+"$WORKLOAD" parked -n 4 -w 1 <"$tmp/pin2" >"$tmp/p2wl.out" 2>"$tmp/p2wl.err" &
 wl_pid=$!
 started_pids="$started_pids $wl_pid"
 exec 3>"$tmp/pin2"
 wait_line() {	# wait_line FILE REGEX: until FILE has such a line (10 s at most)
 	for _ in $(seq 200); do
 		grep -q "$2" "$1" && return 0
+		sleep 0.05
+	done
+	return 1
+}
+wait_asleep() {	# wait_asleep PID: until its main thread sleeps in io_uring (10 s at most)
+	for _ in $(seq 200); do
+		[ "$(cat "/proc/$1/wchan" 2>/dev/null)" = io_cqring_wait ] && return 0
 		sleep 0.05
 	done
 	return 1
@@ -482,13 +495,13 @@ started_pids="$started_pids $sc_pid"
 wait_tracing "$sc_pid" "$tmp/first.err"
 echo one >&3
 wait_line "$tmp/p2wl.out" '^released 1'
-sleep 0.2
+wait_asleep "$wl_pid"
 kill -INT "$sc_pid"
 wait "$sc_pid"
 rc1=$?
 echo two >&3
 wait_line "$tmp/p2wl.out" '^released 2'
-sleep 0.2
+wait_asleep "$wl_pid"
 timeout "$STEP_TIMEOUT" "$SCHEDCMP" --json -F -p "$wl_pid" >"$tmp/second.out" 2>"$tmp/second.err" 3>&- &
 sc_pid=$!
 started_pids="$started_pids $sc_pid"

@@ -64,8 +64,14 @@
  *	pinned round robin to the workers, run and park on an rf_sem; then
  *	"parked PID" is printed and the main fiber parks reading lines from
  *	stdin.  Each line wakes every fiber once, and each parks again; the
- *	main fiber then prints "released K" (K lines so far) and reads on.
- *	At end of file it wakes them a last time, to finish, and joins them.
+ *	main fiber waits until every fiber is back at its rf_sem (they count
+ *	themselves back on a wait group), then prints "released K" (K lines
+ *	so far) and reads on.  So a line that follows at once (end of file
+ *	right after the last line) still finds each fiber parked: it wakes
+ *	them a last time, to finish, and joins them.  With one worker (-w 1)
+ *	"back" is "parked": the main fiber runs only once each fiber that
+ *	counted itself back has switched out; with several, a fiber on
+ *	another worker may still be on its way to park.
  *	A tracer attached before a line sees FIBERS + 1 fibers resume that
  *	parked before it attached (the main fiber's read, the fibers'
  *	waits): it cannot know why, nor how long they were parked, and none
@@ -1174,7 +1180,7 @@ static int run_fiber_io(void)
 /* ------------------------------------------------------------------- parked */
 
 static struct rf_sem *parked_sem;	/* one per fiber: a wake-up each */
-static unsigned long parked_waiting;	/* atomic: fibers about to park */
+static struct rf_waitgroup parked_back;	/* fibers not back at their rf_sem yet */
 static unsigned long parked_resumed;	/* atomic */
 static int parked_done;			/* atomic: the last wake-up */
 static unsigned long parked_lines;
@@ -1184,8 +1190,9 @@ static void *parked_fiber(void *arg)
 	struct rf_sem *sem = arg;
 	int err;
 
-	__atomic_add_fetch(&parked_waiting, 1, __ATOMIC_SEQ_CST);
 	for (;;) {
+		/* about to park: the main fiber may wake us again */
+		rf_wg_done(&parked_back);
 		err = rf_sem_acquire(sem, RF_NO_DEADLINE);
 		if (err)
 			return fiber_fail("rf_sem_acquire", err);
@@ -1224,23 +1231,34 @@ static void *parked_main(void *arg)
 		free(parked_sem);
 		return fiber_fail("calloc", -ENOMEM);
 	}
+	rf_wg_init(&parked_back);
 	for (spawned = 0; spawned < cfg.rounds; spawned++) {
 		rf_sem_init(&parked_sem[spawned], 0);
+		rf_wg_add(&parked_back, 1);
 		err = rf_spawn_on((unsigned int)(spawned % rf_worker_count()), &f[spawned],
 				  parked_fiber, &parked_sem[spawned], &attr);
-		if (err)
+		if (err) {
+			rf_wg_done(&parked_back);
 			break;
+		}
 	}
 	/* Each has run and is parked (or about to: the sleep lets it). */
-	while (!err && __atomic_load_n(&parked_waiting, __ATOMIC_SEQ_CST) < spawned)
-		rf_sleep(rf_deadline_after(NSEC_PER_MSEC));
+	rf_wg_wait(&parked_back, RF_NO_DEADLINE);
 	rf_sleep(rf_deadline_after(10 * NSEC_PER_MSEC));
 	if (!err) {
 		printf("parked %d\n", (int)getpid());
 		fflush(stdout);
 		while ((err = parked_read_line()) == 0) {
+			rf_wg_add(&parked_back, (int64_t)spawned);
 			for (i = 0; i < spawned; i++)
 				rf_sem_release(&parked_sem[i]);
+			/*
+			 * Not before each is back: a wake-up given while a
+			 * fiber still runs is taken without parking, and the
+			 * next line's would then find it gone (a tracer would
+			 * see one resumption fewer, and not why it stopped).
+			 */
+			rf_wg_wait(&parked_back, RF_NO_DEADLINE);
 			printf("released %lu\n", ++parked_lines);
 			fflush(stdout);
 		}
