@@ -121,8 +121,11 @@ run_traced() {
 		wait_pid "$STOP_TIMEOUT" "$perf" || return 1
 	fi
 	# rfbt ends the script (END included) once the process has gone; a
-	# SIGINT in the middle of that can cut END's output short.
-	if ! wait_pid 5 "$bt"; then
+	# SIGINT in the middle of that can cut END's output short, so it is
+	# only the hang guard: on a loaded host (perf writing its record
+	# beside) rfbt's stop took more than the 5 s once given here, and
+	# threadlat's report came out as bpftrace's raw maps.
+	if ! wait_pid "$STOP_TIMEOUT" "$bt"; then
 		kill -INT "$bt"
 		if ! wait_pid "$STOP_TIMEOUT" "$bt"; then
 			echo "#   bpftrace did not stop in ${STOP_TIMEOUT}s"
