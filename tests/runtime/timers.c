@@ -251,12 +251,22 @@ static void test_shuffled(void)
 
 #define RACERS 64
 
+/*
+ * Most racers race the meddler; in each eight, one is left alone (it can
+ * only time out) and one waits with a far deadline (only the meddler can end
+ * it), so that both outcomes are seen however late the meddler runs: under
+ * TSan on a loaded host it once started after every short deadline passed.
+ */
+enum racer_role { RACER_RANDOM, RACER_UNTOUCHED, RACER_FAR };
+#define RACER_FAR_NS (60 * 1000 * MSEC)
+
 struct racer {
 	struct rf_event ev;
 	struct rf_fiber *f;
 	int64_t deadline;
 	int rc;
 	int64_t returned;	/* rf_now() when the call returned */
+	enum racer_role role;
 	int kind;		/* 0: rf_event_wait() with a deadline, 1: rf_sleep() */
 	unsigned int set;	/* atomic: the event was set */
 	unsigned int cancelled;	/* atomic: rf_cancel() was called on it */
@@ -281,6 +291,8 @@ static void *meddler(void *arg)
 	for (int i = 0; i < RACERS; i++) {
 		struct racer *r = &racers[(i * 37) % RACERS];
 
+		if (r->role == RACER_UNTOUCHED)
+			continue;
 		rf_sleep(rf_deadline_after((int64_t)(rnd(&seed) % 300) * USEC));
 		if (rnd(&seed) % 2) {
 			__atomic_store_n(&r->cancelled, 1, __ATOMIC_RELAXED);
@@ -303,9 +315,12 @@ static void *race_main(void *arg)
 		struct racer *r = &racers[i];
 
 		memset(r, 0, sizeof(*r));
-		r->kind = (int)(rnd(&seed) % 2);
+		r->role = i % 8 == 0 ? RACER_UNTOUCHED : i % 8 == 1 ? RACER_FAR : RACER_RANDOM;
+		/* a far one waits for an event: the meddler may set it or cancel */
+		r->kind = r->role == RACER_FAR ? 0 : (int)(rnd(&seed) % 2);
 		/* some before the meddler gets to them, some after */
-		r->deadline = rf_deadline_after((int64_t)(rnd(&seed) % 20000) * USEC);
+		r->deadline = rf_deadline_after(r->role == RACER_FAR ? RACER_FAR_NS :
+						(int64_t)(rnd(&seed) % 20000) * USEC);
 		if (rf_spawn_on(0, &r->f, racer_fiber, r, &on0))
 			return (void *)1;
 	}
@@ -322,6 +337,7 @@ static void test_races(void)
 	struct rf_runtime_opts opts = { .workers = 2 };
 	unsigned int rounds = scale(30), wrong = 0, early = 0;
 	unsigned int timed_out = 0, woken = 0, cancelled = 0;
+	unsigned int untouched = 0, untouched_timed_out = 0, far = 0, far_ended = 0;
 	char last[160] = "";
 
 	for (unsigned int round = 0; round < rounds; round++) {
@@ -341,6 +357,13 @@ static void test_races(void)
 			int timeout_rc = r->kind ? 0 : -ETIMEDOUT;
 			bool good;
 
+			if (r->role == RACER_UNTOUCHED) {
+				untouched++;
+				untouched_timed_out += r->rc == timeout_rc;
+			} else if (r->role == RACER_FAR) {
+				far++;
+				far_ended += r->rc != timeout_rc;
+			}
 			if (r->rc == timeout_rc) {
 				timed_out++;
 				good = deadline_ok;
@@ -371,8 +394,10 @@ static void test_races(void)
 	if (wrong)
 		tap_diag("  the last wrong one: %s", last);
 	is_int(early, 0, "no deadline came early");
-	ok(timed_out && (woken || cancelled), "both outcomes happened (%u timed out, %u not)",
-	   timed_out, woken + cancelled);
+	ok(untouched && untouched_timed_out == untouched && far && far_ended == far,
+	   "both outcomes happened: the racers left alone timed out (%u of %u), those with a "
+	   "60-s deadline were woken or cancelled (%u of %u)", untouched_timed_out, untouched,
+	   far_ended, far);
 }
 
 int main(void)
