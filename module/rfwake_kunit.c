@@ -21,6 +21,7 @@
 #include <linux/delay.h>
 #include <linux/irq_work.h>
 #include <linux/kthread.h>
+#include <linux/sched.h>
 #include <linux/sched/signal.h>
 #include <linux/sched/task.h>
 #include <linux/wait.h>
@@ -283,6 +284,41 @@ rfwake_test_sleeper(struct kunit *test,
 	rfwake_test_go(t);
 	KUNIT_ASSERT_TRUE(test, rfwake_test_await_parked(test->priv, id));
 	return t;
+}
+
+/*
+ * rfwake_test_sleeper() whose thread cannot run again until
+ * rfwake_test_let_run(): it is bound to the test's CPU, and the test goes on
+ * there as a real-time task once the thread sleeps, which a normal task does
+ * not preempt.  For the checks of what happens before a woken sleeper has
+ * left: UML runs one thread at a time and never preempts, but a PREEMPT_RT
+ * kernel on two CPUs runs the woken sleeper at once, elsewhere or instead.
+ */
+static struct rfwake_test_thread *
+rfwake_test_sleeper_held(struct kunit *test,
+			 int (*fn)(struct rfwake_test_thread *t), u32 id)
+{
+	unsigned int cpu = cpumask_first(cpu_online_mask);
+	struct rfwake_test_thread *t;
+
+	KUNIT_ASSERT_EQ(test, set_cpus_allowed_ptr(current, cpumask_of(cpu)),
+			0);
+	t = rfwake_test_thread_new(test, fn, id, id, 1);
+	kthread_bind(t->task, cpu);
+	t->flags = RFWAKE_WAIT_DEADLINE;
+	t->deadline = rfwake_test_after_ms(RFWAKE_TEST_WOKEN_MS);
+	rfwake_test_go(t);
+	/* sleeps while it polls: the thread gets the CPU meanwhile */
+	KUNIT_ASSERT_TRUE(test, rfwake_test_await_parked(test->priv, id));
+	sched_set_fifo_low(current);
+	return t;
+}
+
+/* The test is a normal task on any CPU again: a held sleeper may run. */
+static void rfwake_test_let_run(void)
+{
+	sched_set_normal(current, 0);
+	set_cpus_allowed_ptr(current, cpu_possible_mask);
 }
 
 /* Waits for a thread's job to end; false when it took too long. */
@@ -1041,6 +1077,36 @@ static void rfwake_test_signal_loses_to_wake(struct kunit *test)
 	KUNIT_EXPECT_FALSE(test, rfwake_any_pending(dom));
 }
 
+/*
+ * Register @want again after rfwake_unregister(): while a thread that slept
+ * on it is still leaving, rfwake_register() hands out another id, which is
+ * given back, and the caller retries until @want is free.  How long the
+ * leaving thread takes to run depends on the scheduler (a PREEMPT_RT guest
+ * under qemu can keep it off the CPU for milliseconds), so nothing here
+ * assumes a time; RFWAKE_TEST_WOKEN_MS only ends a test whose waiter never
+ * leaves.  Return: 0, or the error that ended the attempts.
+ */
+static int rfwake_test_reregister(struct rfwake_domain *dom, u32 want)
+{
+	ktime_t stuck = rfwake_test_after_ms(RFWAKE_TEST_WOKEN_MS);
+	u32 id;
+	int err;
+
+	for (;;) {
+		err = rfwake_register(dom, 0, &id);
+		if (err)
+			return err;
+		if (id == want)
+			return 0;
+		err = rfwake_unregister(dom, id);
+		if (err)
+			return err;
+		if (ktime_after(ktime_get(), stuck))
+			return -ETIMEDOUT;
+		usleep_range(20, 100);
+	}
+}
+
 static void rfwake_test_unregister_vs_waiter(struct kunit *test)
 {
 	struct rfwake_test_ctx *ctx = test->priv;
@@ -1057,8 +1123,8 @@ static void rfwake_test_unregister_vs_waiter(struct kunit *test)
 			bad++;
 		/* let t see the waiter gone, asleep or not (UML is not preemptive) */
 		usleep_range(20 + i % 50, 100);
-		/* a is the only id, so it is also the one that comes back */
-		if (rfwake_register(dom, 0, &id) || id != a)
+		/* a comes back once t has left it (the sleep above need not do) */
+		if (rfwake_test_reregister(dom, a))
 			bad++;
 		if (i % 2 && rfwake_wake(dom, a, 1, false) < 0)
 			bad++;
@@ -1558,8 +1624,8 @@ static void rfwake_test_count_saturates(struct kunit *test)
 
 /*
  * A thread sleeps on a, and a is unregistered and registered again before
- * that thread has run (UML is not preemptive: the test does not sleep in
- * between).  The sleeper must leave with -EIDRM, and the new registration
+ * that thread has run (rfwake_test_sleeper_held() keeps it from running).
+ * The sleeper must leave with -EIDRM, and the new registration
  * must be the new owner's alone: its WAIT is not -EBUSY and its wakes do
  * not reach the old sleeper.
  */
@@ -1572,15 +1638,18 @@ static void rfwake_test_register_vs_leaving_sleeper(struct kunit *test)
 	u64 payload = 0;
 
 	a = rfwake_test_register(test, dom);
-	t = rfwake_test_sleeper(test, rfwake_test_wait_once, a);
+	t = rfwake_test_sleeper_held(test, rfwake_test_wait_once, a);
 
 	KUNIT_EXPECT_EQ(test, rfwake_unregister(dom, a), 0);
 	KUNIT_ASSERT_EQ(test, rfwake_register(dom, 0, &b), 0);
+	/* the sleeper is still there, so its id was not handed out */
+	KUNIT_EXPECT_NE(test, b, a);
 	/* nobody else waits on the new owner's id */
 	KUNIT_EXPECT_EQ(test, rfwake_test_take(dom, b, &payload, &count),
 			-EAGAIN);
 	/* nobody sleeps on it either: its wake stays pending for its owner */
 	KUNIT_EXPECT_EQ(test, rfwake_wake(dom, b, 0x9, false), 0);
+	rfwake_test_let_run();
 
 	KUNIT_ASSERT_TRUE(test, rfwake_test_join(t));
 	KUNIT_EXPECT_EQ(test, t->ret, -EIDRM);
@@ -1603,13 +1672,14 @@ static void rfwake_test_register_full_but_leaving(struct kunit *test)
 
 	for (i = 0; i < RFWAKE_TEST_WAITERS; i++)
 		KUNIT_ASSERT_EQ(test, rfwake_test_register(test, dom), i);
-	t = rfwake_test_sleeper(test, rfwake_test_wait_once, 3);
+	t = rfwake_test_sleeper_held(test, rfwake_test_wait_once, 3);
 
 	KUNIT_EXPECT_EQ(test, rfwake_unregister(dom, 3), 0);
 	id = 1234;
 	KUNIT_EXPECT_EQ(test, rfwake_register(dom, 0, &id), -EAGAIN);
 	KUNIT_EXPECT_EQ(test, id, 1234);
 	KUNIT_EXPECT_EQ(test, rfwake_nwaiters(dom), RFWAKE_TEST_WAITERS - 1);
+	rfwake_test_let_run();
 
 	KUNIT_ASSERT_TRUE(test, rfwake_test_join(t));
 	KUNIT_EXPECT_EQ(test, t->ret, -EIDRM);
