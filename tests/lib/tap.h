@@ -95,14 +95,30 @@ static inline void test_watchdog_fired(int sig)
 }
 
 /*
- * test_watchdog() - end the program with a TAP "Bail out!" after @seconds,
- * so a bug that hangs the test fails it quickly and says so.  Forked
- * children do not inherit the alarm: one that may hang calls it itself.
+ * test_time_scale() - how many times slower than Debian's kernel under TCG
+ * the machine is said to be: RF_TEST_TIME_SCALE (1 to 100, default 1).  The
+ * VM suite on the debug kernel (KASAN, lockdep: scripts/vm --debug-kernel)
+ * sets it.  It stretches what only tells a hang from slow progress (the
+ * watchdog below, give-up times), never what a check asserts.
+ */
+static inline unsigned int test_time_scale(void)
+{
+	const char *s = getenv("RF_TEST_TIME_SCALE");
+	long v = s ? strtol(s, NULL, 10) : 1;
+
+	return v >= 1 && v <= 100 ? (unsigned int)v : 1;
+}
+
+/*
+ * test_watchdog() - end the program with a TAP "Bail out!" after @seconds
+ * (times test_time_scale()), so a bug that hangs the test fails it quickly
+ * and says so.  Forked children do not inherit the alarm: one that may hang
+ * calls it itself.
  */
 static inline void test_watchdog(unsigned int seconds)
 {
 	signal(SIGALRM, test_watchdog_fired);
-	alarm(seconds);
+	alarm(seconds * test_time_scale());
 }
 
 #define ok(cond, ...) tap_ok(!!(cond), __FILE__, __LINE__, __VA_ARGS__)

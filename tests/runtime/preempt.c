@@ -59,8 +59,11 @@
 
 /* Preemptions each computation of part 1 must go through. */
 #define PREEMPTIONS_WANTED 1000
-/* A loop that waits for preemptions gives up after this (then a check fails). */
-#define GIVE_UP_NS (10 * 1000 * MSEC)
+/*
+ * A loop that waits for preemptions gives up after this (then a check
+ * fails); longer on a slower kernel (test_time_scale()).
+ */
+#define GIVE_UP_NS (10 * 1000 * MSEC * (int64_t)test_time_scale())
 
 static const char *no_preempt_reason;
 
