@@ -12,6 +12,7 @@
  * with a selected buffer is the same for TCP (tests/servers use TCP).
  * Needs io_uring; skipped as a whole where the runtime gets no ring.
  */
+#include <fcntl.h>
 #include <pthread.h>
 #include <sys/socket.h>
 
@@ -449,8 +450,15 @@ static void *park_many_main(void *arg)
 	return NULL;
 }
 
-/* The main fiber parks one receiver and returns: the run waits for it. */
+/*
+ * The main fiber parks one receiver and returns: the run waits for it.  The
+ * sender writes only after the main fiber's checks (late_go): once the
+ * message is there the parked fiber may run, take it and close the receiver
+ * the checks still use, however slow the kernel (a KASAN kernel under TCG
+ * took longer than the 50 ms the sender once slept).
+ */
 static int late_sv[2];
+static int late_go[2];
 static int late_ran;
 
 static void *late_fiber(void *arg)
@@ -468,9 +476,11 @@ static void *late_fiber(void *arg)
 
 static void *late_sender(void *arg)
 {
+	char go;
+
 	(void)arg;
-	usleep(50 * 1000);
-	send(late_sv[1], "L", 1, 0);
+	if (read(late_go[0], &go, 1) == 1)
+		send(late_sv[1], "L", 1, 0);
 	return NULL;
 }
 
@@ -488,6 +498,8 @@ static void *park_late_main(void *arg)
 	is_int(rf_receiver_park(r, late_fiber, r, NULL), -EBUSY, tn("parked twice -> -EBUSY"));
 	is_int(rf_receiver_recv(r, &b, SOON(10)), -EBUSY, tn("recv while parked -> -EBUSY"));
 	is_int(rf_receiver_close(r), -EBUSY, tn("close while parked -> -EBUSY"));
+	/* r is the parked fiber's from here on */
+	is_int((int)write(late_go[1], "g", 1), 1, tn("let the sender send"));
 	return NULL;	/* the run goes on until late_fiber has run */
 }
 
@@ -504,12 +516,15 @@ static void test_park(void)
 
 		late_ran = 0;
 		socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, late_sv);
+		pipe2(late_go, O_CLOEXEC);
 		pthread_create(&t, NULL, late_sender, NULL);
 		is_clean_run(run_main(&o, park_late_main, NULL, NULL, &st), &st);
 		pthread_join(t, NULL);
 		is_int(late_ran, 1, tn("the run ended after the parked receiver's fiber ran"));
 		close(late_sv[0]);
 		close(late_sv[1]);
+		close(late_go[0]);
+		close(late_go[1]);
 	}
 	test_config_name = NULL;
 }
