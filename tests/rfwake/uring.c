@@ -63,7 +63,13 @@ static void prep_wait(struct io_uring_sqe *sqe, int fd, uint32_t id, uint32_t fl
 	sqe->user_data = user_data;
 }
 
-/* Submit one WAIT command; @sqe_flags are IOSQE_*. */
+/*
+ * Submit one WAIT command; @sqe_flags are IOSQE_*.  With SQPOLL,
+ * io_uring_submit() counts the entries the SQ thread had not taken yet when
+ * it looked (liburing's __io_uring_flush_sq(): tail - head), so 0 is a
+ * success when that thread was quicker (seen on the debug kernel); the
+ * command's errors come as CQEs either way.
+ */
 static int submit_wait(struct io_uring *r, int fd, uint32_t id, uint32_t flags, uint64_t reserved,
 		       uint64_t user_data, unsigned int sqe_flags)
 {
@@ -75,7 +81,11 @@ static int submit_wait(struct io_uring *r, int fd, uint32_t id, uint32_t flags, 
 	prep_wait(sqe, fd, id, flags, reserved, user_data);
 	sqe->flags |= (__u8)sqe_flags;
 	rc = io_uring_submit(r);
-	return rc == 1 ? 0 : rc < 0 ? rc : -EIO;
+	if (rc < 0)
+		return rc;
+	if (r->flags & IORING_SETUP_SQPOLL)
+		return rc <= 1 ? 0 : -EIO;
+	return rc == 1 ? 0 : -EIO;
 }
 
 struct cqe_got {
