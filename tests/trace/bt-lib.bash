@@ -30,7 +30,22 @@ STOP_TIMEOUT=15		# bpftrace's END after SIGINT
 
 tmp=
 started_pids=
-trap_cleanup kill_started
+
+# bt_cleanup: on exit.  When a check failed, what the workloads and
+# bpftrace wrote goes to stderr first (its last 40 lines a file): prove
+# shows a test's stderr but not its TAP comments, and $tmp goes next.
+bt_cleanup() {
+	local f
+	if [ "${tap_failed:-0}" -gt 0 ] && [ -n "${tmp:-}" ]; then
+		for f in "$tmp"/*.wl "$tmp"/*.err "$tmp"/*.bt "$tmp"/*.bterr; do
+			[ -s "$f" ] || continue
+			echo "== ${f##*/}" >&2
+			tail -n 40 "$f" >&2
+		done
+	fi
+	kill_started
+}
+trap_cleanup bt_cleanup
 
 # shellcheck disable=SC2120 # the tracepoints are optional
 # bt_require TRACEPOINT...: skip the whole file unless this machine can run
