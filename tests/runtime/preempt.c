@@ -580,7 +580,8 @@ static void check_kernel(const struct kernel *k)
 
 	/* from here: on a loaded machine the reference alone may take seconds */
 	give_up = rf_now() + GIVE_UP_NS;
-	while (preempted < PREEMPTIONS_WANTED && runs < 200 && rf_now() < give_up) {
+	while (preempted < PREEMPTIONS_WANTED && runs < 200 * test_time_scale() &&
+	       rf_now() < give_up) {
 		p0 = stats_now().preemptions;
 		k->fn(k->n, &got);
 		preempted += stats_now().preemptions - p0;
